@@ -1,0 +1,99 @@
+"""adaptive-length-reward: difficulty- and uncertainty-aware length rewards for GRPO training.
+
+The reward of PixelThink (arXiv 2505.23727) is task accuracy times a soft length score whose budget depends on
+the sample's difficulty and on the policy's uncertainty. This package provides it, every peer length reward
+(L1, DAPO, cosine, Kimi k1.5, ShorterBetter, ALP), budget policies, length counters, and composition, all as
+picklable reward objects over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL
+framework.
+"""
+
+from . import functional
+from .batch import CONTEXT_FIELDS, Completion, RewardBatch
+from .budgets import NO_PENALTY, BudgetPolicy, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
+from .config import ComponentConfig, build, load_config, registered_kinds
+from .errors import ConfigError, MissingContextError, MissingExtraError
+from .functional import soft_length_penalty
+from .length import (
+    LengthCounter,
+    PrecomputedLength,
+    TokenCount,
+    TokenIdCount,
+    WhitespaceWords,
+    extract_reasoning,
+    reasoning_span,
+)
+from .penalties import (
+    ALPReward,
+    CosineLengthReward,
+    DAPOOverlongPenalty,
+    KimiLengthReward,
+    L1ExactReward,
+    L1MaxReward,
+    ShorterBetterReward,
+    SoftLengthPenalty,
+)
+from .reward import (
+    Clip,
+    ColumnReward,
+    ContextProvider,
+    Gate,
+    Product,
+    Reward,
+    RewardOutput,
+    WeightedSum,
+    WithContext,
+)
+from .schedules import ConstantSchedule, CosineSchedule, LinearSchedule, Schedule, StepSchedule
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "CONTEXT_FIELDS",
+    "NO_PENALTY",
+    "ALPReward",
+    "BudgetPolicy",
+    "Clip",
+    "ColumnBudget",
+    "ColumnReward",
+    "Completion",
+    "ComponentConfig",
+    "ConfigError",
+    "ConstantSchedule",
+    "ContextProvider",
+    "CosineLengthReward",
+    "CosineSchedule",
+    "DAPOOverlongPenalty",
+    "FixedBudget",
+    "Gate",
+    "KimiLengthReward",
+    "L1ExactReward",
+    "L1MaxReward",
+    "LengthCounter",
+    "LinearBudget",
+    "LinearSchedule",
+    "MissingContextError",
+    "MissingExtraError",
+    "PrecomputedLength",
+    "Product",
+    "Reward",
+    "RewardBatch",
+    "RewardOutput",
+    "Schedule",
+    "ShorterBetterReward",
+    "SoftLengthPenalty",
+    "StepSchedule",
+    "TieredBudget",
+    "TokenCount",
+    "TokenIdCount",
+    "WeightedSum",
+    "WhitespaceWords",
+    "WithContext",
+    "__version__",
+    "build",
+    "extract_reasoning",
+    "functional",
+    "load_config",
+    "reasoning_span",
+    "registered_kinds",
+    "soft_length_penalty",
+]

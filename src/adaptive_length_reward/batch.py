@@ -1,0 +1,238 @@
+"""The one data type every reward takes: a batch of completions with their per-sample context."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import MissingContextError
+
+__all__ = ["CONTEXT_FIELDS", "Completion", "RewardBatch"]
+
+Completion = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+"""A completion as trainers hand it over: a string (standard format), one chat message, or a list of chat
+messages (TRL's conversational format; the last assistant message is the response)."""
+
+#: Context columns with a fixed meaning. Anything else lives in :attr:`RewardBatch.extra`.
+CONTEXT_FIELDS = (
+    "completions",
+    "reasoning",
+    "lengths",
+    "token_ids",
+    "difficulty",
+    "uncertainty",
+    "group_ids",
+    "ground_truth",
+)
+
+_REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")
+
+
+def _split_completion(completion: Any, index: int) -> tuple[str, str | None]:
+    """Return (response text, separate reasoning text or None) of one completion in any supported format."""
+    if isinstance(completion, str):
+        return completion, None
+    message: Any = completion
+    if isinstance(completion, Sequence) and not isinstance(completion, (str, bytes)):
+        assistant = [m for m in completion if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"]
+        if not assistant:
+            raise TypeError(
+                f"completions[{index}]: expected a string or chat messages with an assistant message, "
+                f"got {completion!r:.120}"
+            )
+        message = assistant[-1]
+    if not isinstance(message, Mapping):
+        raise TypeError(
+            f"completions[{index}]: expected a string, a chat message or a list of chat messages, "
+            f"got {type(completion).__name__}"
+        )
+    content = message.get("content", "")
+    if isinstance(content, list):  # multimodal content parts: keep the text parts
+        content = "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    if content is None:
+        content = ""
+    if not isinstance(content, str):
+        raise TypeError(f"completions[{index}]: message content must be a string, got {type(content).__name__}")
+    reasoning = next((message[k] for k in _REASONING_KEYS if isinstance(message.get(k), str)), None)
+    return content, reasoning
+
+
+def _float_column(name: str, values: Any, n: int) -> npt.NDArray[np.float64]:
+    """Floats, one per sample; ``None`` entries become NaN (a missing value for that sample)."""
+    if isinstance(values, np.ndarray):
+        array = values.astype(np.float64, copy=True).reshape(-1) if values.ndim <= 1 else values
+    else:
+        try:
+            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"RewardBatch: {name}: expected numbers (or None for missing), got {values!r:.120}") from error
+    if array.ndim != 1 or array.shape[0] != n:
+        raise ValueError(f"RewardBatch: {name}: expected {n} values (one per completion), got shape {array.shape}")
+    if np.isinf(array).any():
+        raise ValueError(f"RewardBatch: {name}: expected finite values (NaN marks a missing one), got inf")
+    array.setflags(write=False)
+    return array
+
+
+def _check_len(name: str, values: Sequence[Any], n: int) -> tuple[Any, ...]:
+    values = tuple(values)
+    if len(values) != n:
+        raise ValueError(f"RewardBatch: {name}: expected {n} values (one per completion), got {len(values)}")
+    return values
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RewardBatch:
+    """A batch of completions and the context a reward may need, one entry per completion.
+
+    Build it with :meth:`from_completions` (accepts TRL's standard and conversational formats) or directly
+    with response strings. Every column is optional except ``completions``; a reward that needs a missing
+    column raises :class:`~adaptive_length_reward.errors.MissingContextError` naming it.
+
+    Attributes:
+        completions: response texts (for chat messages, the last assistant message's ``content``).
+        reasoning: per sample, the separate reasoning text a parser put in ``reasoning_content`` /
+            ``thinking`` (``None`` where the message had none), or ``None`` for the whole column.
+        lengths: precomputed lengths (any unit the caller chose); used only by
+            :class:`~adaptive_length_reward.length.PrecomputedLength`.
+        token_ids: the completion's token ids per sample, when the trainer has them.
+        difficulty: difficulty scores (the PixelThink scale is 1..10); NaN marks a sample without one.
+        uncertainty: the policy's uncertainty per completion (PixelThink: in [0, 1]); NaN = missing.
+        group_ids: GRPO group (prompt) id per completion; group-relative rewards need it.
+        ground_truth: the reference answer per sample, in whatever form the task reward reads.
+        step: the training step, for weights that follow a schedule.
+        extra: any other per-sample column (dataset columns, ``correct`` flags, ...).
+    """
+
+    completions: tuple[str, ...]
+    reasoning: tuple[str | None, ...] | None = None
+    lengths: npt.NDArray[np.float64] | None = None
+    token_ids: tuple[Sequence[int], ...] | None = None
+    difficulty: npt.NDArray[np.float64] | None = None
+    uncertainty: npt.NDArray[np.float64] | None = None
+    group_ids: tuple[Any, ...] | None = None
+    ground_truth: tuple[Any, ...] | None = None
+    step: int = 0
+    extra: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        completions = self.completions
+        if isinstance(completions, str):
+            raise TypeError("RewardBatch: completions: expected a sequence of strings, got a single str")
+        completions = tuple(completions)
+        for i, text in enumerate(completions):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"RewardBatch: completions[{i}]: expected str, got {type(text).__name__} "
+                    "(use RewardBatch.from_completions for chat messages)"
+                )
+        n = len(completions)
+        set_ = object.__setattr__
+        set_(self, "completions", completions)
+        if self.reasoning is not None:
+            set_(self, "reasoning", _check_len("reasoning", self.reasoning, n))
+        if self.lengths is not None:
+            lengths = _float_column("lengths", self.lengths, n)
+            if np.isnan(lengths).any() or (lengths < 0).any():
+                raise ValueError(f"RewardBatch: lengths: expected non-negative numbers, got {lengths.tolist()!r:.120}")
+            set_(self, "lengths", lengths)
+        if self.token_ids is not None:
+            set_(self, "token_ids", _check_len("token_ids", self.token_ids, n))
+        for name in ("difficulty", "uncertainty"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, _float_column(name, value, n))
+        if self.group_ids is not None:
+            set_(self, "group_ids", _check_len("group_ids", self.group_ids, n))
+        if self.ground_truth is not None:
+            set_(self, "ground_truth", _check_len("ground_truth", self.ground_truth, n))
+        if not isinstance(self.step, (int, np.integer)) or isinstance(self.step, bool) or self.step < 0:
+            raise ValueError(f"RewardBatch: step: expected a non-negative int, got {self.step!r}")
+        set_(self, "step", int(self.step))
+        extra = {}
+        for key, values in dict(self.extra).items():
+            if key in CONTEXT_FIELDS:
+                raise ValueError(f"RewardBatch: extra: {key!r} is a context field; pass it as {key}=...")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                raise TypeError(f"RewardBatch: extra[{key!r}]: expected one value per completion, got {values!r:.80}")
+            extra[key] = _check_len(f"extra[{key!r}]", list(values), n)
+        set_(self, "extra", extra)
+
+    @classmethod
+    def from_completions(cls, completions: Sequence[Completion], **context: Any) -> RewardBatch:
+        """Build a batch from completions in any trainer format, with context columns as keywords.
+
+        Strings are kept as they are. Chat messages (TRL's conversational format) contribute the last
+        assistant message's ``content``; a ``reasoning_content``/``thinking`` field fills :attr:`reasoning`.
+        Keywords that are not context fields (``difficulty``, ``group_ids``...) or ``step`` go to
+        :attr:`extra`; ``None`` values are dropped.
+        """
+        if isinstance(completions, str):
+            raise TypeError("completions: expected a sequence of completions, got a single str")
+        texts, reasoning = [], []
+        for i, completion in enumerate(completions):
+            text, thought = _split_completion(completion, i)
+            texts.append(text)
+            reasoning.append(thought)
+        fields: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(context.pop("extra", None) or {})
+        for key, value in context.items():
+            if value is None:
+                continue
+            if key in CONTEXT_FIELDS or key == "step":
+                fields[key] = value
+            else:
+                extra[key] = value
+        if "reasoning" not in fields and any(r is not None for r in reasoning):
+            fields["reasoning"] = tuple(reasoning)
+        return cls(completions=tuple(texts), extra=extra, **fields)
+
+    def __len__(self) -> int:
+        return len(self.completions)
+
+    def has(self, name: str) -> bool:
+        """Whether column ``name`` (a context field or an extra column) is present."""
+        if name in CONTEXT_FIELDS:
+            return getattr(self, name) is not None
+        return name in self.extra
+
+    def column(self, name: str, *, by: str = "a reward") -> Any:
+        """Return column ``name``; raise :class:`MissingContextError` saying who needs it when absent."""
+        if not self.has(name):
+            present = [f for f in CONTEXT_FIELDS if getattr(self, f) is not None] + sorted(self.extra)
+            raise MissingContextError(
+                f"{by} needs the batch column {name!r}, which is missing "
+                f"(present: {', '.join(present)}). Pass {name}=... when building the RewardBatch"
+                + (" or add a context provider that fills it." if name in ("difficulty", "uncertainty") else ".")
+            )
+        return getattr(self, name) if name in CONTEXT_FIELDS else self.extra[name]
+
+    def require(self, names: Iterable[str], *, by: str) -> None:
+        """Raise :class:`MissingContextError` for the first of ``names`` that is absent."""
+        for name in names:
+            self.column(name, by=by)
+
+    def replace(self, **changes: Any) -> RewardBatch:
+        """A copy with some columns replaced (``extra`` entries are merged, not replaced)."""
+        extra = dict(self.extra)
+        extra.update(changes.pop("extra", {}) or {})
+        for key in list(changes):
+            if key not in CONTEXT_FIELDS and key != "step":
+                extra[key] = changes.pop(key)
+        return dataclasses.replace(self, extra=extra, **changes)
+
+    def group_index(self, *, by: str) -> npt.NDArray[np.intp]:
+        """Dense integer group index per sample (0..G-1) from :attr:`group_ids`; needed by group rewards."""
+        ids = self.column("group_ids", by=by)
+        first_seen: dict[Any, int] = {}
+        try:
+            index = [first_seen.setdefault(g, len(first_seen)) for g in ids]
+        except TypeError as error:
+            raise TypeError(f"RewardBatch: group_ids: expected hashable ids, got {error}") from None
+        return np.asarray(index, dtype=np.intp)
