@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,example,trl
+EXTRAS ?= dev,example,trl,judge,data
 STAMP := $(VENV)/.alr-installed
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
