@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny, ValidationError
 
@@ -44,7 +44,8 @@ _REGISTRY: dict[str, tuple[type[ComponentConfig], type[Configurable[Any]]]] = {}
 class ComponentConfig(BaseModel):
     """Base of every component's configuration: frozen, no unknown fields, a literal ``kind``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+    # inf is a meaningful value (no limit); JSON writes it as Infinity, which json.loads reads back.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     kind: str
 
@@ -53,12 +54,21 @@ class ComponentConfig(BaseModel):
         return build(self)
 
 
+def config_of(component: Configurable[Any]) -> ComponentConfig:
+    """``component.to_config()``, or an :class:`OpaqueConfig` naming its type when it has no config
+    (a user's own reward still composes; only rebuilding it from the dumped config fails)."""
+    try:
+        return component.to_config()
+    except NotImplementedError:
+        return OpaqueConfig(type=f"{type(component).__module__}.{type(component).__qualname__}")
+
+
 def _parse_nested(value: Any) -> Any:
     """Resolve a nested component: a config instance stays, a mapping is validated by its ``kind``."""
     if value is None or isinstance(value, ComponentConfig):
         return value
     if isinstance(value, Configurable):
-        return value.to_config()
+        return config_of(value)
     if isinstance(value, Mapping):
         return parse_config(value)
     raise ValueError(f"expected a component config (a mapping with a 'kind'), got {type(value).__name__}")
@@ -174,7 +184,8 @@ class Configurable(Generic[C]):
     kind: ClassVar[str]
 
     def to_config(self) -> C:
-        raise NotImplementedError
+        """This component's configuration; components without one cannot be rebuilt from a config."""
+        raise NotImplementedError(f"{type(self).__name__} has no config; implement to_config() and register it")
 
     @classmethod
     def from_config(cls: type[T], config: Any) -> T:
@@ -182,7 +193,9 @@ class Configurable(Generic[C]):
         return cls(**values)
 
     def __repr__(self) -> str:
-        config = self.to_config()
+        config = config_of(self)
+        if isinstance(config, OpaqueConfig):
+            return object.__repr__(self)
         fields = ", ".join(
             f"{name}={getattr(config, name)!r}" for name in type(config).model_fields if name != "kind"
         )
@@ -191,10 +204,16 @@ class Configurable(Generic[C]):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self.to_config() == other.to_config())  # type: ignore[attr-defined]
+        mine, theirs = config_of(self), config_of(other)  # type: ignore[arg-type]
+        if isinstance(mine, OpaqueConfig):
+            return self is other
+        return bool(mine == theirs)
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.to_config().model_dump_json()))
+        config = config_of(self)
+        if isinstance(config, OpaqueConfig):
+            return id(self)
+        return hash((type(self).__name__, config.model_dump_json()))
 
 
 def validated(owner: str, model: type[C], **values: Any) -> C:
@@ -208,3 +227,21 @@ def validated(owner: str, model: type[C], **values: Any) -> C:
 def finite_or_inf(value: float | None) -> float:
     """``None`` means "no limit": map it to ``inf``."""
     return math.inf if value is None else float(value)
+
+
+class OpaqueConfig(ComponentConfig):
+    """Stands in for a component that has no config (e.g. a user's own reward class) inside a composite's
+    config: the composite still dumps, but building it back raises, naming the type."""
+
+    kind: Literal["opaque"] = "opaque"
+    type: str
+
+
+@register("opaque", OpaqueConfig)
+class _Opaque(Configurable[OpaqueConfig]):
+    @classmethod
+    def from_config(cls, config: Any) -> Any:
+        raise ConfigError(
+            f"config: cannot build {config.type} from a config: it has none (implement to_config() and "
+            "register it with adaptive_length_reward.config.register)"
+        )

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from . import functional as F
 from .batch import RewardBatch
 from .budgets import BudgetPolicy, TieredBudget, TieredBudgetConfig
-from .config import ComponentConfig, Nested, build, register, validated
+from .config import ComponentConfig, Nested, build, config_of, register, validated
 from .length import LengthCounter, WhitespaceWords, WhitespaceWordsConfig
 from .reward import Reward, RewardOutput
 
@@ -137,11 +137,11 @@ class _LengthReward(Reward):
 
     # -- config ---------------------------------------------------------------------------------------------
     def to_config(self) -> ComponentConfig:
-        update: dict[str, Any] = {"length": self.length.to_config()}
+        update: dict[str, Any] = {"length": config_of(self.length)}
         if self.budget is not None:
-            update["budget"] = self.budget.to_config()
+            update["budget"] = config_of(self.budget)
         if self.correctness is not None:
-            update["correctness"] = self.correctness.to_config()
+            update["correctness"] = config_of(self.correctness)
         return self._config.model_copy(update=update)
 
     @classmethod

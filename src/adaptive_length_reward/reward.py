@@ -24,7 +24,7 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from .batch import RewardBatch
-from .config import ComponentConfig, Configurable, Nested, build, register, validated
+from .config import ComponentConfig, Configurable, Nested, build, config_of, register, validated
 from .schedules import ConstantSchedule, Schedule
 
 __all__ = [
@@ -323,8 +323,8 @@ class WeightedSum(Reward):
         return RewardOutput(total, components, columns)
 
     def to_config(self) -> WeightedSumConfig:
-        weights = tuple(w(0) if isinstance(w, ConstantSchedule) else w.to_config() for w in self.weights)
-        return WeightedSumConfig(terms=tuple(t.to_config() for t in self.terms), weights=weights, name=self._name)
+        weights = tuple(w(0) if isinstance(w, ConstantSchedule) else config_of(w) for w in self.weights)
+        return WeightedSumConfig(terms=tuple(config_of(t) for t in self.terms), weights=weights, name=self._name)
 
     @classmethod
     def from_config(cls, config: WeightedSumConfig) -> WeightedSum:
@@ -368,7 +368,7 @@ class Product(Reward):
         return RewardOutput(total, components, columns)
 
     def to_config(self) -> ProductConfig:
-        return ProductConfig(terms=tuple(t.to_config() for t in self.terms), name=self._name)
+        return ProductConfig(terms=tuple(config_of(t) for t in self.terms), name=self._name)
 
     @classmethod
     def from_config(cls, config: ProductConfig) -> Product:
@@ -422,7 +422,7 @@ class Gate(Reward):
         return RewardOutput(rewards, components, {**columns, "gate_open": open_})
 
     def to_config(self) -> GateConfig:
-        return self._scalars.model_copy(update={"term": self.term.to_config(), "condition": self.condition.to_config()})
+        return self._scalars.model_copy(update={"term": config_of(self.term), "condition": config_of(self.condition)})
 
     @classmethod
     def from_config(cls, config: GateConfig) -> Gate:
@@ -471,7 +471,7 @@ class Clip(Reward):
         return RewardOutput(np.clip(inner.rewards, self._scalars.low, self._scalars.high), components, columns)
 
     def to_config(self) -> ClipConfig:
-        return self._scalars.model_copy(update={"term": self.term.to_config()})
+        return self._scalars.model_copy(update={"term": config_of(self.term)})
 
     @classmethod
     def from_config(cls, config: ClipConfig) -> Clip:
@@ -567,7 +567,7 @@ class WithContext(Reward):
         return RewardOutput(inner.rewards, inner.components, inner.columns)
 
     def to_config(self) -> WithContextConfig:
-        return WithContextConfig(reward=self.reward.to_config(), providers=tuple(p.to_config() for p in self.providers),
+        return WithContextConfig(reward=config_of(self.reward), providers=tuple(config_of(p) for p in self.providers),
                                  mode=self.mode, name=self._name)
 
     @classmethod

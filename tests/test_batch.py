@@ -1,0 +1,69 @@
+"""RewardBatch: formats accepted, validation messages, missing-context errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptive_length_reward import MissingContextError, RewardBatch
+
+
+def test_from_completions_standard_and_conversational() -> None:
+    batch = RewardBatch.from_completions(
+        ["plain", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "chat"}],
+         [{"role": "assistant", "content": [{"type": "text", "text": "multi"}, {"type": "image"}]}]],
+        difficulty=[1, None, 3], group_ids=["a", "a", "b"], answer=["x", "y", "z"], step=4,
+    )
+    assert batch.completions == ("plain", "chat", "multi")
+    assert batch.reasoning is None
+    assert np.isnan(batch.difficulty[1]) and batch.difficulty[2] == 3
+    assert batch.extra == {"answer": ("x", "y", "z")}
+    assert batch.step == 4 and len(batch) == 3
+    assert batch.group_index(by="t").tolist() == [0, 0, 1]
+
+
+def test_columns_are_read_only() -> None:
+    batch = RewardBatch(["a"], difficulty=[2.0])
+    with pytest.raises(ValueError):
+        batch.difficulty[0] = 5.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"completions": "abc"}, TypeError, "completions: expected a sequence of strings, got a single str"),
+        ({"completions": ["a", 3]}, TypeError, r"completions\[1\]: expected str, got int"),
+        ({"completions": ["a"], "difficulty": [1, 2]}, ValueError, r"difficulty: expected 1 values \(one per completion\)"),
+        ({"completions": ["a"], "uncertainty": [np.inf]}, ValueError, "uncertainty: expected finite values"),
+        ({"completions": ["a"], "lengths": [-1]}, ValueError, "lengths: expected non-negative numbers"),
+        ({"completions": ["a"], "difficulty": ["hard"]}, TypeError, r"difficulty: expected numbers \(or None for missing\)"),
+        ({"completions": ["a"], "step": -1}, ValueError, "step: expected a non-negative int, got -1"),
+        ({"completions": ["a"], "extra": {"difficulty": [1]}}, ValueError, "'difficulty' is a context field"),
+        ({"completions": ["a"], "extra": {"x": [1, 2]}}, ValueError, r"extra\['x'\]: expected 1 values"),
+    ],
+)
+def test_invalid_batches_say_what_was_expected(kwargs: dict[str, object], error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        RewardBatch(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unsupported_completion_format() -> None:
+    with pytest.raises(TypeError, match=r"completions\[0\]: expected a string or chat messages with an assistant"):
+        RewardBatch.from_completions([[{"role": "user", "content": "q"}]])
+    with pytest.raises(TypeError, match=r"completions\[0\]: expected a string, a chat message"):
+        RewardBatch.from_completions([42])
+
+
+def test_missing_column_names_it_and_who_needs_it() -> None:
+    batch = RewardBatch(["a"], difficulty=[1.0])
+    with pytest.raises(MissingContextError, match=r"MyReward needs the batch column 'group_ids', which is missing \(present: completions, difficulty\)"):
+        batch.column("group_ids", by="MyReward")
+
+
+def test_replace_merges_extra_and_validates() -> None:
+    batch = RewardBatch(["a", "b"], extra={"x": [1, 2]})
+    new = batch.replace(difficulty=[1.0, 2.0], y=[3, 4])
+    assert new.extra == {"x": (1, 2), "y": (3, 4)} and new.difficulty.tolist() == [1.0, 2.0]
+    assert batch.difficulty is None
+    with pytest.raises(ValueError, match="uncertainty: expected 2 values"):
+        batch.replace(uncertainty=[0.1])

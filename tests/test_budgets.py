@@ -1,0 +1,124 @@
+"""Budget policies: PixelThink tier defaults, boundaries, missing-value policies, properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adaptive_length_reward import (
+    NO_PENALTY,
+    ColumnBudget,
+    ConfigError,
+    FixedBudget,
+    LinearBudget,
+    MissingContextError,
+    RewardBatch,
+    TieredBudget,
+)
+from strategies import difficulty_st, uncertainty_st
+
+
+def batch(difficulty: list[float | None], uncertainty: list[float | None] | None = None, **extra: object) -> RewardBatch:
+    n = len(difficulty)
+    return RewardBatch.from_completions(["x"] * n, difficulty=difficulty, uncertainty=uncertainty, **extra)
+
+
+def test_tiered_defaults_are_pixelthink() -> None:
+    # Official seg_pixelthink.py: easy D < 3.5 -> 96; 3.5 <= D < 5.0 -> no penalty; D >= 5.0 -> 256 + 25 U.
+    policy = TieredBudget()
+    b = batch([1.0, 3.49, 3.5, 4.99, 5.0, 9.0], [0.0, 0.0, 0.0, 0.0, 0.4, 1.0])
+    np.testing.assert_array_equal(policy(b), [96, 96, NO_PENALTY, NO_PENALTY, 266.0, 281.0])
+    assert policy.tiers(b).tolist() == ["easy", "easy", "medium", "medium", "hard", "hard"]
+
+
+def test_tiered_is_fully_configurable() -> None:
+    policy = TieredBudget(thresholds=(2.0,), names=("short", "long"), budgets=(50.0, 100.0),
+                          uncertainty_scales=(10.0, -20.0))
+    np.testing.assert_allclose(policy(batch([1.0, 3.0], [0.5, 0.5])), [55.0, 90.0])
+    np.testing.assert_allclose(policy(batch([3.0], [1.0])), [80.0])
+    # Budgets never go below 0, whatever the scale.
+    steep = TieredBudget(thresholds=(2.0,), names=("a", "b"), budgets=(50.0, 100.0), uncertainty_scales=(0.0, -200.0))
+    np.testing.assert_allclose(steep(batch([3.0], [1.0])), [0.0])
+
+
+def test_tiered_missing_difficulty_policies() -> None:
+    with pytest.raises(MissingContextError, match=r"needs 'difficulty', which is missing \(NaN\) for samples \[1\]"):
+        TieredBudget()(batch([2.0, None]))
+    assert TieredBudget().requires == {"difficulty"}
+    # Official loader falls back to 3.0 (easy tier); expressible as a value or as a tier name.
+    assert TieredBudget(missing_difficulty=3.0)(batch([None]))[0] == 96
+    assert TieredBudget(missing_difficulty="medium")(batch([None, 1.0])).tolist() == [NO_PENALTY, 96]
+    no_column = RewardBatch(["a", "b"])
+    assert TieredBudget(missing_difficulty="easy")(no_column).tolist() == [96, 96]
+    assert "difficulty" not in TieredBudget(missing_difficulty="easy").requires
+
+
+def test_tiered_uncertainty_needed_only_by_scaled_tiers() -> None:
+    # Easy and medium samples need no uncertainty; a hard one does, and the error names it and the sample.
+    assert TieredBudget()(batch([1.0, 4.0])).tolist() == [96, NO_PENALTY]
+    with pytest.raises(MissingContextError, match=r"'uncertainty' for samples \[1\]"):
+        TieredBudget()(batch([1.0, 6.0]))
+    with pytest.raises(MissingContextError, match=r"samples \[0\]"):
+        TieredBudget()(batch([6.0, 6.0], [None, 0.5]))
+    assert TieredBudget(missing_uncertainty=0.0)(batch([6.0])).tolist() == [256.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"thresholds": (5.0, 3.5)}, "thresholds: expected finite, strictly increasing numbers, got (5.0, 3.5)"),
+        ({"budgets": (96.0, None)}, "budgets: expected 3 entries"),
+        ({"budgets": (-1.0, None, 2.0)}, "budgets: expected each >= 0"),
+        ({"names": ("a", "a", "b")}, "names: expected 3 distinct"),
+        ({"missing_difficulty": "hardest"}, "missing_difficulty: expected 'error', a tier name"),
+        ({"uncertainty_scales": (0.0, 0.0, math.inf)}, "uncertainty_scales: expected finite numbers"),
+    ],
+)
+def test_tiered_invalid_config(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match="TieredBudget: " + message.replace("(", r"\(").replace(")", r"\)")):
+        TieredBudget(**kwargs)  # type: ignore[arg-type]
+
+
+@given(difficulty_st, uncertainty_st, uncertainty_st)
+def test_hard_tier_budget_non_decreasing_in_uncertainty(d: float, u1: float, u2: float) -> None:
+    low, high = sorted((u1, u2))
+    policy = TieredBudget()
+    b_low, b_high = policy(batch([d], [low]))[0], policy(batch([d], [high]))[0]
+    assert b_low <= b_high
+    assert b_low == 96 or b_low == NO_PENALTY or 256 <= b_low <= 281
+
+
+@given(st.lists(st.tuples(difficulty_st, uncertainty_st), min_size=1, max_size=30))
+def test_linear_budget_clamped_and_monotone(samples: list[tuple[float, float]]) -> None:
+    policy = LinearBudget()
+    d, u = zip(*samples)
+    b = policy(batch(list(d), list(u)))
+    assert ((b >= 32) & (b <= 512)).all()
+    shifted = policy(batch([x + 1 for x in d], list(u)))
+    assert (shifted >= b).all()
+
+
+def test_linear_budget_values_and_policies() -> None:
+    # Defaults: B = 32 + 32 D + 25 U, clamped to [32, 512]: D=2 -> 96; D=7, U=0 -> 256; D=20 -> 512.
+    np.testing.assert_allclose(LinearBudget()(batch([2.0, 7.0, 20.0], [0.0, 0.0, 0.0])), [96, 256, 512])
+    assert LinearBudget(uncertainty_slope=0).requires == {"difficulty"}
+    with pytest.raises(MissingContextError, match="'uncertainty'"):
+        LinearBudget()(batch([2.0], [None]))
+    assert LinearBudget(missing_uncertainty=1.0)(batch([2.0], [None]))[0] == 121
+    with pytest.raises(ConfigError, match=r"max_budget: expected >= min_budget \(100.0\), got 10.0"):
+        LinearBudget(min_budget=100, max_budget=10)
+
+
+def test_fixed_and_column_budgets() -> None:
+    b = batch([1.0, 2.0], target_length=[100, None])
+    assert FixedBudget(300)(b).tolist() == [300, 300]
+    assert FixedBudget()(b).tolist() == [NO_PENALTY, NO_PENALTY]
+    assert ColumnBudget()(b).tolist() == [100, NO_PENALTY]
+    with pytest.raises(ValueError, match="expected budgets >= 0"):
+        ColumnBudget()(batch([1.0], target_length=[-5]))
+    with pytest.raises(ConfigError, match=r"FixedBudget: budget: expected >= 0, got -1"):
+        FixedBudget(-1)
