@@ -11,13 +11,15 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from adaptive_length_reward import ColumnReward, Product, RewardBatch, SoftLengthPenalty, TieredBudget  # noqa: E402
+from adaptive_length_reward import ColumnReward, Product, RewardBatch, SoftLengthPenalty, TieredBudget
 
 
 def think(words: int, topic: str) -> str:
     """A reasoning trace of about ``words`` words."""
-    base = (f"The question asks for the {topic}. I compare the candidate objects by colour, size and position, "
-            "rule out the ones that do not match, and check the relation to the neighbouring objects. ").split()
+    base = (
+        f"The question asks for the {topic}. I compare the candidate objects by colour, size and position, "
+        "rule out the ones that do not match, and check the relation to the neighbouring objects. "
+    ).split()
     return " ".join(base[i % len(base)] for i in range(words))
 
 
@@ -39,8 +41,9 @@ SAMPLES = [
 def main() -> None:
     # PixelThink (arXiv 2505.23727): R = R_acc * s(L, B), with B from the difficulty tier and, for hard samples,
     # the policy's uncertainty: easy (D < 3.5) B = 96 words; medium: no penalty; hard (D >= 5) B = 256 + 25 U.
-    reward = Product([ColumnReward("accuracy", low=0.0, high=5.0), SoftLengthPenalty(budget=TieredBudget())],
-                     name="pixelthink")
+    reward = Product(
+        [ColumnReward("accuracy", low=0.0, high=5.0), SoftLengthPenalty(budget=TieredBudget())], name="pixelthink"
+    )
     batch = RewardBatch.from_completions(
         [completion for _, completion, *_ in SAMPLES],
         difficulty=[d for *_, d, _, _ in SAMPLES],
@@ -57,10 +60,14 @@ def main() -> None:
     for i, (description, *_rest) in enumerate(SAMPLES):
         budget = columns["budget"][i]
         budget_text = "none" if budget == float("inf") else f"{budget:.1f}"
-        print(f"{description:<24}{int(columns['length'][i]):>7}  {columns['tier'][i]:<7}{budget_text:>7}"
-              f"{components['accuracy'][i]:>10.1f}{components['soft_length_penalty'][i]:>14.3f}{out.rewards[i]:>9.3f}")
-    print("\nlength = whitespace words of the whole response (PixelThink's default counter);"
-          " the score falls 1/500 per word over budget.")
+        print(
+            f"{description:<24}{int(columns['length'][i]):>7}  {columns['tier'][i]:<7}{budget_text:>7}"
+            f"{components['accuracy'][i]:>10.1f}{components['soft_length_penalty'][i]:>14.3f}{out.rewards[i]:>9.3f}"
+        )
+    print(
+        "\nlength = whitespace words of the whole response (PixelThink's default counter);"
+        " the score falls 1/500 per word over budget."
+    )
 
 
 if __name__ == "__main__":

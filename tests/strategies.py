@@ -26,8 +26,9 @@ def group_batches(draw: st.DrawFn, max_groups: int = 6, max_size: int = 8) -> tu
     return correct[order], lengths[order], groups[order]
 
 
-words_st = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Zs", "Cc")), min_size=1, max_size=6),
-                    max_size=40)
+words_st = st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=("Zs", "Cc")), min_size=1, max_size=6), max_size=40
+)
 
 
 @st.composite

@@ -10,9 +10,15 @@ from adaptive_length_reward import MissingContextError, RewardBatch
 
 def test_from_completions_standard_and_conversational() -> None:
     batch = RewardBatch.from_completions(
-        ["plain", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "chat"}],
-         [{"role": "assistant", "content": [{"type": "text", "text": "multi"}, {"type": "image"}]}]],
-        difficulty=[1, None, 3], group_ids=["a", "a", "b"], answer=["x", "y", "z"], step=4,
+        [
+            "plain",
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "chat"}],
+            [{"role": "assistant", "content": [{"type": "text", "text": "multi"}, {"type": "image"}]}],
+        ],
+        difficulty=[1, None, 3],
+        group_ids=["a", "a", "b"],
+        answer=["x", "y", "z"],
+        step=4,
     )
     assert batch.completions == ("plain", "chat", "multi")
     assert batch.reasoning is None
@@ -33,10 +39,18 @@ def test_columns_are_read_only() -> None:
     [
         ({"completions": "abc"}, TypeError, "completions: expected a sequence of strings, got a single str"),
         ({"completions": ["a", 3]}, TypeError, r"completions\[1\]: expected str, got int"),
-        ({"completions": ["a"], "difficulty": [1, 2]}, ValueError, r"difficulty: expected 1 values \(one per completion\)"),
+        (
+            {"completions": ["a"], "difficulty": [1, 2]},
+            ValueError,
+            r"difficulty: expected 1 values \(one per completion\)",
+        ),
         ({"completions": ["a"], "uncertainty": [np.inf]}, ValueError, "uncertainty: expected finite values"),
         ({"completions": ["a"], "lengths": [-1]}, ValueError, "lengths: expected non-negative numbers"),
-        ({"completions": ["a"], "difficulty": ["hard"]}, TypeError, r"difficulty: expected numbers \(or None for missing\)"),
+        (
+            {"completions": ["a"], "difficulty": ["hard"]},
+            TypeError,
+            r"difficulty: expected numbers \(or None for missing\)",
+        ),
         ({"completions": ["a"], "step": -1}, ValueError, "step: expected a non-negative int, got -1"),
         ({"completions": ["a"], "extra": {"difficulty": [1]}}, ValueError, "'difficulty' is a context field"),
         ({"completions": ["a"], "extra": {"x": [1, 2]}}, ValueError, r"extra\['x'\]: expected 1 values"),
@@ -56,7 +70,10 @@ def test_unsupported_completion_format() -> None:
 
 def test_missing_column_names_it_and_who_needs_it() -> None:
     batch = RewardBatch(["a"], difficulty=[1.0])
-    with pytest.raises(MissingContextError, match=r"MyReward needs the batch column 'group_ids', which is missing \(present: completions, difficulty\)"):
+    with pytest.raises(
+        MissingContextError,
+        match=r"MyReward needs the batch column 'group_ids', which is missing \(present: completions, difficulty\)",
+    ):
         batch.column("group_ids", by="MyReward")
 
 

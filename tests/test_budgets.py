@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import difficulty_st, uncertainty_st
 
 from adaptive_length_reward import (
     NO_PENALTY,
@@ -19,10 +20,11 @@ from adaptive_length_reward import (
     RewardBatch,
     TieredBudget,
 )
-from strategies import difficulty_st, uncertainty_st
 
 
-def batch(difficulty: list[float | None], uncertainty: list[float | None] | None = None, **extra: object) -> RewardBatch:
+def batch(
+    difficulty: list[float | None], uncertainty: list[float | None] | None = None, **extra: object
+) -> RewardBatch:
     n = len(difficulty)
     return RewardBatch.from_completions(["x"] * n, difficulty=difficulty, uncertainty=uncertainty, **extra)
 
@@ -36,8 +38,9 @@ def test_tiered_defaults_are_pixelthink() -> None:
 
 
 def test_tiered_is_fully_configurable() -> None:
-    policy = TieredBudget(thresholds=(2.0,), names=("short", "long"), budgets=(50.0, 100.0),
-                          uncertainty_scales=(10.0, -20.0))
+    policy = TieredBudget(
+        thresholds=(2.0,), names=("short", "long"), budgets=(50.0, 100.0), uncertainty_scales=(10.0, -20.0)
+    )
     np.testing.assert_allclose(policy(batch([1.0, 3.0], [0.5, 0.5])), [55.0, 90.0])
     np.testing.assert_allclose(policy(batch([3.0], [1.0])), [80.0])
     # Budgets never go below 0, whatever the scale.

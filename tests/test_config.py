@@ -34,8 +34,14 @@ COMPONENTS = [
     alr.WhitespaceWords(span="reasoning", open_tag="<reasoning>", close_tag="</reasoning>"),
     alr.TokenIdCount(span="reasoning", open_ids=[1, 2], close_ids=[3], ignore_ids=[0]),
     alr.PrecomputedLength(),
-    alr.TieredBudget(thresholds=(4.0,), names=("lo", "hi"), budgets=(None, 300.0), uncertainty_scales=(0.0, 50.0),
-                     missing_difficulty="hi", missing_uncertainty=0.5),
+    alr.TieredBudget(
+        thresholds=(4.0,),
+        names=("lo", "hi"),
+        budgets=(None, 300.0),
+        uncertainty_scales=(0.0, 50.0),
+        missing_difficulty="hi",
+        missing_uncertainty=0.5,
+    ),
     alr.LinearBudget(intercept=10, difficulty_slope=5, uncertainty_slope=0, min_budget=0, max_budget=100),
     alr.FixedBudget(128),
     alr.ColumnBudget("budget_tokens"),
@@ -86,11 +92,16 @@ def test_yaml_file(tmp_path: Path) -> None:
     ("data", "message"),
     [
         ({"kind": "soft_length_penalty", "beta": 0}, "SoftLengthPenalty: beta: expected > 0, got 0"),
-        ({"kind": "soft_length_penalty", "budget": {"kind": "tiered_budget", "thresholds": [5, 1]}},
-         "SoftLengthPenalty: budget: TieredBudget: thresholds: expected finite, strictly increasing numbers"),
+        (
+            {"kind": "soft_length_penalty", "budget": {"kind": "tiered_budget", "thresholds": [5, 1]}},
+            "SoftLengthPenalty: budget: TieredBudget: thresholds: expected finite, strictly increasing numbers",
+        ),
         ({"kind": "product", "terms": [{"kind": "nope"}]}, "kind: expected one of"),
         ({"kind": "fixed_budget", "budget": 3, "extra": 1}, "FixedBudget: extra: unknown field"),
-        ({"kind": "whitespace_words", "span": "thinking"}, "WhitespaceWords: span: expected 'response' or 'reasoning', got 'thinking'"),
+        (
+            {"kind": "whitespace_words", "span": "thinking"},
+            "WhitespaceWords: span: expected 'response' or 'reasoning', got 'thinking'",
+        ),
         ([1, 2], "config: expected a mapping with a 'kind', got list"),
     ],
 )

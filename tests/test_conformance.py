@@ -20,7 +20,7 @@ from adaptive_length_reward import MissingContextError, Reward, RewardBatch, bui
 from adaptive_length_reward.config import _REGISTRY
 
 RESPONSES = [
-    "<think>the red square is left of the circle</think><answer>{\"bbox\": [1, 2, 30, 40]}</answer>",
+    '<think>the red square is left of the circle</think><answer>{"bbox": [1, 2, 30, 40]}</answer>',
     "<think>" + "long thinking " * 300 + "</think><answer>x</answer>",
     "<think>truncated mid thou",
     "",
@@ -55,11 +55,13 @@ CASES: dict[str, Callable[[], Reward]] = {
     "alp": lambda: alr.ALPReward(normalizer=512),
     "weighted_sum": lambda: alr.WeightedSum([ACC, alr.KimiLengthReward()], [1.0, alr.LinearSchedule()]),
     "product": lambda: alr.Product([ACC, alr.SoftLengthPenalty()], name="pixelthink_like"),
-    "gate": lambda: alr.Gate(alr.SoftLengthPenalty(budget=alr.FixedBudget(20)), condition=alr.ColumnReward("correct"),
-                             otherwise=1.0),
+    "gate": lambda: alr.Gate(
+        alr.SoftLengthPenalty(budget=alr.FixedBudget(20)), condition=alr.ColumnReward("correct"), otherwise=1.0
+    ),
     "clip": lambda: alr.Clip(alr.L1ExactReward(budget=alr.FixedBudget(10)), low=-1.0, high=1.0),
-    "with_context": lambda: alr.WithContext(alr.SoftLengthPenalty(budget=alr.FixedBudget(30)),
-                                            [_DifficultyFromLength()]),
+    "with_context": lambda: alr.WithContext(
+        alr.SoftLengthPenalty(budget=alr.FixedBudget(30)), [_DifficultyFromLength()]
+    ),
 }
 
 

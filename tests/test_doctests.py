@@ -11,7 +11,8 @@ import pytest
 import adaptive_length_reward
 
 MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(adaptive_length_reward.__path__, prefix="adaptive_length_reward.")
+    info.name
+    for info in pkgutil.walk_packages(adaptive_length_reward.__path__, prefix="adaptive_length_reward.")
     if not info.name.rsplit(".", 1)[-1].startswith("_") and not info.name.endswith("__main__")
 )
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strategies import budgets_st, correct_st, group_batches, lengths_st
 
 from adaptive_length_reward import functional as F
-from strategies import budgets_st, correct_st, group_batches, lengths_st
 
 # ---------------------------------------------------------------------------------------------------------------
 # Hand-computed values. Each case cites the equation it checks.
@@ -101,7 +101,10 @@ def test_alp_eq2() -> None:
         (lambda: F.l1_exact_reward([2], [1], [1]), "correct: expected 0/1"),
         (lambda: F.kimi_length_reward([1, 1], [1, 2], [0.5, 1]), "groups: expected 2 non-negative integer"),
         (lambda: F.dapo_overlong_penalty([1], max_length=10, cache_length=20), "cache_length: expected <= max_length"),
-        (lambda: F.cosine_length_reward([1], [1], correct_range=(1.0, 0.5)), "correct_range: expected finite (min, max)"),
+        (
+            lambda: F.cosine_length_reward([1], [1], correct_range=(1.0, 0.5)),
+            "correct_range: expected finite (min, max)",
+        ),
     ],
 )
 def test_bad_arguments_name_the_argument(call: object, message: str) -> None:
@@ -114,8 +117,7 @@ def test_bad_arguments_name_the_argument(call: object, message: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@given(st.lists(st.tuples(lengths_st, budgets_st), min_size=1, max_size=50),
-       st.floats(1e-6, 1.0), st.floats(0.0, 2.0))
+@given(st.lists(st.tuples(lengths_st, budgets_st), min_size=1, max_size=50), st.floats(1e-6, 1.0), st.floats(0.0, 2.0))
 def test_soft_length_penalty_range(pairs: list[tuple[int, float]], beta: float, cap: float) -> None:
     lengths, budgets = zip(*pairs)
     s = F.soft_length_penalty(lengths, budgets, beta=beta, bonus_cap=cap)
@@ -159,8 +161,9 @@ def test_group_rewards_ranges(batch: tuple[np.ndarray, np.ndarray, np.ndarray]) 
 
 
 @given(group_batches(), st.data())
-def test_group_rewards_depend_only_on_own_group(batch: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                 data: st.DataObject) -> None:
+def test_group_rewards_depend_only_on_own_group(
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray], data: st.DataObject
+) -> None:
     """Changing every other group's samples leaves a group's rewards unchanged (Kimi, ShorterBetter, ALP)."""
     correct, lengths, groups = batch
     target = data.draw(st.sampled_from(sorted(set(groups.tolist()))))

@@ -10,8 +10,12 @@ HEAVY = ("torch", "transformers", "trl", "verl", "openrlhf", "datasets", "ray", 
 
 
 def _cumulative_import_seconds() -> float:
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import adaptive_length_reward"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import adaptive_length_reward"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(l for l in result.stderr.splitlines() if re.search(r"\|\s+adaptive_length_reward$", l))
     return int(line.split("|")[1]) / 1e6
 
@@ -23,8 +27,7 @@ def test_import_time_under_half_a_second() -> None:
 
 
 def test_no_heavy_modules_after_import() -> None:
-    code = ("import sys, adaptive_length_reward; "
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    code = f"import sys, adaptive_length_reward; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "", f"heavy modules imported by `import adaptive_length_reward`: {loaded}"
 

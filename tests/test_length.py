@@ -7,6 +7,8 @@ import pickle
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import completions
+from text_fixtures import tiny_tokenizer
 
 from adaptive_length_reward import (
     ConfigError,
@@ -19,8 +21,6 @@ from adaptive_length_reward import (
     extract_reasoning,
     reasoning_span,
 )
-from strategies import completions
-from text_fixtures import tiny_tokenizer
 
 RESPONSE = '<think>the red one is left</think> <answer>{"bbox": [1, 2, 3, 4]}</answer>'
 
@@ -67,12 +67,18 @@ def test_custom_tags() -> None:
 def test_token_count_matches_tokenizer_without_special_tokens() -> None:
     tok = tiny_tokenizer()
     batch = RewardBatch([RESPONSE, "<think>left of</think>", ""])
-    expected = [len(tok(RESPONSE, add_special_tokens=False)["input_ids"]),
-                len(tok("<think>left of</think>", add_special_tokens=False)["input_ids"]), 0]
+    expected = [
+        len(tok(RESPONSE, add_special_tokens=False)["input_ids"]),
+        len(tok("<think>left of</think>", add_special_tokens=False)["input_ids"]),
+        0,
+    ]
     assert TokenCount(tok)(batch).tolist() == expected
     reasoning = TokenCount(tok, span="reasoning")(batch).tolist()
-    assert reasoning == [len(tok("the red one is left", add_special_tokens=False)["input_ids"]),
-                         len(tok("left of", add_special_tokens=False)["input_ids"]), 0]
+    assert reasoning == [
+        len(tok("the red one is left", add_special_tokens=False)["input_ids"]),
+        len(tok("left of", add_special_tokens=False)["input_ids"]),
+        0,
+    ]
     assert pickle.loads(pickle.dumps(TokenCount(tok)))(batch).tolist() == expected
 
 
@@ -97,7 +103,7 @@ def test_token_id_count_uses_ids_without_retokenising() -> None:
     by_text = TokenCount(tok, span="reasoning")(batch).tolist()
     assert by_ids == by_text
     pad = tok.pad_token_id
-    padded = RewardBatch(texts, token_ids=[i + [pad, pad] for i in ids])
+    padded = RewardBatch(texts, token_ids=[[*i, pad, pad] for i in ids])
     assert TokenIdCount(ignore_ids=[pad])(padded).tolist() == [len(i) for i in ids]
     with pytest.raises(MissingContextError, match="'token_ids'"):
         TokenIdCount().__call__(RewardBatch(["a"]))
@@ -116,8 +122,9 @@ def test_token_id_count_uses_ids_without_retokenising() -> None:
         ([3, 4, 8, 3, 4, 1, 9, 4, 4], [3, 4], [9], (2, 6)),  # first opening tag, first closing tag after it
     ],
 )
-def test_reasoning_span_on_ids(ids: list[int], open_ids: list[int], close_ids: list[int],
-                               expected: tuple[int, int]) -> None:
+def test_reasoning_span_on_ids(
+    ids: list[int], open_ids: list[int], close_ids: list[int], expected: tuple[int, int]
+) -> None:
     assert reasoning_span(ids, open_ids, close_ids) == expected
 
 

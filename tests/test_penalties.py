@@ -32,8 +32,11 @@ WORDS = [5, 120, 400, 700, 300, 300]
 def make_batch(**extra: object) -> RewardBatch:
     return RewardBatch.from_completions(
         ["w " * n for n in WORDS],
-        difficulty=[1.0, 2.0, 6.0, 6.0, 4.0, 3.0], uncertainty=[0.0, 0.5, 0.2, 1.0, 0.0, 0.9],
-        group_ids=["p0", "p0", "p0", "p1", "p1", "p1"], correct=[1, 1, 0, 1, 0, 1], **extra,
+        difficulty=[1.0, 2.0, 6.0, 6.0, 4.0, 3.0],
+        uncertainty=[0.0, 0.5, 0.2, 1.0, 0.0, 0.9],
+        group_ids=["p0", "p0", "p0", "p1", "p1", "p1"],
+        correct=[1, 1, 0, 1, 0, 1],
+        **extra,
     )
 
 
@@ -76,7 +79,10 @@ def test_every_class_equals_its_functional_form() -> None:
     cases = [
         (L1ExactReward(budget=FixedBudget(200)), F.l1_exact_reward(correct, WORDS, [200] * 6)),
         (L1MaxReward(budget=FixedBudget(200), delta=0.2), F.l1_max_reward(correct, WORDS, [200] * 6, delta=0.2)),
-        (DAPOOverlongPenalty(max_length=600, cache_length=300), F.dapo_overlong_penalty(WORDS, max_length=600, cache_length=300)),
+        (
+            DAPOOverlongPenalty(max_length=600, cache_length=300),
+            F.dapo_overlong_penalty(WORDS, max_length=600, cache_length=300),
+        ),
         (CosineLengthReward(max_length=500), F.cosine_length_reward(correct, WORDS, max_length=500)),
         (KimiLengthReward(), F.kimi_length_reward(correct, WORDS, groups)),
         (ShorterBetterReward(), F.shorter_better_reward(correct, WORDS, groups)),

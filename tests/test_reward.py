@@ -103,7 +103,6 @@ class _Counter(ContextProvider):
         return np.array([len(t.split()) for t in batch.completions], dtype=float)
 
 
-
 def test_with_context_fills_missing_or_overwrites() -> None:
     from adaptive_length_reward import TieredBudget
 

@@ -71,7 +71,9 @@ def _float_column(name: str, values: Any, n: int) -> npt.NDArray[np.float64]:
         try:
             array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         except (TypeError, ValueError) as error:
-            raise TypeError(f"RewardBatch: {name}: expected numbers (or None for missing), got {values!r:.120}") from error
+            raise TypeError(
+                f"RewardBatch: {name}: expected numbers (or None for missing), got {values!r:.120}"
+            ) from error
     if array.ndim != 1 or array.shape[0] != n:
         raise ValueError(f"RewardBatch: {name}: expected {n} values (one per completion), got shape {array.shape}")
     if np.isinf(array).any():

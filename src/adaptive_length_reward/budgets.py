@@ -106,7 +106,9 @@ class ColumnBudget(BudgetPolicy):
         try:
             values = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"ColumnBudget: column {column!r}: expected numbers or None, got {list(raw)[:5]!r}") from None
+            raise TypeError(
+                f"ColumnBudget: column {column!r}: expected numbers or None, got {list(raw)[:5]!r}"
+            ) from None
         if (values < 0).any():
             raise ValueError(f"ColumnBudget: column {column!r}: expected budgets >= 0, got {values.tolist()[:8]}")
         return np.where(np.isnan(values), NO_PENALTY, values)
@@ -147,7 +149,9 @@ class TieredBudgetConfig(ComponentConfig):
             raise ValueError(f"uncertainty_scales: expected finite numbers, got {self.uncertainty_scales}")
         md = self.missing_difficulty
         if isinstance(md, str) and md != "error" and md not in self.names:
-            raise ValueError(f"missing_difficulty: expected 'error', a tier name {list(self.names)} or a number, got {md!r}")
+            raise ValueError(
+                f"missing_difficulty: expected 'error', a tier name {list(self.names)} or a number, got {md!r}"
+            )
         if isinstance(md, float) and not math.isfinite(md):
             raise ValueError(f"missing_difficulty: expected a finite number, got {md}")
         mu = self.missing_uncertainty
@@ -188,9 +192,14 @@ class TieredBudget(BudgetPolicy):
         missing_uncertainty: float | Literal["error"] = "error",
     ) -> None:
         self._config = validated(
-            "TieredBudget", TieredBudgetConfig, thresholds=tuple(thresholds), names=tuple(names),
-            budgets=tuple(budgets), uncertainty_scales=tuple(uncertainty_scales),
-            missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty,
+            "TieredBudget",
+            TieredBudgetConfig,
+            thresholds=tuple(thresholds),
+            names=tuple(names),
+            budgets=tuple(budgets),
+            uncertainty_scales=tuple(uncertainty_scales),
+            missing_difficulty=missing_difficulty,
+            missing_uncertainty=missing_uncertainty,
         )
         c = self._config
         self._base = np.array([NO_PENALTY if b is None else b for b in c.budgets], dtype=np.float64)
@@ -287,14 +296,27 @@ class LinearBudget(BudgetPolicy):
     difficulty-only budget, which then needs no uncertainty column.
     """
 
-    def __init__(self, *, intercept: float = 32.0, difficulty_slope: float = 32.0, uncertainty_slope: float = 25.0,
-                 min_budget: float = 32.0, max_budget: float = 512.0,
-                 missing_difficulty: float | Literal["error"] = "error",
-                 missing_uncertainty: float | Literal["error"] = "error") -> None:
+    def __init__(
+        self,
+        *,
+        intercept: float = 32.0,
+        difficulty_slope: float = 32.0,
+        uncertainty_slope: float = 25.0,
+        min_budget: float = 32.0,
+        max_budget: float = 512.0,
+        missing_difficulty: float | Literal["error"] = "error",
+        missing_uncertainty: float | Literal["error"] = "error",
+    ) -> None:
         self._config = validated(
-            "LinearBudget", LinearBudgetConfig, intercept=intercept, difficulty_slope=difficulty_slope,
-            uncertainty_slope=uncertainty_slope, min_budget=min_budget, max_budget=max_budget,
-            missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty,
+            "LinearBudget",
+            LinearBudgetConfig,
+            intercept=intercept,
+            difficulty_slope=difficulty_slope,
+            uncertainty_slope=uncertainty_slope,
+            min_budget=min_budget,
+            max_budget=max_budget,
+            missing_difficulty=missing_difficulty,
+            missing_uncertainty=missing_uncertainty,
         )
 
     @property
@@ -310,19 +332,24 @@ class LinearBudget(BudgetPolicy):
     def __call__(self, batch: RewardBatch) -> FloatArray:
         c = self._config
         total = np.full(len(batch), c.intercept)
-        for column, slope, fallback in (("difficulty", c.difficulty_slope, c.missing_difficulty),
-                                        ("uncertainty", c.uncertainty_slope, c.missing_uncertainty)):
+        for column, slope, fallback in (
+            ("difficulty", c.difficulty_slope, c.missing_difficulty),
+            ("uncertainty", c.uncertainty_slope, c.missing_uncertainty),
+        ):
             if slope == 0:
                 continue
             values = _column_or_nan(batch, column)
             missing = np.isnan(values)
             if missing.any():
                 if fallback == "error":
-                    raise MissingContextError(f"LinearBudget needs {column!r}, which is missing (NaN) for samples "
-                                     f"{np.flatnonzero(missing)[:10].tolist()}; set missing_{column} to allow that")
+                    raise MissingContextError(
+                        f"LinearBudget needs {column!r}, which is missing (NaN) for samples "
+                        f"{np.flatnonzero(missing)[:10].tolist()}; set missing_{column} to allow that"
+                    )
                 values = np.where(missing, float(fallback), values)
             total = total + slope * values
-        return np.clip(total, c.min_budget, c.max_budget)
+        clipped: FloatArray = np.clip(total, c.min_budget, c.max_budget)
+        return clipped
 
     def to_config(self) -> LinearBudgetConfig:
         return self._config

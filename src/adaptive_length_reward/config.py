@@ -58,9 +58,15 @@ def config_of(component: Configurable[Any]) -> ComponentConfig:
     """``component.to_config()``, or an :class:`OpaqueConfig` naming its type when it has no config
     (a user's own reward still composes; only rebuilding it from the dumped config fails)."""
     try:
-        return component.to_config()
+        config: ComponentConfig = component.to_config()
     except NotImplementedError:
         return OpaqueConfig(type=f"{type(component).__module__}.{type(component).__qualname__}")
+    return config
+
+
+def class_name(obj: object) -> str:
+    """``type(obj).__name__`` (rewards shadow ``__name__`` on instances with their configured name)."""
+    return type(obj).__name__
 
 
 def _parse_nested(value: Any) -> Any:
@@ -111,9 +117,7 @@ def parse_config(data: Mapping[str, Any] | ComponentConfig) -> ComponentConfig:
         raise ConfigError(f"config: expected a mapping with a 'kind', got {type(data).__name__}")
     kind = data.get("kind")
     if kind not in _REGISTRY:
-        raise ConfigError(
-            f"config: kind: expected one of {registered_kinds()}, got {kind!r}"
-        )
+        raise ConfigError(f"config: kind: expected one of {registered_kinds()}, got {kind!r}")
     model, component = _REGISTRY[kind]
     try:
         return model.model_validate(dict(data))
@@ -149,7 +153,7 @@ def format_validation_error(owner: str, error: ValidationError) -> str:
         loc = ".".join(str(part) for part in item["loc"])
         message = item["msg"]
         if message.startswith("Value error, "):  # our own validators already say field, expected and got
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
             lines.append(f"{owner}: {message}" if not loc else f"{owner}: {loc}: {message}")
             continue
         expected = message[0].lower() + message[1:] if message else "a valid value"
@@ -159,7 +163,9 @@ def format_validation_error(owner: str, error: ValidationError) -> str:
         if item["type"] == "missing":
             lines.append(f"{owner}: {loc}: expected a value, got nothing (the field is required)")
         elif item["type"] == "extra_forbidden":
-            lines.append(f"{owner}: {loc}: unknown field (expected one of the documented fields), got {item.get('input')!r}")
+            lines.append(
+                f"{owner}: {loc}: unknown field (expected one of the documented fields), got {item.get('input')!r}"
+            )
         else:
             lines.append(f"{owner}: {loc or '(config)'}: expected {expected}, got {item.get('input')!r}")
     return "\n".join(lines)
@@ -196,15 +202,13 @@ class Configurable(Generic[C]):
         config = config_of(self)
         if isinstance(config, OpaqueConfig):
             return object.__repr__(self)
-        fields = ", ".join(
-            f"{name}={getattr(config, name)!r}" for name in type(config).model_fields if name != "kind"
-        )
+        fields = ", ".join(f"{name}={getattr(config, name)!r}" for name in type(config).model_fields if name != "kind")
         return f"{type(self).__name__}({fields})"
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        mine, theirs = config_of(self), config_of(other)  # type: ignore[arg-type]
+        mine, theirs = config_of(self), config_of(other)
         if isinstance(mine, OpaqueConfig):
             return self is other
         return bool(mine == theirs)

@@ -33,14 +33,18 @@ FloatArray = npt.NDArray[np.float64]
 def _lengths(lengths: ArrayLike, name: str = "lengths") -> FloatArray:
     array = np.asarray(lengths, dtype=np.float64)
     if not np.isfinite(array).all() or (array < 0).any():
-        raise ValueError(f"{name}: expected finite non-negative numbers, got {np.asarray(lengths).ravel()[:8].tolist()}")
+        raise ValueError(
+            f"{name}: expected finite non-negative numbers, got {np.asarray(lengths).ravel()[:8].tolist()}"
+        )
     return array
 
 
 def _budgets(budgets: ArrayLike, name: str = "budgets") -> FloatArray:
     array = np.asarray(budgets, dtype=np.float64)
     if np.isnan(array).any() or (array < 0).any():
-        raise ValueError(f"{name}: expected non-negative numbers or inf (no penalty), got {np.asarray(budgets).ravel()[:8].tolist()}")
+        raise ValueError(
+            f"{name}: expected non-negative numbers or inf (no penalty), got {np.asarray(budgets).ravel()[:8].tolist()}"
+        )
     return array
 
 
@@ -59,7 +63,9 @@ def _positive(name: str, value: float) -> None:
 def _groups(groups: ArrayLike, n: int) -> npt.NDArray[np.intp]:
     array = np.asarray(groups)
     if array.shape != (n,) or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
-        raise ValueError(f"groups: expected {n} non-negative integer group indices, got shape {array.shape}, dtype {array.dtype}")
+        raise ValueError(
+            f"groups: expected {n} non-negative integer group indices, got shape {array.shape}, dtype {array.dtype}"
+        )
     return array.astype(np.intp)
 
 

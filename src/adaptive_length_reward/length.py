@@ -143,7 +143,9 @@ class WhitespaceWords(LengthCounter):
     unit = "words"
 
     def __init__(self, *, span: Span = "response", open_tag: str = "<think>", close_tag: str = "</think>") -> None:
-        self._config = validated("WhitespaceWords", WhitespaceWordsConfig, span=span, open_tag=open_tag, close_tag=close_tag)
+        self._config = validated(
+            "WhitespaceWords", WhitespaceWordsConfig, span=span, open_tag=open_tag, close_tag=close_tag
+        )
 
     def __call__(self, batch: RewardBatch) -> IntArray:
         return np.fromiter((len(t.split()) for t in _span_texts(batch, self._config)), dtype=np.int64, count=len(batch))
@@ -168,16 +170,20 @@ class TokenCount(LengthCounter):
 
     unit = "tokens"
 
-    def __init__(self, tokenizer: Any, *, span: Span = "response", open_tag: str = "<think>",
-                 close_tag: str = "</think>") -> None:
+    def __init__(
+        self, tokenizer: Any, *, span: Span = "response", open_tag: str = "<think>", close_tag: str = "</think>"
+    ) -> None:
         if isinstance(tokenizer, str):
             path, self._tokenizer = tokenizer, None
         elif callable(tokenizer):
             path, self._tokenizer = getattr(tokenizer, "name_or_path", "") or "<in-memory tokenizer>", tokenizer
         else:
-            raise TypeError(f"TokenCount: tokenizer: expected a tokenizer or a local path, got {type(tokenizer).__name__}")
-        self._config = validated("TokenCount", TokenCountConfig, tokenizer=path, span=span, open_tag=open_tag,
-                                 close_tag=close_tag)
+            raise TypeError(
+                f"TokenCount: tokenizer: expected a tokenizer or a local path, got {type(tokenizer).__name__}"
+            )
+        self._config = validated(
+            "TokenCount", TokenCountConfig, tokenizer=path, span=span, open_tag=open_tag, close_tag=close_tag
+        )
 
     @property
     def tokenizer(self) -> Any:
@@ -226,10 +232,22 @@ class TokenIdCount(LengthCounter):
 
     unit = "tokens"
 
-    def __init__(self, *, span: Span = "response", open_ids: Sequence[int] = (), close_ids: Sequence[int] = (),
-                 ignore_ids: Sequence[int] = ()) -> None:
-        self._config = validated("TokenIdCount", TokenIdCountConfig, span=span, open_ids=tuple(open_ids),
-                                 close_ids=tuple(close_ids), ignore_ids=tuple(ignore_ids))
+    def __init__(
+        self,
+        *,
+        span: Span = "response",
+        open_ids: Sequence[int] = (),
+        close_ids: Sequence[int] = (),
+        ignore_ids: Sequence[int] = (),
+    ) -> None:
+        self._config = validated(
+            "TokenIdCount",
+            TokenIdCountConfig,
+            span=span,
+            open_ids=tuple(open_ids),
+            close_ids=tuple(close_ids),
+            ignore_ids=tuple(ignore_ids),
+        )
 
     @property
     def requires(self) -> frozenset[str]:

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from . import functional as F
 from .batch import RewardBatch
 from .budgets import BudgetPolicy, TieredBudget, TieredBudgetConfig
-from .config import ComponentConfig, Nested, build, config_of, register, validated
+from .config import ComponentConfig, Nested, build, class_name, config_of, register, validated
 from .length import LengthCounter, WhitespaceWords, WhitespaceWordsConfig
 from .reward import Reward, RewardOutput
 
@@ -43,7 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class _LengthConfig(ComponentConfig):
-    length: Nested = Field(default_factory=WhitespaceWordsConfig)
+    length: Nested = Field(default_factory=WhitespaceWordsConfig)  # type: ignore[arg-type]
     name: str | None = None
 
 
@@ -59,9 +59,16 @@ class _LengthReward(Reward):
     uses_correctness: ClassVar[bool] = False
     uses_groups: ClassVar[bool] = False
 
-    def __init__(self, *, length: LengthCounter | None, budget: BudgetPolicy | None = None,
-                 correctness: Reward | None = None, name: str | None, **scalars: Any) -> None:
-        owner = type(self).__name__
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None,
+        budget: BudgetPolicy | None = None,
+        correctness: Reward | None = None,
+        name: str | None,
+        **scalars: Any,
+    ) -> None:
+        owner = class_name(self)
         length = WhitespaceWords() if length is None else length
         if not isinstance(length, LengthCounter):
             raise TypeError(f"{owner}: length: expected a LengthCounter, got {type(length).__name__}")
@@ -97,14 +104,19 @@ class _LengthReward(Reward):
             components[self.correctness.name] = output.rewards
             for key, values in output.components.items():
                 components[f"{self.correctness.name}/{key}"] = values
-            return (output.rewards >= self._config.correct_threshold).astype(np.float64)  # type: ignore[attr-defined]
-        raw = batch.column("correct", by=type(self).__name__)
+            flags: FloatArray = (output.rewards >= self._scalar("correct_threshold")).astype(np.float64)
+            return flags
+        raw = batch.column("correct", by=class_name(self))
         try:
             values = np.asarray([float(v) for v in raw], dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{type(self).__name__}: column 'correct': expected 0/1 or bool values, got {list(raw)[:5]!r}") from None
+            raise TypeError(
+                f"{class_name(self)}: column 'correct': expected 0/1 or bool values, got {list(raw)[:5]!r}"
+            ) from None
         if not np.isin(values, (0.0, 1.0)).all():
-            raise ValueError(f"{type(self).__name__}: column 'correct': expected 0/1 or bool values, got {values.tolist()[:8]}")
+            raise ValueError(
+                f"{class_name(self)}: column 'correct': expected 0/1 or bool values, got {values.tolist()[:8]}"
+            )
         return values
 
     def _columns(self, batch: RewardBatch, lengths: FloatArray, budgets: FloatArray | None = None) -> dict[str, Any]:
@@ -124,15 +136,21 @@ class _LengthReward(Reward):
         budgets = self.budget(batch) if self.budget is not None else None
         components: dict[str, FloatArray] = {}
         correct = self._correct(batch, components) if self.uses_correctness else None
-        groups = batch.group_index(by=type(self).__name__) if self.uses_groups else None
+        groups = batch.group_index(by=class_name(self)) if self.uses_groups else None
         rewards = self._formula(lengths=lengths, budgets=budgets, correct=correct, groups=groups)
         columns = self._columns(batch, lengths, budgets)
         if correct is not None:
             columns["correct"] = correct
         return RewardOutput(rewards, components, columns)
 
-    def _formula(self, *, lengths: FloatArray, budgets: FloatArray | None, correct: FloatArray | None,
-                 groups: npt.NDArray[np.intp] | None) -> FloatArray:
+    def _formula(
+        self,
+        *,
+        lengths: FloatArray,
+        budgets: FloatArray | None,
+        correct: FloatArray | None,
+        groups: npt.NDArray[np.intp] | None,
+    ) -> FloatArray:
         raise NotImplementedError
 
     # -- config ---------------------------------------------------------------------------------------------
@@ -187,10 +205,22 @@ class SoftLengthPenalty(_LengthReward):
 
     uses_budget = True
 
-    def __init__(self, *, budget: BudgetPolicy | None = None, length: LengthCounter | None = None,
-                 beta: float = 1 / 500, bonus_cap: float = 0.0, name: str | None = None) -> None:
-        super().__init__(length=length, budget=TieredBudget() if budget is None else budget, name=name,
-                         beta=beta, bonus_cap=bonus_cap)
+    def __init__(
+        self,
+        *,
+        budget: BudgetPolicy | None = None,
+        length: LengthCounter | None = None,
+        beta: float = 1 / 500,
+        bonus_cap: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            budget=TieredBudget() if budget is None else budget,
+            name=name,
+            beta=beta,
+            bonus_cap=bonus_cap,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -233,10 +263,24 @@ class L1ExactReward(_LengthReward):
 
     uses_budget = uses_correctness = True
 
-    def __init__(self, *, budget: BudgetPolicy, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, alpha: float = 0.0003, name: str | None = None) -> None:
-        super().__init__(length=length, budget=budget, correctness=correctness, name=name,
-                         correct_threshold=correct_threshold, alpha=alpha)
+    def __init__(
+        self,
+        *,
+        budget: BudgetPolicy,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        alpha: float = 0.0003,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            budget=budget,
+            correctness=correctness,
+            name=name,
+            correct_threshold=correct_threshold,
+            alpha=alpha,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -255,11 +299,26 @@ class L1MaxReward(_LengthReward):
 
     uses_budget = uses_correctness = True
 
-    def __init__(self, *, budget: BudgetPolicy, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, alpha: float = 0.0003, delta: float = 0.5,
-                 name: str | None = None) -> None:
-        super().__init__(length=length, budget=budget, correctness=correctness, name=name,
-                         correct_threshold=correct_threshold, alpha=alpha, delta=delta)
+    def __init__(
+        self,
+        *,
+        budget: BudgetPolicy,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        alpha: float = 0.0003,
+        delta: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            budget=budget,
+            correctness=correctness,
+            name=name,
+            correct_threshold=correct_threshold,
+            alpha=alpha,
+            delta=delta,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -291,8 +350,14 @@ class DAPOOverlongPenalty(_LengthReward):
     Lengths should be in the unit of ``max_length`` (tokens in DAPO: use a token counter).
     """
 
-    def __init__(self, *, length: LengthCounter | None = None, max_length: float = 20480, cache_length: float = 4096,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None = None,
+        max_length: float = 20480,
+        cache_length: float = 4096,
+        name: str | None = None,
+    ) -> None:
         super().__init__(length=length, name=name, max_length=max_length, cache_length=cache_length)
 
     @property
@@ -300,8 +365,9 @@ class DAPOOverlongPenalty(_LengthReward):
         return (-1.0, 0.0)
 
     def _formula(self, *, lengths: FloatArray, **_: Any) -> FloatArray:
-        return F.dapo_overlong_penalty(lengths, max_length=self._scalar("max_length"),
-                                       cache_length=self._scalar("cache_length"))
+        return F.dapo_overlong_penalty(
+            lengths, max_length=self._scalar("max_length"), cache_length=self._scalar("cache_length")
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -326,18 +392,34 @@ class CosineLengthRewardConfig(_CorrectnessConfig):
 @register("cosine_length", CosineLengthRewardConfig)
 class CosineLengthReward(_LengthReward):
     """Cosine length scaling (arXiv 2502.03373, Eq. 1): short correct answers earn most, short wrong answers
-    are punished most. A full reward (replaces accuracy). See :func:`~adaptive_length_reward.functional.cosine_length_reward`.
+    are punished most. A full reward (replaces accuracy).
+    See :func:`~adaptive_length_reward.functional.cosine_length_reward`.
     """
 
     uses_correctness = True
 
-    def __init__(self, *, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, max_length: float = 1000,
-                 correct_range: tuple[float, float] = (0.5, 1.0), wrong_range: tuple[float, float] = (-1.0, -0.5),
-                 exceed_penalty: float | None = None, name: str | None = None) -> None:
-        super().__init__(length=length, correctness=correctness, name=name, correct_threshold=correct_threshold,
-                         max_length=max_length, correct_range=correct_range, wrong_range=wrong_range,
-                         exceed_penalty=exceed_penalty)
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        max_length: float = 1000,
+        correct_range: tuple[float, float] = (0.5, 1.0),
+        wrong_range: tuple[float, float] = (-1.0, -0.5),
+        exceed_penalty: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            correctness=correctness,
+            name=name,
+            correct_threshold=correct_threshold,
+            max_length=max_length,
+            correct_range=correct_range,
+            wrong_range=wrong_range,
+            exceed_penalty=exceed_penalty,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -347,9 +429,14 @@ class CosineLengthReward(_LengthReward):
         return (min(ends), max(ends))
 
     def _formula(self, *, lengths: FloatArray, correct: Any, **_: Any) -> FloatArray:
-        c = self._config
-        return F.cosine_length_reward(correct, lengths, max_length=c.max_length, correct_range=c.correct_range,  # type: ignore[attr-defined]
-                                      wrong_range=c.wrong_range, exceed_penalty=c.exceed_penalty)  # type: ignore[attr-defined]
+        return F.cosine_length_reward(
+            correct,
+            lengths,
+            max_length=self._scalar("max_length"),
+            correct_range=self._scalar("correct_range"),
+            wrong_range=self._scalar("wrong_range"),
+            exceed_penalty=self._scalar("exceed_penalty"),
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -368,8 +455,14 @@ class KimiLengthReward(_LengthReward):
 
     uses_correctness = uses_groups = True
 
-    def __init__(self, *, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        name: str | None = None,
+    ) -> None:
         super().__init__(length=length, correctness=correctness, name=name, correct_threshold=correct_threshold)
 
     @property
@@ -395,10 +488,24 @@ class ShorterBetterReward(_LengthReward):
 
     uses_correctness = uses_groups = True
 
-    def __init__(self, *, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, alpha: float = 2.0, beta: float = 0.001, name: str | None = None) -> None:
-        super().__init__(length=length, correctness=correctness, name=name, correct_threshold=correct_threshold,
-                         alpha=alpha, beta=beta)
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        alpha: float = 2.0,
+        beta: float = 0.001,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            correctness=correctness,
+            name=name,
+            correct_threshold=correct_threshold,
+            alpha=alpha,
+            beta=beta,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -424,11 +531,24 @@ class ALPReward(_LengthReward):
 
     uses_correctness = uses_groups = True
 
-    def __init__(self, *, length: LengthCounter | None = None, correctness: Reward | None = None,
-                 correct_threshold: float = 1.0, beta: float = 0.5, normalizer: float = 4096,
-                 name: str | None = None) -> None:
-        super().__init__(length=length, correctness=correctness, name=name, correct_threshold=correct_threshold,
-                         beta=beta, normalizer=normalizer)
+    def __init__(
+        self,
+        *,
+        length: LengthCounter | None = None,
+        correctness: Reward | None = None,
+        correct_threshold: float = 1.0,
+        beta: float = 0.5,
+        normalizer: float = 4096,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            length=length,
+            correctness=correctness,
+            name=name,
+            correct_threshold=correct_threshold,
+            beta=beta,
+            normalizer=normalizer,
+        )
 
     @property
     def bounds(self) -> tuple[float, float]:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from .batch import RewardBatch
-from .config import ComponentConfig, Configurable, Nested, build, config_of, register, validated
+from .config import ComponentConfig, Configurable, Nested, build, class_name, config_of, register, validated
 from .schedules import ConstantSchedule, Schedule
 
 __all__ = [
@@ -93,17 +93,17 @@ class Reward(Configurable[ComponentConfig], abc.ABC):
 
     def __init__(self, *, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(f"{type(self).__name__}: name: expected a non-empty string without '/', got {name!r}")
+            raise ValueError(f"{class_name(self)}: name: expected a non-empty string without '/', got {name!r}")
         self._name = name
 
     # -- identity -------------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         """The reward's name (snake_case class name unless given)."""
-        return self._name or _snake(type(self).__name__)
+        return self._name or _snake(class_name(self))
 
     @property
-    def __name__(self) -> str:  # type: ignore[override]  # noqa: PLW3201 - TRL reads reward.__name__
+    def __name__(self) -> str:
         return self.name
 
     # -- contract -------------------------------------------------------------------------------------------
@@ -125,18 +125,18 @@ class Reward(Configurable[ComponentConfig], abc.ABC):
     def evaluate(self, batch: RewardBatch | None = None, /, **context: Any) -> RewardOutput:
         """Rewards plus named components and per-sample diagnostics (for logging)."""
         batch = as_batch(batch, context)
-        batch.require(sorted(self.requires), by=f"{type(self).__name__} {self.name!r}")
+        batch.require(sorted(self.requires), by=f"{class_name(self)} {self.name!r}")
         result = self._evaluate(batch)
         output = result if isinstance(result, RewardOutput) else RewardOutput(np.asarray(result))
         rewards = np.asarray(output.rewards, dtype=np.float64).reshape(-1)
         if rewards.shape != (len(batch),):
             raise RuntimeError(
-                f"{type(self).__name__} {self.name!r} returned {rewards.shape[0]} rewards for {len(batch)} completions"
+                f"{class_name(self)} {self.name!r} returned {rewards.shape[0]} rewards for {len(batch)} completions"
             )
         if not self.may_return_nan and not np.isfinite(rewards).all():
             bad = int(np.flatnonzero(~np.isfinite(rewards))[0])
             raise FloatingPointError(
-                f"{type(self).__name__} {self.name!r} produced a non-finite reward ({rewards[bad]}) for sample {bad}"
+                f"{class_name(self)} {self.name!r} produced a non-finite reward ({rewards[bad]}) for sample {bad}"
             )
         return RewardOutput(rewards, output.components, output.columns)
 
@@ -205,7 +205,9 @@ class ColumnReward(Reward):
             raise ValueError(f"ColumnReward: column {column!r}: expected finite numbers, got {values.tolist()!r:.120}")
         c = self._config
         if (values < c.low).any() or (values > c.high).any():
-            raise ValueError(f"ColumnReward: column {column!r}: expected values in [{c.low}, {c.high}], got {values.tolist()!r:.120}")
+            raise ValueError(
+                f"ColumnReward: column {column!r}: expected values in [{c.low}, {c.high}], got {values.tolist()!r:.120}"
+            )
         return values
 
     def to_config(self) -> ColumnRewardConfig:
@@ -287,7 +289,9 @@ class WeightedSum(Reward):
         if weights is None:
             weights = [1.0] * len(self.terms)
         if isinstance(weights, (str, bytes)) or len(weights) != len(self.terms):
-            raise ValueError(f"WeightedSum: weights: expected {len(self.terms)} weights (one per term), got {weights!r}")
+            raise ValueError(
+                f"WeightedSum: weights: expected {len(self.terms)} weights (one per term), got {weights!r}"
+            )
         self.weights: list[Schedule] = []
         for i, weight in enumerate(weights):
             if isinstance(weight, Schedule):
@@ -328,9 +332,7 @@ class WeightedSum(Reward):
 
     @classmethod
     def from_config(cls, config: WeightedSumConfig) -> WeightedSum:
-        weights = None if config.weights is None else [
-            w if isinstance(w, float) else build(w) for w in config.weights
-        ]
+        weights = None if config.weights is None else [w if isinstance(w, float) else build(w) for w in config.weights]
         return cls([build(t) for t in config.terms], weights, name=config.name)
 
 
@@ -393,14 +395,21 @@ class Gate(Reward):
     """
 
     def __init__(
-        self, term: Reward, *, condition: Reward, threshold: float = 1.0, otherwise: float = 0.0, name: str | None = None
+        self,
+        term: Reward,
+        *,
+        condition: Reward,
+        threshold: float = 1.0,
+        otherwise: float = 0.0,
+        name: str | None = None,
     ) -> None:
         if not isinstance(term, Reward):
             raise TypeError(f"Gate: term: expected a Reward, got {type(term).__name__}")
         if not isinstance(condition, Reward):
             raise TypeError(f"Gate: condition: expected a Reward, got {type(condition).__name__}")
-        self._scalars = validated("Gate", GateConfig, term=term, condition=condition, threshold=threshold,
-                                  otherwise=otherwise, name=name)
+        self._scalars = validated(
+            "Gate", GateConfig, term=term, condition=condition, threshold=threshold, otherwise=otherwise, name=name
+        )
         super().__init__(name=name)
         self.term, self.condition = term, condition
 
@@ -426,8 +435,13 @@ class Gate(Reward):
 
     @classmethod
     def from_config(cls, config: GateConfig) -> Gate:
-        return cls(build(config.term), condition=build(config.condition), threshold=config.threshold,
-                   otherwise=config.otherwise, name=config.name)
+        return cls(
+            build(config.term),
+            condition=build(config.condition),
+            threshold=config.threshold,
+            otherwise=config.otherwise,
+            name=config.name,
+        )
 
 
 class ClipConfig(ComponentConfig):
@@ -448,7 +462,9 @@ class ClipConfig(ComponentConfig):
 class Clip(Reward):
     """``clip(term, low, high)``."""
 
-    def __init__(self, term: Reward, *, low: float = -math.inf, high: float = math.inf, name: str | None = None) -> None:
+    def __init__(
+        self, term: Reward, *, low: float = -math.inf, high: float = math.inf, name: str | None = None
+    ) -> None:
         if not isinstance(term, Reward):
             raise TypeError(f"Clip: term: expected a Reward, got {type(term).__name__}")
         self._scalars = validated("Clip", ClipConfig, term=term, low=low, high=high, name=name)
@@ -531,7 +547,9 @@ class WithContext(Reward):
             raise TypeError(f"WithContext: reward: expected a Reward, got {type(reward).__name__}")
         for i, provider in enumerate(providers):
             if not isinstance(provider, ContextProvider):
-                raise TypeError(f"WithContext: providers[{i}]: expected a ContextProvider, got {type(provider).__name__}")
+                raise TypeError(
+                    f"WithContext: providers[{i}]: expected a ContextProvider, got {type(provider).__name__}"
+                )
         validated("WithContext", WithContextConfig, reward=reward, providers=list(providers), mode=mode, name=name)
         super().__init__(name=name)
         self.reward, self.providers, self.mode = reward, list(providers), mode
@@ -557,7 +575,9 @@ class WithContext(Reward):
         for provider in self.providers:
             values = np.asarray(provider(batch))
             if values.shape != (len(batch),):
-                raise RuntimeError(f"{type(provider).__name__} returned shape {values.shape} for {len(batch)} completions")
+                raise RuntimeError(
+                    f"{type(provider).__name__} returned shape {values.shape} for {len(batch)} completions"
+                )
             column = provider.provides
             if self.mode == "fill_missing" and batch.has(column):
                 current = np.asarray(batch.column(column), dtype=np.float64)
@@ -567,8 +587,12 @@ class WithContext(Reward):
         return RewardOutput(inner.rewards, inner.components, inner.columns)
 
     def to_config(self) -> WithContextConfig:
-        return WithContextConfig(reward=config_of(self.reward), providers=tuple(config_of(p) for p in self.providers),
-                                 mode=self.mode, name=self._name)
+        return WithContextConfig(
+            reward=config_of(self.reward),
+            providers=tuple(config_of(p) for p in self.providers),
+            mode=self.mode,
+            name=self._name,
+        )
 
     @classmethod
     def from_config(cls, config: WithContextConfig) -> WithContext:

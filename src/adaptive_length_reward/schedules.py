@@ -64,9 +64,13 @@ class _Ramp(Schedule):
     _config: _RampConfig
 
     def __init__(self, *, start: float = 0.0, end: float = 1.0, begin_step: int = 0, end_step: int = 1000) -> None:
-        self._config = validated(
-            type(self).__name__, self.config_class,  # type: ignore[arg-type]
-            start=start, end=end, begin_step=begin_step, end_step=end_step,
+        self._config = validated(  # type: ignore[assignment]
+            type(self).__name__,
+            self.config_class,
+            start=start,
+            end=end,
+            begin_step=begin_step,
+            end_step=end_step,
         )
 
     def _progress(self, step: int) -> float:
