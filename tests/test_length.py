@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import completions
 from text_fixtures import tiny_tokenizer
 
@@ -21,6 +22,7 @@ from adaptive_length_reward import (
     extract_reasoning,
     reasoning_span,
 )
+from adaptive_length_reward.length import count_words
 
 RESPONSE = '<think>the red one is left</think> <answer>{"bbox": [1, 2, 3, 4]}</answer>'
 
@@ -145,3 +147,14 @@ def test_precomputed_length() -> None:
     np.testing.assert_array_equal(PrecomputedLength()(batch), [12.0, 0.0])
     with pytest.raises(MissingContextError, match="'lengths'"):
         PrecomputedLength()(RewardBatch(["a"]))
+
+
+@given(st.lists(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=127)), completions()), max_size=30))
+def test_count_words_equals_str_split(texts: list[str]) -> None:
+    # Exactly len(t.split()) for any text: ASCII control characters, unicode whitespace, empty strings.
+    assert count_words(texts).tolist() == [len(t.split()) for t in texts]
+
+
+def test_count_words_every_ascii_character() -> None:
+    texts = [f"a{chr(i)}b" for i in range(128)] + [chr(i) for i in range(128)]
+    assert count_words(texts).tolist() == [len(t.split()) for t in texts]

@@ -19,6 +19,7 @@ from .length import (
     TokenCount,
     TokenIdCount,
     WhitespaceWords,
+    count_words,
     extract_reasoning,
     reasoning_span,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "WithContext",
     "__version__",
     "build",
+    "count_words",
     "extract_reasoning",
     "functional",
     "load_config",

@@ -32,6 +32,7 @@ __all__ = [
     "TokenCount",
     "TokenIdCount",
     "WhitespaceWords",
+    "count_words",
     "extract_reasoning",
     "reasoning_span",
 ]
@@ -58,6 +59,34 @@ def extract_reasoning(text: str, open_tag: str = "<think>", close_tag: str = "</
         return text[begin:] if end < 0 else text[begin:end]
     end = text.find(close_tag)
     return text[:end] if end >= 0 else ""
+
+
+def count_words(texts: Sequence[str]) -> IntArray:
+    """``[len(t.split()) for t in texts]``, exactly, vectorised over the batch.
+
+    ASCII texts (the common case for model output) are joined into one byte buffer and word starts are counted
+    with NumPy: a word starts where a non-whitespace byte follows whitespace, with whitespace as ``str.split``
+    defines it for ASCII (``\\t \\n \\v \\f \\r``, ``\\x1c``-``\\x1f`` and space). Other texts use ``str.split``.
+
+    >>> count_words(["a b  c", "", " x\\ty ", "caf\\u00e9 au\\u00a0lait"]).tolist()
+    [3, 0, 2, 3]
+    """
+    n = len(texts)
+    out = np.empty(n, dtype=np.int64)
+    is_ascii = np.fromiter((t.isascii() for t in texts), dtype=bool, count=n)
+    ascii_texts = list(texts) if is_ascii.all() else [t for t in texts if t.isascii()]
+    if ascii_texts:
+        # A leading and a separating space: every word start is then a whitespace -> non-whitespace step.
+        buf = np.frombuffer((" " + " ".join(ascii_texts) + " ").encode("ascii"), dtype=np.uint8)
+        space = (buf == 32) | ((buf >= 9) & (buf <= 13)) | ((buf >= 28) & (buf <= 31))
+        starts = np.flatnonzero(space[:-1] & ~space[1:]) + 1
+        lengths = np.fromiter(map(len, ascii_texts), dtype=np.int64, count=len(ascii_texts))
+        begins = np.cumsum(lengths + 1) - lengths  # index of each text's first byte in buf
+        counts = np.searchsorted(starts, begins + lengths) - np.searchsorted(starts, begins)
+        out[is_ascii] = counts
+    for i in np.flatnonzero(~is_ascii):
+        out[i] = len(texts[i].split())
+    return out
 
 
 def _find(haystack: list[int], needle: Sequence[int], start: int = 0) -> int:
@@ -148,7 +177,7 @@ class WhitespaceWords(LengthCounter):
         )
 
     def __call__(self, batch: RewardBatch) -> IntArray:
-        return np.fromiter((len(t.split()) for t in _span_texts(batch, self._config)), dtype=np.int64, count=len(batch))
+        return count_words(_span_texts(batch, self._config))
 
     def to_config(self) -> WhitespaceWordsConfig:
         return self._config
