@@ -220,7 +220,7 @@ class Configurable(Generic[C]):
         return hash((type(self).__name__, config.model_dump_json()))
 
 
-def validated(owner: str, model: type[C], **values: Any) -> C:
+def validated(owner: str, model: type[C], /, **values: Any) -> C:
     """Validate constructor arguments with ``model``; raise :class:`ConfigError` with field, expected, got."""
     try:
         return model.model_validate(values)
