@@ -5,7 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,example,trl,judge,data
+EXTRAS ?= dev,example,trl,judge,data,server
+# verl and OpenRLHF pin packages that cannot install here (transformers<5.11, flash-attn from source): install
+# them without their pins, plus what their reward paths import (as docs/verl.md and docs/openrlhf.md describe).
+FRAMEWORKS ?= verl==0.9.1 openrlhf==0.11.2
+FRAMEWORK_DEPS ?= packaging ray tensordict omegaconf codetiming torchdata hydra-core orjson peft cachetools \
+	uvicorn fastapi aiohttp pylatexenc
 STAMP := $(VENV)/.alr-installed
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
@@ -21,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --no-deps $(FRAMEWORKS)
+	$(PY) -m pip install --quiet $(FRAMEWORK_DEPS)
+	@$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	@touch $@
 
 test: $(STAMP)

@@ -9,6 +9,7 @@ import pkgutil
 import pytest
 
 import adaptive_length_reward
+from adaptive_length_reward.errors import MissingExtraError
 
 MODULES = sorted(
     info.name
@@ -19,6 +20,9 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", ["adaptive_length_reward", *MODULES])
 def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(name)
+    try:
+        module = importlib.import_module(name)
+    except MissingExtraError as error:  # only where an optional extra is absent; CI installs every extra
+        pytest.skip(str(error))
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
