@@ -37,6 +37,8 @@ CONTEXT: dict[str, Any] = {
     "accuracy": [5.0, 2.0, 0.0, 3.0, 1.0, 4.0],
     "target_length": [100, 50, None, 10, 1000, 200],
     "lengths": [12, 600, 3, 0, 100, 2],
+    "ground_truth": ["<box>(1,2),(30,40)</box><points>(5,6),(7,8)</points>"] * 3
+    + [{"bbox": [0, 0, 10, 10], "points_1": [2, 2], "points_2": [8, 8]}] * 3,
 }
 
 ACC = alr.ColumnReward("accuracy", low=0.0, high=5.0)
@@ -62,6 +64,15 @@ CASES: dict[str, Callable[[], Reward]] = {
     "with_context": lambda: alr.WithContext(
         alr.SoftLengthPenalty(budget=alr.FixedBudget(30)), [_DifficultyFromLength()]
     ),
+    "seg_thinking_format": lambda: alr.ThinkingFormatReward(),
+    "seg_segmentation_format": lambda: alr.SegmentationFormatReward(),
+    "seg_box_iou": lambda: alr.BoxIoUReward(threshold=0.5),
+    "seg_box_l1": lambda: alr.BoxL1Reward(threshold=10.0),
+    "seg_point_match": lambda: alr.PointMatchReward(threshold=100.0),
+    "seg_accuracy": lambda: alr.SegmentationAccuracy(),
+    "pixelthink_preset": lambda: alr.pixelthink(),
+    "pixelthink_preset_official_fallbacks": lambda: alr.pixelthink(missing_difficulty=3.0, missing_uncertainty=0.0),
+    "seg_zero_preset": lambda: alr.seg_zero(),
 }
 
 

@@ -1,18 +1,20 @@
 """adaptive-length-reward: difficulty- and uncertainty-aware length rewards for GRPO training.
 
 The reward of PixelThink (arXiv 2505.23727) is task accuracy times a soft length score whose budget depends on
-the sample's difficulty and on the policy's uncertainty. This package provides it, every peer length reward
-(L1, DAPO, cosine, Kimi k1.5, ShorterBetter, ALP), budget policies, length counters, and composition, all as
-picklable reward objects over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL
-framework.
+the sample's difficulty and on the policy's uncertainty. This package provides it (:func:`pixelthink`), every
+peer length reward (L1, DAPO, cosine, Kimi k1.5, ShorterBetter, ALP), budget policies, length counters,
+segmentation accuracy rewards and metrics, difficulty scorers (:mod:`.difficulty`), uncertainty estimators
+(:mod:`.uncertainty`) and adapters for TRL, verl and OpenRLHF (:mod:`.adapters`), all as picklable reward objects
+over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL framework.
 """
 
-from . import functional
+from . import difficulty, functional, metrics, presets, segmentation
 from .batch import CONTEXT_FIELDS, Completion, RewardBatch
 from .budgets import NO_PENALTY, BudgetPolicy, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
 from .config import ComponentConfig, build, load_config, registered_kinds
 from .errors import ConfigError, MissingContextError, MissingExtraError
 from .functional import soft_length_penalty
+from .metrics import MaskIoU, SegmentationReport
 from .length import (
     LengthCounter,
     PrecomputedLength,
@@ -33,6 +35,7 @@ from .penalties import (
     ShorterBetterReward,
     SoftLengthPenalty,
 )
+from .presets import pixelthink, pixelthink_score, seg_zero
 from .reward import (
     Clip,
     ColumnReward,
@@ -45,6 +48,14 @@ from .reward import (
     WithContext,
 )
 from .schedules import ConstantSchedule, CosineSchedule, LinearSchedule, Schedule, StepSchedule
+from .segmentation import (
+    BoxIoUReward,
+    BoxL1Reward,
+    PointMatchReward,
+    SegmentationAccuracy,
+    SegmentationFormatReward,
+    ThinkingFormatReward,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -52,6 +63,8 @@ __all__ = [
     "CONTEXT_FIELDS",
     "NO_PENALTY",
     "ALPReward",
+    "BoxIoUReward",
+    "BoxL1Reward",
     "BudgetPolicy",
     "Clip",
     "ColumnBudget",
@@ -72,17 +85,23 @@ __all__ = [
     "LengthCounter",
     "LinearBudget",
     "LinearSchedule",
+    "MaskIoU",
     "MissingContextError",
     "MissingExtraError",
+    "PointMatchReward",
     "PrecomputedLength",
     "Product",
     "Reward",
     "RewardBatch",
     "RewardOutput",
     "Schedule",
+    "SegmentationAccuracy",
+    "SegmentationFormatReward",
+    "SegmentationReport",
     "ShorterBetterReward",
     "SoftLengthPenalty",
     "StepSchedule",
+    "ThinkingFormatReward",
     "TieredBudget",
     "TokenCount",
     "TokenIdCount",
@@ -92,10 +111,17 @@ __all__ = [
     "__version__",
     "build",
     "count_words",
+    "difficulty",
     "extract_reasoning",
     "functional",
     "load_config",
+    "metrics",
+    "pixelthink",
+    "pixelthink_score",
+    "presets",
     "reasoning_span",
     "registered_kinds",
+    "seg_zero",
+    "segmentation",
     "soft_length_penalty",
 ]

@@ -74,19 +74,28 @@ def count_words(texts: Sequence[str]) -> IntArray:
     n = len(texts)
     out = np.empty(n, dtype=np.int64)
     is_ascii = np.fromiter((t.isascii() for t in texts), dtype=bool, count=n)
-    ascii_texts = list(texts) if is_ascii.all() else [t for t in texts if t.isascii()]
-    if ascii_texts:
-        # A leading and a separating space: every word start is then a whitespace -> non-whitespace step.
-        buf = np.frombuffer((" " + " ".join(ascii_texts) + " ").encode("ascii"), dtype=np.uint8)
-        space = (buf == 32) | ((buf >= 9) & (buf <= 13)) | ((buf >= 28) & (buf <= 31))
-        starts = np.flatnonzero(space[:-1] & ~space[1:]) + 1
-        lengths = np.fromiter(map(len, ascii_texts), dtype=np.int64, count=len(ascii_texts))
-        begins = np.cumsum(lengths + 1) - lengths  # index of each text's first byte in buf
-        counts = np.searchsorted(starts, begins + lengths) - np.searchsorted(starts, begins)
-        out[is_ascii] = counts
+    ascii_index = np.flatnonzero(is_ascii)
+    # Chunks of texts keep the byte buffer and its masks cache-sized (about 3x faster than one big buffer).
+    for start in range(0, ascii_index.size, _WORD_COUNT_CHUNK):
+        index = ascii_index[start : start + _WORD_COUNT_CHUNK]
+        out[index] = _count_ascii_words([texts[i] for i in index])
     for i in np.flatnonzero(~is_ascii):
         out[i] = len(texts[i].split())
     return out
+
+
+_WORD_COUNT_CHUNK = 256
+
+
+def _count_ascii_words(texts: list[str]) -> IntArray:
+    # A leading and a separating space: every word start is then a whitespace -> non-whitespace step.
+    buf = np.frombuffer((" " + " ".join(texts) + " ").encode("ascii"), dtype=np.uint8)
+    space = (buf == 32) | ((buf >= 9) & (buf <= 13)) | ((buf >= 28) & (buf <= 31))
+    starts = np.flatnonzero(space[:-1] & ~space[1:]) + 1
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    begins = np.cumsum(lengths + 1) - lengths  # index of each text's first byte in buf
+    counts: IntArray = np.searchsorted(starts, begins + lengths) - np.searchsorted(starts, begins)
+    return counts
 
 
 def _find(haystack: list[int], needle: Sequence[int], start: int = 0) -> int:

@@ -1,0 +1,276 @@
+"""Ready-made rewards: PixelThink's official reward and Seg-Zero's, built from the library's parts.
+
+PixelThink (arXiv 2505.23727, Sec. 3.3; official ``verl/utils/reward_score/seg_pixelthink.py``)::
+
+    R = R_acc * s(L, B)
+    R_acc = thinking_format + segmentation_format + box_iou + point_match + box_l1        in [0, 5]
+    s(L, B) = clip(1 - beta * max(0, L - B), 0, 1),  beta = 1/500
+    B = 96 (D < 3.5);  no penalty (3.5 <= D < 5.0);  256 + 25 * U (D >= 5.0)
+    L = len(response.split())   (or the tokenizer tokens of the <think> content)
+
+:func:`pixelthink` returns ``Product([SegmentationAccuracy(), SoftLengthPenalty(budget=TieredBudget())])``
+with those defaults; :func:`seg_zero` returns the accuracy alone (Seg-Zero, arXiv 2503.06520, official
+``seg_restrict.py``). :func:`pixelthink_score` scores one completion with the same objects; it exists to check
+parity with the official per-sample function.
+
+Missing context is never guessed by default. The official dataset loader gives a sample without a difficulty
+score ``D = 3.0`` (easy) and the official function's default uncertainty is ``0.0``; pass
+``missing_difficulty=3.0`` / ``missing_uncertainty=0.0`` to reproduce that.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from .batch import RewardBatch
+from .budgets import TieredBudget
+from .config import ComponentConfig, register, validated
+from .length import LengthCounter, PrecomputedLength, TokenCount, WhitespaceWords
+from .penalties import SoftLengthPenalty
+from .reward import Product, Reward
+from .segmentation import SegmentationAccuracy
+
+__all__ = ["PixelThinkReasoningTokens", "official_reasoning_text", "pixelthink", "pixelthink_score", "seg_zero"]
+
+LengthMode = Literal["words", "reasoning_tokens"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The official reasoning-token length
+# ------------------------------------------------------------------------------------------------------------
+
+_THINK_SPAN = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def official_reasoning_text(response: str) -> str:
+    """The ``<think>`` content the official token mode counts: the first complete ``<think>...</think>`` span,
+    stripped; ``""`` when there is none (official ``verl/utils/reward_score/length.py::extract_reasoning``).
+
+    Unlike the library's :func:`~adaptive_length_reward.length.extract_reasoning`, a truncated completion (no
+    closing tag) has no reasoning here, so its length is 0.
+
+    >>> official_reasoning_text("<think>  two words \\n</think><answer>x</answer>")
+    'two words'
+    >>> official_reasoning_text("<think>cut off")
+    ''
+    """
+    found = _THINK_SPAN.search(response)
+    return found.group(1).strip() if found else ""
+
+
+class PixelThinkReasoningTokensConfig(ComponentConfig):
+    kind: Literal["pixelthink_reasoning_tokens"] = "pixelthink_reasoning_tokens"
+    tokenizer: str = Field(min_length=1, description="local path (or name) given to AutoTokenizer.from_pretrained")
+
+
+@register("pixelthink_reasoning_tokens", PixelThinkReasoningTokensConfig)
+class PixelThinkReasoningTokens(LengthCounter):
+    """Tokenizer tokens (``add_special_tokens=False``) of the official reasoning text,
+    :func:`official_reasoning_text` (PixelThink's ``reward_reasoning_tokens`` mode).
+
+    Where a chat message carried the reasoning separately (``reasoning_content``/``thinking``, kept in
+    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer, or a local path loaded with ``AutoTokenizer`` on first use.
+    """
+
+    unit = "tokens"
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokens = TokenCount(tokenizer)
+        self._config = validated(
+            "PixelThinkReasoningTokens", PixelThinkReasoningTokensConfig, tokenizer=self._tokens.to_config().tokenizer
+        )
+
+    def __call__(self, batch: RewardBatch) -> Any:
+        separate = batch.reasoning or (None,) * len(batch)
+        texts = tuple(
+            official_reasoning_text(text) if thought is None else thought.strip()
+            for text, thought in zip(batch.completions, separate)
+        )
+        return self._tokens(RewardBatch(texts))
+
+    def to_config(self) -> PixelThinkReasoningTokensConfig:
+        return self._config
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Presets
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _length_counter(length: LengthMode | LengthCounter, tokenizer: Any) -> LengthCounter:
+    if isinstance(length, LengthCounter):
+        if tokenizer is not None:
+            raise ValueError("pixelthink: tokenizer: expected None when length is a LengthCounter, got a tokenizer")
+        return length
+    if length == "words":
+        if tokenizer is not None:
+            raise ValueError(
+                "pixelthink: tokenizer: expected None with length='words' (whitespace words need none), got a tokenizer"
+            )
+        return WhitespaceWords()
+    if length == "reasoning_tokens":
+        if tokenizer is None:
+            raise ValueError(
+                "pixelthink: tokenizer: expected a tokenizer or a local path with length='reasoning_tokens', got None"
+            )
+        return PixelThinkReasoningTokens(tokenizer)
+    raise ValueError(f"pixelthink: length: expected 'words', 'reasoning_tokens' or a LengthCounter, got {length!r}")
+
+
+def seg_zero(
+    *,
+    iou_threshold: float = 0.5,
+    box_l1_threshold: float = 10.0,
+    point_threshold: float = 100.0,
+    ground_truth_column: str = "ground_truth",
+    name: str = "seg_zero",
+) -> SegmentationAccuracy:
+    """Seg-Zero's reward (official ``seg_strict_compute_score``): the five-term accuracy sum, in ``[0, 5]``.
+
+    Needs the batch column ``ground_truth`` (or ``ground_truth_column``).
+
+    >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
+    >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
+    >>> seg_zero()(completions=[answer], ground_truth=[gt]).tolist()
+    [5.0]
+    """
+    return SegmentationAccuracy(
+        iou_threshold=iou_threshold,
+        box_l1_threshold=box_l1_threshold,
+        point_threshold=point_threshold,
+        column=ground_truth_column,
+        name=name,
+    )
+
+
+def pixelthink(
+    *,
+    length: LengthMode | LengthCounter = "words",
+    tokenizer: Any = None,
+    missing_difficulty: float | str = "error",
+    missing_uncertainty: float | Literal["error"] = "error",
+    beta: float = 1 / 500,
+    iou_threshold: float = 0.5,
+    box_l1_threshold: float = 10.0,
+    point_threshold: float = 100.0,
+    ground_truth_column: str = "ground_truth",
+    name: str = "pixelthink",
+) -> Product:
+    """PixelThink's official reward: ``SegmentationAccuracy() * SoftLengthPenalty(TieredBudget())``, in ``[0, 5]``.
+
+    Reads the batch columns ``ground_truth``, ``difficulty`` (1..10 judge score) and, for hard samples
+    (``D >= 5``), ``uncertainty`` (in [0, 1]). Components ``segmentation_accuracy/<term>`` and
+    ``soft_length_penalty`` and the columns ``length``, ``budget``, ``tier`` are reported by ``evaluate``.
+
+    Args:
+        length: ``"words"`` (default, the official default mode: ``len(response.split())`` of the whole
+            response), ``"reasoning_tokens"`` (the official alternative: tokens of the stripped ``<think>``
+            content, see :class:`PixelThinkReasoningTokens`; needs ``tokenizer``), or any
+            :class:`~adaptive_length_reward.length.LengthCounter`.
+        tokenizer: the tokenizer (or a local path) for ``length="reasoning_tokens"``.
+        missing_difficulty: a sample without difficulty (absent column or NaN): ``"error"`` (default; raises,
+            naming the samples), a difficulty value (``3.0`` reproduces the official loader's fallback, easy
+            tier), or a tier name.
+        missing_uncertainty: a hard-tier sample without uncertainty: ``"error"`` (default) or a value
+            (``0.0`` is the official function's default).
+        beta: slope of the soft length score (official ``1/500``).
+        iou_threshold, box_l1_threshold, point_threshold: the accuracy thresholds (official 0.5, 10, 100).
+        ground_truth_column: the batch column with the ground truth.
+        name: the reward's name (TRL logs it).
+
+    >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
+    >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
+    >>> long = "<think>" + "word " * 335 + answer[len("<think>"):]   # 346 words: 250 over the easy budget
+    >>> pixelthink()(completions=[answer, long], ground_truth=[gt, gt], difficulty=[2.0, 2.0]).tolist()
+    [5.0, 2.5]
+    """
+    accuracy = SegmentationAccuracy(
+        iou_threshold=iou_threshold,
+        box_l1_threshold=box_l1_threshold,
+        point_threshold=point_threshold,
+        column=ground_truth_column,
+    )
+    budget = TieredBudget(missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty)
+    penalty = SoftLengthPenalty(budget=budget, length=_length_counter(length, tokenizer), beta=beta)
+    return Product([accuracy, penalty], name=name)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Per-sample convenience
+# ------------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _per_sample_reward(given_length: bool) -> Reward:
+    return pixelthink(length=PrecomputedLength() if given_length else "words")
+
+
+def _finite(name: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+    ):
+        raise ValueError(f"pixelthink_score: {name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def pixelthink_score(
+    completion: str,
+    ground_truth: str | Mapping[str, Any],
+    *,
+    difficulty: float,
+    uncertainty: float = 0.0,
+    length: int | None = None,
+) -> float:
+    """PixelThink's reward for one completion, the official ``seg_pixelthink_compute_score`` in word mode.
+
+    Uses the same objects as :func:`pixelthink` (one-sample batch), so it checks the preset, not a copy.
+
+    Args:
+        completion: the decoded response.
+        ground_truth: the official string ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a
+            mapping (see :func:`~adaptive_length_reward.segmentation.parse_ground_truth`).
+        difficulty: the judge's difficulty score (required; the official loader's fallback is 3.0).
+        uncertainty: the policy's uncertainty, ``>= 0`` (official default 0.0).
+        length: the length to penalise; ``None`` = whitespace words of the whole completion.
+
+    Returns:
+        The reward, in ``[0, 5]``.
+
+    >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
+    >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
+    >>> pixelthink_score(answer, gt, difficulty=2.0, length=346)
+    2.5
+    """
+    if not isinstance(completion, str):
+        raise TypeError(f"pixelthink_score: completion: expected str, got {type(completion).__name__}")
+    if not isinstance(ground_truth, (str, Mapping)):
+        raise TypeError(
+            f"pixelthink_score: ground_truth: expected the official string or a mapping, "
+            f"got {type(ground_truth).__name__}"
+        )
+    d = _finite("difficulty", difficulty)
+    u = _finite("uncertainty", uncertainty)
+    if u < 0:
+        raise ValueError(f"pixelthink_score: uncertainty: expected a number >= 0, got {uncertainty!r}")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0):
+        raise ValueError(f"pixelthink_score: length: expected None or an int >= 0, got {length!r}")
+    batch = RewardBatch(
+        (completion,),
+        ground_truth=(ground_truth,),
+        difficulty=np.array([d]),
+        uncertainty=np.array([u]),
+        lengths=None if length is None else np.array([float(length)]),
+    )
+    return float(_per_sample_reward(length is not None)(batch)[0])
