@@ -20,7 +20,8 @@ from adaptive_length_reward import MissingContextError, Reward, RewardBatch, bui
 from adaptive_length_reward.config import _REGISTRY
 
 RESPONSES = [
-    '<think>the red square is left of the circle</think><answer>{"bbox": [1, 2, 30, 40]}</answer>',
+    "<think>the red square is left of the circle</think>"
+    '<answer>{"bbox": [1, 2, 30, 40], "points_1": [5, 6], "points_2": [7, 8]}</answer>',
     "<think>" + "long thinking " * 300 + "</think><answer>x</answer>",
     "<think>truncated mid thou",
     "",
