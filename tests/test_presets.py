@@ -220,3 +220,17 @@ def test_pixelthink_score_type_errors_and_bad_truth() -> None:
         pixelthink_score(GOOD, [1, 2, 3, 4], difficulty=2.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"ground_truth\[0\]: expected '<box>"):
         pixelthink_score(GOOD, "nothing", difficulty=2.0)
+
+
+def test_pixelthink_accepts_a_budget_policy() -> None:
+    from adaptive_length_reward import FixedBudget, LinearBudget, TieredBudget, pixelthink
+
+    custom = TieredBudget(budgets=(40.0, None, 80.0), uncertainty_scales=(0.0, 0.0, 10.0))
+    reward = pixelthink(budget=custom)
+    assert reward.terms[1].budget is custom
+    assert pixelthink(budget=TieredBudget()).to_config() == pixelthink().to_config()
+    assert isinstance(pixelthink(budget=LinearBudget()).terms[1].budget, LinearBudget)
+    with pytest.raises(ValueError, match="missing_difficulty/missing_uncertainty: expected the defaults"):
+        pixelthink(budget=FixedBudget(10), missing_difficulty=3.0)
+    with pytest.raises(TypeError, match="pixelthink: budget: expected a BudgetPolicy or None, got int"):
+        pixelthink(budget=96)  # type: ignore[arg-type]

@@ -159,3 +159,13 @@ def test_components_without_config_compose_but_cannot_be_rebuilt() -> None:
     assert dumped["providers"][0] == {"kind": "opaque", "type": "test_reward._Counter"}
     with pytest.raises(ConfigError, match="cannot build test_reward._Counter from a config"):
         build(dumped)
+
+
+def test_default_names_are_snake_case_with_whole_acronyms() -> None:
+    from adaptive_length_reward import ALPReward, DAPOOverlongPenalty, KimiLengthReward, L1ExactReward
+
+    assert DAPOOverlongPenalty().__name__ == "dapo_overlong_penalty"
+    assert ALPReward().__name__ == "alp_reward"
+    assert L1ExactReward(budget=FixedBudget(1)).__name__ == "l1_exact_reward"
+    assert KimiLengthReward().__name__ == "kimi_length_reward"
+    assert SoftLengthPenalty().__name__ == "soft_length_penalty"

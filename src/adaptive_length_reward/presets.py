@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import Field
 
 from .batch import RewardBatch
-from .budgets import TieredBudget
+from .budgets import BudgetPolicy, TieredBudget
 from .config import ComponentConfig, register, validated
 from .length import LengthCounter, PrecomputedLength, TokenCount, WhitespaceWords
 from .penalties import SoftLengthPenalty
@@ -159,6 +159,7 @@ def pixelthink(
     tokenizer: Any = None,
     missing_difficulty: float | str = "error",
     missing_uncertainty: float | Literal["error"] = "error",
+    budget: BudgetPolicy | None = None,
     beta: float = 1 / 500,
     iou_threshold: float = 0.5,
     box_l1_threshold: float = 10.0,
@@ -183,6 +184,9 @@ def pixelthink(
             tier), or a tier name.
         missing_uncertainty: a hard-tier sample without uncertainty: ``"error"`` (default) or a value
             (``0.0`` is the official function's default).
+        budget: replaces the official ``TieredBudget()`` (e.g. tiers with other thresholds, budgets or
+            uncertainty scales, or a ``LinearBudget``); ``missing_difficulty``/``missing_uncertainty`` then
+            belong to that policy and must be left at their defaults here.
         beta: slope of the soft length score (official ``1/500``).
         iou_threshold, box_l1_threshold, point_threshold: the accuracy thresholds (official 0.5, 10, 100).
         ground_truth_column: the batch column with the ground truth.
@@ -200,7 +204,15 @@ def pixelthink(
         point_threshold=point_threshold,
         column=ground_truth_column,
     )
-    budget = TieredBudget(missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty)
+    if budget is None:
+        budget = TieredBudget(missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty)
+    elif not isinstance(budget, BudgetPolicy):
+        raise TypeError(f"pixelthink: budget: expected a BudgetPolicy or None, got {type(budget).__name__}")
+    elif (missing_difficulty, missing_uncertainty) != ("error", "error"):
+        raise ValueError(
+            "pixelthink: missing_difficulty/missing_uncertainty: expected the defaults when budget= is given "
+            f"(set them on the budget policy), got {missing_difficulty!r}, {missing_uncertainty!r}"
+        )
     penalty = SoftLengthPenalty(budget=budget, length=_length_counter(length, tokenizer), beta=beta)
     return Product([accuracy, penalty], name=name)
 

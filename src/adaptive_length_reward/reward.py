@@ -74,7 +74,9 @@ def as_batch(batch: RewardBatch | None, context: Mapping[str, Any]) -> RewardBat
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """``SoftLengthPenalty`` -> ``soft_length_penalty``; acronyms stay whole: ``DAPOOverlongPenalty`` ->
+    ``dapo_overlong_penalty``, ``ALPReward`` -> ``alp_reward``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 class Reward(Configurable[ComponentConfig], abc.ABC):
