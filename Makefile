@@ -17,7 +17,7 @@ export MKL_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo quickstart bench lint clean
 
 venv: $(STAMP)
 
@@ -35,10 +35,15 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
+	$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo
+
+quickstart: $(STAMP)
 	$(PY) examples/quickstart.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/length_rewards.py
+	$(PY) benchmarks/rewards.py
+	$(PY) benchmarks/uncertainty.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples

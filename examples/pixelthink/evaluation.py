@@ -1,0 +1,306 @@
+"""Evaluation as Seg-Zero and PixelThink run it, with wall-clock timing of every stage.
+
+Per batch of samples (Seg-Zero ``evaluation_scripts/evaluation.py``):
+
+1. greedy decoding of the policy on the ``frame`` x ``frame`` image; timed as *prefill* (until the first new
+   token exists) and *decode* (the rest);
+2. answer parsing with the reward's own parser (:func:`adaptive_length_reward.segmentation.parse_answer`);
+   coordinates are rescaled to the original image by ``W / frame`` and ``H / frame``;
+3. SAM / SAM2 prompted with the box and both points, best of the multimask outputs (timed); SAM is also run
+   with the ground-truth box and points (``sam_oracle_giou``: the ceiling of any policy's prompts, and a SAM
+   latency measured on every sample even when the policy's answers do not parse);
+4. intersection and union against the ground-truth mask (LISA's ignore pixels excluded); a completion without
+   a box and two points counts ``I = 0, U = |GT|`` (:class:`adaptive_length_reward.metrics.MaskIoU`).
+
+Reasoning length is the paper's ``#Token``: tokenizer tokens of the first ``<think>...</think>`` content
+(:class:`adaptive_length_reward.presets.PixelThinkReasoningTokens`). Budget adherence is the share of
+completions whose length (in the reward's unit) is within the PixelThink budget of their tier (always true for
+the medium tier, which has none), i.e. where the soft length score is 1. The policy's uncertainty on its own
+greedy answer (top-2 margin or entropy from the decoding logits) feeds the hard-tier budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from adaptive_length_reward import RewardBatch
+from adaptive_length_reward.errors import import_optional
+from adaptive_length_reward.metrics import MaskIoU, SegmentationReport, budget_adherence, difficulty_tiers
+from adaptive_length_reward.presets import PixelThinkReasoningTokens
+from adaptive_length_reward.reward import Reward
+from adaptive_length_reward.segmentation import parse_answer
+
+from .models import Policy, Segmenter
+from .prompts import conversation
+from .rewards import RewardSettings, budget_policy, reference_penalty
+from .scenes import SegSample
+from .training import policy_image
+
+__all__ = ["EvalResult", "evaluate", "generate_completions", "score_completions"]
+
+TIERS = ("easy", "medium", "hard")
+
+
+@dataclass
+class EvalResult:
+    """One evaluation pass: per-sample records, the library's report, and timings in seconds."""
+
+    records: list[dict[str, Any]]
+    report: SegmentationReport
+    timings: dict[str, float]
+    reward_components: dict[str, float]
+    budget_adherence: float
+    budget_adherence_by_tier: dict[str, float | None]
+    sam_oracle_giou: float = math.nan
+    sam_oracle_ciou: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers ``metrics.json`` keeps for this pass (NaN as ``None``)."""
+        tiers = {t.name: t for t in self.report.tiers}
+        tokens = {name: _finite(tiers[name].tokens.mean) if name in tiers else None for name in ("all", *TIERS)}
+        return {
+            "samples": len(self.records),
+            "giou": _finite(self.report.overall.giou),
+            "ciou": _finite(self.report.overall.ciou),
+            "giou_by_tier": {name: _finite(tiers[name].giou) if name in tiers else None for name in TIERS},
+            "ciou_by_tier": {name: _finite(tiers[name].ciou) if name in tiers else None for name in TIERS},
+            "failed_parses": int(self.report.overall.failed_parses),
+            "mean_reasoning_tokens": tokens,
+            "tier_counts": {name: tiers[name].count if name in tiers else 0 for name in TIERS},
+            "budget_adherence": _finite(self.budget_adherence),
+            "budget_adherence_by_tier": self.budget_adherence_by_tier,
+            "reward_components": self.reward_components,
+            "sat": _finite(self.report.sat) if self.report.sat is not None else None,
+            "sam_oracle_giou": _finite(self.sam_oracle_giou),
+            "sam_oracle_ciou": _finite(self.sam_oracle_ciou),
+            "timings": self.timings,
+        }
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+class _FirstTokenClock:
+    """A stopping criterion that never stops; it notes when it is first called, i.e. when the first new token
+    exists, which separates prefill from decode in ``generate`` (transformers calls it after every step)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        if self.first is None:
+            self.first = time.perf_counter()
+        torch = import_optional("torch", extra="example", purpose="Evaluation")
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def _scale(values: Sequence[float], sx: float, sy: float) -> list[float]:
+    return [round(v * (sx if i % 2 == 0 else sy)) for i, v in enumerate(values)]
+
+
+def _completion_ends(generated: Any, eos_ids: set[int]) -> list[int]:
+    """Per row of generated ids, the number of real tokens: up to and including the first EOS (padding after)."""
+    return [next((j + 1 for j, t in enumerate(row) if t in eos_ids), len(row)) for row in generated.tolist()]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every id that ends a completion: the generation config's (Qwen2.5-VL lists two) and the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    return {int(i) for i in ids if i is not None}
+
+
+def _uncertainty(logits: Sequence[Any], ends: Sequence[int], measure: Literal["margin", "entropy"]) -> np.ndarray:
+    """Per completion, the mean per-token uncertainty of the greedy answer (``1 - (p1 - p2)`` or ``H / ln V``)
+    over its generated tokens, from the raw decoding logits (``output_logits``, before any logits processor)."""
+    from adaptive_length_reward.uncertainty import sequence_uncertainty
+
+    torch = import_optional("torch", extra="example", purpose="Evaluation")
+    stacked = torch.stack([step.float() for step in logits], dim=1)  # [B, T, V]
+    positions = torch.arange(stacked.shape[1], device=stacked.device)
+    mask = positions[None, :] < torch.tensor(list(ends), device=stacked.device)[:, None]
+    return np.asarray(sequence_uncertainty(stacked, mask=mask, measure=measure, reduction="mean", temperature=1.0),
+                      dtype=np.float64)
+
+
+def _require_masks(samples: Sequence[SegSample], owner: str) -> None:
+    missing = [s.id for s in samples if s.mask is None]
+    if missing:
+        raise ValueError(f"{owner}: samples: expected ground-truth masks, got none for {missing[:5]} (box-only data "
+                         "such as RefCOCOg-9k trains but cannot be scored; pass --eval-data with masks)")
+
+
+def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
+                         measure: Literal["margin", "entropy"] = "margin",
+                         batch_size: int = 8, max_new_tokens: int = 1024, progress: bool = True,
+                         desc: str = "generate") -> tuple[list[str], list[float], dict[str, float]]:
+    """Greedy completions, their uncertainty (``measure``: ``"margin"`` or ``"entropy"``) and the prefill /
+    decode wall-clock seconds and generated token count."""
+    torch = import_optional("torch", extra="example", purpose="Evaluation")
+    tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
+    model, processor, tokenizer = policy.model, policy.processor, policy.tokenizer
+    device = next(model.parameters()).device
+    eos_ids = _eos_ids(model, tokenizer)
+    timings = {"prefill_s": 0.0, "decode_s": 0.0, "generated_tokens": 0.0}
+    completions: list[str] = []
+    uncertainty: list[float] = []
+    batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    for chunk in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        texts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
+                 for s in chunk]
+        inputs = processor(text=texts, images=[policy_image(s.image, s.frame) for s in chunk], return_tensors="pt",
+                           padding=True).to(device)
+        clock = _FirstTokenClock()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=[clock],
+                                 output_logits=True, return_dict_in_generate=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        end = time.perf_counter()
+        first = clock.first if clock.first is not None else end
+        timings["prefill_s"] += first - start
+        timings["decode_s"] += end - first
+        new = out.sequences[:, inputs["input_ids"].shape[1]:]
+        ends = _completion_ends(new, eos_ids)
+        timings["generated_tokens"] += float(sum(ends))
+        completions += processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        uncertainty += _uncertainty(out.logits, ends, measure).tolist()
+    return completions, uncertainty, timings
+
+
+def score_completions(samples: Sequence[SegSample], completions: Sequence[str], uncertainty: Sequence[float],
+                      segmenter: Any, *, tokenizer: Any, train_reward: Reward, reward_settings: RewardSettings,
+                      timings: dict[str, float] | None = None) -> EvalResult:
+    """Parse, segment and score given completions (steps 2-4 of the module docstring).
+
+    Args:
+        samples: evaluation samples with ground-truth masks, in the completions' order.
+        completions: the policy's decoded answers.
+        uncertainty: one value per completion (feeds the hard-tier budget).
+        segmenter: anything with ``predict(image, box, points) -> bool mask`` (:class:`Segmenter`).
+        tokenizer: counts the reasoning tokens and the completions' token ids.
+        train_reward: the training reward, evaluated for its components.
+        reward_settings: the PixelThink budgets for adherence.
+        timings: generation timings to extend (prefill/decode seconds and the generated token count).
+
+    Raises:
+        ValueError: a sample has no mask, or the lengths of the inputs differ.
+    """
+    _require_masks(samples, "score_completions")
+    if not len(samples) == len(completions) == len(uncertainty):
+        raise ValueError(f"score_completions: expected one completion and one uncertainty per sample, got "
+                         f"{len(samples)} samples, {len(completions)} completions, {len(uncertainty)} values")
+    timings = {"prefill_s": 0.0, "decode_s": 0.0, "generated_tokens": 0.0, **(timings or {})}
+    timings.update({"sam_s": 0.0, "sam_oracle_s": 0.0, "reward_s": 0.0})
+    metric, oracle_metric = MaskIoU(), MaskIoU()
+    records: list[dict[str, Any]] = []
+    for sample, text in zip(samples, completions):
+        answer = parse_answer(text)
+        w, h = sample.image.size
+        sx, sy = w / sample.frame, h / sample.frame
+        target = np.asarray(sample.mask, dtype=bool)
+        keep = ~sample.ignore if sample.ignore is not None else None
+        prediction = None
+        if answer.bbox is not None and answer.points is not None:
+            box = _scale(answer.bbox, sx, sy)
+            points = [_scale(p, sx, sy) for p in answer.points]
+            start = time.perf_counter()
+            prediction = segmenter.predict(sample.image, tuple(box), tuple(tuple(p) for p in points))
+            timings["sam_s"] += time.perf_counter() - start
+        start = time.perf_counter()  # the same SAM call with the ground-truth prompts: latency and ceiling
+        oracle = segmenter.predict(sample.image, tuple(_scale(sample.bbox, sx, sy)),
+                                   tuple(tuple(_scale(p, sx, sy)) for p in sample.points))
+        timings["sam_oracle_s"] += time.perf_counter() - start
+        if keep is not None:
+            target = target & keep
+            prediction = None if prediction is None else prediction & keep
+            oracle = oracle & keep
+        metric.update(prediction, target)
+        oracle_metric.update(oracle, target)
+        records.append({"id": sample.id, "difficulty": _finite(sample.difficulty), "query": sample.query,
+                        "completion": text, "parsed": prediction is not None,
+                        "intersection": int(metric.intersections[-1]), "union": int(metric.unions[-1])})
+    difficulty = np.array([s.difficulty for s in samples], dtype=np.float64)
+    difficulty = np.where(np.isnan(difficulty), reward_settings.missing_difficulty, difficulty)
+    batch = RewardBatch.from_completions(
+        completions, difficulty=difficulty, uncertainty=np.asarray(uncertainty),
+        ground_truth=[s.solution for s in samples],
+        group_ids=[s.id for s in samples], id=[s.id for s in samples], query=[s.query for s in samples],
+        mask_area_ratio=[float(np.asarray(s.mask).mean()) for s in samples],
+        token_ids=[tokenizer(t, add_special_tokens=False)["input_ids"] for t in completions],
+    )
+    start = time.perf_counter()
+    trained = train_reward.evaluate(batch)
+    timings["reward_s"] = time.perf_counter() - start
+    reference = reference_penalty(reward_settings, tokenizer).evaluate(batch)
+    tokens = PixelThinkReasoningTokens(tokenizer)(batch).astype(np.float64)
+    tiers = difficulty_tiers(difficulty, policy=budget_policy(reward_settings))
+    lengths, budgets = reference.columns["length"], reference.columns["budget"]
+    for i, record in enumerate(records):
+        record.update({"tier": str(tiers[i]), "reasoning_tokens": int(tokens[i]), "length": float(lengths[i]),
+                       "budget": _finite(float(budgets[i])), "uncertainty": float(uncertainty[i]),
+                       "reward": float(trained.rewards[i]),
+                       "components": {k: float(v[i]) for k, v in trained.components.items()}})
+    report = SegmentationReport.build(metric, reasoning_tokens=tokens, difficulty=difficulty,
+                                      tier_policy=budget_policy(reward_settings))
+    by_tier: dict[str, float | None] = {}
+    for name in TIERS:
+        chosen = tiers == name
+        by_tier[name] = budget_adherence(lengths[chosen], budgets[chosen]) if chosen.any() else None
+    n = max(1, len(samples))
+    timings.update({
+        "samples": float(len(samples)),
+        "prefill_ms_per_sample": 1000 * timings["prefill_s"] / n,
+        "decode_ms_per_sample": 1000 * timings["decode_s"] / n,
+        "sam_ms_per_sample": 1000 * timings["sam_s"] / n,
+        "sam_ms_per_call": 1000 * (timings["sam_s"] + timings["sam_oracle_s"])
+        / (n + sum(r["parsed"] for r in records)),
+        "decode_tokens_per_s": timings["generated_tokens"] / timings["decode_s"] if timings["decode_s"] else 0.0,
+    })
+    components = {"reward": float(np.mean(trained.rewards)) if len(samples) else math.nan,
+                  **{k: float(np.mean(v)) for k, v in trained.components.items()}}
+    return EvalResult(records=records, report=report, timings=timings, reward_components=components,
+                      budget_adherence=budget_adherence(lengths, budgets), budget_adherence_by_tier=by_tier,
+                      sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou,
+                      notes=["sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the "
+                             "policy's prompts can reach; also times SAM on every sample)"])
+
+
+def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,
+             reward_settings: RewardSettings, batch_size: int = 8, max_new_tokens: int = 1024,
+             progress: bool = True, desc: str = "evaluate") -> EvalResult:
+    """Greedy-decode, parse, segment and score ``samples`` (which need masks); see the module docstring.
+
+    Args:
+        policy: the policy and its processor.
+        segmenter: SAM or SAM2.
+        samples: evaluation samples with ground-truth masks.
+        train_reward: the training reward, evaluated on the greedy completions for its components.
+        reward_settings: the PixelThink budgets for adherence and the uncertainty measure.
+        batch_size: prompts per ``generate`` call.
+        max_new_tokens: decoding limit (Seg-Zero: 1024).
+
+    Raises:
+        ValueError: a sample has no mask (box-only data such as RefCOCOg-9k cannot be scored with gIoU).
+    """
+    _require_masks(samples, "evaluate")
+    measure: Literal["margin", "entropy"] = "entropy" if reward_settings.uncertainty == "entropy" else "margin"
+    completions, uncertainty, timings = generate_completions(
+        policy, samples, measure=measure, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
+        desc=desc)
+    result = score_completions(samples, completions, uncertainty, segmenter, tokenizer=policy.tokenizer,
+                               train_reward=train_reward, reward_settings=reward_settings, timings=timings)
+    result.notes.insert(0, f"uncertainty at evaluation: {measure} of the greedy answer's decoding logits")
+    return result

@@ -1,0 +1,335 @@
+"""The two models of the pipeline: the Qwen2.5-VL policy and the frozen SAM / SAM2 segmenter.
+
+Each comes from a local checkpoint directory, or, with ``tiny=True``, is built from a small config with random
+weights so everything runs offline on a CPU (nothing is ever fetched from a model hub). The tiny policy gets
+an in-process byte-level BPE tokenizer trained on the example's own text (prompt, expressions, reasoning,
+answers), so its vocabulary covers what it has to write.
+
+Works without torchvision (the CPU wheel of torch 2.13 has none): the policy's processor is assembled from the
+PIL image processor and the tokenizer instead of ``AutoProcessor``; SAM2's preprocessing (resize to the model's
+square input, ImageNet normalisation, prompt scaling) is done here, as ``Sam2Processor`` does it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from adaptive_length_reward.errors import import_optional
+
+from .scenes import BoolArray, SceneGenerator
+
+__all__ = ["Policy", "Segmenter", "build_tiny_policy", "build_tiny_segmenter", "load_policy", "load_segmenter"]
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>"]
+
+#: The answer format's fixed pieces; with the integers 0..999 they are whole tokens of the tiny tokenizer, so a
+#: small random model learns the answer format in a few dozen steps (Qwen's tokenizer splits them up).
+FORMAT_TOKENS = ("<think>", "</think>", "<answer>", "</answer>", '{"bbox": [', '], "points_1": [',
+                 '], "points_2": [', "]}")
+
+#: ChatML as Qwen2.5-VL writes it (system prompt "You are a helpful assistant." unless one is given), with
+#: string content or a list of ``{"type": "image"}`` / ``{"type": "text"}`` parts.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if loop.first and m['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for part in m['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _transformers() -> Any:
+    return import_optional("transformers", extra="example", purpose="The PixelThink example")
+
+
+def _torch() -> Any:
+    return import_optional("torch", extra="example", purpose="The PixelThink example")
+
+
+@dataclass
+class Policy:
+    """A policy model with its processor. ``frame`` is the square side images are resized to (Seg-Zero: 840)."""
+
+    model: Any
+    processor: Any
+    name: str
+    tiny: bool
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+
+def _offline_processor_class() -> Any:
+    transformers = _transformers()
+
+    class OfflineQwenProcessor(transformers.Qwen2_5_VLProcessor):  # type: ignore[misc, name-defined]
+        """The stock processor rejects ``video_processor=None`` when torchvision is absent; allow None."""
+
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument is None:
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+        def save_pretrained(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> list[str]:
+            """Save the tokenizer, the image processor and the chat template (the stock method trips over the
+            absent video processor); ``from_pretrained`` of the pieces reloads them."""
+            if push_to_hub:
+                raise ValueError("OfflineQwenProcessor.save_pretrained: push_to_hub: expected False (offline), "
+                                 "got True")
+            directory = Path(save_directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            files = list(self.tokenizer.save_pretrained(str(directory)))
+            files += list(self.image_processor.save_pretrained(str(directory)) or [])
+            if self.chat_template:
+                (directory / "chat_template.jinja").write_text(self.chat_template, encoding="utf-8")
+                files.append(str(directory / "chat_template.jinja"))
+            return files
+
+    return OfflineQwenProcessor
+
+
+def tokenizer_corpus(prompt_template: str, samples: int = 48) -> list[str]:
+    """The text the tiny tokenizer is trained on: prompts, expressions, reference reasoning and answers."""
+    from .prompts import format_answer, warmup_reasoning
+
+    corpus = [prompt_template, "0 1 2 3 4 5 6 7 8 9 10 100 , . : [ ] { } \" ' < > / ( )"]
+    for sample in SceneGenerator(seed=9_999, image_size=840).samples(samples):
+        corpus.append(sample.query)
+        corpus.append(f"<think> {sample.reasoning_long} </think>{format_answer(sample.bbox, sample.points)}")
+        corpus.append(warmup_reasoning(sample.query))
+    return corpus
+
+
+def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: int = 128, layers: int = 2,
+                      seed: int = 0) -> Policy:
+    """A random-weight Qwen2.5-VL (under 1 M parameters) with a BPE tokenizer trained in-process."""
+    torch, transformers = _torch(), _transformers()
+    tokenizers = import_optional("tokenizers", extra="example", purpose="The tiny policy's tokenizer")
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None))
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([  # one token per digit, as Qwen's tokenizer
+        tokenizers.pre_tokenizers.Digits(individual_digits=True),
+        tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    bpe.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+                                             show_progress=False)
+    bpe.train_from_iterator(tokenizer_corpus(prompt_template), trainer=trainer)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:], padding_side="left")
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    # plain added tokens (decoding keeps them): the format's fixed pieces and every integer below 1000
+    tokenizer.add_tokens([*FORMAT_TOKENS, ", ", *(str(i) for i in range(1000))])
+    images = transformers.Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    processor = _offline_processor_class()(image_processor=images, tokenizer=tokenizer,
+                                           chat_template=TINY_CHAT_TEMPLATE)
+    ids = tokenizer.convert_tokens_to_ids
+    heads = 4
+    head_dim = hidden // heads
+    config = transformers.Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            # mrope_section must sum to head_dim / 2 (temporal, height, width)
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
+                                "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
+            "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
+            "pad_token_id": ids("<|endoftext|>"),
+        },
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                       "out_hidden_size": hidden, "patch_size": 14, "spatial_merge_size": 2,
+                       "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [1]},
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = transformers.Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    return Policy(model=model, processor=processor, name="tiny-qwen2.5-vl (random weights)", tiny=True)
+
+
+def _chat_template(path: Path, tokenizer: Any) -> str | None:
+    for name in ("chat_template.jinja", "chat_template.json"):
+        candidate = path / name
+        if candidate.is_file():
+            text = candidate.read_text(encoding="utf-8")
+            return str(json.loads(text)["chat_template"]) if name.endswith(".json") else text
+    template = getattr(tokenizer, "chat_template", None)
+    return template if isinstance(template, str) else None
+
+
+def load_policy(path: str | Path, *, dtype: str = "auto", device: str = "cpu",
+                attn_implementation: str | None = None) -> Policy:
+    """Qwen2.5-VL from a local checkpoint directory (e.g. a downloaded ``Qwen2.5-VL-7B-Instruct``).
+
+    The processor is assembled from the checkpoint's image processor (the PIL one), tokenizer and chat
+    template, which works with or without torchvision.
+
+    Args:
+        path: the checkpoint directory.
+        dtype: ``"bfloat16"``, ``"float32"`` or ``"auto"`` (bfloat16 on CUDA, float32 elsewhere).
+        device: where to put the model.
+        attn_implementation: e.g. ``"flash_attention_2"`` or ``"sdpa"``; default: the library's choice.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a directory with a ``config.json``.
+    """
+    torch, transformers = _torch(), _transformers()
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"load_policy: path: expected a checkpoint directory with config.json, "
+                                f"got {str(path)!r}")
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), **kwargs).to(device)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), padding_side="left")
+    images = transformers.Qwen2VLImageProcessorPil.from_pretrained(str(path))
+    processor = _offline_processor_class()(image_processor=images, tokenizer=tokenizer,
+                                           chat_template=_chat_template(path, tokenizer))
+    return Policy(model=model, processor=processor, name=path.name, tiny=False)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Segmenter
+# ------------------------------------------------------------------------------------------------------------
+
+
+class Segmenter:
+    """SAM or SAM2 prompted with one box and two positive points; returns the best of the multimask outputs.
+
+    PixelThink / Seg-Zero evaluation (``evaluation_scripts/evaluation.py``): ``predict(point_coords=points,
+    point_labels=[1, 1], box=bbox)`` and keep the mask with the highest predicted IoU.
+
+    Args:
+        model: a ``SamModel`` or ``Sam2Model``.
+        processor: a ``SamProcessor`` for SAM; ``None`` for SAM2 (preprocessing done here).
+        name: for reports.
+    """
+
+    def __init__(self, model: Any, processor: Any | None, *, name: str) -> None:
+        self.model, self.processor, self.name = model, processor, name
+        self.kind = "sam2" if type(model).__name__.startswith("Sam2") else "sam"
+        if self.kind == "sam" and processor is None:
+            raise ValueError("Segmenter: processor: expected a SamProcessor for a SamModel, got None")
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _sam2_inputs(self, image: Image.Image, box: Any, points: Any) -> dict[str, Any]:
+        """What ``Sam2Processor`` produces, without torchvision: square resize, ImageNet normalisation, prompts
+        scaled by ``side / W`` and ``side / H`` (transformers ``models/sam2/image_processing_sam2.py``)."""
+        torch = _torch()
+        side = int(self.model.config.vision_config.backbone_config.image_size[0])
+        w, h = image.size
+        pixels = np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
+        pixels = (pixels / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+        scale = torch.tensor([side / w, side / h], dtype=torch.float32)
+        dtype = next(self.model.parameters()).dtype
+        return {
+            "pixel_values": torch.tensor(pixels, dtype=torch.float32).permute(2, 0, 1)[None].to(self.device, dtype),
+            "input_boxes": (torch.tensor(box, dtype=torch.float32).view(2, 2) * scale).view(1, 1, 4).to(self.device),
+            "input_points": (torch.tensor(points, dtype=torch.float32) * scale).view(1, 1, -1, 2).to(self.device),
+            "input_labels": torch.ones(1, 1, len(points), dtype=torch.long, device=self.device),
+        }
+
+    def predict(self, image: Image.Image, box: tuple[float, float, float, float],
+                points: tuple[tuple[float, float], tuple[float, float]]) -> BoolArray:
+        """The mask (``H x W`` of ``image``) for a box ``(x1, y1, x2, y2)`` and two positive points, in pixels."""
+        torch = _torch()
+        w, h = image.size
+        with torch.inference_mode():
+            if self.kind == "sam2":
+                out = self.model(**self._sam2_inputs(image, box, points), multimask_output=True)
+                scores = out.iou_scores[0, 0].float()
+                best = int(torch.argmax(scores))
+                low = out.pred_masks[:, 0, best : best + 1].float()
+                mask = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+                return np.asarray(mask.cpu() > 0)
+            assert self.processor is not None  # checked in __init__ for SAM
+            inputs = self.processor(images=image, input_boxes=[[list(box)]], input_points=[[list(map(list, points))]],
+                                    input_labels=[[[1] * len(points)]], return_tensors="pt").to(self.device)
+            dtype = next(self.model.parameters()).dtype
+            inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+            out = self.model(**{k: v for k, v in inputs.items() if k not in ("original_sizes", "reshaped_input_sizes")},
+                             multimask_output=True)
+            best = int(torch.argmax(out.iou_scores[0, 0].float()))
+            masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), inputs["original_sizes"].cpu(),
+                                                      inputs["reshaped_input_sizes"].cpu())[0]
+            return np.asarray(masks[0, best])
+
+
+def build_tiny_segmenter(kind: str = "sam", *, side: int = 128, seed: int = 0) -> Segmenter:
+    """A random-weight SAM (stock processor) or SAM2 (about 0.1 M parameters) with a ``side`` x ``side`` input."""
+    torch, transformers = _torch(), _transformers()
+    if kind not in ("sam", "sam2"):
+        raise ValueError(f"build_tiny_segmenter: kind: expected 'sam' or 'sam2', got {kind!r}")
+    torch.manual_seed(seed)
+    if kind == "sam":
+        config = transformers.SamConfig(
+            vision_config=transformers.SamVisionConfig(
+                hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2, image_size=side,
+                patch_size=16, window_size=4, global_attn_indexes=[1], num_pos_feats=16, mlp_dim=64),
+            prompt_encoder_config=transformers.SamPromptEncoderConfig(hidden_size=32, image_size=side, patch_size=16),
+            mask_decoder_config=transformers.SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
+                                                                  iou_head_hidden_dim=32))
+        images = transformers.SamImageProcessorPil(
+            size={"longest_edge": side}, pad_size={"height": side, "width": side},
+            mask_size={"longest_edge": side // 4}, mask_pad_size={"height": side // 4, "width": side // 4})
+        return Segmenter(transformers.SamModel(config).eval(), transformers.SamProcessor(image_processor=images),
+                         name="tiny-sam (random weights)")
+    emb = [8, 16, 32, 64]
+    config = transformers.Sam2Config(
+        vision_config={
+            # a global-attention block must not open a query-pool stage
+            "backbone_config": {"model_type": "sam2_hiera_det_model", "hidden_size": emb[0], "num_attention_heads": 1,
+                                "image_size": [side, side], "blocks_per_stage": [1, 1, 2, 1],
+                                "embed_dim_per_stage": emb, "num_attention_heads_per_stage": [1, 1, 1, 1],
+                                "window_size_per_stage": [4, 4, 4, 2], "global_attention_blocks": [3],
+                                "window_positional_embedding_background_size": [4, 4]},
+            "backbone_channel_list": emb[::-1],
+            "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2], "fpn_hidden_size": 32},
+        prompt_encoder_config={"hidden_size": 32, "image_size": side, "patch_size": 16},
+        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32})
+    return Segmenter(transformers.Sam2Model(config).eval(), None, name="tiny-sam2 (random weights)")
+
+
+def load_segmenter(path: str | Path, *, device: str = "cpu", dtype: str = "auto") -> Segmenter:
+    """SAM (``SamModel``) or SAM2 (``Sam2Model``, e.g. ``facebook/sam2-hiera-large`` in transformers format) from a
+    local directory; the kind is read from its ``config.json`` (``model_type`` ``sam`` or ``sam2``)."""
+    torch, transformers = _torch(), _transformers()
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"load_segmenter: path: expected a directory with config.json, got {str(path)!r}")
+    model_type = json.loads(config_file.read_text())["model_type"]
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    torch_dtype = getattr(torch, dtype)
+    if model_type == "sam":
+        model = transformers.SamModel.from_pretrained(str(path), dtype=torch_dtype).to(device).eval()
+        images = transformers.SamImageProcessorPil.from_pretrained(str(path))
+        processor = transformers.SamProcessor(image_processor=images)
+        return Segmenter(model, processor, name=path.name)
+    if model_type == "sam2":
+        model = transformers.Sam2Model.from_pretrained(str(path), dtype=torch_dtype).to(device).eval()
+        return Segmenter(model, None, name=path.name)
+    raise ValueError(f"load_segmenter: {config_file}: model_type: expected 'sam' or 'sam2', got {model_type!r}")

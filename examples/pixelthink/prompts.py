@@ -1,0 +1,67 @@
+"""Seg-Zero's prompt and answer format (used unchanged by PixelThink), and the conversations built from them.
+
+Source: Seg-Zero ``evaluation_scripts/evaluation.py`` and PixelThink ``verl/utils/rl_dataset.py``
+(``SEG_PROMPT_WITH_IMAGE_TAG``): the question is lower-cased with trailing periods stripped, the image comes
+first, the system prompt is Qwen's default "You are a helpful assistant.".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["ANSWER_HINT", "QUESTION_TEMPLATE", "conversation", "format_answer", "question_text",
+           "reference_completion", "warmup_reasoning"]
+
+QUESTION_TEMPLATE = (
+    "Please find '{Question}' with bbox and points."
+    "Compare the difference between objects and find the most closely matched one."
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format."
+    "i.e., <think> thinking process here </think>"
+    "<answer>{Answer}</answer>"
+)
+ANSWER_HINT = "{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}"
+
+
+def question_text(query: str) -> str:
+    """The user text for one query: ``QUESTION_TEMPLATE`` with ``query.lower().strip(".")``.
+
+    >>> question_text("The Red Mug.")[:30]
+    "Please find 'the red mug' with"
+    """
+    return QUESTION_TEMPLATE.format(Question=query.lower().strip("."), Answer=ANSWER_HINT)
+
+
+def conversation(query: str) -> list[dict[str, Any]]:
+    """TRL's conversational prompt for one sample: a user message with the image first, then the question."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question_text(query)}]}]
+
+
+def format_answer(bbox: Sequence[int], points: Sequence[Sequence[int]]) -> str:
+    """``<answer>{"bbox": [...], "points_1": [...], "points_2": [...]}</answer>`` (the format the reward parses).
+
+    >>> format_answer((1, 2, 3, 4), ((5, 6), (7, 8)))
+    '<answer>{"bbox": [1, 2, 3, 4], "points_1": [5, 6], "points_2": [7, 8]}</answer>'
+    """
+    body = {"bbox": [int(v) for v in bbox], "points_1": [int(v) for v in points[0]],
+            "points_2": [int(v) for v in points[1]]}
+    return f"<answer>{json.dumps(body)}</answer>"
+
+
+def reference_completion(reasoning: str, bbox: Sequence[int], points: Sequence[Sequence[int]]) -> str:
+    """A well-formed completion: ``<think> reasoning </think>`` then the answer (used by the tiny warm-up)."""
+    return f"<think> {reasoning} </think>{format_answer(bbox, points)}"
+
+
+def warmup_reasoning(query: str) -> str:
+    """The verbose, query-restating reasoning the tiny policy is warmed up on (about 30 + 5 x query words).
+
+    A model of under 1 M parameters cannot learn to describe a scene in a few dozen steps, but it can learn to restate
+    the query in a fixed sequence of checks; the sentences are what GRPO with a length reward can then drop.
+    """
+    q = query.lower().strip(".")
+    return (f"The question asks for {q}. I look at every shape in the image. I compare the colour of each shape "
+            f"with {q}. I compare the size of each shape with {q}. I compare the position of each shape with {q}. "
+            f"I rule out the shapes that do not match. The target is {q}.")

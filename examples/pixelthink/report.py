@@ -1,0 +1,246 @@
+"""The run folder's plots (matplotlib, Agg backend, PNG) and its short markdown report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptive_length_reward.errors import import_optional
+
+__all__ = ["plot_length_by_tier", "plot_training_curves", "summary_table", "write_report"]
+
+TIERS = ("easy", "medium", "hard")
+BEFORE, AFTER = "#9aa5b1", "#d1495b"
+
+
+def _pyplot() -> Any:
+    matplotlib = import_optional("matplotlib", extra="example", purpose="The run's plots")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _by_tier(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[float]]:
+    return {tier: [float(r[key]) for r in records if r["tier"] == tier] for tier in TIERS}
+
+
+def _boxes(ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[float]], rng: np.random.Generator
+           ) -> None:
+    for t, tier in enumerate(TIERS):
+        for offset, values, colour in ((-0.18, before[tier], BEFORE), (0.18, after[tier], AFTER)):
+            if not values:
+                continue
+            x = t + offset
+            ax.boxplot([values], positions=[x], widths=0.3, patch_artist=True, showfliers=False,
+                       boxprops={"facecolor": colour, "alpha": 0.45, "edgecolor": colour},
+                       medianprops={"color": "black"}, whiskerprops={"color": colour}, capprops={"color": colour})
+            ax.scatter(x + rng.uniform(-0.08, 0.08, len(values)), values, s=12, color=colour, alpha=0.9, zorder=3)
+    ax.set_xticks(range(len(TIERS)))
+    counts = [f"{tier}\n(n={len(after[tier]) or len(before[tier])})" for tier in TIERS]
+    ax.set_xticklabels(counts)
+    ax.set_xlim(-0.6, len(TIERS) - 0.4)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], path: Path, *,
+                        length_unit: str, budgets: Mapping[str, tuple[float, float] | None], title: str) -> Path:
+    """Two panels per difficulty tier, before (grey) vs after training (red): the reasoning tokens (the paper's
+    ``#Token``) and the length the reward penalises, with each tier's budget as a dashed line.
+
+    Args:
+        budgets: per tier ``(base, uncertainty_scale)`` (the line is drawn at the base), or ``None``: no budget.
+    """
+    plt = _pyplot()
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    _boxes(axes[0], _by_tier(before, "reasoning_tokens"), _by_tier(after, "reasoning_tokens"), rng)
+    axes[0].set_ylabel("reasoning tokens (<think> content)")
+    axes[0].set_title("Reasoning length per tier")
+    _boxes(axes[1], _by_tier(before, "length"), _by_tier(after, "length"), rng)
+    unit = "whitespace words of the response" if length_unit == "words" else "reasoning tokens"
+    axes[1].set_ylabel(f"reward length ({unit})")
+    axes[1].set_title("Length the reward sees, and the budgets")
+    for t, tier in enumerate(TIERS):
+        budget = budgets.get(tier)
+        if budget is None:
+            axes[1].annotate("no budget", (t, 0.02), xycoords=("data", "axes fraction"), ha="center", fontsize=8)
+            continue
+        base, scale = budget
+        label = f"B = {base:g}" + (f" + {scale:g} U" if scale else "")
+        axes[1].hlines(base, t - 0.45, t + 0.45, colors="black", linestyles="dashed", linewidth=1.2)
+        axes[1].annotate(label, (t + 0.45, base), fontsize=8, ha="right", va="bottom")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in (BEFORE, AFTER)]
+    axes[0].legend(handles, ["before training", "after training"], loc="upper left", fontsize=8)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [(r["step"], r[key]) for r in history if key in r]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps, values = zip(*rows)
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if values.size < window or window <= 1:
+        return values
+    kernel = np.ones(window) / window
+    padded = np.concatenate([np.full(window - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], path: Path, *, reward_name: str, title: str) -> Path:
+    """Reward, completion length and the reward's components per GRPO step (thin: raw; thick: running mean)."""
+    plt = _pyplot()
+    panels: list[tuple[str, list[tuple[str, str]]]] = [
+        ("reward (group mean)", [("reward", "total reward")]),
+        ("completion length (tokens)", [("completions/mean_length", "mean"),
+                                        ("completions/max_length", "max")]),
+        ("reward components", [(k, k.split("/", 1)[1]) for k in sorted({key for row in history for key in row})
+                               if k.startswith(f"{reward_name}/") and not k.split("/", 1)[1].startswith("mean_")
+                               and k.count("/") == 1]),
+        ("context", [(f"{reward_name}/mean_length", "reward length"), (f"{reward_name}/mean_budget", "budget"),
+                     ("uncertainty/mean", "uncertainty x 100")]),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    window = max(1, len(history) // 10)
+    for ax, (label, keys) in zip(axes, panels):
+        drawn = False
+        for key, name in keys:
+            steps, values = _series(history, key)
+            if steps.size == 0:
+                continue
+            if key == "uncertainty/mean":
+                values = 100 * values
+            marker = "o" if steps.size < 15 else None
+            line = ax.plot(steps, values, linewidth=0.8, alpha=0.45, marker=marker, markersize=3)[0]
+            ax.plot(steps, _smooth(values, window), color=line.get_color(), linewidth=2.0, label=name, marker=marker,
+                    markersize=4)
+            drawn = True
+        if label.startswith("reward ("):
+            steps, std = _series(history, "reward_std")
+            _, mean = _series(history, "reward")
+            if steps.size:
+                ax.fill_between(steps, mean - std, mean + std, alpha=0.12, color="C0", label="± std")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("GRPO step")
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=7, loc="best")
+        else:
+            ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", color="grey")
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any, percent: bool = False, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{100 * value:.{digits}f}" if percent else f"{value:.{digits}f}"
+
+
+def summary_table(metrics: Mapping[str, Any]) -> str:
+    """A fixed-width before/after table per tier for the terminal (percentages for gIoU and adherence)."""
+    before, after = metrics.get("before") or {}, metrics["after"]
+    lines = [f"{'tier':<7}{'n':>4}{'gIoU % before':>15}{'gIoU % after':>14}{'#Token before':>15}{'#Token after':>14}"
+             f"{'in budget % before':>20}{'in budget % after':>19}"]
+    for tier in ("all", *TIERS):
+        n = after["samples"] if tier == "all" else after["tier_counts"].get(tier, 0)
+        if not n:
+            continue
+
+        def pick(run: Mapping[str, Any], key: str, by_tier: str, tier: str = tier) -> Any:
+            return run.get(key) if tier == "all" else (run.get(by_tier) or {}).get(tier)
+
+        lines.append(
+            f"{tier:<7}{n:>4}{_fmt(pick(before, 'giou', 'giou_by_tier'), True):>15}"
+            f"{_fmt(pick(after, 'giou', 'giou_by_tier'), True):>14}"
+            f"{_fmt((before.get('mean_reasoning_tokens') or {}).get(tier)):>15}"
+            f"{_fmt(after['mean_reasoning_tokens'].get(tier)):>14}"
+            f"{_fmt(pick(before, 'budget_adherence', 'budget_adherence_by_tier'), True):>20}"
+            f"{_fmt(pick(after, 'budget_adherence', 'budget_adherence_by_tier'), True):>19}")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path], notes: Sequence[str]) -> Path:
+    """A short markdown summary of ``metrics.json``: before/after per tier, timings, plots, caveats."""
+    before, after = metrics.get("before") or {}, metrics["after"]
+    lines = [
+        f"# PixelThink GRPO run: {metrics['run']['name']}",
+        "",
+        f"Policy `{metrics['run']['policy']}`, segmenter `{metrics['run']['segmenter']}`, data "
+        f"`{metrics['run']['data']}`; length reward `{metrics['config']['reward']['length_reward']}`, difficulty "
+        f"`{metrics['config']['reward']['difficulty']}`, uncertainty `{metrics['config']['reward']['uncertainty']}`; "
+        f"GRPO steps: {metrics['train_steps']}, on {metrics['run']['device']}.",
+        "",
+        "## Accuracy and efficiency (evaluation set, greedy decoding)",
+        "",
+        "| tier | n | gIoU % before | gIoU % after | cIoU % after | #Token before | #Token after | "
+        "in budget % before | in budget % after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tier in ("all", *TIERS):
+        count = after["samples"] if tier == "all" else after["tier_counts"].get(tier, 0)
+        if not count:
+            continue
+        g_b = before.get("giou") if tier == "all" else (before.get("giou_by_tier") or {}).get(tier)
+        g_a = after["giou"] if tier == "all" else after["giou_by_tier"].get(tier)
+        c_a = after["ciou"] if tier == "all" else after["ciou_by_tier"].get(tier)
+        t_b = (before.get("mean_reasoning_tokens") or {}).get(tier)
+        t_a = after["mean_reasoning_tokens"].get(tier)
+        b_b = (before.get("budget_adherence") if tier == "all"
+               else (before.get("budget_adherence_by_tier") or {}).get(tier))
+        b_a = after["budget_adherence"] if tier == "all" else after["budget_adherence_by_tier"].get(tier)
+        lines.append(f"| {tier} | {count} | {_fmt(g_b, True)} | {_fmt(g_a, True)} | {_fmt(c_a, True)} | "
+                     f"{_fmt(t_b)} | {_fmt(t_a)} | {_fmt(b_b, True)} | {_fmt(b_a, True)} |")
+    t = metrics["timings"]
+    ev = after["timings"]
+    lines += [
+        "",
+        "## Where the time went (wall clock)",
+        "",
+        "| stage | seconds | per unit |",
+        "|---|---|---|",
+        f"| format warm-up (tiny policy only) | {_fmt(t.get('warmup_s'), digits=2)} | - |",
+        f"| GRPO training | {_fmt(t.get('train_s'), digits=2)} | median step "
+        f"{_fmt(t.get('train_step_s_median'), digits=3)} s |",
+        f"| of which generation | {_fmt(t.get('generation_s'), digits=2)} | - |",
+        f"| of which uncertainty forward | {_fmt(t.get('uncertainty_s'), digits=2)} | "
+        f"{_fmt(t.get('uncertainty_share'), True)} % of training |",
+        f"| of which reward computation | {_fmt(t.get('reward_s'), digits=3)} | "
+        f"{_fmt(t.get('reward_share'), True, 2)} % of training |",
+        f"| evaluation prefill | {_fmt(ev['prefill_s'], digits=2)} | {_fmt(ev['prefill_ms_per_sample'])} ms / sample |",
+        f"| evaluation decode | {_fmt(ev['decode_s'], digits=2)} | {_fmt(ev['decode_ms_per_sample'])} ms / sample, "
+        f"{_fmt(ev['decode_tokens_per_s'])} tokens/s |",
+        f"| evaluation SAM (policy prompts) | {_fmt(ev['sam_s'], digits=2)} | "
+        f"{_fmt(ev['sam_ms_per_call'])} ms / call |",
+        f"| evaluation SAM (ground-truth prompts) | {_fmt(ev['sam_oracle_s'], digits=2)} | gIoU "
+        f"{_fmt(after.get('sam_oracle_giou'), True)} % (ceiling) |",
+        f"| whole run | {_fmt(t.get('total_s'), digits=1)} | - |",
+        "",
+        "## Plots",
+        "",
+        *[f"![{p.stem}]({p.relative_to(path.parent).as_posix()})" for p in plots],
+        "",
+        "## Notes",
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,371 @@
+"""GRPO training of the policy with TRL and the library's adapter, plus the tiny policy's format warm-up.
+
+The reward reaches TRL as :class:`adaptive_length_reward.adapters.trl.TRLReward` (dataset columns
+``ground_truth``, ``difficulty``, ``id`` (the GRPO group), ``query`` and ``mask_area_ratio`` become batch
+columns). With ``--uncertainty margin|entropy`` the trainer is
+:class:`adaptive_length_reward.adapters.trl.UncertaintyGRPOTrainer`, which measures each completion's
+uncertainty with one no-grad forward pass and hands it to the reward; with ``none`` it is TRL's ``GRPOTrainer``.
+
+Settings mirror PixelThink's official yaml (``training_scripts/qwen25vl_7b_refcocog.yaml``) where TRL has the
+knob: ``n = 8`` completions per prompt, temperature 1.0, lr 1e-6, weight decay 1e-2, grad clip 1.0, KL 5e-3
+(TRL's ``beta``; TRL's estimator is the same ``k3`` "low_var_kl"), clip 0.2, 1300-token completions.
+
+A random-weight policy never writes ``<think>...</think><answer>{...}</answer>``, so every reward is 0 and GRPO
+has nothing to learn from. ``--tiny`` therefore first runs a short supervised *format warm-up* on the dataset's
+reference answers (:func:`warm_up`); it is off for real checkpoints, which already follow the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from adaptive_length_reward.errors import import_optional
+from adaptive_length_reward.reward import Reward
+
+from .models import Policy
+from .prompts import conversation, reference_completion, warmup_reasoning
+from .scenes import SegSample
+
+__all__ = ["TimedRewardFunction", "TrainResult", "TrainSettings", "policy_image", "train", "training_rows",
+           "warm_up"]
+
+
+def policy_image(image: Image.Image, frame: int) -> Image.Image:
+    """The image the policy sees: resized to ``frame`` x ``frame`` (Seg-Zero: 840, bilinear) unless it already is."""
+    return image if image.size == (frame, frame) else image.resize((frame, frame), Image.Resampling.BILINEAR)
+
+
+def mask_area_ratio(sample: SegSample) -> float:
+    """The target's share of the image: from the mask, else from the box in the policy's frame (an upper bound)."""
+    if sample.mask is not None:
+        return float(np.asarray(sample.mask, dtype=bool).mean())
+    x1, y1, x2, y2 = sample.bbox
+    return min(1.0, (x2 - x1 + 1) * (y2 - y1 + 1) / float(sample.frame**2))
+
+
+def training_rows(samples: Sequence[SegSample]) -> list[dict[str, Any]]:
+    """TRL dataset rows: a conversational ``prompt``, one ``image``, and the columns the reward reads."""
+    return [
+        {
+            "prompt": conversation(s.query),
+            "image": policy_image(s.image, s.frame),
+            "ground_truth": s.solution,
+            "difficulty": None if math.isnan(s.difficulty) else float(s.difficulty),
+            "id": s.id,
+            "query": s.query,
+            "mask_area_ratio": mask_area_ratio(s),
+        }
+        for s in samples
+    ]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Warm-up (tiny policy only)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learning_rate: float = 3e-3,
+            batch_size: int = 8, progress: bool = True) -> dict[str, Any]:
+    """Supervised steps on ``<think> reasoning </think><answer>{...}</answer>`` with the sample's true box and
+    points (loss on the completion only); the reasoning is :func:`warmup_reasoning` of the query.
+
+    Returns:
+        ``{"steps", "seconds", "loss_first", "loss_last"}``.
+    """
+    torch = import_optional("torch", extra="example", purpose="The format warm-up")
+    tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
+    if steps <= 0:
+        return {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None}
+    if not samples:
+        raise ValueError("warm_up: samples: expected at least one sample, got none")
+    model, processor, tokenizer = policy.model, policy.processor, policy.tokenizer
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    model.train()
+    losses: list[float] = []
+    start = time.perf_counter()
+    side = tokenizer.padding_side
+    try:
+        for step in tqdm(range(steps), desc="format warm-up", disable=not progress, leave=False):
+            batch = [samples[(step * batch_size + i) % len(samples)] for i in range(batch_size)]
+            prompts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
+                       for s in batch]
+            answers = [reference_completion(warmup_reasoning(s.query), s.bbox, s.points) + tokenizer.eos_token
+                       for s in batch]
+            images = [policy_image(s.image, s.frame) for s in batch]
+            tokenizer.padding_side = "right"
+            full = processor(text=[p + a for p, a in zip(prompts, answers)], images=images, return_tensors="pt",
+                             padding=True)
+            prompt_only = processor(text=prompts, images=images, return_tensors="pt", padding=True)
+            labels = full["input_ids"].clone()
+            for i, length in enumerate(prompt_only["attention_mask"].sum(dim=1).tolist()):
+                labels[i, :length] = -100
+            labels[full["attention_mask"] == 0] = -100
+            out = model(**{k: v.to(device) for k, v in full.items()}, labels=labels.to(device))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(out.loss.detach()))
+    finally:
+        tokenizer.padding_side = side
+        model.eval()
+    return {"steps": steps, "seconds": time.perf_counter() - start, "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# GRPO
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """GRPO settings (defaults: PixelThink's official yaml where TRL has the knob)."""
+
+    steps: int = 100
+    num_generations: int = 8
+    prompts_per_step: int = 2
+    micro_batch_size: int | None = None
+    max_completion_length: int = 1300
+    learning_rate: float = 1e-6
+    kl: float = 5e-3
+    temperature: float = 1.0
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    clip_epsilon: float = 0.2
+    loss_type: str = "dapo"
+    uncertainty: str = "margin"
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    save_steps: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "save_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (2 if name == "num_generations" else 1):
+                raise ValueError(f"TrainSettings: {name}: expected an int >= {2 if name == 'num_generations' else 1},"
+                                 f" got {value!r}")
+        batch = self.prompts_per_step * self.num_generations
+        if self.micro_batch_size is not None and (self.micro_batch_size < 1 or batch % self.micro_batch_size):
+            raise ValueError(f"TrainSettings: micro_batch_size: expected a divisor of prompts_per_step x "
+                             f"num_generations = {batch}, got {self.micro_batch_size!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"TrainSettings: learning_rate: expected a number > 0, got {self.learning_rate!r}")
+        if not (self.kl >= 0 and math.isfinite(self.kl)):
+            raise ValueError(f"TrainSettings: kl: expected a number >= 0, got {self.kl!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TimedRewardFunction:
+    """A TRL reward function that also adds up the seconds spent in it (picklable; keeps the ``__name__``)."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.seconds = 0.0
+        self.calls = 0
+
+    @property
+    def __name__(self) -> str:
+        return str(self.function.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[float | None]:
+        start = time.perf_counter()
+        try:
+            result: list[float | None] = self.function(*args, **kwargs)
+            return result
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+
+@dataclass
+class TrainResult:
+    """What training produced: steps run, logs per step, and where the time went."""
+
+    steps: int
+    resumed_from: str | None
+    seconds: float
+    step_seconds: list[float]
+    log_history: list[dict[str, Any]]
+    reward_seconds: float
+    uncertainty_seconds: float
+    generation_seconds: float
+    peak_memory_mb: float | None
+    checkpoint_dir: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _trainer_class(uncertainty: str) -> Any:
+    """``GRPOTrainer`` (``uncertainty="none"``) or ``UncertaintyGRPOTrainer``, timing generation and uncertainty."""
+    trl = import_optional("trl", extra="trl", purpose="GRPO training")
+    if uncertainty == "none":
+        base = trl.GRPOTrainer
+    else:
+        from adaptive_length_reward.adapters.trl import UncertaintyGRPOTrainer
+
+        base = UncertaintyGRPOTrainer
+
+    class TimedTrainer(base):  # type: ignore[misc, valid-type]
+        alr_generation_seconds = 0.0
+        alr_uncertainty_seconds = 0.0
+
+        def _generate(self, prompts: list[Any]) -> Any:
+            start = time.perf_counter()
+            try:
+                return super()._generate(prompts)
+            finally:
+                self.alr_generation_seconds += time.perf_counter() - start
+
+        if uncertainty != "none":
+            def _uncertainty_from_forward(self, *args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return super()._uncertainty_from_forward(*args, **kwargs)
+                finally:
+                    self.alr_uncertainty_seconds += time.perf_counter() - start
+
+            def _uncertainty_from_logprobs(self, *args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return super()._uncertainty_from_logprobs(*args, **kwargs)
+                finally:
+                    self.alr_uncertainty_seconds += time.perf_counter() - start
+
+    TimedTrainer.__name__ = f"Timed{base.__name__}"
+    return TimedTrainer
+
+
+def _callback(log_path: Path, step_seconds: list[float], history: list[dict[str, Any]], reward_name: str,
+              progress: bool) -> Any:
+    transformers = import_optional("transformers", extra="example", purpose="GRPO training")
+    tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
+
+    class RunLog(transformers.TrainerCallback):  # type: ignore[misc, name-defined]
+        """Step wall-clock times, every log line appended to ``train_log.jsonl``, and a progress bar showing the
+        reward and length (it replaces the trainer's own bar, which prints every log dictionary)."""
+
+        def __init__(self) -> None:
+            self._start = 0.0
+            self._bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._bar = tqdm(total=state.max_steps, initial=state.global_step, desc="GRPO", disable=not progress)
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            step_seconds.append(time.perf_counter() - self._start)
+            if self._bar is not None:
+                self._bar.update(state.global_step - self._bar.n)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if not logs:
+                return
+            row = {"step": int(state.global_step)}
+            row.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+            history.append(row)
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+            if self._bar is not None and "reward" in row:
+                self._bar.set_postfix(reward=f"{row['reward']:.3f}",
+                                      length=f"{row.get(f'{reward_name}/mean_length', math.nan):.1f}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self._bar is not None:
+                self._bar.close()
+
+    return RunLog()
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The ``checkpoint-N`` folder with the largest ``N`` under ``checkpoint_dir``, or ``None``."""
+    found = [p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings: TrainSettings, run_dir: Path, *,
+          resume: bool = False, progress: bool = True) -> tuple[TrainResult, Any]:
+    """Run GRPO for ``settings.steps`` steps (or what remains after the latest checkpoint with ``resume``).
+
+    Returns:
+        The :class:`TrainResult` and the trained model (unwrapped).
+    """
+    torch = import_optional("torch", extra="example", purpose="GRPO training")
+    datasets = import_optional("datasets", extra="example", purpose="GRPO training")
+    trl = import_optional("trl", extra="trl", purpose="GRPO training")
+    from adaptive_length_reward.adapters.trl import TRLReward
+
+    checkpoint_dir = run_dir / "checkpoints"
+    checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: expected a checkpoint-N folder under {checkpoint_dir}, found none")
+    cuda = torch.cuda.is_available()
+    batch = settings.prompts_per_step * settings.num_generations
+    micro = settings.micro_batch_size or batch  # completions per forward/backward; the rest is accumulated
+    args = trl.GRPOConfig(
+        output_dir=str(checkpoint_dir), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length, learning_rate=settings.learning_rate,
+        beta=settings.kl, temperature=settings.temperature, weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm, epsilon=settings.clip_epsilon, loss_type=settings.loss_type,
+        max_steps=settings.steps, logging_steps=1, save_strategy="steps",
+        save_steps=min(settings.save_steps, settings.steps), save_total_limit=2, report_to="none",
+        seed=settings.seed, use_cpu=not cuda, bf16=bool(cuda and settings.bf16),
+        remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
+        activation_checkpointing=settings.gradient_checkpointing,  # TRL's GRPOConfig turns it on by default
+    )
+    reward_function = TimedRewardFunction(TRLReward(reward, group_by="id"))
+    log_path = run_dir / "train_log.jsonl"
+    if not resume and log_path.exists():
+        log_path.unlink()
+    step_seconds: list[float] = []
+    history: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if settings.uncertainty != "none":
+        extra["uncertainty_measure"] = settings.uncertainty
+    trainer = _trainer_class(settings.uncertainty)(
+        model=policy.model, reward_funcs=[reward_function], args=args,
+        train_dataset=datasets.Dataset.from_list(training_rows(samples)), processing_class=policy.processor,
+        callbacks=[_callback(log_path, step_seconds, history, reward_function.__name__, progress)], **extra,
+    )
+    transformers = import_optional("transformers", extra="example", purpose="GRPO training")
+    for printer in (transformers.PrinterCallback, transformers.ProgressCallback):  # our bar replaces both
+        trainer.remove_callback(printer)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.eval()
+    result = TrainResult(
+        steps=int(trainer.state.global_step), resumed_from=str(checkpoint) if checkpoint else None, seconds=seconds,
+        step_seconds=step_seconds, log_history=history, reward_seconds=reward_function.seconds,
+        uncertainty_seconds=float(getattr(trainer, "alr_uncertainty_seconds", 0.0)),
+        generation_seconds=float(getattr(trainer, "alr_generation_seconds", 0.0)), peak_memory_mb=peak,
+        checkpoint_dir=str(checkpoint_dir),
+        notes=[] if cuda else ["peak memory is the process's peak resident set size (CPU run)"],
+    )
+    return result, model
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
