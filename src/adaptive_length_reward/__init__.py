@@ -8,13 +8,12 @@ segmentation accuracy rewards and metrics, difficulty scorers (:mod:`.difficulty
 over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL framework.
 """
 
-from . import difficulty, functional, metrics, presets, segmentation
+from . import difficulty, functional, metrics, presets, segmentation, uncertainty
 from .batch import CONTEXT_FIELDS, Completion, RewardBatch
 from .budgets import NO_PENALTY, BudgetPolicy, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
 from .config import ComponentConfig, build, load_config, registered_kinds
 from .errors import ConfigError, MissingContextError, MissingExtraError
 from .functional import soft_length_penalty
-from .metrics import MaskIoU, SegmentationReport
 from .length import (
     LengthCounter,
     PrecomputedLength,
@@ -25,6 +24,7 @@ from .length import (
     extract_reasoning,
     reasoning_span,
 )
+from .metrics import MaskIoU, SegmentationReport
 from .penalties import (
     ALPReward,
     CosineLengthReward,
@@ -56,6 +56,7 @@ from .segmentation import (
     SegmentationFormatReward,
     ThinkingFormatReward,
 )
+from .uncertainty import UncertaintyEstimator
 
 __version__ = "0.1.0.dev0"
 
@@ -105,6 +106,7 @@ __all__ = [
     "TieredBudget",
     "TokenCount",
     "TokenIdCount",
+    "UncertaintyEstimator",
     "WeightedSum",
     "WhitespaceWords",
     "WithContext",
@@ -124,4 +126,5 @@ __all__ = [
     "seg_zero",
     "segmentation",
     "soft_length_penalty",
+    "uncertainty",
 ]

@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import abc
 import base64
-import http.client
 import io
 import json
 import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -270,6 +267,11 @@ class OpenAICompatibleBackend(JudgeBackend):
         return delay
 
     def complete(self, messages: Messages, image: Any) -> str:
+        # Imported here: urllib.request pulls in http.client, ssl and email (~50 ms), needed only when judging.
+        import http.client
+        import urllib.error
+        import urllib.request
+
         c = self._config
         data = json.dumps(self.payload(messages, image)).encode("utf-8")
         headers = self._headers()

@@ -1,0 +1,623 @@
+"""Per-token uncertainty statistics from full logits, in one fused pass over row chunks.
+
+Every statistic comes from five per-row reductions over the (temperature-scaled) logits ``z = x / T`` of one
+token position, accumulated in float32 whatever the input dtype (performance.md, "Uncertainty from full
+logits")::
+
+    m1 = max_j z_j                m2 = second largest z_j (equal to m1 on a tie)
+    s  = sum_j exp(z_j - m1)      b  = sum_j exp(z_j - m1) (z_j - m1)      t = sum_j z_j
+
+and then, in float64 on ``N`` numbers only:
+
+=================  =====================================  =======================================================
+statistic          formula                                meaning
+=================  =====================================  =======================================================
+``entropy``        ``H = ln s - b / s``                   Shannon entropy ``-sum_j p_j ln p_j`` in nats, in
+                                                          ``[0, ln V]``
+``margin``         ``p1 - p2 = (1 - e^(m2 - m1)) / s``    top-1 minus top-2 probability, in ``[0, 1]``;
+                                                          PixelThink's token uncertainty is ``1 - margin``
+                                                          (arXiv 2505.23727; official
+                                                          ``vllm_rollout_spmd.py::compute_uncertainty_from_logprob_dict``)
+``self_certainty`` ``ln s + m1 - t / V - ln V``           ``KL(U || p) = -ln V - (1/V) sum_j ln p_j`` from the
+                                                          uniform distribution ``U`` (Kang et al. 2025,
+                                                          arXiv 2502.18581), in ``[0, inf)``; higher means
+                                                          more confident
+``nll``            ``ln s + m1 - z_y``                    ``-ln p_y`` of the sampled token ``y``, in ``[0, inf)``
+=================  =====================================  =======================================================
+
+The entropy identity is the one verl and TRL use (``H = logsumexp(z) - sum_j p_j z_j``; verl
+``verl/utils/torch_functional.py::entropy_from_logits``), shifted by ``m1`` so no term overflows. What differs
+from those implementations is what is materialised: a naive softmax over ``[N, V]`` in float32 costs ``3 N V``
+floats (3.5 GiB at ``N = 2048``, ``V = 151936``); here only ``C`` rows are live at a time, ``C`` bounded by a
+memory budget, and only the rows under ``mask`` are read at all. ``compile=True`` runs each chunk through one
+``torch.compile``-generated kernel (exponentials never written to memory); otherwise plain PyTorch ops reuse two
+preallocated float32 buffers (the exponentials come from ``torch.softmax``, whose fused kernel is faster than
+``torch.exp`` on CPU; ``s`` and ``b`` are rescaled by ``p_max = 1 / S``). Both paths run on CPU and CUDA.
+
+The second largest logit is found without sorting a whole row: each row is cut into blocks of ``G`` columns
+(``G`` divides ``V``), the block maxima give ``m1`` and the runner-up block, and ``m2`` is the larger of the
+runner-up block's maximum and the second largest entry of the winning block.
+
+torch is imported inside the functions: importing this module costs nothing.
+
+Which distribution is measured: the softmax of ``logits / temperature``. ``temperature=1`` (default) measures the
+model's raw distribution, as vLLM's default ``raw_logprobs`` mode and PixelThink's rollout (temperature 1.0) do;
+pass the sampling temperature to measure the distribution that was sampled from.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import import_optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "STATISTICS",
+    "default_memory_budget",
+    "rows_per_chunk",
+    "sequence_uncertainty",
+    "token_entropy",
+    "token_margin",
+    "token_nll",
+    "token_self_certainty",
+    "token_statistics",
+]
+
+Statistic = Literal["entropy", "margin", "self_certainty", "nll"]
+
+#: Names :func:`token_statistics` computes.
+STATISTICS: tuple[str, ...] = ("entropy", "margin", "self_certainty", "nll")
+
+_DEFAULT_STATS: tuple[str, ...] = ("entropy", "margin", "self_certainty")
+_CPU_BUDGET = 16 * 2**20
+_CUDA_BUDGET = 1024 * 2**20
+# Chunks that stay in the last-level cache run faster on CPU: two float32 buffers of this many bytes.
+_CPU_CACHE_BYTES = 4 * 2**20
+_MIN_BLOCKED_VOCAB = 4096
+
+
+def _torch() -> Any:
+    return import_optional("torch", extra="torch", purpose="Uncertainty from full logits")
+
+
+def default_memory_budget(device: str | Any = "cpu") -> int:
+    """Default extra memory (bytes) one :func:`token_statistics` call may use: 16 MiB on CPU, 1 GiB on CUDA.
+
+    >>> default_memory_budget("cpu") // 2**20
+    16
+    """
+    kind = device if isinstance(device, str) else getattr(device, "type", str(device))
+    return _CUDA_BUDGET if str(kind).startswith("cuda") else _CPU_BUDGET
+
+
+def rows_per_chunk(vocab_size: int, itemsize: int, *, memory_budget_bytes: int, device: str = "cpu",
+                   compiled: bool = False) -> int:
+    """How many rows one chunk holds so the extra memory stays under ``memory_budget_bytes``.
+
+    The eager path keeps, per row, two float32 buffers (``8 V`` bytes) plus a copy of the row in its own dtype
+    when rows are gathered (``itemsize * V``); the compiled path keeps only the gathered copy. On CPU the
+    chunk is further capped so the float32 buffers stay cache-resident (4 MiB each), which is faster. At least
+    one row is always processed, so a budget below one row's footprint is exceeded by that row.
+
+    >>> rows_per_chunk(151936, 2, memory_budget_bytes=16 * 2**20)
+    6
+    >>> rows_per_chunk(32000, 2, memory_budget_bytes=16 * 2**20)
+    32
+    """
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size: expected >= 1, got {vocab_size}")
+    if memory_budget_bytes < 1:
+        raise ValueError(f"memory_budget_bytes: expected a positive number of bytes, got {memory_budget_bytes}")
+    per_row = vocab_size * (itemsize if compiled else 8 + itemsize)
+    rows = memory_budget_bytes // per_row
+    if not device.startswith("cuda"):
+        rows = min(rows, _CPU_CACHE_BYTES // (4 * vocab_size))
+    return max(1, int(rows))
+
+
+def _block_size(vocab_size: int) -> int:
+    """Largest block width in [32, 512] dividing ``vocab_size`` (0 when none does or the vocabulary is small)."""
+    if vocab_size < _MIN_BLOCKED_VOCAB:
+        return 0
+    for width in range(512, 31, -1):
+        if vocab_size % width == 0:
+            return width
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Per-chunk kernels. Both return float32 rows of (m1, m2, s, b, t); m2 only when asked (else m1).
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _top_two(z: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest and second largest entry of each row of ``z`` (float32 [C, V]), ties counted twice."""
+    torch = _torch()
+    rows, vocab = z.shape
+    if block == 0:
+        top = z.topk(2, dim=-1).values
+        return top[:, 0], top[:, 1]
+    blocks = z.view(rows, vocab // block, block)
+    best, which = blocks.amax(-1).topk(2, dim=-1)
+    winner = torch.gather(blocks, 1, which[:, :1, None].expand(rows, 1, block)).squeeze(1)
+    inside = winner.topk(2, dim=-1).values[:, 1]
+    return best[:, 0], torch.maximum(best[:, 1], inside)
+
+
+class _EagerChunks:
+    """Plain PyTorch ops over row chunks with two reused float32 buffers (the fallback path)."""
+
+    def __init__(self, rows: int, vocab: int, device: Any, *, second: bool, entropy: bool) -> None:
+        torch = _torch()
+        self.z = torch.empty(rows, vocab, dtype=torch.float32, device=device)
+        self.e = torch.empty(rows, vocab, dtype=torch.float32, device=device)
+        self.block = _block_size(vocab)
+        self.second, self.entropy = second, entropy
+
+    def __call__(self, chunk: torch.Tensor, temperature: float, out: torch.Tensor) -> None:
+        torch = _torch()
+        n = chunk.shape[0]
+        z, e = self.z[:n], self.e[:n]
+        z.copy_(chunk)
+        if temperature != 1.0:
+            z.div_(temperature)
+        torch.sum(z, dim=-1, out=out[4])
+        if self.second:
+            m1, m2 = _top_two(z, self.block)
+            out[1].copy_(m2)
+        else:
+            m1 = torch.amax(z, dim=-1)
+        out[0].copy_(m1)
+        z.sub_(m1[:, None])
+        # p = softmax(z - m1) = e / S: torch's fused softmax kernel computes the exponentials faster than
+        # torch.exp on CPU. The largest p is exp(0) / S = 1 / S, so s = S * sum(p) = sum(p) / p_max and
+        # b = sum(e (z - m1)) = (p . (z - m1)) / p_max: exact identities, one float32 rounding each.
+        torch.softmax(z, dim=-1, out=e)
+        p_max = torch.amax(e, dim=-1)
+        torch.sum(e, dim=-1, out=out[2])
+        out[2].div_(p_max)
+        if self.entropy:
+            torch.linalg.vecdot(e, z, out=out[3])
+            out[3].div_(p_max)
+
+
+def _fused_chunk(chunk: torch.Tensor, temperature: torch.Tensor, block: int, second: bool) -> Any:
+    """One chunk's (m1, m2, s, b, t) as a [5, C] float32 tensor; written for ``torch.compile`` to fuse.
+
+    Sums run in two levels (over blocks of ``block`` columns, then over blocks) to keep float32 rounding of
+    the 152k-term sums near 1e-7 relative.
+    """
+    torch = _torch()
+    rows, vocab = chunk.shape
+    z = chunk.float() / temperature
+    blocks = z.view(rows, vocab // block, block) if block else z.view(rows, 1, vocab)
+    block_max = blocks.amax(-1)
+    m1 = block_max.amax(-1)
+    if second:
+        if block:
+            best, which = block_max.topk(2, dim=-1)
+            winner = torch.gather(blocks, 1, which[:, :1, None].expand(rows, 1, block)).squeeze(1)
+            m2 = torch.maximum(best[:, 1], winner.topk(2, dim=-1).values[:, 1])
+        else:
+            m2 = z.topk(2, dim=-1).values[:, 1]
+    else:
+        m2 = m1
+    d = blocks - m1[:, None, None]
+    e = d.exp()
+    s = e.sum(-1).sum(-1)
+    b = (e * d).sum(-1).sum(-1)
+    t = blocks.sum(-1).sum(-1)
+    return torch.stack([m1, m2, s, b, t])
+
+
+_COMPILED: dict[str, Any] = {}
+_COMPILE_LOCK = threading.Lock()
+
+
+def _compiled_kernel() -> Callable[..., Any] | None:
+    """The compiled chunk kernel, or None after a failed compilation in this process (then: eager)."""
+    with _COMPILE_LOCK:
+        if "kernel" not in _COMPILED:
+            torch = _torch()
+            _COMPILED["kernel"] = torch.compile(_fused_chunk, dynamic=False)
+        return _COMPILED["kernel"]  # type: ignore[no-any-return]
+
+
+def _compile_failed(error: BaseException) -> None:
+    _COMPILED["kernel"] = None
+    warnings.warn(
+        f"token_statistics: torch.compile failed ({type(error).__name__}: {str(error)[:200]}); "
+        "using the eager path for the rest of this process", RuntimeWarning, stacklevel=3,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Input checks
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float,
+                  stats: Sequence[str]) -> tuple[Any, Any, Any]:
+    torch = _torch()
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits: expected a torch.Tensor of shape [..., V], got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits: expected a floating-point tensor, got dtype {logits.dtype}")
+    if logits.dim() < 2:
+        raise ValueError(f"logits: expected shape [N, V] or [B, T, V], got {tuple(logits.shape)}")
+    if logits.shape[-1] < 2:
+        raise ValueError(f"logits: expected a vocabulary of at least 2 entries, got V = {logits.shape[-1]}")
+    lead = tuple(logits.shape[:-1])
+    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+            and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
+    unknown = [s for s in stats if s not in STATISTICS]
+    if unknown or not stats:
+        raise ValueError(f"stats: expected a non-empty selection of {list(STATISTICS)}, got {list(stats)!r}")
+    if mask is not None:
+        mask = torch.as_tensor(mask, device=logits.device)
+        if tuple(mask.shape) != lead:
+            raise ValueError(f"mask: expected shape {lead} (logits.shape[:-1]), got {tuple(mask.shape)}")
+        if mask.dtype != torch.bool:
+            if mask.is_floating_point() or mask.is_complex() or ((mask != 0) & (mask != 1)).any():
+                raise ValueError(f"mask: expected booleans or 0/1 integers, got dtype {mask.dtype}")
+            mask = mask != 0
+    if "nll" in stats:
+        if token_ids is None:
+            raise ValueError("token_ids: expected the sampled token ids (shape logits.shape[:-1]) for stat 'nll', "
+                             "got None")
+        token_ids = torch.as_tensor(token_ids, device=logits.device)
+        if tuple(token_ids.shape) != lead:
+            raise ValueError(f"token_ids: expected shape {lead} (logits.shape[:-1]), got {tuple(token_ids.shape)}")
+        if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
+            raise TypeError(f"token_ids: expected an integer tensor, got dtype {token_ids.dtype}")
+    return logits, mask, token_ids
+
+
+def _raise_non_finite(logits: Any, rows: Any, raw: Any) -> None:
+    """Raise a ValueError naming the first position whose logits are NaN or infinite."""
+    torch = _torch()
+    bad = (~torch.isfinite(raw[4]) | ~torch.isfinite(raw[0])).nonzero()
+    if bad.numel() == 0:
+        return
+    row = int(bad[0, 0]) if rows is None else int(rows[int(bad[0, 0])])
+    lead = tuple(logits.shape[:-1])
+    position = tuple(int(i) for i in np.unravel_index(row, lead))
+    values = logits[position].float()
+    kinds = [name for name, hit in (("nan", torch.isnan(values).any()), ("+inf", torch.isposinf(values).any()),
+                                    ("-inf", torch.isneginf(values).any())) if bool(hit)]
+    count = int(bad.shape[0])
+    raise ValueError(
+        f"logits: expected finite values, got {' and '.join(kinds) or 'values whose sum overflows float32'} at "
+        f"position {position}" + (f" (and {count - 1} more positions)" if count > 1 else "")
+        + "; masked-out positions are never read, so pass mask= to exclude padding"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Public API
+# ------------------------------------------------------------------------------------------------------------
+
+
+def token_statistics(
+    logits: torch.Tensor,
+    *,
+    mask: torch.Tensor | npt.ArrayLike | None = None,
+    token_ids: torch.Tensor | npt.ArrayLike | None = None,
+    temperature: float = 1.0,
+    stats: Iterable[str] | None = None,
+    memory_budget_bytes: int | None = None,
+    chunk_rows: int | None = None,
+    compile: bool = False,
+    fill_value: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Per-token entropy, margin, self-certainty and sampled-token NLL from full logits, in one pass.
+
+    See the module docstring for the formulas and their sources. Rows are processed in chunks of ``C`` rows
+    with float32 accumulation whatever the input dtype; only rows where ``mask`` is true are read.
+
+    Args:
+        logits: ``[N, V]`` or ``[B, T, V]`` (any leading shape), any floating dtype, CPU or CUDA; need not be
+            contiguous (e.g. ``logits[:, :-1]``). No gradient flows through the results.
+        mask: booleans (or 0/1) of shape ``logits.shape[:-1]``; false positions are neither read nor checked
+            and get ``fill_value``. ``None`` computes every position.
+        token_ids: the sampled token per position (shape ``logits.shape[:-1]``); required for ``"nll"``.
+        temperature: the logits are divided by it first (``1.0``: the model's raw distribution).
+        stats: any of ``"entropy"``, ``"margin"``, ``"self_certainty"``, ``"nll"``; default the first three,
+            plus ``"nll"`` when ``token_ids`` is given.
+        memory_budget_bytes: extra memory the call may use (default :func:`default_memory_budget`); sets the
+            chunk size through :func:`rows_per_chunk`.
+        chunk_rows: explicit rows per chunk (overrides the budget).
+        compile: run each chunk through a ``torch.compile``-d kernel (first call compiles, seconds); if
+            compilation fails the eager path runs and a ``RuntimeWarning`` says why.
+        fill_value: value at masked-out positions (default ``0.0``; ``float('nan')`` is allowed).
+
+    Returns:
+        ``{name: float32 tensor of shape logits.shape[:-1]}`` on the logits' device, for each requested stat.
+        Values are clamped to their ranges (entropy ``[0, ln V]``, margin ``[0, 1]``, others ``>= 0``) to
+        absorb float32 rounding of order 1e-7.
+
+    Raises:
+        ValueError: NaN or infinite logits at a computed position (naming it), a token id outside
+            ``[0, V)``, or a bad argument (naming it, with what was expected and got).
+
+    >>> import torch
+    >>> logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> out = token_statistics(logits, token_ids=torch.tensor([0, 2]))
+    >>> [round(v, 4) for v in out["entropy"].tolist()], [round(v, 4) for v in out["margin"].tolist()]
+    ([0.8324, 1.0986], [0.4205, 0.0])
+    >>> [round(v, 4) for v in out["nll"].tolist()]
+    [0.4076, 1.0986]
+    """
+    torch = _torch()
+    chosen = tuple(dict.fromkeys(stats)) if stats is not None else (
+        _DEFAULT_STATS + (("nll",) if token_ids is not None else ()))
+    logits, mask_t, ids_t = _check_inputs(logits, mask, token_ids, temperature, chosen)
+    if chunk_rows is not None and (not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1):
+        raise ValueError(f"chunk_rows: expected an int >= 1, got {chunk_rows!r}")
+    if memory_budget_bytes is not None and (not isinstance(memory_budget_bytes, int) or memory_budget_bytes < 1):
+        raise ValueError(f"memory_budget_bytes: expected a positive int, got {memory_budget_bytes!r}")
+    if not isinstance(fill_value, (int, float)) or isinstance(fill_value, bool):
+        raise TypeError(f"fill_value: expected a float, got {type(fill_value).__name__}")
+
+    device = logits.device
+    lead = tuple(logits.shape[:-1])
+    vocab = int(logits.shape[-1])
+    n_total = math.prod(lead)
+    with torch.no_grad():
+        logits = logits.detach()
+        flat = logits.view(-1, vocab) if _viewable(logits) else None
+        if mask_t is None or bool(mask_t.all()):  # every row: contiguous slices, no gather
+            rows = None
+            n_rows = n_total
+        else:
+            rows = mask_t.reshape(-1).nonzero().squeeze(1)
+            n_rows = int(rows.numel())
+        ids = None
+        if ids_t is not None and "nll" in chosen:
+            ids = ids_t.reshape(-1).to(torch.int64)
+            picked = ids if rows is None else ids[rows]
+            if picked.numel() and (int(picked.min()) < 0 or int(picked.max()) >= vocab):
+                bad = int(((picked < 0) | (picked >= vocab)).nonzero()[0, 0])
+                row = bad if rows is None else int(rows[bad])
+                position = tuple(int(i) for i in np.unravel_index(row, lead))
+                raise ValueError(f"token_ids: expected ids in [0, {vocab}), got {int(ids[row])} at position {position}")
+
+        outputs = {name: torch.full(lead, float(fill_value), dtype=torch.float32, device=device) for name in chosen}
+        if n_rows == 0:
+            return outputs
+
+        raw = torch.empty(5, n_rows, dtype=torch.float32, device=device)
+        second = "margin" in chosen
+        entropy = "entropy" in chosen
+        budget = default_memory_budget(device) if memory_budget_bytes is None else memory_budget_bytes
+        kernel = _compiled_kernel() if compile else None
+        size = chunk_rows or rows_per_chunk(vocab, logits.element_size(), memory_budget_bytes=budget,
+                                            device=device.type, compiled=kernel is not None)
+        if kernel is None:
+            size = min(size, n_rows)  # the compiled kernel keeps one static chunk shape (no recompiles)
+        take = _row_taker(logits, flat, rows)
+        token_logit = torch.empty(n_rows, dtype=torch.float32, device=device) if ids is not None else None
+
+        done = False
+        if kernel is not None:
+            try:
+                _run_compiled(kernel, take, n_rows, size, vocab, logits.dtype, device, temperature, second, raw,
+                              ids, rows, token_logit)
+                done = True
+            except Exception as error:  # compiler/backend failures only (re-raised otherwise); eager re-runs the maths
+                if not _is_compile_failure(error):
+                    raise
+                _compile_failed(error)
+                size = chunk_rows or rows_per_chunk(vocab, logits.element_size(), memory_budget_bytes=budget,
+                                                    device=device.type)
+                size = min(size, n_rows)
+        if not done:
+            eager = _EagerChunks(size, vocab, device, second=second, entropy=entropy)
+            for start in range(0, n_rows, size):
+                stop = min(start + size, n_rows)
+                chunk = take(start, stop)
+                eager(chunk, float(temperature), raw[:, start:stop])
+                if token_logit is not None and ids is not None:
+                    _token_logits(chunk, ids, rows, start, stop, temperature, token_logit)
+            del eager
+
+        _raise_non_finite(logits, rows, raw)
+        values = _combine(raw, token_logit, vocab, chosen, device)
+        for name, column in values.items():
+            target = outputs[name].view(-1)
+            if rows is None:
+                target.copy_(column)
+            else:
+                target.index_copy_(0, rows, column.to(torch.float32))
+    return outputs
+
+
+def _viewable(logits: torch.Tensor) -> bool:
+    try:
+        logits.view(-1, logits.shape[-1])
+    except RuntimeError:
+        return False
+    return True
+
+
+def _row_taker(logits: torch.Tensor, flat: torch.Tensor | None,
+               rows: torch.Tensor | None) -> Callable[[int, int], torch.Tensor]:
+    """``take(start, stop)`` -> the [stop - start, V] logits of computed rows start..stop (a view when possible)."""
+    torch = _torch()
+    lead = tuple(logits.shape[:-1])
+    if flat is not None:
+        if rows is None:
+            return lambda start, stop: flat[start:stop]
+        return lambda start, stop: flat.index_select(0, rows[start:stop])
+
+    strides = torch.tensor([math.prod(lead[i + 1:]) for i in range(len(lead))], device=logits.device)
+    sizes = torch.tensor(lead, device=logits.device)
+
+    def take(start: int, stop: int) -> Any:
+        index = rows[start:stop] if rows is not None else torch.arange(start, stop, device=logits.device)
+        coords = (index[:, None] // strides) % sizes
+        return logits[tuple(coords.unbind(1))]
+
+    return take
+
+
+def _token_logits(chunk: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor | None, start: int, stop: int,
+                  temperature: float, out: torch.Tensor) -> None:
+    picked = ids[start:stop] if rows is None else ids[rows[start:stop]]
+    values = chunk.gather(1, picked[:, None]).squeeze(1).float()
+    out[start:stop] = values / temperature if temperature != 1.0 else values
+
+
+def _is_compile_failure(error: BaseException) -> bool:
+    """Whether an exception comes from the torch.compile stack (dynamo/inductor/C++ toolchain)."""
+    module = type(error).__module__ or ""
+    if module.startswith(("torch._dynamo", "torch._inductor", "torch.fx")):
+        return True
+    text = f"{type(error).__name__}: {error}"
+    return any(word in text for word in ("BackendCompilerFailed", "InductorError", "CppCompileError",
+                                         "compiler", "Dynamo", "inductor"))
+
+
+def _run_compiled(kernel: Callable[..., Any], take: Callable[[int, int], Any], n_rows: int, size: int, vocab: int,
+                  dtype: Any, device: Any, temperature: float, second: bool, raw: Any, ids: Any, rows: Any,
+                  token_logit: Any) -> None:
+    torch = _torch()
+    block = _block_size(vocab)
+    temp = torch.tensor(float(temperature), dtype=torch.float32, device=device)
+    staging = None
+    for start in range(0, n_rows, size):
+        stop = min(start + size, n_rows)
+        chunk = take(start, stop)
+        if token_logit is not None:
+            _token_logits(chunk, ids, rows, start, stop, temperature, token_logit)
+        if stop - start < size:  # keep one static shape: pad the last chunk with zero rows (results dropped)
+            if staging is None:
+                staging = torch.zeros(size, vocab, dtype=dtype, device=device)
+            staging[: stop - start].copy_(chunk)
+            chunk = staging
+        result = kernel(chunk, temp, block, second)
+        raw[:, start:stop] = result[:, : stop - start]
+
+
+def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int, chosen: Sequence[str],
+             device: Any) -> dict[str, torch.Tensor]:
+    """The statistics from the per-row reductions, in float64 (float32 where the device has no float64)."""
+    torch = _torch()
+    wide = torch.float32 if device.type == "mps" else torch.float64
+    m1, m2, s, b, t = raw.to(wide)
+    log_s = torch.log(s)
+    log_v = math.log(vocab)
+    out: dict[str, Any] = {}
+    if "entropy" in chosen:
+        out["entropy"] = (log_s - b / s).clamp_(0.0, log_v)
+    if "margin" in chosen:
+        out["margin"] = ((1.0 - torch.exp(m2 - m1)) / s).clamp_(0.0, 1.0)
+    if "self_certainty" in chosen:
+        out["self_certainty"] = (log_s + m1 - t / vocab - log_v).clamp_(min=0.0)
+    if "nll" in chosen:
+        assert token_logit is not None
+        out["nll"] = (log_s + m1 - token_logit.to(wide)).clamp_(min=0.0)
+    return out
+
+
+def token_entropy(logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0, **options: Any) -> torch.Tensor:
+    """Shannon entropy ``H = -sum_j p_j ln p_j`` (nats) per position; see :func:`token_statistics`.
+
+    >>> import torch
+    >>> round(float(token_entropy(torch.zeros(1, 4))[0]), 6) == round(math.log(4), 6)
+    True
+    """
+    return token_statistics(logits, mask=mask, temperature=temperature, stats=("entropy",), **options)["entropy"]
+
+
+def token_margin(logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0, **options: Any) -> torch.Tensor:
+    """Top-1 minus top-2 probability ``p1 - p2`` per position (PixelThink's token uncertainty is ``1 - margin``).
+
+    >>> import torch
+    >>> round(float(token_margin(torch.tensor([[0.0, 0.0, -1e4]]))[0]), 6)
+    0.0
+    """
+    return token_statistics(logits, mask=mask, temperature=temperature, stats=("margin",), **options)["margin"]
+
+
+def token_self_certainty(logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0,
+                         **options: Any) -> torch.Tensor:
+    """Self-certainty ``KL(U || p) = -ln V - (1/V) sum_j ln p_j`` per position (arXiv 2502.18581).
+
+    >>> import torch
+    >>> float(token_self_certainty(torch.zeros(1, 8))[0])
+    0.0
+    """
+    return token_statistics(logits, mask=mask, temperature=temperature, stats=("self_certainty",),
+                            **options)["self_certainty"]
+
+
+def token_nll(logits: torch.Tensor, token_ids: Any, *, mask: Any = None, temperature: float = 1.0,
+              **options: Any) -> torch.Tensor:
+    """Negative log-likelihood ``-ln p_y`` of the sampled token ``y`` per position.
+
+    >>> import torch
+    >>> round(float(token_nll(torch.zeros(1, 4), torch.tensor([3]))[0]), 6) == round(math.log(4), 6)
+    True
+    """
+    return token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=("nll",),
+                            **options)["nll"]
+
+
+def sequence_uncertainty(
+    logits: torch.Tensor,
+    *,
+    mask: Any = None,
+    measure: Literal["margin", "entropy", "nll"] = "margin",
+    token_ids: Any = None,
+    reduction: Literal["mean", "max", "min", "quantile"] = "mean",
+    quantile: float = 0.9,
+    entropy_cap: float | None = None,
+    nll_cap: float | None = None,
+    empty_value: float = 0.0,
+    temperature: float = 1.0,
+    **options: Any,
+) -> npt.NDArray[np.float64]:
+    """One uncertainty in ``[0, 1]`` per sequence from ``[B, T, V]`` logits: per-token values, then a reduction.
+
+    Per token (normalisations in :mod:`adaptive_length_reward.uncertainty.reduction`): ``"margin"``
+    ``1 - (p1 - p2)`` (PixelThink); ``"entropy"`` ``H / ln V`` (or ``H / entropy_cap``, clipped);
+    ``"nll"`` ``1 - p_y`` (or ``nll / nll_cap``, clipped). Then ``reduction`` over the positions where ``mask``
+    is true (pass a reasoning-span mask from :func:`~adaptive_length_reward.uncertainty.reasoning_span_mask`
+    to measure the reasoning only); a sequence without any such position gets ``empty_value``.
+
+    >>> import torch
+    >>> logits = torch.zeros(2, 3, 4)
+    >>> sequence_uncertainty(logits, mask=torch.tensor([[1, 1, 0], [0, 0, 0]]), measure="entropy").tolist()
+    [1.0, 0.0]
+    """
+    from .reduction import margin_uncertainty, normalized_entropy, normalized_nll, reduce_tokens
+
+    torch = _torch()
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+        raise ValueError(f"logits: expected a [B, T, V] tensor, got {getattr(logits, 'shape', type(logits).__name__)}")
+    stat = {"margin": "margin", "entropy": "entropy", "nll": "nll"}.get(measure)
+    if stat is None:
+        raise ValueError(f"measure: expected 'margin', 'entropy' or 'nll', got {measure!r}")
+    values = token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=(stat,),
+                              fill_value=float("nan"), **options)[stat].cpu().numpy().astype(np.float64)
+    if measure == "margin":
+        per_token = margin_uncertainty(values)
+    elif measure == "entropy":
+        per_token = normalized_entropy(values, vocab_size=int(logits.shape[-1]) if entropy_cap is None else None,
+                                       cap=entropy_cap)
+    else:
+        per_token = normalized_nll(values, cap=nll_cap)
+    keep = None if mask is None else torch.as_tensor(mask).bool().cpu().numpy()
+    return reduce_tokens(per_token, keep, how=reduction, q=quantile, empty_value=empty_value)
