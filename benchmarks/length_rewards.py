@@ -22,9 +22,9 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from adaptive_length_reward import KimiLengthReward, RewardBatch, SoftLengthPenalty, TieredBudget  # noqa: E402
+from adaptive_length_reward import KimiLengthReward, RewardBatch, SoftLengthPenalty, TieredBudget
 
 
 def make_completions(n: int, seed: int = 0) -> tuple[list[str], list[float], list[float], list[int], list[int]]:
@@ -104,23 +104,43 @@ def main() -> None:
 
     rows = []
     for name, ours, reference in (
-        ("pixelthink soft length score", ours_pixelthink, lambda: per_sample_pixelthink(texts, difficulty, uncertainty)),
+        (
+            "pixelthink soft length score",
+            ours_pixelthink,
+            lambda: per_sample_pixelthink(texts, difficulty, uncertainty),
+        ),
         ("kimi k1.5 group length reward", ours_kimi, lambda: per_group_kimi(texts, groups, correct)),
     ):
         t_ours, r_ours = median_seconds(ours, args.repeats)
         t_ref, r_ref = median_seconds(reference, args.repeats)
         mismatches = int(np.sum(~np.isclose(np.asarray(r_ours), np.asarray(r_ref), rtol=0, atol=1e-12)))
-        rows.append({"reward": name, "n": args.n, "ours_ms": t_ours * 1e3, "per_sample_ms": t_ref * 1e3,
-                     "speedup": t_ref / t_ours, "us_per_sample_ours": t_ours / args.n * 1e6, "mismatches": mismatches})
+        rows.append(
+            {
+                "reward": name,
+                "n": args.n,
+                "ours_ms": t_ours * 1e3,
+                "per_sample_ms": t_ref * 1e3,
+                "speedup": t_ref / t_ours,
+                "us_per_sample_ours": t_ours / args.n * 1e6,
+                "mismatches": mismatches,
+            }
+        )
 
     print(f"{'reward':<32}{'ours (ms)':>11}{'per-sample (ms)':>17}{'ratio':>8}{'us/sample':>11}{'mismatch':>10}")
     for r in rows:
-        print(f"{r['reward']:<32}{r['ours_ms']:>11.2f}{r['per_sample_ms']:>17.2f}{r['speedup']:>7.2f}x"
-              f"{r['us_per_sample_ours']:>11.2f}{r['mismatches']:>10d}")
-    print(f"\nmedian of {args.repeats} runs, n = {args.n}, one thread; both sides count words exactly as len(text.split()).")
+        print(
+            f"{r['reward']:<32}{r['ours_ms']:>11.2f}{r['per_sample_ms']:>17.2f}{r['speedup']:>7.2f}x"
+            f"{r['us_per_sample_ours']:>11.2f}{r['mismatches']:>10d}"
+        )
+    print(
+        f"\nmedian of {args.repeats} runs, n = {args.n}, one thread; both sides count words exactly as len(text.split())."
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-               "cpu_count": os.cpu_count()}
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
     args.out.write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 

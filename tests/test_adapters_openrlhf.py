@@ -312,4 +312,4 @@ def test_adapters_package_imports_no_framework() -> None:
     import adaptive_length_reward.adapters as adapters
 
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
-        adapters.Nope  # noqa: B018
+        adapters.Nope

@@ -78,8 +78,8 @@ def count_words(texts: Sequence[str]) -> IntArray:
     # Chunks of texts keep the byte buffer and its masks cache-sized (about 3x faster than one big buffer).
     for start in range(0, ascii_index.size, _WORD_COUNT_CHUNK):
         index = ascii_index[start : start + _WORD_COUNT_CHUNK]
-        out[index] = _count_ascii_words([texts[i] for i in index])
-    for i in np.flatnonzero(~is_ascii):
+        out[index] = _count_ascii_words([texts[i] for i in index.tolist()])
+    for i in np.flatnonzero(~is_ascii).tolist():
         out[i] = len(texts[i].split())
     return out
 
