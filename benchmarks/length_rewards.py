@@ -133,7 +133,8 @@ def main() -> None:
             f"{r['us_per_sample_ours']:>11.2f}{r['mismatches']:>10d}"
         )
     print(
-        f"\nmedian of {args.repeats} runs, n = {args.n}, one thread; both sides count words exactly as len(text.split())."
+        f"\nmedian of {args.repeats} runs, n = {args.n}, one thread; "
+        "both sides count words exactly as len(text.split())."
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = {
