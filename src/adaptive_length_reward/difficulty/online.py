@@ -39,11 +39,11 @@ from ..reward import Reward
 from .scale import (
     DEFAULT_THRESHOLDS,
     DEFAULT_TIER_NAMES,
-    SCALE_MAX,
-    SCALE_MIN,
     MissingPolicy,
     check_missing_policy,
+    check_unit_interval,
     resolve_missing,
+    unit_to_scale,
 )
 from .scorer import DifficultyScorer
 
@@ -64,12 +64,7 @@ def pass_rate_to_difficulty(pass_rate: npt.ArrayLike) -> FloatArray:
     Raises:
         ValueError: a finite rate outside ``[0, 1]``.
     """
-    p = np.asarray(pass_rate, dtype=np.float64)
-    finite = p[~np.isnan(p)]
-    if ((finite < 0) | (finite > 1)).any():
-        raise ValueError(f"pass_rate_to_difficulty: pass_rate: expected values in [0, 1], got "
-                         f"{finite[(finite < 0) | (finite > 1)][:5].tolist()}")
-    return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * (1.0 - p)
+    return unit_to_scale(1.0 - check_unit_interval("pass_rate_to_difficulty: pass_rate", pass_rate))
 
 
 def ema_update(previous: float, observed: float, decay: float) -> float:

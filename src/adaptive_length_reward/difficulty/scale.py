@@ -74,12 +74,18 @@ def unit_to_scale(x: npt.ArrayLike) -> FloatArray:
     Raises:
         ValueError: a finite value outside ``[0, 1]``.
     """
+    values = check_unit_interval("unit_to_scale: x", x)
+    return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * values
+
+
+def check_unit_interval(label: str, x: npt.ArrayLike) -> FloatArray:
+    """``x`` as float64, or ``ValueError`` naming ``label`` when a finite value lies outside ``[0, 1]``."""
     values = np.asarray(x, dtype=np.float64)
     finite = values[~np.isnan(values)]
-    if ((finite < 0) | (finite > 1)).any():
-        raise ValueError(f"unit_to_scale: x: expected values in [0, 1], got "
-                         f"{finite[(finite < 0) | (finite > 1)][:5].tolist()}")
-    return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * values
+    outside = (finite < 0) | (finite > 1)
+    if outside.any():
+        raise ValueError(f"{label}: expected values in [0, 1], got {finite[outside][:5].tolist()}")
+    return values
 
 
 def scale_to_unit(d: npt.ArrayLike) -> FloatArray:
