@@ -812,6 +812,12 @@ class _SegmentationReward(Reward):
     def bounds(self) -> tuple[float, float]:
         return (0.0, 1.0)
 
+    @property
+    def requires(self) -> frozenset[str]:
+        """The ground-truth column, for the terms that compare with one (the format terms need none)."""
+        column: str | None = getattr(self._config, "column", None)
+        return frozenset({column}) if column else frozenset()
+
     def to_config(self) -> ComponentConfig:
         return self._config
 
@@ -876,10 +882,6 @@ class BoxIoUReward(_SegmentationReward):
     def __init__(self, *, threshold: float = 0.5, column: str = "ground_truth", name: str | None = None) -> None:
         super().__init__(validated("BoxIoUReward", BoxIoURewardConfig, threshold=threshold, column=column, name=name))
 
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})  # type: ignore[attr-defined]
-
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         terms = segmentation_terms(
             batch.completions,
@@ -904,10 +906,6 @@ class BoxL1Reward(_SegmentationReward):
 
     def __init__(self, *, threshold: float = 10.0, column: str = "ground_truth", name: str | None = None) -> None:
         super().__init__(validated("BoxL1Reward", BoxL1RewardConfig, threshold=threshold, column=column, name=name))
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})  # type: ignore[attr-defined]
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         terms = segmentation_terms(
@@ -936,10 +934,6 @@ class PointMatchReward(_SegmentationReward):
         super().__init__(
             validated("PointMatchReward", PointMatchRewardConfig, threshold=threshold, column=column, name=name)
         )
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})  # type: ignore[attr-defined]
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         terms = segmentation_terms(
@@ -997,10 +991,6 @@ class SegmentationAccuracy(_SegmentationReward):
                 name=name,
             )
         )
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})  # type: ignore[attr-defined]
 
     @property
     def bounds(self) -> tuple[float, float]:
