@@ -34,7 +34,6 @@ Run ``.venv/bin/python benchmarks/uncertainty.py`` (full grid) or ``--quick``; r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import gc
 import json
@@ -374,24 +373,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Logprob:
-    """Stand-in for ``vllm.logprobs.Logprob`` (vLLM cannot be installed here): same fields."""
-
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclasses.dataclass
-class FlatLogprobs:
-    """Stand-in for ``vllm.logprobs.FlatLogprobs``: flat lists with per-position start/end indices."""
-
-    start_indices: list[int]
-    end_indices: list[int]
-    token_ids: list[int]
-    logprobs: list[float]
-    ranks: list[int]
+from vllm_standins import FlatLogprobs, Logprob  # noqa: E402  (this script's folder is on sys.path)
 
 
 def official_loop(token_dicts: list[dict[int, Any]]) -> float:

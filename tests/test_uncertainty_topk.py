@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,25 +24,11 @@ from adaptive_length_reward.uncertainty import (
     topk_margin_uncertainty,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-@dataclasses.dataclass
-class Logprob:
-    """Same fields as ``vllm.logprobs.Logprob``; vLLM (CUDA-only wheels) cannot be installed here."""
-
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclasses.dataclass
-class FlatLogprobs:
-    """Same layout as ``vllm.logprobs.FlatLogprobs`` (flat lists, per-position start/end indices)."""
-
-    start_indices: list[int]
-    end_indices: list[int]
-    token_ids: list[int]
-    logprobs: list[float]
-    ranks: list[int | None]
+from benchmarks.vllm_standins import FlatLogprobs, Logprob  # noqa: E402  (vLLM cannot be installed here)
 
 
 def rollout(seed: int, completions: int = 5, k: int = 5, vocab: int = 40) -> list[list[dict[int, Logprob]]]:
@@ -124,8 +111,9 @@ def test_engine_formats_give_identical_arrays() -> None:
     from_floats = topk_from_vllm(floats)
     sglang = [[[(lp.logprob, t, None) for t, lp in e.items()] for e in c] for c in data]
     from_sglang = topk_from_sglang(sglang)
-    dense = [np.array([[lp.logprob for lp in e.values()] + [-np.inf] * (6 - len(e)) for e in c]).reshape(-1, 6)
-             for c in data]
+    dense = [
+        np.array([[lp.logprob for lp in e.values()] + [-np.inf] * (6 - len(e)) for e in c]).reshape(-1, 6) for c in data
+    ]
     from_dense = topk_from_dense(dense)
     for other in (from_flat, from_json, from_floats, from_sglang, from_dense):
         np.testing.assert_array_equal(other.values, from_dicts.values)
@@ -156,8 +144,11 @@ def test_missing_tokens_and_empty_completions() -> None:
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.5])
 def test_invalid_log_probs_raise_naming_the_token(bad: float) -> None:
     data = [[{1: Logprob(-0.1, 1), 2: Logprob(-1.0, 2)}], [{1: Logprob(-0.3, 1)}, {4: Logprob(bad, 1)}]]
-    with pytest.raises(ValueError, match=r"vLLM logprobs: expected log-probabilities \(<= 0, or -inf\), got .* "
-                                         r"at completion 1, token 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"vLLM logprobs: expected log-probabilities \(<= 0, or -inf\), got .* "
+        r"at completion 1, token 1",
+    ):
         topk_from_vllm(data)
     with pytest.raises(ValueError, match="dense top-k logprobs: expected log-probabilities"):
         topk_from_dense([np.array([[-0.1, bad]])])
