@@ -22,7 +22,7 @@ statistic          formula                                meaning
                                                           uniform distribution ``U`` (Kang et al. 2025,
                                                           arXiv 2502.18581), in ``[0, inf)``; higher means
                                                           more confident
-``nll``            ``ln s + m1 - z_y``                    ``-ln p_y`` of the sampled token ``y``, in ``[0, inf)``
+``nll``            ``ln s - (z_y - m1)``                  ``-ln p_y`` of the sampled token ``y``, in ``[0, inf)``
 =================  =====================================  =======================================================
 
 The entropy identity is the one verl and TRL use (``H = logsumexp(z) - sum_j p_j z_j``; verl
@@ -527,7 +527,9 @@ def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int, ch
         out["self_certainty"] = (log_s + m1 - t / vocab - log_v).clamp_(min=0.0)
     if "nll" in chosen:
         assert token_logit is not None
-        out["nll"] = (log_s + m1 - token_logit.to(wide)).clamp_(min=0.0)
+        # ln s - (z_y - m1): the difference is exact in float64, so the result does not depend on a constant
+        # added to the logits (ln s + m1 - z_y rounds ln s + m1 first and loses small NLLs to cancellation).
+        out["nll"] = (log_s - (token_logit.to(wide) - m1)).clamp_(min=0.0)
     return out
 
 
