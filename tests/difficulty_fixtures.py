@@ -138,18 +138,30 @@ class ScriptedJudgeServer:
                         server.per_sample[n] += 1
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                # A request counts as in flight from its arrival until its reply starts to be written. Counting
+                # until the write has finished would overlap the client's next request (the client frees its
+                # slot as soon as it has read the reply, possibly before this thread gets to decrement).
+                finished = False
+
+                def finish() -> None:
+                    nonlocal finished
+                    if not finished:
+                        finished = True
+                        with server._lock:
+                            server.in_flight -= 1
+
                 try:
                     if self.path.rstrip("/") != "/v1/chat/completions":
                         action: Action = Status(404, '{"error": "not found"}')
                     else:
                         action = server.responder(body, index)
                     time.sleep(action.delay)
+                    finish()
                     self._send(action, body)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                     pass
                 finally:
-                    with server._lock:
-                        server.in_flight -= 1
+                    finish()
 
             def _send(self, action: Action, body: dict[str, Any]) -> None:
                 if isinstance(action, Status):
