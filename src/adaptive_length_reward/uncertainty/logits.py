@@ -35,8 +35,9 @@ preallocated float32 buffers (the exponentials come from ``torch.softmax``, whos
 ``torch.exp`` on CPU; ``s`` and ``b`` are rescaled by ``p_max = 1 / S``). Both paths run on CPU and CUDA.
 
 The second largest logit is found without sorting a whole row: each row is cut into blocks of ``G`` columns
-(``G`` divides ``V``), the block maxima give ``m1`` and the runner-up block, and ``m2`` is the larger of the
-runner-up block's maximum and the second largest entry of the winning block.
+(``G`` divides ``V``; contiguous blocks in the compiled kernel, interleaved groups ``j mod G`` in the eager path,
+whose reduction then runs along contiguous memory), the block maxima give ``m1`` and the runner-up block, and
+``m2`` is the larger of the runner-up block's maximum and the second largest entry of the winning block.
 
 torch is imported inside the functions: importing this module costs nothing.
 
@@ -140,18 +141,26 @@ def _block_size(vocab_size: int) -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _top_two(z: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Largest and second largest entry of each row of ``z`` (float32 [C, V]), ties counted twice."""
+def _top_two(z: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Largest and second largest entry of each row of ``z`` (float32 [C, V]), ties counted twice, and the
+    column of the largest.
+
+    With ``groups = G > 0`` (``G`` divides ``V``) the columns are dealt into ``G`` interleaved groups (column
+    ``j`` in group ``j mod G``): the group maxima are one reduction over the outer axis of a ``[C, V/G, G]``
+    view (contiguous inner axis, so it vectorises), and only the winning group (``V/G`` columns) is searched
+    for the runner-up. Exact: the second largest entry is either the best of another group or the second
+    best of the winning group.
+    """
     torch = _torch()
     rows, vocab = z.shape
-    if block == 0:
-        top = z.topk(2, dim=-1).values
-        return top[:, 0], top[:, 1]
-    blocks = z.view(rows, vocab // block, block)
-    best, which = blocks.amax(-1).topk(2, dim=-1)
-    winner = torch.gather(blocks, 1, which[:, :1, None].expand(rows, 1, block)).squeeze(1)
-    inside = winner.topk(2, dim=-1).values[:, 1]
-    return best[:, 0], torch.maximum(best[:, 1], inside)
+    if groups == 0:
+        top = z.topk(2, dim=-1)
+        return top.values[:, 0], top.values[:, 1], top.indices[:, 0]
+    dealt = z.view(rows, vocab // groups, groups)
+    best, which = dealt.amax(1).topk(2, dim=-1)
+    column = torch.gather(dealt, 2, which[:, None, :1].expand(rows, vocab // groups, 1)).squeeze(2)
+    inside, where = column.topk(2, dim=-1)
+    return best[:, 0], torch.maximum(best[:, 1], inside[:, 1]), where[:, 0] * groups + which[:, 0]
 
 
 class _EagerChunks:
@@ -172,8 +181,9 @@ class _EagerChunks:
         if temperature != 1.0:
             z.div_(temperature)
         torch.sum(z, dim=-1, out=out[4])
+        top = None
         if self.second:
-            m1, m2 = _top_two(z, self.block)
+            m1, m2, top = _top_two(z, self.block)
             out[1].copy_(m2)
         else:
             m1 = torch.amax(z, dim=-1)
@@ -183,7 +193,7 @@ class _EagerChunks:
         # torch.exp on CPU. The largest p is exp(0) / S = 1 / S, so s = S * sum(p) = sum(p) / p_max and
         # b = sum(e (z - m1)) = (p . (z - m1)) / p_max: exact identities, one float32 rounding each.
         torch.softmax(z, dim=-1, out=e)
-        p_max = torch.amax(e, dim=-1)
+        p_max = torch.amax(e, dim=-1) if top is None else e.gather(1, top[:, None]).squeeze(1)
         torch.sum(e, dim=-1, out=out[2])
         out[2].div_(p_max)
         if self.entropy:
