@@ -34,7 +34,10 @@ $(STAMP): pyproject.toml Makefile
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The quickstart table first (what the reward does to a handful of completions, under a second), then the
+# full worked example (tiny random Qwen2.5-VL + SAM, GRPO through TRL, evaluation; about a minute on CPU).
 demo: $(STAMP)
+	$(PY) examples/quickstart.py
 	$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo
 
 quickstart: $(STAMP)

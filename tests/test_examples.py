@@ -16,9 +16,16 @@ def test_readme_starts_with_the_two_commands() -> None:
     lines = [l for l in (ROOT / "README.md").read_text().splitlines() if l.strip()]
     assert lines[1:4] == [
         "```bash",
-        "make demo   # creates .venv if needed, then runs the worked example offline",
+        "make demo   # creates .venv if needed, prints the quickstart table, then runs the worked example offline",
         "make test   # creates .venv if needed, then runs the whole test suite",
     ]
+
+
+def test_make_demo_prints_the_quickstart_table_then_runs_the_worked_example() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)  # type: ignore[union-attr]
+    commands = [line.strip() for line in recipe.splitlines()]
+    assert commands == ["$(PY) examples/quickstart.py", "$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo"]
 
 
 def test_readme_quickstart_block_runs_and_its_comment_is_true() -> None:
