@@ -250,6 +250,23 @@ def test_report_numbers_by_hand_and_table() -> None:
     assert table.splitlines()[2].split()[:3] == ["all", "4", "43.75"]
 
 
+def test_report_budget_adherence_in_the_budgets_own_unit() -> None:
+    # PixelThink's budgets count whitespace words of the whole response; the report's token column counts
+    # reasoning tokens. Adherence must compare budgets with lengths of their own unit when given.
+    tokens, words, budgets = [40, 120, 50, 300], [100, 90, 60, 250], [96, 96, math.inf, 256]
+    by_tokens = SegmentationReport.build(_filled(), reasoning_tokens=tokens, budgets=budgets)
+    by_words = SegmentationReport.build(_filled(), reasoning_tokens=tokens, budgets=budgets, lengths=words)
+    assert by_tokens.overall.within_budget == 0.5  # 40 <= 96 and 50 <= inf
+    assert by_words.overall.within_budget == 0.75  # 90 <= 96, 60 <= inf, 250 <= 256
+    assert by_words.overall.tokens.mean == by_tokens.overall.tokens.mean == 127.5  # tokens still reported
+    with pytest.raises(ValueError, match="lengths: expected 4 values"):
+        SegmentationReport.build(_filled(), reasoning_tokens=tokens, budgets=budgets, lengths=[1, 2])
+    with pytest.raises(ValueError, match="lengths: expected only together with budgets"):
+        SegmentationReport.build(_filled(), reasoning_tokens=tokens, lengths=words)
+    with pytest.raises(ValueError, match="lengths: expected finite non-negative"):
+        SegmentationReport.build(_filled(), reasoning_tokens=tokens, budgets=budgets, lengths=[1, -2, 3, 4])
+
+
 def test_report_json_round_trip_with_nan_as_null(tmp_path: Path) -> None:
     report = SegmentationReport.build(_filled(), reasoning_tokens=[1, 2, 3, 4], tiers=["a", "a", "b", "b"])
     path = tmp_path / "report.json"

@@ -254,6 +254,7 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
                        "reward": float(trained.rewards[i]),
                        "components": {k: float(v[i]) for k, v in trained.components.items()}})
     report = SegmentationReport.build(metric, reasoning_tokens=tokens, difficulty=difficulty,
+                                      budgets=budgets, lengths=lengths,  # adherence in the budgets' own unit
                                       tier_policy=budget_policy(reward_settings))
     by_tier: dict[str, float | None] = {}
     for name in TIERS:

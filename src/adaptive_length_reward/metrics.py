@@ -387,6 +387,7 @@ class SegmentationReport:
         difficulty: npt.ArrayLike | None = None,
         tiers: Sequence[str] | None = None,
         budgets: npt.ArrayLike | None = None,
+        lengths: npt.ArrayLike | None = None,
         rscores: npt.ArrayLike | None = None,
         tier_policy: TieredBudget | None = None,
     ) -> SegmentationReport:
@@ -398,6 +399,10 @@ class SegmentationReport:
             difficulty: difficulty per sample, mapped to tiers with ``tier_policy`` (default PixelThink's).
             tiers: tier labels per sample instead of ``difficulty``.
             budgets: length budget per sample (``inf`` = none), for budget adherence.
+            lengths: the length each budget is compared with, per sample, in the budgets' unit (default
+                ``reasoning_tokens``). PixelThink's budgets count whitespace words of the whole response
+                (:class:`~adaptive_length_reward.length.WhitespaceWords`), not reasoning tokens: pass those
+                word counts here when the budgets come from the default preset.
             rscores: judge reasoning scores (0..10) per sample, for RST and URSS.
             tier_policy: the :class:`~adaptive_length_reward.budgets.TieredBudget` whose thresholds define
                 the tiers.
@@ -418,10 +423,16 @@ class SegmentationReport:
         if labels is not None and labels.size != n:
             raise ValueError(f"difficulty/tiers: expected {n} values (one per sample in metric), got {labels.size}")
         within: npt.NDArray[np.bool_] | None = None
+        if lengths is not None and budgets is None:
+            raise ValueError("SegmentationReport.build: lengths: expected only together with budgets, got lengths "
+                             "without budgets")
         if budgets is not None:
             limits = np.asarray(budgets, dtype=np.float64).reshape(-1)
-            budget_adherence(tokens, limits)  # validates
-            within = tokens <= limits
+            measured = tokens if lengths is None else _lengths(lengths, "lengths")
+            if measured.size != n:
+                raise ValueError(f"lengths: expected {n} values (one per sample in metric), got {measured.size}")
+            budget_adherence(measured, limits)  # validates
+            within = measured <= limits
         inter, union, failed, empty = metric.intersections, metric.unions, metric.failed, metric.empty_union
 
         def row(name: str, mask: npt.NDArray[np.bool_]) -> TierReport:
