@@ -175,6 +175,28 @@ def test_group_ids_follow_consecutive_prompts() -> None:
         TRLReward(kimi, group_by=None)(prompts=prompts, completions=completions, correct=correct)
 
 
+def test_prompt_groups_split_where_the_image_changes() -> None:
+    # A VLM dataset often asks the same question about many images; TRL reloads the row per generation, so
+    # equal images arrive as distinct objects. Groups must follow (prompt, image pixels), not the text alone.
+    from PIL import Image
+
+    def image(value: int) -> Image.Image:
+        return Image.new("RGB", (8, 8), (value, 0, 0))
+
+    kimi = KimiLengthReward()
+    prompts = ["segment the red square"] * 6
+    images = [image(10), image(10), image(10), image(200), image(200), image(200)]
+    completions = ["x " * n for n in (3, 9, 5, 1, 4, 8)]
+    correct = [1, 1, 1, 1, 0, 1]
+    out = TRLReward(kimi)(prompts=prompts, completions=completions, correct=correct, image=images)
+    assert out == pytest.approx(kimi(completions=completions, correct=correct, group_ids=[0, 0, 0, 1, 1, 1]).tolist())
+    text_only = TRLReward(kimi)(prompts=prompts, completions=completions, correct=correct)
+    assert text_only != pytest.approx(out)  # without the image column all six are one group
+    as_lists = TRLReward(kimi)(prompts=prompts, completions=completions, correct=correct,
+                               images=[[np.asarray(i)] for i in images])
+    assert as_lists == pytest.approx(out)
+
+
 def test_step_comes_from_trainer_state() -> None:
     schedule = LinearSchedule(start=0.0, end=1.0, end_step=10)
     reward = TRLReward(WeightedSum([SoftLengthPenalty(budget=FixedBudget(0))], [schedule]), group_by=None)

@@ -73,18 +73,42 @@ def _to_logged(values: Any) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
-def _consecutive_groups(prompts: Sequence[Any]) -> list[int]:
-    """Group id per completion: a new group starts wherever the prompt differs from the previous one.
+_IMAGE_COLUMNS = ("image", "images")
+
+
+def _same_image(a: Any, b: Any) -> bool:
+    """Whether two dataset image values show the same pixels (PIL images, arrays, paths, or lists of them).
+
+    TRL loads the dataset row once per generation, so the completions of one prompt carry equal images that
+    are usually distinct objects: identity alone is not enough, and pixels are compared when it fails.
+    """
+    if a is b:
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_image(x, y) for x, y in zip(a, b))
+    if hasattr(a, "mode") and hasattr(a, "tobytes") and hasattr(b, "mode") and hasattr(b, "tobytes"):  # PIL
+        return bool(a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes())
+    if hasattr(a, "shape") and hasattr(b, "shape"):  # numpy arrays, CPU tensors
+        return bool(tuple(a.shape) == tuple(b.shape) and np.array_equal(np.asarray(a), np.asarray(b)))
+    return bool(a == b)
+
+
+def _consecutive_groups(prompts: Sequence[Any], images: Sequence[Any] | None = None) -> list[int]:
+    """Group id per completion: a new group starts wherever the prompt (or its image) differs from the
+    previous one.
 
     TRL's ``RepeatSampler`` puts the ``num_generations`` completions of one prompt next to each other within a
-    process, so equal neighbours are one GRPO group. (A group may span processes; see ``docs/trl.md``.)
+    process, so equal neighbours are one GRPO group. (A group may span processes; see ``docs/trl.md``.) For
+    vision-language datasets the image is part of the prompt: two neighbouring samples that ask the same
+    question about different images are different groups.
     """
     ids: list[int] = []
     for i, prompt in enumerate(prompts):
         if i == 0:
             ids.append(0)
-        else:
-            ids.append(ids[-1] if prompt == prompts[i - 1] else ids[-1] + 1)
+            continue
+        same = prompt == prompts[i - 1] and (images is None or _same_image(images[i], images[i - 1]))
+        ids.append(ids[-1] if same else ids[-1] + 1)
     return ids
 
 
@@ -102,7 +126,8 @@ class TRLReward:
     ``difficulty``               the dataset column ``difficulty_column`` (``None`` entries: missing)
     ``ground_truth``             the dataset column ``ground_truth_column``
     ``uncertainty``              the column ``uncertainty_column`` (what :class:`UncertaintyGRPOTrainer` adds)
-    ``group_ids``                ``group_by="prompt"``: runs of equal consecutive prompts; another string: that
+    ``group_ids``                ``group_by="prompt"``: runs of equal consecutive prompts (and equal images, from
+                                 an ``image``/``images`` column when there is one); another string: that
                                  dataset column; ``None``: no groups
     ``step``                     ``trainer_state.global_step``
     extra columns                every other keyword that holds one value per completion (others are ignored)
@@ -178,7 +203,9 @@ class TRLReward:
             context["token_ids"] = [list(ids) for ids in completion_ids]
         if s.group_by == "prompt":
             if prompts is not None:
-                context["group_ids"] = _consecutive_groups(prompts)
+                images = next((columns[c] for c in _IMAGE_COLUMNS
+                               if isinstance(columns.get(c), (list, tuple)) and len(columns[c]) == len(prompts)), None)
+                context["group_ids"] = _consecutive_groups(prompts, images)
         elif s.group_by is not None and columns.get(s.group_by) is not None:
             context["group_ids"] = list(columns[s.group_by])
         step = getattr(trainer_state, "global_step", 0) if trainer_state is not None else 0
