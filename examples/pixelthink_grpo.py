@@ -62,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     g = p.add_argument_group("models")
     g.add_argument("--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL and SAM, CPU-sized settings")
-    g.add_argument("--policy", help="local Qwen2.5-VL checkpoint directory (required without --tiny)")
-    g.add_argument("--segmenter", help="local SAM / SAM2 checkpoint directory (transformers format)")
+    g.add_argument("--policy", help="local Qwen2.5-VL checkpoint directory (required without --tiny), or\n"
+                                    "random:ARCH, a published architecture with random weights for size-true timing\n"
+                                    "without a checkpoint (ARCH: qwen2.5-vl-3b, qwen2.5-vl-7b)")
+    g.add_argument("--random-layers", type=int, help="with --policy random:ARCH: decoder layers (default: ARCH's)")
+    g.add_argument("--segmenter", help="local SAM / SAM2 checkpoint directory (transformers format), or\n"
+                                       "random:sam / random:sam2 (the tiny random segmenter)")
     g.add_argument("--segmenter-kind", choices=("sam", "sam2"), default="sam", help="tiny segmenter kind")
     g.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
@@ -99,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--micro-batch-size", type=int, help="completions per forward/backward (default: the whole step's "
                                                          "prompts x n); must divide it")
     g.add_argument("--max-completion-length", type=int, help="tokens (tiny 160, full 1300)")
+    g.add_argument("--min-completion-length", type=int, help="rollouts at least this many tokens (end-of-sequence\n"
+                                                            "suppressed until then): timing at a fixed length")
     g.add_argument("--lr", type=float, help="learning rate (tiny 5e-4, full 1e-6)")
     g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0, full 5e-3)")
     g.add_argument("--temperature", type=float, default=1.0)
@@ -129,6 +135,16 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         raise SystemExit("--policy: expected a local Qwen2.5-VL checkpoint directory (or --tiny), got none")
     if not args.tiny and not args.segmenter:
         raise SystemExit("--segmenter: expected a local SAM / SAM2 checkpoint directory (or --tiny), got none")
+    if args.policy and args.policy.startswith("random:"):
+        from pixelthink.models import ARCHITECTURES
+
+        if args.policy.removeprefix("random:") not in ARCHITECTURES:
+            raise SystemExit(f"--policy: expected random:ARCH with ARCH one of {', '.join(sorted(ARCHITECTURES))}, "
+                             f"got {args.policy!r}")
+    elif args.random_layers is not None:
+        raise SystemExit(f"--random-layers: expected only with --policy random:ARCH, got --policy {args.policy!r}")
+    if args.segmenter and args.segmenter.startswith("random:") and args.segmenter not in ("random:sam", "random:sam2"):
+        raise SystemExit(f"--segmenter: expected random:sam or random:sam2, got {args.segmenter!r}")
     if args.difficulty == "judge" and not (args.judge_url or args.judge_model):
         raise SystemExit("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
                          "--judge-model (a local checkpoint path), got neither")
@@ -224,7 +240,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
     import torch
     from pixelthink.evaluation import evaluate
-    from pixelthink.models import build_tiny_policy, build_tiny_segmenter, load_policy, load_segmenter
+    from pixelthink.models import (
+        build_random_policy,
+        build_tiny_policy,
+        build_tiny_segmenter,
+        load_policy,
+        load_segmenter,
+    )
     from pixelthink.prompts import QUESTION_TEMPLATE
     from pixelthink.report import plot_length_by_tier, plot_training_curves, summary_table, write_report
     from pixelthink.rewards import build_reward
@@ -249,7 +271,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         train_settings = TrainSettings(
             steps=args.steps, num_generations=args.num_generations, prompts_per_step=args.prompts_per_step,
             micro_batch_size=args.micro_batch_size, max_completion_length=args.max_completion_length,
-            learning_rate=args.lr, kl=args.kl, temperature=args.temperature, loss_type=args.loss_type,
+            min_completion_length=args.min_completion_length, learning_rate=args.lr, kl=args.kl,
+            temperature=args.temperature, loss_type=args.loss_type,
             uncertainty=args.uncertainty, bf16=bf16, gradient_checkpointing=checkpointing,
             save_steps=args.save_steps, seed=args.seed,
         )
@@ -275,8 +298,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         policy = build_tiny_policy(QUESTION_TEMPLATE, seed=args.seed)
         segmenter = build_tiny_segmenter(args.segmenter_kind, seed=args.seed)
     else:
-        policy = load_policy(args.policy, dtype="bfloat16" if bf16 else "float32", device=args.device_resolved)
-        segmenter = load_segmenter(args.segmenter, device=args.device_resolved)
+        dtype = "bfloat16" if bf16 else "float32"
+        if args.policy.startswith("random:"):
+            policy = build_random_policy(QUESTION_TEMPLATE, args.policy.removeprefix("random:"),
+                                         layers=args.random_layers, dtype=dtype, device=args.device_resolved,
+                                         seed=args.seed)
+            if args.kl > 0:  # TRL builds the KL reference model from the policy's path: give it one
+                initial = run_dir / "initial-policy"
+                if not (initial / "config.json").is_file():
+                    policy.model.save_pretrained(initial)
+                    policy.processor.save_pretrained(initial)
+                policy.model.config._name_or_path = str(initial)
+        else:
+            policy = load_policy(args.policy, dtype=dtype, device=args.device_resolved)
+        if args.segmenter.startswith("random:"):
+            segmenter = build_tiny_segmenter(args.segmenter.removeprefix("random:"), seed=args.seed)
+        else:
+            segmenter = load_segmenter(args.segmenter, device=args.device_resolved)
     policy.model.to(args.device_resolved)
     segmenter.model.to(args.device_resolved)
 
@@ -360,6 +398,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         notes.insert(0, f"tiny run: random-weight models (a {millions:.1f} M-parameter Qwen2.5-VL after a short format "
                         "warm-up, a random SAM); the numbers show that the loop works end to end and that the length "
                         "reward moves reasoning length, not what PixelThink achieves on real data")
+    elif args.policy.startswith("random:"):
+        billions = sum(p.numel() for p in policy.model.parameters()) / 1e9
+        notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
+                        "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing")
     metrics["notes"] = notes
     _write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir / "report.md", _json_ready(metrics), plots=plots, notes=notes)

@@ -391,6 +391,79 @@ def test_local_checkpoints_load_and_run(tmp_path: Path) -> None:
         load_policy(tmp_path / "nowhere")
 
 
+def test_random_architecture_has_the_published_size() -> None:
+    """``--policy random:qwen2.5-vl-3b`` builds the real architecture (counted on the meta device, no storage)."""
+    from pixelthink.models import build_random_policy
+
+    policy = build_random_policy(prompts.QUESTION_TEMPLATE, "qwen2.5-vl-3b", device="meta")
+    params = sum(p.numel() for p in policy.model.parameters())
+    assert abs(params - 3.754e9) / 3.754e9 < 0.005  # Qwen2.5-VL-3B-Instruct: 3.75 B parameters
+    text = policy.model.config.text_config
+    assert (text.vocab_size, text.hidden_size, text.num_hidden_layers) == (151936, 2048, 36)
+    assert policy.model.lm_head.weight.shape == (151936, 2048)  # the logits keep their real width
+    known = len(policy.tokenizer)
+    assert policy.suppressed_ids == tuple(range(known, 151936))
+    suppressed = policy.generation_kwargs()["suppress_tokens"]
+    assert policy.model.config.image_token_id in suppressed and len(suppressed) == 151936 - known + 2
+    seven = build_random_policy(prompts.QUESTION_TEMPLATE, "qwen2.5-vl-7b", layers=2, device="meta")
+    assert seven.model.config.text_config.num_hidden_layers == 2 and seven.model.lm_head.weight.shape[0] == 152064
+    with pytest.raises(ValueError, match="architecture: expected one of"):
+        build_random_policy(prompts.QUESTION_TEMPLATE, "qwen2.5-vl-1b")
+
+
+@pytest.fixture
+def padded_architecture(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A small architecture whose vocabulary is larger than the tiny tokenizer's, as the real ones are."""
+    from pixelthink import models
+
+    monkeypatch.setitem(models.ARCHITECTURES, "test-padded", {
+        "text": {"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                 "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+                 "rms_norm_eps": 1e-6, "mrope_section": [2, 3, 3]},
+        "vision": {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+                   "fullatt_block_indexes": [0]},
+        "tie_word_embeddings": True,
+    })
+    return "test-padded"
+
+
+def test_random_policy_never_samples_ids_its_tokenizer_lacks(padded_architecture: str) -> None:
+    from pixelthink.models import build_random_policy
+
+    policy = build_random_policy(prompts.QUESTION_TEMPLATE, padded_architecture, seed=3)
+    known = len(policy.tokenizer)
+    assert known < 4096 and policy.model.get_output_embeddings().weight.shape[0] == 4096
+    text = policy.processor.apply_chat_template(prompts.conversation("the circle"), add_generation_prompt=True,
+                                                tokenize=False)
+    inputs = policy.processor(text=[text, text], images=[_rgb((84, 84))] * 2, return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        free = policy.model.generate(**inputs, do_sample=True, max_new_tokens=48)
+        out = policy.model.generate(**inputs, do_sample=True, max_new_tokens=48, min_new_tokens=48,
+                                    **policy.generation_kwargs())
+    new = out[:, inputs["input_ids"].shape[1]:]
+    assert new.shape[1] == 48 and int(new.max()) < known  # only ids the tokenizer can decode
+    assert int(free[:, inputs["input_ids"].shape[1]:].max()) >= known  # without suppression it would sample them
+
+
+@pytest.mark.slow
+def test_main_path_with_a_size_true_random_policy(tmp_path: Path, padded_architecture: str) -> None:
+    """``--policy random:ARCH --segmenter random:sam``: the full-size path (here a small padded architecture)."""
+    import pixelthink_grpo
+
+    smallest = [a for a in SMALLEST if a != "--tiny"]
+    metrics = pixelthink_grpo.main([*smallest, "--policy", f"random:{padded_architecture}", "--segmenter",
+                                    "random:sam", "--min-completion-length", "24", "--lr", "1e-4", "--no-eval-before",
+                                    "--output-dir", str(tmp_path / "run")])
+    assert metrics["train_steps"] == 1 and metrics["notes"][0].startswith("size-true timing run: test-padded")
+    logged = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    lengths = [row["completions/mean_length"] for row in logged if "completions/mean_length" in row]
+    assert lengths and all(length == 24 for length in lengths)  # min = max completion length: fixed-length rollouts
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["min_completion_length"] == 24 and config["train"]["kl"] > 0
+    assert (tmp_path / "run" / "initial-policy" / "config.json").is_file()  # TRL's KL reference loads from here
+
+
 class BoxSegmenter:
     """Test double for SAM: the mask is the prompt box (a real SAM with known outputs cannot be trained here)."""
 
@@ -558,3 +631,9 @@ def test_cli_explains_bad_flag_combinations(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, script, "--tiny", "--micro-batch-size", "3", "--output-dir",
                              str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "micro_batch_size: expected a divisor of" in result.stderr
+    result = subprocess.run([sys.executable, script, "--policy", "random:qwen9", "--segmenter", "random:sam",
+                             "--output-dir", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--policy: expected random:ARCH with ARCH one of qwen2.5-vl-3b" in result.stderr
+    result = subprocess.run([sys.executable, script, "--tiny", "--random-layers", "2", "--output-dir",
+                             str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--random-layers: expected only with --policy random:ARCH" in result.stderr

@@ -165,7 +165,7 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
         start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=[clock],
-                                 output_logits=True, return_dict_in_generate=True)
+                                 output_logits=True, return_dict_in_generate=True, **policy.generation_kwargs())
         if device.type == "cuda":
             torch.cuda.synchronize()
         end = time.perf_counter()

@@ -24,7 +24,8 @@ from adaptive_length_reward.errors import import_optional
 
 from .scenes import BoolArray, SceneGenerator
 
-__all__ = ["Policy", "Segmenter", "build_tiny_policy", "build_tiny_segmenter", "load_policy", "load_segmenter"]
+__all__ = ["ARCHITECTURES", "Policy", "Segmenter", "build_random_policy", "build_tiny_policy", "build_tiny_segmenter",
+           "load_policy", "load_segmenter"]
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -65,10 +66,26 @@ class Policy:
     processor: Any
     name: str
     tiny: bool
+    #: Token ids generation must never produce: the ids a size-true random policy has beyond its small
+    #: tokenizer's vocabulary (see :func:`build_random_policy`). Empty for real checkpoints and the tiny policy.
+    suppressed_ids: tuple[int, ...] = ()
 
     @property
     def tokenizer(self) -> Any:
         return self.processor.tokenizer
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Extra ``generate``/``GenerationConfig`` settings this policy needs (``{}`` for real checkpoints).
+
+        TRL's GRPOTrainer suppresses the image token itself and lets ``generation_kwargs`` replace its list, so
+        the image and video tokens are kept in ours.
+        """
+        if not self.suppressed_ids:
+            return {}
+        config = self.model.config
+        media = [i for i in (getattr(config, "image_token_id", None), getattr(config, "video_token_id", None))
+                 if i is not None]
+        return {"suppress_tokens": sorted({*media, *self.suppressed_ids})}
 
 
 def _offline_processor_class() -> Any:
@@ -112,10 +129,32 @@ def tokenizer_corpus(prompt_template: str, samples: int = 48) -> list[str]:
     return corpus
 
 
-def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: int = 128, layers: int = 2,
-                      seed: int = 0) -> Policy:
-    """A random-weight Qwen2.5-VL (under 1 M parameters) with a BPE tokenizer trained in-process."""
-    torch, transformers = _torch(), _transformers()
+#: Published Qwen2.5-VL architectures (the ``config.json`` of ``Qwen/Qwen2.5-VL-3B-Instruct`` and
+#: ``Qwen/Qwen2.5-VL-7B-Instruct``), for size-true runs with random weights where no checkpoint is at hand.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "qwen2.5-vl-3b": {
+        "text": {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                 "num_attention_heads": 16, "num_key_value_heads": 2, "max_position_embeddings": 128000,
+                 "rms_norm_eps": 1e-6, "mrope_section": [16, 24, 24]},
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "out_hidden_size": 2048, "fullatt_block_indexes": [7, 15, 23, 31]},
+        "tie_word_embeddings": True,
+    },
+    "qwen2.5-vl-7b": {
+        "text": {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                 "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
+                 "rms_norm_eps": 1e-6, "mrope_section": [16, 24, 24]},
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31]},
+        "tie_word_embeddings": False,
+    },
+}
+
+
+def _tiny_processor(prompt_template: str, vocab_size: int) -> Any:
+    """The offline processor: a byte-level BPE tokenizer trained in-process on the example's own text, and the
+    PIL image processor (small images: 4 to 16 merged patches)."""
+    transformers = _transformers()
     tokenizers = import_optional("tokenizers", extra="example", purpose="The tiny policy's tokenizer")
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None))
     bpe.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([  # one token per digit, as Qwen's tokenizer
@@ -133,34 +172,100 @@ def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: in
     # plain added tokens (decoding keeps them): the format's fixed pieces and every integer below 1000
     tokenizer.add_tokens([*FORMAT_TOKENS, ", ", *(str(i) for i in range(1000))])
     images = transformers.Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
-    processor = _offline_processor_class()(image_processor=images, tokenizer=tokenizer,
-                                           chat_template=TINY_CHAT_TEMPLATE)
+    return _offline_processor_class()(image_processor=images, tokenizer=tokenizer, chat_template=TINY_CHAT_TEMPLATE)
+
+
+def _qwen_config(tokenizer: Any, text: dict[str, Any], vision: dict[str, Any], *, tie_word_embeddings: bool) -> Any:
+    """A ``Qwen2_5_VLConfig`` whose special token ids are the tokenizer's."""
     ids = tokenizer.convert_tokens_to_ids
-    heads = 4
-    head_dim = hidden // heads
-    config = transformers.Qwen2_5_VLConfig(
+    text = dict(text)
+    mrope_section = text.pop("mrope_section")
+    return _transformers().Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            # mrope_section must sum to head_dim / 2 (temporal, height, width)
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
-                                "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
+            **text,
+            # mrope_section sums to head_dim / 2 (temporal, height, width)
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope_section},
             "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
             "pad_token_id": ids("<|endoftext|>"),
         },
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                       "out_hidden_size": hidden, "patch_size": 14, "spatial_merge_size": 2,
-                       "temporal_patch_size": 2, "window_size": 112, "fullatt_block_indexes": [1]},
+        vision_config={"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+                       **vision},
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=tie_word_embeddings,
+    )
+
+
+def _generation_defaults(model: Any) -> None:
+    model.generation_config.pad_token_id = model.config.text_config.pad_token_id
+    model.generation_config.eos_token_id = model.config.text_config.eos_token_id
+
+
+def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: int = 128, layers: int = 2,
+                      seed: int = 0) -> Policy:
+    """A random-weight Qwen2.5-VL (under 1 M parameters) with a BPE tokenizer trained in-process."""
+    torch, transformers = _torch(), _transformers()
+    processor = _tiny_processor(prompt_template, vocab_size)
+    heads = 4
+    head_dim = hidden // heads
+    config = _qwen_config(
+        processor.tokenizer,
+        {"vocab_size": len(processor.tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+         "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
+         "max_position_embeddings": 4096,
+         "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
+        {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden,
+         "fullatt_block_indexes": [1]},
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = transformers.Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
-    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    _generation_defaults(model)
     return Policy(model=model, processor=processor, name="tiny-qwen2.5-vl (random weights)", tiny=True)
+
+
+def build_random_policy(prompt_template: str, architecture: str, *, layers: int | None = None,
+                        dtype: str = "auto", device: str = "cpu", seed: int = 0) -> Policy:
+    """A published Qwen2.5-VL architecture (:data:`ARCHITECTURES`) with random weights: real sizes, no checkpoint.
+
+    For measuring step time, memory and the cost of the reward and uncertainty passes at a real model size
+    where no checkpoint can be fetched (it writes nonsense). The model keeps the architecture's full vocabulary
+    (so logits, and the uncertainty pass over them, have their real width ``V``); the tokenizer is the tiny
+    policy's, so the ids it does not know are in :attr:`Policy.suppressed_ids` and generation never samples them.
+
+    Args:
+        prompt_template: the question template (the tokenizer is trained on it).
+        architecture: a key of :data:`ARCHITECTURES`, e.g. ``"qwen2.5-vl-3b"``.
+        layers: decoder layers (default: the architecture's); fewer for a quick check of the code path.
+        dtype: ``"bfloat16"``, ``"float32"`` or ``"auto"`` (bfloat16 on CUDA, float32 elsewhere).
+        device: where the weights are created (``"meta"`` builds no storage: for counting parameters).
+        seed: weight initialisation seed.
+    """
+    torch, transformers = _torch(), _transformers()
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"build_random_policy: architecture: expected one of {sorted(ARCHITECTURES)}, "
+                         f"got {architecture!r}")
+    spec = ARCHITECTURES[architecture]
+    text = dict(spec["text"])
+    if layers is not None:
+        if layers < 1:
+            raise ValueError(f"build_random_policy: layers: expected an int >= 1, got {layers}")
+        text["num_hidden_layers"] = layers
+    processor = _tiny_processor(prompt_template, 640)
+    known = len(processor.tokenizer)
+    if known > text["vocab_size"]:
+        raise ValueError(f"build_random_policy: the tokenizer has {known} ids, more than the architecture's "
+                         f"vocabulary of {text['vocab_size']}")
+    config = _qwen_config(processor.tokenizer, text, spec["vision"], tie_word_embeddings=spec["tie_word_embeddings"])
+    if dtype == "auto":
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
+    _generation_defaults(model)
+    suffix = "" if layers is None else f", {layers} layers"
+    return Policy(model=model, processor=processor, name=f"{architecture} (random weights{suffix})", tiny=False,
+                  suppressed_ids=tuple(range(known, text["vocab_size"])))
 
 
 def _chat_template(path: Path, tokenizer: Any) -> str | None:

@@ -136,6 +136,8 @@ class TrainSettings:
     prompts_per_step: int = 2
     micro_batch_size: int | None = None
     max_completion_length: int = 1300
+    #: Rollouts at least this long (end-of-sequence suppressed until then), for timing at a fixed length.
+    min_completion_length: int | None = None
     learning_rate: float = 1e-6
     kl: float = 5e-3
     temperature: float = 1.0
@@ -155,6 +157,11 @@ class TrainSettings:
             if not isinstance(value, int) or value < (2 if name == "num_generations" else 1):
                 raise ValueError(f"TrainSettings: {name}: expected an int >= {2 if name == 'num_generations' else 1},"
                                  f" got {value!r}")
+        if self.min_completion_length is not None and not (
+                isinstance(self.min_completion_length, int)
+                and 1 <= self.min_completion_length <= self.max_completion_length):
+            raise ValueError(f"TrainSettings: min_completion_length: expected an int in [1, max_completion_length = "
+                             f"{self.max_completion_length}], got {self.min_completion_length!r}")
         batch = self.prompts_per_step * self.num_generations
         if self.micro_batch_size is not None and (self.micro_batch_size < 1 or batch % self.micro_batch_size):
             raise ValueError(f"TrainSettings: micro_batch_size: expected a divisor of prompts_per_step x "
@@ -315,6 +322,9 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
     cuda = torch.cuda.is_available()
     batch = settings.prompts_per_step * settings.num_generations
     micro = settings.micro_batch_size or batch  # completions per forward/backward; the rest is accumulated
+    generation_kwargs = policy.generation_kwargs()
+    if settings.min_completion_length is not None:
+        generation_kwargs["min_new_tokens"] = settings.min_completion_length
     args = trl.GRPOConfig(
         output_dir=str(checkpoint_dir), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
         num_generations=settings.num_generations,
@@ -326,6 +336,7 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
         seed=settings.seed, use_cpu=not cuda, bf16=bool(cuda and settings.bf16),
         remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
         activation_checkpointing=settings.gradient_checkpointing,  # TRL's GRPOConfig turns it on by default
+        generation_kwargs=generation_kwargs or None,
     )
     reward_function = TimedRewardFunction(TRLReward(reward, group_by="id"))
     log_path = run_dir / "train_log.jsonl"
