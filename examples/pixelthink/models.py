@@ -263,7 +263,7 @@ def build_random_policy(prompt_template: str, architecture: str, *, layers: int 
     with torch.device(device):
         model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
     _generation_defaults(model)
-    suffix = "" if layers is None else f", {layers} layers"
+    suffix = "" if layers is None else f", {layers} decoder layer{'s' if layers > 1 else ''}"
     return Policy(model=model, processor=processor, name=f"{architecture} (random weights{suffix})", tiny=False,
                   suppressed_ids=tuple(range(known, text["vocab_size"])))
 
