@@ -141,27 +141,19 @@ class ScriptedJudgeServer:
                 # A request counts as in flight from its arrival until its reply starts to be written. Counting
                 # until the write has finished would overlap the client's next request (the client frees its
                 # slot as soon as it has read the reply, possibly before this thread gets to decrement).
-                finished = False
-
-                def finish() -> None:
-                    nonlocal finished
-                    if not finished:
-                        finished = True
-                        with server._lock:
-                            server.in_flight -= 1
-
                 try:
                     if self.path.rstrip("/") != "/v1/chat/completions":
                         action: Action = Status(404, '{"error": "not found"}')
                     else:
                         action = server.responder(body, index)
                     time.sleep(action.delay)
-                    finish()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+                try:
                     self._send(action, body)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                     pass
-                finally:
-                    finish()
 
             def _send(self, action: Action, body: dict[str, Any]) -> None:
                 if isinstance(action, Status):
