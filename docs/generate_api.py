@@ -10,6 +10,8 @@ import inspect
 import sys
 from pathlib import Path
 
+from adaptive_length_reward.config import Component, parameters
+
 OUT = Path(__file__).with_name("api.md")
 
 # (section title, module whose __all__ is documented)
@@ -35,7 +37,8 @@ OPTIONAL_SECTIONS = [
 
 def _signature(obj: object) -> str:
     try:
-        target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
+        declared = inspect.isclass(obj) and issubclass(obj, Component)
+        target = obj if declared or not inspect.isclass(obj) else obj.__init__  # type: ignore[misc]
         sig = inspect.signature(target)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
@@ -47,6 +50,15 @@ def _summary(obj: object) -> str:
     doc = inspect.getdoc(obj) or ""
     paragraphs = doc.split("\n\n")
     return paragraphs[0].replace("\n", " ") if paragraphs else ""
+
+
+def _parameter_table(cls: type[Component]) -> list[str]:
+    """The declared parameters (``adaptive_length_reward.config.parameters``): the one place they are written."""
+    rows = ["| parameter | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, hint, default, doc in parameters(cls):
+        cells = (name, hint, default, doc)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return [*rows, ""]
 
 
 def render() -> str:
@@ -75,6 +87,8 @@ def render() -> str:
                 kind = "class" if inspect.isclass(obj) else "def"
                 lines.append(f"### `{kind} {public}{_signature(obj)}`")
                 lines += ["", _summary(obj) or "(no docstring)", ""]
+                if inspect.isclass(obj) and issubclass(obj, Component) and obj.fields():
+                    lines += _parameter_table(obj)
             else:
                 lines += [f"### `{public}`", "", f"Constant: `{obj!r}`." if not callable(obj) else "", ""]
     return "\n".join(lines).rstrip() + "\n"

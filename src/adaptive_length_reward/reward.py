@@ -21,10 +21,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from .batch import RewardBatch
-from .config import ComponentConfig, Configurable, Nested, build, class_name, config_of, register, validated
+from .config import Component, ComponentConfig, class_name, param
+from .errors import ConfigError
+from .evaluation import once, scope
 from .schedules import ConstantSchedule, Schedule
 
 __all__ = [
@@ -79,24 +80,29 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-class Reward(Configurable[ComponentConfig], abc.ABC):
+class Reward(Component, abc.ABC):
     """Base class of every reward: a batch in, one float per completion out.
 
-    Subclasses implement :meth:`_evaluate` and set :attr:`requires` (the batch columns they read) and
-    :attr:`bounds` (the documented output range, checked by the conformance tests). Instances are
-    picklable and carry a stable ``__name__`` (TRL uses it to name the logged metric).
+    Subclasses declare their parameters as annotated attributes (see
+    :class:`~adaptive_length_reward.config.Component`), implement :meth:`_evaluate`, and set :attr:`requires`
+    (the batch columns they read) and :attr:`bounds` (the documented output range, checked by the conformance
+    tests). Instances are picklable and carry a stable ``__name__`` (TRL uses it to name the logged metric).
 
     Call a reward with a batch, or with keywords: ``reward(completions=[...], difficulty=[...])``.
-    Unknown keywords become extra columns that the reward ignores.
+    Unknown keywords become extra columns that the reward ignores. Within one :meth:`evaluate`, every node of the
+    reward graph runs once (:mod:`adaptive_length_reward.evaluation`).
     """
 
     #: Whether the reward may return NaN (documented per reward); otherwise a NaN/inf output is an error.
     may_return_nan: ClassVar[bool] = False
 
-    def __init__(self, *, name: str | None = None) -> None:
-        if name is not None and (not isinstance(name, str) or not name or "/" in name):
-            raise ValueError(f"{class_name(self)}: name: expected a non-empty string without '/', got {name!r}")
-        self._name = name
+    _name: str | None = param(default=None, alias="name", doc="the reward's name (default: snake_case class name)")
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        name = config.name
+        if name is not None and (not name or "/" in name):
+            raise ValueError(f"name: expected a non-empty string without '/', got {name!r}")
 
     # -- identity -------------------------------------------------------------------------------------------
     @property
@@ -119,6 +125,13 @@ class Reward(Configurable[ComponentConfig], abc.ABC):
         """Documented range ``(low, high)`` of the output; infinite ends mean unbounded."""
         return (-math.inf, math.inf)
 
+    @property
+    def reads(self) -> frozenset[str] | None:
+        """Every column the result depends on (``completions`` and ``step`` included), when the reward can say so
+        exactly; ``None`` (the default) means any column may matter. A reward that declares it is computed once
+        per evaluation across batches that differ only in other columns (:func:`~.evaluation.once`)."""
+        return None
+
     # -- evaluation -----------------------------------------------------------------------------------------
     def __call__(self, batch: RewardBatch | None = None, /, **context: Any) -> FloatArray:
         """Rewards for the batch: a float64 array, one value per completion."""
@@ -127,6 +140,10 @@ class Reward(Configurable[ComponentConfig], abc.ABC):
     def evaluate(self, batch: RewardBatch | None = None, /, **context: Any) -> RewardOutput:
         """Rewards plus named components and per-sample diagnostics (for logging)."""
         batch = as_batch(batch, context)
+        with scope():
+            return once(self, batch, self._checked, batch, reads=self.reads)
+
+    def _checked(self, batch: RewardBatch) -> RewardOutput:
         batch.require(sorted(self.requires), by=f"{class_name(self)} {self.name!r}")
         result = self._evaluate(batch)
         output = result if isinstance(result, RewardOutput) else RewardOutput(np.asarray(result))
@@ -163,57 +180,55 @@ class Reward(Configurable[ComponentConfig], abc.ABC):
 # ------------------------------------------------------------------------------------------------------------
 
 
-class ColumnRewardConfig(ComponentConfig):
-    kind: Literal["column"] = "column"
-    column: str = Field(min_length=1)
-    low: float = -math.inf
-    high: float = math.inf
-    name: str | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ColumnRewardConfig:
-        if not self.low <= self.high:
-            raise ValueError(f"high: expected >= low ({self.low}), got {self.high}")
-        return self
+def _check_range(config: Any) -> None:
+    if not config.low <= config.high:
+        raise ValueError(f"high: expected >= low ({config.low}), got {config.high}")
 
 
-@register("column", ColumnRewardConfig)
-class ColumnReward(Reward):
+class ColumnReward(Reward, kind="column"):
     """A reward read from a numeric batch column, e.g. an accuracy computed elsewhere or a ``correct`` flag.
 
     Values outside ``[low, high]`` or non-finite values raise: the column is a programming input, not model
     output.
     """
 
-    def __init__(self, column: str, *, low: float = -math.inf, high: float = math.inf, name: str | None = None) -> None:
-        self._config = validated("ColumnReward", ColumnRewardConfig, column=column, low=low, high=high, name=name)
-        super().__init__(name=name or column)
+    column: str = param(kw_only=False, min_length=1, doc="the batch column holding the reward")
+    low: float = param(default=-math.inf, allow_inf_nan=True, doc="the lowest valid value")
+    high: float = param(default=math.inf, allow_inf_nan=True, doc="the highest valid value")
+
+    _check = staticmethod(_check_range)
+
+    @property
+    def name(self) -> str:
+        """The given name, else the column's name."""
+        return self._name or self.column
 
     @property
     def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})
+        return frozenset({self.column})
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.requires
 
     @property
     def bounds(self) -> tuple[float, float]:
-        return (self._config.low, self._config.high)
+        return (self.low, self.high)
 
     def _evaluate(self, batch: RewardBatch) -> FloatArray:
-        column = self._config.column
+        column = self.column
         try:
             values = np.asarray(batch.column(column), dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as error:
             raise TypeError(f"ColumnReward: column {column!r}: expected numbers, got {error}") from None
         if not np.isfinite(values).all():
             raise ValueError(f"ColumnReward: column {column!r}: expected finite numbers, got {values.tolist()!r:.120}")
-        c = self._config
-        if (values < c.low).any() or (values > c.high).any():
+        if (values < self.low).any() or (values > self.high).any():
             raise ValueError(
-                f"ColumnReward: column {column!r}: expected values in [{c.low}, {c.high}], got {values.tolist()!r:.120}"
+                f"ColumnReward: column {column!r}: expected values in [{self.low}, {self.high}], "
+                f"got {values.tolist()!r:.120}"
             )
         return values
-
-    def to_config(self) -> ColumnRewardConfig:
-        return self._config
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -232,7 +247,7 @@ def _unique_names(terms: Sequence[Reward]) -> list[str]:
     return names
 
 
-def _collect(outputs: Sequence[RewardOutput], names: Sequence[str]) -> tuple[dict[str, FloatArray], dict[str, Any]]:
+def collect(outputs: Sequence[RewardOutput], names: Sequence[str]) -> tuple[dict[str, FloatArray], dict[str, Any]]:
     """Merge children's outputs: each child's rewards under its name, nested components under ``name/...``;
     diagnostic columns flat (first wins), qualified as ``name/column`` where children disagree."""
     components: dict[str, FloatArray] = {}
@@ -256,61 +271,48 @@ def _interval_product(a: tuple[float, float], b: tuple[float, float]) -> tuple[f
     return (min(products), max(products))
 
 
-def _check_terms(owner: str, terms: Any) -> list[Reward]:
-    if isinstance(terms, Reward) or not isinstance(terms, Sequence) or not terms:
-        raise TypeError(f"{owner}: terms: expected a non-empty sequence of rewards, got {terms!r:.80}")
-    for i, term in enumerate(terms):
-        if not isinstance(term, Reward):
-            raise TypeError(f"{owner}: terms[{i}]: expected a Reward, got {type(term).__name__}")
-    return list(terms)
+class _Composite(Reward):
+    """A reward over child rewards: requires what any child requires; outputs merged by :func:`collect`."""
 
-
-class WeightedSumConfig(ComponentConfig):
-    kind: Literal["weighted_sum"] = "weighted_sum"
-    terms: tuple[Nested, ...] = Field(min_length=1)
-    weights: tuple[float | Nested, ...] | None = None
-    name: str | None = None
-
-
-@register("weighted_sum", WeightedSumConfig)
-class WeightedSum(Reward):
-    """``sum_i w_i(step) * r_i``: weights are numbers or :class:`~adaptive_length_reward.schedules.Schedule`s.
-
-    A weight of 0 keeps the term for logging only (its values still appear in the components).
-    """
-
-    def __init__(
-        self,
-        terms: Sequence[Reward],
-        weights: Sequence[float | Schedule] | None = None,
-        *,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name=name)
-        self.terms = _check_terms("WeightedSum", terms)
-        if weights is None:
-            weights = [1.0] * len(self.terms)
-        if isinstance(weights, (str, bytes)) or len(weights) != len(self.terms):
-            raise ValueError(
-                f"WeightedSum: weights: expected {len(self.terms)} weights (one per term), got {weights!r}"
-            )
-        self.weights: list[Schedule] = []
-        for i, weight in enumerate(weights):
-            if isinstance(weight, Schedule):
-                self.weights.append(weight)
-            elif isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight):
-                self.weights.append(ConstantSchedule(float(weight)))
-            else:
-                raise ValueError(f"WeightedSum: weights[{i}]: expected a finite number or a Schedule, got {weight!r}")
+    terms: Sequence[Reward] = param(kw_only=False, min_length=1, doc="the child rewards")
 
     @property
     def requires(self) -> frozenset[str]:
         return frozenset().union(*(t.requires for t in self.terms))
 
+    def _children(self, batch: RewardBatch) -> tuple[list[RewardOutput], dict[str, FloatArray], dict[str, Any]]:
+        outputs = [t.evaluate(batch) for t in self.terms]
+        return (outputs, *collect(outputs, _unique_names(self.terms)))
+
+
+class WeightedSum(_Composite, kind="weighted_sum"):
+    """``sum_i w_i(step) * r_i``: weights are numbers or :class:`~adaptive_length_reward.schedules.Schedule`s.
+
+    A weight of 0 keeps the term for logging only (its values still appear in the components).
+    """
+
+    weights: Sequence[float | Schedule] | None = param(
+        default=None, kw_only=False, doc="one weight per term (numbers or schedules); default all 1"
+    )
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        for i, weight in enumerate(config.weights or ()):
+            if not isinstance(weight, ComponentConfig) and not math.isfinite(weight):
+                raise ValueError(f"weights[{i}]: expected a finite number or a Schedule, got {weight}")
+
+    def __post_init__(self) -> None:
+        weights = self.weights if self.weights is not None else (1.0,) * len(self.terms)
+        if len(weights) != len(self.terms):
+            raise ConfigError(
+                f"WeightedSum: weights: expected {len(self.terms)} weights (one per term), got {weights!r}"
+            )
+        self._schedules = [w if isinstance(w, Schedule) else ConstantSchedule(w) for w in weights]
+
     @property
     def bounds(self) -> tuple[float, float]:
         low = high = 0.0
-        for term, weight in zip(self.terms, self.weights):
+        for term, weight in zip(self.terms, self._schedules):
             if not isinstance(weight, ConstantSchedule):
                 return (-math.inf, math.inf)
             w = weight(0)
@@ -319,42 +321,17 @@ class WeightedSum(Reward):
         return (low, high)
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        outputs = [t.evaluate(batch) for t in self.terms]
+        outputs, components, columns = self._children(batch)
         total = np.zeros(len(batch))
-        for weight, output in zip(self.weights, outputs):
+        for weight, output in zip(self._schedules, outputs):
             w = weight(batch.step)
             if w != 0.0:
                 total = total + w * output.rewards
-        components, columns = _collect(outputs, _unique_names(self.terms))
         return RewardOutput(total, components, columns)
 
-    def to_config(self) -> WeightedSumConfig:
-        weights = tuple(w(0) if isinstance(w, ConstantSchedule) else config_of(w) for w in self.weights)
-        return WeightedSumConfig(terms=tuple(config_of(t) for t in self.terms), weights=weights, name=self._name)
 
-    @classmethod
-    def from_config(cls, config: WeightedSumConfig) -> WeightedSum:
-        weights = None if config.weights is None else [w if isinstance(w, float) else build(w) for w in config.weights]
-        return cls([build(t) for t in config.terms], weights, name=config.name)
-
-
-class ProductConfig(ComponentConfig):
-    kind: Literal["product"] = "product"
-    terms: tuple[Nested, ...] = Field(min_length=1)
-    name: str | None = None
-
-
-@register("product", ProductConfig)
-class Product(Reward):
+class Product(_Composite, kind="product"):
     """``prod_i r_i``; PixelThink's accuracy times soft length score is ``Product([accuracy, penalty])``."""
-
-    def __init__(self, terms: Sequence[Reward], *, name: str | None = None) -> None:
-        super().__init__(name=name)
-        self.terms = _check_terms("Product", terms)
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return frozenset().union(*(t.requires for t in self.terms))
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -364,56 +341,24 @@ class Product(Reward):
         return bounds
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        outputs = [t.evaluate(batch) for t in self.terms]
+        outputs, components, columns = self._children(batch)
         total = np.ones(len(batch))
         for output in outputs:
             total = total * output.rewards
-        components, columns = _collect(outputs, _unique_names(self.terms))
         return RewardOutput(total, components, columns)
 
-    def to_config(self) -> ProductConfig:
-        return ProductConfig(terms=tuple(config_of(t) for t in self.terms), name=self._name)
 
-    @classmethod
-    def from_config(cls, config: ProductConfig) -> Product:
-        return cls([build(t) for t in config.terms], name=config.name)
-
-
-class GateConfig(ComponentConfig):
-    kind: Literal["gate"] = "gate"
-    term: Nested
-    condition: Nested
-    threshold: float = Field(1.0, allow_inf_nan=False)
-    otherwise: float = Field(0.0, allow_inf_nan=False)
-    name: str | None = None
-
-
-@register("gate", GateConfig)
-class Gate(Reward):
+class Gate(Reward, kind="gate"):
     """Apply ``term`` only where ``condition >= threshold``; elsewhere the reward is ``otherwise``.
 
     Example: a length penalty that only applies to correct answers (as in L1-Max and Kimi k1.5):
     ``Gate(SoftLengthPenalty(...), condition=ColumnReward("correct"), threshold=1.0, otherwise=1.0)``.
     """
 
-    def __init__(
-        self,
-        term: Reward,
-        *,
-        condition: Reward,
-        threshold: float = 1.0,
-        otherwise: float = 0.0,
-        name: str | None = None,
-    ) -> None:
-        if not isinstance(term, Reward):
-            raise TypeError(f"Gate: term: expected a Reward, got {type(term).__name__}")
-        if not isinstance(condition, Reward):
-            raise TypeError(f"Gate: condition: expected a Reward, got {type(condition).__name__}")
-        self._scalars = validated(
-            "Gate", GateConfig, term=term, condition=condition, threshold=threshold, otherwise=otherwise, name=name
-        )
-        super().__init__(name=name)
-        self.term, self.condition = term, condition
+    term: Reward = param(kw_only=False, doc="the gated reward")
+    condition: Reward = param(doc="the reward that opens the gate")
+    threshold: float = param(default=1.0, doc="the gate is open where condition >= threshold")
+    otherwise: float = param(default=0.0, doc="the reward where the gate is closed")
 
     @property
     def requires(self) -> frozenset[str]:
@@ -422,56 +367,24 @@ class Gate(Reward):
     @property
     def bounds(self) -> tuple[float, float]:
         low, high = self.term.bounds
-        return (min(low, self._scalars.otherwise), max(high, self._scalars.otherwise))
+        return (min(low, self.otherwise), max(high, self.otherwise))
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         term, condition = self.term.evaluate(batch), self.condition.evaluate(batch)
-        open_ = condition.rewards >= self._scalars.threshold
-        rewards = np.where(open_, term.rewards, self._scalars.otherwise)
-        names = _unique_names([self.term, self.condition])
-        components, columns = _collect([term, condition], names)
+        open_ = condition.rewards >= self.threshold
+        rewards = np.where(open_, term.rewards, self.otherwise)
+        components, columns = collect([term, condition], _unique_names([self.term, self.condition]))
         return RewardOutput(rewards, components, {**columns, "gate_open": open_})
 
-    def to_config(self) -> GateConfig:
-        return self._scalars.model_copy(update={"term": config_of(self.term), "condition": config_of(self.condition)})
 
-    @classmethod
-    def from_config(cls, config: GateConfig) -> Gate:
-        return cls(
-            build(config.term),
-            condition=build(config.condition),
-            threshold=config.threshold,
-            otherwise=config.otherwise,
-            name=config.name,
-        )
-
-
-class ClipConfig(ComponentConfig):
-    kind: Literal["clip"] = "clip"
-    term: Nested
-    low: float = -math.inf
-    high: float = math.inf
-    name: str | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ClipConfig:
-        if not self.low <= self.high:
-            raise ValueError(f"high: expected >= low ({self.low}), got {self.high}")
-        return self
-
-
-@register("clip", ClipConfig)
-class Clip(Reward):
+class Clip(Reward, kind="clip"):
     """``clip(term, low, high)``."""
 
-    def __init__(
-        self, term: Reward, *, low: float = -math.inf, high: float = math.inf, name: str | None = None
-    ) -> None:
-        if not isinstance(term, Reward):
-            raise TypeError(f"Clip: term: expected a Reward, got {type(term).__name__}")
-        self._scalars = validated("Clip", ClipConfig, term=term, low=low, high=high, name=name)
-        super().__init__(name=name)
-        self.term = term
+    term: Reward = param(kw_only=False, doc="the clipped reward")
+    low: float = param(default=-math.inf, allow_inf_nan=True, doc="the lower end")
+    high: float = param(default=math.inf, allow_inf_nan=True, doc="the upper end")
+
+    _check = staticmethod(_check_range)
 
     @property
     def requires(self) -> frozenset[str]:
@@ -480,20 +393,12 @@ class Clip(Reward):
     @property
     def bounds(self) -> tuple[float, float]:
         low, high = self.term.bounds
-        c = self._scalars
-        return (min(max(low, c.low), c.high), max(min(high, c.high), c.low))
+        return (min(max(low, self.low), self.high), max(min(high, self.high), self.low))
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         inner = self.term.evaluate(batch)
-        components, columns = _collect([inner], [self.term.name])
-        return RewardOutput(np.clip(inner.rewards, self._scalars.low, self._scalars.high), components, columns)
-
-    def to_config(self) -> ClipConfig:
-        return self._scalars.model_copy(update={"term": config_of(self.term)})
-
-    @classmethod
-    def from_config(cls, config: ClipConfig) -> Clip:
-        return cls(build(config.term), low=config.low, high=config.high, name=config.name)
+        components, columns = collect([inner], [self.term.name])
+        return RewardOutput(np.clip(inner.rewards, self.low, self.high), components, columns)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -501,7 +406,7 @@ class Clip(Reward):
 # ------------------------------------------------------------------------------------------------------------
 
 
-class ContextProvider(Configurable[ComponentConfig], abc.ABC):
+class ContextProvider(Component, abc.ABC):
     """Computes one batch column (``difficulty``, ``uncertainty``...) that rewards then read.
 
     Difficulty scorers and uncertainty estimators implement this, so a budget can use a column without
@@ -510,6 +415,9 @@ class ContextProvider(Configurable[ComponentConfig], abc.ABC):
 
     #: The column this provider fills.
     provides: ClassVar[str]
+    #: Whether each row's value depends on that row alone; :class:`WithContext` then hands the provider only
+    #: the rows that miss the column. A provider over groups (a pass rate) sets it to False and sees every row.
+    row_wise: ClassVar[bool] = True
 
     @property
     def requires(self) -> frozenset[str]:
@@ -521,40 +429,17 @@ class ContextProvider(Configurable[ComponentConfig], abc.ABC):
         """One value per completion for :attr:`provides` (NaN where it cannot tell)."""
 
 
-class WithContextConfig(ComponentConfig):
-    kind: Literal["with_context"] = "with_context"
-    reward: Nested
-    providers: tuple[Nested, ...] = Field(min_length=1)
-    mode: Literal["fill_missing", "overwrite"] = "fill_missing"
-    name: str | None = None
-
-
-@register("with_context", WithContextConfig)
-class WithContext(Reward):
+class WithContext(Reward, kind="with_context"):
     """Run context providers, then the reward on the completed batch.
 
     ``mode="fill_missing"`` (default) keeps values the batch already has and fills only absent or NaN
-    entries; ``"overwrite"`` replaces the column.
+    entries: a row-wise provider is called on those rows alone (a judge is not asked about a sample that
+    already has a difficulty); ``"overwrite"`` replaces the column.
     """
 
-    def __init__(
-        self,
-        reward: Reward,
-        providers: Sequence[ContextProvider],
-        *,
-        mode: Literal["fill_missing", "overwrite"] = "fill_missing",
-        name: str | None = None,
-    ) -> None:
-        if not isinstance(reward, Reward):
-            raise TypeError(f"WithContext: reward: expected a Reward, got {type(reward).__name__}")
-        for i, provider in enumerate(providers):
-            if not isinstance(provider, ContextProvider):
-                raise TypeError(
-                    f"WithContext: providers[{i}]: expected a ContextProvider, got {type(provider).__name__}"
-                )
-        validated("WithContext", WithContextConfig, reward=reward, providers=list(providers), mode=mode, name=name)
-        super().__init__(name=name)
-        self.reward, self.providers, self.mode = reward, list(providers), mode
+    reward: Reward = param(kw_only=False, doc="the reward that reads the provided columns")
+    providers: Sequence[ContextProvider] = param(kw_only=False, min_length=1, doc="run in order, each fills one column")
+    mode: Literal["fill_missing", "overwrite"] = param(default="fill_missing", doc="keep present values, or replace")
 
     @property
     def name(self) -> str:
@@ -575,27 +460,28 @@ class WithContext(Reward):
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         for provider in self.providers:
-            values = np.asarray(provider(batch))
-            if values.shape != (len(batch),):
-                raise RuntimeError(
-                    f"{type(provider).__name__} returned shape {values.shape} for {len(batch)} completions"
-                )
-            column = provider.provides
-            if self.mode == "fill_missing" and batch.has(column):
-                current = np.asarray(batch.column(column), dtype=np.float64)
-                values = np.where(np.isnan(current), values, current)
-            batch = batch.replace(**{column: values})
+            values = once((provider, self.mode), batch, self._provide, provider, batch)
+            batch = batch.replace(**{provider.provides: values})
         inner = self.reward.evaluate(batch)
         return RewardOutput(inner.rewards, inner.components, inner.columns)
 
-    def to_config(self) -> WithContextConfig:
-        return WithContextConfig(
-            reward=config_of(self.reward),
-            providers=tuple(config_of(p) for p in self.providers),
-            mode=self.mode,
-            name=self._name,
-        )
-
-    @classmethod
-    def from_config(cls, config: WithContextConfig) -> WithContext:
-        return cls(build(config.reward), [build(p) for p in config.providers], mode=config.mode, name=config.name)
+    def _provide(self, provider: ContextProvider, batch: RewardBatch) -> npt.NDArray[Any]:
+        column = provider.provides
+        current = None
+        if self.mode == "fill_missing" and batch.has(column):
+            current = np.asarray(batch.column(column), dtype=np.float64)
+            missing = np.isnan(current)
+            if not missing.any():
+                return current
+        rows = batch if current is None or not provider.row_wise else batch.take(np.flatnonzero(missing))
+        values: npt.NDArray[Any] = np.asarray(provider(rows))
+        if values.shape != (len(rows),):
+            raise RuntimeError(f"{type(provider).__name__} returned shape {values.shape} for {len(rows)} completions")
+        if current is None:
+            return values
+        if rows is batch:
+            filled: npt.NDArray[Any] = np.where(missing, values, current)
+            return filled
+        filled = current.copy()
+        filled[missing] = values
+        return filled
