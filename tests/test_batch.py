@@ -62,7 +62,7 @@ def test_invalid_batches_say_what_was_expected(kwargs: dict[str, object], error:
 
 
 def test_unsupported_completion_format() -> None:
-    with pytest.raises(TypeError, match=r"completions\[0\]: expected a string or chat messages with an assistant"):
+    with pytest.raises(TypeError, match=r"completions\[0\]: expected .* chat messages with an assistant message"):
         RewardBatch.from_completions([[{"role": "user", "content": "q"}]])
     with pytest.raises(TypeError, match=r"completions\[0\]: expected a string, a chat message"):
         RewardBatch.from_completions([42])
@@ -84,3 +84,15 @@ def test_replace_merges_extra_and_validates() -> None:
     assert batch.difficulty is None
     with pytest.raises(ValueError, match="uncertainty: expected 2 values"):
         batch.replace(uncertainty=[0.1])
+
+
+def test_take_keeps_every_column_of_the_rows_and_the_step() -> None:
+    batch = RewardBatch.from_completions(
+        ["a", "b", "c"], difficulty=[1.0, None, 3.0], group_ids=["g", "g", "h"], token_ids=[[1], [2, 2], [3]],
+        reasoning=("r", None, "t"), step=7, score=[0.1, 0.2, 0.3],
+    )
+    rows = batch.take(np.array([2, 0]))
+    assert rows.completions == ("c", "a") and rows.reasoning == ("t", "r") and rows.step == 7
+    assert rows.difficulty.tolist() == [3.0, 1.0] and rows.group_ids == ("h", "g")
+    assert rows.token_ids == ([3], [1]) and rows.extra == {"score": (0.3, 0.1)}
+    assert rows.uncertainty is None and len(batch.take([])) == 0

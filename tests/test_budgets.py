@@ -18,7 +18,18 @@ from adaptive_length_reward import (
     LinearBudget,
     MissingContextError,
     RewardBatch,
+    SoftLengthPenalty,
     TieredBudget,
+)
+from adaptive_length_reward.budgets import Budgets
+from adaptive_length_reward.tiers import (
+    DEFAULT_TIER_NAMES,
+    TierLayout,
+    check_tiers,
+    tier_histogram,
+    tier_index,
+    tier_names,
+    tier_value,
 )
 
 
@@ -63,7 +74,7 @@ def test_tiered_missing_difficulty_policies() -> None:
 def test_tiered_uncertainty_needed_only_by_scaled_tiers() -> None:
     # Easy and medium samples need no uncertainty; a hard one does, and the error names it and the sample.
     assert TieredBudget()(batch([1.0, 4.0])).tolist() == [96, NO_PENALTY]
-    with pytest.raises(MissingContextError, match=r"'uncertainty' for samples \[1\]"):
+    with pytest.raises(MissingContextError, match=r"needs 'uncertainty', which is missing \(NaN\) for samples \[1\]"):
         TieredBudget()(batch([1.0, 6.0]))
     with pytest.raises(MissingContextError, match=r"samples \[0\]"):
         TieredBudget()(batch([6.0, 6.0], [None, 0.5]))
@@ -125,3 +136,78 @@ def test_fixed_and_column_budgets() -> None:
         ColumnBudget()(batch([1.0], target_length=[-5]))
     with pytest.raises(ConfigError, match=r"FixedBudget: budget: expected >= 0, got -1"):
         FixedBudget(-1)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Budgets and tiers together; one tier layout
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_assign_returns_budgets_and_tiers_together() -> None:
+    b = batch([1.0, 4.0, None, 7.0], [0.0, 0.0, 0.0, 0.2])
+    assigned = TieredBudget(missing_difficulty="hard").assign(b)
+    assert isinstance(assigned, Budgets)
+    np.testing.assert_array_equal(assigned.values, [96.0, NO_PENALTY, 256.0, 261.0])
+    assert assigned.tiers is not None and assigned.tiers.tolist() == ["easy", "medium", "hard", "hard"]
+    fixed = FixedBudget(12).assign(b)
+    assert fixed.tiers is None and fixed.values.tolist() == [12.0] * 4
+    assert FixedBudget(12).tiers(b) is None
+
+
+def test_a_numeric_missing_difficulty_places_the_sample_in_that_values_tier() -> None:
+    # missing_difficulty places a sample in a tier; it does not write a difficulty (see adaptive_length_reward.tiers).
+    b = batch([None, None], [0.0, 0.0])
+    assert TieredBudget(missing_difficulty=4.25).tiers(b).tolist() == ["medium", "medium"]
+    assert TieredBudget(missing_difficulty="medium").tiers(b).tolist() == ["medium", "medium"]
+    assert TieredBudget(missing_difficulty=3.0).tiers(b).tolist() == ["easy", "easy"]
+
+
+def test_the_tiered_budget_uses_the_one_tier_layout() -> None:
+    policy = TieredBudget(thresholds=(2.0, 6.0, 8.0), names=("a", "b", "c", "d"), budgets=(1, 2, 3, 4),
+                          uncertainty_scales=(0, 0, 0, 0))
+    assert policy.layout == TierLayout((2.0, 6.0, 8.0), ("a", "b", "c", "d"))
+    values = [1.0, 2.0, 5.9, 6.0, 8.0, 10.0]
+    assert policy.tiers(batch(values)).tolist() == policy.layout.labels(values).tolist() == tier_names(
+        values, (2.0, 6.0, 8.0), ("a", "b", "c", "d")
+    ).tolist() == ["a", "b", "b", "c", "d", "d"]
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(1.0, 10.0)), min_size=1, max_size=20))
+def test_every_tier_reader_agrees(values: list[float | None]) -> None:
+    difficulty = np.array([np.nan if v is None else v for v in values])
+    layout = TierLayout()
+    index = layout.index(difficulty)
+    assert tier_index(difficulty).tolist() == index.tolist()
+    labels = ["missing" if i < 0 else DEFAULT_TIER_NAMES[i] for i in index]
+    assert layout.labels(difficulty).tolist() == tier_names(difficulty).tolist() == labels
+    assert tier_histogram(difficulty) == {name: labels.count(name) for name in (*DEFAULT_TIER_NAMES, "missing")}
+    policy = TieredBudget(missing_difficulty="medium", missing_uncertainty=0.0)
+    expected = ["medium" if v is None else label for v, label in zip(values, labels)]
+    assert policy.tiers(batch(values)).tolist() == expected
+
+
+def test_tier_values_and_layout_checks() -> None:
+    layout = TierLayout()
+    assert [layout.value(name) for name in DEFAULT_TIER_NAMES] == [2.25, 4.25, 7.5]
+    assert tier_value("medium") == 4.25 and layout.interval(2) == (5.0, 10.0)
+    with pytest.raises(ValueError, match=r"tier_value: tier: expected one of \['easy', 'medium', 'hard'\], got 'x'"):
+        layout.value("x")
+    with pytest.raises(ValueError, match="owner: thresholds: expected finite, strictly increasing numbers"):
+        TierLayout((5.0, 3.5)).check(owner="owner")
+    with pytest.raises(ValueError, match="owner: tier_names: expected 3 distinct non-empty names"):
+        check_tiers((3.5, 5.0), ("a", "a", "b"), owner="owner")
+    with pytest.raises(ValueError, match="'missing' is reserved"):
+        TierLayout(names=("easy", "missing", "hard")).check(owner="owner")
+    lines = layout.describe({"easy": 1, "medium": 0, "hard": 2, "missing": 1})
+    assert [line.split()[0] for line in lines] == ["easy", "medium", "hard", "missing"]
+    assert "[5, 10]" in lines[2] and "50.0%" in lines[2]
+
+
+def test_the_tier_index_runs_once_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = TieredBudget.tier_index
+    monkeypatch.setattr(TieredBudget, "tier_index", lambda self, b: calls.append(1) or original(self, b))
+    penalty = SoftLengthPenalty(budget=TieredBudget())
+    output = penalty.evaluate(batch([1.0, 4.0, 6.0], [0.0, 0.0, 0.5]))
+    assert calls == [1]
+    assert output.columns["tier"].tolist() == ["easy", "medium", "hard"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +16,22 @@ from text_fixtures import tiny_tokenizer
 
 from adaptive_length_reward import (
     ConfigError,
+    DAPOOverlongPenalty,
+    FixedBudget,
     MissingContextError,
     PrecomputedLength,
     RewardBatch,
+    SoftLengthPenalty,
     TokenCount,
     TokenIdCount,
+    WeightedSum,
     WhitespaceWords,
+    build,
     extract_reasoning,
     reasoning_span,
 )
-from adaptive_length_reward.length import count_words
+from adaptive_length_reward.length import IN_MEMORY_TOKENIZER, count_words
+from adaptive_length_reward.spans import reasoning_piece_mask, reasoning_span_mask, reasoning_text_span, span_texts
 
 RESPONSE = '<think>the red one is left</think> <answer>{"bbox": [1, 2, 3, 4]}</answer>'
 
@@ -158,3 +167,94 @@ def test_count_words_equals_str_split(texts: list[str]) -> None:
 def test_count_words_every_ascii_character() -> None:
     texts = [f"a{chr(i)}b" for i in range(128)] + [chr(i) for i in range(128)]
     assert count_words(texts).tolist() == [len(t.split()) for t in texts]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One span policy, three views
+# ------------------------------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.sampled_from(["<think>", "</think>", "a", " ", "b c"]), max_size=8))
+def test_text_id_and_mask_views_agree(parts: list[str]) -> None:
+    # Each part stands for one token: the text view, the id view and both mask views find the same span.
+    ids = [{"<think>": 1, "</think>": 2}.get(p, 7) for p in parts]
+    text = "".join(parts)
+    begin, end = reasoning_span(ids, [1], [2])
+    assert extract_reasoning(text) == "".join(parts[begin:end]) == text[slice(*reasoning_text_span(text))]
+    expected = [begin <= i < end for i in range(len(parts))]
+    assert reasoning_span_mask([ids], [1], [2]).tolist() == [expected]
+    # A piece overlapping the span counts; an empty piece never does (it has no character).
+    assert reasoning_piece_mask(parts).tolist() == [m and bool(p) for m, p in zip(expected, parts)]
+
+
+def test_span_mask_skips_padding_and_masked_tags() -> None:
+    ids = np.array([[1, 5, 5, 2, 0, 0], [5, 1, 5, 5, 0, 0]])
+    real = ids != 0
+    assert reasoning_span_mask(ids, [1], [2], mask=real).astype(int).tolist() == [
+        [0, 1, 1, 0, 0, 0],
+        [0, 0, 1, 1, 0, 0],  # truncated: to the last real token, never into padding
+    ]
+    hidden = real.copy()
+    hidden[0, 0] = False  # a masked-out opening tag is no tag: the closing tag alone bounds the span
+    assert reasoning_span_mask(ids, [1], [2], mask=hidden)[0].astype(int).tolist() == [0, 1, 1, 0, 0, 0]
+    with pytest.raises(ValueError, match="open_ids and close_ids: expected non-empty id sequences"):
+        reasoning_span_mask(ids, [], [2])
+    with pytest.raises(ValueError, match=r"mask: expected shape \(2, 6\)"):
+        reasoning_span_mask(ids, [1], [2], mask=real[:, :3])
+
+
+def test_span_texts_prefers_the_separate_reasoning_field() -> None:
+    batch = RewardBatch(["<think>a</think> b", "<think>c</think>"], reasoning=("separate", None))
+    assert span_texts(batch, "reasoning") == ["separate", "c"]
+    assert span_texts(batch, "response") == list(batch.completions)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Counters are nodes: identity, configs, one count per evaluation
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_token_count_equality_covers_the_tokenizer_object() -> None:
+    tok = tiny_tokenizer()
+    other = copy.deepcopy(tok)
+    assert TokenCount(tok) == TokenCount(tok) and hash(TokenCount(tok)) == hash(TokenCount(tok))
+    assert TokenCount(tok) != TokenCount(other)  # same (empty) config, another tokenizer object
+    assert TokenCount(tok) != TokenCount(tok, span="reasoning")
+    assert TokenCount("some/path") == TokenCount("some/path") != TokenCount("other/path")
+
+
+def test_token_count_of_an_in_memory_tokenizer_writes_a_marked_config_that_refuses_to_build() -> None:
+    config = TokenCount(tiny_tokenizer(), span="reasoning").to_config()
+    assert config.tokenizer == IN_MEMORY_TOKENIZER
+    with pytest.raises(ConfigError, match="the config of an in-memory tokenizer cannot be rebuilt"):
+        build(config)
+    with pytest.raises(ConfigError, match="cannot be rebuilt"):
+        build(json.loads(SoftLengthPenalty(length=TokenCount(tiny_tokenizer())).to_config().model_dump_json()))
+    with pytest.raises(TypeError, match="TokenCount: tokenizer: expected a tokenizer or a local path, got int"):
+        TokenCount(3)
+
+
+def test_a_saved_tokenizer_round_trips_by_path(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = tiny_tokenizer()
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    counter = TokenCount(loaded, span="reasoning")
+    rebuilt = build(json.loads(counter.to_config().model_dump_json()))
+    assert rebuilt.to_config().tokenizer == str(tmp_path) and rebuilt != counter  # another tokenizer object
+    batch = RewardBatch([RESPONSE, "<think>cut"])
+    assert rebuilt(batch).tolist() == counter(batch).tolist()
+
+
+def test_a_counter_counts_once_per_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    original = WhitespaceWords._count
+    monkeypatch.setattr(WhitespaceWords, "_count", lambda self, batch: seen.append(1) or original(self, batch))
+    words = WhitespaceWords()
+    reward = WeightedSum([SoftLengthPenalty(length=words, budget=FixedBudget(3)), DAPOOverlongPenalty(length=words)])
+    reward.evaluate(RewardBatch(["a b c d", "e"]))
+    assert len(seen) == 1
+    words(RewardBatch(["a"]))  # outside an evaluation: counts every call
+    words(RewardBatch(["a"]))
+    assert len(seen) == 3

@@ -3,6 +3,8 @@ groups, and report per-sample diagnostics."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,7 @@ from adaptive_length_reward import (
     WhitespaceWords,
 )
 from adaptive_length_reward import functional as F
+from adaptive_length_reward.penalties import correctness, correctness_requires
 
 WORDS = [5, 120, 400, 700, 300, 300]
 
@@ -110,5 +113,25 @@ def test_type_errors_name_the_argument() -> None:
         SoftLengthPenalty(length=FixedBudget(3))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="L1ExactReward: budget: expected a BudgetPolicy, got NoneType"):
         L1ExactReward(budget=None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="KimiLengthReward: correctness: expected a Reward or None, got str"):
+    with pytest.raises(TypeError, match="KimiLengthReward: correctness: expected a Reward, got str"):
         KimiLengthReward(correctness="correct")  # type: ignore[arg-type]
+
+
+def test_correctness_is_one_rule_for_every_reader() -> None:
+    batch = RewardBatch.from_completions(["a"] * 4, correct=[1, 0, True, 0.0], score=[5.0, 4.9, 0.0, 7.0])
+    # The length rewards: the column is the 0/1 flag itself.
+    assert correctness(batch, None, 1.0, by="X").tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert correctness(batch, None, 3.0, by="X").tolist() == [1.0, 0.0, 1.0, 0.0]
+    # A reward: correct where its value >= threshold.
+    assert correctness(batch, ColumnReward("score"), 5.0, by="X").tolist() == [1.0, 0.0, 0.0, 1.0]
+    # Pass-rate difficulty: any finite numbers, thresholded like a reward.
+    graded = RewardBatch.from_completions(["a"] * 3, correct=[0.2, 0.9, 1.0])
+    assert correctness(graded, None, 0.9, by="X", binary=False).tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match=r"X: column 'correct': expected 0/1 or bool values, got \[0.2, 0.9, 1.0\]"):
+        correctness(graded, None, 0.9, by="X")
+    with pytest.raises(TypeError, match="X: column 'correct': expected numbers or bools, got"):
+        correctness(RewardBatch.from_completions(["a"], correct=["yes"]), None, 1.0, by="X", binary=False)
+    with pytest.raises(ValueError, match="X: column 'correct': expected finite values"):
+        correctness(RewardBatch.from_completions(["a"], correct=[math.nan]), None, 1.0, by="X", binary=False)
+    assert correctness_requires(None) == {"correct"}
+    assert correctness_requires(ColumnReward("score")) == {"score"}

@@ -214,7 +214,7 @@ def test_pixelthink_score_validates_arguments(kwargs: dict, error: type, message
 
 
 def test_pixelthink_score_type_errors_and_bad_truth() -> None:
-    with pytest.raises(TypeError, match="completion: expected str, got list"):
+    with pytest.raises(TypeError, match=r"completions\[0\]: expected str, got list"):
         pixelthink_score([GOOD], GT, difficulty=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="ground_truth: expected the official string or a mapping, got list"):
         pixelthink_score(GOOD, [1, 2, 3, 4], difficulty=2.0)  # type: ignore[arg-type]
@@ -232,5 +232,5 @@ def test_pixelthink_accepts_a_budget_policy() -> None:
     assert isinstance(pixelthink(budget=LinearBudget()).terms[1].budget, LinearBudget)
     with pytest.raises(ValueError, match="missing_difficulty/missing_uncertainty: expected the defaults"):
         pixelthink(budget=FixedBudget(10), missing_difficulty=3.0)
-    with pytest.raises(TypeError, match="pixelthink: budget: expected a BudgetPolicy or None, got int"):
+    with pytest.raises(TypeError, match="SoftLengthPenalty: budget: expected a BudgetPolicy, got int"):
         pixelthink(budget=96)  # type: ignore[arg-type]

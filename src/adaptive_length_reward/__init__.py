@@ -8,9 +8,9 @@ segmentation accuracy rewards and metrics, difficulty scorers (:mod:`.difficulty
 over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL framework.
 """
 
-from . import difficulty, functional, metrics, presets, segmentation, uncertainty
+from . import difficulty, functional, metrics, presets, segmentation, spans, tiers, uncertainty
 from .batch import CONTEXT_FIELDS, Completion, RewardBatch
-from .budgets import NO_PENALTY, BudgetPolicy, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
+from .budgets import NO_PENALTY, BudgetPolicy, Budgets, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
 from .config import ComponentConfig, build, load_config, registered_kinds
 from .errors import ConfigError, MissingContextError, MissingExtraError
 from .functional import soft_length_penalty
@@ -56,6 +56,7 @@ from .segmentation import (
     SegmentationFormatReward,
     ThinkingFormatReward,
 )
+from .tiers import TierLayout
 from .uncertainty import UncertaintyEstimator
 
 __version__ = "0.1.0.dev0"
@@ -67,6 +68,7 @@ __all__ = [
     "BoxIoUReward",
     "BoxL1Reward",
     "BudgetPolicy",
+    "Budgets",
     "Clip",
     "ColumnBudget",
     "ColumnReward",
@@ -103,6 +105,7 @@ __all__ = [
     "SoftLengthPenalty",
     "StepSchedule",
     "ThinkingFormatReward",
+    "TierLayout",
     "TieredBudget",
     "TokenCount",
     "TokenIdCount",
@@ -126,5 +129,7 @@ __all__ = [
     "seg_zero",
     "segmentation",
     "soft_length_penalty",
+    "spans",
+    "tiers",
     "uncertainty",
 ]

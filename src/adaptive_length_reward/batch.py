@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,26 +38,19 @@ def _split_completion(completion: Any, index: int) -> tuple[str, str | None]:
     if isinstance(completion, str):
         return completion, None
     message: Any = completion
-    if isinstance(completion, Sequence) and not isinstance(completion, (str, bytes)):
+    if isinstance(completion, Sequence) and not isinstance(completion, bytes):
         assistant = [m for m in completion if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant"]
-        if not assistant:
-            raise TypeError(
-                f"completions[{index}]: expected a string or chat messages with an assistant message, "
-                f"got {completion!r:.120}"
-            )
-        message = assistant[-1]
+        message = assistant[-1] if assistant else None
     if not isinstance(message, Mapping):
         raise TypeError(
-            f"completions[{index}]: expected a string, a chat message or a list of chat messages, "
-            f"got {type(completion).__name__}"
+            f"completions[{index}]: expected a string, a chat message or a list of chat messages with an assistant "
+            f"message, got {completion!r:.120}"
         )
-    content = message.get("content", "")
+    content = "" if message.get("content") is None else message["content"]
     if isinstance(content, list):  # multimodal content parts: keep the text parts
         content = "".join(
             part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
         )
-    if content is None:
-        content = ""
     if not isinstance(content, str):
         raise TypeError(f"completions[{index}]: message content must be a string, got {type(content).__name__}")
     reasoning = next((message[k] for k in _REASONING_KEYS if isinstance(message.get(k), str)), None)
@@ -69,11 +63,10 @@ def _float_column(name: str, values: Any, n: int) -> npt.NDArray[np.float64]:
         array = values.astype(np.float64, copy=True).reshape(-1) if values.ndim <= 1 else values
     else:
         try:
-            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            array = np.array(values, dtype=np.float64)  # None becomes NaN
         except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"RewardBatch: {name}: expected numbers (or None for missing), got {values!r:.120}"
-            ) from error
+            expected = "numbers (or None for missing)"
+            raise TypeError(f"RewardBatch: {name}: expected {expected}, got {values!r:.120}") from error
     if array.ndim != 1 or array.shape[0] != n:
         raise ValueError(f"RewardBatch: {name}: expected {n} values (one per completion), got shape {array.shape}")
     if np.isinf(array).any():
@@ -128,32 +121,27 @@ class RewardBatch:
         if isinstance(completions, str):
             raise TypeError("RewardBatch: completions: expected a sequence of strings, got a single str")
         completions = tuple(completions)
-        for i, text in enumerate(completions):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"RewardBatch: completions[{i}]: expected str, got {type(text).__name__} "
-                    "(use RewardBatch.from_completions for chat messages)"
-                )
+        if not all(map(isinstance, completions, repeat(str))):
+            i, text = next((i, t) for i, t in enumerate(completions) if not isinstance(t, str))
+            raise TypeError(
+                f"RewardBatch: completions[{i}]: expected str, got {type(text).__name__} "
+                "(use RewardBatch.from_completions for chat messages)"
+            )
         n = len(completions)
         set_ = object.__setattr__
         set_(self, "completions", completions)
-        if self.reasoning is not None:
-            set_(self, "reasoning", _check_len("reasoning", self.reasoning, n))
+        for name in ("reasoning", "token_ids", "group_ids", "ground_truth"):
+            if getattr(self, name) is not None:
+                set_(self, name, _check_len(name, getattr(self, name), n))
         if self.lengths is not None:
             lengths = _float_column("lengths", self.lengths, n)
             if np.isnan(lengths).any() or (lengths < 0).any():
                 raise ValueError(f"RewardBatch: lengths: expected non-negative numbers, got {lengths.tolist()!r:.120}")
             set_(self, "lengths", lengths)
-        if self.token_ids is not None:
-            set_(self, "token_ids", _check_len("token_ids", self.token_ids, n))
         for name in ("difficulty", "uncertainty"):
             value = getattr(self, name)
             if value is not None:
                 set_(self, name, _float_column(name, value, n))
-        if self.group_ids is not None:
-            set_(self, "group_ids", _check_len("group_ids", self.group_ids, n))
-        if self.ground_truth is not None:
-            set_(self, "ground_truth", _check_len("ground_truth", self.ground_truth, n))
         if not isinstance(self.step, (int, np.integer)) or isinstance(self.step, bool) or self.step < 0:
             raise ValueError(f"RewardBatch: step: expected a non-negative int, got {self.step!r}")
         set_(self, "step", int(self.step))
@@ -177,11 +165,11 @@ class RewardBatch:
         """
         if isinstance(completions, str):
             raise TypeError("completions: expected a sequence of completions, got a single str")
-        texts, reasoning = [], []
-        for i, completion in enumerate(completions):
-            text, thought = _split_completion(completion, i)
-            texts.append(text)
-            reasoning.append(thought)
+        if all(map(isinstance, completions, repeat(str))):  # the standard format: nothing to split
+            texts, reasoning = cast("list[str]", list(completions)), []
+        else:
+            split = [_split_completion(completion, i) for i, completion in enumerate(completions)]
+            texts, reasoning = [text for text, _ in split], [thought for _, thought in split]
         fields: dict[str, Any] = {}
         extra: dict[str, Any] = dict(context.pop("extra", None) or {})
         for key, value in context.items():
@@ -224,10 +212,32 @@ class RewardBatch:
         """A copy with some columns replaced (``extra`` entries are merged, not replaced)."""
         extra = dict(self.extra)
         extra.update(changes.pop("extra", {}) or {})
+        changed = set(changes) | {key for key in extra if extra[key] is not self.extra.get(key)}
         for key in list(changes):
             if key not in CONTEXT_FIELDS and key != "step":
                 extra[key] = changes.pop(key)
-        return dataclasses.replace(self, extra=extra, **changes)
+        derived = dataclasses.replace(self, extra=extra, **changes)
+        object.__setattr__(derived, "derived_from", (self, frozenset(changed)))
+        return derived
+
+    def origin(self, reads: frozenset[str]) -> RewardBatch:
+        """The earliest batch this one was derived from (by :meth:`replace`) without changing any of ``reads``:
+        a node that reads only those columns computes the same result on both (the evaluation memo uses it)."""
+        batch = self
+        while (parent := batch.__dict__.get("derived_from")) is not None and not parent[1] & reads:
+            batch = parent[0]
+        return batch
+
+    def take(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:
+        """A batch of the given rows (every column, the same step)."""
+        index = [int(i) for i in rows]
+        fields: dict[str, Any] = {}
+        for name in CONTEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value[index] if isinstance(value, np.ndarray) else tuple(value[i] for i in index)
+        extra = {key: tuple(values[i] for i in index) for key, values in self.extra.items()}
+        return RewardBatch(step=self.step, extra=extra, **fields)
 
     def group_index(self, *, by: str) -> npt.NDArray[np.intp]:
         """Dense integer group index per sample (0..G-1) from :attr:`group_ids`; needed by group rewards."""

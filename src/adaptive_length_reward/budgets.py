@@ -4,13 +4,14 @@ A budget is a float per completion; ``inf`` (:data:`NO_PENALTY`; ``None`` in con
 every penalty in :mod:`adaptive_length_reward.penalties` returns its no-penalty value for it.
 
 PixelThink (arXiv 2505.23727, Sec. 3.3; official ``seg_pixelthink.py``) uses three difficulty tiers with
-``tau2 = 3.5`` and ``tau1 = 5.0``::
+``tau2 = 3.5`` and ``tau1 = 5.0`` (the tier rule of :mod:`adaptive_length_reward.tiers`)::
 
     easy    D < 3.5          B = 96
     medium  3.5 <= D < 5.0   no penalty
     hard    D >= 5.0         B = 256 + 25 * U        (U = model uncertainty in [0, 1])
 
-:class:`TieredBudget` defaults to exactly that.
+:class:`TieredBudget` defaults to exactly that. A policy hands out budgets and, where it has tiers, the tier of
+each completion together (:meth:`BudgetPolicy.assign`), once per batch within an evaluation.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from .batch import RewardBatch
-from .config import ComponentConfig, Configurable, register, validated
+from .config import Component, param
 from .errors import MissingContextError
+from .evaluation import once
+from .tiers import DEFAULT_THRESHOLDS, DEFAULT_TIER_NAMES, TierLayout
 
-__all__ = ["NO_PENALTY", "BudgetPolicy", "ColumnBudget", "FixedBudget", "LinearBudget", "TieredBudget"]
+__all__ = ["NO_PENALTY", "BudgetPolicy", "Budgets", "ColumnBudget", "FixedBudget", "LinearBudget", "TieredBudget"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -36,21 +38,44 @@ FloatArray = npt.NDArray[np.float64]
 NO_PENALTY = math.inf
 
 
-class BudgetPolicy(Configurable[ComponentConfig], abc.ABC):
-    """One budget per completion (``inf`` = no penalty), from the batch's context."""
+class Budgets(NamedTuple):
+    """What a :class:`BudgetPolicy` assigns: one budget per completion, and its tier name where the policy has
+    tiers (else ``None``)."""
+
+    values: FloatArray
+    tiers: npt.NDArray[np.str_] | None = None
+
+
+class BudgetPolicy(Component, abc.ABC):
+    """One budget per completion (``inf`` = no penalty), from the batch's context.
+
+    Subclasses implement :meth:`_budgets`; :meth:`assign` runs it once per batch within an evaluation.
+    """
 
     @property
     def requires(self) -> frozenset[str]:
         """Batch columns read; a missing one raises before any work."""
         return frozenset()
 
+    def assign(self, batch: RewardBatch) -> Budgets:
+        """Budgets (each ``>= 0`` or ``inf``) and tiers, one per completion."""
+        return once(self, batch, self._assigned, batch)
+
+    def _assigned(self, batch: RewardBatch) -> Budgets:
+        result = self._budgets(batch)
+        return result if isinstance(result, Budgets) else Budgets(result)
+
     @abc.abstractmethod
+    def _budgets(self, batch: RewardBatch) -> FloatArray | Budgets:
+        """The budgets (with tiers, for a policy that has them)."""
+
     def __call__(self, batch: RewardBatch) -> FloatArray:
         """Budgets, one per completion, each ``>= 0`` or ``inf``."""
+        return self.assign(batch).values
 
     def tiers(self, batch: RewardBatch) -> npt.NDArray[np.str_] | None:
         """Tier name per completion, for policies that have tiers (for logging); else ``None``."""
-        return None
+        return self.assign(batch).tiers
 
 
 def _column_or_nan(batch: RewardBatch, name: str) -> FloatArray:
@@ -59,235 +84,141 @@ def _column_or_nan(batch: RewardBatch, name: str) -> FloatArray:
     return np.full(len(batch), np.nan)
 
 
-# ------------------------------------------------------------------------------------------------------------
+def _check_finite_fallbacks(config: Any, *fields: str) -> None:
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field}: expected a finite number or 'error', got {value}")
 
 
-class FixedBudgetConfig(ComponentConfig):
-    kind: Literal["fixed_budget"] = "fixed_budget"
-    budget: float | None = Field(None, ge=0, allow_inf_nan=False)
+def _filled(by: BudgetPolicy, values: FloatArray, column: str, fallback: float | str, advice: str = "") -> FloatArray:
+    """``values`` with NaN replaced by ``fallback``, or :class:`MissingContextError` where that is ``"error"``."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    if fallback == "error":
+        raise MissingContextError(
+            f"{type(by).__name__} needs {column!r}, which is missing (NaN) for samples "
+            f"{np.flatnonzero(missing)[:10].tolist()}; {advice or f'set missing_{column} to a value'} to allow that"
+        )
+    return np.where(missing, float(fallback), values)
 
 
-@register("fixed_budget", FixedBudgetConfig)
-class FixedBudget(BudgetPolicy):
+class FixedBudget(BudgetPolicy, kind="fixed_budget"):
     """The same budget for every completion (``None`` = no penalty). A uniform-budget baseline."""
 
-    def __init__(self, budget: float | None = None) -> None:
-        self._config = validated("FixedBudget", FixedBudgetConfig, budget=budget)
+    budget: float | None = param(default=None, kw_only=False, ge=0, doc="the budget; None = no penalty")
 
-    def __call__(self, batch: RewardBatch) -> FloatArray:
-        return np.full(len(batch), NO_PENALTY if self._config.budget is None else self._config.budget)
-
-    def to_config(self) -> FixedBudgetConfig:
-        return self._config
+    def _budgets(self, batch: RewardBatch) -> FloatArray:
+        return np.full(len(batch), NO_PENALTY if self.budget is None else self.budget)
 
 
-class ColumnBudgetConfig(ComponentConfig):
-    kind: Literal["column_budget"] = "column_budget"
-    column: str = Field("target_length", min_length=1)
-
-
-@register("column_budget", ColumnBudgetConfig)
-class ColumnBudget(BudgetPolicy):
+class ColumnBudget(BudgetPolicy, kind="column_budget"):
     """Budgets read from a batch column, e.g. the target length an L1-style prompt asked for.
 
     ``None``/NaN/``inf`` entries mean no penalty for that sample; negative values raise.
     """
 
-    def __init__(self, column: str = "target_length") -> None:
-        self._config = validated("ColumnBudget", ColumnBudgetConfig, column=column)
+    column: str = param(default="target_length", kw_only=False, min_length=1, doc="the column holding the budgets")
 
     @property
     def requires(self) -> frozenset[str]:
-        return frozenset({self._config.column})
+        return frozenset({self.column})
 
-    def __call__(self, batch: RewardBatch) -> FloatArray:
-        column = self._config.column
-        raw = batch.column(column, by="ColumnBudget")
+    def _budgets(self, batch: RewardBatch) -> FloatArray:
+        raw = batch.column(self.column, by="ColumnBudget")
+        where = f"ColumnBudget: column {self.column!r}"
         try:
             values = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(
-                f"ColumnBudget: column {column!r}: expected numbers or None, got {list(raw)[:5]!r}"
-            ) from None
+            raise TypeError(f"{where}: expected numbers or None, got {list(raw)[:5]!r}") from None
         if (values < 0).any():
-            raise ValueError(f"ColumnBudget: column {column!r}: expected budgets >= 0, got {values.tolist()[:8]}")
+            raise ValueError(f"{where}: expected budgets >= 0, got {values.tolist()[:8]}")
         return np.where(np.isnan(values), NO_PENALTY, values)
 
-    def to_config(self) -> ColumnBudgetConfig:
-        return self._config
 
+class TieredBudget(BudgetPolicy, kind="tiered_budget"):
+    """Difficulty tiers, each with a base budget (or none) scaled by uncertainty (PixelThink, Sec. 3.3).
 
-# ------------------------------------------------------------------------------------------------------------
+    Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (:class:`~adaptive_length_reward.tiers.TierLayout`);
+    its budget is ``budgets[k] + uncertainty_scales[k] * U`` (clamped at 0), or no penalty where ``budgets[k]`` is
+    None. Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty; hard (D >= 5) 256 + 25 U.
 
+    ``missing_difficulty`` *places* a sample without difficulty in a tier (a tier name, or the tier a number falls
+    in); it writes no difficulty value, unlike a scorer's ``missing=`` (see :mod:`adaptive_length_reward.tiers`).
+    The official loader falls back to 3.0 (easy) and the function default is 2.0;
+    :func:`adaptive_length_reward.presets.pixelthink` makes that choice explicit.
+    """
 
-class TieredBudgetConfig(ComponentConfig):
-    """Configuration of :class:`TieredBudget`; parallel tuples, one entry per tier."""
+    thresholds: Sequence[float] = param(default=DEFAULT_THRESHOLDS, doc="tier boundaries, strictly increasing")
+    names: Sequence[str] = param(default=DEFAULT_TIER_NAMES, doc="one name per tier (for logging)")
+    budgets: Sequence[float | None] = param(default=(96.0, None, 256.0), doc="one base budget per tier, None = none")
+    uncertainty_scales: Sequence[float] = param(
+        default=(0.0, 0.0, 25.0), doc="one per tier; the tier's budget grows by scale * U"
+    )
+    missing_difficulty: float | str = param(
+        default="error", doc="a sample without difficulty: 'error', a tier name or a difficulty value"
+    )
+    missing_uncertainty: float | Literal["error"] = param(
+        default="error", doc="'error', or the U used where a tier that scales with U meets a sample without one"
+    )
 
-    kind: Literal["tiered_budget"] = "tiered_budget"
-    thresholds: tuple[float, ...] = (3.5, 5.0)
-    names: tuple[str, ...] = ("easy", "medium", "hard")
-    budgets: tuple[float | None, ...] = (96.0, None, 256.0)
-    uncertainty_scales: tuple[float, ...] = (0.0, 0.0, 25.0)
-    missing_difficulty: float | str = "error"
-    missing_uncertainty: float | Literal["error"] = "error"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TieredBudgetConfig:
-        t = self.thresholds
+    @staticmethod
+    def _check(config: Any) -> None:
+        t = config.thresholds
         if not all(math.isfinite(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
             raise ValueError(f"thresholds: expected finite, strictly increasing numbers, got {t}")
         n = len(t) + 1
         for field in ("names", "budgets", "uncertainty_scales"):
-            if len(getattr(self, field)) != n:
-                raise ValueError(f"{field}: expected {n} entries (len(thresholds) + 1), got {getattr(self, field)}")
-        if len(set(self.names)) != n or not all(self.names):
-            raise ValueError(f"names: expected {n} distinct non-empty tier names, got {self.names}")
-        for b in self.budgets:
-            if b is not None and not (math.isfinite(b) and b >= 0):
-                raise ValueError(f"budgets: expected each >= 0 and finite, or None for no penalty, got {self.budgets}")
-        if not all(math.isfinite(s) for s in self.uncertainty_scales):
-            raise ValueError(f"uncertainty_scales: expected finite numbers, got {self.uncertainty_scales}")
-        md = self.missing_difficulty
-        if isinstance(md, str) and md != "error" and md not in self.names:
+            if len(getattr(config, field)) != n:
+                raise ValueError(f"{field}: expected {n} entries (len(thresholds) + 1), got {getattr(config, field)}")
+        if len(set(config.names)) != n or not all(config.names):
+            raise ValueError(f"names: expected {n} distinct non-empty tier names, got {config.names}")
+        if not all(b is None or (math.isfinite(b) and b >= 0) for b in config.budgets):
+            raise ValueError(f"budgets: expected each >= 0 and finite, or None for no penalty, got {config.budgets}")
+        if not all(math.isfinite(s) for s in config.uncertainty_scales):
+            raise ValueError(f"uncertainty_scales: expected finite numbers, got {config.uncertainty_scales}")
+        md = config.missing_difficulty
+        if isinstance(md, str) and md != "error" and md not in config.names:
             raise ValueError(
-                f"missing_difficulty: expected 'error', a tier name {list(self.names)} or a number, got {md!r}"
+                f"missing_difficulty: expected 'error', a tier name {list(config.names)} or a number, got {md!r}"
             )
-        if isinstance(md, float) and not math.isfinite(md):
-            raise ValueError(f"missing_difficulty: expected a finite number, got {md}")
-        mu = self.missing_uncertainty
-        if isinstance(mu, float) and not math.isfinite(mu):
-            raise ValueError(f"missing_uncertainty: expected a finite number or 'error', got {mu}")
-        return self
+        _check_finite_fallbacks(config, "missing_difficulty", "missing_uncertainty")
 
-
-@register("tiered_budget", TieredBudgetConfig)
-class TieredBudget(BudgetPolicy):
-    """Difficulty tiers, each with a base budget (or none) scaled by uncertainty (PixelThink, Sec. 3.3).
-
-    Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]``; its budget is
-    ``budgets[k] + uncertainty_scales[k] * U`` (clamped at 0), or no penalty where ``budgets[k]`` is None.
-    Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty; hard (D >= 5) 256 + 25 U.
-
-    Args:
-        thresholds: tier boundaries, strictly increasing.
-        names: one name per tier (for logging).
-        budgets: one base budget per tier, ``None`` for no penalty.
-        uncertainty_scales: one per tier; the hard-tier budget grows with uncertainty when positive.
-        missing_difficulty: what a sample without difficulty (absent column or NaN) gets: ``"error"``
-            (default: raise, naming the samples), a tier name, or a difficulty value. The official loader
-            falls back to 3.0 (easy) and the function default is 2.0; :func:`adaptive_length_reward.presets`
-            makes that choice explicit.
-        missing_uncertainty: ``"error"`` (default) or the value to use where a tier with a non-zero
-            uncertainty scale meets a sample without uncertainty.
-    """
-
-    def __init__(
-        self,
-        *,
-        thresholds: Sequence[float] = (3.5, 5.0),
-        names: Sequence[str] = ("easy", "medium", "hard"),
-        budgets: Sequence[float | None] = (96.0, None, 256.0),
-        uncertainty_scales: Sequence[float] = (0.0, 0.0, 25.0),
-        missing_difficulty: float | str = "error",
-        missing_uncertainty: float | Literal["error"] = "error",
-    ) -> None:
-        self._config = validated(
-            "TieredBudget",
-            TieredBudgetConfig,
-            thresholds=tuple(thresholds),
-            names=tuple(names),
-            budgets=tuple(budgets),
-            uncertainty_scales=tuple(uncertainty_scales),
-            missing_difficulty=missing_difficulty,
-            missing_uncertainty=missing_uncertainty,
-        )
-        c = self._config
-        self._base = np.array([NO_PENALTY if b is None else b for b in c.budgets], dtype=np.float64)
-        self._scales = np.array(c.uncertainty_scales, dtype=np.float64)
-        self._names = np.array(c.names)
+    def __post_init__(self) -> None:
+        self.layout = TierLayout(tuple(self.thresholds), tuple(self.names))
+        self._base = np.array([NO_PENALTY if b is None else b for b in self.budgets], dtype=np.float64)
+        self._scales = np.array(self.uncertainty_scales, dtype=np.float64)
+        self._names = np.array(self.names)
 
     @property
     def requires(self) -> frozenset[str]:
-        c = self._config
-        needed = set()
-        if c.missing_difficulty == "error":
-            needed.add("difficulty")
         # ``uncertainty`` is checked per sample: only samples in a tier whose budget scales with it need one.
-        return frozenset(needed)
+        return frozenset({"difficulty"} if self.missing_difficulty == "error" else ())
 
     def tier_index(self, batch: RewardBatch) -> npt.NDArray[np.intp]:
         """Tier index per completion (0 = lowest difficulty)."""
-        c = self._config
-        difficulty = _column_or_nan(batch, "difficulty")
-        missing = np.isnan(difficulty)
-        if missing.any():
-            md = c.missing_difficulty
-            if md == "error":
-                raise MissingContextError(
-                    f"TieredBudget needs 'difficulty', which is missing (NaN) for samples "
-                    f"{np.flatnonzero(missing)[:10].tolist()}; set missing_difficulty to a tier name or a value "
-                    "to allow that"
-                )
-            if isinstance(md, str):
-                index = np.searchsorted(c.thresholds, difficulty, side="right")
-                return np.where(missing, c.names.index(md), index).astype(np.intp)
-            difficulty = np.where(missing, md, difficulty)
-        return np.searchsorted(c.thresholds, difficulty, side="right").astype(np.intp)
+        difficulty, md = _column_or_nan(batch, "difficulty"), self.missing_difficulty
+        if isinstance(md, str) and md != "error":  # a tier name places the sample in that tier
+            return np.where(np.isnan(difficulty), self.layout.names.index(md), self.layout.index(difficulty))
+        advice = "set missing_difficulty to a tier name or a value"
+        return self.layout.index(_filled(self, difficulty, "difficulty", md, advice))
 
-    def __call__(self, batch: RewardBatch) -> FloatArray:
-        c = self._config
+    def _budgets(self, batch: RewardBatch) -> Budgets:
         index = self.tier_index(batch)
+        tiers = self._names[index]
         base, scale = self._base[index], self._scales[index]
         scaled = np.isfinite(base) & (scale != 0)
         if not scaled.any():
-            return base
-        uncertainty = _column_or_nan(batch, "uncertainty")
-        missing = scaled & np.isnan(uncertainty)
-        if missing.any():
-            if c.missing_uncertainty == "error":
-                raise MissingContextError(
-                    f"TieredBudget needs the batch column 'uncertainty' for samples "
-                    f"{np.flatnonzero(missing)[:10].tolist()} (their tier's budget scales with it), and it is "
-                    "missing or NaN there. Pass uncertainty=..., add an uncertainty estimator, or set "
-                    "missing_uncertainty to a value"
-                )
-            uncertainty = np.where(np.isnan(uncertainty), float(c.missing_uncertainty), uncertainty)
-        budget = np.where(scaled, base + scale * np.where(scaled, uncertainty, 0.0), base)
-        return np.maximum(budget, 0.0)
-
-    def tiers(self, batch: RewardBatch) -> npt.NDArray[np.str_]:
-        return self._names[self.tier_index(batch)]
-
-    def to_config(self) -> TieredBudgetConfig:
-        return self._config
+            return Budgets(base, tiers)
+        advice = "the tier's budget scales with it: pass uncertainty=..., add an estimator or set missing_uncertainty"
+        uncertainty = np.where(scaled, _column_or_nan(batch, "uncertainty"), 0.0)
+        uncertainty = _filled(self, uncertainty, "uncertainty", self.missing_uncertainty, advice)
+        budget = np.where(scaled, base + scale * uncertainty, base)
+        return Budgets(np.maximum(budget, 0.0), tiers)
 
 
-# ------------------------------------------------------------------------------------------------------------
-
-
-class LinearBudgetConfig(ComponentConfig):
-    kind: Literal["linear_budget"] = "linear_budget"
-    intercept: float = Field(32.0, allow_inf_nan=False)
-    difficulty_slope: float = Field(32.0, allow_inf_nan=False)
-    uncertainty_slope: float = Field(25.0, allow_inf_nan=False)
-    min_budget: float = Field(32.0, ge=0, allow_inf_nan=False)
-    max_budget: float = Field(512.0, ge=0, allow_inf_nan=False)
-    missing_difficulty: float | Literal["error"] = "error"
-    missing_uncertainty: float | Literal["error"] = "error"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LinearBudgetConfig:
-        if self.max_budget < self.min_budget:
-            raise ValueError(f"max_budget: expected >= min_budget ({self.min_budget}), got {self.max_budget}")
-        for field in ("missing_difficulty", "missing_uncertainty"):
-            value = getattr(self, field)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{field}: expected a finite number or 'error', got {value}")
-        return self
-
-
-@register("linear_budget", LinearBudgetConfig)
-class LinearBudget(BudgetPolicy):
+class LinearBudget(BudgetPolicy, kind="linear_budget"):
     """Continuous in difficulty and uncertainty:
     ``B = clip(intercept + difficulty_slope * D + uncertainty_slope * U, min_budget, max_budget)``.
 
@@ -296,65 +227,35 @@ class LinearBudget(BudgetPolicy):
     difficulty-only budget, which then needs no uncertainty column.
     """
 
-    def __init__(
-        self,
-        *,
-        intercept: float = 32.0,
-        difficulty_slope: float = 32.0,
-        uncertainty_slope: float = 25.0,
-        min_budget: float = 32.0,
-        max_budget: float = 512.0,
-        missing_difficulty: float | Literal["error"] = "error",
-        missing_uncertainty: float | Literal["error"] = "error",
-    ) -> None:
-        self._config = validated(
-            "LinearBudget",
-            LinearBudgetConfig,
-            intercept=intercept,
-            difficulty_slope=difficulty_slope,
-            uncertainty_slope=uncertainty_slope,
-            min_budget=min_budget,
-            max_budget=max_budget,
-            missing_difficulty=missing_difficulty,
-            missing_uncertainty=missing_uncertainty,
+    intercept: float = param(default=32.0, doc="the budget at D = U = 0 (before clipping)")
+    difficulty_slope: float = param(default=32.0, doc="budget per difficulty point")
+    uncertainty_slope: float = param(default=25.0, doc="budget per unit of uncertainty")
+    min_budget: float = param(default=32.0, ge=0, doc="the lowest budget")
+    max_budget: float = param(default=512.0, ge=0, doc="the highest budget")
+    missing_difficulty: float | Literal["error"] = param(default="error", doc="'error', or D for samples without")
+    missing_uncertainty: float | Literal["error"] = param(default="error", doc="'error', or U for samples without")
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        if config.max_budget < config.min_budget:
+            raise ValueError(f"max_budget: expected >= min_budget ({config.min_budget}), got {config.max_budget}")
+        _check_finite_fallbacks(config, "missing_difficulty", "missing_uncertainty")
+
+    def _inputs(self) -> tuple[tuple[str, float, float | str], ...]:
+        return (
+            ("difficulty", self.difficulty_slope, self.missing_difficulty),
+            ("uncertainty", self.uncertainty_slope, self.missing_uncertainty),
         )
 
     @property
     def requires(self) -> frozenset[str]:
-        c = self._config
-        needed = set()
-        if c.difficulty_slope != 0 and c.missing_difficulty == "error":
-            needed.add("difficulty")
-        if c.uncertainty_slope != 0 and c.missing_uncertainty == "error":
-            needed.add("uncertainty")
-        return frozenset(needed)
+        return frozenset(column for column, slope, fallback in self._inputs() if slope != 0 and fallback == "error")
 
-    def __call__(self, batch: RewardBatch) -> FloatArray:
-        c = self._config
-        total = np.full(len(batch), c.intercept)
-        for column, slope, fallback in (
-            ("difficulty", c.difficulty_slope, c.missing_difficulty),
-            ("uncertainty", c.uncertainty_slope, c.missing_uncertainty),
-        ):
+    def _budgets(self, batch: RewardBatch) -> FloatArray:
+        total = np.full(len(batch), self.intercept)
+        for column, slope, fallback in self._inputs():
             if slope == 0:
                 continue
-            values = _column_or_nan(batch, column)
-            missing = np.isnan(values)
-            if missing.any():
-                if fallback == "error":
-                    raise MissingContextError(
-                        f"LinearBudget needs {column!r}, which is missing (NaN) for samples "
-                        f"{np.flatnonzero(missing)[:10].tolist()}; set missing_{column} to allow that"
-                    )
-                values = np.where(missing, float(fallback), values)
-            total = total + slope * values
-        clipped: FloatArray = np.clip(total, c.min_budget, c.max_budget)
+            total = total + slope * _filled(self, _column_or_nan(batch, column), column, fallback)
+        clipped: FloatArray = np.clip(total, self.min_budget, self.max_budget)
         return clipped
-
-    def to_config(self) -> LinearBudgetConfig:
-        return self._config
-
-
-def describe_budget(budget: Any) -> str:
-    """Human-readable budget value (``"none"`` for no penalty)."""
-    return "none" if not math.isfinite(budget) else f"{budget:g}"

@@ -10,6 +10,8 @@ of the inputs' broadcast shape and never produce NaN or inf from finite inputs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,29 +32,25 @@ ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 
 
-def _lengths(lengths: ArrayLike, name: str = "lengths") -> FloatArray:
-    array = np.asarray(lengths, dtype=np.float64)
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise ValueError(
-            f"{name}: expected finite non-negative numbers, got {np.asarray(lengths).ravel()[:8].tolist()}"
-        )
+def _floats(values: ArrayLike, name: str, expected: str, ok: Callable[[FloatArray], Any]) -> FloatArray:
+    """``values`` as float64, or ValueError ``name: expected <expected>, got <the first values>``."""
+    array = np.asarray(values, dtype=np.float64)
+    if not ok(array):
+        raise ValueError(f"{name}: expected {expected}, got {np.asarray(values).ravel()[:8].tolist()}")
     return array
+
+
+def checked_lengths(lengths: ArrayLike, name: str = "lengths") -> FloatArray:
+    """Lengths as float64, after checking they are finite and non-negative (ValueError naming ``name``)."""
+    return _floats(lengths, name, "finite non-negative numbers", lambda a: np.isfinite(a).all() and (a >= 0).all())
 
 
 def _budgets(budgets: ArrayLike, name: str = "budgets") -> FloatArray:
-    array = np.asarray(budgets, dtype=np.float64)
-    if np.isnan(array).any() or (array < 0).any():
-        raise ValueError(
-            f"{name}: expected non-negative numbers or inf (no penalty), got {np.asarray(budgets).ravel()[:8].tolist()}"
-        )
-    return array
+    return _floats(budgets, name, "non-negative numbers or inf (no penalty)", lambda a: (a >= 0).all())
 
 
 def _correct(correct: ArrayLike) -> FloatArray:
-    array = np.asarray(correct, dtype=np.float64)
-    if not np.isin(array, (0.0, 1.0)).all():
-        raise ValueError(f"correct: expected 0/1 values, got {np.asarray(correct).ravel()[:8].tolist()}")
-    return array
+    return _floats(correct, "correct", "0/1 values", lambda a: np.isin(a, (0.0, 1.0)).all())
 
 
 def _positive(name: str, value: float) -> None:
@@ -60,13 +58,21 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
 
 
-def _groups(groups: ArrayLike, n: int) -> npt.NDArray[np.intp]:
+def _groups(groups: ArrayLike, n: int) -> tuple[npt.NDArray[np.intp], int]:
+    """The group index as intp and the number of groups."""
     array = np.asarray(groups)
     if array.shape != (n,) or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
         raise ValueError(
             f"groups: expected {n} non-negative integer group indices, got shape {array.shape}, dtype {array.dtype}"
         )
-    return array.astype(np.intp)
+    return array.astype(np.intp), int(array.max()) + 1 if n else 0
+
+
+def _group_mean(values: FloatArray, groups: npt.NDArray[np.intp], n_groups: int) -> FloatArray:
+    """Per sample, the mean of ``values`` over its group."""
+    sizes = np.maximum(np.bincount(groups, minlength=n_groups), 1)
+    mean: FloatArray = (np.bincount(groups, weights=values, minlength=n_groups) / sizes)[groups]
+    return mean
 
 
 def soft_length_penalty(
@@ -89,7 +95,7 @@ def soft_length_penalty(
     _positive("beta", beta)
     if not (math.isfinite(bonus_cap) and bonus_cap >= 0):
         raise ValueError(f"bonus_cap: expected a finite number >= 0, got {bonus_cap!r}")
-    L, B = _lengths(lengths), _budgets(budgets)
+    L, B = checked_lengths(lengths), _budgets(budgets)
     with np.errstate(invalid="ignore"):
         raw = 1.0 + beta * (B - L)  # inf where B is inf
     return np.clip(raw, 0.0, 1.0 + bonus_cap)
@@ -105,7 +111,7 @@ def l1_exact_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, 
     [0.7, -0.15]
     """
     _positive("alpha", alpha)
-    c, L, B = _correct(correct), _lengths(lengths), _budgets(targets, "targets")
+    c, L, B = _correct(correct), checked_lengths(lengths), _budgets(targets, "targets")
     gap = np.where(np.isinf(B), 0.0, np.abs(np.where(np.isinf(B), 0.0, B) - L))
     return c - alpha * gap
 
@@ -123,7 +129,7 @@ def l1_max_reward(
     _positive("alpha", alpha)
     if not math.isfinite(delta):
         raise ValueError(f"delta: expected a finite number, got {delta!r}")
-    c, L, B = _correct(correct), _lengths(lengths), _budgets(targets, "targets")
+    c, L, B = _correct(correct), checked_lengths(lengths), _budgets(targets, "targets")
     with np.errstate(invalid="ignore"):
         scale = np.clip(alpha * (B - L) + delta, 0.0, 1.0)
     return c * scale
@@ -142,9 +148,8 @@ def dapo_overlong_penalty(lengths: ArrayLike, *, max_length: float = 20480, cach
     _positive("cache_length", cache_length)
     if cache_length > max_length:
         raise ValueError(f"cache_length: expected <= max_length ({max_length}), got {cache_length}")
-    L = _lengths(lengths)
     start = max_length - cache_length
-    return np.clip((start - L) / cache_length, -1.0, 0.0)
+    return np.clip((start - checked_lengths(lengths)) / cache_length, -1.0, 0.0)
 
 
 def cosine_length_reward(
@@ -175,7 +180,7 @@ def cosine_length_reward(
             raise ValueError(f"{name}: expected finite (min, max) with min <= max, got {(low, high)}")
     if exceed_penalty is not None and not math.isfinite(exceed_penalty):
         raise ValueError(f"exceed_penalty: expected a finite number or None, got {exceed_penalty!r}")
-    c, L = _correct(correct), _lengths(lengths)
+    c, L = _correct(correct), checked_lengths(lengths)
     cosine = np.cos(np.pi * np.minimum(L / max_length, 1.0))
     eta_min = np.where(c == 1, correct_range[0], wrong_range[1])
     eta_max = np.where(c == 1, correct_range[1], wrong_range[0])
@@ -183,15 +188,6 @@ def cosine_length_reward(
     if exceed_penalty is not None:
         reward = np.where(L > max_length, exceed_penalty, reward)
     return reward
-
-
-def _group_min_max(values: FloatArray, groups: npt.NDArray[np.intp]) -> tuple[FloatArray, FloatArray]:
-    n_groups = int(groups.max()) + 1 if groups.size else 0
-    low = np.full(n_groups, np.inf)
-    high = np.full(n_groups, -np.inf)
-    np.minimum.at(low, groups, values)
-    np.maximum.at(high, groups, values)
-    return low[groups], high[groups]
 
 
 def kimi_length_reward(correct: ArrayLike, lengths: ArrayLike, groups: ArrayLike) -> FloatArray:
@@ -205,11 +201,13 @@ def kimi_length_reward(correct: ArrayLike, lengths: ArrayLike, groups: ArrayLike
     >>> kimi_length_reward([1, 1, 0, 1], [10, 30, 20, 5], [0, 0, 0, 1]).tolist()
     [0.5, -0.5, 0.0, 0.0]
     """
-    c, L = _correct(correct), _lengths(lengths)
-    g = _groups(groups, L.shape[0])
-    low, high = _group_min_max(L, g)
-    span = high - low
-    lam = np.where(span > 0, 0.5 - (L - low) / np.where(span > 0, span, 1.0), 0.0)
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
+    low, high = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+    np.minimum.at(low, g, L)
+    np.maximum.at(high, g, L)
+    span = (high - low)[g]
+    lam = np.where(span > 0, 0.5 - (L - low[g]) / np.where(span > 0, span, 1.0), 0.0)
     return np.where(c == 1, lam, np.minimum(0.0, lam))
 
 
@@ -226,22 +224,18 @@ def shorter_better_reward(
     """
     _positive("alpha", alpha)
     _positive("beta", beta)
-    c, L = _correct(correct), _lengths(lengths)
-    g = _groups(groups, L.shape[0])
-    n_groups = int(g.max()) + 1 if g.size else 0
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
     shortest_correct = np.full(n_groups, np.inf)
     np.minimum.at(shortest_correct, g[c == 1], L[c == 1])
-    mean = np.bincount(g, weights=L, minlength=n_groups) / np.maximum(np.bincount(g, minlength=n_groups), 1)
-    optimal = np.where(np.isfinite(shortest_correct), shortest_correct, mean)[g]
+    optimal = np.where(np.isfinite(shortest_correct[g]), shortest_correct[g], _group_mean(L, g, n_groups))
     return alpha * c - beta * np.abs(L - optimal)
 
 
 def group_pass_rate(correct: ArrayLike, groups: ArrayLike) -> FloatArray:
     """Per sample, the share of correct samples in its group (the online solve rate of its prompt)."""
     c = _correct(correct)
-    g = _groups(groups, c.shape[0])
-    n_groups = int(g.max()) + 1 if g.size else 0
-    return (np.bincount(g, weights=c, minlength=n_groups) / np.maximum(np.bincount(g, minlength=n_groups), 1))[g]
+    return _group_mean(c, *_groups(groups, c.shape[0]))
 
 
 def alp_reward(
@@ -259,8 +253,8 @@ def alp_reward(
     """
     _positive("beta", beta)
     _positive("normalizer", normalizer)
-    c, L = _correct(correct), _lengths(lengths)
-    g = _groups(groups, L.shape[0])
-    sizes = np.bincount(g)[g] if g.size else np.zeros(0)
-    rate = np.maximum(group_pass_rate(c, g), 1.0 / np.maximum(sizes, 1))
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
+    sizes = np.bincount(g, minlength=n_groups)[g]
+    rate = np.maximum(_group_mean(c, g, n_groups), 1.0 / np.maximum(sizes, 1))
     return c - (beta / normalizer) * rate * L

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .budgets import TieredBudget
+from .functional import checked_lengths
+from .tiers import TierLayout
 
 __all__ = [
     "URSS_REFERENCE_TOKENS",
@@ -67,9 +69,7 @@ URSS_SAT_WEIGHT = 0.7
 URSS_RST_WEIGHT = 0.3
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Masks
-# ------------------------------------------------------------------------------------------------------------
+# -- Masks -----------------------------------------------------------------------------------------------------
 
 
 def _mask(value: Any, name: str) -> npt.NDArray[np.bool_]:
@@ -181,61 +181,44 @@ class MaskIoU:
     @property
     def ious(self) -> FloatArray:
         """Per-sample IoU (``empty_union`` where the union is empty)."""
-        return _ious(self.intersections, self.unions, self.empty_union)
+        unions = self.unions
+        return np.where(unions == 0, self.empty_union, self.intersections / np.where(unions == 0, 1, unions))
 
     @property
     def giou(self) -> float:
         """Mean per-sample IoU; NaN before any sample."""
-        return _giou(self.intersections, self.unions, self.empty_union)
+        return float(np.mean(self.ious)) if len(self) else math.nan
 
     @property
     def ciou(self) -> float:
         """Cumulative IoU ``sum I / sum U`` (``empty_union`` if every union is empty); NaN before any sample."""
-        return _ciou(self.intersections, self.unions, self.empty_union)
+        if not len(self):
+            return math.nan
+        total = int(self.unions.sum())
+        return self.empty_union if total == 0 else int(self.intersections.sum()) / total
+
+    def _subset(self, rows: npt.NDArray[np.bool_]) -> MaskIoU:
+        """The samples where ``rows`` is True, in a new accumulator."""
+        part = MaskIoU(empty_union=self.empty_union)
+        part._intersections = self.intersections[rows].tolist()
+        part._unions = self.unions[rows].tolist()
+        part._failed = self.failed[rows].tolist()
+        return part
 
 
-def _ious(intersections: npt.NDArray[np.int64], unions: npt.NDArray[np.int64], empty_union: float) -> FloatArray:
-    safe = np.where(unions == 0, 1, unions)
-    return np.where(unions == 0, empty_union, intersections / safe)
-
-
-def _giou(intersections: npt.NDArray[np.int64], unions: npt.NDArray[np.int64], empty_union: float) -> float:
-    return float(np.mean(_ious(intersections, unions, empty_union))) if unions.size else math.nan
-
-
-def _ciou(intersections: npt.NDArray[np.int64], unions: npt.NDArray[np.int64], empty_union: float) -> float:
-    if not unions.size:
-        return math.nan
-    total = int(unions.sum())
-    return empty_union if total == 0 else int(intersections.sum()) / total
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Reasoning length
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _lengths(values: npt.ArrayLike, name: str = "lengths") -> FloatArray:
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise ValueError(f"{name}: expected finite non-negative numbers, got {np.asarray(values).ravel()[:8].tolist()}")
-    return array
+# -- Reasoning length ------------------------------------------------------------------------------------------
 
 
 def difficulty_tiers(
     difficulty: npt.ArrayLike, *, policy: TieredBudget | None = None, missing: str = "unknown"
 ) -> npt.NDArray[np.str_]:
-    """Tier name per sample under a :class:`~adaptive_length_reward.budgets.TieredBudget`'s thresholds
+    """Tier name per sample under a :class:`~adaptive_length_reward.budgets.TieredBudget`'s tier layout
     (default PixelThink's: easy < 3.5 <= medium < 5.0 <= hard); NaN difficulty gets ``missing``.
 
     >>> difficulty_tiers([1.0, 3.5, 4.9, 5.0, float("nan")]).tolist()
     ['easy', 'medium', 'medium', 'hard', 'unknown']
     """
-    config = (policy or TieredBudget()).to_config()
-    d = np.asarray(difficulty, dtype=np.float64).reshape(-1)
-    names = np.array([*config.names, missing])
-    index = np.searchsorted(np.asarray(config.thresholds), d, side="right")
-    return np.asarray(names[np.where(np.isnan(d), len(config.names), index)])
+    return (TierLayout() if policy is None else policy.layout).labels(difficulty, missing=missing)
 
 
 @dataclass(frozen=True)
@@ -252,13 +235,8 @@ class LengthStats:
 def _stats(lengths: FloatArray) -> LengthStats:
     if lengths.size == 0:
         return LengthStats(0, math.nan, math.nan, math.nan, math.nan)
-    return LengthStats(
-        int(lengths.size),
-        float(lengths.mean()),
-        float(np.median(lengths)),
-        float(np.percentile(lengths, 90)),
-        float(lengths.max()),
-    )
+    values = (lengths.mean(), np.median(lengths), np.percentile(lengths, 90), lengths.max())
+    return LengthStats(int(lengths.size), *(float(v) for v in values))
 
 
 def reasoning_length_by_tier(lengths: npt.ArrayLike, tiers: Sequence[str] | npt.NDArray[Any]) -> dict[str, LengthStats]:
@@ -268,7 +246,7 @@ def reasoning_length_by_tier(lengths: npt.ArrayLike, tiers: Sequence[str] | npt.
     >>> stats["easy"].mean, stats["hard"].max, stats["all"].count
     (15.0, 100.0, 4)
     """
-    values = _lengths(lengths)
+    values = checked_lengths(lengths).reshape(-1)
     labels = np.asarray(tiers).reshape(-1)
     if labels.shape != values.shape:
         raise ValueError(f"tiers: expected {values.size} labels (one per length), got {labels.size}")
@@ -286,7 +264,7 @@ def budget_adherence(lengths: npt.ArrayLike, budgets: npt.ArrayLike) -> float:
     >>> budget_adherence([50, 96, 97, 300], [96, 96, 96, float("inf")])
     0.75
     """
-    values = _lengths(lengths)
+    values = checked_lengths(lengths).reshape(-1)
     limits = np.asarray(budgets, dtype=np.float64).reshape(-1)
     if limits.shape != values.shape or np.isnan(limits).any() or (limits < 0).any():
         raise ValueError(
@@ -296,27 +274,21 @@ def budget_adherence(lengths: npt.ArrayLike, budgets: npt.ArrayLike) -> float:
     return float(np.mean(values <= limits)) if values.size else math.nan
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Efficiency-aware scores (fitted)
-# ------------------------------------------------------------------------------------------------------------
+# -- Efficiency-aware scores (fitted) --------------------------------------------------------------------------
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 def _check(name: str, value: float, low: float, high: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not low <= value <= high
-    ):
+    if not (_number(value) and low <= value <= high):
         raise ValueError(f"{name}: expected a number in [{low}, {high}], got {value!r}")
     return float(value)
 
 
 def _token_factor(mean_tokens: float) -> float:
-    if (
-        isinstance(mean_tokens, bool)
-        or not isinstance(mean_tokens, (int, float, np.integer, np.floating))
-        or not (math.isfinite(mean_tokens) and mean_tokens > 0)
-    ):
+    if not (_number(mean_tokens) and math.isfinite(mean_tokens) and mean_tokens > 0):
         raise ValueError(f"mean_tokens: expected a finite number > 0, got {mean_tokens!r}")
     return math.sqrt(URSS_REFERENCE_TOKENS / float(mean_tokens))
 
@@ -340,9 +312,7 @@ def urss(giou: float, rscore: float, mean_tokens: float) -> float:
     return URSS_SAT_WEIGHT * sat(giou, mean_tokens) + URSS_RST_WEIGHT * rst(rscore, mean_tokens)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Report
-# ------------------------------------------------------------------------------------------------------------
+# -- Report ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -410,58 +380,24 @@ class SegmentationReport:
         if not isinstance(metric, MaskIoU):
             raise TypeError(f"SegmentationReport.build: metric: expected a MaskIoU, got {type(metric).__name__}")
         n = len(metric)
-        tokens = _lengths(reasoning_tokens, "reasoning_tokens")
-        if tokens.size != n:
-            raise ValueError(f"reasoning_tokens: expected {n} values (one per sample in metric), got {tokens.size}")
-        if difficulty is not None and tiers is not None:
-            raise ValueError("SegmentationReport.build: expected difficulty or tiers, got both")
-        labels: npt.NDArray[Any] | None = None
-        if difficulty is not None:
-            labels = difficulty_tiers(difficulty, policy=tier_policy)
-        elif tiers is not None:
-            labels = np.asarray(tiers).reshape(-1).astype(str)
-        if labels is not None and labels.size != n:
-            raise ValueError(f"difficulty/tiers: expected {n} values (one per sample in metric), got {labels.size}")
-        within: npt.NDArray[np.bool_] | None = None
-        if lengths is not None and budgets is None:
-            raise ValueError("SegmentationReport.build: lengths: expected only together with budgets, got lengths "
-                             "without budgets")
-        if budgets is not None:
-            limits = np.asarray(budgets, dtype=np.float64).reshape(-1)
-            measured = tokens if lengths is None else _lengths(lengths, "lengths")
-            if measured.size != n:
-                raise ValueError(f"lengths: expected {n} values (one per sample in metric), got {measured.size}")
-            budget_adherence(measured, limits)  # validates
-            within = measured <= limits
-        inter, union, failed, empty = metric.intersections, metric.unions, metric.failed, metric.empty_union
-
-        def row(name: str, mask: npt.NDArray[np.bool_]) -> TierReport:
-            return TierReport(
-                name=name,
-                count=int(mask.sum()),
-                giou=_giou(inter[mask], union[mask], empty),
-                ciou=_ciou(inter[mask], union[mask], empty),
-                failed_parses=int(failed[mask].sum()),
-                tokens=_stats(tokens[mask]),
-                within_budget=None if within is None else (float(within[mask].mean()) if mask.any() else math.nan),
-            )
-
-        rows = [row("all", np.ones(n, dtype=np.bool_))]
+        tokens = _per_sample("reasoning_tokens", checked_lengths(reasoning_tokens, "reasoning_tokens").reshape(-1), n)
+        labels = _tier_labels(n, difficulty, tiers, tier_policy)
+        within = _within_budget(n, tokens, budgets, lengths)
+        rows = [_tier_row(metric, tokens, within, "all", np.ones(n, dtype=np.bool_))]
         if labels is not None:
-            rows += [row(str(name), labels == name) for name in _ordered_tiers(labels, tier_policy)]
+            names = _ordered_tiers(labels, tier_policy)
+            rows += [_tier_row(metric, tokens, within, str(name), labels == name) for name in names]
         overall = rows[0]
         score = sat_value = rst_value = urss_value = None
         if n and overall.tokens.mean > 0:
             sat_value = sat(overall.giou, overall.tokens.mean)
             if rscores is not None:
-                values = np.asarray(rscores, dtype=np.float64).reshape(-1)
-                if values.size != n:
-                    raise ValueError(f"rscores: expected {n} values (one per sample in metric), got {values.size}")
-                score = float(values.mean())
+                score = float(_per_sample("rscores", np.asarray(rscores, dtype=np.float64).reshape(-1), n).mean())
                 rst_value = rst(score, overall.tokens.mean)
                 urss_value = urss(overall.giou, score, overall.tokens.mean)
         notes = (
-            f"gIoU/cIoU: ReasonSeg conventions (empty union counts {empty:g}; failed parse counts I = 0, U = |GT|)",
+            f"gIoU/cIoU: ReasonSeg conventions (empty union counts {metric.empty_union:g}; failed parse counts "
+            "I = 0, U = |GT|)",
             "SAT/RST/URSS: forms and constants fitted to PixelThink's tables (arXiv 2505.23727), not official",
         )
         return cls(tuple(rows), score, sat_value, rst_value, urss_value, notes)
@@ -472,7 +408,8 @@ class SegmentationReport:
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
         """JSON text (NaN written as ``null``); also written to ``path`` when given."""
-        text = json.dumps(_nan_to_none(self.to_dict()), indent=indent, allow_nan=False)
+        plain = json.loads(json.dumps(self.to_dict()), parse_constant=lambda _: None)  # NaN -> None
+        text = json.dumps(plain, indent=indent, allow_nan=False)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
@@ -485,9 +422,9 @@ class SegmentationReport:
         )
         lines = [header, "-" * len(header)]
         for r in self.tiers:
-            budget = "-" if r.within_budget is None else _pct(r.within_budget)
+            budget = "-" if r.within_budget is None else _num(100 * r.within_budget)
             lines.append(
-                f"{r.name:<8} {r.count:>6} {_pct(r.giou):>7} {_pct(r.ciou):>7} {r.failed_parses:>6} "
+                f"{r.name:<8} {r.count:>6} {_num(100 * r.giou):>7} {_num(100 * r.ciou):>7} {r.failed_parses:>6} "
                 f"{_num(r.tokens.mean):>11} {_num(r.tokens.median):>7} {_num(r.tokens.p90):>7} "
                 f"{_num(r.tokens.max):>7} {budget:>11}"
             )
@@ -501,25 +438,50 @@ class SegmentationReport:
         return self.table()
 
 
+def _per_sample(name: str, values: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
+    if values.size != n:
+        raise ValueError(f"{name}: expected {n} values (one per sample in metric), got {values.size}")
+    return values
+
+
+def _tier_labels(
+    n: int, difficulty: npt.ArrayLike | None, tiers: Sequence[str] | None, policy: TieredBudget | None
+) -> npt.NDArray[Any] | None:
+    if difficulty is not None and tiers is not None:
+        raise ValueError("SegmentationReport.build: expected difficulty or tiers, got both")
+    if difficulty is None and tiers is None:
+        return None
+    labels = difficulty_tiers(difficulty, policy=policy) if difficulty is not None else np.asarray(tiers).astype(str)
+    return _per_sample("difficulty/tiers", labels.reshape(-1), n)
+
+
+def _within_budget(
+    n: int, tokens: FloatArray, budgets: npt.ArrayLike | None, lengths: npt.ArrayLike | None
+) -> npt.NDArray[np.bool_] | None:
+    if lengths is not None and budgets is None:
+        raise ValueError("SegmentationReport.build: lengths: expected only together with budgets, got no budgets")
+    if budgets is None:
+        return None
+    limits = np.asarray(budgets, dtype=np.float64).reshape(-1)
+    measured = tokens if lengths is None else _per_sample("lengths", checked_lengths(lengths).reshape(-1), n)
+    budget_adherence(measured, limits)  # validates
+    within: npt.NDArray[np.bool_] = measured <= limits
+    return within
+
+
+def _tier_row(
+    metric: MaskIoU, tokens: FloatArray, within: npt.NDArray[np.bool_] | None, name: str, rows: npt.NDArray[np.bool_]
+) -> TierReport:
+    part = metric._subset(rows)
+    share = None if within is None else (float(within[rows].mean()) if rows.any() else math.nan)
+    return TierReport(name, len(part), part.giou, part.ciou, int(part.failed.sum()), _stats(tokens[rows]), share)
+
+
 def _ordered_tiers(labels: npt.NDArray[Any], policy: TieredBudget | None) -> list[str]:
     present = list(dict.fromkeys(labels.tolist()))
-    known = list((policy or TieredBudget()).to_config().names)
+    known = (TierLayout() if policy is None else policy.layout).names
     return [t for t in known if t in present] + [t for t in present if t not in known]
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    return value

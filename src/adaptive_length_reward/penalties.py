@@ -4,9 +4,10 @@ Each class measures lengths with a :class:`~adaptive_length_reward.length.Length
 :class:`~adaptive_length_reward.budgets.BudgetPolicy` where the method has one, reads correctness where the
 method needs it, and calls the pure function of the same name in :mod:`adaptive_length_reward.functional`.
 
-Correctness (``c`` in the formulas) comes from a reward given as ``correctness=`` (a sample is correct where
-that reward is ``>= correct_threshold``), or, when none is given, from the batch column ``correct``
-(0/1 or bool).
+Correctness (``c`` in the formulas) is read by one rule, :func:`correctness`: from a reward given as
+``correctness=`` (a sample is correct where that reward is ``>= correct_threshold``), or, when none is given, from
+the batch column ``correct`` (0/1 or bool). Within one evaluation, the length counter, the budget policy and the
+correctness reward each run once, however many rewards share them.
 
 Every reward reports per-sample ``length`` (and ``budget``, ``tier``, ``difficulty``, ``uncertainty`` where
 relevant) in :attr:`RewardOutput.columns <adaptive_length_reward.reward.RewardOutput.columns>`.
@@ -14,19 +15,21 @@ relevant) in :attr:`RewardOutput.columns <adaptive_length_reward.reward.RewardOu
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from . import functional as F
 from .batch import RewardBatch
-from .budgets import BudgetPolicy, TieredBudget, TieredBudgetConfig
-from .config import ComponentConfig, Nested, build, class_name, config_of, register, validated
-from .length import LengthCounter, WhitespaceWords, WhitespaceWordsConfig
-from .reward import Reward, RewardOutput
+from .budgets import BudgetPolicy, Budgets, TieredBudget
+from .config import class_name, param
+from .length import LengthCounter, WhitespaceWords
+from .reward import Reward, RewardOutput, collect
 
 __all__ = [
     "ALPReward",
@@ -37,522 +40,269 @@ __all__ = [
     "L1MaxReward",
     "ShorterBetterReward",
     "SoftLengthPenalty",
+    "correctness",
+    "correctness_requires",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 
 
-class _LengthConfig(ComponentConfig):
-    length: Nested = Field(default_factory=WhitespaceWordsConfig)  # type: ignore[arg-type]
-    name: str | None = None
+# -- Correctness: one rule for every reader (length rewards, pass-rate difficulty) -----------------------------
 
 
-class _CorrectnessConfig(_LengthConfig):
-    correctness: Nested | None = None
-    correct_threshold: float = Field(1.0, allow_inf_nan=False)
+def correctness(
+    batch: RewardBatch, reward: Reward | None, threshold: float, *, by: str, binary: bool = True
+) -> FloatArray:
+    """1.0 where a completion is correct, else 0.0.
+
+    With ``reward``: correct where its value is ``>= threshold``. Without: the batch column ``correct``; with
+    ``binary=True`` (the length rewards) it must hold 0/1 or bools and is the flag itself; with ``binary=False``
+    (pass-rate difficulty) any finite numbers, correct where ``>= threshold`` like a reward's value.
+
+    Raises:
+        TypeError, ValueError: a column that is not numbers, or not 0/1 (``binary``) / not finite; the message
+            names ``by``.
+    """
+    if reward is not None:
+        return np.asarray(reward.evaluate(batch).rewards >= threshold, dtype=np.float64)
+    raw = batch.column("correct", by=by)
+    try:
+        values = np.asarray([float(v) for v in raw], dtype=np.float64)
+    except (TypeError, ValueError):
+        expected = "0/1 or bool values" if binary else "numbers or bools"
+        raise TypeError(f"{by}: column 'correct': expected {expected}, got {list(raw)[:5]!r}") from None
+    valid, expected = (np.isin(values, (0.0, 1.0)), "0/1 or bool") if binary else (np.isfinite(values), "finite")
+    if not valid.all():
+        raise ValueError(f"{by}: column 'correct': expected {expected} values, got {values.tolist()[:8]}")
+    return values if binary else np.asarray(values >= threshold, dtype=np.float64)
+
+
+def correctness_requires(reward: Reward | None) -> frozenset[str]:
+    """The batch columns :func:`correctness` reads."""
+    return reward.requires if reward is not None else frozenset({"correct"})
+
+
+# -- The shared path -------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _parameters(formula: Callable[..., FloatArray]) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(formula).parameters
 
 
 class _LengthReward(Reward):
-    """Shared plumbing: a length counter, an optional budget policy, an optional correctness source."""
+    """Lengths from a counter, budgets (with tiers) from a policy where the method has one, correctness where it
+    needs it, then the pure function of :mod:`~adaptive_length_reward.functional`."""
 
-    uses_budget: ClassVar[bool] = False
-    uses_correctness: ClassVar[bool] = False
-    uses_groups: ClassVar[bool] = False
+    #: The function of :mod:`~adaptive_length_reward.functional`. It takes those of ``correct``, ``lengths``,
+    #: budgets and ``groups`` that the method has, in that order, and the reward's parameters of the same names.
+    formula: ClassVar[Callable[..., FloatArray]]
 
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None,
-        budget: BudgetPolicy | None = None,
-        correctness: Reward | None = None,
-        name: str | None,
-        **scalars: Any,
-    ) -> None:
-        owner = class_name(self)
-        length = WhitespaceWords() if length is None else length
-        if not isinstance(length, LengthCounter):
-            raise TypeError(f"{owner}: length: expected a LengthCounter, got {type(length).__name__}")
-        if self.uses_budget and not isinstance(budget, BudgetPolicy):
-            raise TypeError(f"{owner}: budget: expected a BudgetPolicy, got {type(budget).__name__}")
-        if correctness is not None and not isinstance(correctness, Reward):
-            raise TypeError(f"{owner}: correctness: expected a Reward or None, got {type(correctness).__name__}")
-        values: dict[str, Any] = dict(scalars, length=length, name=name)
-        if self.uses_budget:
-            values["budget"] = budget
-        if self.uses_correctness:
-            values["correctness"] = correctness
-        self._config = validated(owner, self.config_class, **values)
-        super().__init__(name=name)
-        self.length, self.budget, self.correctness = length, budget, correctness
+    length: LengthCounter = param(
+        default_factory=WhitespaceWords, doc="the length counter (default: whitespace words of the whole response)"
+    )
 
-    # -- contract -------------------------------------------------------------------------------------------
     @property
     def requires(self) -> frozenset[str]:
-        needed = set(self.length.requires)
-        if self.budget is not None:
-            needed |= self.budget.requires
-        if self.uses_correctness:
-            needed |= self.correctness.requires if self.correctness is not None else {"correct"}
-        if self.uses_groups:
-            needed.add("group_ids")
-        return frozenset(needed)
+        return self.length.requires | ({"group_ids"} if self.uses_groups else frozenset())
 
-    # -- helpers --------------------------------------------------------------------------------------------
-    def _correct(self, batch: RewardBatch, components: dict[str, FloatArray]) -> FloatArray:
-        if self.correctness is not None:
-            output = self.correctness.evaluate(batch)
-            components[self.correctness.name] = output.rewards
-            for key, values in output.components.items():
-                components[f"{self.correctness.name}/{key}"] = values
-            flags: FloatArray = (output.rewards >= self._scalar("correct_threshold")).astype(np.float64)
-            return flags
-        raw = batch.column("correct", by=class_name(self))
-        try:
-            values = np.asarray([float(v) for v in raw], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{class_name(self)}: column 'correct': expected 0/1 or bool values, got {list(raw)[:5]!r}"
-            ) from None
-        if not np.isin(values, (0.0, 1.0)).all():
-            raise ValueError(
-                f"{class_name(self)}: column 'correct': expected 0/1 or bool values, got {values.tolist()[:8]}"
-            )
-        return values
+    @property
+    def uses_groups(self) -> bool:
+        """Whether the method is group-relative (needs ``group_ids``; statistics never cross groups)."""
+        return "groups" in _parameters(self.formula)
 
-    def _columns(self, batch: RewardBatch, lengths: FloatArray, budgets: FloatArray | None = None) -> dict[str, Any]:
-        columns: dict[str, Any] = {"length": lengths}
-        if budgets is not None:
-            columns["budget"] = budgets
-            tiers = self.budget.tiers(batch) if self.budget is not None else None
-            if tiers is not None:
-                columns["tier"] = tiers
-        for name in ("difficulty", "uncertainty"):
-            if batch.has(name):
-                columns[name] = batch.column(name)
-        return columns
+    def _budgets(self, batch: RewardBatch) -> Budgets | None:
+        return None
+
+    def _correct(self, batch: RewardBatch, components: dict[str, FloatArray]) -> FloatArray | None:
+        return None
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         lengths = np.asarray(self.length(batch), dtype=np.float64)
-        budgets = self.budget(batch) if self.budget is not None else None
+        budgets = self._budgets(batch)
         components: dict[str, FloatArray] = {}
-        correct = self._correct(batch, components) if self.uses_correctness else None
+        correct = self._correct(batch, components)
         groups = batch.group_index(by=class_name(self)) if self.uses_groups else None
-        rewards = self._formula(lengths=lengths, budgets=budgets, correct=correct, groups=groups)
-        columns = self._columns(batch, lengths, budgets)
+        inputs = (correct, lengths, None if budgets is None else budgets.values, groups)
+        parameters = _parameters(self.formula).values()
+        options = {p.name: getattr(self, p.name) for p in parameters if p.kind == p.KEYWORD_ONLY}
+        rewards = self.formula(*(x for x in inputs if x is not None), **options)
+        columns: dict[str, Any] = {"length": lengths}
+        if budgets is not None:
+            columns["budget"] = budgets.values
+            if budgets.tiers is not None:
+                columns["tier"] = budgets.tiers
+        columns.update({name: batch.column(name) for name in ("difficulty", "uncertainty") if batch.has(name)})
         if correct is not None:
             columns["correct"] = correct
         return RewardOutput(rewards, components, columns)
 
-    def _formula(
-        self,
-        *,
-        lengths: FloatArray,
-        budgets: FloatArray | None,
-        correct: FloatArray | None,
-        groups: npt.NDArray[np.intp] | None,
-    ) -> FloatArray:
-        raise NotImplementedError
 
-    # -- config ---------------------------------------------------------------------------------------------
-    def to_config(self) -> ComponentConfig:
-        update: dict[str, Any] = {"length": config_of(self.length)}
-        if self.budget is not None:
-            update["budget"] = config_of(self.budget)
+class _Graded(_LengthReward):
+    """Length rewards that read correctness ``c`` (:func:`correctness`)."""
+
+    correctness: Reward | None = param(
+        default=None, doc="a reward whose value >= correct_threshold marks a correct sample; None: the column 'correct'"
+    )
+    correct_threshold: float = param(default=1.0, doc="the correctness reward's value that counts as correct")
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return super().requires | correctness_requires(self.correctness)
+
+    def _correct(self, batch: RewardBatch, components: dict[str, FloatArray]) -> FloatArray:
         if self.correctness is not None:
-            update["correctness"] = config_of(self.correctness)
-        return self._config.model_copy(update=update)
-
-    @classmethod
-    def from_config(cls, config: Any) -> Any:
-        values = {name: getattr(config, name) for name in type(config).model_fields if name != "kind"}
-        for key in ("length", "budget", "correctness"):
-            if values.get(key) is not None:
-                values[key] = build(values[key])
-        return cls(**values)
-
-    def _scalar(self, name: str) -> Any:
-        return getattr(self._config, name)
+            components.update(collect([self.correctness.evaluate(batch)], [self.correctness.name])[0])
+        return correctness(batch, self.correctness, self.correct_threshold, by=class_name(self))
 
 
-# ------------------------------------------------------------------------------------------------------------
+class _Budgeted(_LengthReward):
+    """Length rewards with a budget per sample (budgets and tiers come from one :meth:`BudgetPolicy.assign`)."""
+
+    budget: BudgetPolicy = param(doc="the budget policy (a target length per sample: in L1, a ColumnBudget)")
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return super().requires | self.budget.requires
+
+    def _budgets(self, batch: RewardBatch) -> Budgets:
+        return self.budget.assign(batch)
 
 
-class SoftLengthPenaltyConfig(_LengthConfig):
-    kind: Literal["soft_length_penalty"] = "soft_length_penalty"
-    budget: Nested = Field(default_factory=TieredBudgetConfig)
-    beta: float = Field(1 / 500, gt=0, allow_inf_nan=False)
-    bonus_cap: float = Field(0.0, ge=0, allow_inf_nan=False)
+# -- Length rewards --------------------------------------------------------------------------------------------
 
 
-@register("soft_length_penalty", SoftLengthPenaltyConfig)
-class SoftLengthPenalty(_LengthReward):
+class SoftLengthPenalty(_Budgeted, kind="soft_length_penalty"):
     """PixelThink's soft length score ``s(L, B) = clip(1 - beta * max(0, L - B), 0, 1)``
     (arXiv 2505.23727, Eq. 5; official ``seg_pixelthink.py``), a multiplier for the task reward.
 
-    Args:
-        budget: the budget policy; default :class:`~adaptive_length_reward.budgets.TieredBudget` (PixelThink's
-            tiers, which need ``difficulty`` and, for the hard tier, ``uncertainty``).
-        length: the length counter; default whitespace words of the whole response (PixelThink's default).
-        beta: slope; the score reaches 0 at ``L = B + 1/beta`` (default ``1/500``).
-        bonus_cap: allow a score above 1 under budget, up to ``1 + bonus_cap`` (default 0, as the official code).
-
-    Range: ``[0, 1 + bonus_cap]``.
+    The default budget, :class:`~adaptive_length_reward.budgets.TieredBudget` (PixelThink's tiers), needs
+    ``difficulty`` and, for the hard tier, ``uncertainty``; the default length is whitespace words of the whole
+    response (PixelThink's default). Range: ``[0, 1 + bonus_cap]``.
 
     >>> penalty = SoftLengthPenalty()
     >>> penalty(completions=["word " * 50, "word " * 346], difficulty=[2.0, 2.0]).tolist()
     [1.0, 0.5]
     """
 
-    uses_budget = True
+    formula = staticmethod(F.soft_length_penalty)
 
-    def __init__(
-        self,
-        *,
-        budget: BudgetPolicy | None = None,
-        length: LengthCounter | None = None,
-        beta: float = 1 / 500,
-        bonus_cap: float = 0.0,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            budget=TieredBudget() if budget is None else budget,
-            name=name,
-            beta=beta,
-            bonus_cap=bonus_cap,
-        )
+    budget: BudgetPolicy = param(default_factory=TieredBudget, doc="the budget policy (default PixelThink's tiers)")
+    beta: float = param(default=1 / 500, gt=0, doc="slope; the score reaches 0 at L = B + 1/beta")
+    bonus_cap: float = param(default=0.0, ge=0, doc="a score above 1 under budget, up to 1 + bonus_cap (official 0)")
 
     @property
     def bounds(self) -> tuple[float, float]:
-        return (0.0, 1.0 + self._scalar("bonus_cap"))
-
-    def _formula(self, *, lengths: FloatArray, budgets: FloatArray | None, **_: Any) -> FloatArray:
-        assert budgets is not None
-        return F.soft_length_penalty(lengths, budgets, beta=self._scalar("beta"), bonus_cap=self._scalar("bonus_cap"))
+        return (0.0, 1.0 + self.bonus_cap)
 
 
-# ------------------------------------------------------------------------------------------------------------
+class _L1(_Graded, _Budgeted):
+    alpha: float = param(default=0.0003, gt=0, doc="the weight of the length gap")
 
 
-class _L1Config(_CorrectnessConfig):
-    budget: Nested
-    alpha: float = Field(0.0003, gt=0, allow_inf_nan=False)
-
-
-class L1ExactRewardConfig(_L1Config):
-    kind: Literal["l1_exact"] = "l1_exact"
-
-
-class L1MaxRewardConfig(_L1Config):
-    kind: Literal["l1_max"] = "l1_max"
-    delta: float = Field(0.5, allow_inf_nan=False)
-
-
-@register("l1_exact", L1ExactRewardConfig)
-class L1ExactReward(_LengthReward):
+class L1ExactReward(_L1, kind="l1_exact"):
     """L1 / LCPO-Exact (arXiv 2503.04697, Eq. 1): ``r = c - alpha * |B - L|``; a full reward (replaces accuracy).
 
-    Args:
-        budget: the target length per sample; in L1 it comes from the prompt
-            (:class:`~adaptive_length_reward.budgets.ColumnBudget`), any policy works.
-        correctness: a reward whose value ``>= correct_threshold`` marks a correct sample; default: the
-            batch column ``correct``.
-
-    Range: ``(-inf, 1]``.
+    The target ``B`` comes from the budget policy (in L1, from the prompt:
+    :class:`~adaptive_length_reward.budgets.ColumnBudget`). Range: ``(-inf, 1]``.
     """
 
-    uses_budget = uses_correctness = True
-
-    def __init__(
-        self,
-        *,
-        budget: BudgetPolicy,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        alpha: float = 0.0003,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            budget=budget,
-            correctness=correctness,
-            name=name,
-            correct_threshold=correct_threshold,
-            alpha=alpha,
-        )
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (-math.inf, 1.0)
-
-    def _formula(self, *, lengths: FloatArray, budgets: Any, correct: Any, **_: Any) -> FloatArray:
-        return F.l1_exact_reward(correct, lengths, budgets, alpha=self._scalar("alpha"))
+    formula = staticmethod(F.l1_exact_reward)
+    bounds = (-math.inf, 1.0)
 
 
-@register("l1_max", L1MaxRewardConfig)
-class L1MaxReward(_LengthReward):
-    """L1 / LCPO-Max (arXiv 2503.04697, Eq. 2): ``r = c * clip(alpha * (B - L) + delta, 0, 1)``.
+class L1MaxReward(_L1, kind="l1_max"):
+    """L1 / LCPO-Max (arXiv 2503.04697, Eq. 2): ``r = c * clip(alpha * (B - L) + delta, 0, 1)``. Range: ``[0, 1]``."""
 
-    Same arguments as :class:`L1ExactReward`, plus ``delta`` (default 0.5). Range: ``[0, 1]``.
-    """
+    formula = staticmethod(F.l1_max_reward)
+    bounds = (0.0, 1.0)
 
-    uses_budget = uses_correctness = True
-
-    def __init__(
-        self,
-        *,
-        budget: BudgetPolicy,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        alpha: float = 0.0003,
-        delta: float = 0.5,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            budget=budget,
-            correctness=correctness,
-            name=name,
-            correct_threshold=correct_threshold,
-            alpha=alpha,
-            delta=delta,
-        )
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (0.0, 1.0)
-
-    def _formula(self, *, lengths: FloatArray, budgets: Any, correct: Any, **_: Any) -> FloatArray:
-        return F.l1_max_reward(correct, lengths, budgets, alpha=self._scalar("alpha"), delta=self._scalar("delta"))
+    delta: float = param(default=0.5, doc="the score at L = B")
 
 
-# ------------------------------------------------------------------------------------------------------------
-
-
-class DAPOOverlongPenaltyConfig(_LengthConfig):
-    kind: Literal["dapo_overlong"] = "dapo_overlong"
-    max_length: float = Field(20480, gt=0, allow_inf_nan=False)
-    cache_length: float = Field(4096, gt=0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DAPOOverlongPenaltyConfig:
-        if self.cache_length > self.max_length:
-            raise ValueError(f"cache_length: expected <= max_length ({self.max_length}), got {self.cache_length}")
-        return self
-
-
-@register("dapo_overlong", DAPOOverlongPenaltyConfig)
-class DAPOOverlongPenalty(_LengthReward):
+class DAPOOverlongPenalty(_LengthReward, kind="dapo_overlong"):
     """DAPO soft overlong punishment (arXiv 2503.14476, Eq. 13), added to the task reward. Range ``[-1, 0]``.
 
     Lengths should be in the unit of ``max_length`` (tokens in DAPO: use a token counter).
     """
 
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None = None,
-        max_length: float = 20480,
-        cache_length: float = 4096,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(length=length, name=name, max_length=max_length, cache_length=cache_length)
+    formula = staticmethod(F.dapo_overlong_penalty)
+    bounds = (-1.0, 0.0)
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (-1.0, 0.0)
+    max_length: float = param(default=20480, gt=0, doc="L_max: the penalty reaches -1 here")
+    cache_length: float = param(default=4096, gt=0, doc="L_cache: the penalty ramps over the last cache_length")
 
-    def _formula(self, *, lengths: FloatArray, **_: Any) -> FloatArray:
-        return F.dapo_overlong_penalty(
-            lengths, max_length=self._scalar("max_length"), cache_length=self._scalar("cache_length")
-        )
+    @staticmethod
+    def _check(config: Any) -> None:
+        if config.cache_length > config.max_length:
+            raise ValueError(f"cache_length: expected <= max_length ({config.max_length}), got {config.cache_length}")
 
 
-# ------------------------------------------------------------------------------------------------------------
-
-
-class CosineLengthRewardConfig(_CorrectnessConfig):
-    kind: Literal["cosine_length"] = "cosine_length"
-    max_length: float = Field(1000, gt=0, allow_inf_nan=False)
-    correct_range: tuple[float, float] = (0.5, 1.0)
-    wrong_range: tuple[float, float] = (-1.0, -0.5)
-    exceed_penalty: float | None = Field(None, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _ranges(self) -> CosineLengthRewardConfig:
-        for field in ("correct_range", "wrong_range"):
-            low, high = getattr(self, field)
-            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ValueError(f"{field}: expected finite (min, max) with min <= max, got {(low, high)}")
-        return self
-
-
-@register("cosine_length", CosineLengthRewardConfig)
-class CosineLengthReward(_LengthReward):
+class CosineLengthReward(_Graded, kind="cosine_length"):
     """Cosine length scaling (arXiv 2502.03373, Eq. 1): short correct answers earn most, short wrong answers
     are punished most. A full reward (replaces accuracy).
     See :func:`~adaptive_length_reward.functional.cosine_length_reward`.
     """
 
-    uses_correctness = True
+    formula = staticmethod(F.cosine_length_reward)
 
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        max_length: float = 1000,
-        correct_range: tuple[float, float] = (0.5, 1.0),
-        wrong_range: tuple[float, float] = (-1.0, -0.5),
-        exceed_penalty: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            correctness=correctness,
-            name=name,
-            correct_threshold=correct_threshold,
-            max_length=max_length,
-            correct_range=correct_range,
-            wrong_range=wrong_range,
-            exceed_penalty=exceed_penalty,
-        )
+    max_length: float = param(default=1000, gt=0, doc="L_max: the end of the cosine")
+    correct_range: tuple[float, float] = param(default=(0.5, 1.0), doc="(min, max) reward of correct answers")
+    wrong_range: tuple[float, float] = param(default=(-1.0, -0.5), doc="(min, max) reward of wrong answers")
+    exceed_penalty: float | None = param(default=None, doc="the reward beyond max_length (default: the value at it)")
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        for field in ("correct_range", "wrong_range"):
+            low, high = getattr(config, field)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"{field}: expected finite (min, max) with min <= max, got {(low, high)}")
 
     @property
     def bounds(self) -> tuple[float, float]:
-        ends = [*self._scalar("correct_range"), *self._scalar("wrong_range")]
-        if self._scalar("exceed_penalty") is not None:
-            ends.append(self._scalar("exceed_penalty"))
+        ends = [*self.correct_range, *self.wrong_range]
+        if self.exceed_penalty is not None:
+            ends.append(self.exceed_penalty)
         return (min(ends), max(ends))
 
-    def _formula(self, *, lengths: FloatArray, correct: Any, **_: Any) -> FloatArray:
-        return F.cosine_length_reward(
-            correct,
-            lengths,
-            max_length=self._scalar("max_length"),
-            correct_range=self._scalar("correct_range"),
-            wrong_range=self._scalar("wrong_range"),
-            exceed_penalty=self._scalar("exceed_penalty"),
-        )
+
+# -- Group-relative rewards (need ``group_ids``; statistics never cross groups) --------------------------------
 
 
-# ------------------------------------------------------------------------------------------------------------
-
-
-class KimiLengthRewardConfig(_CorrectnessConfig):
-    kind: Literal["kimi_length"] = "kimi_length"
-
-
-@register("kimi_length", KimiLengthRewardConfig)
-class KimiLengthReward(_LengthReward):
+class KimiLengthReward(_Graded, kind="kimi_length"):
     """Kimi k1.5 group-relative length reward (arXiv 2501.12599, Sec. 2.3.3), added to the task reward.
 
-    Needs ``group_ids`` (one GRPO group per prompt); statistics never cross groups. Range ``[-0.5, 0.5]``.
+    Range ``[-0.5, 0.5]``.
     """
 
-    uses_correctness = uses_groups = True
-
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(length=length, correctness=correctness, name=name, correct_threshold=correct_threshold)
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (-0.5, 0.5)
-
-    def _formula(self, *, lengths: FloatArray, correct: Any, groups: Any, **_: Any) -> FloatArray:
-        return F.kimi_length_reward(correct, lengths, groups)
+    formula = staticmethod(F.kimi_length_reward)
+    bounds = (-0.5, 0.5)
 
 
-class ShorterBetterRewardConfig(_CorrectnessConfig):
-    kind: Literal["shorter_better"] = "shorter_better"
-    alpha: float = Field(2.0, gt=0, allow_inf_nan=False)
-    beta: float = Field(0.001, gt=0, allow_inf_nan=False)
-
-
-@register("shorter_better", ShorterBetterRewardConfig)
-class ShorterBetterReward(_LengthReward):
+class ShorterBetterReward(_Graded, kind="shorter_better"):
     """ShorterBetter (arXiv 2504.21370, Eq. 3): ``r = alpha * c - beta * |L - L_SOL|`` per GRPO group.
 
-    A full reward (replaces accuracy). Needs ``group_ids``. Range ``(-inf, alpha]``.
+    A full reward (replaces accuracy). Range ``(-inf, alpha]``.
     """
 
-    uses_correctness = uses_groups = True
+    formula = staticmethod(F.shorter_better_reward)
 
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        alpha: float = 2.0,
-        beta: float = 0.001,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            correctness=correctness,
-            name=name,
-            correct_threshold=correct_threshold,
-            alpha=alpha,
-            beta=beta,
-        )
+    alpha: float = param(default=2.0, gt=0, doc="the reward of a correct answer")
+    beta: float = param(default=0.001, gt=0, doc="the weight of the distance to the optimal length")
 
     @property
     def bounds(self) -> tuple[float, float]:
-        return (-math.inf, self._scalar("alpha"))
-
-    def _formula(self, *, lengths: FloatArray, correct: Any, groups: Any, **_: Any) -> FloatArray:
-        return F.shorter_better_reward(correct, lengths, groups, alpha=self._scalar("alpha"), beta=self._scalar("beta"))
+        return (-math.inf, self.alpha)
 
 
-class ALPRewardConfig(_CorrectnessConfig):
-    kind: Literal["alp"] = "alp"
-    beta: float = Field(0.5, gt=0, allow_inf_nan=False)
-    normalizer: float = Field(4096, gt=0, allow_inf_nan=False)
-
-
-@register("alp", ALPRewardConfig)
-class ALPReward(_LengthReward):
+class ALPReward(_Graded, kind="alp"):
     """Adaptive Length Penalty (arXiv 2506.05256, Eq. 2): ``r = c - (beta/N) * max(p_solved, 1/K) * L``.
 
-    The group's online solve rate is the difficulty signal. A full reward. Needs ``group_ids``.
-    Range ``(-inf, 1]``.
+    The group's online solve rate is the difficulty signal. A full reward. Range ``(-inf, 1]``.
     """
 
-    uses_correctness = uses_groups = True
+    formula = staticmethod(F.alp_reward)
+    bounds = (-math.inf, 1.0)
 
-    def __init__(
-        self,
-        *,
-        length: LengthCounter | None = None,
-        correctness: Reward | None = None,
-        correct_threshold: float = 1.0,
-        beta: float = 0.5,
-        normalizer: float = 4096,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            length=length,
-            correctness=correctness,
-            name=name,
-            correct_threshold=correct_threshold,
-            beta=beta,
-            normalizer=normalizer,
-        )
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (-math.inf, 1.0)
-
-    def _formula(self, *, lengths: FloatArray, correct: Any, groups: Any, **_: Any) -> FloatArray:
-        return F.alp_reward(correct, lengths, groups, beta=self._scalar("beta"), normalizer=self._scalar("normalizer"))
+    beta: float = param(default=0.5, gt=0, doc="the penalty's weight")
+    normalizer: float = param(default=4096, gt=0, doc="N: a normalising length")

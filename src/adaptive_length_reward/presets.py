@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
 
 from .batch import RewardBatch
 from .budgets import BudgetPolicy, TieredBudget
-from .config import ComponentConfig, register, validated
-from .length import LengthCounter, PrecomputedLength, TokenCount, WhitespaceWords
+from .length import LengthCounter, PrecomputedLength, Tokenized, WhitespaceWords
 from .penalties import SoftLengthPenalty
 from .reward import Product, Reward
 from .segmentation import SegmentationAccuracy
@@ -42,9 +41,7 @@ __all__ = ["PixelThinkReasoningTokens", "official_reasoning_text", "pixelthink",
 LengthMode = Literal["words", "reasoning_tokens"]
 
 
-# ------------------------------------------------------------------------------------------------------------
-# The official reasoning-token length
-# ------------------------------------------------------------------------------------------------------------
+# -- The official reasoning-token length -----------------------------------------------------------------------
 
 _THINK_SPAN = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
@@ -65,66 +62,36 @@ def official_reasoning_text(response: str) -> str:
     return found.group(1).strip() if found else ""
 
 
-class PixelThinkReasoningTokensConfig(ComponentConfig):
-    kind: Literal["pixelthink_reasoning_tokens"] = "pixelthink_reasoning_tokens"
-    tokenizer: str = Field(min_length=1, description="local path (or name) given to AutoTokenizer.from_pretrained")
-
-
-@register("pixelthink_reasoning_tokens", PixelThinkReasoningTokensConfig)
-class PixelThinkReasoningTokens(LengthCounter):
+class PixelThinkReasoningTokens(Tokenized, kind="pixelthink_reasoning_tokens"):
     """Tokenizer tokens (``add_special_tokens=False``) of the official reasoning text,
     :func:`official_reasoning_text` (PixelThink's ``reward_reasoning_tokens`` mode).
 
     Where a chat message carried the reasoning separately (``reasoning_content``/``thinking``, kept in
-    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead.
-
-    Args:
-        tokenizer: a Hugging Face tokenizer, or a local path loaded with ``AutoTokenizer`` on first use.
+    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead. ``tokenizer`` is a Hugging Face
+    tokenizer, or a local path loaded with ``AutoTokenizer`` on first use.
     """
 
-    unit = "tokens"
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokens = TokenCount(tokenizer)
-        self._config = validated(
-            "PixelThinkReasoningTokens", PixelThinkReasoningTokensConfig, tokenizer=self._tokens.to_config().tokenizer
-        )
-
-    def __call__(self, batch: RewardBatch) -> Any:
+    def _count(self, batch: RewardBatch) -> Any:
         separate = batch.reasoning or (None,) * len(batch)
-        texts = tuple(
-            official_reasoning_text(text) if thought is None else thought.strip()
-            for text, thought in zip(batch.completions, separate)
-        )
-        return self._tokens(RewardBatch(texts))
-
-    def to_config(self) -> PixelThinkReasoningTokensConfig:
-        return self._config
+        pairs = zip(batch.completions, separate)
+        return self._tokens([official_reasoning_text(text) if r is None else r.strip() for text, r in pairs])
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Presets
-# ------------------------------------------------------------------------------------------------------------
+# -- Presets ---------------------------------------------------------------------------------------------------
 
 
 def _length_counter(length: LengthMode | LengthCounter, tokenizer: Any) -> LengthCounter:
+    counter = isinstance(length, LengthCounter)
+    if not counter and length not in ("words", "reasoning_tokens"):
+        raise ValueError(f"pixelthink: length: expected 'words', 'reasoning_tokens' or a LengthCounter, got {length!r}")
+    tokens = not counter and length == "reasoning_tokens"
+    if (tokenizer is None) == tokens:  # only the reasoning-token count tokenizes
+        expected = "a tokenizer or a local path" if tokens else "None"
+        given = "a LengthCounter" if counter else f"length={length!r}"
+        raise ValueError(f"pixelthink: tokenizer: expected {expected} with {given}, got {tokenizer!r:.80}")
     if isinstance(length, LengthCounter):
-        if tokenizer is not None:
-            raise ValueError("pixelthink: tokenizer: expected None when length is a LengthCounter, got a tokenizer")
         return length
-    if length == "words":
-        if tokenizer is not None:
-            raise ValueError(
-                "pixelthink: tokenizer: expected None with length='words' (whitespace words need none), got a tokenizer"
-            )
-        return WhitespaceWords()
-    if length == "reasoning_tokens":
-        if tokenizer is None:
-            raise ValueError(
-                "pixelthink: tokenizer: expected a tokenizer or a local path with length='reasoning_tokens', got None"
-            )
-        return PixelThinkReasoningTokens(tokenizer)
-    raise ValueError(f"pixelthink: length: expected 'words', 'reasoning_tokens' or a LengthCounter, got {length!r}")
+    return PixelThinkReasoningTokens(tokenizer) if tokens else WhitespaceWords()
 
 
 def seg_zero(
@@ -133,11 +100,12 @@ def seg_zero(
     box_l1_threshold: float = 10.0,
     point_threshold: float = 100.0,
     ground_truth_column: str = "ground_truth",
-    name: str = "seg_zero",
+    name: str | None = "seg_zero",
 ) -> SegmentationAccuracy:
     """Seg-Zero's reward (official ``seg_strict_compute_score``): the five-term accuracy sum, in ``[0, 5]``.
 
-    Needs the batch column ``ground_truth`` (or ``ground_truth_column``).
+    Needs the batch column ``ground_truth`` (or ``ground_truth_column``). ``name=None`` keeps the accuracy's own
+    name (``segmentation_accuracy``, as inside :func:`pixelthink`).
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
@@ -198,16 +166,15 @@ def pixelthink(
     >>> pixelthink()(completions=[answer, long], ground_truth=[gt, gt], difficulty=[2.0, 2.0]).tolist()
     [5.0, 2.5]
     """
-    accuracy = SegmentationAccuracy(
+    accuracy = seg_zero(
         iou_threshold=iou_threshold,
         box_l1_threshold=box_l1_threshold,
         point_threshold=point_threshold,
-        column=ground_truth_column,
+        ground_truth_column=ground_truth_column,
+        name=None,
     )
     if budget is None:
         budget = TieredBudget(missing_difficulty=missing_difficulty, missing_uncertainty=missing_uncertainty)
-    elif not isinstance(budget, BudgetPolicy):
-        raise TypeError(f"pixelthink: budget: expected a BudgetPolicy or None, got {type(budget).__name__}")
     elif (missing_difficulty, missing_uncertainty) != ("error", "error"):
         raise ValueError(
             "pixelthink: missing_difficulty/missing_uncertainty: expected the defaults when budget= is given "
@@ -217,9 +184,7 @@ def pixelthink(
     return Product([accuracy, penalty], name=name)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Per-sample convenience
-# ------------------------------------------------------------------------------------------------------------
+# -- Per-sample convenience ------------------------------------------------------------------------------------
 
 
 @functools.cache
@@ -228,11 +193,7 @@ def _per_sample_reward(given_length: bool) -> Reward:
 
 
 def _finite(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"pixelthink_score: {name}: expected a finite number, got {value!r}")
     return float(value)
 
@@ -265,15 +226,10 @@ def pixelthink_score(
     >>> pixelthink_score(answer, gt, difficulty=2.0, length=346)
     2.5
     """
-    if not isinstance(completion, str):
-        raise TypeError(f"pixelthink_score: completion: expected str, got {type(completion).__name__}")
     if not isinstance(ground_truth, (str, Mapping)):
-        raise TypeError(
-            f"pixelthink_score: ground_truth: expected the official string or a mapping, "
-            f"got {type(ground_truth).__name__}"
-        )
-    d = _finite("difficulty", difficulty)
-    u = _finite("uncertainty", uncertainty)
+        given = type(ground_truth).__name__
+        raise TypeError(f"pixelthink_score: ground_truth: expected the official string or a mapping, got {given}")
+    d, u = _finite("difficulty", difficulty), _finite("uncertainty", uncertainty)
     if u < 0:
         raise ValueError(f"pixelthink_score: uncertainty: expected a number >= 0, got {uncertainty!r}")
     if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0):

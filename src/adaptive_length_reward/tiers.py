@@ -1,0 +1,173 @@
+"""Difficulty tiers: one layout (thresholds and names) and one rule, used by budgets, scorers, metrics and the CLI.
+
+PixelThink (arXiv 2505.23727, Sec. 3.3) has a judge rate each sample from 1 to 10 and splits the scores into
+three tiers with ``tau2 = 3.5`` and ``tau1 = 5.0`` (official ``verl/utils/reward_score/seg_pixelthink.py``)::
+
+    easy    D < 3.5
+    medium  3.5 <= D < 5.0
+    hard    D >= 5.0
+
+The rule, everywhere: tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (a value equal to a threshold
+belongs to the tier above it; ``np.searchsorted(..., side="right")``), so a histogram printed by the CLI, a
+report's tier rows and the budgets training uses agree.
+
+Two settings named "missing" meet tiers, and they answer different questions (neither changes the other):
+
+* a budget's ``TieredBudget(missing_difficulty="medium")`` *places* a sample without difficulty in the medium
+  tier: it gets that tier's budget, and no difficulty value is invented (a number places it in the tier that
+  number falls in);
+* a scorer's ``missing="medium"`` (:data:`~adaptive_length_reward.difficulty.scale.MissingPolicy`) *writes a
+  difficulty value* for a sample without a score: :meth:`TierLayout.value` of the tier, 4.25 for medium (the
+  midpoint of ``[3.5, 5)``), which every budget then reads like any other score.
+
+>>> layout = TierLayout()
+>>> layout.labels(np.array([1.0, 3.5, 4.9, 5.0, np.nan])).tolist()
+['easy', 'medium', 'medium', 'hard', 'missing']
+>>> layout.value("medium")
+4.25
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "DEFAULT_TIER_NAMES",
+    "MISSING_TIER",
+    "SCALE_MAX",
+    "SCALE_MIN",
+    "TierLayout",
+    "check_tiers",
+    "tier_histogram",
+    "tier_index",
+    "tier_names",
+    "tier_value",
+]
+
+#: Lowest and highest difficulty (PixelThink's judge rates 1 = very easy .. 10 = very hard).
+SCALE_MIN = 1.0
+SCALE_MAX = 10.0
+
+#: PixelThink's tier boundaries ``(tau2, tau1)`` and tier names (official ``seg_pixelthink.py``).
+DEFAULT_THRESHOLDS: tuple[float, ...] = (3.5, 5.0)
+DEFAULT_TIER_NAMES: tuple[str, ...] = ("easy", "medium", "hard")
+
+#: Name used in histograms for samples without a difficulty (NaN).
+MISSING_TIER = "missing"
+
+
+@dataclasses.dataclass(frozen=True)
+class TierLayout:
+    """Tier boundaries and one name per tier (``len(names) == len(thresholds) + 1``); PixelThink's by default.
+
+    Construction does not validate (a budget validates its own fields); :meth:`check` does.
+    """
+
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    names: tuple[str, ...] = DEFAULT_TIER_NAMES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(x) for x in self.thresholds))
+        object.__setattr__(self, "names", tuple(self.names))
+
+    def check(self, *, owner: str) -> TierLayout:
+        """The layout itself after checking finite, strictly increasing thresholds and ``len + 1`` distinct,
+        non-empty names other than ``"missing"``.
+
+        Raises:
+            ValueError: naming ``owner`` and what was wrong.
+        """
+        t, names = self.thresholds, self.names
+        if not all(math.isfinite(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
+            raise ValueError(f"{owner}: thresholds: expected finite, strictly increasing numbers, got {t}")
+        if len(names) != len(t) + 1 or len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"{owner}: tier_names: expected {len(t) + 1} distinct non-empty names, got {names}")
+        if MISSING_TIER in names:
+            raise ValueError(f"{owner}: tier_names: {MISSING_TIER!r} is reserved for samples without a score")
+        return self
+
+    def index(self, difficulty: npt.ArrayLike) -> npt.NDArray[np.intp]:
+        """Tier per sample: ``k`` such that ``thresholds[k-1] <= D < thresholds[k]``; ``-1`` for NaN."""
+        values = np.asarray(difficulty, dtype=np.float64).reshape(-1)
+        index = np.searchsorted(np.asarray(self.thresholds, dtype=np.float64), values, side="right").astype(np.intp)
+        return np.where(np.isnan(values), -1, index)
+
+    def labels(self, difficulty: npt.ArrayLike, *, missing: str = MISSING_TIER) -> npt.NDArray[np.str_]:
+        """Tier name per sample; NaN gets ``missing``."""
+        return np.array([*self.names, missing])[self.index(difficulty)]  # index -1 (NaN): the last name, missing
+
+    def histogram(self, difficulty: npt.ArrayLike) -> dict[str, int]:
+        """Count of samples per tier, in tier order, plus ``"missing"`` (NaN) last."""
+        labels = self.labels(difficulty)
+        return {name: int((labels == name).sum()) for name in (*self.names, MISSING_TIER)}
+
+    def interval(self, k: int) -> tuple[float, float]:
+        """Tier ``k``'s interval ``[low, high)`` on the scale (the outer ends are 1 and 10)."""
+        edges = (SCALE_MIN, *self.thresholds, SCALE_MAX)
+        return edges[k], edges[k + 1]
+
+    def value(self, tier: str) -> float:
+        """The value that stands for a whole tier: the midpoint of its interval clipped to ``[1, 10]``.
+
+        With the PixelThink tiers: easy ``[1, 3.5)`` -> 2.25, medium ``[3.5, 5)`` -> 4.25, hard ``[5, 10]`` -> 7.5.
+
+        Raises:
+            ValueError: ``tier`` is not one of the names.
+        """
+        if tier not in self.names:
+            raise ValueError(f"tier_value: tier: expected one of {list(self.names)}, got {tier!r}")
+        low, high = self.interval(self.names.index(tier))
+        low, high = max(SCALE_MIN, min(low, SCALE_MAX)), min(SCALE_MAX, max(high, SCALE_MIN))
+        return (low + high) / 2.0
+
+    def describe(self, histogram: Mapping[str, int]) -> list[str]:
+        """Lines ``name  [low, high)  count  percent  bar`` for a :meth:`histogram` (the CLI summary)."""
+        total, last = sum(histogram.values()) or 1, len(self.names) - 1
+        lines = []
+        for k, name in enumerate((*self.names, MISSING_TIER)):
+            interval = ""
+            if k <= last:
+                low, high = self.interval(k)
+                interval = f"[{low:g}, {high:g}{']' if k == last else ')'}"
+            count = histogram.get(name, 0)
+            bar = "#" * round(30 * count / total)
+            lines.append(f"{name:<10} {interval:<12} {count:>8} {100 * count / total:6.1f}%  {bar}")
+        return lines
+
+
+# Function forms (the difficulty package's API since before the layout existed); names are checked where they
+# label samples.
+
+
+def check_tiers(thresholds: Sequence[float], names: Sequence[str], *, owner: str) -> None:
+    """:meth:`TierLayout.check` of ``(thresholds, names)``."""
+    TierLayout(tuple(thresholds), tuple(names)).check(owner=owner)
+
+
+def tier_index(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> npt.NDArray[np.intp]:
+    """:meth:`TierLayout.index`: ``k`` with ``thresholds[k-1] <= D < thresholds[k]``; ``-1`` for NaN."""
+    return TierLayout(tuple(thresholds), ()).index(difficulty)
+
+
+def tier_names(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+               names: Sequence[str] = DEFAULT_TIER_NAMES) -> npt.NDArray[np.str_]:
+    """:meth:`TierLayout.labels`: the tier name per sample (``"missing"`` for NaN)."""
+    return TierLayout(tuple(thresholds), tuple(names)).check(owner="tier_names").labels(difficulty)
+
+
+def tier_histogram(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                   names: Sequence[str] = DEFAULT_TIER_NAMES) -> dict[str, int]:
+    """:meth:`TierLayout.histogram`: samples per tier, plus ``"missing"`` (NaN) last."""
+    return TierLayout(tuple(thresholds), tuple(names)).check(owner="tier_names").histogram(difficulty)
+
+
+def tier_value(tier: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+               names: Sequence[str] = DEFAULT_TIER_NAMES) -> float:
+    """:meth:`TierLayout.value`: the midpoint of the tier's interval clipped to ``[1, 10]``."""
+    return TierLayout(tuple(thresholds), tuple(names)).value(tier)
