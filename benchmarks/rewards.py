@@ -8,7 +8,8 @@ same realistic completions (valid, long, truncated, malformed) in GRPO groups of
 must agree exactly. Timings alternate between the two sides; the script prints medians, ratios and the number
 of mismatching scores, and writes JSON.
 
-    python benchmarks/rewards.py [--n 4096] [--repeats 7] [--out benchmarks/results/rewards.json]
+    python benchmarks/rewards.py [--n 4096] [--repeats 15] [--out benchmarks/results/rewards.json]
+    python benchmarks/rewards.py --quick     # smoke check: 1,024 completions, 3 repeats -> rewards_quick.json
 """
 
 from __future__ import annotations
@@ -105,10 +106,14 @@ def alternate(ours: Callable[[], Any], reference: Callable[[], Any], repeats: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "rewards.json")
+    parser.add_argument("--n", type=int, default=None, help="completions (default 4096; 1024 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 15; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a smoke check in about a second")
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/rewards[_quick].json")
     args = parser.parse_args()
+    args.n = args.n or (1024 if args.quick else 4096)
+    args.repeats = args.repeats or (3 if args.quick else 15)
+    args.out = args.out or Path(__file__).parent / "results" / ("rewards_quick.json" if args.quick else "rewards.json")
 
     data = realistic_cases(args.n)
     texts, truths = data["completions"], data["ground_truth"]

@@ -7,6 +7,7 @@ import json
 import math
 import pickle
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ from test_segmentation_official import (
     ref_thinking_format,
 )
 
-from adaptive_length_reward import ConfigError, MissingContextError, RewardBatch, WeightedSum, build
+from adaptive_length_reward import ConfigError, MissingContextError, RewardBatch, WeightedSum, build, segmentation
+from adaptive_length_reward.evaluation import scope
 from adaptive_length_reward.segmentation import (
     EXACT_INTEGER_LIMIT,
     BoxIoUReward,
@@ -379,7 +381,7 @@ def test_names_bounds_and_requirements() -> None:
         (lambda: BoxL1Reward(threshold=math.inf), r"BoxL1Reward: threshold: expected"),
         (lambda: PointMatchReward(threshold="far"), r"PointMatchReward: threshold: expected"),  # type: ignore[arg-type]
         (lambda: SegmentationAccuracy(column=""), r"SegmentationAccuracy: column: expected"),
-        (lambda: SegmentationAccuracy(unknown=1), r"unexpected keyword argument 'unknown'"),  # type: ignore[call-arg]
+        (lambda: SegmentationAccuracy(unknown=1), r"unexpected (keyword )?argument 'unknown'"),  # type: ignore[call-arg]
         (
             lambda: build({"kind": "seg_accuracy", "iou_threshold": 0.5, "typo": 1}),
             r"SegmentationAccuracy: typo: unknown",
@@ -485,8 +487,10 @@ def test_any_output_scores_finite_in_range_and_like_the_official_code(pairs: lis
 
 @st.composite
 def canonical_like(draw: st.DrawFn) -> str:
-    """The common answer shape with random spacing and numbers: exercises the batch fast path and its edges
-    (8-digit numbers, leading zeros, '-0', extra spaces) against json.loads."""
+    """The common answer shape with random spacing and numbers, usually inside the think/answer tags: exercises
+    the batch fast path and its edges (8-digit numbers, leading zeros, '-0', extra spaces, Unicode whitespace
+    between the tags, a brace in the reasoning, text around the tags) against json.loads and the official regexes.
+    """
     gap = st.sampled_from(["", " ", "  ", "\n", "\t"])
     number = st.one_of(st.integers(-(10**8), 10**8).map(str), st.sampled_from(["-0", "00", "01", "1.0", "1e2"]))
 
@@ -495,7 +499,13 @@ def canonical_like(draw: st.DrawFn) -> str:
 
     keys = ("bbox", "points_1", "points_2")
     body = ",".join(f'{draw(gap)}"{key}"{draw(gap)}:{draw(gap)}{values(4 if key == "bbox" else 2)}' for key in keys)
-    return "{" + body + draw(gap) + "}"
+    answer = "{" + body + draw(gap) + "}"
+    if draw(st.booleans()):
+        return answer
+    reasoning = draw(st.sampled_from(["", "look", "a {b} c", "x</think>y", "{", "}"]))
+    between = draw(st.sampled_from(["", "\n", " \t ", "\u00a0", "\u2003\n", "\x1c", "\u200b", "x", "</think>"]))
+    before, after = draw(st.sampled_from(["<think>", " <think>", ""])), draw(st.sampled_from(["", "\n", "</answer>"]))
+    return f"{before}{reasoning}</think>{between}<answer>{answer}</answer>{after}"
 
 
 @given(st.lists(canonical_like(), min_size=1, max_size=6))
@@ -504,7 +514,51 @@ def test_batch_fast_path_reads_like_json_loads(answers: list[str]) -> None:
     terms = segmentation_terms(answers, truths)
     for i, text in enumerate(answers):
         single = parse_answer(text)  # one json.loads per answer
-        assert terms.segmentation_format[i] == float(single.segmentation_format)
+        assert terms.thinking_format[i] == float(single.thinking_format) == ref_thinking_format(text)
+        assert terms.segmentation_format[i] == float(single.segmentation_format) == ref_segmentation_format(text)
         assert terms.json_found[i] == single.json_found
         assert terms.box_iou[i] == ref_box_iou(text, GT) and terms.box_l1[i] == ref_box_l1(text, GT)
         assert terms.point_match[i] == ref_point_match(text, GT)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One parse per evaluation
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Calls of the parse of the completions, the ground-truth reader and the geometry."""
+    counts = dict.fromkeys(("_read_answers", "_read_targets", "_measure"), 0)
+    for name in counts:
+        original = getattr(segmentation, name)
+
+        def wrapper(*args: object, _name: str = name, _original: Any = original, **kwargs: object) -> Any:
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(segmentation, name, wrapper)
+    return counts
+
+
+def test_the_terms_and_the_accuracy_share_one_parse_per_evaluate(counted: dict[str, int]) -> None:
+    cases = generate_cases(64, seed=2)
+    batch = RewardBatch(tuple(c[0] for c in cases), ground_truth=tuple(c[1] for c in cases))
+    terms = [ThinkingFormatReward(), SegmentationFormatReward(), BoxIoUReward(), PointMatchReward(), BoxL1Reward()]
+    reward = WeightedSum([*terms, SegmentationAccuracy(), SegmentationAccuracy(name="again")])
+    out = reward.evaluate(batch)
+    # box terms share one ground-truth reading (they need the box), the point term and the accuracy one each
+    assert counted == {"_read_answers": 1, "_read_targets": 3, "_measure": 3}
+    reward.evaluate(batch)  # the memo lives for one evaluate
+    assert counted == {"_read_answers": 2, "_read_targets": 6, "_measure": 6}
+    np.testing.assert_array_equal(out.components["again"], SegmentationAccuracy()(batch))
+    np.testing.assert_array_equal(out.rewards, sum(t(batch) for t in terms) + 2 * out.components["again"])
+
+
+def test_batches_with_the_same_completions_and_truths_share_the_parse(counted: dict[str, int]) -> None:
+    batch = RewardBatch((GOOD, "no answer"), ground_truth=(GT, GT))
+    with scope():
+        first = SegmentationAccuracy().evaluate(batch)
+        second = SegmentationAccuracy().evaluate(batch.replace(difficulty=[1.0, 2.0]))  # WithContext makes these
+    assert counted == {"_read_answers": 1, "_read_targets": 1, "_measure": 1}
+    np.testing.assert_array_equal(first.rewards, second.rewards)
+    assert first.rewards.tolist() == [5.0, 0.0]

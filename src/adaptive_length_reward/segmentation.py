@@ -15,7 +15,8 @@ seg_pixelthink.py``; identical in Seg-Zero, arXiv 2503.06520, official ``verl/ut
 5. :class:`PointMatchReward`: both predicted points inside the predicted box and the best-matched mean
    distance ``min(d(p1,g1) + d(p2,g2), d(p1,g2) + d(p2,g1)) / 2 < 100`` pixels.
 
-:class:`SegmentationAccuracy` is their sum, in ``[0, 5]``, computed with one parse per completion.
+:class:`SegmentationAccuracy` is their sum, in ``[0, 5]``. Within one ``evaluate`` each completion is parsed once
+and the geometry runs once per set of needed parts, however many of these rewards the reward graph holds.
 
 What the official code does, and therefore what this module does (each point is covered by a test):
 
@@ -45,20 +46,21 @@ A malformed completion is never an error: the terms it fails are 0. A malformed 
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NamedTuple
+from itertools import compress, repeat
+from typing import Any, ClassVar, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 from .batch import RewardBatch
-from .config import ComponentConfig, register, validated
+from .config import class_name, param
+from .evaluation import once
 from .reward import Reward, RewardOutput
 
 __all__ = [
@@ -101,10 +103,11 @@ _CLOSE_THEN_ANSWER = re.compile(r"</think>\s*<answer>")
 _GT_BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
 _GT_POINTS = re.compile(r"<points>\((\d+),(\d+)\),\((\d+),(\d+)\)</points>")
 _NUMBER_TYPES = (int, float, bool)  # what json.loads produces for numbers and true/false
+_NO_SPAN: tuple[bool, bool, Box | None, Points | None] = (False, False, None, None)  # no JSON object
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Parsing model output
+# Parsing one completion, one ground truth
 # ------------------------------------------------------------------------------------------------------------
 
 
@@ -120,17 +123,8 @@ def has_thinking_format(text: str) -> bool:
     >>> has_thinking_format("<think>a</think><answer>b</answer>\\n")
     False
     """
-    return (
-        text.startswith(_OPEN_THINK)
-        and text.endswith(_CLOSE_ANSWER)
-        and _CLOSE_THEN_ANSWER.search(text, 7, len(text) - 9) is not None
-    )
-
-
-def _thinking_flags(texts: Sequence[str]) -> list[bool]:
-    """:func:`has_thinking_format` of each text, without a Python call per text."""
-    opening, ending, search = _OPEN_THINK, _CLOSE_ANSWER, _CLOSE_THEN_ANSWER.search
-    return [t.startswith(opening) and t.endswith(ending) and search(t, 7, len(t) - 9) is not None for t in texts]
+    tags = text.startswith(_OPEN_THINK) and text.endswith(_CLOSE_ANSWER)
+    return tags and _CLOSE_THEN_ANSWER.search(text, 7, len(text) - 9) is not None
 
 
 def first_json_object(text: str) -> str | None:
@@ -144,10 +138,8 @@ def first_json_object(text: str) -> str | None:
     start = text.find("{")
     while start >= 0:
         end = text.find("}", start + 1)
-        if end < 0:
-            return None
-        if end > start + 1:
-            return text[start : end + 1]
+        if end != start + 1:  # -1: no '}' after this '{', hence none after any later '{' either
+            return text[start : end + 1] if end >= 0 else None
         start = text.find("{", end + 1)
     return None
 
@@ -179,34 +171,21 @@ class SegmentationAnswer(NamedTuple):
     points: Points | None
 
 
-def _read_span(span: str | None) -> tuple[bool, bool, Box | None, Points | None]:
+def _read_span(span: str) -> tuple[bool, bool, Box | None, Points | None]:
     """(json_found, segmentation_format, numeric box, int points) of a first-object span, the official way."""
-    if span is None:
-        return (False, False, None, None)
     try:
-        data = json.loads(span)
+        data = json.loads(span)  # a JSON text that starts with '{' is an object
     except (ValueError, RecursionError):  # not JSON (JSONDecodeError, too many digits) or nested too deep
-        return (False, False, None, None)
-    if not isinstance(data, dict):  # pragma: no cover - a JSON text that starts with '{' is an object
-        return (False, False, None, None)
+        return _NO_SPAN
     box, first, second = data.get("bbox"), data.get("points_1"), data.get("points_2")
-    segmentation = (
-        type(box) is list
-        and len(box) == 4
-        and type(first) is list
-        and len(first) == 2
-        and type(second) is list
-        and len(second) == 2
-    )
-    numeric_box: Box | None = None
-    if type(box) is list and len(box) == 4 and all(type(v) in _NUMBER_TYPES for v in box):
-        numeric_box = tuple(int(v) if type(v) is bool else v for v in box)  # type: ignore[assignment]
-    points: Points | None = None
-    if first is not None and second is not None:
-        p, q = _int_point(first), _int_point(second)
-        if p is not None and q is not None:
-            points = (p, q)
-    return (True, segmentation, numeric_box, points)
+    segmentation, numeric_box = False, cast("Box | None", None)
+    if type(box) is list and len(box) == 4:
+        segmentation = all(type(p) is list and len(p) == 2 for p in (first, second))
+        if all(type(v) in _NUMBER_TYPES for v in box):
+            x1, y1, x2, y2 = (int(v) if type(v) is bool else v for v in box)  # true/false are 1/0
+            numeric_box = (x1, y1, x2, y2)
+    p, q = _int_point(first), _int_point(second)  # an absent point (None) fails like any unconvertible one
+    return (True, segmentation, numeric_box, (p, q) if p is not None and q is not None else None)
 
 
 def parse_answer(text: str) -> SegmentationAnswer:
@@ -219,12 +198,8 @@ def parse_answer(text: str) -> SegmentationAnswer:
     """
     if not isinstance(text, str):
         raise TypeError(f"parse_answer: text: expected str, got {type(text).__name__}")
-    return SegmentationAnswer(has_thinking_format(text), *_read_span(first_json_object(text)))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Parsing ground truth
-# ------------------------------------------------------------------------------------------------------------
+    span = first_json_object(text)
+    return SegmentationAnswer(has_thinking_format(text), *(_NO_SPAN if span is None else _read_span(span)))
 
 
 class SegmentationTarget(NamedTuple):
@@ -238,23 +213,29 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
+def _is_sequence(value: Any) -> bool:  # strings, bytes and mappings are not
+    return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes, Mapping))
+
+
 def _numbers(value: Any, count: int, where: str, what: str) -> tuple[Number, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
+    if not _is_sequence(value) or len(value) != count or not all(_is_real(v) for v in value):
         raise ValueError(f"{where}: {what}: expected {count} numbers, got {value!r:.80}")
-    items = list(value)
-    if len(items) != count or not all(_is_real(v) for v in items):
-        raise ValueError(f"{where}: {what}: expected {count} numbers, got {value!r:.80}")
-    numbers = tuple(int(v) if isinstance(v, (int, np.integer)) else float(v) for v in items)
+    numbers = tuple(int(v) if isinstance(v, (int, np.integer)) else float(v) for v in value)
     if not all(math.isfinite(v) for v in numbers):
         raise ValueError(f"{where}: {what}: expected finite numbers, got {value!r:.80}")
     return numbers
 
 
+def _box(value: Any, where: str, what: str = "bbox") -> Box:
+    x1, y1, x2, y2 = _numbers(value, 4, where, what)
+    return (x1, y1, x2, y2)
+
+
 def _point_pair(value: Any, where: str, what: str) -> Points:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)) or len(value) != 2:
+    if not _is_sequence(value) or len(value) != 2:
         raise ValueError(f"{where}: {what}: expected two (x, y) points, got {value!r:.80}")
-    first, second = (_numbers(v, 2, where, f"{what}[{i}]") for i, v in enumerate(value))
-    return ((first[0], first[1]), (second[0], second[1]))
+    (a, b), (c, d) = (_numbers(v, 2, where, f"{what}[{i}]") for i, v in enumerate(value))
+    return ((a, b), (c, d))
 
 
 def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationTarget:
@@ -283,19 +264,13 @@ def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationT
         return _target_from_text(value, where)
     if isinstance(value, Mapping):
         return _target_from_mapping(value, where)
-    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, bytes):
-        if len(value) == 4 and all(_is_real(v) for v in value):
-            return SegmentationTarget(_box(_numbers(value, 4, where, "bbox")), None)
-        if len(value) == 2:
-            return SegmentationTarget(
-                _box(_numbers(value[0], 4, where, "bbox")), _point_pair(value[1], where, "points")
-            )
-        raise ValueError(f"{where}: expected [x1, y1, x2, y2] or (box, points), got {value!r:.80}")
-    raise TypeError(f"{where}: expected the official string, a mapping or a sequence, got {type(value).__name__}")
-
-
-def _box(numbers: tuple[Number, ...]) -> Box:
-    return (numbers[0], numbers[1], numbers[2], numbers[3])
+    if not isinstance(value, (Sequence, np.ndarray)) or isinstance(value, bytes):
+        raise TypeError(f"{where}: expected the official string, a mapping or a sequence, got {type(value).__name__}")
+    if len(value) == 4 and all(_is_real(v) for v in value):
+        return SegmentationTarget(_box(value, where), None)
+    if len(value) == 2:
+        return SegmentationTarget(_box(value[0], where), _point_pair(value[1], where, "points"))
+    raise ValueError(f"{where}: expected [x1, y1, x2, y2] or (box, points), got {value!r:.80}")
 
 
 def _target_from_text(value: str, where: str) -> SegmentationTarget:
@@ -306,7 +281,7 @@ def _target_from_text(value: str, where: str) -> SegmentationTarget:
             f"with non-negative integers, got {value!r:.120}"
         )
     try:
-        box = None if box_match is None else _box(tuple(map(int, box_match.groups())))
+        box = None if box_match is None else _box(list(map(int, box_match.groups())), where)
         n = None if points_match is None else list(map(int, points_match.groups()))
     except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits())
         raise ValueError(f"{where}: expected coordinates of at most 4300 digits, got {value!r:.120}") from None
@@ -314,17 +289,16 @@ def _target_from_text(value: str, where: str) -> SegmentationTarget:
 
 
 def _target_from_mapping(value: Mapping[Any, Any], where: str) -> SegmentationTarget:
+    keys = sorted(map(str, value))
     if "bbox" not in value and "points" not in value and "points_1" not in value:
-        raise ValueError(
-            f"{where}: expected a mapping with 'bbox' and/or the points, got keys {sorted(map(str, value))}"
-        )
-    box = _box(_numbers(value["bbox"], 4, where, "bbox")) if "bbox" in value else None
+        raise ValueError(f"{where}: expected a mapping with 'bbox' and/or the points, got keys {keys}")
+    box = _box(value["bbox"], where) if "bbox" in value else None
     points: Points | None = None
     if "points" in value:
         points = _point_pair(value["points"], where, "points")
     elif "points_1" in value or "points_2" in value:
         if "points_1" not in value or "points_2" not in value:
-            raise ValueError(f"{where}: expected both 'points_1' and 'points_2', got keys {sorted(map(str, value))}")
+            raise ValueError(f"{where}: expected both 'points_1' and 'points_2', got keys {keys}")
         points = _point_pair([value["points_1"], value["points_2"]], where, "points_1/points_2")
     return SegmentationTarget(box, points)
 
@@ -394,47 +368,29 @@ def _points_in_box(points: FloatArray, box: FloatArray) -> BoolArray:
     return np.asarray(inside.all(axis=-1))
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Exact integer path for huge coordinates (rare; a policy emitting 10**30)
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _exact_terms(
-    box: Box | None, points: Points | None, target: SegmentationTarget, thresholds: tuple[float, float, float]
-) -> tuple[float, float, float, float, float, float]:
-    """(iou term, l1 term, point term, iou, l1, distance) with Python numbers, as the official code computes
-    them; an overflow or a zero union, which raise there, fail the term (value NaN)."""
-    iou_threshold, l1_threshold, point_threshold = thresholds
-    iou = l1 = distance = math.nan
-    if box is not None and target.bbox is not None:
-        g = target.bbox
-        try:
+def _exact_measures(box: Box, points: Points | None, target: SegmentationTarget) -> tuple[float, float, float, bool]:
+    """(IoU, mean L1, matched point distance, both points inside the box) of one sample with Python numbers,
+    as the official code computes them (exact integers of any size); what raises there (an overflow, a zero
+    union) is NaN, which fails the term."""
+    g, iou, l1, distance, inside = target.bbox, math.nan, math.nan, math.nan, False
+    if g is not None:
+        with suppress(OverflowError, ZeroDivisionError):
             ix1, iy1, ix2, iy2 = max(box[0], g[0]), max(box[1], g[1]), min(box[2], g[2]), min(box[3], g[3])
             inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if (ix1 < ix2 and iy1 < iy2) else 0
             union = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
             iou = float(inter) / union
-        except (OverflowError, ZeroDivisionError):
-            iou = math.nan
-        try:
+        with suppress(OverflowError):
             l1 = (abs(box[0] - g[0]) + abs(box[1] - g[1]) + abs(box[2] - g[2]) + abs(box[3] - g[3])) / 4
-        except OverflowError:
-            l1 = math.nan
-    match = False
-    if box is not None and points is not None and target.points is not None:
-        inside = all(box[0] <= x <= box[2] and box[1] <= y <= box[3] for x, y in points)
+    if points is not None and target.points is not None:
         (p, q), (a, b) = points, target.points
-        try:
-            straight = math.sqrt((p[0] - a[0]) ** 2 + (p[1] - a[1]) ** 2) + math.sqrt(
-                (q[0] - b[0]) ** 2 + (q[1] - b[1]) ** 2
-            )
-            crossed = math.sqrt((p[0] - b[0]) ** 2 + (p[1] - b[1]) ** 2) + math.sqrt(
-                (q[0] - a[0]) ** 2 + (q[1] - a[1]) ** 2
-            )
-            distance = min(straight, crossed) / 2
-        except OverflowError:
-            distance = math.nan
-        match = inside and distance < point_threshold
-    return (float(iou > iou_threshold), float(l1 < l1_threshold), float(match), iou, l1, distance)
+        inside = all(box[0] <= x <= box[2] and box[1] <= y <= box[3] for x, y in points)
+        with suppress(OverflowError):
+            distance = min(_hypot(p, a) + _hypot(q, b), _hypot(p, b) + _hypot(q, a)) / 2
+    return iou, l1, distance, inside
+
+
+def _hypot(p: tuple[Number, Number], q: tuple[Number, Number]) -> float:
+    return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -475,26 +431,20 @@ class SegmentationTerms:
 
 
 # The answer almost every policy writes: {"bbox": [4 ints], "points_1": [2 ints], "points_2": [2 ints]}, with an
-# optional space after each ':' and ',' (json.dumps' style or the compact one) and integers of at most 7 digits.
-# For such a span json.loads gives exactly these integers, so one regex pass over all spans replaces one json.loads
-# per completion. Every other span (other spacing, floats, other keys...) is matched by the second alternative
-# (up to its only '}') and read with json.loads.
-_INT = r"(-?(?:0|[1-9][0-9]{0,6}))"
-
-
-def _json_list(count: int) -> str:
-    return r"\[" + ", ?".join([_INT] * count) + r"\]"
-
-
-_CANONICAL_OR_ANY = re.compile(
-    r'\{"bbox": ?'
-    + _json_list(4)
-    + r', ?"points_1": ?'
-    + _json_list(2)
-    + r', ?"points_2": ?'
-    + _json_list(2)
-    + r"\}|[^}]*\}"
-)
+# optional space after each ':' and ',' and integers of at most 7 digits (json.loads reads exactly those). In
+# _CANONICAL_ANSWER it is the completion's first '{' and follows '</think>', whitespace and '<answer>', and
+# '</answer>' ends the completion: with a leading '<think>', a match also proves the thinking format.
+_NUMBER = r"-?(?:0|[1-9][0-9]{0,6})"
+_LIST_4, _LIST_2 = (r"\[" + ", ?".join([_NUMBER] * count) + r"\]" for count in (4, 2))
+_CANONICAL = re.compile(rf'\{{"bbox": ?{_LIST_4}, ?"points_1": ?{_LIST_2}, ?"points_2": ?{_LIST_2}\}}')
+_CANONICAL_ANSWER = re.compile(rf"</think>\s*<answer>{_CANONICAL.pattern}</answer>\Z")
+# Matched texts read as integers: digits and '-' stay, '[' ']' '(' ')' ',' '_' become spaces, every other byte
+# (tags, keys, quotes, whitespace, UTF-8 of Unicode whitespace) is dropped. Each answer then reads as ten integers:
+# the box, 1 (of "points_1"), the first point, 2 (of "points_2"), the second point; each ground truth as eight.
+_KEEP, _SPACE = b"0123456789-", b"[](),_"
+_AS_NUMBERS = bytes(b if b in _KEEP else 32 for b in range(256))
+_NOT_NUMBERS = bytes(b for b in range(256) if b not in _KEEP + _SPACE)
+_BOX_COLUMNS, _POINT_COLUMNS = [0, 1, 2, 3], [5, 6, 8, 9]
 
 
 @dataclass(frozen=True)
@@ -509,48 +459,47 @@ class _Answers:
     box: FloatArray  # (n, 4), NaN where no numeric box
     points: FloatArray  # (n, 2, 2)
     overflow: BoolArray  # a value beyond float64's range: only the exact path can score it
-    raw: dict[int, tuple[Box | None, Points | None]]  # Python values of rows read with json.loads
+    raw: dict[int, tuple[Box, Points | None]]  # Python values of the rows with a box read by json.loads
 
 
 def _read_answers(completions: Sequence[str]) -> _Answers:
+    """Parse a batch of completions as :func:`parse_answer` parses each, with a few C calls per completion.
+
+    A completion whose first ``{`` opens the canonical answer (see ``_CANONICAL_ANSWER``) takes four ``str``/regex
+    calls, and the integers of all of them are read in one pass; every other completion is read like
+    :func:`parse_answer`, with one :func:`json.loads` per distinct first ``{...}`` span that is not canonical.
+    """
     n = len(completions)
-    thinking = np.fromiter(_thinking_flags(completions), dtype=np.bool_, count=n)
-    spans = list(map(first_json_object, completions))
-    present = [i for i, span in enumerate(spans) if span is not None]
-    matches = _CANONICAL_OR_ANY.findall("".join([spans[i] for i in present]))  # type: ignore[misc]
-    if len(matches) != len(present):  # pragma: no cover - each span holds exactly one '}', at its end
-        raise AssertionError("segmentation: span reader lost alignment; please report this input")
-    json_found = np.zeros(n, dtype=np.bool_)
-    segmentation = np.zeros(n, dtype=np.bool_)
-    has_box = np.zeros(n, dtype=np.bool_)
-    has_points = np.zeros(n, dtype=np.bool_)
-    overflow = np.zeros(n, dtype=np.bool_)
-    box = np.full((n, 4), np.nan)
-    points = np.full((n, 2, 2), np.nan)
-    canonical = [k for k, groups in enumerate(matches) if groups[0]]
-    if canonical:
-        rows = np.asarray([present[k] for k in canonical], dtype=np.intp)
-        groups = [matches[k] for k in canonical]
-        # The regex admitted only '-?digits' here, so NumPy's text parser reads them exactly, in C.
-        values = np.fromstring(" ".join(itertools.chain.from_iterable(groups)), dtype=np.int64, sep=" ")
-        if values.size != 8 * len(groups):  # pragma: no cover - defensive; the regex guarantees 8 per span
-            values = np.array(groups, dtype=np.int64)
-        values = values.reshape(-1, 8).astype(np.float64)
-        json_found[rows] = segmentation[rows] = has_box[rows] = has_points[rows] = True
-        box[rows] = values[:, :4]
-        points[rows] = values[:, 4:].reshape(-1, 2, 2)
-    raw: dict[int, tuple[Box | None, Points | None]] = {}
-    for k, groups in enumerate(matches):
-        if groups[0]:
+    braces = map(str.find, completions, repeat("{"))
+    closes = map(str.rfind, completions, repeat("</think>"), repeat(0), braces)
+    # A close of -1 (none before the brace) cannot match: the pattern would need '</think>' at 0, found by rfind.
+    matches = list(map(_CANONICAL_ANSWER.match, completions, closes))
+    fast = np.fromiter(map(bool, matches), dtype=np.bool_, count=n)
+    thinking = fast & np.fromiter(map(str.startswith, completions, repeat(_OPEN_THINK)), dtype=np.bool_, count=n)
+    slow = np.flatnonzero(~fast)
+    slow_texts = [completions[i] for i in slow.tolist()]
+    thinking[slow] = list(map(has_thinking_format, slow_texts))
+    spans = list(map(first_json_object, slow_texts))
+    canonical = np.array([s is not None and _CANONICAL.fullmatch(s) is not None for s in spans], dtype=np.bool_)
+    rows = np.concatenate([np.flatnonzero(fast), slow[canonical]])
+    json_found = np.bincount(rows, minlength=n) > 0
+    segmentation, has_box, has_points = json_found.copy(), json_found.copy(), json_found.copy()
+    box, points, overflow = np.full((n, 4), np.nan), np.full((n, 2, 2), np.nan), np.zeros(n, dtype=np.bool_)
+    if rows.size:
+        texts = [*map(re.Match.group, filter(None, matches)), *cast("Iterator[str]", compress(spans, canonical))]
+        values = _integers(texts)
+        box[rows], points[rows] = values[:, _BOX_COLUMNS], values[:, _POINT_COLUMNS].reshape(-1, 2, 2)
+    raw: dict[int, tuple[Box, Points | None]] = {}
+    parsed: dict[str, tuple[bool, bool, Box | None, Points | None]] = {}  # GRPO groups repeat bad answers
+    for i, span in zip(slow[~canonical].tolist(), compress(spans, ~canonical)):
+        if span is None:
             continue
-        i = present[k]
-        found, segmentation_ok, numeric_box, int_points = _read_span(spans[i])
-        json_found[i], segmentation[i] = found, segmentation_ok
+        read = parsed.get(span) or parsed.setdefault(span, _read_span(span))
+        json_found[i], segmentation[i], numeric_box, int_points = read
         if numeric_box is None:
             continue
         raw[i] = (numeric_box, int_points)
-        has_box[i] = True
-        has_points[i] = int_points is not None
+        has_box[i], has_points[i] = True, int_points is not None
         try:
             box[i] = numeric_box
             if int_points is not None:
@@ -560,12 +509,17 @@ def _read_answers(completions: Sequence[str]) -> _Answers:
     return _Answers(thinking, json_found, segmentation, has_box, has_points, box, points, overflow, raw)
 
 
-# Ground truths in the exact official form with ASCII integers of at most 7 digits: one regex pass reads them all.
-_GT_CANONICAL = re.compile(
-    r"^<box>\(([0-9]{1,7}),([0-9]{1,7})\),\(([0-9]{1,7}),([0-9]{1,7})\)</box>"
-    r"<points>\(([0-9]{1,7}),([0-9]{1,7})\),\(([0-9]{1,7}),([0-9]{1,7})\)</points>$",
-    re.MULTILINE,
-)
+def _integers(texts: list[str], per_answer: int = 10) -> npt.NDArray[np.int64]:
+    """The integers of canonical texts (see ``_AS_NUMBERS``), one row per text (at most 7 digits: exact in float64)."""
+    data = " ".join(texts).encode("utf-8").translate(_AS_NUMBERS, _NOT_NUMBERS)
+    values = np.fromstring(data, dtype=np.int64, sep=" ")  # NumPy's C text parser, on integers as JSON writes them
+    assert values.size == per_answer * len(texts), "segmentation: canonical reader lost alignment"  # by the regexes
+    return values.reshape(-1, per_answer)
+
+
+# Official ground-truth strings with integers of at most 7 digits, one per line: one regex call checks them all.
+_GT_LINE = r"<box>\(N,N\),\(N,N\)</box><points>\(N,N\),\(N,N\)</points>".replace("N", "[0-9]{1,7}")
+_GT_CANONICAL = re.compile(rf"{_GT_LINE}(?:\n{_GT_LINE})*")
 
 
 @dataclass(frozen=True)
@@ -579,88 +533,104 @@ class _Targets:
     parsed: list[SegmentationTarget] | None  # None when every target was read by the canonical regex
 
     def target(self, j: int) -> SegmentationTarget:
-        if self.parsed is not None:
-            return self.parsed[j]
-        b, p = self.box[j], self.points[j]  # canonical: at most 7 digits, exact in float64
-        return SegmentationTarget(
-            (int(b[0]), int(b[1]), int(b[2]), int(b[3])), ((int(p[0, 0]), int(p[0, 1])), (int(p[1, 0]), int(p[1, 1])))
-        )
+        return SegmentationTarget(*_python_ints(self.box[j], self.points[j])) if self.parsed is None else self.parsed[j]
+
+
+def _python_ints(box: FloatArray, points: FloatArray) -> tuple[Box, Points]:
+    """Python ints of a row read by a canonical regex (at most 7 digits, so exact in float64)."""
+    (x1, y1, x2, y2), ((a, b), (c, d)) = box.astype(int).tolist(), points.astype(int).tolist()
+    return (x1, y1, x2, y2), ((a, b), (c, d))
 
 
 def _read_targets(values: Sequence[Any], *, need_box: bool, need_points: bool, by: str) -> _Targets:
-    """Parse each distinct ground truth once (GRPO repeats each prompt's truth n times)."""
-    n = len(values)
-    if all(type(v) is str for v in values):
-        first_index = {v: i for i, v in reversed(list(enumerate(values)))}  # value -> first sample holding it
-        position = {v: k for k, v in enumerate(first_index)}
-        index = np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=n)
-        texts = list(first_index)
-        if not any("\n" in text for text in texts):  # one line per truth, so matches align with truths
-            rows = _GT_CANONICAL.findall("\n".join(texts))
-            if len(rows) == len(texts):
-                values_ = np.array(rows, dtype=np.int64).astype(np.float64).reshape(len(texts), 8)
-                return _Targets(
-                    values_[:, :4].copy(),
-                    values_[:, 4:].reshape(-1, 2, 2),
-                    np.zeros(len(texts), dtype=np.bool_),
-                    index,
-                    None,
-                )
-        parsed = [
-            _check_target(parse_ground_truth(v, index=i), v, i, need_box, need_points, by)
-            for v, i in first_index.items()
-        ]
-        return _Targets(*_target_arrays(parsed), index, parsed)
-    parsed = []
-    seen: dict[Any, int] = {}
-    index = np.empty(n, dtype=np.intp)
-    for i, value in enumerate(values):
-        key = value if isinstance(value, str) else id(value)  # a repeated mapping object is parsed once
-        j = seen.get(key)
-        if j is None:
-            parsed.append(_check_target(parse_ground_truth(value, index=i), value, i, need_box, need_points, by))
-            j = seen[key] = len(parsed) - 1
-        index[i] = j
+    """Parse each distinct ground truth once (GRPO repeats each prompt's truth n times), in order of first
+    appearance; a repeated mapping object counts once. Official strings are read by one regex pass."""
+    strings = set(map(type, values)) <= {str}
+    keys = values if strings else [v if isinstance(v, str) else (id(v),) for v in values]
+    distinct = list(dict.fromkeys(keys))
+    position = dict(zip(distinct, range(len(distinct))))
+    index = np.fromiter(map(position.__getitem__, keys), dtype=np.intp, count=len(values))
+    text = "\n".join(distinct) if strings else ""
+    if text.count("\n") == len(distinct) - 1 and _GT_CANONICAL.fullmatch(text):  # one truth per line, all canonical
+        read = _integers(text.split("\n"), per_answer=8)
+        box, points = read[:, :4].astype(np.float64), read[:, 4:].reshape(-1, 2, 2).astype(np.float64)
+        return _Targets(box, points, np.zeros(len(read), np.bool_), index, None)
+    firsts = np.unique(index, return_index=True)[1].tolist()  # the first sample holding each distinct truth
+    parsed = [_check_target(values[i], i, need_box, need_points, by) for i in firsts]
     return _Targets(*_target_arrays(parsed), index, parsed)
 
 
-def _check_target(
-    target: SegmentationTarget, value: Any, i: int, need_box: bool, need_points: bool, by: str
-) -> SegmentationTarget:
+def _check_target(value: Any, i: int, need_box: bool, need_points: bool, by: str) -> SegmentationTarget:
+    target = parse_ground_truth(value, index=i)
     if need_box and target.bbox is None:
-        raise ValueError(
-            f"ground_truth[{i}]: {by} needs a box ('<box>(x1,y1),(x2,y2)</box>' or 'bbox'), got {value!r:.120}"
-        )
-    if need_points and target.points is None:
-        raise ValueError(
-            f"ground_truth[{i}]: {by} needs two points ('<points>(x1,y1),(x2,y2)</points>' "
-            f"or 'points'), got {value!r:.120}"
-        )
-    return target
-
-
-_NO_BOX = (math.nan,) * 4
-_NO_POINTS = ((math.nan, math.nan), (math.nan, math.nan))
+        needed = "a box ('<box>(x1,y1),(x2,y2)</box>' or 'bbox')"
+    elif need_points and target.points is None:
+        needed = "two points ('<points>(x1,y1),(x2,y2)</points>' or 'points')"
+    else:
+        return target
+    raise ValueError(f"ground_truth[{i}]: {by} needs {needed}, got {value!r:.120}")
 
 
 def _target_arrays(targets: Sequence[SegmentationTarget]) -> tuple[FloatArray, FloatArray, BoolArray]:
     """(boxes (m, 4), points (m, 2, 2), overflow (m,)) of distinct targets; NaN where a part is absent."""
     m = len(targets)
-    try:
-        box = np.array([t.bbox or _NO_BOX for t in targets], dtype=np.float64).reshape(m, 4)
-        points = np.array([t.points or _NO_POINTS for t in targets], dtype=np.float64).reshape(m, 2, 2)
-        return box, points, np.zeros(m, dtype=np.bool_)
-    except OverflowError:  # an integer beyond float64's range somewhere: fill row by row
-        pass
-    box, points = np.full((m, 4), np.nan), np.full((m, 2, 2), np.nan)
-    overflow = np.zeros(m, dtype=np.bool_)
-    for j, target in enumerate(targets):
+    box, points, overflow = np.full((m, 4), np.nan), np.full((m, 2, 2), np.nan), np.zeros(m, dtype=np.bool_)
+    for j, (target_box, target_points) in enumerate(targets):
         try:
-            box[j] = target.bbox or _NO_BOX
-            points[j] = target.points or _NO_POINTS
-        except OverflowError:
+            box[j] = target_box or np.nan
+            points[j] = target_points or np.nan
+        except OverflowError:  # an integer beyond float64's range: only the exact path can score it
             overflow[j] = True
     return box, points, overflow
+
+
+@dataclass(frozen=True)
+class _Measures:
+    """What the three geometric terms compare with their thresholds, per completion."""
+
+    iou: FloatArray  # NaN where the answer has no numeric box or the union is 0
+    l1: FloatArray
+    distance: FloatArray  # NaN where the box or the points are unusable
+    points_inside: BoolArray  # both points convert and lie inside the predicted box
+
+    def term(self, name: str, threshold: float) -> FloatArray:
+        """The 0/1 term ``"box_iou"`` (IoU > threshold), ``"box_l1"`` or ``"point_match"`` (< threshold)."""
+        if name == "box_iou":
+            return (self.iou > threshold).astype(np.float64)
+        passed = self.l1 < threshold if name == "box_l1" else self.points_inside & (self.distance < threshold)
+        return passed.astype(np.float64)
+
+
+def _measure(answers: _Answers, targets: _Targets) -> _Measures:
+    """The geometry, vectorised; samples with a coordinate beyond :data:`EXACT_INTEGER_LIMIT` (or beyond
+    float64) are measured again one by one with Python numbers."""
+    a, which = answers, targets.index
+    gt_box, gt_points = targets.box[which], targets.points[which]
+    iou = np.where(a.has_box, box_iou_inclusive(a.box, gt_box), np.nan)
+    l1 = np.where(a.has_box, box_mean_l1(a.box, gt_box), np.nan)
+    distance = np.where(a.has_points, matched_point_distance(a.points, gt_points), np.nan)
+    inside = a.has_points & _points_in_box(a.points, a.box)
+    large = a.overflow | (targets.overflow | _beyond_exact(targets.box, targets.points))[which]
+    raw = np.fromiter(a.raw, dtype=np.intp, count=len(a.raw))  # a canonical answer has at most 7 digits
+    large[raw] |= _beyond_exact(a.box[raw], a.points[raw])
+    for i in np.flatnonzero(a.has_box & large).tolist():
+        box, points = a.raw.get(i) or _python_ints(a.box[i], a.points[i])
+        iou[i], l1[i], distance[i], inside[i] = _exact_measures(box, points, targets.target(int(which[i])))
+    return _Measures(iou, l1, distance, inside)
+
+
+def _beyond_exact(box: FloatArray, points: FloatArray) -> BoolArray:
+    """Rows with a coordinate beyond :data:`EXACT_INTEGER_LIMIT` (or infinite), scored with Python numbers."""
+    return np.asarray((np.abs(box) > EXACT_INTEGER_LIMIT).any(1) | (np.abs(points) > EXACT_INTEGER_LIMIT).any((1, 2)))
+
+
+def _terms(answers: _Answers, measures: _Measures | None, thresholds: tuple[float, float, float]) -> SegmentationTerms:
+    """The five terms from a parse and its measures (``None``: no ground truth, so only the format terms)."""
+    nan = np.full(len(answers.thinking), np.nan)
+    m = measures or _Measures(nan, nan.copy(), nan.copy(), np.zeros(len(nan), np.bool_))
+    iou, l1, point = (m.term(name, t) for name, t in zip(("box_iou", "box_l1", "point_match"), thresholds))
+    thinking, segmentation = answers.thinking.astype(np.float64), answers.segmentation.astype(np.float64)
+    return SegmentationTerms(thinking, segmentation, iou, point, l1, m.iou, m.l1, m.distance, answers.json_found)
 
 
 def segmentation_terms(
@@ -695,60 +665,14 @@ def segmentation_terms(
     """
     if isinstance(completions, str):
         raise TypeError(f"{by}: completions: expected a sequence of strings, got a single str")
-    n = len(completions)
-    answers = _read_answers(completions)
-    thinking = answers.thinking.astype(np.float64)
-    segmentation = answers.segmentation.astype(np.float64)
-    nan = np.full(n, np.nan)
-    if ground_truth is None:
-        return SegmentationTerms(
-            thinking,
-            segmentation,
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n),
-            nan,
-            nan.copy(),
-            nan.copy(),
-            answers.json_found,
-        )
-    if isinstance(ground_truth, str) or len(ground_truth) != n:
+    if ground_truth is not None and (isinstance(ground_truth, str) or len(ground_truth) != len(completions)):
         got = "a single str" if isinstance(ground_truth, str) else f"{len(ground_truth)} values"
-        raise ValueError(f"{by}: ground_truth: expected {n} values (one per completion), got {got}")
-    targets = _read_targets(ground_truth, need_box=need_box, need_points=need_points, by=by)
-    which = targets.index
-    gt_box, gt_points = targets.box[which], targets.points[which]
-
-    box, points, has_box, has_points = answers.box, answers.points, answers.has_box, answers.has_points
-    iou = np.where(has_box, box_iou_inclusive(box, gt_box), np.nan)
-    l1 = np.where(has_box, box_mean_l1(box, gt_box), np.nan)
-    distance = np.where(has_points, matched_point_distance(points, gt_points), np.nan)
-    with np.errstate(invalid="ignore"):
-        iou_term = (iou > iou_threshold).astype(np.float64)
-        l1_term = (l1 < box_l1_threshold).astype(np.float64)
-        point_term = (has_points & _points_in_box(points, box) & (distance < point_threshold)).astype(np.float64)
-        large = (np.abs(box) > EXACT_INTEGER_LIMIT).any(axis=1) | (np.abs(points) > EXACT_INTEGER_LIMIT).any(
-            axis=(1, 2)
-        )
-        large |= (np.abs(gt_box) > EXACT_INTEGER_LIMIT).any(axis=1)
-        large |= (np.abs(gt_points) > EXACT_INTEGER_LIMIT).any(axis=(1, 2))
-    exact = np.flatnonzero(has_box & (large | answers.overflow | targets.overflow[which]))
-    thresholds = (iou_threshold, box_l1_threshold, point_threshold)
-    for i in exact.tolist():
-        answer_box, answer_points = answers.raw.get(i) or _ints_of_row(box[i], points[i], has_points[i])
-        iou_term[i], l1_term[i], point_term[i], iou[i], l1[i], distance[i] = _exact_terms(
-            answer_box, answer_points, targets.target(int(which[i])), thresholds
-        )
-    return SegmentationTerms(
-        thinking, segmentation, iou_term, point_term, l1_term, iou, l1, distance, answers.json_found
-    )
-
-
-def _ints_of_row(box: FloatArray, points: FloatArray, has_points: bool) -> tuple[Box, Points | None]:
-    """Python ints of a row read by the canonical-span regex (at most 7 digits, so exact in float64)."""
-    b = tuple(int(v) for v in box)
-    p = ((int(points[0, 0]), int(points[0, 1])), (int(points[1, 0]), int(points[1, 1]))) if has_points else None
-    return b, p  # type: ignore[return-value]
+        raise ValueError(f"{by}: ground_truth: expected {len(completions)} values (one per completion), got {got}")
+    answers = _read_answers(completions)
+    measures = None
+    if ground_truth is not None:
+        measures = _measure(answers, _read_targets(ground_truth, need_box=need_box, need_points=need_points, by=by))
+    return _terms(answers, measures, (iou_threshold, box_l1_threshold, point_threshold))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -756,52 +680,11 @@ def _ints_of_row(box: FloatArray, points: FloatArray, has_points: bool) -> tuple
 # ------------------------------------------------------------------------------------------------------------
 
 
-class _TermConfig(ComponentConfig):
-    name: str | None = None
-
-
-class _TruthTermConfig(_TermConfig):
-    column: str = Field("ground_truth", min_length=1, description="batch column holding the ground truth")
-
-
-class ThinkingFormatRewardConfig(_TermConfig):
-    kind: Literal["seg_thinking_format"] = "seg_thinking_format"
-
-
-class SegmentationFormatRewardConfig(_TermConfig):
-    kind: Literal["seg_segmentation_format"] = "seg_segmentation_format"
-
-
-class BoxIoURewardConfig(_TruthTermConfig):
-    kind: Literal["seg_box_iou"] = "seg_box_iou"
-    threshold: float = Field(0.5, ge=0, allow_inf_nan=False)
-
-
-class BoxL1RewardConfig(_TruthTermConfig):
-    kind: Literal["seg_box_l1"] = "seg_box_l1"
-    threshold: float = Field(10.0, ge=0, allow_inf_nan=False)
-
-
-class PointMatchRewardConfig(_TruthTermConfig):
-    kind: Literal["seg_point_match"] = "seg_point_match"
-    threshold: float = Field(100.0, ge=0, allow_inf_nan=False)
-
-
-class SegmentationAccuracyConfig(_TruthTermConfig):
-    kind: Literal["seg_accuracy"] = "seg_accuracy"
-    iou_threshold: float = Field(0.5, ge=0, allow_inf_nan=False)
-    box_l1_threshold: float = Field(10.0, ge=0, allow_inf_nan=False)
-    point_threshold: float = Field(100.0, ge=0, allow_inf_nan=False)
-
-
 class _SegmentationReward(Reward):
-    """Shared plumbing: a validated config, a fixed default name, the 0/1 range of one term."""
+    """A term of the accuracy reward: its official short name, its range, and the batch's one shared parse."""
 
     default_name: ClassVar[str]
-
-    def __init__(self, config: _TermConfig) -> None:
-        self._config = config
-        super().__init__(name=config.name)
+    bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
     @property
     def name(self) -> str:
@@ -809,26 +692,16 @@ class _SegmentationReward(Reward):
         return self._name or self.default_name
 
     @property
-    def bounds(self) -> tuple[float, float]:
-        return (0.0, 1.0)
+    def reads(self) -> frozenset[str]:
+        return frozenset({"completions"})
 
-    @property
-    def requires(self) -> frozenset[str]:
-        """The ground-truth column, for the terms that compare with one (the format terms need none)."""
-        column: str | None = getattr(self._config, "column", None)
-        return frozenset({column}) if column else frozenset()
-
-    def to_config(self) -> ComponentConfig:
-        return self._config
-
-    def _truth(self, batch: RewardBatch) -> Sequence[Any]:
-        column: str = self._config.column  # type: ignore[attr-defined]
-        values: Sequence[Any] = batch.column(column, by=f"{type(self).__name__} {self.name!r}")
-        return values
+    @staticmethod
+    def _answers(batch: RewardBatch) -> _Answers:
+        """The parse of the completions, once per evaluation (keyed on them: batches made by replace() share it)."""
+        return once(("seg_answers",), batch.completions, lambda: _read_answers(batch.completions))
 
 
-@register("seg_thinking_format", ThinkingFormatRewardConfig)
-class ThinkingFormatReward(_SegmentationReward):
+class ThinkingFormatReward(_SegmentationReward, kind="seg_thinking_format"):
     """1 where the whole response fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL), else 0.
 
     Official ``seg_thinking_format_reward`` (Seg-Zero ``seg_restrict.py``; PixelThink ``seg_pixelthink.py``).
@@ -840,15 +713,11 @@ class ThinkingFormatReward(_SegmentationReward):
 
     default_name = "thinking_format"
 
-    def __init__(self, *, name: str | None = None) -> None:
-        super().__init__(validated("ThinkingFormatReward", ThinkingFormatRewardConfig, name=name))
-
     def _evaluate(self, batch: RewardBatch) -> FloatArray:
-        return np.fromiter(_thinking_flags(batch.completions), dtype=np.float64, count=len(batch))
+        return self._answers(batch).thinking.astype(np.float64)
 
 
-@register("seg_segmentation_format", SegmentationFormatRewardConfig)
-class SegmentationFormatReward(_SegmentationReward):
+class SegmentationFormatReward(_SegmentationReward, kind="seg_segmentation_format"):
     """1 where the first ``{...}`` span is JSON with a 4-element list ``bbox`` and 2-element lists ``points_1``
     and ``points_2``, else 0 (official ``seg_segmentation_format_reward``; contents are not checked).
 
@@ -857,70 +726,71 @@ class SegmentationFormatReward(_SegmentationReward):
 
     default_name = "segmentation_format"
 
-    def __init__(self, *, name: str | None = None) -> None:
-        super().__init__(validated("SegmentationFormatReward", SegmentationFormatRewardConfig, name=name))
-
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        answers = _read_answers(batch.completions)
+        answers = self._answers(batch)
         return RewardOutput(answers.segmentation.astype(np.float64), columns={"json_found": answers.json_found})
 
 
-@register("seg_box_iou", BoxIoURewardConfig)
-class BoxIoUReward(_SegmentationReward):
-    """1 where ``IoU(pred box, gt box) > threshold`` with inclusive-pixel areas (official ``seg_iou_reward``,
-    threshold 0.5; see :func:`box_iou_inclusive`), else 0. Needs only ``bbox`` in the answer.
+class _TruthTerm(_SegmentationReward):
+    """A reward that compares the answer with the ground truth in :attr:`column`."""
 
-    Args:
-        threshold: strict lower bound on the IoU (official 0.5).
-        column: the batch column with the ground truth (needs its box).
+    column: str = param(default="ground_truth", min_length=1, doc="the batch column holding the ground truth")
+    needs: ClassVar[tuple[bool, bool]] = (True, True)  # every ground truth must have (a box, the points)
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return frozenset({self.column})
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset({"completions", self.column})
+
+    def _measured(self, batch: RewardBatch) -> tuple[_Answers, _Measures]:
+        """The parse and the geometry, once per evaluation for these completions and ground-truth values."""
+        answers, (need_box, need_points), by = self._answers(batch), self.needs, class_name(self)
+        values = batch.column(self.column, by=f"{by} {self.name!r}")
+
+        def measure() -> _Measures:
+            return _measure(answers, _read_targets(values, need_box=need_box, need_points=need_points, by=by))
+
+        return answers, once(("seg_measures", id(batch.completions), need_box, need_points), values, measure)
+
+
+class _GeometricTerm(_TruthTerm):
+    """One of the three geometric terms at its threshold, reporting the value it compares as a column."""
+
+    threshold: float  # declared with its official default by each term
+    diagnostic: ClassVar[tuple[str, str]]  # the diagnostic column's name, and the _Measures field it shows
+
+    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
+        m, (column, value) = self._measured(batch)[1], self.diagnostic
+        return RewardOutput(m.term(self.default_name, self.threshold), columns={column: getattr(m, value)})
+
+
+class BoxIoUReward(_GeometricTerm, kind="seg_box_iou"):
+    """1 where ``IoU(pred box, gt box) > threshold`` with inclusive-pixel areas (official ``seg_iou_reward``,
+    threshold 0.5; see :func:`box_iou_inclusive`), else 0. Needs only ``bbox`` in the answer and the box of
+    the ground truth.
 
     Reports ``iou`` (NaN where the answer has no numeric box) as a diagnostic column.
     """
 
-    default_name = "box_iou"
-
-    def __init__(self, *, threshold: float = 0.5, column: str = "ground_truth", name: str | None = None) -> None:
-        super().__init__(validated("BoxIoUReward", BoxIoURewardConfig, threshold=threshold, column=column, name=name))
-
-    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        terms = segmentation_terms(
-            batch.completions,
-            self._truth(batch),
-            iou_threshold=self._config.threshold,  # type: ignore[attr-defined]
-            need_box=True,
-            need_points=False,
-            by="BoxIoUReward",
-        )
-        return RewardOutput(terms.box_iou, columns={"iou": terms.iou})
+    threshold: float = param(default=0.5, ge=0, doc="strict lower bound on the IoU (official 0.5)")
+    default_name, diagnostic, needs = "box_iou", ("iou", "iou"), (True, False)
 
 
-@register("seg_box_l1", BoxL1RewardConfig)
-class BoxL1Reward(_SegmentationReward):
+class BoxL1Reward(_GeometricTerm, kind="seg_box_l1"):
     """1 where the mean absolute coordinate difference of the boxes ``< threshold`` pixels (official
     ``seg_box_l1_reward``, threshold 10; see :func:`box_mean_l1`), else 0. Needs only ``bbox`` in the answer.
 
     Reports ``l1_distance`` (NaN where the answer has no numeric box) as a diagnostic column.
     """
 
-    default_name = "box_l1"
-
-    def __init__(self, *, threshold: float = 10.0, column: str = "ground_truth", name: str | None = None) -> None:
-        super().__init__(validated("BoxL1Reward", BoxL1RewardConfig, threshold=threshold, column=column, name=name))
-
-    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        terms = segmentation_terms(
-            batch.completions,
-            self._truth(batch),
-            box_l1_threshold=self._config.threshold,  # type: ignore[attr-defined]
-            need_box=True,
-            need_points=False,
-            by="BoxL1Reward",
-        )
-        return RewardOutput(terms.box_l1, columns={"l1_distance": terms.l1})
+    threshold: float = param(default=10.0, ge=0, doc="strict upper bound on the mean L1, pixels (official 10)")
+    default_name, diagnostic, needs = "box_l1", ("l1_distance", "l1"), (True, False)
 
 
-@register("seg_point_match", PointMatchRewardConfig)
-class PointMatchReward(_SegmentationReward):
+class PointMatchReward(_GeometricTerm, kind="seg_point_match"):
     """1 where both predicted points lie inside the predicted box (inclusive) and the best-matched mean distance
     to the ground-truth points is ``< threshold`` pixels (official ``seg_point_l1_reward``, threshold 100; see
     :func:`matched_point_distance`), else 0. Needs a numeric ``bbox`` and both points in the answer.
@@ -928,39 +798,17 @@ class PointMatchReward(_SegmentationReward):
     Reports ``point_distance`` (NaN where box or points are unusable) as a diagnostic column.
     """
 
-    default_name = "point_match"
-
-    def __init__(self, *, threshold: float = 100.0, column: str = "ground_truth", name: str | None = None) -> None:
-        super().__init__(
-            validated("PointMatchReward", PointMatchRewardConfig, threshold=threshold, column=column, name=name)
-        )
-
-    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        terms = segmentation_terms(
-            batch.completions,
-            self._truth(batch),
-            point_threshold=self._config.threshold,  # type: ignore[attr-defined]
-            need_box=False,
-            need_points=True,
-            by="PointMatchReward",
-        )
-        return RewardOutput(terms.point_match, columns={"point_distance": terms.distance})
+    threshold: float = param(default=100.0, ge=0, doc="strict upper bound on the matched distance (official 100)")
+    default_name, diagnostic, needs = "point_match", ("point_distance", "distance"), (False, True)
 
 
-@register("seg_accuracy", SegmentationAccuracyConfig)
-class SegmentationAccuracy(_SegmentationReward):
-    """Seg-Zero / PixelThink accuracy reward: the sum of the five terms, in ``[0, 5]``, with one parse per
-    completion (official ``pixelthink_accuracy_reward``; Seg-Zero ``seg_strict_compute_score``).
+class SegmentationAccuracy(_TruthTerm, kind="seg_accuracy"):
+    """Seg-Zero / PixelThink accuracy reward: the sum of the five terms, in ``[0, 5]`` (official
+    ``pixelthink_accuracy_reward``; Seg-Zero ``seg_strict_compute_score``).
 
     ``R_acc = thinking_format + segmentation_format + box_iou + point_match + box_l1``
     (PixelThink, arXiv 2505.23727, Sec. 3.3). Each term is reported as a component under its name, with
     ``iou``, ``l1_distance``, ``point_distance`` and ``json_found`` as diagnostic columns.
-
-    Args:
-        iou_threshold: box IoU term passes where ``IoU > iou_threshold`` (official 0.5).
-        box_l1_threshold: box L1 term passes where the mean L1 ``< box_l1_threshold`` (official 10).
-        point_threshold: point term passes where the matched mean distance ``< point_threshold`` (official 100).
-        column: the batch column with the ground truth (box and points).
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = ('<think>big</think><answer>{"bbox": [2, 1, 98, 99], "points_1": [25, 25], '
@@ -969,47 +817,12 @@ class SegmentationAccuracy(_SegmentationReward):
     [5.0, 0.0]
     """
 
-    default_name = "segmentation_accuracy"
-
-    def __init__(
-        self,
-        *,
-        iou_threshold: float = 0.5,
-        box_l1_threshold: float = 10.0,
-        point_threshold: float = 100.0,
-        column: str = "ground_truth",
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            validated(
-                "SegmentationAccuracy",
-                SegmentationAccuracyConfig,
-                iou_threshold=iou_threshold,
-                box_l1_threshold=box_l1_threshold,
-                point_threshold=point_threshold,
-                column=column,
-                name=name,
-            )
-        )
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (0.0, 5.0)
+    iou_threshold: float = param(default=0.5, ge=0, doc="box IoU term: IoU > this passes (official 0.5)")
+    box_l1_threshold: float = param(default=10.0, ge=0, doc="box L1 term: mean L1 < this passes (official 10)")
+    point_threshold: float = param(default=100.0, ge=0, doc="point term: matched distance < this passes (official 100)")
+    default_name, bounds = "segmentation_accuracy", (0.0, 5.0)
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
-        c: SegmentationAccuracyConfig = self._config  # type: ignore[assignment]
-        terms = segmentation_terms(
-            batch.completions,
-            self._truth(batch),
-            iou_threshold=c.iou_threshold,
-            box_l1_threshold=c.box_l1_threshold,
-            point_threshold=c.point_threshold,
-            by="SegmentationAccuracy",
-        )
-        columns = {
-            "iou": terms.iou,
-            "l1_distance": terms.l1,
-            "point_distance": terms.distance,
-            "json_found": terms.json_found,
-        }
-        return RewardOutput(terms.total, components=terms.terms(), columns=columns)
+        t = _terms(*self._measured(batch), (self.iou_threshold, self.box_l1_threshold, self.point_threshold))
+        columns = {"iou": t.iou, "l1_distance": t.l1, "point_distance": t.distance, "json_found": t.json_found}
+        return RewardOutput(t.total, components=t.terms(), columns=columns)
