@@ -170,6 +170,30 @@ def test_judge_usage_errors_exit_2_with_a_message(tmp_path, capsys, args: list[s
     assert message in capsys.readouterr().err
 
 
+def test_flags_derive_from_the_declared_parameters(capsys) -> None:
+    from adaptive_length_reward.difficulty import HeuristicDifficulty, JudgedDifficulty, LookupDifficulty
+    from adaptive_length_reward.difficulty import OpenAICompatibleBackend as HTTPBackend
+    from adaptive_length_reward.difficulty.cli import COLUMNS, HEURISTIC, HTTP, LOOKUP, READING, build_parser
+
+    parser = build_parser()
+    judge = parser.parse_args(["judge", "d.jsonl", "-o", "o.jsonl"])
+    commands = [(judge, HTTPBackend, HTTP), (judge, JudgedDifficulty, (*READING, *COLUMNS)),
+                (parser.parse_args(["lookup", "d.jsonl", "-o", "o.jsonl", "--table", "t.json"]), LookupDifficulty,
+                 LOOKUP[1:]),
+                (parser.parse_args(["heuristic", "d.jsonl", "-o", "o.jsonl"]), HeuristicDifficulty, HEURISTIC)]
+    for args, cls, names in commands:
+        fields = {f.key: f for f in cls.fields()}
+        for name in names:
+            expected = None if fields[name].required else fields[name].default()
+            assert getattr(args, name) == expected, (cls.__name__, name)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["judge", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    doc = next(f.spec.doc for f in HTTPBackend.fields() if f.key == "concurrency")
+    assert f"--concurrency CONCURRENCY {doc} (default: 4)" in help_text
+    assert "--aggregate {mean,median,max,min}" in help_text and "--json-mode" in help_text
+
+
 def test_server_rejecting_requests_aborts_with_exit_2(tmp_path, capsys) -> None:
     data = write_jsonl_dataset(tmp_path, 3)
     with ScriptedJudgeServer(lambda body, i: Status(401, '{"error": "bad key"}')) as server:

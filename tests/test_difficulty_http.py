@@ -25,7 +25,7 @@ from difficulty_fixtures import (
     user_text,
 )
 
-from adaptive_length_reward import ConfigError, RewardBatch, build
+from adaptive_length_reward import ConfigError, RewardBatch, SoftLengthPenalty, TieredBudget, WithContext, build
 from adaptive_length_reward.difficulty import (
     DifficultyJudge,
     JudgeInputError,
@@ -233,20 +233,60 @@ def test_stopping_early_keeps_the_verdicts_in_flight(tmp_path) -> None:
 
 
 def test_judge_difficulty_scorer_config_and_pickling(tmp_path) -> None:
-    from adaptive_length_reward.difficulty import JudgeDifficulty
+    from adaptive_length_reward.difficulty import JudgedDifficulty
 
     with ScriptedJudgeServer() as server:
-        scorer = JudgeDifficulty(backend(server), cache=str(tmp_path / "c.sqlite"), aggregate="max")
+        scorer = JudgedDifficulty(backend(server), cache=str(tmp_path / "c.sqlite"), aggregate="max")
         batch = RewardBatch.from_completions(["x"] * 2, id=["s1", "s4"], image=[square_image(1), square_image(4)],
                                              problem=["sample-1", "sample-4"])
         assert scorer(batch).tolist() == [max(expected_aspects(1).values()), max(expected_aspects(4).values())]
         with pytest.raises(FileNotFoundError, match="existing cache file"):
-            JudgeDifficulty(backend(server), cache=str(tmp_path / "typo.sqlite"), ask_missing=False)
-        reader = JudgeDifficulty(backend(server), cache=str(tmp_path / "c.sqlite"), ask_missing=False, aggregate="max")
+            JudgedDifficulty(backend(server), cache=str(tmp_path / "typo.sqlite"), ask_missing=False)
+        reader = JudgedDifficulty(backend(server), cache=str(tmp_path / "c.sqlite"), ask_missing=False, aggregate="max")
         assert reader(batch).tolist() == scorer(batch).tolist() and reader.judge.cache.readonly
         rebuilt = build(json.loads(json.dumps(scorer.to_config().model_dump())))
         copy = pickle.loads(pickle.dumps(rebuilt))
         assert copy(batch).tolist() == scorer(batch).tolist() and len(server.requests) == 2  # from the cache
+
+
+def test_with_context_asks_the_judge_only_about_rows_without_a_difficulty() -> None:
+    from adaptive_length_reward.difficulty import JudgedDifficulty
+
+    with ScriptedJudgeServer() as server:
+        scorer = JudgedDifficulty(backend(server))
+        reward = WithContext(SoftLengthPenalty(budget=TieredBudget()), [scorer])
+        ids = [1, 2, 3, 4, 5]
+        batch = RewardBatch.from_completions(
+            ["x " * 150] * 5, id=[f"s{n}" for n in ids], image=[square_image(n) for n in ids],
+            problem=[f"sample-{n}" for n in ids], difficulty=[2.0, None, 7.0, None, 9.0], uncertainty=[0.0] * 5)
+        output = reward.evaluate(batch)
+        assert len(server.requests) == 2 and dict(server.per_sample) == {2: 1, 4: 1}  # only rows 1 and 3 miss one
+        assert scorer.stats == {"scored": 2, "fell_back": 0}
+        judged = [sum(expected_aspects(n).values()) / 3 for n in (2, 4)]
+        assert output.columns["difficulty"].tolist() == pytest.approx([2.0, judged[0], 7.0, judged[1], 9.0])
+
+
+def test_judge_scorer_scores_a_batch_once_per_evaluation() -> None:
+    from adaptive_length_reward.difficulty import JudgedDifficulty
+    from adaptive_length_reward.evaluation import scope
+
+    with ScriptedJudgeServer() as server:
+        scorer = JudgedDifficulty(backend(server))
+        batch = RewardBatch.from_completions(["x"], id=["s1"], image=[square_image(1)], problem=["sample-1"])
+        with scope():
+            first, second = scorer(batch), scorer(batch)
+        assert first is second and scorer.stats["scored"] == 1 and len(server.requests) == 1
+
+
+def test_old_names_still_import_with_a_deprecation_warning() -> None:
+    import adaptive_length_reward.difficulty as difficulty
+    from adaptive_length_reward.difficulty import JudgedDifficulty, Judgment
+
+    with pytest.warns(DeprecationWarning, match="JudgeDifficulty is deprecated; use JudgedDifficulty"):
+        assert difficulty.JudgeDifficulty is JudgedDifficulty
+    with pytest.warns(DeprecationWarning, match="CachedJudgment is deprecated; use Judgment"):
+        from adaptive_length_reward.difficulty.cache import CachedJudgment
+    assert CachedJudgment is Judgment
 
 
 def test_duplicate_ids_are_judged_once() -> None:

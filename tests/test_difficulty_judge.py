@@ -18,15 +18,17 @@ from adaptive_length_reward.difficulty import (
     ASPECTS,
     PIXELTHINK_V1,
     PROMPT_VERSION,
-    CachedJudgment,
     JudgePrompt,
     JudgeReplyError,
+    Judgment,
     JudgmentCache,
     TargetGeometry,
     combine_aspects,
+    mask_area_ratio,
     parse_judge_reply,
 )
 from adaptive_length_reward.difficulty.judge import JudgeSample, load_image, parse_box
+from adaptive_length_reward.geometry import mask_geometry
 
 # ------------------------------------------------------------------------------------------------------------
 # Reply parsing (scripted replies)
@@ -138,6 +140,17 @@ def test_geometry_from_mask_box_and_area() -> None:
     assert TargetGeometry.from_mask(np.zeros((4, 4))).area_ratio == 0.0
 
 
+def test_one_mask_geometry_for_the_heuristic_and_the_judge() -> None:
+    mask = np.zeros((10, 20, 3), dtype=np.uint8)
+    mask[2:6, 5:15, 1] = 255  # an image-like mask: any channel set marks the target
+    area, box = mask_geometry(mask)
+    assert area == 0.2 and box == (0.25, 0.2, 0.75, 0.6)
+    geometry = TargetGeometry.from_mask(mask)
+    assert (geometry.area_ratio, geometry.box) == (area, box) and mask_area_ratio(mask) == area
+    with pytest.raises(ValueError, match="mask: expected a non-empty 2-D array"):
+        mask_area_ratio(np.zeros((2, 2, 2, 2)))
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("<box>(1,2),(3)</box>", "4 finite numbers"), ([5, 5, 1, 1], "x1 <= x2"), (object(), "expected 4 numbers"),
 ])
@@ -183,34 +196,35 @@ def test_judge_sample_validation() -> None:
 def test_cache_put_get_replace_and_no_duplicates(tmp_path) -> None:
     cache = JudgmentCache(tmp_path / "sub" / "c.sqlite")
     cache.register_settings("h1", {"judge": {"model": "m"}})
-    cache.put("h1", CachedJudgment("a", "unparseable", reply="??", error="no JSON object", attempts=3))
-    cache.put("h1", CachedJudgment("a", "ok", aspects=GOOD, reply="{...}", attempts=1))
-    cache.put("h1", CachedJudgment(7, "ok", aspects=GOOD))  # ids are stored by their string form
-    cache.put("h2", CachedJudgment("a", "ok", aspects={"scene": 1.0, "seg": 1.0, "language": 1.0}))
+    cache.put("h1", Judgment("a", "unparseable", reply="??", error="no JSON object", attempts=3))
+    cache.put("h1", Judgment("a", "ok", aspects=GOOD, reply="{...}", attempts=1))
+    cache.put("h1", Judgment(7, "ok", aspects=GOOD))  # ids are stored by their string form
+    cache.put("h2", Judgment("a", "ok", aspects={"scene": 1.0, "seg": 1.0, "language": 1.0}))
     assert cache.count() == 3 and cache.count("h1") == 2 and cache.count("h1", status="unparseable") == 0
     row = cache.get("h1", "a")
-    assert row.status == "ok" and row.aspects == GOOD and row.attempts == 1
+    assert row.status == "ok" and row.aspects == GOOD and row.attempts == 1 and row.cached  # the record type it stores
+    assert row == Judgment("a", "ok", aspects=GOOD, reply="{...}", attempts=1)
     assert cache.get("h1", "7") == cache.get("h1", 7) and cache.get("h1", "zzz") is None
     assert [r.sample_id for r in cache.iter("h1")] == ["7", "a"]
     assert cache.settings() == {"h1": {"judge": {"model": "m"}}}
     assert cache.integrity_check() == "ok"
     with pytest.raises(ValueError, match="status: expected one of"):
-        cache.put("h1", CachedJudgment("b", "transport_error"))  # type: ignore[arg-type]
+        cache.put("h1", Judgment("b", "transport_error"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="aspects"):
-        cache.put("h1", CachedJudgment("b", "ok"))
+        cache.put("h1", Judgment("b", "ok"))
     with sqlite3.connect(tmp_path / "sub" / "c.sqlite") as raw:
         assert raw.execute("SELECT COUNT(*) FROM judgments WHERE sample_id = 'a'").fetchone()[0] == 2
 
 
 def test_cache_is_picklable_and_readonly_mode_reads_only(tmp_path) -> None:
     cache = JudgmentCache(tmp_path / "c.sqlite")
-    cache.put("h", CachedJudgment("x", "ok", aspects=GOOD))
+    cache.put("h", Judgment("x", "ok", aspects=GOOD))
     copy = pickle.loads(pickle.dumps(cache))
     assert copy.get("h", "x").aspects == GOOD
     reader = JudgmentCache(tmp_path / "c.sqlite", readonly=True)
     assert reader.count("h") == 1
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        reader.put("h", CachedJudgment("y", "ok", aspects=GOOD))
+        reader.put("h", Judgment("y", "ok", aspects=GOOD))
     with pytest.raises(FileNotFoundError, match="existing cache file"):
         JudgmentCache(tmp_path / "none.sqlite", readonly=True)
     with pytest.raises(TypeError, match="in-memory cache cannot be pickled"):
@@ -220,7 +234,7 @@ def test_cache_is_picklable_and_readonly_mode_reads_only(tmp_path) -> None:
 def _write_rows(path: str, start: int, count: int) -> None:
     cache = JudgmentCache(path)
     for i in range(start, start + count):
-        cache.put("h", CachedJudgment(f"id{i % 30}", "ok", aspects={"scene": 1.0 + i % 9, "seg": 2.0, "language": 3.0}))
+        cache.put("h", Judgment(f"id{i % 30}", "ok", aspects={"scene": 1.0 + i % 9, "seg": 2.0, "language": 3.0}))
 
 
 @pytest.mark.slow

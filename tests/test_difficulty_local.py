@@ -25,7 +25,7 @@ from adaptive_length_reward import MissingExtraError, RewardBatch
 from adaptive_length_reward.difficulty import (
     PIXELTHINK_V1,
     DifficultyJudge,
-    JudgeDifficulty,
+    JudgedDifficulty,
     JudgeReplyError,
     JudgeSample,
     OpenAICompatibleBackend,
@@ -112,7 +112,7 @@ def test_greedy_and_seeded_sampling_are_reproducible(model_dir, local: Transform
 
 
 def test_judge_difficulty_scorer_with_the_local_model(local: TransformersBackend, tmp_path) -> None:
-    scorer = JudgeDifficulty(local, cache=str(tmp_path / "c.sqlite"), parse_retries=0, missing="medium")
+    scorer = JudgedDifficulty(local, cache=str(tmp_path / "c.sqlite"), parse_retries=0, missing="medium")
     batch = RewardBatch.from_completions(["x"] * 3, id=["a", "a", "b"], image=[square_image(1)] * 2 + [square_image(2)],
                                          problem=["the square"] * 3)
     values = scorer(batch)
@@ -121,7 +121,7 @@ def test_judge_difficulty_scorer_with_the_local_model(local: TransformersBackend
     for value, key in zip(values, ["a", "a", "b"]):
         expected = scorer.judge.difficulty(verdicts[key]) if verdicts[key].ok else 4.25
         assert value == expected
-    reader = JudgeDifficulty(local, cache=str(tmp_path / "c.sqlite"), ask_missing=False)
+    reader = JudgedDifficulty(local, cache=str(tmp_path / "c.sqlite"), ask_missing=False)
     assert reader.requires == {"id"}
     before = local.requests_made
     reader(RewardBatch.from_completions(["x"] * 2, id=["a", "zzz"]))

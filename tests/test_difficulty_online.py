@@ -71,6 +71,16 @@ def test_pass_rate_drives_tiered_budgets_through_with_context() -> None:
     assert reward(batch).tolist() == pytest.approx([1 - 54 / 500] * 2 + [1.0] * 2)
 
 
+def test_pass_rate_sees_the_whole_group_when_filling_missing_rows() -> None:
+    assert not PassRateDifficulty.row_wise and not EMAPassRateDifficulty.row_wise  # group statistics
+    scorer = PassRateDifficulty()
+    reward = WithContext(SoftLengthPenalty(budget=TieredBudget()), [scorer])  # mode="fill_missing"
+    batch = grpo_batch([1, 1, 1, 0], ["g"] * 4).replace(difficulty=[2.0, None, None, None], uncertainty=np.zeros(4))
+    # the group's rate is 3/4 over all four rows (D = 3.25), not 2/3 over the three missing ones; 2.0 is kept
+    assert reward.evaluate(batch).columns["difficulty"].tolist() == [2.0, 3.25, 3.25, 3.25]
+    assert scorer.stats["scored"] == 4
+
+
 @given(group_batches())
 def test_pass_rate_difficulty_is_on_scale_and_decreases_with_the_rate(data) -> None:
     correct, _, groups = data
@@ -87,7 +97,7 @@ def test_pass_rate_errors() -> None:
         PassRateDifficulty()(RewardBatch.from_completions(["a"], correct=[1]))
     with pytest.raises(TypeError, match="column 'correct': expected numbers or bools"):
         PassRateDifficulty()(grpo_batch(["yes"], [0]))  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="accuracy: expected a Reward or None"):
+    with pytest.raises(TypeError, match="accuracy: expected a Reward, got str"):
         PassRateDifficulty(accuracy="accuracy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
         pass_rate_to_difficulty([1.2])
@@ -183,7 +193,12 @@ def test_ema_state_errors() -> None:
 
 def test_ema_config_round_trip() -> None:
     scorer = EMAPassRateDifficulty(decay=0.9, prompt_column="id", include_current=False, unseen=3.0)
-    assert build(scorer.to_config().model_dump()) == scorer
+    rebuilt = build(scorer.to_config().model_dump())
+    assert rebuilt == scorer and hash(rebuilt) == hash(scorer)
+    scorer(grpo_batch([1, 0], ["p", "p"], id=["p", "p"]))
+    assert rebuilt != scorer  # the history changes what it scores, so equality covers it
+    rebuilt.load_state_dict(scorer.state_dict())
+    assert rebuilt == scorer
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,100 +1,52 @@
 """Difficulty scorers: fill the batch's ``difficulty`` column on PixelThink's 1..10 scale.
 
 PixelThink (arXiv 2505.23727) sets each sample's length budget from a difficulty score that a 72B VLM judge gave
-once per dataset. This subpackage offers that judge and cheaper options behind one interface,
-:class:`DifficultyScorer` (a :class:`~adaptive_length_reward.reward.ContextProvider` that provides
-``"difficulty"``), all writing the same scale (:mod:`.scale`: 1 = very easy .. 10 = very hard; tiers from
-thresholds, PixelThink's 3.5 and 5.0 by default):
-
-* precomputed: :class:`ColumnDifficulty` (a dataset column), :class:`LookupDifficulty` (the official
-  ``image_id`` -> ``difficulty_score_model`` table) with an explicit, counted missing-key policy;
-* judged: :class:`DifficultyJudge` / :class:`JudgeDifficulty` with a versioned prompt, robust reply parsing, a
-  local transformers or OpenAI-compatible HTTP backend, and a resumable SQLite :class:`JudgmentCache`; the
-  ``alr-difficulty`` CLI annotates whole datasets with it;
-* online: :class:`PassRateDifficulty` (the GRPO group's solve rate) and :class:`EMAPassRateDifficulty` (its
-  per-prompt moving average with JSON-serialisable state);
-* heuristic: :class:`HeuristicDifficulty` (mask area ratio and expression length), a documented baseline.
-
-Importing this package loads neither torch, transformers nor datasets.
+once per dataset. Every scorer here (precomputed, judged, online pass rate, heuristic) is a
+:class:`DifficultyScorer` writing the same scale (:mod:`.scale`), so a budget never knows where a score came from.
+Importing this package loads neither torch, transformers nor datasets. See docs/difficulty.md.
 """
 
-from .backends import (
-    JudgeBackend,
-    JudgeRequestError,
-    JudgeTransportError,
-    OpenAICompatibleBackend,
-    TransformersBackend,
-)
-from .cache import CachedJudgment, JudgmentCache
+import warnings
+from typing import Any
+
+from ..tiers import DEFAULT_THRESHOLDS, DEFAULT_TIER_NAMES, SCALE_MAX, SCALE_MIN, tier_histogram, tier_names, tier_value
 from .heuristic import HeuristicDifficulty, heuristic_difficulty, mask_area_ratio
-from .judge import (
-    ASPECTS,
-    PIXELTHINK_V1,
-    PROMPT_VERSION,
-    PROMPTS,
-    DifficultyJudge,
-    JudgeDifficulty,
-    JudgeInputError,
-    JudgePrompt,
-    JudgeReplyError,
-    JudgeSample,
-    Judgment,
-    TargetGeometry,
-    combine_aspects,
-    parse_judge_reply,
-)
+from .judge import *  # noqa: F403 - exactly the names in judge.__all__
+from .judge import __all__ as _judge_names
 from .online import EMAPassRateDifficulty, PassRateDifficulty, pass_rate_to_difficulty
 from .precomputed import ColumnDifficulty, LookupDifficulty, load_difficulty_table
-from .scale import (
-    DEFAULT_THRESHOLDS,
-    DEFAULT_TIER_NAMES,
-    SCALE_MAX,
-    SCALE_MIN,
-    tier_histogram,
-    tier_names,
-    tier_value,
-    unit_to_scale,
-)
+from .scale import unit_to_scale
 from .scorer import DifficultyScorer
 
 __all__ = [
-    "ASPECTS",
+    *_judge_names,
     "DEFAULT_THRESHOLDS",
     "DEFAULT_TIER_NAMES",
-    "PIXELTHINK_V1",
-    "PROMPTS",
-    "PROMPT_VERSION",
     "SCALE_MAX",
     "SCALE_MIN",
-    "CachedJudgment",
     "ColumnDifficulty",
-    "DifficultyJudge",
     "DifficultyScorer",
     "EMAPassRateDifficulty",
     "HeuristicDifficulty",
-    "JudgeBackend",
-    "JudgeDifficulty",
-    "JudgeInputError",
-    "JudgePrompt",
-    "JudgeReplyError",
-    "JudgeRequestError",
-    "JudgeSample",
-    "JudgeTransportError",
-    "Judgment",
-    "JudgmentCache",
     "LookupDifficulty",
-    "OpenAICompatibleBackend",
     "PassRateDifficulty",
-    "TargetGeometry",
-    "TransformersBackend",
-    "combine_aspects",
     "heuristic_difficulty",
     "load_difficulty_table",
     "mask_area_ratio",
-    "parse_judge_reply",
     "pass_rate_to_difficulty",
     "tier_histogram",
     "tier_names",
     "tier_value",
     "unit_to_scale",
 ]
+
+#: Old names kept importable: the scorer was renamed (its old name is an anagram of the runner's, DifficultyJudge)
+#: and the cache now stores :class:`Judgment` records themselves.
+_RENAMED = {"JudgeDifficulty": "JudgedDifficulty", "CachedJudgment": "Judgment"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated; use {_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+    return globals()[_RENAMED[name]]

@@ -1,46 +1,45 @@
 """``alr-difficulty``: annotate a dataset with a ``difficulty`` column on PixelThink's 1..10 scale.
 
-Subcommands::
-
-    alr-difficulty judge     DATA -o OUT (--base-url URL --model NAME | --model-path DIR) [--cache FILE] ...
-    alr-difficulty lookup    DATA -o OUT --table refcoco_train_labeled_merged.json [--missing easy] ...
-    alr-difficulty heuristic DATA -o OUT [--area-column mask_area_ratio] [--expression-column problem] ...
-
-``DATA`` is a JSONL file, a Parquet file, or a Hugging Face dataset directory written by ``save_to_disk``; the
-output has the same format and may be the input (it is written to a temporary file and moved into place).
-
-``judge`` asks a VLM (an OpenAI-compatible server such as vLLM or SGLang, or a local transformers checkpoint)
-and keeps every verdict in an SQLite cache (default ``DATA.judge-cache.sqlite``): run the same command again
-after an interruption and only the samples without a verdict are asked. Each run prints a summary: how many
-samples were judged now or taken from the cache, how many failed and why, and the tier histogram.
-
-Exit status: 0 when every row got a difficulty, 1 when some did not (failures, missing keys under
-``--missing nan``), 2 when the run could not start or was aborted (bad arguments, unreadable input, a request
-the server rejected), 130 when interrupted (Ctrl-C; the requests in flight are waited for and kept).
+Subcommands ``judge`` (a VLM judge, cached in SQLite so a rerun resumes), ``lookup`` (a table in the official
+PixelThink shape) and ``heuristic``, over JSONL, Parquet or a ``save_to_disk`` dataset (:mod:`.dataset_files`).
+Every option is a declared parameter of the component it configures (:func:`add_options`). Exit status: 0 every
+row scored, 1 some rows without a score, 2 error, 130 interrupted. See docs/difficulty.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
 import time
+import types
+import typing
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from ..batch import RewardBatch
+from ..config import Component
 from ..errors import ConfigError, MissingContextError, MissingExtraError
-from .backends import JudgeBackend, JudgeRequestError, OpenAICompatibleBackend, TransformersBackend
+from ..tiers import TierLayout
 from .dataset_files import DatasetError, DatasetFile, open_dataset
 from .heuristic import HeuristicDifficulty
-from .judge import ASPECTS, PROMPT_VERSION, PROMPTS, DifficultyJudge, JudgeInputError, JudgeSample, Judgment
+from .judge import (
+    ASPECTS,
+    JudgeBackend,
+    JudgedDifficulty,
+    JudgeRequestError,
+    Judgment,
+    OpenAICompatibleBackend,
+    TransformersBackend,
+)
 from .precomputed import LookupDifficulty
-from .scale import DEFAULT_THRESHOLDS, DEFAULT_TIER_NAMES, check_tiers, describe_histogram, tier_histogram
+from .scorer import TieredScorer
 
 __all__ = ["main"]
 
@@ -50,57 +49,37 @@ PROG = "alr-difficulty"
 class _Progress:
     """A tqdm bar when tqdm is installed, else a plain line every 5 % (and at least every 10 s) on stderr."""
 
-    def __init__(self, total: int, *, enabled: bool, desc: str, stream: TextIO) -> None:
-        self.total, self.enabled, self.desc, self.stream = total, enabled, desc, stream
+    def __init__(self, total: int, *, enabled: bool, desc: str) -> None:
+        self.total, self.enabled, self.desc = total, enabled and total > 0, desc
         self.done, self._bar, self._last_line = 0, None, time.monotonic()
-        if enabled and total:
-            try:
+        if self.enabled:
+            with contextlib.suppress(ImportError):  # tqdm is optional (extras judge/data): else plain lines
                 from tqdm import tqdm
-            except ImportError:  # tqdm is optional (extras judge/data): fall back to plain lines
-                tqdm = None
-            if tqdm is not None:
-                self._bar = tqdm(total=total, desc=desc, unit="sample", file=stream, dynamic_ncols=True)
 
-    def update(self, n: int = 1, **postfix: Any) -> None:
-        self.done += n
-        if not self.enabled or not self.total:
-            return
-        if self._bar is not None:
-            self._bar.update(n)
-            if postfix:
-                self._bar.set_postfix(postfix, refresh=False)
-            return
-        step = max(1, self.total // 20)
+                self._bar = tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, **postfix: Any) -> None:
+        """One more sample done; ``postfix`` items (e.g. ``failed=2``) are shown after the count."""
+        self.done += 1
         now = time.monotonic()
-        if self.done % step == 0 or self.done == self.total or now - self._last_line > 10:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(postfix, refresh=False)
+        elif self.enabled and (self.done % max(1, self.total // 20) == 0 or self.done == self.total
+                               or now - self._last_line > 10):
             self._last_line = now
             extra = "".join(f", {k} {v}" for k, v in postfix.items())
-            print(f"{self.desc}: {self.done}/{self.total} "
-                  f"({100 * self.done / self.total:.0f}%){extra}", file=self.stream,
-                  flush=True)
+            print(f"{self.desc}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%){extra}",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Arguments
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _weights(text: str) -> dict[str, float]:
-    weights = {}
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        if name.strip() not in ASPECTS or not value:
-            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT pairs with names among {list(ASPECTS)}, got "
-                                             f"{item!r}")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number after {name}=, got {value!r}") from None
-    return weights
+def _weights(text: str) -> dict[str, str]:
+    """``scene=1,seg=2,language=1`` as a mapping; the declaration checks the names and reads the numbers."""
+    return {name.strip(): value.strip() for name, _, value in (item.partition("=") for item in text.split(","))}
 
 
 def _missing(text: str) -> float | str:
@@ -108,14 +87,71 @@ def _missing(text: str) -> float | str:
     return float(text) if re.fullmatch(r"\d+(?:\.\d*)?", text.strip()) else text
 
 
+def _text_or_none(text: str) -> str | None:
+    """An optional name: ``none`` on the command line means None (e.g. no such column)."""
+    return None if text.lower() == "none" else text
+
+
+#: Parameters whose command-line text needs more than their type to read.
+_PARSERS: dict[str, Callable[[str], Any]] = {"missing": _missing, "weights": _weights}
+
+#: The parameters each command exposes, by component; a flag is ``--name-with-dashes`` unless renamed.
+HTTP = ("base_url", "model", "timeout", "max_retries", "backoff", "max_backoff", "concurrency", "api_key_env",
+        "json_mode", "max_tokens", "temperature", "seed")
+LOCAL = ("model_path", "model_id", "device", "dtype")
+READING = ("prompt_version", "parse_retries", "aggregate", "weights")
+COLUMNS = ("id_column", "image_column", "expression_column", "mask_column", "box_column", "area_column")
+LOOKUP = ("table", "key_column", "id_field", "score_field", "missing", "on_duplicate", "on_invalid")
+HEURISTIC = ("area_column", "mask_column", "expression_column", "area_weight", "missing")
+
+
+def add_options(
+    group: Any, cls: type[Component], names: Sequence[str], *, flags: Mapping[str, str] | None = None,
+    required: bool = True,
+) -> None:
+    """One option per declared parameter of ``cls`` in ``names``: the declared type (choices for a ``Literal``,
+    a switch for a bool that defaults to False, several values for a tuple), the declared default, and the
+    declared doc as help; ``none`` is None for an optional name. ``required=False`` makes required parameters
+    optional (one of several backends)."""
+    fields = {f.key: f for f in cls.fields()}
+    for name in names:
+        f = fields[name]
+        hint = f.hint
+        optional = type(None) in typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(hint) if a is not type(None)]
+            hint = options[0] if len(options) == 1 else str
+        kwargs: dict[str, Any] = {"dest": name, "help": f.spec.doc.replace("%", "%%")}
+        if f.required:
+            kwargs["required"] = required
+        else:
+            default = f.default()
+            kwargs["default"] = list(default) if isinstance(default, tuple) else default
+            if default is not None and default is not False:
+                shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+                kwargs["help"] += f" (default: {shown})"
+        if hint is bool:
+            kwargs["action"] = "store_true"
+        elif name in _PARSERS:
+            kwargs["type"] = _PARSERS[name]
+        elif typing.get_origin(hint) is typing.Literal:
+            kwargs["choices"] = typing.get_args(hint)
+        elif typing.get_origin(hint) is tuple:
+            kwargs.update(nargs="+", type=typing.get_args(hint)[0])
+        else:
+            kwargs["type"] = hint if hint in (int, float) else _text_or_none if optional else str
+        group.add_argument((flags or {}).get(name, "--" + name.replace("_", "-")), **kwargs)
+
+
+def _values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names}
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="input: .jsonl, .parquet, or a save_to_disk dataset directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
     parser.add_argument("--column", default="difficulty", help="name of the column to write (default: difficulty)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS),
-                        help="tier boundaries for the summary (default: 3.5 5.0, PixelThink's)")
-    parser.add_argument("--tier-names", nargs="+", default=list(DEFAULT_TIER_NAMES),
-                        help="tier names (default: easy medium hard)")
+    add_options(parser, TieredScorer, ("thresholds", "tier_names"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
 
@@ -131,70 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
     judge = commands.add_parser("judge", help="ask a VLM judge (cached, resumable)",
                                 description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.")
     _common(judge)
-    source = judge.add_argument_group("judge backend (one of)")
-    source.add_argument("--base-url", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
-    source.add_argument("--model", help="served model name (with --base-url)")
-    source.add_argument("--model-path", help="local AutoModelForImageTextToText checkpoint directory")
-    source.add_argument("--model-id", help="name of the local model in the cache key (default: --model-path)")
-    source.add_argument("--device", default="cpu", help="torch device for --model-path (default: cpu)")
-    source.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    http = judge.add_argument_group("HTTP transport (with --base-url)")
-    http.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default: 4)")
-    http.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
-    http.add_argument("--max-retries", type=int, default=3, help="retries of a failed request (default: 3)")
-    http.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds, doubled each time")
-    http.add_argument("--max-backoff", type=float, default=30.0, help="longest retry wait in seconds")
-    http.add_argument("--api-key-env", help="environment variable holding a bearer token")
-    http.add_argument("--json-mode", action="store_true", help="request response_format json_object")
-    generation = judge.add_argument_group("generation and reading")
-    generation.add_argument("--max-tokens", type=int, default=256, help="reply length limit (default: 256)")
-    generation.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default: 0, greedy)")
-    generation.add_argument("--seed", type=int, help="sampling seed")
-    generation.add_argument("--prompt-version", default=PROMPT_VERSION, choices=sorted(PROMPTS))
-    generation.add_argument("--parse-retries", type=int, default=2,
-                            help="re-asks after an unreadable reply before recording it as failed (default: 2)")
-    generation.add_argument("--aggregate", default="mean", choices=["mean", "median", "max", "min"],
-                            help="how the three aspect scores combine (default: mean)")
-    generation.add_argument("--weights", type=_weights, help="weighted mean instead, e.g. scene=1,seg=2,language=1")
-    data = judge.add_argument_group("dataset columns")
-    data.add_argument("--id-column", default="id", help="sample id column (default: id)")
-    data.add_argument("--image-column", default="image", help="image column: paths, bytes or images (default: image)")
-    data.add_argument("--expression-column", default="problem", help="referring expression column (default: problem)")
-    data.add_argument("--mask-column", help="target mask column (gives area and position)")
-    data.add_argument("--box-column", help="target box column: [x1,y1,x2,y2] pixels or '<box>(x1,y1),(x2,y2)</box>'")
-    data.add_argument("--area-column", help="target mask area ratio column")
+    add_options(judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP,
+                required=False)
+    add_options(judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
+                TransformersBackend, LOCAL, required=False)
+    add_options(judge.add_argument_group("reading replies"), JudgedDifficulty, READING)
+    add_options(judge.add_argument_group("dataset columns"), JudgedDifficulty, COLUMNS)
     run = judge.add_argument_group("run")
     run.add_argument("--cache", type=Path, help="SQLite verdict cache (default: DATA.judge-cache.sqlite)")
-    run.add_argument("--retry-failed", action="store_true", help="re-ask samples cached as unparseable")
+    add_options(run, JudgedDifficulty, ("retry_failed",))
     run.add_argument("--details", action="store_true",
                      help="also write COLUMN_status and COLUMN_scene / _seg / _language columns")
 
     lookup = commands.add_parser("lookup", help="copy scores from a lookup table (official PixelThink JSON shape)")
     _common(lookup)
-    lookup.add_argument("--table", type=Path, required=True,
-                        help="JSON list of {image_id, difficulty_score_model} records, or a JSON object id -> score")
-    lookup.add_argument("--id-column", default="id", help="dataset column matched against the table ids (default: id)")
-    lookup.add_argument("--id-field", default="image_id", help="record field of the id (default: image_id)")
-    lookup.add_argument("--score-field", default="difficulty_score_model", help="record field of the score")
-    lookup.add_argument("--missing", type=_missing, default="error",
-                        help="ids not in the table: error (default), nan, a tier name, or a value in [1, 10]")
-    lookup.add_argument("--on-duplicate", default="error", choices=["error", "first", "last"])
-    lookup.add_argument("--on-invalid", default="error", choices=["error", "missing"])
+    add_options(lookup, LookupDifficulty, LOOKUP, flags={"key_column": "--id-column"})
 
     heuristic = commands.add_parser("heuristic", help="baseline from mask area ratio and expression length")
     _common(heuristic)
-    heuristic.add_argument("--area-column", default="mask_area_ratio", help="mask area ratio column (or 'none')")
-    heuristic.add_argument("--mask-column", help="mask column, instead of --area-column")
-    heuristic.add_argument("--expression-column", default="problem", help="expression column (or 'none')")
-    heuristic.add_argument("--area-weight", type=float, default=0.6, help="weight of the area term (default: 0.6)")
-    heuristic.add_argument("--missing", type=_missing, default="error",
-                           help="rows without an area: error (default), nan, a tier name, or a value")
+    add_options(heuristic, HeuristicDifficulty, HEURISTIC)
     return parser
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Commands
-# ------------------------------------------------------------------------------------------------------------
 
 
 def _backend(args: argparse.Namespace) -> JudgeBackend:
@@ -204,43 +196,28 @@ def _backend(args: argparse.Namespace) -> JudgeBackend:
     if args.base_url is not None:
         if not args.model:
             raise ConfigError("judge: --model: expected the served model name with --base-url, got nothing")
-        return OpenAICompatibleBackend(
-            base_url=args.base_url, model=args.model, timeout=args.timeout, max_retries=args.max_retries,
-            backoff=args.backoff, max_backoff=args.max_backoff, concurrency=args.concurrency,
-            max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, json_mode=args.json_mode,
-            api_key_env=args.api_key_env,
-        )
-    return TransformersBackend(args.model_path, model_id=args.model_id, max_new_tokens=args.max_tokens,
-                               temperature=args.temperature, seed=args.seed or 0, device=args.device, dtype=args.dtype)
+        return OpenAICompatibleBackend(**_values(args, HTTP))
+    return TransformersBackend(**_values(args, LOCAL), max_new_tokens=args.max_tokens, temperature=args.temperature,
+                               seed=args.seed or 0)
 
 
-def _judge(args: argparse.Namespace, dataset: DatasetFile, progress: Callable[..., _Progress]) -> dict[str, Any]:
+def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
     backend = _backend(args)
     cache = args.cache or Path(f"{args.data}.judge-cache.sqlite")
-    judge = DifficultyJudge(backend, cache=cache, prompt=PROMPTS[args.prompt_version], parse_retries=args.parse_retries,
-                            aggregate=args.aggregate, weights=args.weights)
-    names = [args.id_column, args.image_column, args.expression_column]
-    optional = {"mask": args.mask_column, "box": args.box_column, "area_ratio": args.area_column}
-    names += [c for c in optional.values() if c]
-    raw_ids = dataset.column(args.id_column)
-    if any(v is None for v in raw_ids):
-        row = next(i for i, v in enumerate(raw_ids) if v is None)
-        raise DatasetError(f"dataset: column {args.id_column!r}: expected an id in every row, got null in row {row}")
+    scorer = JudgedDifficulty(backend, cache=cache, **_values(args, (*READING, *COLUMNS, "retry_failed")))
+    raw_ids = dataset.column(scorer.id_column)
+    if None in raw_ids:
+        raise DatasetError(f"dataset: column {scorer.id_column!r}: expected an id in every row, got null in row "
+                           f"{raw_ids.index(None)}")
     ids = [str(v) for v in raw_ids]
-
-    def samples() -> Iterable[JudgeSample]:
-        for row in dataset.rows(names):
-            yield JudgeSample(sample_id=row[args.id_column], image=row[args.image_column],
-                              expression=row[args.expression_column], base_dir=dataset.base_dir,
-                              **{key: row[column] for key, column in optional.items() if column})
-
+    samples = (scorer.sample(row, base_dir=dataset.base_dir) for row in dataset.rows(scorer.columns))
+    judge = scorer.judge
     verdicts: dict[str, Judgment] = {}
-    bar = progress(len(set(ids)), desc="judging")
+    bar = _Progress(len(set(ids)), enabled=not args.no_progress, desc="judging")
     try:
-        for judgment in judge.judge_many(samples(), retry_failed=args.retry_failed):
+        for judgment in judge.judge_many(samples, retry_failed=scorer.retry_failed):
             verdicts[judgment.sample_id] = judgment
-            failed = sum(1 for j in verdicts.values() if not j.ok)
-            bar.update(1, failed=failed)
+            bar.update(failed=sum(1 for j in verdicts.values() if not j.ok))
     finally:
         bar.close()
     values = [judge.difficulty(verdicts[i]) for i in ids]
@@ -248,55 +225,37 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile, progress: Callable[..
     if args.details:
         columns[f"{args.column}_status"] = [verdicts[i].status for i in ids]
         for aspect in ASPECTS:
-            columns[f"{args.column}_{aspect}"] = [
-                verdicts[i].aspects[aspect] if verdicts[i].aspects else None for i in ids  # type: ignore[index]
-            ]
-    statuses = Counter(j.status for j in verdicts.values())
-    failures = [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok]
+            columns[f"{args.column}_{aspect}"] = [(verdicts[i].aspects or {}).get(aspect) for i in ids]
     dataset.write(args.output, columns)
     return {
         "values": values,
         "judge": {"settings_hash": judge.settings_hash, "settings": judge.settings, "cache": str(cache),
                   "samples": len(verdicts), "from_cache": sum(1 for j in verdicts.values() if j.cached),
                   "judged_now": sum(1 for j in verdicts.values() if not j.cached),
-                  "requests": backend.requests_made, "statuses": dict(statuses)},
-        "failures": failures,
+                  "requests": backend.requests_made, "statuses": dict(Counter(j.status for j in verdicts.values()))},
+        "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
     }
 
 
-def _scored_by(scorer: Any, dataset: DatasetFile, columns: Sequence[str]) -> list[float]:
-    """Run a scorer over the whole dataset as one batch (completions are irrelevant to scorers)."""
-    data = {name: tuple(dataset.column(name)) for name in columns}
-    batch = RewardBatch(completions=("",) * len(dataset), extra=data)
-    return [float(v) for v in scorer(batch)]
-
-
-def _lookup(args: argparse.Namespace, dataset: DatasetFile, progress: Callable[..., _Progress]) -> dict[str, Any]:
-    scorer = LookupDifficulty(args.table, key_column=args.id_column, id_field=args.id_field,
-                              score_field=args.score_field, missing=args.missing, on_duplicate=args.on_duplicate,
-                              on_invalid=args.on_invalid, thresholds=args.thresholds, tier_names=args.tier_names)
-    values = _scored_by(scorer, dataset, [args.id_column])
+def _scored(scorer: TieredScorer, args: argparse.Namespace, dataset: DatasetFile, **info: Any) -> dict[str, Any]:
+    """Run a scorer over the whole dataset as one batch (completions are irrelevant to scorers); write it."""
+    data = {name: tuple(dataset.column(name)) for name in sorted(scorer.requires)}
+    values = [float(v) for v in scorer(RewardBatch(completions=("",) * len(dataset), extra=data))]
     dataset.write(args.output, {args.column: values})
-    return {"values": values, "lookup": {"table": str(args.table), "table_size": len(scorer), **scorer.stats}}
+    return {"values": values, args.command: {**info, **scorer.stats}}
 
 
-def _heuristic(args: argparse.Namespace, dataset: DatasetFile, progress: Callable[..., _Progress]) -> dict[str, Any]:
-    area = None if args.mask_column or (args.area_column or "").lower() == "none" else args.area_column
-    expression = None if (args.expression_column or "").lower() == "none" else args.expression_column
-    scorer = HeuristicDifficulty(area_column=area, mask_column=args.mask_column, expression_column=expression,
-                                 area_weight=args.area_weight, missing=args.missing, thresholds=args.thresholds,
-                                 tier_names=args.tier_names)
-    values = _scored_by(scorer, dataset, sorted(scorer.requires))
-    dataset.write(args.output, {args.column: values})
-    return {"values": values, "heuristic": {"config": scorer.to_config().model_dump(), **scorer.stats}}
+def _lookup(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
+    scorer = LookupDifficulty(**_values(args, (*LOOKUP, "thresholds", "tier_names")))
+    return _scored(scorer, args, dataset, table=str(args.table), table_size=len(scorer))
+
+
+def _heuristic(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
+    scorer = HeuristicDifficulty(**_values(args, (*HEURISTIC, "thresholds", "tier_names")))
+    return _scored(scorer, args, dataset, config=scorer.to_config().model_dump())
 
 
 COMMANDS = {"judge": _judge, "lookup": _lookup, "heuristic": _heuristic}
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Summary
-# ------------------------------------------------------------------------------------------------------------
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -308,21 +267,19 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
                      f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}")
         lines.append(f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
-                     f"{judge['from_cache']}, "
-                     f"requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
+                     f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
                      f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}")
     for key in ("lookup", "heuristic"):
         if key in summary:
             info = summary[key]
             lines.append(f"  scored {info['scored']}, fell back to the missing policy {info['fell_back']}")
     lines.append(f"  tiers (thresholds {', '.join(f'{t:g}' for t in summary['thresholds'])}):")
-    histogram = describe_histogram(summary["histogram"], summary["thresholds"], summary["tier_names"])
-    lines += ["    " + line for line in histogram]
+    layout = TierLayout(summary["thresholds"], summary["tier_names"])
+    lines += ["    " + line for line in layout.describe(summary["histogram"])]
     failures = summary.get("failures") or []
     if failures:
         lines.append(f"  failures ({len(failures)}):")
-        for item in failures[:10]:
-            lines.append(f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}")
+        lines += [f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}" for item in failures[:10]]
         if len(failures) > 10:
             lines.append(f"    ... and {len(failures) - 10} more (see --summary-json)")
     return lines
@@ -330,33 +287,27 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out, err = sys.stdout, sys.stderr
+    args = build_parser().parse_args(argv)
+    layout = TierLayout(args.thresholds, args.tier_names)
     try:
-        check_tiers(args.thresholds, args.tier_names, owner="--thresholds/--tier-names")
-        dataset = open_dataset(args.data)
-
-        def progress(total: int, *, desc: str) -> _Progress:
-            return _Progress(total, enabled=not args.no_progress, desc=desc, stream=err)
-
-        result = COMMANDS[args.command](args, dataset, progress)
+        layout.check(owner="--thresholds/--tier-names")
+        result = COMMANDS[args.command](args, open_dataset(args.data))
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
-              "command again to resume", file=err)
+              "command again to resume", file=sys.stderr)
         return 130
-    except (ConfigError, MissingContextError, MissingExtraError, JudgeRequestError, JudgeInputError, DatasetError,
-            FileNotFoundError, ValueError) as error:  # bad input or configuration: say what, no traceback
-        print(f"{PROG} {args.command}: error: {error}", file=err)
+    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, FileNotFoundError) as error:
+        # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
     values = np.asarray(result.pop("values"), dtype=np.float64)
     summary: dict[str, Any] = {
         "command": args.command, "input": str(args.data), "output": str(args.output), "column": args.column,
         "rows": int(values.size), "scored_rows": int((~np.isnan(values)).sum()),
         "thresholds": list(args.thresholds), "tier_names": list(args.tier_names),
-        "histogram": tier_histogram(values, args.thresholds, args.tier_names), **result,
+        "histogram": layout.histogram(values), **result,
     }
-    print("\n".join(_summary_lines(summary)), file=out, flush=True)
+    print("\n".join(_summary_lines(summary)), flush=True)
     if args.summary_json is not None:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)
         args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,13 +1,11 @@
 """Reading and writing the datasets the ``alr-difficulty`` CLI annotates: JSONL, Parquet, or a Hugging Face
-dataset saved with ``save_to_disk``.
-
-Parquet needs ``pyarrow`` and saved datasets need ``datasets`` (``pip install 'adaptive-length-reward[data]'``);
-both are imported only when such a file is opened. Every write goes to a temporary sibling first and is then
-moved into place, so an interrupted write never leaves a half-written output, and the output may be the input.
+dataset saved with ``save_to_disk``. Parquet needs ``pyarrow`` and saved datasets ``datasets`` (extra ``data``),
+imported only when such a file is opened. Writes are atomic, so the output may be the input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -41,16 +39,12 @@ def detect_format(path: str | Path) -> Format:
         if any((p / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return "hf"
         raise DatasetError(f"dataset: expected a directory written by datasets' save_to_disk, got {str(p)!r} "
-                         "(no dataset_info.json / state.json / dataset_dict.json)")
+                           "(no dataset_info.json / state.json / dataset_dict.json)")
     fmt = _SUFFIXES.get(p.suffix.lower())
     if fmt is None:
         raise DatasetError(f"dataset: expected a .jsonl, .parquet file or a saved Hugging Face dataset "
                            f"directory, got {str(p)!r}")
     return fmt
-
-
-def _missing_to_none(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class DatasetFile:
@@ -67,9 +61,7 @@ class DatasetFile:
         self.base_dir = str(path if fmt == "hf" else path.parent)
 
     def __len__(self) -> int:
-        if self.format == "jsonl":
-            return len(self._data)
-        return int(self._data.num_rows)
+        return len(self._data) if self.format == "jsonl" else int(self._data.num_rows)
 
     @property
     def column_names(self) -> list[str]:
@@ -81,10 +73,10 @@ class DatasetFile:
     def require(self, columns: Sequence[str]) -> None:
         """Raise :class:`DatasetError` naming the first of ``columns`` the dataset lacks, and the ones it has."""
         present = set(self.column_names)
-        for name in columns:
-            if name not in present:
-                raise DatasetError(f"dataset {str(self.path)!r}: expected a column {name!r}, got columns "
-                                   f"{sorted(present)}")
+        absent = [name for name in columns if name not in present]
+        if absent:
+            raise DatasetError(f"dataset {str(self.path)!r}: expected a column {absent[0]!r}, got columns "
+                               f"{sorted(present)}")
 
     def rows(self, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Each row as ``{column: value}`` for the named columns only (a row lacking one gets ``None``)."""
@@ -115,73 +107,60 @@ class DatasetFile:
             raise DatasetError(f"output: expected a {self.format} path like the input, got {str(out)!r}")
         columns = {}
         for name, values in new_columns.items():
-            values = [_missing_to_none(v) for v in values]
+            values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
             if len(values) != len(self):
                 raise DatasetError(f"column {name!r}: expected {len(self)} values (one per row), got {len(values)}")
             columns[name] = values
         if self.format == "jsonl":
-            self._write_jsonl(out, columns)
-        elif self.format == "parquet":
-            self._write_parquet(out, columns)
-        else:
-            self._write_hf(out, columns)
-
-    def _write_jsonl(self, out: Path, columns: Mapping[str, list[Any]]) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            with _replacing(out) as temp, temp.open("w", encoding="utf-8") as stream:
                 for i, row in enumerate(self._data):
-                    merged = dict(row)
-                    for name, values in columns.items():
-                        merged[name] = values[i]
+                    merged = {**row, **{name: values[i] for name, values in columns.items()}}
                     stream.write(json.dumps(merged, ensure_ascii=False) + "\n")
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temp, out)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        elif self.format == "parquet":
+            pa = import_optional("pyarrow", extra="data", purpose="Writing Parquet")
+            pq = import_optional("pyarrow.parquet", extra="data", purpose="Writing Parquet")
+            table = self._data.drop_columns([name for name in columns if name in self._data.column_names])
+            for name, values in columns.items():
+                table = table.append_column(name, pa.array(values))
+            with _replacing(out) as temp:
+                pq.write_table(table, temp)
+        else:
+            dataset = self._data.remove_columns([name for name in columns if name in self._data.column_names])
+            for name, values in columns.items():
+                dataset = dataset.add_column(name, values)
+            with _replacing(out, directory=True) as temp:
+                dataset.save_to_disk(str(temp))
 
-    def _write_parquet(self, out: Path, columns: Mapping[str, list[Any]]) -> None:
-        pa = import_optional("pyarrow", extra="data", purpose="Writing Parquet")
-        pq = import_optional("pyarrow.parquet", extra="data", purpose="Writing Parquet")
-        table = self._data
-        for name, values in columns.items():
-            if name in table.column_names:
-                table = table.drop_columns([name])
-            table = table.append_column(name, pa.array(values))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(handle)
-        try:
-            pq.write_table(table, temp)
-            os.replace(temp, out)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
 
-    def _write_hf(self, out: Path, columns: Mapping[str, list[Any]]) -> None:
-        dataset = self._data
-        for name, values in columns.items():
-            if name in dataset.column_names:
-                dataset = dataset.remove_columns([name])
-            dataset = dataset.add_column(name, values)
-        out.parent.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _replacing(out: Path, *, directory: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write; it replaces ``out`` when the block ends, and is removed when the
+    block fails (so an interrupted write never leaves a half-written output)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
         temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            dataset.save_to_disk(str(temp))
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-                old.rmdir()
-                os.replace(out, old)
-                os.replace(temp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(temp, out)
-        except BaseException:
+    else:
+        handle, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(handle)
+        temp = Path(name)
+    try:
+        yield temp
+        if directory and out.exists():  # a directory cannot be replaced in one step: move the old one aside
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old.rmdir()
+            os.replace(out, old)
+            os.replace(temp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(temp, out)
+    except BaseException:
+        if directory:
             shutil.rmtree(temp, ignore_errors=True)
-            raise
+        else:
+            temp.unlink(missing_ok=True)
+        raise
 
 
 def open_dataset(path: str | Path) -> DatasetFile:
@@ -218,6 +197,5 @@ def open_dataset(path: str | Path) -> DatasetFile:
     data = datasets.load_from_disk(str(p))
     if isinstance(data, datasets.DatasetDict):
         raise DatasetError(f"dataset {str(p)!r}: expected one saved Dataset, got a DatasetDict with splits "
-                           f"{sorted(data)}; "
-                         "save the split to annotate on its own (e.g. ds['train'].save_to_disk(...))")
+                           f"{sorted(data)}; save the split to annotate on its own (ds['train'].save_to_disk(...))")
     return DatasetFile(p, fmt, data)

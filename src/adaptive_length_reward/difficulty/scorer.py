@@ -1,8 +1,6 @@
 """The :class:`DifficultyScorer` interface: a context provider that fills the batch's ``difficulty`` column.
 
-Every scorer (precomputed, judged by a VLM, online pass rate, heuristic) writes the same 1..10 scale of
-:mod:`~adaptive_length_reward.difficulty.scale`, so a budget such as
-:class:`~adaptive_length_reward.budgets.TieredBudget` never knows where a score came from::
+Every scorer writes the same 1..10 scale (:mod:`.scale`), so a budget never knows where a score came from::
 
     reward = WithContext(Product([accuracy, SoftLengthPenalty(budget=TieredBudget())]), [scorer])
 """
@@ -17,10 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..batch import RewardBatch
+from ..config import param
+from ..evaluation import once
 from ..reward import ContextProvider
-from .scale import check_on_scale
+from ..tiers import DEFAULT_THRESHOLDS, DEFAULT_TIER_NAMES, TierLayout
+from .scale import MissingPolicy, check_missing_policy, check_on_scale, resolve_missing
 
-__all__ = ["DifficultyScorer", "numeric_column"]
+__all__ = ["DifficultyScorer", "TieredScorer", "numeric_column"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -28,9 +29,9 @@ FloatArray = npt.NDArray[np.float64]
 class DifficultyScorer(ContextProvider):
     """Base of every difficulty scorer: one score per completion on the 1..10 scale, NaN where none.
 
-    Subclasses implement :meth:`_score`. Calling the scorer checks the shape and that every value is NaN or
-    in ``[1, 10]`` (a value off the scale is a bug in the scorer, not bad data, and raises). Scorers count how
-    many samples they scored and how many fell back to a missing-value policy (:attr:`stats`).
+    Subclasses implement :meth:`_score`. Calling the scorer checks the shape and that every value is NaN or in
+    ``[1, 10]`` (off the scale is a bug in the scorer, and raises), once per batch within one ``evaluate``.
+    Scorers count the samples scored and those that took the missing-value policy (:attr:`stats`).
     """
 
     provides: ClassVar[str] = "difficulty"
@@ -39,6 +40,9 @@ class DifficultyScorer(ContextProvider):
         """Difficulty per completion (float64, NaN = none)."""
         if not isinstance(batch, RewardBatch):
             raise TypeError(f"{type(self).__name__}: expected a RewardBatch, got {type(batch).__name__}")
+        return once(self, batch, self._checked, batch)
+
+    def _checked(self, batch: RewardBatch) -> FloatArray:
         batch.require(sorted(self.requires), by=type(self).__name__)
         values = np.asarray(self._score(batch), dtype=np.float64)
         if values.shape != (len(batch),):
@@ -49,12 +53,10 @@ class DifficultyScorer(ContextProvider):
     def _score(self, batch: RewardBatch) -> FloatArray:
         """Scores for the batch; the batch holds every column in :attr:`requires`."""
 
-    # -- counters -------------------------------------------------------------------------------------------
     @property
     def stats(self) -> dict[str, int]:
         """``{"scored": samples scored so far, "fell_back": of which took the missing-value policy}``."""
-        counts: dict[str, int] = self.__dict__.setdefault("_counts", {"scored": 0, "fell_back": 0})
-        return dict(counts)
+        return {"scored": 0, "fell_back": 0, **self.__dict__.get("_counts", {})}
 
     @property
     def fallback_count(self) -> int:
@@ -63,12 +65,45 @@ class DifficultyScorer(ContextProvider):
 
     def reset_stats(self) -> None:
         """Set the counters of :attr:`stats` back to zero."""
-        self.__dict__["_counts"] = {"scored": 0, "fell_back": 0}
+        self.__dict__.pop("_counts", None)
 
     def _count(self, scored: int, fell_back: int) -> None:
-        counts = self.__dict__.setdefault("_counts", {"scored": 0, "fell_back": 0})
-        counts["scored"] += int(scored)
-        counts["fell_back"] += int(fell_back)
+        counts = self.stats
+        self.__dict__["_counts"] = {"scored": counts["scored"] + scored, "fell_back": counts["fell_back"] + fell_back}
+
+    @property
+    def layout(self) -> TierLayout:
+        """The tiers that give a missing policy's tier names their value (PixelThink's unless configured)."""
+        return TierLayout()
+
+    def _resolve(self, values: FloatArray, missing: MissingPolicy, labels: Sequence[Any] | None = None) -> FloatArray:
+        """Apply a missing policy (:func:`~.scale.resolve_missing`) and count the samples that took it."""
+        values, fell_back = resolve_missing(values, missing, owner=type(self).__name__,
+                                            thresholds=self.layout.thresholds, names=self.layout.names, labels=labels)
+        self._count(len(values), int(fell_back.sum()))
+        return values
+
+
+class TieredScorer(DifficultyScorer):
+    """A scorer with a missing-value policy whose tier names take their value from a tier layout."""
+
+    missing: MissingPolicy = param(
+        default="error", doc="what a sample without a score gets: 'error', 'nan', a tier name, or a value in [1, 10]"
+    )
+    thresholds: tuple[float, ...] = param(default=DEFAULT_THRESHOLDS, doc="tier boundaries on the 1..10 scale")
+    tier_names: tuple[str, ...] = param(default=DEFAULT_TIER_NAMES, doc="one name per tier")
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        try:
+            TierLayout(config.thresholds, config.tier_names).check(owner="")
+        except ValueError as error:
+            raise ValueError(str(error).removeprefix(": ")) from None
+        check_missing_policy(config.missing, names=config.tier_names)
+
+    @property
+    def layout(self) -> TierLayout:
+        return TierLayout(self.thresholds, self.tier_names)
 
 
 def numeric_column(values: Sequence[Any], *, owner: str, column: str) -> FloatArray:

@@ -1,0 +1,225 @@
+"""The judge's verdict on one sample, and a persistent, resumable store of verdicts (SQLite, standard library).
+
+One row per ``(settings hash, sample id)``, the hash covering everything that can change a reply
+(:attr:`~adaptive_length_reward.difficulty.judge.DifficultyJudge.settings`). Each verdict is committed in its own
+transaction, the primary key forbids duplicates, and WAL mode lets readers read while a run writes. Only
+verdicts are stored (:data:`CACHED_STATUSES`): a transport failure says nothing about the sample. See
+docs/difficulty.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .reply import Aggregate, combine_aspects
+
+__all__ = ["CACHED_STATUSES", "Judgment", "JudgmentCache"]
+
+#: Statuses a cache row can have.
+CACHED_STATUSES = ("ok", "unparseable")
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (hash TEXT PRIMARY KEY, description TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS judgments (
+    settings TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'unparseable')),
+    aspects TEXT,
+    reply TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (settings, sample_id)
+);
+"""
+_COLUMNS = "sample_id, status, aspects, reply, error, attempts, created_at"
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """The judge's verdict on one sample, as the judge returns it and as the cache stores it.
+
+    Attributes:
+        sample_id: the sample id's string form.
+        status: ``"ok"``; ``"unparseable"`` (replies unreadable after every retry; cached, so a rerun does not
+            pay for it again unless asked); ``"transport_error"`` (no reply at all; not cached, asked again).
+        aspects: ``{"scene", "seg", "language"}`` scores when ``"ok"``.
+        reply: the last raw reply.
+        error: what went wrong, when not ``"ok"``.
+        attempts: replies received (1 + the parse retries used).
+        cached: whether the verdict came from the cache instead of the judge.
+        created_at: UNIX time the cache stored it (0 for a verdict not read from a cache).
+    """
+
+    sample_id: str
+    status: Literal["ok", "unparseable", "transport_error"]
+    aspects: Mapping[str, float] | None = None
+    reply: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    cached: bool = field(default=False, compare=False)
+    created_at: float = field(default=0.0, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def difficulty(self, *, aggregate: Aggregate = "mean", weights: Mapping[str, float] | None = None) -> float:
+        """The combined score (see :func:`~.reply.combine_aspects`); NaN unless ``"ok"``."""
+        if self.aspects is None:
+            return math.nan
+        return combine_aspects(self.aspects, aggregate=aggregate, weights=weights)
+
+
+class JudgmentCache:
+    """SQLite store of verdicts keyed by ``(settings hash, sample id)``.
+
+    Args:
+        path: the database file (created with its parent directory when missing). ``":memory:"`` for a
+            throw-away cache.
+        readonly: open without creating or writing (for monitors and training-time lookups).
+
+    The object is safe to share between threads (one connection behind a lock) and picklable (the connection
+    is reopened after unpickling).
+    """
+
+    path: str
+    readonly: bool
+    _connection: sqlite3.Connection | None
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise TypeError(f"JudgmentCache: path: expected a file path, got {path!r}")
+        self.__setstate__({"path": str(path), "readonly": bool(readonly)})  # the fields an unpickled cache has
+        self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is not None:
+            return self._connection
+        if self.path == ":memory:":
+            connection = sqlite3.connect(":memory:", check_same_thread=False)
+        elif self.readonly:
+            if not Path(self.path).is_file():
+                raise FileNotFoundError(f"JudgmentCache: path: expected an existing cache file, got {self.path!r}")
+            connection = sqlite3.connect(f"file:{Path(self.path).resolve()}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+        connection.execute("PRAGMA busy_timeout = 30000")
+        if not self.readonly:
+            if self.path != ":memory:":
+                connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            with connection:
+                connection.executescript(_SCHEMA)
+                connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                (version,) = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if version != SCHEMA_VERSION:
+                    raise ValueError(f"JudgmentCache: {self.path}: expected schema version {SCHEMA_VERSION}, "
+                                     f"got {version}")
+        self._connection = connection
+        return connection
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """All rows of one read, under the lock."""
+        with self._lock:
+            return self._connect().execute(sql, tuple(args)).fetchall()
+
+    def close(self) -> None:
+        """Close the connection (it reopens on the next use)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> JudgmentCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self.path == ":memory:":
+            raise TypeError("JudgmentCache: an in-memory cache cannot be pickled; give it a file path")
+        return {"path": self.path, "readonly": self.readonly}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.readonly = state["path"], state["readonly"]
+        self._lock = threading.Lock()
+        self._connection = None
+
+    def __repr__(self) -> str:
+        return f"JudgmentCache({self.path!r}{', readonly=True' if self.readonly else ''})"
+
+    def _write(self, sql: str, row: tuple[Any, ...]) -> None:
+        """One statement in its own transaction: committed whole or not at all."""
+        with self._lock:
+            connection = self._connect()
+            with connection:
+                connection.execute(sql, row)
+
+    def register_settings(self, settings_hash: str, description: Mapping[str, Any]) -> None:
+        """Record what a settings hash stands for (idempotent)."""
+        text = json.dumps(description, sort_keys=True)
+        self._write("INSERT OR IGNORE INTO settings VALUES (?, ?, ?)", (settings_hash, text, time.time()))
+
+    def put(self, settings_hash: str, judgment: Judgment) -> None:
+        """Store one verdict atomically, replacing an earlier one for the same sample."""
+        if judgment.status not in CACHED_STATUSES:
+            raise ValueError(f"JudgmentCache.put: status: expected one of {CACHED_STATUSES}, got {judgment.status!r}")
+        if judgment.status == "ok" and not judgment.aspects:
+            raise ValueError("JudgmentCache.put: aspects: expected the aspect scores of an 'ok' verdict, got none")
+        aspects = None if judgment.aspects is None else json.dumps(dict(judgment.aspects), sort_keys=True)
+        row = (settings_hash, str(judgment.sample_id), judgment.status, aspects, judgment.reply, judgment.error,
+               int(judgment.attempts), time.time())
+        self._write("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> Judgment:
+        sample_id, status, aspects, reply, error, attempts, created_at = row
+        return Judgment(sample_id=sample_id, status=status, aspects=None if aspects is None else json.loads(aspects),
+                        reply=reply, error=error, attempts=attempts, cached=True, created_at=created_at)
+
+    def get(self, settings_hash: str, sample_id: Any) -> Judgment | None:
+        """The stored verdict for one sample, or ``None``."""
+        return self.get_many(settings_hash, [sample_id]).get(str(sample_id))
+
+    def get_many(self, settings_hash: str, sample_ids: Iterable[Any]) -> dict[str, Judgment]:
+        """Stored verdicts for the given samples, keyed by the ids' string form (absent ones left out)."""
+        ids = list(dict.fromkeys(str(s) for s in sample_ids))
+        found: dict[str, Judgment] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            sql = f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? AND sample_id IN ({','.join('?' * len(chunk))})"
+            found.update((row[0], self._row(row)) for row in self._query(sql, (settings_hash, *chunk)))
+        return found
+
+    def iter(self, settings_hash: str) -> Iterator[Judgment]:
+        """Every stored verdict for a settings hash, in sample-id order."""
+        rows = self._query(f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? ORDER BY sample_id", (settings_hash,))
+        return (self._row(r) for r in rows)
+
+    def count(self, settings_hash: str | None = None, *, status: str | None = None) -> int:
+        """Number of stored verdicts (for one settings hash and/or status, or all)."""
+        given = {k: v for k, v in {"settings": settings_hash, "status": status}.items() if v is not None}
+        query = "SELECT COUNT(*) FROM judgments WHERE 1 = 1" + "".join(f" AND {k} = ?" for k in given)
+        return int(self._query(query, given.values())[0][0])
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Every settings hash in the file with the description it stands for."""
+        return {h: json.loads(d) for h, d in self._query("SELECT hash, description FROM settings")}
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` (``"ok"`` for a sound file)."""
+        return str(self._query("PRAGMA integrity_check")[0][0])

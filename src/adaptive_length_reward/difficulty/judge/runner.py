@@ -1,0 +1,257 @@
+"""The judge at work: show a sample to a backend, read the reply, ask again when it is unreadable, keep the verdict.
+
+A reply unreadable after ``parse_retries`` re-asks is recorded as ``"unparseable"`` and gets no score. Verdicts
+are :class:`~.cache.Judgment` records, the type the :class:`~.cache.JudgmentCache` stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import import_optional
+from .backends import JudgeBackend, JudgeTransportError
+from .cache import CACHED_STATUSES, Judgment, JudgmentCache
+from .prompt import PIXELTHINK_V1, JudgePrompt, TargetGeometry
+from .reply import Aggregate, JudgeReplyError, check_weights, parse_judge_reply
+
+__all__ = ["DifficultyJudge", "JudgeInputError", "JudgeSample", "load_image"]
+
+
+class JudgeInputError(ValueError):
+    """A sample cannot be shown to the judge (unreadable image, bad geometry); names the sample."""
+
+
+def load_image(value: Any, *, base_dir: str | Path | None = None) -> Any:
+    """A PIL RGB image from a PIL image, a path (relative to ``base_dir``), encoded bytes, a Hugging Face
+    ``Image`` feature dict (``{"bytes": ..., "path": ...}``), or an ``H x W x 3`` uint8 array.
+
+    Raises:
+        TypeError: an unsupported value; ``FileNotFoundError``/``OSError`` from reading the file.
+    """
+    pil = import_optional("PIL.Image", extra="judge", purpose="Showing images to the difficulty judge")
+    if isinstance(value, pil.Image):
+        return value.convert("RGB") if value.mode != "RGB" else value
+    if isinstance(value, (str, Path, bytes, bytearray)):
+        path = io.BytesIO(value) if isinstance(value, (bytes, bytearray)) else Path(value)
+        if isinstance(path, Path) and base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        with pil.open(path) as image:
+            return image.convert("RGB")
+    if isinstance(value, Mapping):
+        if value.get("bytes") is not None:
+            return load_image(value["bytes"])
+        if value.get("path") is not None:
+            return load_image(value["path"], base_dir=base_dir)
+        raise TypeError(f"load_image: expected an image dict with 'bytes' or 'path', got keys {sorted(value)}")
+    if isinstance(value, np.ndarray) and value.ndim == 3 and value.dtype == np.uint8:
+        return pil.fromarray(value).convert("RGB")
+    raise TypeError(f"load_image: expected a PIL image, a path, bytes or an image dict, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class JudgeSample:
+    """One sample to rate.
+
+    Attributes:
+        sample_id: the sample's id (its string form keys the cache).
+        image: anything :func:`load_image` reads.
+        expression: the referring expression.
+        mask: the target mask (gives area and box), or ``None``.
+        box: the target's pixel box (see :func:`~.prompt.parse_box`), used when there is no mask.
+        area_ratio: the target's mask area ratio, used when there is no mask.
+        base_dir: directory that relative image paths are relative to.
+    """
+
+    sample_id: Any
+    image: Any
+    expression: str
+    mask: Any = None
+    box: Any = None
+    area_ratio: float | None = None
+    base_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sample_id is None:
+            raise ValueError("JudgeSample: sample_id: expected an id, got None")
+        if not isinstance(self.expression, str) or not self.expression.strip():
+            raise ValueError(f"JudgeSample {self.sample_id!r}: expression: expected a non-empty string, got "
+                             f"{self.expression!r:.60}")
+
+    @property
+    def key(self) -> str:
+        """The id's string form (the cache key)."""
+        return str(self.sample_id)
+
+    def geometry(self, width: int, height: int) -> TargetGeometry | None:
+        """The target's geometry from the mask, else the box and/or the area ratio; ``None`` if none given."""
+        if self.mask is not None:
+            return TargetGeometry.from_mask(self.mask)
+        area = self.area_ratio
+        area = None if area is None or (isinstance(area, float) and math.isnan(area)) else float(area)
+        if self.box is not None:
+            return TargetGeometry.from_box(self.box, width, height, area_ratio=area)
+        return None if area is None else TargetGeometry(area_ratio=area)
+
+
+class DifficultyJudge:
+    """Asks a backend to rate samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+
+    Args:
+        backend: where replies come from (a :class:`~.backends.JudgeBackend`).
+        cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
+        prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
+        parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
+        aggregate, weights: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+
+    A sample's cache key is ``(settings_hash, str(sample_id))`` (see :attr:`settings`).
+    """
+
+    def __init__(
+        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
+        prompt: JudgePrompt = PIXELTHINK_V1, parse_retries: int = 2, aggregate: Aggregate = "mean",
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        if not isinstance(backend, JudgeBackend):
+            raise TypeError(f"DifficultyJudge: backend: expected a JudgeBackend, got {type(backend).__name__}")
+        if not isinstance(prompt, JudgePrompt):
+            raise TypeError(f"DifficultyJudge: prompt: expected a JudgePrompt, got {type(prompt).__name__}")
+        if isinstance(parse_retries, bool) or not isinstance(parse_retries, int) or parse_retries < 0:
+            raise ValueError(f"DifficultyJudge: parse_retries: expected an int >= 0, got {parse_retries!r}")
+        if aggregate not in typing.get_args(Aggregate):
+            raise ValueError(f"DifficultyJudge: aggregate: expected one of {typing.get_args(Aggregate)}, got "
+                             f"{aggregate!r}")
+        try:
+            self.weights = check_weights(weights)
+        except ValueError as error:
+            raise ValueError(f"DifficultyJudge: {error}") from None
+        self.backend, self.prompt, self.parse_retries, self.aggregate = backend, prompt, parse_retries, aggregate
+        self.cache = cache if cache is None or isinstance(cache, JudgmentCache) else JudgmentCache(cache)
+        if self.cache is not None and not self.cache.readonly:
+            self.cache.register_settings(self.settings_hash, self.settings)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Everything that can change a reply: the backend's :meth:`~.backends.JudgeBackend.identity` (model and
+        generation settings), the prompt version and fingerprint."""
+        return {"judge": self.backend.identity(), "prompt_version": self.prompt.version,
+                "prompt_sha256": self.prompt.fingerprint}
+
+    @property
+    def settings_hash(self) -> str:
+        """SHA-256 (first 32 hex digits) of :attr:`settings` as canonical JSON."""
+        text = json.dumps(self.settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def difficulty(self, judgment: Judgment) -> float:
+        """The verdict's combined score with this judge's aggregation (NaN unless ``"ok"``)."""
+        return judgment.difficulty(aggregate=self.aggregate, weights=self.weights)
+
+    def ask(self, sample: JudgeSample) -> Judgment:
+        """Rate one sample now (no cache): ask, read, re-ask on an unreadable reply up to ``parse_retries``.
+
+        Raises:
+            JudgeInputError: the sample's image or geometry cannot be used.
+            ~.backends.JudgeRequestError: the backend rejected the request.
+        """
+        try:
+            image = load_image(sample.image, base_dir=sample.base_dir)
+            geometry = sample.geometry(*image.size)
+        except (OSError, TypeError, ValueError) as error:
+            raise JudgeInputError(f"sample {sample.sample_id!r}: {type(error).__name__}: {error}") from error
+        first = messages = self.prompt.messages(sample.expression, geometry)
+        reply: str | None = None
+        error_text = ""
+        for attempts in range(1 + self.parse_retries):
+            try:
+                reply = self.backend.complete(messages, image)
+            except JudgeTransportError as error:
+                return Judgment(sample.key, "transport_error", reply=reply, error=str(error), attempts=attempts)
+            try:
+                return Judgment(sample.key, "ok", aspects=parse_judge_reply(reply), reply=reply, attempts=attempts + 1)
+            except JudgeReplyError as error:
+                error_text = str(error)
+                messages = self.prompt.repair_messages(first, reply, error_text)
+        return Judgment(sample.key, "unparseable", reply=reply, error=error_text, attempts=1 + self.parse_retries)
+
+    def _store(self, judgment: Judgment) -> None:
+        if self.cache is not None and judgment.status in CACHED_STATUSES:
+            self.cache.put(self.settings_hash, judgment)
+
+    def cached(self, sample_ids: Iterable[Any]) -> dict[str, Judgment]:
+        """Stored verdicts for these ids (keyed by their string form); empty without a cache."""
+        return {} if self.cache is None else self.cache.get_many(self.settings_hash, sample_ids)
+
+    def judge(self, sample: JudgeSample, *, retry_failed: bool = False) -> Judgment:
+        """One sample: the cached verdict if there is one, else ask and store."""
+        return next(self.judge_many([sample], retry_failed=retry_failed))
+
+    def judge_many(self, samples: Iterable[JudgeSample], *, retry_failed: bool = False) -> Iterator[Judgment]:
+        """Verdicts for many samples, one per distinct id, cached ones first, then as the judge answers.
+
+        At most ``backend.max_concurrency`` samples are in flight; each verdict is stored before it is yielded,
+        and on an early stop or an error the requests in flight are waited for and stored too. Cached
+        ``"unparseable"`` verdicts are asked again only with ``retry_failed=True``.
+
+        Raises:
+            JudgeInputError, JudgeRequestError: from :meth:`ask` (after the other finished verdicts are stored).
+        """
+        unique: dict[str, JudgeSample] = {}
+        for sample in samples:
+            if not isinstance(sample, JudgeSample):
+                raise TypeError(f"DifficultyJudge.judge_many: samples: expected JudgeSample items, got "
+                                f"{type(sample).__name__}")
+            unique.setdefault(sample.key, sample)
+        known = self.cached(unique)
+        todo = []
+        for key, sample in unique.items():
+            hit = known.get(key)
+            if hit is not None and (hit.ok or not retry_failed):
+                yield hit
+            else:
+                todo.append(sample)
+        yield from self._ask_all(todo)
+
+    def _ask_all(self, todo: list[JudgeSample]) -> Iterator[Judgment]:
+        workers = max(1, int(self.backend.max_concurrency))
+        pending: set[Future[Judgment]] = set()
+        queue = iter(todo)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alr-judge")
+
+        def refill() -> None:
+            for sample in queue:
+                pending.add(pool.submit(self.ask, sample))
+                if len(pending) >= workers:
+                    break
+
+        try:
+            refill()
+            while pending:
+                done, still = wait(pending, return_when=FIRST_COMPLETED)
+                pending.intersection_update(still)
+                error = next((f.exception() for f in done if f.exception() is not None), None)
+                finished = [f.result() for f in done if f.exception() is None]
+                for judgment in finished:  # store every finished verdict before handing any out
+                    self._store(judgment)
+                yield from finished
+                if error is not None:
+                    raise error
+                refill()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in pending:  # finished after an error or an early stop: keep what was paid for
+                if not future.cancelled() and future.exception() is None:
+                    self._store(future.result())
+
+    def __repr__(self) -> str:
+        return f"DifficultyJudge({self.backend!r}, prompt={self.prompt.version!r}, cache={self.cache!r})"
