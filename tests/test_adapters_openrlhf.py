@@ -87,7 +87,11 @@ def test_labels_give_ground_truth_difficulty_and_uncertainty() -> None:
     logs = out["extra_logs"]
     assert logs["length"] == [400.0] * 3 and logs["difficulty"] == [2.0, 7.0, 4.0]
     assert logs["over_budget"] == pytest.approx([400 - 96, 400 - 266, 0.0])
-    assert logs["segmentation_accuracy"] == [5.0] * 3 and "uncertainty" not in logs  # PixelThink does not require it
+    assert logs["segmentation_accuracy"] == [5.0] * 3
+    # what RewardOutput reports reaches the logs, though PixelThink does not require an uncertainty; OpenRLHF
+    # averages each key, so what is not finite (no budget: medium tier; no uncertainty) is logged as 0
+    assert logs["uncertainty"] == [0.0, 0.4, 0.0] and logs["tier"] == [0.0, 2.0, 1.0]
+    assert logs["budget"] == pytest.approx([96.0, 256 + 25 * 0.4, 0.0])
     assert all(math.isfinite(v) for values in logs.values() for v in values)
 
 
@@ -131,14 +135,14 @@ def test_settings_file_and_overrides(tmp_path: Path) -> None:
 def test_reward_func_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the reward file returns torch tensors")
     config = tmp_path / "reward.json"
-    config.write_text(json.dumps(SoftLengthPenalty(budget=None, length=WhitespaceWords()).to_config().model_dump(
+    config.write_text(json.dumps(SoftLengthPenalty(length=WhitespaceWords()).to_config().model_dump(
         mode="json")))
     monkeypatch.setenv("ALR_REWARD_CONFIG", str(config))
     monkeypatch.setenv("ALR_DIFFICULTY_KEY", "level")
     out = reward_func(["P: a b c"], ["P: "], [{"level": 2.0}])
     assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].dtype == torch.float32
     assert out["rewards"].tolist() == [1.0] and out["scores"].tolist() == [1.0]
-    assert set(out["extra_logs"]) == {"length", "over_budget", "difficulty"}
+    assert set(out["extra_logs"]) == {"length", "budget", "tier", "difficulty", "uncertainty", "over_budget"}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -181,6 +185,12 @@ def test_reward_file_through_openrlhf_single_turn_executor(monkeypatch: pytest.M
         assert float(out["scores"].reshape(-1)[0]) == pytest.approx(reward / 5)
         assert float(out["extra_logs"]["length"].reshape(-1)[0]) == words
         assert float(out["extra_logs"]["difficulty"].reshape(-1)[0]) == difficulty
+    # PixelThink's diagnostics reach OpenRLHF's logs (uncertainty too, though TieredBudget does not require it)
+    out = _execute(executor, tokenizer, _answer(300), {"ground_truth": GROUND_TRUTH, "difficulty": 7.0,
+                                                       "uncertainty": 0.4})
+    logs = {key: float(value.reshape(-1)[0]) for key, value in out["extra_logs"].items()}
+    assert (logs["length"], logs["tier"]) == (300.0, 2.0)
+    assert (logs["budget"], logs["uncertainty"]) == (pytest.approx(266.0), pytest.approx(0.4))
     # OpenRLHF catches reward exceptions and leaves the reward empty; ours say what is wrong when called directly
     missing = _execute(executor, tokenizer, _answer(60), {"ground_truth": GROUND_TRUTH})
     assert missing["reward"] is None

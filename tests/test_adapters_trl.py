@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import math
 import pickle
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-pytest.importorskip("trl", reason="the TRL adapter needs the 'trl' extra: pip install 'adaptive-length-reward[trl]'")
+trl = pytest.importorskip("trl", reason="the TRL adapter needs the trl extra: pip install adaptive-length-reward[trl]")
 torch = pytest.importorskip("torch", reason="the TRL adapter needs torch")
 
 from adapter_fixtures import (  # noqa: E402
@@ -43,7 +45,6 @@ from adaptive_length_reward import (  # noqa: E402
     WhitespaceWords,
     extract_reasoning,
 )
-from adaptive_length_reward.adapters import trl as trl_adapter  # noqa: E402
 from adaptive_length_reward.adapters.token_spans import reasoning_token_mask, token_pieces  # noqa: E402
 from adaptive_length_reward.adapters.trl import (  # noqa: E402
     AsyncTRLReward,
@@ -150,13 +151,48 @@ def test_logs_components_and_per_sample_columns() -> None:
     assert metrics["pixelthink/segmentation_accuracy"] == 5.0
     assert metrics["pixelthink/soft_length_penalty"] == pytest.approx(1.0)
     assert metrics["pixelthink/segmentation_accuracy/box_iou"] == 1.0
-    assert metrics["pixelthink/mean_length"] == pytest.approx(np.mean(lengths))
-    assert metrics["pixelthink/mean_budget"] == 96.0
+    assert metrics["pixelthink/length"] == pytest.approx(np.mean(lengths))
+    assert metrics["pixelthink/budget"] == 96.0  # the mean over finite budgets
+    assert extra["pixelthink/tier"] == [0.0, 1.0] and extra["pixelthink/uncertainty"] == [None, None]
+    assert extra["pixelthink/segmentation_accuracy"] == [5.0, 5.0]
     quiet = TRLReward(pixelthink(), log_components=False, log_columns=False)
     calls: list[str] = []
     quiet(prompts=["p"], completions=completions[:1], ground_truth=[GROUND_TRUTH], difficulty=[2.0],
           log_extra=lambda c, v: calls.append(c), log_metric=lambda n, v: calls.append(n))
     assert calls == []
+
+
+def test_pixelthink_logs_uncertainty_budget_tier_and_length() -> None:
+    extra: dict[str, list[Any]] = {}
+    metrics: dict[str, float] = {}
+    completions = [_answer(90), _answer(300), _answer(300)]
+    TRLReward(pixelthink())(prompts=["p"] * 3, completions=completions, ground_truth=[GROUND_TRUTH] * 3,
+                            difficulty=[2.0, 4.0, 8.0], uncertainty=[0.2, 0.0, 0.4],
+                            log_extra=extra.__setitem__, log_metric=metrics.__setitem__)
+    assert extra["pixelthink/uncertainty"] == [0.2, 0.0, 0.4] and extra["pixelthink/tier"] == [0.0, 1.0, 2.0]
+    assert extra["pixelthink/budget"] == [96.0, None, pytest.approx(266.0)]
+    assert extra["pixelthink/length"] == [90.0, 300.0, 300.0]
+    assert extra["pixelthink/over_budget"] == [0.0, 0.0, pytest.approx(300 - 266)]
+    assert metrics["pixelthink/uncertainty"] == pytest.approx(0.2) and metrics["pixelthink/tier"] == 1.0
+    assert metrics["pixelthink/budget"] == pytest.approx((96 + 266) / 2) and metrics["pixelthink/length"] == 230.0
+
+
+def test_reward_wrapper_needs_neither_trl_nor_torch(tmp_path: Any) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['trl'] = None\n"
+        "sys.modules['torch'] = None\n"
+        "from adaptive_length_reward.adapters import TRLReward\n"
+        "from adaptive_length_reward import FixedBudget, SoftLengthPenalty\n"
+        "reward = TRLReward(SoftLengthPenalty(budget=FixedBudget(2)))\n"
+        "print(reward(prompts=['p', 'p'], completions=['a b', 'a b c'], completion_ids=[[1, 2], [1, 2, 3]]))\n"
+        "try:\n"
+        "    from adaptive_length_reward.adapters.trl import UncertaintyGRPOTrainer\n"
+        "except ImportError as error:\n"
+        "    print('trainer:', type(error).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.splitlines() == ["[1.0, 0.998]", "trainer: MissingExtraError"]
 
 
 def test_group_ids_follow_consecutive_prompts() -> None:
@@ -254,7 +290,7 @@ def test_wrapper_equals_the_reward_on_the_same_batch(rows: list[tuple[int, float
 
 
 def test_version_guard_refuses_untested_versions() -> None:
-    assert check_trl_version() == trl_adapter.trl.__version__
+    assert check_trl_version() == trl.__version__
     for version in ("2.0.0", "0.19.1", "1.15.0"):
         escaped = version.replace(".", r"\.")
         with pytest.raises(RuntimeError, match=r"tested with trl >=1.16,<2 .* found trl " + escaped):
@@ -313,7 +349,8 @@ def test_grpo_vlm_pixelthink_two_steps_hands_uncertainty_to_the_reward(tmp_path:
     assert len(step_logs) == 2
     for entry in step_logs:
         for key in ("pixelthink/segmentation_accuracy", "pixelthink/segmentation_accuracy/thinking_format",
-                    "pixelthink/mean_uncertainty", "pixelthink/mean_length", "uncertainty/mean",
+                    "pixelthink/uncertainty", "pixelthink/length", "pixelthink/budget", "pixelthink/tier",
+                    "uncertainty/mean",
                     "rewards/pixelthink/mean"):
             assert key in entry, key
     last = reward.batches[-1]
@@ -392,7 +429,7 @@ def test_grpo_text_policy_two_steps_with_entropy(tmp_path: Any) -> None:
         assert isinstance(batch.completions[0], str) and batch.reasoning is None
         u = np.asarray(batch.uncertainty)
         assert ((u >= 0) & (u <= 1)).all() and np.unique(np.round(u, 6)).size == 4
-    assert any("soft_length_penalty/mean_uncertainty" in entry for entry in trainer.state.log_history)
+    assert any("soft_length_penalty/uncertainty" in entry for entry in trainer.state.log_history)
     budgets = list(trainer._logs["extra"]["soft_length_penalty/budget"])
     last = reward.batches[-1]
     for budget, d, u in zip(budgets, last.difficulty, last.uncertainty):
@@ -444,7 +481,7 @@ def test_logprobs_source_without_logprobs_is_a_clear_error(tmp_path: Any) -> Non
                                      processing_class=tokenizer, uncertainty_source="logprobs")
     with pytest.raises(ValueError, match="uncertainty_source: expected 'forward' or 'auto'"):
         trainer.train()
-    with pytest.raises(ConfigError, match="UncertaintyGRPOTrainer: measure"):
+    with pytest.raises(ConfigError, match="UncertaintyTrainerConfig: uncertainty_measure: expected 'margin'"):
         UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
                                args=_grpo_args(tmp_path), processing_class=tokenizer,
                                train_dataset=Dataset.from_list([{"prompt": "q"}] * 4), uncertainty_measure="gap")

@@ -69,6 +69,8 @@ def test_compute_score_reads_difficulty_and_uncertainty_from_extra_info() -> Non
         out = compute_score("refcocog", _answer(400), GROUND_TRUTH, info)
         assert out["score"] == pytest.approx(_expected(400, budget))
         assert out["budget"] == budget and out["length"] == 400.0 and out["difficulty"] == difficulty
+        assert out["tier"] == {2.0: 0.0, 4.0: 1.0, 7.0: 2.0}[difficulty]  # the index in the budget's tier names
+        assert out["uncertainty"] == uncertainty if uncertainty is not None else math.isnan(out["uncertainty"])
         assert out["segmentation_accuracy"] == 5.0
 
 
@@ -92,10 +94,10 @@ def test_every_sample_returns_the_same_keys_and_malformed_responses_score_zero()
     results = [compute_score("refcocog", r, GROUND_TRUTH, {"difficulty": 2.0}) for r in responses]
     keys = [tuple(r) for r in results]
     assert len(set(keys)) == 1
-    assert keys[0][:5] == ("score", "length", "budget", "difficulty", "uncertainty")
+    assert keys[0][:6] == ("score", "length", "budget", "tier", "difficulty", "uncertainty")
     assert results[0]["score"] == 5.0
     assert [r["score"] for r in results[1:]] == [0.0, 0.0, 0.0, 0.0]
-    assert all(math.isfinite(v) for r in results for k, v in r.items() if k != "uncertainty")
+    assert all(math.isfinite(r[k]) for r in results for k in ("score", "length", "budget", "tier", "over_budget"))
 
 
 def test_configured_by_reward_kwargs_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +106,8 @@ def test_configured_by_reward_kwargs_and_environment(tmp_path: Path, monkeypatch
     out = compute_score("d", "a b c " * 40, None, {"level": 2.0}, reward_config=str(config), difficulty_key="level",
                         reward_router_address=None)
     assert out["score"] == pytest.approx(1 - 0.01 * (120 - 96))
-    assert set(out) == {"score", "length", "budget", "difficulty", "uncertainty"}  # no components: a single reward
+    # no components (a single reward): the fixed diagnostics only
+    assert set(out) == {"score", "length", "budget", "tier", "difficulty", "uncertainty", "over_budget"}
     monkeypatch.setenv("ALR_REWARD_CONFIG", str(config))
     monkeypatch.setenv("ALR_DIFFICULTY_KEY", "level")
     np.testing.assert_equal(compute_score("d", "a b c " * 40, None, {"level": 2.0}), out)  # NaN == NaN here
@@ -125,6 +128,27 @@ def test_bad_input_raises_clear_errors() -> None:
         compute_score("refcocog", None, GROUND_TRUTH, {})
     with pytest.raises(ValueError, match="reward_config"):
         compute_score("d", "x", None, {}, reward_config="/does/not/exist.yaml")
+
+
+def test_scorer_cache_follows_what_changes_a_score() -> None:
+    # Rewards that differ only in an in-memory tokenizer (same configuration) are different components: no cache
+    # keyed on a reward (the adapters' settings -> reward cache, a scorer per reward) may hand one the other's
+    # scorer
+    from adaptive_length_reward import FixedBudget, SoftLengthPenalty, TokenCount
+
+    small, large = build_tokenizer(), build_tokenizer(vocab_size=300)
+    text = "<think> the red square is on the left </think>"
+    assert len(small.encode(text, add_special_tokens=False)) != len(large.encode(text, add_special_tokens=False))
+
+    def penalty(tokenizer: Any) -> Any:
+        return SoftLengthPenalty(length=TokenCount(tokenizer), budget=FixedBudget(0))
+
+    a, a_again, b = penalty(small), penalty(small), penalty(large)
+    assert a == a_again and hash(a) == hash(a_again) and a != b
+    for reward, tokenizer in ((a, small), (b, large), (a_again, small)):
+        tokens = len(tokenizer.encode(text, add_special_tokens=False))
+        out = VerlComputeScore(reward)("d", text, None, {})
+        assert out["length"] == tokens and out["score"] == pytest.approx(1 - tokens / 500)
 
 
 def test_compute_score_object_is_picklable_and_named() -> None:
@@ -203,7 +227,7 @@ def test_reward_manager_counts_tokens_from_response_ids_without_retokenising() -
         u = float(np.mean(1 - np.exp(logps[i, :valid[i]].numpy())))
         assert info["uncertainty"] == pytest.approx(u, abs=1e-6)
         budget = 96.0 if i == 0 else 256 + 25 * u
-        assert info["budget"] == pytest.approx(budget)
+        assert info["budget"] == pytest.approx(budget) and info["tier"] == [0.0, 2.0][i]  # PixelThink's logs
         assert result["reward_score"] == pytest.approx(_expected(valid[i], budget))
         assert set(info) == set(results[0]["reward_extra_info"])
     # the scores written where verl puts them: on the last valid token

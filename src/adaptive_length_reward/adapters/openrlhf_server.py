@@ -1,25 +1,18 @@
 """HTTP reward server for OpenRLHF's remote reward contract (``--reward.remote_url http://HOST:PORT/get_reward``).
 
-``POST /get_reward`` with ``{"query": [...], "prompts": [...], "labels": [...]}`` returns
-``{"rewards": [...], "scores": [...], "extra_logs": {name: [...]}}``, the same contract as OpenRLHF's reference
-server (``openrlhf/cli/serve_rm.py``) and client (``openrlhf/utils/agent.py::_fetch_rewards_via_http``);
-scoring is :class:`~adaptive_length_reward.adapters.openrlhf.OpenRLHFReward`. ``GET /health`` returns the reward's
-name and config. A malformed request gets HTTP 422 with a message naming the field; a malformed *completion*
-is scored (never an error).
-
-Built on FastAPI + uvicorn (extra ``server``; both ship with verl's CPU install too), imported on first use.
-Start it with::
+``POST /get_reward`` takes ``{"query": [...], "prompts": [...], "labels": [...]}`` and returns ``{"rewards": [...],
+"scores": [...], "extra_logs": {name: [...]}}``, like OpenRLHF's reference server (``openrlhf/cli/serve_rm.py``) and
+client (``openrlhf/utils/agent.py::_fetch_rewards_via_http``), scored by
+:class:`~adaptive_length_reward.adapters.openrlhf.OpenRLHFReward`. A malformed request gets HTTP 422 naming the
+field; a malformed *completion* is scored.
+FastAPI + uvicorn (extra ``server``), imported on first use; see docs/openrlhf.md::
 
     ALR_SETTINGS=settings.yaml python -m adaptive_length_reward.adapters.openrlhf_server --host 127.0.0.1 --port 5000
-
-Scoring runs in FastAPI's worker threads (the endpoint is synchronous), so one slow request does not block
-the event loop; use ``--workers N`` for several processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import import_optional
 from .openrlhf import OpenRLHFReward
-from .scoring import ENV_SETTINGS
+from .scoring import ENV_SETTINGS, finite_or_none
 
 __all__ = ["RewardRequest", "create_app", "main"]
 
@@ -43,16 +36,8 @@ class RewardRequest(BaseModel):
     labels: list[Any] | None = None
 
 
-def _json_floats(values: list[float]) -> list[float | None]:
-    """NaN/inf are not JSON: they become ``null`` (only a reward documented to return NaN produces them)."""
-    return [v if math.isfinite(v) else None for v in values]
-
-
 def create_app(reward: OpenRLHFReward | None = None) -> Any:
-    """A FastAPI application serving ``reward`` (default: :class:`OpenRLHFReward` configured from the environment).
-
-    >>> app = create_app()  # doctest: +SKIP
-    """
+    """A FastAPI application serving ``reward`` (default: :class:`OpenRLHFReward` configured from the environment)."""
     fastapi = import_optional("fastapi", extra="server", purpose="The OpenRLHF reward server")
     from ..config import config_of
 
@@ -64,17 +49,12 @@ def create_app(reward: OpenRLHFReward | None = None) -> Any:
 
     @app.post("/get_reward")  # type: ignore[untyped-decorator]
     def get_reward(request: RewardRequest) -> dict[str, Any]:
-        try:
-            out = reward.score(request.query, request.prompts, request.labels)
+        try:  # NaN/inf are not JSON: null (only a reward documented to return NaN produces them)
+            return reward.score(request.query, request.prompts, request.labels, convert=finite_or_none)
         except (ValueError, TypeError) as error:
             if not str(error).startswith("OpenRLHF reward:"):
                 raise  # a programming or configuration error: a 500 with its traceback in the server log
             raise fastapi.HTTPException(status_code=422, detail=str(error)) from error
-        return {
-            "rewards": _json_floats(out["rewards"]),
-            "scores": _json_floats(out["scores"]),
-            "extra_logs": {k: _json_floats(v) for k, v in out["extra_logs"].items()},
-        }
 
     @app.get("/health")  # type: ignore[untyped-decorator]
     def health() -> dict[str, Any]:

@@ -1,29 +1,23 @@
-"""What the adapters share: their settings, where the reward comes from, and scoring into loggable numbers.
+"""What the adapters share: their settings, where the reward comes from, and one scoring-and-logging path.
 
-verl and OpenRLHF hand a reward one decoded response at a time, with the ground truth and any per-sample
-context packed into a dict (verl's ``extra_info``, OpenRLHF's label). :class:`AdapterSettings` says which keys
-hold what and which reward to run; :class:`SampleScorer` runs the reward and returns the numbers each
-framework logs, with a fixed set of keys.
-
-Settings come from, in increasing precedence:
-
-1. the defaults below (the reward is PixelThink's preset, :func:`adaptive_length_reward.presets.pixelthink`);
-2. a YAML or JSON settings file named by the environment variable ``ALR_SETTINGS``;
-3. single environment variables: ``ALR_REWARD_CONFIG`` (a reward config file, see
-   :func:`adaptive_length_reward.load_config`), ``ALR_GROUND_TRUTH_KEY``, ``ALR_DIFFICULTY_KEY``,
-   ``ALR_UNCERTAINTY_KEY``, ``ALR_RESPONSE_MARKER``;
-4. keyword arguments (verl's ``reward.custom_reward_function.reward_kwargs``).
+:class:`AdapterSettings` says which keys of a per-sample dict (verl's ``extra_info``, an OpenRLHF label) hold what,
+and which reward to run. Settings come from, in increasing precedence: the defaults (PixelThink's preset,
+:func:`adaptive_length_reward.presets.pixelthink`), the YAML or JSON file named by ``ALR_SETTINGS``, the single
+variables :data:`ENV_FIELDS`, then keyword arguments. Every adapter (TRL, verl, OpenRLHF) scores through
+:class:`SampleScorer` and logs :attr:`ScoredBatch.logs` (docs/trl.md, "What is logged"): the frameworks only format
+them.
 
 >>> settings = AdapterSettings(reward={"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": 3}})
 >>> scorer = SampleScorer(reward_from_settings(settings))
 >>> from adaptive_length_reward import RewardBatch
 >>> out = scorer.score(RewardBatch(["a b", "a b c d e"]))
->>> out.rewards.tolist(), out.scores.tolist(), out.columns["length"].tolist()
-([1.0, 0.996], [1.0, 0.996], [2.0, 5.0])
+>>> out.rewards.tolist(), out.scores.tolist(), out.logs["length"].tolist(), out.logs["over_budget"].tolist()
+([1.0, 0.996], [1.0, 0.996], [2.0, 5.0], [0.0, 2.0])
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,15 +29,17 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from ..batch import RewardBatch
-from ..config import ComponentConfig, Nested, build, load_config, validated
+from ..config import ComponentConfig, Nested, build, config_of, load_config, validated
 from ..errors import ConfigError, import_optional
 from ..reward import Reward
+from ..spans import Span
 
 __all__ = [
     "DEFAULT_END_MARKERS",
+    "ENV_FIELDS",
     "LOGGED_COLUMNS",
     "AdapterSettings",
     "SampleScorer",
@@ -56,8 +52,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Per-sample diagnostics every adapter reports, NaN where the reward did not compute one.
-LOGGED_COLUMNS: tuple[str, ...] = ("length", "budget", "difficulty", "uncertainty")
+#: Per-sample diagnostics every adapter logs for every reward, NaN where the reward did not compute one.
+LOGGED_COLUMNS: tuple[str, ...] = ("length", "budget", "tier", "difficulty", "uncertainty")
 
 #: End-of-turn markers stripped from the end of an OpenRLHF response (its query is decoded with
 #: ``skip_special_tokens=False``): ChatML/Qwen, Llama 3, Gemma, Mistral/Llama 2.
@@ -65,60 +61,62 @@ DEFAULT_END_MARKERS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>", "<|eot_id
                                         "<end_of_turn>", "<eos>", "</s>")
 
 ENV_SETTINGS = "ALR_SETTINGS"
+#: The single ``ALR_*`` environment variables and the settings they set (``ALR_`` + the field, upper case).
 ENV_FIELDS = {
-    "ALR_REWARD_CONFIG": "reward_config",
-    "ALR_GROUND_TRUTH_KEY": "ground_truth_key",
-    "ALR_DIFFICULTY_KEY": "difficulty_key",
-    "ALR_UNCERTAINTY_KEY": "uncertainty_key",
-    "ALR_RESPONSE_MARKER": "response_marker",
+    f"ALR_{field.upper()}": field
+    for field in ("reward_config", "ground_truth_key", "difficulty_key", "uncertainty_key", "response_marker")
 }
 
 
-class AdapterSettings(ComponentConfig):
-    """Settings of the verl and OpenRLHF adapters (frozen; unknown fields are an error).
+def check_tested_version(package: str, found: str, tested: tuple[str, ...], *, owner: str, relies: str,
+                         advice: str) -> str:
+    """``found``, or ``RuntimeError`` unless its release (``1.17.0.dev0`` counts as ``1.17.0``) satisfies the
+    ``tested`` specifiers; the message says what ``owner`` relies on and the ``advice``."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
-    Attributes:
-        reward: the reward as an inline config (a mapping with a ``kind``); exclusive with ``reward_config``.
-        reward_config: path of a YAML/JSON reward config file. Neither given: PixelThink's preset.
-        ground_truth_key: key of the ground truth in an OpenRLHF dict label.
-        difficulty_key: key of the difficulty in verl's ``extra_info`` / an OpenRLHF dict label.
-        uncertainty_key: key of a precomputed uncertainty in ``extra_info`` / the label.
-        logprobs_key: key of the rollout's sampled-token log-probs in verl's ``extra_info`` (what
-            :class:`~adaptive_length_reward.adapters.verl.UncertaintySingleTurnAgentLoop` writes); used for the
-            uncertainty when ``uncertainty_key`` is absent.
-        score_range: ``(low, high)`` mapped to OpenRLHF's ``scores`` in ``[0, 1]``; default the reward's
-            documented bounds (required when those are infinite).
-        response_marker: OpenRLHF only: text that precedes the response in a query (e.g.
-            ``"<|im_start|>assistant\\n"``), used when the query does not start with the prompt.
-        end_markers: OpenRLHF only: special tokens stripped from the end of the response.
-        length_span: verl reward manager only: count the tokens of the whole ``"response"`` or of its
-            ``"reasoning"`` span (between ``open_tag`` and ``close_tag``).
-        open_tag: opening reasoning tag (verl reward manager).
-        close_tag: closing reasoning tag (verl reward manager).
-    """
+    spec = ",".join(tested)
+    if Version(Version(found).base_version) not in SpecifierSet(spec):
+        raise RuntimeError(f"{owner} was tested with {package} {spec} and {relies}; found {package} {found}. {advice}")
+    return found
+
+
+def check_score_range(score_range: tuple[float, float] | None) -> None:
+    """Raise ``ValueError`` unless ``score_range`` is None or finite ``(low, high)`` with ``low < high``."""
+    if score_range is not None and not (
+        len(score_range) == 2 and all(math.isfinite(v) for v in score_range) and score_range[0] < score_range[1]
+    ):
+        raise ValueError(f"score_range: expected finite (low, high) with low < high, got {score_range!r}")
+
+
+class AdapterSettings(ComponentConfig):
+    """Settings of the verl and OpenRLHF adapters (frozen; unknown fields are an error). Keys name entries of
+    verl's ``extra_info`` or an OpenRLHF dict label; neither ``reward`` nor ``reward_config``: PixelThink's preset."""
 
     kind: Literal["adapter_settings"] = "adapter_settings"
-    reward: Nested | None = None
-    reward_config: str | None = Field(None, min_length=1)
-    ground_truth_key: str = Field("ground_truth", min_length=1)
-    difficulty_key: str = Field("difficulty", min_length=1)
-    uncertainty_key: str = Field("uncertainty", min_length=1)
-    logprobs_key: str = Field("rollout_logprobs", min_length=1)
-    score_range: tuple[float, float] | None = None
-    response_marker: str | None = Field(None, min_length=1)
-    end_markers: tuple[str, ...] = DEFAULT_END_MARKERS
-    length_span: Literal["response", "reasoning"] = "response"
-    open_tag: str = Field("<think>", min_length=1)
-    close_tag: str = Field("</think>", min_length=1)
+    reward: Nested | None = Field(default=None, description="the reward as an inline config (a mapping with a kind)")
+    reward_config: str | None = Field(default=None, min_length=1, description="path of a YAML/JSON reward config")
+    ground_truth_key: str = Field(default="ground_truth", min_length=1, description="key of the ground truth")
+    difficulty_key: str = Field(default="difficulty", min_length=1, description="key of the difficulty")
+    uncertainty_key: str = Field(default="uncertainty", min_length=1, description="key of a given uncertainty")
+    logprobs_key: str = Field(default="rollout_logprobs", min_length=1,
+                              description="verl: key of the rollout's sampled-token log-probs in extra_info")
+    score_range: tuple[float, float] | None = Field(
+        default=None, description="(low, high) mapped to OpenRLHF's scores in [0, 1]; default the reward's bounds")
+    response_marker: str | None = Field(
+        default=None, min_length=1, description="OpenRLHF: the text before the response, for a query that does not "
+        "start with its prompt (e.g. '<|im_start|>assistant\\n')")
+    end_markers: tuple[str, ...] = Field(default=DEFAULT_END_MARKERS,
+                                         description="OpenRLHF: special tokens stripped from the response's end")
+    length_span: Span = Field(default="response", description="verl reward manager: count the response or reasoning")
+    open_tag: str = Field(default="<think>", min_length=1, description="opening reasoning tag (verl reward manager)")
+    close_tag: str = Field(default="</think>", min_length=1, description="closing reasoning tag (verl reward manager)")
 
     @model_validator(mode="after")
     def _consistent(self) -> AdapterSettings:
         if self.reward is not None and self.reward_config is not None:
             raise ValueError(f"reward_config: expected nothing when reward is given inline, got {self.reward_config!r}")
-        if self.score_range is not None:
-            low, high = self.score_range
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"score_range: expected finite (low, high) with low < high, got {self.score_range}")
+        check_score_range(self.score_range)
         return self
 
 
@@ -134,47 +132,43 @@ def _read_mapping(path: str | Path, what: str) -> dict[str, Any]:
         data = json.loads(text)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{what}: expected a mapping in {str(path)!r}, got {type(data).__name__}")
-    return dict(data)
+    return {key: value for key, value in data.items() if key != "kind"}
+
+
+def environ_key() -> tuple[tuple[str, str], ...]:
+    """The ``ALR_*`` environment variables, sorted: what a reward configured from the environment depends on."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ALR_")))
+
+
+def check_sources(owner: str, reward: Any, settings: Any) -> None:
+    """Raise ``TypeError`` unless ``reward`` is a Reward or None and ``settings`` AdapterSettings or None."""
+    if reward is not None and not isinstance(reward, Reward):
+        raise TypeError(f"{owner}: reward: expected a Reward or None, got {type(reward).__name__}")
+    if settings is not None and not isinstance(settings, AdapterSettings):
+        raise TypeError(f"{owner}: settings: expected AdapterSettings, got {type(settings).__name__}")
+
+
+def _overlay(values: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` updated by the non-None ``overrides``; a reward given one way (inline or file) replaces the other."""
+    for key, value in overrides.items():
+        if value is not None:
+            values.pop({"reward": "reward_config", "reward_config": "reward"}.get(key, ""), None)
+            values[key] = value
+    return values
 
 
 def load_settings(path: str | Path, **overrides: Any) -> AdapterSettings:
     """Settings from a YAML/JSON file (its keys are :class:`AdapterSettings` fields), then ``overrides``."""
-    values = _read_mapping(path, "adapter settings")
-    values.pop("kind", None)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return validated("AdapterSettings", AdapterSettings, **values)
+    return validated("AdapterSettings", AdapterSettings, **_overlay(_read_mapping(path, "adapter settings"), overrides))
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> AdapterSettings:
-    """Settings from ``ALR_SETTINGS`` (a file), the single ``ALR_*`` variables, then ``overrides``."""
+    """Settings from ``ALR_SETTINGS`` (a file), the single ``ALR_*`` variables (:data:`ENV_FIELDS`), then
+    ``overrides``."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    if environ.get(ENV_SETTINGS):
-        values = _read_mapping(environ[ENV_SETTINGS], f"{ENV_SETTINGS}")
-        values.pop("kind", None)
-    for variable, field in ENV_FIELDS.items():
-        if environ.get(variable):
-            values[field] = environ[variable]
-            if field == "reward_config":
-                values.pop("reward", None)
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = value
-            if key == "reward_config":
-                values.pop("reward", None)
-            if key == "reward":
-                values.pop("reward_config", None)
-    return validated("AdapterSettings", AdapterSettings, **values)
-
-
-def _default_reward() -> Reward:
-    """PixelThink's reward (the library preset), the adapters' default."""
-    from .. import presets
-
-    reward = presets.pixelthink()
-    if not isinstance(reward, Reward):  # pragma: no cover - guards a preset returning the wrong type
-        raise TypeError(f"presets.pixelthink(): expected a Reward, got {type(reward).__name__}")
-    return reward
+    values = _read_mapping(environ[ENV_SETTINGS], ENV_SETTINGS) if environ.get(ENV_SETTINGS) else {}
+    from_env = {field: environ[variable] for variable, field in ENV_FIELDS.items() if environ.get(variable)}
+    return validated("AdapterSettings", AdapterSettings, **_overlay(_overlay(values, from_env), overrides))
 
 
 @lru_cache(maxsize=16)
@@ -188,7 +182,9 @@ def reward_from_settings(settings: AdapterSettings) -> Reward:
                 f"AdapterSettings: reward_config: expected an existing file, got {settings.reward_config!r}")
         reward = load_config(settings.reward_config)
     else:
-        return _default_reward()
+        from ..presets import pixelthink
+
+        reward = pixelthink()
     if not isinstance(reward, Reward):
         raise ConfigError(f"AdapterSettings: reward: expected the config of a reward, got a {type(reward).__name__}")
     return reward
@@ -222,39 +218,38 @@ def split_label(label: Any, settings: AdapterSettings) -> tuple[Any, Any, Any, d
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """Rewards plus everything an adapter logs, one value per sample in every array.
-
-    Attributes:
-        rewards: the reward's output.
-        scores: rewards mapped to ``[0, 1]`` through the score range (``None`` when no range is known).
-        components: every named sub-reward (``/``-joined paths), e.g. ``"accuracy"``.
-        columns: :data:`LOGGED_COLUMNS` as floats, NaN where the reward did not report one; ``budget`` is
-            ``inf`` where no length penalty applies (PixelThink's medium tier).
-    """
+    """Rewards plus everything an adapter logs, one value per sample in every array: ``scores`` are the rewards
+    mapped to ``[0, 1]`` through the score range (``None`` when no range is known), ``components`` every named
+    sub-reward (``/``-joined paths), ``columns`` the numeric columns as floats (:data:`LOGGED_COLUMNS` and
+    ``over_budget`` always there)."""
 
     rewards: FloatArray
     scores: FloatArray | None
     components: dict[str, FloatArray]
     columns: dict[str, FloatArray]
 
+    @property
+    def logs(self) -> dict[str, FloatArray]:
+        """What every adapter logs: the columns, then the components (a component wins a name both use)."""
+        return {**self.columns, **self.components}
 
-def _float_or_nan(values: Any, n: int) -> FloatArray:
-    try:
-        array = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return np.full(n, np.nan)
-    return array if array.shape == (n,) else np.full(n, np.nan)
+
+def _tier_names(config: Any) -> tuple[str, ...]:
+    """The tier names of the first tiered budget in a reward's configuration (empty without one)."""
+    if getattr(config, "kind", None) == "tiered_budget":
+        return tuple(config.names)
+    children = [getattr(config, key) for key in type(config).model_fields] if isinstance(config, BaseModel) else (
+        list(config) if isinstance(config, tuple) else [])
+    return next((names for names in map(_tier_names, children) if names), ())
 
 
 class SampleScorer:
-    """Runs a reward on a batch and returns :class:`ScoredBatch` (rewards, scores, components, columns).
+    """Runs a reward on a batch and returns :class:`ScoredBatch`: the one scoring path of every adapter.
 
-    Args:
-        reward: any library reward.
-        score_range: ``(low, high)`` for ``scores = clip((r - low) / (high - low), 0, 1)``; default the reward's
-            :attr:`~adaptive_length_reward.reward.Reward.bounds` when both are finite.
-        require_scores: raise :class:`~adaptive_length_reward.errors.ConfigError` at construction when no
-            finite range is known (OpenRLHF needs scores; verl does not).
+    ``scores = clip((r - low) / (high - low), 0, 1)`` over ``score_range``, default the reward's
+    :attr:`~adaptive_length_reward.reward.Reward.bounds` when both are finite. ``require_scores`` raises
+    :class:`~adaptive_length_reward.errors.ConfigError` at construction when no finite range is known (OpenRLHF
+    needs scores; TRL and verl do not).
     """
 
     def __init__(self, reward: Reward, *, score_range: tuple[float, float] | None = None,
@@ -262,32 +257,50 @@ class SampleScorer:
         if not isinstance(reward, Reward):
             raise TypeError(f"SampleScorer: reward: expected a Reward, got {type(reward).__name__}")
         self.reward = reward
+        try:
+            check_score_range(score_range)
+        except ValueError as error:
+            raise ConfigError(f"SampleScorer: {error}") from None
         if score_range is None:
             low, high = reward.bounds
             score_range = (low, high) if math.isfinite(low) and math.isfinite(high) and low < high else None
-        elif not (len(score_range) == 2 and all(math.isfinite(v) for v in score_range)
-                  and score_range[0] < score_range[1]):
-            raise ConfigError(
-                f"SampleScorer: score_range: expected finite (low, high) with low < high, got {score_range!r}")
         if score_range is None and require_scores:
-            raise ConfigError(
-                f"SampleScorer: score_range: expected (low, high) because the reward {reward.name!r} has bounds "
-                f"{reward.bounds} (scores in [0, 1] need a finite range), got None"
-            )
+            raise ConfigError(f"SampleScorer: score_range: expected (low, high) because the reward {reward.name!r} has "
+                              f"bounds {reward.bounds} (scores in [0, 1] need a finite range), got None")
         self.score_range = None if score_range is None else (float(score_range[0]), float(score_range[1]))
+        self._tiers = {name: float(i) for i, name in enumerate(_tier_names(config_of(reward)))}
 
     def score(self, batch: RewardBatch) -> ScoredBatch:
-        """Evaluate the reward on ``batch``."""
+        """Evaluate the reward on ``batch``; see the module docstring for what is logged."""
         output = self.reward.evaluate(batch)
-        n = len(batch)
         rewards = np.asarray(output.rewards, dtype=np.float64)
         scores = None
         if self.score_range is not None:
             low, high = self.score_range
             scores = np.clip((rewards - low) / (high - low), 0.0, 1.0)
         components = {name: np.asarray(values, dtype=np.float64) for name, values in output.components.items()}
-        columns = {name: _float_or_nan(output.columns.get(name, np.full(n, np.nan)), n) for name in LOGGED_COLUMNS}
-        for name in ("difficulty", "uncertainty"):  # context the reward did not read is still worth logging
-            if np.isnan(columns[name]).all() and batch.has(name):
-                columns[name] = _float_or_nan(batch.column(name), n)
-        return ScoredBatch(rewards, scores, components, columns)
+        return ScoredBatch(rewards, scores, components, self._columns(output.columns, batch))
+
+    def _columns(self, reported: Mapping[str, Any], batch: RewardBatch) -> dict[str, FloatArray]:
+        n = len(batch)
+        found = {name: batch.column(name) for name in ("difficulty", "uncertainty") if batch.has(name)}
+        found.update(reported)
+        columns = {name: np.full(n, np.nan) for name in LOGGED_COLUMNS}
+        for key, values in found.items():
+            array = np.asarray(values)
+            if array.shape != (n,) or "/" in key:  # qualified columns come and go with the values
+                continue
+            if key == "tier" and array.dtype.kind == "U":
+                columns[key] = np.array([self._tiers.get(name, np.nan) for name in array.tolist()], dtype=np.float64)
+            elif array.dtype.kind in "biuf" or (key in columns and array.dtype.kind == "O"):
+                with contextlib.suppress(TypeError, ValueError):  # objects that are not numbers: left NaN
+                    columns[key] = np.asarray(array, dtype=np.float64)
+        length, budget = columns["length"], columns["budget"]
+        over = np.where(np.isfinite(budget) & np.isfinite(length), np.maximum(0.0, length - budget), 0.0)
+        columns["over_budget"] = over
+        return columns
+
+
+def finite_or_none(values: Any) -> list[float | None]:
+    """Plain floats for logs and JSON; NaN and inf (a missing value, or no budget) become ``None``."""
+    return [v if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]

@@ -1,31 +1,13 @@
-"""verl adapter: a ``compute_score`` entry point, a token-length reward manager, an agent loop that hands the
-rollout's log-probs to the reward, and the ``verl.plugins`` registration (verl 0.9.1).
+"""verl adapter (verl 0.9.1): ``compute_score``, a token-length reward manager, an agent loop that hands the
+rollout's log-probs to the reward, and the ``verl.plugins`` registration. The YAML/CLI for each: docs/verl.md.
 
-How verl calls a reward (``verl/experimental/reward_loop/reward_manager/naive.py::run_single``): one sample at a
-time, ``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)`` with
-``solution_str`` the valid response ids decoded with ``skip_special_tokens=True``, ``ground_truth`` from
-``non_tensor_batch["reward_model"]["ground_truth"]`` and ``extra_info`` the dataset row's ``extra_info`` dict
-plus the agent loop's ``extra_fields``, ``num_turns`` and ``rollout_reward_scores``. The keywords in
-``reward.custom_reward_function.reward_kwargs`` are merged into every call
-(``verl/trainer/ppo/reward.py::get_custom_reward_fn``). A dict result's ``score`` is the reward; its other keys
-are logged and must be the same for every sample.
-
-What this module supplies on top:
-
-* :func:`compute_score`: difficulty from ``extra_info[difficulty_key]``, uncertainty from
-  ``extra_info[uncertainty_key]`` or, when absent, from the rollout's sampled-token log-probs
-  (``extra_info[logprobs_key]``) as ``mean_t (1 - p_t)``; returns ``score`` plus fixed keys (see
-  :meth:`VerlComputeScore.__call__`).
-* :class:`AdaptiveLengthRewardManager` (registered as ``"adaptive_length"``): like verl's naive manager, but it
-  measures the length in tokens from the response ids it already has (no re-tokenisation) and passes them, and
-  the rollout log-probs of the batch (``rollout_log_probs``), to :func:`compute_score`.
-* :class:`UncertaintySingleTurnAgentLoop` (registered as ``"adaptive_length_single_turn"``): verl's single-turn
-  agent loop that copies the response log-probs into ``extra_fields`` so the streaming reward sees them.
-* Importing this module registers both with verl; the ``verl.plugins`` entry point
-  ``adaptive_length_reward = "adaptive_length_reward.adapters.verl"`` makes ``import verl`` do it in every worker.
-
-The YAML/CLI for each is in ``docs/verl.md``. Group rewards (Kimi, ShorterBetter, ALP) cannot run here: verl
-scores one sample per call.
+verl scores one sample per call (``verl/experimental/reward_loop/reward_manager/naive.py::run_single``):
+``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)``, with the keywords of
+``reward.custom_reward_function.reward_kwargs`` merged in (``verl/trainer/ppo/reward.py::get_custom_reward_fn``);
+a dict result's ``score`` is the reward, its other keys are logged and must be the same for every sample. Group
+rewards (Kimi, ShorterBetter, ALP) cannot run one sample at a time. Importing this module registers
+:class:`AdaptiveLengthRewardManager` (``"adaptive_length"``) and :class:`UncertaintySingleTurnAgentLoop`
+(``"adaptive_length_single_turn"``) with verl.
 """
 
 from __future__ import annotations
@@ -33,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -44,7 +25,15 @@ from ..batch import CONTEXT_FIELDS, RewardBatch
 from ..errors import import_optional
 from ..length import PrecomputedLength
 from ..reward import Reward
-from .scoring import LOGGED_COLUMNS, AdapterSettings, SampleScorer, reward_from_settings, settings_from_env
+from .scoring import (
+    AdapterSettings,
+    SampleScorer,
+    check_sources,
+    check_tested_version,
+    environ_key,
+    reward_from_settings,
+    settings_from_env,
+)
 from .token_spans import reasoning_token_mask
 
 verl = import_optional("verl", extra="verl", purpose="adaptive_length_reward.adapters.verl")
@@ -75,36 +64,23 @@ AGENT_LOOP_NAME = "adaptive_length_single_turn"
 _SETTING_FIELDS = frozenset(AdapterSettings.model_fields) - {"kind"}
 
 
-def _check_verl_version() -> None:
-    from packaging.version import Version
-
-    version = Version(Version(verl.__version__).base_version)
-    if not Version("0.9.1") <= version < Version("0.10"):
-        raise RuntimeError(
-            f"adaptive_length_reward.adapters.verl was tested with verl {','.join(TESTED_VERL_VERSIONS)} and "
-            f"subclasses verl's RewardManagerBase and SingleTurnAgentLoop; found verl {verl.__version__}. "
-            "Pin 'verl==0.9.1', or call compute_score from your own reward manager."
-        )
-
-
-_check_verl_version()
+check_tested_version("verl", verl.__version__, TESTED_VERL_VERSIONS, owner="adaptive_length_reward.adapters.verl",
+                     relies="subclasses verl's RewardManagerBase and SingleTurnAgentLoop",
+                     advice="Pin 'verl==0.9.1', or call compute_score from your own reward manager.")
 
 
 def uncertainty_from_logprobs(logprobs: Any) -> float:
     """Sampled-token uncertainty ``mean_t (1 - exp(logprob_t))`` in ``[0, 1]`` (``0.0`` without tokens).
 
-    The normalisation is :func:`adaptive_length_reward.uncertainty.reduction.normalized_nll` (``1 - p_y``);
-    verl's rollout returns only the sampled token's log-prob, so margin or entropy are not available here.
+    Per token :func:`adaptive_length_reward.uncertainty.logprob_uncertainty` (``1 - p_y``, with its one
+    tolerance); verl's rollout returns only the sampled token's log-prob, so margin or entropy are not available.
 
     >>> round(uncertainty_from_logprobs([0.0, math.log(0.5)]), 6)
     0.25
     """
-    from ..uncertainty import normalized_nll, reduce_ragged
+    from ..uncertainty import logprob_uncertainty, reduce_ragged
 
-    values = np.asarray(logprobs, dtype=np.float64).reshape(-1)
-    if (values > 1e-6).any():
-        raise ValueError(f"logprobs: expected log-probabilities <= 0, got max {values.max()!r}")
-    return float(reduce_ragged([normalized_nll(-np.minimum(values, 0.0))])[0])
+    return float(reduce_ragged([logprob_uncertainty(np.asarray(logprobs, dtype=np.float64).reshape(-1))])[0])
 
 
 def _optional_float(value: Any, name: str) -> float | None:
@@ -120,18 +96,14 @@ def _optional_float(value: Any, name: str) -> float | None:
 class VerlComputeScore:
     """A library reward as verl's ``compute_score``; picklable (verl ships it to reward workers).
 
-    Args:
-        reward: the reward; default the one ``settings`` names (PixelThink's preset unless configured).
-        settings: keys and sources (:class:`~adaptive_length_reward.adapters.scoring.AdapterSettings`).
+    ``reward`` defaults to the one ``settings`` (keys and sources, default :class:`AdapterSettings`) names.
     """
 
     def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None) -> None:
-        if reward is not None and not isinstance(reward, Reward):
-            raise TypeError(f"VerlComputeScore: reward: expected a Reward or None, got {type(reward).__name__}")
-        if settings is not None and not isinstance(settings, AdapterSettings):
-            raise TypeError(f"VerlComputeScore: settings: expected AdapterSettings, got {type(settings).__name__}")
-        self.settings = settings if settings is not None else AdapterSettings.model_validate({})
+        check_sources("VerlComputeScore", reward, settings)
+        self.settings = settings if settings is not None else AdapterSettings()
         self._reward = reward
+        self._scorers: dict[bool, SampleScorer] = {}  # per instance: no cache keyed on component equality
 
     def reward(self, *, precomputed_length: bool = False) -> Reward:
         """The reward in use; with the default preset and token lengths from the reward manager, the preset
@@ -169,32 +141,20 @@ class VerlComputeScore:
     def __call__(self, data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
                  extra_info: Mapping[str, Any] | None = None, *, response_ids: Sequence[int] | None = None,
                  response_length: float | None = None, **kwargs: Any) -> dict[str, float]:
-        """Score one response; unknown keywords (other managers' extras) are ignored.
-
-        Returns:
-            ``{"score": reward, "length", "budget", "difficulty", "uncertainty", <component>...}``: the same keys
-            for every sample of a given reward. ``length``/``budget`` are in the reward's length unit; ``budget``
-            is ``inf`` where no length penalty applies and NaN where the reward has no budget; ``difficulty``/
-            ``uncertainty`` are NaN when absent. One key per named component of a composite reward
-            (``segmentation_accuracy``, ``soft_length_penalty``...).
+        """Score one response: ``{"score": reward, **logs}`` with the adapters' logged values
+        (:attr:`~adaptive_length_reward.adapters.scoring.ScoredBatch.logs`), the same keys for every sample of a
+        given reward. Unknown keywords (other managers' extras) are ignored.
         """
         if not isinstance(solution_str, str):
             raise TypeError(f"compute_score: solution_str: expected str, got {type(solution_str).__name__}")
         if extra_info is not None and not isinstance(extra_info, Mapping):
             raise TypeError(f"compute_score: extra_info: expected a dict or None, got {type(extra_info).__name__}")
         batch = self.build_batch(solution_str, ground_truth, extra_info, response_ids, response_length)
-        scored = _scorer(self.reward(precomputed_length=response_length is not None)).score(batch)
-        result = {"score": float(scored.rewards[0])}
-        for column in LOGGED_COLUMNS:
-            result[column] = float(scored.columns[column][0])
-        for name, values in scored.components.items():
-            result[name] = float(values[0])
-        return result
-
-
-@lru_cache(maxsize=16)
-def _scorer(reward: Reward) -> SampleScorer:
-    return SampleScorer(reward)
+        counted = response_length is not None
+        scorer = self._scorers.get(counted) or self._scorers.setdefault(
+            counted, SampleScorer(self.reward(precomputed_length=counted)))
+        scored = scorer.score(batch)
+        return {"score": float(scored.rewards[0]), **{key: float(values[0]) for key, values in scored.logs.items()}}
 
 
 @lru_cache(maxsize=1)
@@ -212,10 +172,6 @@ def _compute_score_for(environ_key: tuple[tuple[str, str], ...], settings_json: 
 
 def _settings_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in _SETTING_FIELDS}
-
-
-def _environ_key() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ALR_")))
 
 
 def compute_score(data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
@@ -236,54 +192,33 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     (5.0, 11.0, 96.0, 1.0)
     """
     settings = _settings_kwargs(kwargs)
-    scorer = _compute_score_for(_environ_key(), json.dumps(settings, sort_keys=True, default=str))
+    scorer = _compute_score_for(environ_key(), json.dumps(settings, sort_keys=True, default=str))
     rest = {k: v for k, v in kwargs.items() if k not in settings}
     return scorer(data_source, solution_str, ground_truth, extra_info, **rest)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Reward manager
-# ------------------------------------------------------------------------------------------------------------
-
-
 def _reward_kwargs(config: Any) -> dict[str, Any]:
     """``config.reward.custom_reward_function.reward_kwargs`` as a plain dict (``{}`` when absent)."""
-    try:
-        section = config["reward"]["custom_reward_function"]
-    except (KeyError, TypeError):
-        return {}
-    if section is None:
-        return {}
-    kwargs: Any = section.get("reward_kwargs", None) if hasattr(section, "get") else None
-    if kwargs is None:
-        return {}
-    try:
-        from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # ships with verl
 
-        if OmegaConf.is_config(kwargs):
-            kwargs = OmegaConf.to_container(kwargs, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with verl
-        pass
-    return dict(kwargs)
+    try:
+        kwargs = config["reward"]["custom_reward_function"].get("reward_kwargs", None)
+    except (KeyError, TypeError, AttributeError):  # no such section (or it is None)
+        return {}
+    if OmegaConf.is_config(kwargs):
+        kwargs = OmegaConf.to_container(kwargs, resolve=True)
+    return dict(kwargs or {})
 
 
 @register_reward_manager(REWARD_MANAGER_NAME)
 class AdaptiveLengthRewardManager(RewardManagerBase):
     """verl reward manager that measures lengths in tokens from the response ids (no re-tokenisation).
 
-    Per sample (``run_single``, same inputs as verl's naive manager): the valid response ids are
-    ``responses[:attention_mask[-L:].sum()]``; the length is the number of model-generated tokens among them
-    (``response_mask``, so tool tokens of multi-turn rollouts do not count), or, with
-    ``length_span="reasoning"``, the tokens of its reasoning span (found on the decoded tokens,
-    :func:`~adaptive_length_reward.adapters.token_spans.reasoning_token_mask`). It calls
-    ``compute_score(..., response_ids=ids, response_length=n)``; when no custom reward function is configured
-    that is :func:`compute_score` of this module, whose default PixelThink preset then counts those tokens.
-    The batch's ``rollout_log_probs`` (present when ``actor_rollout_ref.rollout.calculate_log_probs`` is on and
-    the reward runs after the rollout) are put into ``extra_info[logprobs_key]`` for the uncertainty unless
-    the agent loop already did.
-
-    Settings (``length_span``, ``open_tag``, ``close_tag``, keys) come from ``ALR_*`` environment variables and
-    ``reward.custom_reward_function.reward_kwargs``.
+    Per sample (``run_single``, same inputs as verl's naive manager) it counts the model-generated tokens
+    (``response_mask``) of the valid response, or of its reasoning span with ``length_span="reasoning"``
+    (:func:`~adaptive_length_reward.adapters.token_spans.reasoning_token_mask`), and calls
+    ``compute_score(..., response_ids=ids, response_length=n)`` (docs/verl.md). The batch's ``rollout_log_probs``
+    go into ``extra_info[logprobs_key]`` unless the agent loop put them there.
     """
 
     def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None, reward_router_address: Any = None,
@@ -339,28 +274,18 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         return {"reward_score": float(result), "reward_extra_info": {"acc": float(result)}}
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Agent loop
-# ------------------------------------------------------------------------------------------------------------
-
-
 def attach_rollout_logprobs(output: Any, key: str = "rollout_logprobs") -> Any:
     """Copy the log-probs of the model-generated response tokens into ``output.extra_fields[key]``.
 
     verl passes ``extra_fields`` to the streaming reward as ``tool_extra_fields``, which the reward managers
     merge into ``extra_info`` (``agent_loop.py::_compute_score``); :func:`compute_score` turns them into the
-    sampled-token uncertainty.
-
-    Raises:
-        ValueError: the rollout returned no log-probs (``actor_rollout_ref.rollout.calculate_log_probs`` off).
+    sampled-token uncertainty. ``ValueError`` when the rollout returned none (``calculate_log_probs`` off).
     """
     if not isinstance(output, AgentLoopOutput):
         raise TypeError(f"attach_rollout_logprobs: output: expected an AgentLoopOutput, got {type(output).__name__}")
     if output.response_logprobs is None:
-        raise ValueError(
-            "attach_rollout_logprobs: the rollout returned no response log-probs; expected "
-            "actor_rollout_ref.rollout.calculate_log_probs=True, got log-probs None"
-        )
+        raise ValueError("attach_rollout_logprobs: the rollout returned no response log-probs; expected "
+                         "actor_rollout_ref.rollout.calculate_log_probs=True, got log-probs None")
     mask = output.response_mask
     output.extra_fields[key] = [float(lp) for lp, m in zip(output.response_logprobs, mask) if m]
     return output

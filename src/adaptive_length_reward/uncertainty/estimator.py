@@ -1,42 +1,9 @@
 """The uncertainty estimator as a context provider: per-token data in a batch column -> the ``uncertainty`` column.
 
-PixelThink (arXiv 2505.23727, Sec. 3.3) scales the hard-tier budget by the policy's uncertainty ``U``. An
-:class:`UncertaintyEstimator` computes ``U`` per completion from per-token data that the rollout left in a
-batch column, so a budget (:class:`~adaptive_length_reward.budgets.TieredBudget`,
-:class:`~adaptive_length_reward.budgets.LinearBudget`) uses it without knowing where it came from::
-
-    reward = WithContext(Product([accuracy, SoftLengthPenalty()]), [UncertaintyEstimator(column="logprobs")])
-
-Sources (``source=``) and what each entry of the column holds per completion:
-
-=======================  =========================================================================================
-``"vllm"``               vLLM's ``CompletionOutput.logprobs``: one ``dict[token_id, Logprob]`` per token, or a
-                         ``FlatLogprobs`` (raw log-probs, before temperature, by default)
-``"sglang"``             SGLang's ``meta_info["output_top_logprobs"]``: per token a list of
-                         ``(logprob, token_id, text)`` (after temperature)
-``"topk_array"``         a ``[T, k]`` array of top-k log-probs, ``-inf`` padded
-``"sampled_logprobs"``   the sampled tokens' log-probs ``[T]`` (verl's ``response_logprobs``, TRL's ``logprobs``)
-``"token_values"``       per-token values already computed, e.g. ``1 - margin`` or normalised entropy from
-                         :func:`~adaptive_length_reward.uncertainty.token_statistics` in a forward pass
-=======================  =========================================================================================
-
-Measures (``measure=``), each mapped to ``[0, 1]`` per token before the reduction:
-
-* ``"margin"`` (default, PixelThink): ``clip(1 - (p1 - p2), 0, 1)``; top-k sources.
-* ``"entropy_lower"`` / ``"entropy_upper"``: the top-k entropy bounds divided by ``ln V`` (``vocab_size``) or by
-  ``entropy_cap``, clipped; top-k sources.
-* ``"deepconf"``: ``k exp(-C)`` from DeepConf's token confidence ``C`` over the top ``k``; top-k sources.
-* ``"nll"``: ``1 - p_y`` of the sampled token (or ``nll / nll_cap``, clipped); ``"sampled_logprobs"``.
-* ``"value"``: the values as given (divided by ``value_cap`` and clipped when one is set); ``"token_values"``.
-
-Then one number per completion: ``reduction`` (mean by default, as PixelThink; max, min, quantile) over the
-whole response or, with ``span="reasoning"``, over the reasoning span found from the tags' token ids in the
-batch's ``token_ids`` (which must align one-to-one with the per-token data). Tokens without a value (NaN, e.g.
-fewer than two top-k entries) are skipped; a completion with no usable token gets ``empty_value`` (default
-``0.0`` as the official code; ``nan`` marks it missing, which the budgets' ``missing_uncertainty`` then handles).
-
-Which distribution is measured is the engine's: vLLM's default ``raw_logprobs`` is the model's distribution
-before temperature (PixelThink samples at temperature 1.0, where both agree); SGLang reports after temperature.
+PixelThink (arXiv 2505.23727, Sec. 3.3) scales the hard-tier budget by the policy's uncertainty ``U``.
+:class:`UncertaintyEstimator` computes ``U`` per completion from per-token data that the rollout left in a batch
+column, so a budget uses it without knowing where it came from. Its sources (the column's formats), measures (each
+mapped to ``[0, 1]`` per token) and reductions are listed in docs/uncertainty.md, "UncertaintyEstimator".
 """
 
 from __future__ import annotations
@@ -47,18 +14,18 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from ..batch import RewardBatch
-from ..config import ComponentConfig, register, validated
+from ..config import param
 from ..reward import ContextProvider
+from ..spans import Span, reasoning_span_mask
 from .reduction import (
-    margin_uncertainty,
-    normalized_entropy,
-    normalized_nll,
+    Reduction,
+    _as_numpy,
+    logprob_uncertainty,
     pad_ragged,
-    reasoning_span_mask,
     reduce_tokens,
+    unit_uncertainty,
 )
 from .topk import (
     TopKLogprobs,
@@ -67,6 +34,7 @@ from .topk import (
     topk_from_dense,
     topk_from_sglang,
     topk_from_vllm,
+    topk_margin,
 )
 
 __all__ = ["UncertaintyEstimator", "UncertaintyEstimatorConfig"]
@@ -75,77 +43,19 @@ Source = Literal["vllm", "sglang", "topk_array", "sampled_logprobs", "token_valu
 Measure = Literal["margin", "entropy_lower", "entropy_upper", "deepconf", "nll", "value"]
 _TOPK_SOURCES = ("vllm", "sglang", "topk_array")
 _MEASURE_SOURCES: dict[str, tuple[str, ...]] = {
-    "margin": _TOPK_SOURCES,
-    "entropy_lower": _TOPK_SOURCES,
-    "entropy_upper": _TOPK_SOURCES,
-    "deepconf": _TOPK_SOURCES,
+    **dict.fromkeys(("margin", "entropy_lower", "entropy_upper", "deepconf"), _TOPK_SOURCES),
     "nll": ("sampled_logprobs",),
     "value": ("token_values",),
 }
+_READERS = {"vllm": topk_from_vllm, "sglang": topk_from_sglang}
 
 
-class UncertaintyEstimatorConfig(ComponentConfig):
-    """Configuration of :class:`UncertaintyEstimator`."""
-
-    kind: Literal["uncertainty_estimator"] = "uncertainty_estimator"
-    column: str = Field("logprobs", min_length=1)
-    source: Source = "vllm"
-    measure: Measure = "margin"
-    reduction: Literal["mean", "max", "min", "quantile"] = "mean"
-    quantile: float = Field(0.9, ge=0.0, le=1.0)
-    span: Literal["response", "reasoning"] = "response"
-    open_ids: tuple[int, ...] = ()
-    close_ids: tuple[int, ...] = ()
-    vocab_size: int | None = Field(None, ge=2)
-    entropy_cap: float | None = Field(None, gt=0, allow_inf_nan=False)
-    nll_cap: float | None = Field(None, gt=0, allow_inf_nan=False)
-    value_cap: float | None = Field(None, gt=0, allow_inf_nan=False)
-    k: int | None = Field(None, ge=1)
-    empty_value: float = Field(0.0, allow_inf_nan=True)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> UncertaintyEstimatorConfig:
-        allowed = _MEASURE_SOURCES[self.measure]
-        if self.source not in allowed:
-            raise ValueError(f"source: expected one of {list(allowed)} for measure={self.measure!r}, "
-                             f"got {self.source!r}")
-        if self.span == "reasoning" and not (self.open_ids and self.close_ids):
-            raise ValueError("open_ids and close_ids: expected the tags' token ids when span='reasoning', got "
-                             f"{self.open_ids!r} and {self.close_ids!r}")
-        if self.measure.startswith("entropy") and self.entropy_cap is None and self.vocab_size is None:
-            raise ValueError(f"vocab_size: expected the vocabulary size (or entropy_cap) for measure={self.measure!r}, "
-                             "got None")
-        if self.measure == "entropy_upper" and self.vocab_size is None:
-            raise ValueError("vocab_size: expected the vocabulary size for measure='entropy_upper' (the bound needs "
-                             "V), got None")
-        if self.measure == "deepconf" and self.k is None:
-            raise ValueError("k: expected the engine's top-k (an int >= 1) for measure='deepconf', got None")
-        if math.isinf(self.empty_value):
-            raise ValueError(f"empty_value: expected a finite number or nan, got {self.empty_value}")
-        return self
-
-
-@register("uncertainty_estimator", UncertaintyEstimatorConfig)
-class UncertaintyEstimator(ContextProvider):
+class UncertaintyEstimator(ContextProvider, kind="uncertainty_estimator"):
     """Fills the batch's ``uncertainty`` column (one value in ``[0, 1]`` per completion) from per-token data.
 
     The default reproduces PixelThink's rollout uncertainty: vLLM top-k log-probs in column ``"logprobs"``,
     per token ``clip(1 - (p1 - p2), 0, 1)``, mean over all generated tokens, ``0.0`` for a completion without
-    log-probs. See the module docstring for every source, measure and reduction.
-
-    Args:
-        column: the batch column (an extra column) holding the per-token data, one entry per completion.
-        source: its format: ``"vllm"``, ``"sglang"``, ``"topk_array"``, ``"sampled_logprobs"`` or
-            ``"token_values"``.
-        measure: ``"margin"``, ``"entropy_lower"``, ``"entropy_upper"``, ``"deepconf"`` (top-k sources),
-            ``"nll"`` (sampled log-probs) or ``"value"`` (token values).
-        reduction: ``"mean"``, ``"max"``, ``"min"`` or ``"quantile"`` (with ``quantile``).
-        span: ``"response"`` (every generated token) or ``"reasoning"`` (between the tags, found in the
-            batch's ``token_ids`` with ``open_ids``/``close_ids``).
-        vocab_size: ``V``, for the entropy normalisation ``H / ln V`` and the entropy upper bound.
-        entropy_cap, nll_cap, value_cap: divide by this and clip to ``[0, 1]`` instead of the default mapping.
-        k: the engine's top-k, for ``measure="deepconf"``.
-        empty_value: the value for a completion without a usable token (``nan`` = missing).
+    log-probs. Sources, measures and reductions: docs/uncertainty.md.
 
     >>> from adaptive_length_reward import RewardBatch
     >>> estimator = UncertaintyEstimator(column="top", source="topk_array")
@@ -156,117 +66,91 @@ class UncertaintyEstimator(ContextProvider):
 
     provides = "uncertainty"
 
-    def __init__(
-        self,
-        *,
-        column: str = "logprobs",
-        source: Source = "vllm",
-        measure: Measure = "margin",
-        reduction: Literal["mean", "max", "min", "quantile"] = "mean",
-        quantile: float = 0.9,
-        span: Literal["response", "reasoning"] = "response",
-        open_ids: Sequence[int] = (),
-        close_ids: Sequence[int] = (),
-        vocab_size: int | None = None,
-        entropy_cap: float | None = None,
-        nll_cap: float | None = None,
-        value_cap: float | None = None,
-        k: int | None = None,
-        empty_value: float = 0.0,
-    ) -> None:
-        self._config = validated(
-            "UncertaintyEstimator", UncertaintyEstimatorConfig, column=column, source=source, measure=measure,
-            reduction=reduction, quantile=quantile, span=span, open_ids=tuple(open_ids), close_ids=tuple(close_ids),
-            vocab_size=vocab_size, entropy_cap=entropy_cap, nll_cap=nll_cap, value_cap=value_cap, k=k,
-            empty_value=empty_value,
-        )
+    column: str = param(default="logprobs", min_length=1, doc="the batch column holding the per-token data")
+    source: Source = param(default="vllm", doc="the column's format (docs/uncertainty.md)")
+    measure: Measure = param(default="margin", doc="the per-token measure; top-k sources, 'nll' or 'value'")
+    reduction: Reduction = param(default="mean", doc="per completion: mean (PixelThink), max, min or quantile")
+    quantile: float = param(default=0.9, ge=0.0, le=1.0, doc="the quantile for reduction='quantile'")
+    span: Span = param(default="response", doc="every generated token, or the reasoning span (needs token_ids)")
+    open_ids: Sequence[int] = param(default=(), doc="the opening tag's token ids (span='reasoning')")
+    close_ids: Sequence[int] = param(default=(), doc="the closing tag's token ids (span='reasoning')")
+    vocab_size: int | None = param(default=None, ge=2, doc="V, for H / ln V and the entropy upper bound")
+    entropy_cap: float | None = param(default=None, gt=0, doc="entropy / cap, clipped, instead of H / ln V")
+    nll_cap: float | None = param(default=None, gt=0, doc="nll / cap, clipped, instead of 1 - p_y")
+    value_cap: float | None = param(default=None, gt=0, doc="token values / cap, clipped")
+    k: int | None = param(default=None, ge=1, doc="the engine's top-k, for measure='deepconf'")
+    empty_value: float = param(default=0.0, allow_inf_nan=True, doc="for no usable token (nan: missing)")
+
+    @staticmethod
+    def _check(c: Any) -> None:
+        """The cross-field rules (each names the field, expected and got)."""
+        allowed = _MEASURE_SOURCES[c.measure]
+        if c.source not in allowed:
+            raise ValueError(f"source: expected one of {list(allowed)} for measure={c.measure!r}, got {c.source!r}")
+        if c.span == "reasoning" and not (c.open_ids and c.close_ids):
+            raise ValueError("open_ids and close_ids: expected the tags' token ids when span='reasoning', got "
+                             f"{c.open_ids!r} and {c.close_ids!r}")
+        needs_v = c.measure == "entropy_upper" or (c.measure == "entropy_lower" and c.entropy_cap is None)
+        if needs_v and c.vocab_size is None:
+            raise ValueError(f"vocab_size: expected the vocabulary size for measure={c.measure!r} (H / ln V, and the "
+                             "upper bound needs V; entropy_lower may use entropy_cap instead), got None")
+        if c.measure == "deepconf" and c.k is None:
+            raise ValueError("k: expected the engine's top-k (an int >= 1) for measure='deepconf', got None")
+        if math.isinf(c.empty_value):
+            raise ValueError(f"empty_value: expected a finite number or nan, got {c.empty_value}")
 
     @property
     def requires(self) -> frozenset[str]:
-        needed = {self._config.column}
-        if self._config.span == "reasoning":
-            needed.add("token_ids")
-        return frozenset(needed)
+        return frozenset({self.column, "token_ids"} if self.span == "reasoning" else {self.column})
 
-    def to_config(self) -> UncertaintyEstimatorConfig:
-        return self._config
-
-    # -- computation ------------------------------------------------------------------------------------------
     def token_uncertainty(self, batch: RewardBatch) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         """Per-token uncertainties in ``[0, 1]`` as ``([B, T] values, [B, T] mask of real tokens)`` (NaN = none)."""
-        c = self._config
-        entries = list(batch.column(c.column, by=f"UncertaintyEstimator (column {c.column!r})"))
-        if c.source in _TOPK_SOURCES:
-            topk = self._read_topk(entries)
-            per_token = self._topk_measure(topk)
-            return topk.padded(per_token)
-        sequences = []
-        for i, entry in enumerate(entries):
-            if entry is None:
-                entry = ()
-            if hasattr(entry, "detach") and hasattr(entry, "cpu"):
-                entry = entry.detach().cpu().numpy()
-            try:
-                array = np.asarray(entry, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(f"UncertaintyEstimator: column {c.column!r}[{i}]: expected a sequence of numbers "
-                                f"(one per token), got {type(entry).__name__}") from None
-            if array.ndim > 1:
-                raise ValueError(f"UncertaintyEstimator: column {c.column!r}[{i}]: expected one number per token, "
-                                 f"got shape {array.shape}")
-            sequences.append(array.reshape(-1))
-        values, mask = pad_ragged(sequences)
+        where = f"UncertaintyEstimator: column {self.column!r}"
+        entries = list(batch.column(self.column, by=f"UncertaintyEstimator (column {self.column!r})"))
+        if self.source in _TOPK_SOURCES:
+            read = _READERS.get(self.source)
+            topk = read(entries) if read else topk_from_dense([np.zeros((0, 1)) if e is None else e for e in entries])
+            return topk.padded(self._topk_measure(topk))
+        values, mask = pad_ragged([_per_token(f"{where}[{i}]", entry) for i, entry in enumerate(entries)])
         if np.isinf(values).any():
             i = int(np.flatnonzero(np.isinf(values).any(axis=1))[0])
-            raise ValueError(f"UncertaintyEstimator: column {c.column!r}[{i}]: expected finite numbers (NaN marks a "
-                             "token without a value), got inf")
-        if c.measure == "nll":
-            if (values > 1e-4).any():
-                i = int(np.flatnonzero((values > 1e-4).any(axis=1))[0])
-                raise ValueError(f"UncertaintyEstimator: column {c.column!r}[{i}]: expected log-probabilities <= 0, "
-                                 f"got {float(np.nanmax(values[i]))}")
-            return normalized_nll(np.maximum(-values, 0.0), cap=c.nll_cap), mask
-        if c.value_cap is not None:
-            values = np.clip(values / c.value_cap, 0.0, 1.0)
+            raise ValueError(f"{where}[{i}]: expected finite numbers (NaN marks a token without a value), got inf")
+        if self.measure == "nll":
+            return logprob_uncertainty(values, cap=self.nll_cap, where=where), mask
+        if self.value_cap is not None:
+            values = np.clip(values / self.value_cap, 0.0, 1.0)
         return values, mask
 
-    def _read_topk(self, entries: list[Any]) -> TopKLogprobs:
-        source = self._config.source
-        if source == "vllm":
-            return topk_from_vllm(entries)
-        if source == "sglang":
-            return topk_from_sglang(entries)
-        return topk_from_dense([np.zeros((0, 1)) if e is None else e for e in entries])
-
     def _topk_measure(self, topk: TopKLogprobs) -> npt.NDArray[np.float64]:
-        c = self._config
-        if c.measure == "margin":
-            from .topk import topk_margin
-
-            return margin_uncertainty(topk_margin(topk))
-        if c.measure == "deepconf":
-            assert c.k is not None
-            return deepconf_uncertainty(topk, k=c.k)
-        low, high, _ = topk_entropy_bounds(topk, vocab_size=c.vocab_size)
-        entropy = low if c.measure == "entropy_lower" else high
-        if c.entropy_cap is not None:
-            return normalized_entropy(entropy, cap=c.entropy_cap)
-        return normalized_entropy(entropy, vocab_size=c.vocab_size)
+        if self.measure == "margin":
+            return unit_uncertainty("margin", topk_margin(topk))
+        if self.measure == "deepconf":
+            assert self.k is not None
+            return deepconf_uncertainty(topk, k=self.k)
+        low, high, _ = topk_entropy_bounds(topk, vocab_size=self.vocab_size)
+        entropy = low if self.measure == "entropy_lower" else high
+        return unit_uncertainty("entropy", entropy, vocab_size=self.vocab_size, entropy_cap=self.entropy_cap)
 
     def __call__(self, batch: RewardBatch) -> npt.NDArray[np.float64]:
-        c = self._config
         values, mask = self.token_uncertainty(batch)
-        if c.span == "reasoning":
-            ids = batch.column("token_ids", by="UncertaintyEstimator (span='reasoning')")
-            id_lengths = [len(row) for row in ids]
-            token_counts = mask.sum(axis=1).tolist()
-            for i, (a, b) in enumerate(zip(id_lengths, token_counts)):
-                if a != b:
-                    raise ValueError(f"UncertaintyEstimator: token_ids[{i}] has {a} ids but column {c.column!r}[{i}] "
-                                     f"has {b} tokens; span='reasoning' needs them aligned one-to-one")
-            span = reasoning_span_mask(list(ids), c.open_ids, c.close_ids)
-            width = values.shape[1]
-            if span.shape[1] < width:
-                span = np.pad(span, ((0, 0), (0, width - span.shape[1])))
-            mask = mask & span[:, :width]
-        return reduce_tokens(values, mask, how=c.reduction, q=c.quantile, empty_value=c.empty_value)
+        if self.span == "reasoning":
+            ids = list(batch.column("token_ids", by="UncertaintyEstimator (span='reasoning')"))
+            for i, (row, count) in enumerate(zip(ids, mask.sum(axis=1).tolist())):
+                if len(row) != count:
+                    raise ValueError(f"UncertaintyEstimator: token_ids[{i}] has {len(row)} ids but column "
+                                     f"{self.column!r}[{i}] has {count} tokens; span='reasoning' needs them "
+                                     "aligned one-to-one")
+            mask = mask & reasoning_span_mask(ids, self.open_ids, self.close_ids)
+        return reduce_tokens(values, mask, how=self.reduction, q=self.quantile, empty_value=self.empty_value)
+
+
+def _per_token(where: str, entry: Any) -> npt.NDArray[np.float64]:
+    """One completion's per-token numbers (a sequence, an array or a tensor; ``None``: no tokens) as a 1-D array."""
+    array = _as_numpy(() if entry is None else entry, where)
+    if array.ndim > 1:
+        raise ValueError(f"{where}: expected one number per token, got shape {array.shape}")
+    return array.reshape(-1)
+
+
+#: The frozen configuration model of :class:`UncertaintyEstimator` (derived from its declaration).
+UncertaintyEstimatorConfig = UncertaintyEstimator.config_model()

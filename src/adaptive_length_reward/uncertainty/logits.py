@@ -1,49 +1,19 @@
-"""Per-token uncertainty statistics from full logits, in one fused pass over row chunks.
+"""Per-token uncertainty statistics from full logits, in one fused pass over row chunks (docs/uncertainty.md).
 
-Every statistic comes from five per-row reductions over the (temperature-scaled) logits ``z = x / T`` of one
-token position, accumulated in float32 whatever the input dtype (performance.md, "Uncertainty from full
-logits")::
+Per row of ``z = logits / temperature``, five reductions accumulate in float32 whatever the input dtype:
+``m1 = max z``, ``m2`` the second largest (``m1`` on a tie), ``s = sum exp(z - m1)``,
+``b = sum exp(z - m1) (z - m1)`` and ``t = sum z``; then, in float64 on ``N`` numbers only:
 
-    m1 = max_j z_j                m2 = second largest z_j (equal to m1 on a tie)
-    s  = sum_j exp(z_j - m1)      b  = sum_j exp(z_j - m1) (z_j - m1)      t = sum_j z_j
+* ``entropy`` ``H = ln s - b / s``, in ``[0, ln V]`` (the identity ``H = logsumexp(z) - sum_j p_j z_j`` of verl
+  ``verl/utils/torch_functional.py::entropy_from_logits`` and TRL, shifted by ``m1`` so no term overflows);
+* ``margin`` ``p1 - p2 = (1 - e^(m2 - m1)) / s``, in ``[0, 1]``; PixelThink's token uncertainty is ``1 - margin``
+  (arXiv 2505.23727; official ``vllm_rollout_spmd.py::compute_uncertainty_from_logprob_dict``);
+* ``self_certainty`` ``KL(U || p) = ln s + m1 - t / V - ln V``, in ``[0, inf)`` (Kang et al. 2025, arXiv
+  2502.18581; higher means more confident);
+* ``nll`` ``-ln p_y = ln s - (z_y - m1)`` of the sampled token ``y``.
 
-and then, in float64 on ``N`` numbers only:
-
-=================  =====================================  =======================================================
-statistic          formula                                meaning
-=================  =====================================  =======================================================
-``entropy``        ``H = ln s - b / s``                   Shannon entropy ``-sum_j p_j ln p_j`` in nats, in
-                                                          ``[0, ln V]``
-``margin``         ``p1 - p2 = (1 - e^(m2 - m1)) / s``    top-1 minus top-2 probability, in ``[0, 1]``;
-                                                          PixelThink's token uncertainty is ``1 - margin``
-                                                          (arXiv 2505.23727; official
-                                                          ``vllm_rollout_spmd.py::compute_uncertainty_from_logprob_dict``)
-``self_certainty`` ``ln s + m1 - t / V - ln V``           ``KL(U || p) = -ln V - (1/V) sum_j ln p_j`` from the
-                                                          uniform distribution ``U`` (Kang et al. 2025,
-                                                          arXiv 2502.18581), in ``[0, inf)``; higher means
-                                                          more confident
-``nll``            ``ln s - (z_y - m1)``                  ``-ln p_y`` of the sampled token ``y``, in ``[0, inf)``
-=================  =====================================  =======================================================
-
-The entropy identity is the one verl and TRL use (``H = logsumexp(z) - sum_j p_j z_j``; verl
-``verl/utils/torch_functional.py::entropy_from_logits``), shifted by ``m1`` so no term overflows. What differs
-from those implementations is what is materialised: a naive softmax over ``[N, V]`` in float32 costs ``3 N V``
-floats (3.5 GiB at ``N = 2048``, ``V = 151936``); here only ``C`` rows are live at a time, ``C`` bounded by a
-memory budget, and only the rows under ``mask`` are read at all. ``compile=True`` runs each chunk through one
-``torch.compile``-generated kernel (exponentials never written to memory); otherwise plain PyTorch ops reuse two
-preallocated float32 buffers (the exponentials come from ``torch.softmax``, whose fused kernel is faster than
-``torch.exp`` on CPU; ``s`` and ``b`` are rescaled by ``p_max = 1 / S``). Both paths run on CPU and CUDA.
-
-The second largest logit is found without sorting a whole row: each row is cut into blocks of ``G`` columns
-(``G`` divides ``V``; contiguous blocks in the compiled kernel, interleaved groups ``j mod G`` in the eager path,
-whose reduction then runs along contiguous memory), the block maxima give ``m1`` and the runner-up block, and
-``m2`` is the larger of the runner-up block's maximum and the second largest entry of the winning block.
-
-torch is imported inside the functions: importing this module costs nothing.
-
-Which distribution is measured: the softmax of ``logits / temperature``. ``temperature=1`` (default) measures the
-model's raw distribution, as vLLM's default ``raw_logprobs`` mode and PixelThink's rollout (temperature 1.0) do;
-pass the sampling temperature to measure the distribution that was sampled from.
+Only the rows under ``mask`` are read, ``C`` at a time (``C`` bounded by a memory budget); torch is imported inside
+the functions, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -51,13 +21,14 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import import_optional
+from .reduction import Reduction, reduce_tokens, unit_uncertainty
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -75,9 +46,11 @@ __all__ = [
 ]
 
 Statistic = Literal["entropy", "margin", "self_certainty", "nll"]
+#: The per-token measures :func:`sequence_uncertainty` maps to ``[0, 1]``.
+SequenceMeasure = Literal["margin", "entropy", "nll"]
 
 #: Names :func:`token_statistics` computes.
-STATISTICS: tuple[str, ...] = ("entropy", "margin", "self_certainty", "nll")
+STATISTICS: tuple[str, ...] = get_args(Statistic)
 
 _DEFAULT_STATS: tuple[str, ...] = ("entropy", "margin", "self_certainty")
 _CPU_BUDGET = 16 * 2**20
@@ -130,15 +103,10 @@ def _block_size(vocab_size: int) -> int:
     """Largest block width in [32, 512] dividing ``vocab_size`` (0 when none does or the vocabulary is small)."""
     if vocab_size < _MIN_BLOCKED_VOCAB:
         return 0
-    for width in range(512, 31, -1):
-        if vocab_size % width == 0:
-            return width
-    return 0
+    return next((width for width in range(512, 31, -1) if vocab_size % width == 0), 0)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Per-chunk kernels. Both return float32 rows of (m1, m2, s, b, t); m2 only when asked (else m1).
-# ------------------------------------------------------------------------------------------------------------
+# -- Per-chunk kernels. Both return float32 rows of (m1, m2, s, b, t); m2 only when asked (else m1). -------------
 
 
 def _top_two(z: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -243,21 +211,9 @@ def _compiled_kernel() -> Callable[..., Any] | None:
         return _COMPILED["kernel"]  # type: ignore[no-any-return]
 
 
-def _compile_failed(error: BaseException) -> None:
-    _COMPILED["kernel"] = None
-    warnings.warn(
-        f"token_statistics: torch.compile failed ({type(error).__name__}: {str(error)[:200]}); "
-        "using the eager path for the rest of this process", RuntimeWarning, stacklevel=3,
-    )
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Input checks
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float,
-                  stats: Sequence[str]) -> tuple[Any, Any, Any]:
+def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float, stats: Sequence[str],
+                  chunk_rows: Any, memory_budget_bytes: Any, fill_value: Any) -> tuple[Any, Any]:
+    """Raise naming the first bad argument; return ``mask`` (bool) and, for ``"nll"``, ``token_ids`` as tensors."""
     torch = _torch()
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits: expected a torch.Tensor of shape [..., V], got {type(logits).__name__}")
@@ -267,31 +223,47 @@ def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float,
         raise ValueError(f"logits: expected shape [N, V] or [B, T, V], got {tuple(logits.shape)}")
     if logits.shape[-1] < 2:
         raise ValueError(f"logits: expected a vocabulary of at least 2 entries, got V = {logits.shape[-1]}")
-    lead = tuple(logits.shape[:-1])
     if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
             and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
     unknown = [s for s in stats if s not in STATISTICS]
     if unknown or not stats:
         raise ValueError(f"stats: expected a non-empty selection of {list(STATISTICS)}, got {list(stats)!r}")
+    if chunk_rows is not None and (not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1):
+        raise ValueError(f"chunk_rows: expected an int >= 1, got {chunk_rows!r}")
+    if memory_budget_bytes is not None and (not isinstance(memory_budget_bytes, int) or memory_budget_bytes < 1):
+        raise ValueError(f"memory_budget_bytes: expected a positive int, got {memory_budget_bytes!r}")
+    if not isinstance(fill_value, (int, float)) or isinstance(fill_value, bool):
+        raise TypeError(f"fill_value: expected a float, got {type(fill_value).__name__}")
     if mask is not None:
-        mask = torch.as_tensor(mask, device=logits.device)
-        if tuple(mask.shape) != lead:
-            raise ValueError(f"mask: expected shape {lead} (logits.shape[:-1]), got {tuple(mask.shape)}")
+        mask = _per_position(mask, "mask", logits)
         if mask.dtype != torch.bool:
             if mask.is_floating_point() or mask.is_complex() or ((mask != 0) & (mask != 1)).any():
                 raise ValueError(f"mask: expected booleans or 0/1 integers, got dtype {mask.dtype}")
             mask = mask != 0
-    if "nll" in stats:
-        if token_ids is None:
-            raise ValueError("token_ids: expected the sampled token ids (shape logits.shape[:-1]) for stat 'nll', "
-                             "got None")
-        token_ids = torch.as_tensor(token_ids, device=logits.device)
-        if tuple(token_ids.shape) != lead:
-            raise ValueError(f"token_ids: expected shape {lead} (logits.shape[:-1]), got {tuple(token_ids.shape)}")
-        if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
-            raise TypeError(f"token_ids: expected an integer tensor, got dtype {token_ids.dtype}")
-    return logits, mask, token_ids
+    if "nll" not in stats:
+        return mask, None
+    if token_ids is None:
+        raise ValueError("token_ids: expected the sampled token ids (shape logits.shape[:-1]) for stat 'nll', got None")
+    token_ids = _per_position(token_ids, "token_ids", logits)
+    if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
+        raise TypeError(f"token_ids: expected an integer tensor, got dtype {token_ids.dtype}")
+    return mask, token_ids
+
+
+def _per_position(value: Any, name: str, logits: Any) -> Any:
+    """``value`` as a tensor on the logits' device, checked to have one entry per position."""
+    value = _torch().as_tensor(value, device=logits.device)
+    lead = tuple(logits.shape[:-1])
+    if tuple(value.shape) != lead:
+        raise ValueError(f"{name}: expected shape {lead} (logits.shape[:-1]), got {tuple(value.shape)}")
+    return value
+
+
+def _position(index: int, rows: Any, lead: tuple[int, ...]) -> tuple[int, ...]:
+    """The position (an index into ``logits.shape[:-1]``) of the ``index``-th computed row."""
+    row = index if rows is None else int(rows[index])
+    return tuple(int(i) for i in np.unravel_index(row, lead))
 
 
 def _raise_non_finite(logits: Any, rows: Any, raw: Any) -> None:
@@ -300,66 +272,41 @@ def _raise_non_finite(logits: Any, rows: Any, raw: Any) -> None:
     bad = (~torch.isfinite(raw[4]) | ~torch.isfinite(raw[0])).nonzero()
     if bad.numel() == 0:
         return
-    row = int(bad[0, 0]) if rows is None else int(rows[int(bad[0, 0])])
-    lead = tuple(logits.shape[:-1])
-    position = tuple(int(i) for i in np.unravel_index(row, lead))
+    position = _position(int(bad[0, 0]), rows, tuple(logits.shape[:-1]))
     values = logits[position].float()
     kinds = [name for name, hit in (("nan", torch.isnan(values).any()), ("+inf", torch.isposinf(values).any()),
                                     ("-inf", torch.isneginf(values).any())) if bool(hit)]
-    count = int(bad.shape[0])
-    raise ValueError(
-        f"logits: expected finite values, got {' and '.join(kinds) or 'values whose sum overflows float32'} at "
-        f"position {position}" + (f" (and {count - 1} more positions)" if count > 1 else "")
-        + "; masked-out positions are never read, so pass mask= to exclude padding"
-    )
+    got = " and ".join(kinds) or "values whose sum overflows float32"
+    more = f" (and {int(bad.shape[0]) - 1} more positions)" if bad.shape[0] > 1 else ""
+    raise ValueError(f"logits: expected finite values, got {got} at position {position}{more}; masked-out positions "
+                     "are never read, so pass mask= to exclude padding")
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Public API
-# ------------------------------------------------------------------------------------------------------------
-
-
-def token_statistics(
-    logits: torch.Tensor,
-    *,
-    mask: torch.Tensor | npt.ArrayLike | None = None,
-    token_ids: torch.Tensor | npt.ArrayLike | None = None,
-    temperature: float = 1.0,
-    stats: Iterable[str] | None = None,
-    memory_budget_bytes: int | None = None,
-    chunk_rows: int | None = None,
-    compile: bool = False,
-    fill_value: float = 0.0,
-) -> dict[str, torch.Tensor]:
+def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike | None = None,
+                     token_ids: torch.Tensor | npt.ArrayLike | None = None, temperature: float = 1.0,
+                     stats: Iterable[str] | None = None, memory_budget_bytes: int | None = None,
+                     chunk_rows: int | None = None, compile: bool = False,
+                     fill_value: float = 0.0) -> dict[str, torch.Tensor]:
     """Per-token entropy, margin, self-certainty and sampled-token NLL from full logits, in one pass.
 
-    See the module docstring for the formulas and their sources. Rows are processed in chunks of ``C`` rows
-    with float32 accumulation whatever the input dtype; only rows where ``mask`` is true are read.
+    Formulas and sources: the module docstring.
 
     Args:
         logits: ``[N, V]`` or ``[B, T, V]`` (any leading shape), any floating dtype, CPU or CUDA; need not be
             contiguous (e.g. ``logits[:, :-1]``). No gradient flows through the results.
         mask: booleans (or 0/1) of shape ``logits.shape[:-1]``; false positions are neither read nor checked
-            and get ``fill_value``. ``None`` computes every position.
+            and get ``fill_value`` (``float('nan')`` is allowed). ``None`` computes every position.
         token_ids: the sampled token per position (shape ``logits.shape[:-1]``); required for ``"nll"``.
-        temperature: the logits are divided by it first (``1.0``: the model's raw distribution).
-        stats: any of ``"entropy"``, ``"margin"``, ``"self_certainty"``, ``"nll"``; default the first three,
-            plus ``"nll"`` when ``token_ids`` is given.
+        stats: any of :data:`STATISTICS`; default the first three, plus ``"nll"`` when ``token_ids`` is given.
         memory_budget_bytes: extra memory the call may use (default :func:`default_memory_budget`); sets the
-            chunk size through :func:`rows_per_chunk`.
-        chunk_rows: explicit rows per chunk (overrides the budget).
+            chunk size through :func:`rows_per_chunk`, unless ``chunk_rows`` gives it.
         compile: run each chunk through a ``torch.compile``-d kernel (first call compiles, seconds); if
             compilation fails the eager path runs and a ``RuntimeWarning`` says why.
-        fill_value: value at masked-out positions (default ``0.0``; ``float('nan')`` is allowed).
 
     Returns:
-        ``{name: float32 tensor of shape logits.shape[:-1]}`` on the logits' device, for each requested stat.
-        Values are clamped to their ranges (entropy ``[0, ln V]``, margin ``[0, 1]``, others ``>= 0``) to
-        absorb float32 rounding of order 1e-7.
-
-    Raises:
-        ValueError: NaN or infinite logits at a computed position (naming it), a token id outside
-            ``[0, V)``, or a bad argument (naming it, with what was expected and got).
+        ``{name: float32 tensor of shape logits.shape[:-1]}`` on the logits' device, for each requested stat,
+        clamped to its range. ``ValueError`` names NaN or infinite logits at a computed position, a token id
+        outside ``[0, V)``, or a bad argument.
 
     >>> import torch
     >>> logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
@@ -372,121 +319,126 @@ def token_statistics(
     torch = _torch()
     chosen = tuple(dict.fromkeys(stats)) if stats is not None else (
         _DEFAULT_STATS + (("nll",) if token_ids is not None else ()))
-    logits, mask_t, ids_t = _check_inputs(logits, mask, token_ids, temperature, chosen)
-    if chunk_rows is not None and (not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1):
-        raise ValueError(f"chunk_rows: expected an int >= 1, got {chunk_rows!r}")
-    if memory_budget_bytes is not None and (not isinstance(memory_budget_bytes, int) or memory_budget_bytes < 1):
-        raise ValueError(f"memory_budget_bytes: expected a positive int, got {memory_budget_bytes!r}")
-    if not isinstance(fill_value, (int, float)) or isinstance(fill_value, bool):
-        raise TypeError(f"fill_value: expected a float, got {type(fill_value).__name__}")
-
-    device = logits.device
+    mask_t, ids_t = _check_inputs(logits, mask, token_ids, temperature, chosen, chunk_rows, memory_budget_bytes,
+                                  fill_value)
     lead = tuple(logits.shape[:-1])
-    vocab = int(logits.shape[-1])
-    n_total = math.prod(lead)
     with torch.no_grad():
-        logits = logits.detach()
-        flat = logits.view(-1, vocab) if _viewable(logits) else None
-        if mask_t is None or bool(mask_t.all()):  # every row: contiguous slices, no gather
-            rows = None
-            n_rows = n_total
-        else:
-            rows = mask_t.reshape(-1).nonzero().squeeze(1)
-            n_rows = int(rows.numel())
-        ids = None
-        if ids_t is not None and "nll" in chosen:
-            ids = ids_t.reshape(-1).to(torch.int64)
-            picked = ids if rows is None else ids[rows]
-            if picked.numel() and (int(picked.min()) < 0 or int(picked.max()) >= vocab):
-                bad = int(((picked < 0) | (picked >= vocab)).nonzero()[0, 0])
-                row = bad if rows is None else int(rows[bad])
-                position = tuple(int(i) for i in np.unravel_index(row, lead))
-                raise ValueError(f"token_ids: expected ids in [0, {vocab}), got {int(ids[row])} at position {position}")
-
-        outputs = {name: torch.full(lead, float(fill_value), dtype=torch.float32, device=device) for name in chosen}
-        if n_rows == 0:
+        job = _Job(logits.detach(), mask_t, ids_t, temperature)
+        outputs = {name: torch.full(lead, float(fill_value), dtype=torch.float32, device=logits.device)
+                   for name in chosen}
+        if job.n_rows == 0:
             return outputs
-
-        raw = torch.empty(5, n_rows, dtype=torch.float32, device=device)
-        second = "margin" in chosen
-        entropy = "entropy" in chosen
-        budget = default_memory_budget(device) if memory_budget_bytes is None else memory_budget_bytes
-        kernel = _compiled_kernel() if compile else None
-        size = chunk_rows or rows_per_chunk(vocab, logits.element_size(), memory_budget_bytes=budget,
-                                            device=device.type, compiled=kernel is not None)
-        if kernel is None:
-            size = min(size, n_rows)  # the compiled kernel keeps one static chunk shape (no recompiles)
-        take = _row_taker(logits, flat, rows)
-        token_logit = torch.empty(n_rows, dtype=torch.float32, device=device) if ids is not None else None
-
-        done = False
-        if kernel is not None:
-            try:
-                _run_compiled(kernel, take, n_rows, size, vocab, logits.dtype, device, temperature, second, raw,
-                              ids, rows, token_logit)
-                done = True
-            except Exception as error:  # compiler/backend failures only (re-raised otherwise); eager re-runs the maths
-                if not _is_compile_failure(error):
-                    raise
-                _compile_failed(error)
-                size = chunk_rows or rows_per_chunk(vocab, logits.element_size(), memory_budget_bytes=budget,
-                                                    device=device.type)
-                size = min(size, n_rows)
-        if not done:
-            eager = _EagerChunks(size, vocab, device, second=second, entropy=entropy)
-            for start in range(0, n_rows, size):
-                stop = min(start + size, n_rows)
-                chunk = take(start, stop)
-                eager(chunk, float(temperature), raw[:, start:stop])
-                if token_logit is not None and ids is not None:
-                    _token_logits(chunk, ids, rows, start, stop, temperature, token_logit)
-            del eager
-
-        _raise_non_finite(logits, rows, raw)
-        values = _combine(raw, token_logit, vocab, chosen, device)
-        for name, column in values.items():
+        job.run(chosen, memory_budget_bytes, chunk_rows, compile)
+        _raise_non_finite(job.logits, job.rows, job.raw)
+        for name, column in _combine(job.raw, job.token_logit, job.vocab, chosen, logits.device).items():
             target = outputs[name].view(-1)
-            if rows is None:
+            if job.rows is None:
                 target.copy_(column)
             else:
-                target.index_copy_(0, rows, column.to(torch.float32))
+                target.index_copy_(0, job.rows, column.to(torch.float32))
     return outputs
 
 
-def _viewable(logits: torch.Tensor) -> bool:
-    try:
-        logits.view(-1, logits.shape[-1])
-    except RuntimeError:
-        return False
-    return True
+class _Job:
+    """The rows one :func:`token_statistics` call computes, and where their reductions go.
+
+    ``rows`` are the flat indices of the computed positions (``None``: every position, read as contiguous slices
+    without a gather); ``take(start, stop)`` gives the logits of computed rows ``start..stop``; ``raw`` receives
+    the per-row ``(m1, m2, s, b, t)`` and ``token_logit`` the sampled tokens' scaled logits (for ``"nll"``).
+    """
+
+    raw: Any = None
+    token_logit: Any = None
+
+    def __init__(self, logits: Any, mask: Any, ids: Any, temperature: float) -> None:
+        """The computed rows (under ``mask``) and the sampled ids, checked to lie in ``[0, V)`` there."""
+        lead, self.vocab = tuple(logits.shape[:-1]), int(logits.shape[-1])
+        self.logits, self.temperature = logits, temperature
+        self.rows = rows = None if mask is None or bool(mask.all()) else mask.reshape(-1).nonzero().squeeze(1)
+        self.n_rows = math.prod(lead) if rows is None else int(rows.numel())
+        self.take = _row_taker(logits, rows)
+        self.ids: Any = None if ids is None else ids.reshape(-1).to(_torch().int64)
+        if self.ids is not None:
+            picked = self.ids if rows is None else self.ids[rows]
+            outside = (picked < 0) | (picked >= self.vocab)
+            if bool(outside.any()):
+                bad = int(outside.nonzero()[0, 0])
+                raise ValueError(f"token_ids: expected ids in [0, {self.vocab}), got {int(picked[bad])} at position "
+                                 f"{_position(bad, rows, lead)}")
+
+    def run(self, chosen: Sequence[str], memory_budget_bytes: int | None, chunk_rows: int | None,
+            compile: bool) -> None:
+        """Fill ``raw`` (and ``token_logit``): through the compiled kernel when asked and it compiles, else eagerly."""
+        torch = _torch()
+        device = self.logits.device
+        self.raw = torch.empty(5, self.n_rows, dtype=torch.float32, device=device)
+        if self.ids is not None:
+            self.token_logit = torch.empty(self.n_rows, dtype=torch.float32, device=device)
+        budget = default_memory_budget(device) if memory_budget_bytes is None else memory_budget_bytes
+
+        def size(compiled: bool) -> int:  # the compiled kernel keeps one static chunk shape (no recompiles)
+            rows = chunk_rows or rows_per_chunk(self.vocab, self.logits.element_size(), memory_budget_bytes=budget,
+                                                device=device.type, compiled=compiled)
+            return rows if compiled else min(rows, self.n_rows)
+
+        kernel = _compiled_kernel() if compile else None
+        if kernel is not None:
+            try:
+                self._run_compiled(kernel, size(True), second="margin" in chosen)
+                return
+            except Exception as error:  # compiler/backend failures only (re-raised otherwise); eager re-runs the maths
+                if not _is_compile_failure(error):
+                    raise
+                _COMPILED["kernel"] = None
+                reason = f"{type(error).__name__}: {str(error)[:200]}"
+                warnings.warn(f"token_statistics: torch.compile failed ({reason}); using the eager path for the rest "
+                              "of this process", RuntimeWarning, stacklevel=3)
+        chunks = size(False)
+        eager = _EagerChunks(chunks, self.vocab, device, second="margin" in chosen, entropy="entropy" in chosen)
+        for start, stop, chunk in self._chunks(chunks):
+            eager(chunk, float(self.temperature), self.raw[:, start:stop])
+
+    def _chunks(self, size: int) -> Iterator[tuple[int, int, Any]]:
+        """``(start, stop, logits of computed rows start..stop)`` per ``size`` rows; fills ``token_logit`` too."""
+        for start in range(0, self.n_rows, size):
+            stop = min(start + size, self.n_rows)
+            chunk = self.take(start, stop)
+            if self.token_logit is not None:
+                picked = self.ids[start:stop] if self.rows is None else self.ids[self.rows[start:stop]]
+                values = chunk.gather(1, picked[:, None]).squeeze(1).float()
+                self.token_logit[start:stop] = values / self.temperature if self.temperature != 1.0 else values
+            yield start, stop, chunk
+
+    def _run_compiled(self, kernel: Callable[..., Any], size: int, *, second: bool) -> None:
+        torch = _torch()
+        block, device = _block_size(self.vocab), self.logits.device
+        temp = torch.tensor(float(self.temperature), dtype=torch.float32, device=device)
+        staging = None
+        for start, stop, chunk in self._chunks(size):
+            if stop - start < size:  # keep one static shape: pad the last chunk with zero rows (results dropped)
+                if staging is None:
+                    staging = torch.zeros(size, self.vocab, dtype=self.logits.dtype, device=device)
+                staging[: stop - start].copy_(chunk)
+                chunk = staging
+            self.raw[:, start:stop] = kernel(chunk, temp, block, second)[:, : stop - start]
 
 
-def _row_taker(logits: torch.Tensor, flat: torch.Tensor | None,
-               rows: torch.Tensor | None) -> Callable[[int, int], torch.Tensor]:
+def _row_taker(logits: torch.Tensor, rows: torch.Tensor | None) -> Callable[[int, int], torch.Tensor]:
     """``take(start, stop)`` -> the [stop - start, V] logits of computed rows start..stop (a view when possible)."""
     torch = _torch()
-    lead = tuple(logits.shape[:-1])
-    if flat is not None:
-        if rows is None:
-            return lambda start, stop: flat[start:stop]
-        return lambda start, stop: flat.index_select(0, rows[start:stop])
+    try:
+        flat = logits.view(-1, logits.shape[-1])
+    except RuntimeError:  # not viewable as [N, V] (e.g. logits[:, :-1]): gather by coordinates, copying no more
+        lead = tuple(logits.shape[:-1])
 
-    strides = torch.tensor([math.prod(lead[i + 1:]) for i in range(len(lead))], device=logits.device)
-    sizes = torch.tensor(lead, device=logits.device)
+        def take(start: int, stop: int) -> Any:
+            index = rows[start:stop] if rows is not None else torch.arange(start, stop, device=logits.device)
+            return logits[torch.unravel_index(index, lead)]
 
-    def take(start: int, stop: int) -> Any:
-        index = rows[start:stop] if rows is not None else torch.arange(start, stop, device=logits.device)
-        coords = (index[:, None] // strides) % sizes
-        return logits[tuple(coords.unbind(1))]
-
-    return take
-
-
-def _token_logits(chunk: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor | None, start: int, stop: int,
-                  temperature: float, out: torch.Tensor) -> None:
-    picked = ids[start:stop] if rows is None else ids[rows[start:stop]]
-    values = chunk.gather(1, picked[:, None]).squeeze(1).float()
-    out[start:stop] = values / temperature if temperature != 1.0 else values
+        return take
+    if rows is None:
+        return lambda start, stop: flat[start:stop]
+    return lambda start, stop: flat.index_select(0, rows[start:stop])
 
 
 def _is_compile_failure(error: BaseException) -> bool:
@@ -497,27 +449,6 @@ def _is_compile_failure(error: BaseException) -> bool:
     text = f"{type(error).__name__}: {error}"
     return any(word in text for word in ("BackendCompilerFailed", "InductorError", "CppCompileError",
                                          "compiler", "Dynamo", "inductor"))
-
-
-def _run_compiled(kernel: Callable[..., Any], take: Callable[[int, int], Any], n_rows: int, size: int, vocab: int,
-                  dtype: Any, device: Any, temperature: float, second: bool, raw: Any, ids: Any, rows: Any,
-                  token_logit: Any) -> None:
-    torch = _torch()
-    block = _block_size(vocab)
-    temp = torch.tensor(float(temperature), dtype=torch.float32, device=device)
-    staging = None
-    for start in range(0, n_rows, size):
-        stop = min(start + size, n_rows)
-        chunk = take(start, stop)
-        if token_logit is not None:
-            _token_logits(chunk, ids, rows, start, stop, temperature, token_logit)
-        if stop - start < size:  # keep one static shape: pad the last chunk with zero rows (results dropped)
-            if staging is None:
-                staging = torch.zeros(size, vocab, dtype=dtype, device=device)
-            staging[: stop - start].copy_(chunk)
-            chunk = staging
-        result = kernel(chunk, temp, block, second)
-        raw[:, start:stop] = result[:, : stop - start]
 
 
 def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int, chosen: Sequence[str],
@@ -587,20 +518,10 @@ def token_nll(logits: torch.Tensor, token_ids: Any, *, mask: Any = None, tempera
                             **options)["nll"]
 
 
-def sequence_uncertainty(
-    logits: torch.Tensor,
-    *,
-    mask: Any = None,
-    measure: Literal["margin", "entropy", "nll"] = "margin",
-    token_ids: Any = None,
-    reduction: Literal["mean", "max", "min", "quantile"] = "mean",
-    quantile: float = 0.9,
-    entropy_cap: float | None = None,
-    nll_cap: float | None = None,
-    empty_value: float = 0.0,
-    temperature: float = 1.0,
-    **options: Any,
-) -> npt.NDArray[np.float64]:
+def sequence_uncertainty(logits: torch.Tensor, *, mask: Any = None, measure: SequenceMeasure = "margin",
+                         token_ids: Any = None, reduction: Reduction = "mean", quantile: float = 0.9,
+                         entropy_cap: float | None = None, nll_cap: float | None = None, empty_value: float = 0.0,
+                         temperature: float = 1.0, **options: Any) -> npt.NDArray[np.float64]:
     """One uncertainty in ``[0, 1]`` per sequence from ``[B, T, V]`` logits: per-token values, then a reduction.
 
     Per token (normalisations in :mod:`adaptive_length_reward.uncertainty.reduction`): ``"margin"``
@@ -614,22 +535,14 @@ def sequence_uncertainty(
     >>> sequence_uncertainty(logits, mask=torch.tensor([[1, 1, 0], [0, 0, 0]]), measure="entropy").tolist()
     [1.0, 0.0]
     """
-    from .reduction import margin_uncertainty, normalized_entropy, normalized_nll, reduce_tokens
-
     torch = _torch()
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError(f"logits: expected a [B, T, V] tensor, got {getattr(logits, 'shape', type(logits).__name__)}")
-    stat = {"margin": "margin", "entropy": "entropy", "nll": "nll"}.get(measure)
-    if stat is None:
+    if measure not in get_args(SequenceMeasure):
         raise ValueError(f"measure: expected 'margin', 'entropy' or 'nll', got {measure!r}")
-    values = token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=(stat,),
-                              fill_value=float("nan"), **options)[stat].cpu().numpy().astype(np.float64)
-    if measure == "margin":
-        per_token = margin_uncertainty(values)
-    elif measure == "entropy":
-        per_token = normalized_entropy(values, vocab_size=int(logits.shape[-1]) if entropy_cap is None else None,
-                                       cap=entropy_cap)
-    else:
-        per_token = normalized_nll(values, cap=nll_cap)
+    values = token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=(measure,),
+                              fill_value=float("nan"), **options)[measure].cpu().numpy().astype(np.float64)
+    per_token = unit_uncertainty(measure, values, vocab_size=int(logits.shape[-1]), entropy_cap=entropy_cap,
+                                 nll_cap=nll_cap)
     keep = None if mask is None else torch.as_tensor(mask).bool().cpu().numpy()
     return reduce_tokens(per_token, keep, how=reduction, q=quantile, empty_value=empty_value)

@@ -1,34 +1,24 @@
-"""From per-token values to one number per completion: reductions, span masks and normalisation to [0, 1].
+"""From per-token values to one number per completion: reductions and normalisation to [0, 1] (docs/uncertainty.md).
 
-Conventions (one place, used by every estimator):
-
-* Per-token values come as a padded ``[B, T]`` array plus a boolean ``mask`` of the positions to use, or as a
-  list of per-completion 1-D arrays (ragged). A NaN value marks a token without a value (e.g. a top-k entry
-  list with fewer than two log-probs); it is skipped like a masked-out position.
-* A completion with no usable token gets ``empty_value`` (default ``0.0``, which is what PixelThink's rollout
-  code returns for an empty log-prob list; pass ``float('nan')`` to mark it missing instead).
-* Reductions: ``"mean"`` (default; PixelThink's choice), ``"max"``, ``"min"``, ``"quantile"`` (linear
-  interpolation between order statistics, numpy's default method).
-
-Normalisation to ``[0, 1]`` (higher = more uncertain):
-
-* margin: ``u = clip(1 - (p1 - p2), 0, 1)`` (PixelThink; already in range);
-* entropy: ``u = clip(H / ln V, 0, 1)``, or ``clip(H / cap, 0, 1)`` with a configurable cap (``ln V`` is the
-  entropy of the uniform distribution; real models rarely exceed a few nats, so a cap such as 2.0 spreads
-  the values more);
-* sampled-token NLL: ``u = 1 - exp(-nll) = 1 - p_y``, or ``clip(nll / cap, 0, 1)``.
+Conventions every estimator shares: NaN marks a token without a value and is skipped like a masked-out position;
+a completion with no usable token gets ``empty_value`` (default ``0.0``, what PixelThink's rollout code returns for
+an empty log-prob list; ``float('nan')`` marks it missing); normalisations map to ``[0, 1]``, higher = more
+uncertain. :func:`reasoning_span_mask` is :func:`adaptive_length_reward.spans.reasoning_span_mask`, re-exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from ..spans import reasoning_span_mask
+
 __all__ = [
-    "Reduction",
+    "LOGPROB_TOLERANCE",
+    "logprob_uncertainty",
     "margin_uncertainty",
     "normalized_entropy",
     "normalized_nll",
@@ -36,12 +26,18 @@ __all__ = [
     "reasoning_span_mask",
     "reduce_ragged",
     "reduce_tokens",
+    "unit_uncertainty",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 Reduction = Literal["mean", "max", "min", "quantile"]
-_REDUCTIONS = ("mean", "max", "min", "quantile")
+_REDUCTIONS = get_args(Reduction)
+
+#: How far above 0 a log-probability may lie and still be read as 0 (certain), for every reader of log-probs
+#: (:func:`logprob_uncertainty`, the top-k readers). vLLM and SGLang compute ``z - logsumexp(z)`` in float32 and
+#: return a near-certain token slightly positive: ~1e-5 for logits of a few hundred (float32's relative precision
+#: is 6e-8). Anything that is not a log-probability (a probability or a logit passed by mistake) is far larger.
+LOGPROB_TOLERANCE = 1e-4
 
 
 def _as_numpy(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
@@ -51,28 +47,17 @@ def _as_numpy(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
     try:
         return np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"{name}: expected numbers, got {error}") from None
+        raise TypeError(f"{name}: expected a sequence of numbers, got {error}") from None
 
 
-def reduce_tokens(
-    values: npt.ArrayLike,
-    mask: npt.ArrayLike | None = None,
-    *,
-    how: Reduction = "mean",
-    q: float = 0.9,
-    empty_value: float = 0.0,
-) -> FloatArray:
+def reduce_tokens(values: npt.ArrayLike, mask: npt.ArrayLike | None = None, *, how: Reduction = "mean", q: float = 0.9,
+                  empty_value: float = 0.0) -> FloatArray:
     """Reduce padded per-token values ``[B, T]`` to one float per row over the usable positions.
 
-    A position is usable where ``mask`` is true (all positions when ``mask`` is None) and the value is not
-    NaN. Rows without a usable position get ``empty_value``.
-
-    Args:
-        values: ``[B, T]`` numbers (numpy, lists or a torch tensor); NaN = no value at that token.
-        mask: ``[B, T]`` booleans or 0/1, or None.
-        how: ``"mean"``, ``"max"``, ``"min"`` or ``"quantile"``.
-        q: the quantile in ``[0, 1]`` for ``how="quantile"``.
-        empty_value: the value of a row with no usable position.
+    ``values``: numbers (numpy, lists or a torch tensor), NaN = no value at that token; a position is usable
+    where ``mask`` (booleans or 0/1; None: all positions) is true and the value is not NaN; rows without one
+    get ``empty_value``. ``how``: ``"mean"`` (PixelThink's), ``"max"``, ``"min"`` or ``"quantile"`` at ``q``
+    (linear interpolation between order statistics, numpy's default).
 
     >>> reduce_tokens([[0.2, 0.4, 9.0], [float("nan"), 0.0, 0.0]], [[1, 1, 0], [1, 0, 0]]).tolist()
     [0.30000000000000004, 0.0]
@@ -127,7 +112,7 @@ def _row_quantile(data: FloatArray, count: npt.NDArray[np.intp], q: float) -> Fl
     return np.where(fraction >= 0.5, b - (b - a) * (1 - fraction), a + (b - a) * fraction)
 
 
-def pad_ragged(sequences: Sequence[npt.ArrayLike], *, fill: float = np.nan) -> tuple[FloatArray, BoolArray]:
+def pad_ragged(sequences: Sequence[npt.ArrayLike], *, fill: float = np.nan) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """Stack per-completion 1-D arrays into ``([B, T_max] values, [B, T_max] mask)``; padding gets ``fill``.
 
     >>> values, mask = pad_ragged([[0.5, 0.25], [1.0]])
@@ -155,87 +140,6 @@ def reduce_ragged(sequences: Sequence[npt.ArrayLike], *, how: Reduction = "mean"
     return reduce_tokens(values, mask, how=how, q=q, empty_value=empty_value)
 
 
-def _pattern_starts(ids: npt.NDArray[np.int64], valid: BoolArray, pattern: Sequence[int]) -> BoolArray:
-    """``[B, T]``: where a full occurrence of ``pattern`` starts inside the valid tokens."""
-    batch, width = ids.shape
-    m = len(pattern)
-    hits = np.zeros((batch, width), dtype=bool)
-    if m == 0 or m > width:
-        return hits
-    span = width - m + 1
-    match = np.ones((batch, span), dtype=bool)
-    for j, token in enumerate(pattern):
-        match &= (ids[:, j : j + span] == token) & valid[:, j : j + span]
-    hits[:, :span] = match
-    return hits
-
-
-def _first_true(hits: BoolArray) -> npt.NDArray[np.intp]:
-    """Index of the first true per row, or -1."""
-    if hits.shape[1] == 0:
-        return np.full(hits.shape[0], -1, dtype=np.intp)
-    first = hits.argmax(axis=1)
-    return np.where(hits.any(axis=1), first, -1)
-
-
-def reasoning_span_mask(
-    token_ids: Any,
-    open_ids: Sequence[int],
-    close_ids: Sequence[int],
-    *,
-    mask: npt.ArrayLike | None = None,
-) -> BoolArray:
-    """``[B, T]`` booleans marking each completion's reasoning span, found from the tags' token ids.
-
-    Vectorised over the batch; the same span policy as
-    :func:`adaptive_length_reward.length.reasoning_span` (``length.py``): tokens after the first opening tag
-    up to the first closing tag after it; an opening tag without a closing tag: everything after it; a closing
-    tag without an opening tag: everything before it; neither: empty. Tags themselves are excluded.
-
-    Args:
-        token_ids: ``[B, T]`` integer ids (padded), or a list of per-completion id lists.
-        open_ids: the opening tag's ids, e.g. ``tokenizer.encode("<think>", add_special_tokens=False)``.
-        close_ids: the closing tag's ids.
-        mask: ``[B, T]`` booleans marking real (non-padding) tokens; default all (or the ragged lengths).
-
-    >>> reasoning_span_mask([[7, 1, 5, 5, 2, 9]], open_ids=[1], close_ids=[2]).astype(int).tolist()
-    [[0, 0, 1, 1, 0, 0]]
-    >>> reasoning_span_mask([[5, 5, 2, 9], [1, 5]], open_ids=[1], close_ids=[2]).astype(int).tolist()
-    [[1, 1, 0, 0], [0, 1, 0, 0]]
-    """
-    open_ids, close_ids = [int(i) for i in open_ids], [int(i) for i in close_ids]
-    if not open_ids or not close_ids:
-        raise ValueError(f"open_ids and close_ids: expected non-empty id sequences, got {open_ids!r} and {close_ids!r}")
-    if isinstance(token_ids, np.ndarray) or hasattr(token_ids, "detach"):
-        ids = _as_numpy(token_ids, "token_ids", dtype=np.int64)
-        valid = np.ones(ids.shape, dtype=bool) if mask is None else _as_numpy(mask, "mask", dtype=bool)
-    else:
-        rows = [np.asarray(list(r), dtype=np.int64).reshape(-1) for r in token_ids]
-        width = max((r.size for r in rows), default=0)
-        ids = np.full((len(rows), width), -1, dtype=np.int64)
-        valid = np.zeros((len(rows), width), dtype=bool)
-        for i, r in enumerate(rows):
-            ids[i, : r.size] = r
-            valid[i, : r.size] = True
-        if mask is not None:
-            valid &= _as_numpy(mask, "mask", dtype=bool)
-    if ids.ndim != 2:
-        raise ValueError(f"token_ids: expected [B, T] ids, got shape {ids.shape}")
-    if valid.shape != ids.shape:
-        raise ValueError(f"mask: expected shape {ids.shape} (the token ids' shape), got {valid.shape}")
-    width = ids.shape[1]
-    positions = np.arange(width)[None, :]
-    opens = _first_true(_pattern_starts(ids, valid, open_ids))
-    begin = np.where(opens >= 0, opens + len(open_ids), 0)
-    closes_at = _pattern_starts(ids, valid, close_ids)
-    after_open = closes_at & (positions >= begin[:, None])
-    close_after = _first_true(after_open)
-    close_any = _first_true(closes_at)
-    end = np.where(opens >= 0, np.where(close_after >= 0, close_after, width),
-                   np.where(close_any >= 0, close_any, 0))
-    return np.asarray((positions >= begin[:, None]) & (positions < end[:, None]) & valid, dtype=bool)
-
-
 def margin_uncertainty(margin: npt.ArrayLike) -> FloatArray:
     """PixelThink's token uncertainty ``clip(1 - (p1 - p2), 0, 1)`` from margins ``p1 - p2`` (NaN stays NaN).
 
@@ -243,6 +147,13 @@ def margin_uncertainty(margin: npt.ArrayLike) -> FloatArray:
     [0.09999999999999998, 1.0]
     """
     return np.clip(1.0 - _as_numpy(margin, "margin"), 0.0, 1.0)
+
+
+def check_vocab_size(vocab_size: Any) -> int:
+    """``vocab_size``, checked to be an int >= 2 (``ValueError`` naming it otherwise)."""
+    if not (isinstance(vocab_size, (int, np.integer)) and vocab_size >= 2):
+        raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
+    return int(vocab_size)
 
 
 def normalized_entropy(entropy: npt.ArrayLike, *, vocab_size: int | None = None,
@@ -255,14 +166,7 @@ def normalized_entropy(entropy: npt.ArrayLike, *, vocab_size: int | None = None,
     if (vocab_size is None) == (cap is None):
         raise ValueError(f"normalized_entropy: expected exactly one of vocab_size and cap, got {vocab_size!r} "
                          f"and {cap!r}")
-    if cap is not None:
-        if not (np.isfinite(cap) and cap > 0):
-            raise ValueError(f"cap: expected a finite number > 0, got {cap!r}")
-        scale = float(cap)
-    else:
-        if not (isinstance(vocab_size, (int, np.integer)) and vocab_size >= 2):
-            raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
-        scale = float(np.log(vocab_size))
+    scale = _check_cap(cap) if cap is not None else float(np.log(check_vocab_size(vocab_size)))
     return np.clip(_as_numpy(entropy, "entropy") / scale, 0.0, 1.0)
 
 
@@ -276,6 +180,49 @@ def normalized_nll(nll: npt.ArrayLike, *, cap: float | None = None) -> FloatArra
     values = _as_numpy(nll, "nll")
     if cap is None:
         return np.asarray(np.clip(-np.expm1(-values), 0.0, 1.0), dtype=np.float64)
+    return np.clip(values / _check_cap(cap), 0.0, 1.0)
+
+
+def _check_cap(cap: float) -> float:
     if not (np.isfinite(cap) and cap > 0):
         raise ValueError(f"cap: expected a finite number > 0, got {cap!r}")
-    return np.clip(values / float(cap), 0.0, 1.0)
+    return float(cap)
+
+
+def logprob_uncertainty(logprobs: npt.ArrayLike, *, cap: float | None = None, where: str = "logprobs") -> FloatArray:
+    """Sampled-token uncertainty per token from its log-prob: :func:`normalized_nll` of ``-logprob``, i.e.
+    ``1 - p_y`` (or ``-logprob / cap``, clipped). The one conversion every adapter and estimator uses.
+
+    ``logprobs`` may have any shape. NaN (a token without a log-prob) stays NaN, so the reductions skip it;
+    ``-inf`` (probability 0) gives 1. Values up to :data:`LOGPROB_TOLERANCE` above 0 are rounding and read as 0;
+    a larger one (or ``+inf``) raises ``ValueError`` naming ``where`` (and the row of a 2-D input).
+
+    >>> logprob_uncertainty([0.0, -0.6931471805599453, 3e-7, float("nan")]).tolist()
+    [0.0, 0.5, 0.0, nan]
+    """
+    values = _as_numpy(logprobs, where)
+    bad = values > LOGPROB_TOLERANCE
+    if bad.any():
+        if values.ndim >= 2:
+            row = int(np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))[0])
+            where, values = f"{where}[{row}]", values[row]
+        raise ValueError(f"{where}: expected log-probabilities <= 0, got {float(np.nanmax(values))}")
+    return normalized_nll(np.maximum(-values, 0.0), cap=cap)
+
+
+def unit_uncertainty(measure: str, values: npt.ArrayLike, *, vocab_size: int | None = None,
+                     entropy_cap: float | None = None, nll_cap: float | None = None) -> FloatArray:
+    """Per-token values of a measure as uncertainty in ``[0, 1]``: ``"margin"`` (``p1 - p2``) by
+    :func:`margin_uncertainty`, ``"entropy"`` (nats) by :func:`normalized_entropy` (``entropy_cap``, else
+    ``ln vocab_size``), ``"nll"`` by :func:`normalized_nll` (``nll_cap``, else ``1 - p_y``).
+
+    >>> unit_uncertainty("entropy", [0.5, 4.0], entropy_cap=2.0).tolist()
+    [0.25, 1.0]
+    """
+    if measure == "margin":
+        return margin_uncertainty(values)
+    if measure == "nll":
+        return normalized_nll(values, cap=nll_cap)
+    if entropy_cap is not None:
+        return normalized_entropy(values, cap=entropy_cap)
+    return normalized_entropy(values, vocab_size=vocab_size)
