@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_length_reward.adapters.scoring import LOGGED_COLUMNS
 from adaptive_length_reward.errors import import_optional
 
 __all__ = ["plot_length_by_tier", "plot_training_curves", "summary_table", "write_report"]
 
 TIERS = ("easy", "medium", "hard")
+#: Logged per-sample diagnostics (not reward components): the adapters' context columns and the accuracy's columns.
+DIAGNOSTICS = frozenset(LOGGED_COLUMNS) | {"over_budget", "iou", "l1_distance", "point_distance", "json_found"}
 BEFORE, AFTER = "#9aa5b1", "#d1495b"
 
 
@@ -108,9 +111,9 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: Path, *, re
         ("completion length (tokens)", [("completions/mean_length", "mean"),
                                         ("completions/max_length", "max")]),
         ("reward components", [(k, k.split("/", 1)[1]) for k in sorted({key for row in history for key in row})
-                               if k.startswith(f"{reward_name}/") and not k.split("/", 1)[1].startswith("mean_")
+                               if k.startswith(f"{reward_name}/") and k.split("/", 1)[1] not in DIAGNOSTICS
                                and k.count("/") == 1]),
-        ("context", [(f"{reward_name}/mean_length", "reward length"), (f"{reward_name}/mean_budget", "budget"),
+        ("context", [(f"{reward_name}/length", "reward length"), (f"{reward_name}/budget", "budget"),
                      ("uncertainty/mean", "uncertainty x 100")]),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))

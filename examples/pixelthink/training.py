@@ -288,7 +288,7 @@ def _callback(log_path: Path, step_seconds: list[float], history: list[dict[str,
                 handle.write(json.dumps(row) + "\n")
             if self._bar is not None and "reward" in row:
                 self._bar.set_postfix(reward=f"{row['reward']:.3f}",
-                                      length=f"{row.get(f'{reward_name}/mean_length', math.nan):.1f}")
+                                      length=f"{row.get(f'{reward_name}/length', math.nan):.1f}")
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self._bar is not None:
