@@ -1,11 +1,10 @@
 """adaptive-length-reward: difficulty- and uncertainty-aware length rewards for GRPO training.
 
-The reward of PixelThink (arXiv 2505.23727) is task accuracy times a soft length score whose budget depends on
-the sample's difficulty and on the policy's uncertainty. This package provides it (:func:`pixelthink`), every
-peer length reward (L1, DAPO, cosine, Kimi k1.5, ShorterBetter, ALP), budget policies, length counters,
-segmentation accuracy rewards and metrics, difficulty scorers (:mod:`.difficulty`), uncertainty estimators
-(:mod:`.uncertainty`) and adapters for TRL, verl and OpenRLHF (:mod:`.adapters`), all as picklable reward objects
-over one :class:`RewardBatch` type. Importing it loads neither torch nor any RL framework.
+PixelThink's reward (arXiv 2505.23727, :func:`pixelthink`): task accuracy times a soft length score whose budget
+depends on the sample's difficulty and the policy's uncertainty; with it every peer length reward, budget policies,
+length counters, segmentation rewards and metrics, difficulty scorers, uncertainty estimators and adapters for TRL,
+verl and OpenRLHF, all as picklable reward objects over one :class:`RewardBatch`. Importing it loads neither torch
+nor any RL framework.
 """
 
 from . import difficulty, functional, metrics, presets, segmentation, spans, tiers, uncertainty

@@ -88,21 +88,8 @@ class RewardBatch:
 
     Build it with :meth:`from_completions` (accepts TRL's standard and conversational formats) or directly
     with response strings. Every column is optional except ``completions``; a reward that needs a missing
-    column raises :class:`~adaptive_length_reward.errors.MissingContextError` naming it.
-
-    Attributes:
-        completions: response texts (for chat messages, the last assistant message's ``content``).
-        reasoning: per sample, the separate reasoning text a parser put in ``reasoning_content`` /
-            ``thinking`` (``None`` where the message had none), or ``None`` for the whole column.
-        lengths: precomputed lengths (any unit the caller chose); used only by
-            :class:`~adaptive_length_reward.length.PrecomputedLength`.
-        token_ids: the completion's token ids per sample, when the trainer has them.
-        difficulty: difficulty scores (the PixelThink scale is 1..10); NaN marks a sample without one.
-        uncertainty: the policy's uncertainty per completion (PixelThink: in [0, 1]); NaN = missing.
-        group_ids: GRPO group (prompt) id per completion; group-relative rewards need it.
-        ground_truth: the reference answer per sample, in whatever form the task reward reads.
-        step: the training step, for weights that follow a schedule.
-        extra: any other per-sample column (dataset columns, ``correct`` flags, ...).
+    column raises :class:`~adaptive_length_reward.errors.MissingContextError` naming it. The columns are listed in
+    docs/concepts.md; any other per-sample column goes in :attr:`extra`.
     """
 
     completions: tuple[str, ...]

@@ -1,17 +1,9 @@
 """Budget policies: how many length units a completion may use before the length penalty starts.
 
-A budget is a float per completion; ``inf`` (:data:`NO_PENALTY`; ``None`` in configs) means "no penalty":
-every penalty in :mod:`adaptive_length_reward.penalties` returns its no-penalty value for it.
-
-PixelThink (arXiv 2505.23727, Sec. 3.3; official ``seg_pixelthink.py``) uses three difficulty tiers with
-``tau2 = 3.5`` and ``tau1 = 5.0`` (the tier rule of :mod:`adaptive_length_reward.tiers`)::
-
-    easy    D < 3.5          B = 96
-    medium  3.5 <= D < 5.0   no penalty
-    hard    D >= 5.0         B = 256 + 25 * U        (U = model uncertainty in [0, 1])
-
-:class:`TieredBudget` defaults to exactly that. A policy hands out budgets and, where it has tiers, the tier of
-each completion together (:meth:`BudgetPolicy.assign`), once per batch within an evaluation.
+A budget is a float per completion; ``inf`` (:data:`NO_PENALTY`; ``None`` in configs) means "no penalty". A
+policy hands out budgets and, where it has tiers, each completion's tier together (:meth:`BudgetPolicy.assign`).
+:class:`TieredBudget` defaults to PixelThink's tiers (arXiv 2505.23727, Sec. 3.3; official ``seg_pixelthink.py``):
+96 for ``D < 3.5``, no penalty for ``3.5 <= D < 5``, ``256 + 25 * U`` for ``D >= 5``. See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -143,11 +135,8 @@ class TieredBudget(BudgetPolicy, kind="tiered_budget"):
     Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (:class:`~adaptive_length_reward.tiers.TierLayout`);
     its budget is ``budgets[k] + uncertainty_scales[k] * U`` (clamped at 0), or no penalty where ``budgets[k]`` is
     None. Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty; hard (D >= 5) 256 + 25 U.
-
-    ``missing_difficulty`` *places* a sample without difficulty in a tier (a tier name, or the tier a number falls
-    in); it writes no difficulty value, unlike a scorer's ``missing=`` (see :mod:`adaptive_length_reward.tiers`).
-    The official loader falls back to 3.0 (easy) and the function default is 2.0;
-    :func:`adaptive_length_reward.presets.pixelthink` makes that choice explicit.
+    ``missing_difficulty`` *places* a sample without difficulty in a tier and writes no difficulty value (see
+    docs/concepts.md); the official loader's fallback is 3.0 (easy).
     """
 
     thresholds: Sequence[float] = param(default=DEFAULT_THRESHOLDS, doc="tier boundaries, strictly increasing")

@@ -28,13 +28,8 @@ class MissingExtraError(ImportError):
 
 
 def import_optional(module: str, *, extra: str, purpose: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming the extra that provides it.
-
-    Args:
-        module: dotted module name, e.g. ``"torch"``.
-        extra: the ``adaptive-length-reward`` extra that installs it, e.g. ``"torch"`` or ``"trl"``.
-        purpose: what needs it, used in the message.
-    """
+    """Import ``module`` (e.g. ``"torch"``) or raise :class:`MissingExtraError` naming ``purpose`` (what needs it)
+    and the ``adaptive-length-reward`` ``extra`` that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as error:  # pragma: no cover - exercised only where the package is absent

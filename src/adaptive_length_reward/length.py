@@ -1,13 +1,9 @@
 """Length counters: how long is a completion, in words or tokens, of the whole response or its reasoning.
 
-PixelThink's default (official ``seg_pixelthink.py``) is the whitespace word count of the whole decoded
-response, ``len(text.split())``, tags and JSON included; its alternative is the tokenizer token count of the
-``<think>`` content (``add_special_tokens=False``). Both, and lengths straight from token ids, live here.
-
-``span="reasoning"`` measures the reasoning span under the one policy of :mod:`adaptive_length_reward.spans`
-(whose :func:`extract_reasoning` and :func:`reasoning_span` are re-exported here). Within one
-:meth:`Reward.evaluate <adaptive_length_reward.reward.Reward.evaluate>`, a counter counts a batch once, however
-many rewards use it.
+PixelThink's default (official ``seg_pixelthink.py``) is ``len(text.split())`` of the whole decoded response, tags
+and JSON included; its alternative counts tokenizer tokens of the ``<think>`` content. ``span="reasoning"``
+measures the span of :mod:`adaptive_length_reward.spans` (whose :func:`extract_reasoning` and
+:func:`reasoning_span` are re-exported here). See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -43,9 +39,8 @@ IntArray = npt.NDArray[Any]
 def count_words(texts: Sequence[str]) -> IntArray:
     """``[len(t.split()) for t in texts]``, exactly, vectorised over the batch.
 
-    ASCII texts (the common case for model output) are joined into one byte buffer and word starts are counted
-    with NumPy: a word starts where a non-whitespace byte follows whitespace, with whitespace as ``str.split``
-    defines it for ASCII (``\\t \\n \\v \\f \\r``, ``\\x1c``-``\\x1f`` and space). Other texts use ``str.split``.
+    ASCII texts (the common case for model output) are counted with NumPy over one byte buffer; others use
+    ``str.split``.
 
     >>> count_words(["a b  c", "", " x\\ty ", "caf\\u00e9 au\\u00a0lait"]).tolist()
     [3, 0, 2, 3]
@@ -76,7 +71,6 @@ def _count_ascii_words(texts: list[str]) -> IntArray:
     begins = np.cumsum(lengths + 1) - lengths  # index of each text's first byte in buf
     counts: IntArray = np.searchsorted(starts, begins + lengths) - np.searchsorted(starts, begins)
     return counts
-
 
 
 class LengthCounter(Component, abc.ABC):

@@ -1,28 +1,9 @@
 """Evaluation metrics for reasoning segmentation and reasoning length, in NumPy (masks are ``bool`` arrays).
 
-- :func:`mask_iou`, :func:`intersection_and_union`: one sample.
-- :class:`MaskIoU`: accumulates per-sample intersections and unions and gives the ReasonSeg metrics
-  (LISA, arXiv 2308.00692; used by Seg-Zero and PixelThink)::
-
-      gIoU = mean_i (I_i / U_i)            cIoU = sum_i I_i / sum_i U_i
-
-  Conventions: a sample whose union is empty (empty prediction and empty ground truth) counts IoU
-  ``empty_union`` (default 1, as LISA's ``acc_iou[union == 0] += 1``); a sample whose answer could not be
-  parsed counts ``I = 0, U = |GT|`` (Seg-Zero ``evaluation_scripts/evaluation.py``). LISA divides by
-  ``U + 1e-5`` and ``sum U + 1e-10``; this module divides exactly.
-- :func:`reasoning_length_by_tier`, :func:`budget_adherence`: how long the reasoning is per difficulty tier and
-  how often it stays within its budget.
-- :func:`sat`, :func:`rst`, :func:`urss`: PixelThink's efficiency-aware scores (arXiv 2505.23727, Table 1).
-  The paper does not print their formulas. The forms below and the constants :data:`URSS_REFERENCE_TOKENS`,
-  :data:`URSS_SAT_WEIGHT` and :data:`URSS_RST_WEIGHT` are *fitted* to the 15 rows of its tables (``#Token``,
-  gIoU, RScore, URSS), as recorded in the project's reference notes; treat them as a reconstruction, not an
-  official definition::
-
-      SAT  = gIoU * sqrt(200 / T)            (gIoU as a fraction; the paper prints percent)
-      RST  = (RScore / 10) * sqrt(200 / T)   (RScore on the judge's 0..10 scale)
-      URSS = 0.7 * SAT + 0.3 * RST           (T = mean reasoning tokens)
-
-- :class:`SegmentationReport`: all of the above for one evaluation run; prints a table, serialises to JSON.
+gIoU ``= mean_i (I_i / U_i)`` and cIoU ``= sum_i I_i / sum_i U_i`` follow the ReasonSeg conventions (LISA,
+arXiv 2308.00692; Seg-Zero ``evaluation_scripts/evaluation.py``): an empty union counts ``empty_union``, a failed
+parse counts ``I = 0, U = |GT|``. SAT, RST and URSS are PixelThink's efficiency scores (arXiv 2505.23727,
+Table 1) in forms *fitted* to its tables, not an official definition. See docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -61,15 +42,12 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-#: ``T0`` in ``sqrt(T0 / T)``: the token count at which SAT equals gIoU (*fitted*, see the module docstring).
+#: ``T0`` in ``sqrt(T0 / T)``: the token count at which SAT equals gIoU (*fitted*, see docs/metrics.md).
 URSS_REFERENCE_TOKENS = 200.0
 #: Weight of SAT in URSS (*fitted*).
 URSS_SAT_WEIGHT = 0.7
 #: Weight of RST in URSS (*fitted*).
 URSS_RST_WEIGHT = 0.3
-
-
-# -- Masks -----------------------------------------------------------------------------------------------------
 
 
 def _mask(value: Any, name: str) -> npt.NDArray[np.bool_]:
@@ -206,9 +184,6 @@ class MaskIoU:
         return part
 
 
-# -- Reasoning length ------------------------------------------------------------------------------------------
-
-
 def difficulty_tiers(
     difficulty: npt.ArrayLike, *, policy: TieredBudget | None = None, missing: str = "unknown"
 ) -> npt.NDArray[np.str_]:
@@ -274,9 +249,6 @@ def budget_adherence(lengths: npt.ArrayLike, budgets: npt.ArrayLike) -> float:
     return float(np.mean(values <= limits)) if values.size else math.nan
 
 
-# -- Efficiency-aware scores (fitted) --------------------------------------------------------------------------
-
-
 def _number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
@@ -308,11 +280,8 @@ def rst(rscore: float, mean_tokens: float) -> float:
 
 
 def urss(giou: float, rscore: float, mean_tokens: float) -> float:
-    """Unified reasoning-segmentation score ``0.7 * SAT + 0.3 * RST`` (*fitted*, see the module docstring)."""
+    """Unified reasoning-segmentation score ``0.7 * SAT + 0.3 * RST`` (*fitted*, see docs/metrics.md)."""
     return URSS_SAT_WEIGHT * sat(giou, mean_tokens) + URSS_RST_WEIGHT * rst(rscore, mean_tokens)
-
-
-# -- Report ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -363,19 +332,10 @@ class SegmentationReport:
     ) -> SegmentationReport:
         """Assemble a report from a filled :class:`MaskIoU` and per-sample context, all in the same order.
 
-        Args:
-            metric: the accumulated intersections and unions.
-            reasoning_tokens: reasoning length per sample (the paper's ``#Token``).
-            difficulty: difficulty per sample, mapped to tiers with ``tier_policy`` (default PixelThink's).
-            tiers: tier labels per sample instead of ``difficulty``.
-            budgets: length budget per sample (``inf`` = none), for budget adherence.
-            lengths: the length each budget is compared with, per sample, in the budgets' unit (default
-                ``reasoning_tokens``). PixelThink's budgets count whitespace words of the whole response
-                (:class:`~adaptive_length_reward.length.WhitespaceWords`), not reasoning tokens: pass those
-                word counts here when the budgets come from the default preset.
-            rscores: judge reasoning scores (0..10) per sample, for RST and URSS.
-            tier_policy: the :class:`~adaptive_length_reward.budgets.TieredBudget` whose thresholds define
-                the tiers.
+        Tiers come from ``difficulty`` under ``tier_policy``'s layout (default PixelThink's) or are given as
+        ``tiers``. Budget adherence compares ``lengths`` (default ``reasoning_tokens``, the paper's ``#Token``) with
+        ``budgets``, which must share a unit: the default preset's budgets count whitespace words of the whole
+        response. ``rscores`` (judge scores, 0..10) add RST and URSS. See docs/metrics.md.
         """
         if not isinstance(metric, MaskIoU):
             raise TypeError(f"SegmentationReport.build: metric: expected a MaskIoU, got {type(metric).__name__}")

@@ -1,16 +1,9 @@
 """Length rewards as composable :class:`~adaptive_length_reward.reward.Reward` classes.
 
 Each class measures lengths with a :class:`~adaptive_length_reward.length.LengthCounter`, takes budgets from a
-:class:`~adaptive_length_reward.budgets.BudgetPolicy` where the method has one, reads correctness where the
-method needs it, and calls the pure function of the same name in :mod:`adaptive_length_reward.functional`.
-
-Correctness (``c`` in the formulas) is read by one rule, :func:`correctness`: from a reward given as
-``correctness=`` (a sample is correct where that reward is ``>= correct_threshold``), or, when none is given, from
-the batch column ``correct`` (0/1 or bool). Within one evaluation, the length counter, the budget policy and the
-correctness reward each run once, however many rewards share them.
-
-Every reward reports per-sample ``length`` (and ``budget``, ``tier``, ``difficulty``, ``uncertainty`` where
-relevant) in :attr:`RewardOutput.columns <adaptive_length_reward.reward.RewardOutput.columns>`.
+:class:`~adaptive_length_reward.budgets.BudgetPolicy` where the method has one, reads correctness ``c`` by the one
+rule of :func:`correctness` where it needs it, and calls the pure function of the same name in
+:mod:`adaptive_length_reward.functional`. See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -47,9 +40,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-# -- Correctness: one rule for every reader (length rewards, pass-rate difficulty) -----------------------------
-
-
 def correctness(
     batch: RewardBatch, reward: Reward | None, threshold: float, *, by: str, binary: bool = True
 ) -> FloatArray:
@@ -57,11 +47,8 @@ def correctness(
 
     With ``reward``: correct where its value is ``>= threshold``. Without: the batch column ``correct``; with
     ``binary=True`` (the length rewards) it must hold 0/1 or bools and is the flag itself; with ``binary=False``
-    (pass-rate difficulty) any finite numbers, correct where ``>= threshold`` like a reward's value.
-
-    Raises:
-        TypeError, ValueError: a column that is not numbers, or not 0/1 (``binary``) / not finite; the message
-            names ``by``.
+    (pass-rate difficulty) any finite numbers, correct where ``>= threshold`` like a reward's value. A column
+    that is not numbers, or not 0/1 (``binary``) / not finite, raises TypeError / ValueError naming ``by``.
     """
     if reward is not None:
         return np.asarray(reward.evaluate(batch).rewards >= threshold, dtype=np.float64)
@@ -82,17 +69,13 @@ def correctness_requires(reward: Reward | None) -> frozenset[str]:
     return reward.requires if reward is not None else frozenset({"correct"})
 
 
-# -- The shared path -------------------------------------------------------------------------------------------
-
-
 @functools.cache
 def _parameters(formula: Callable[..., FloatArray]) -> Mapping[str, inspect.Parameter]:
     return inspect.signature(formula).parameters
 
 
 class _LengthReward(Reward):
-    """Lengths from a counter, budgets (with tiers) from a policy where the method has one, correctness where it
-    needs it, then the pure function of :mod:`~adaptive_length_reward.functional`."""
+    """The shared path of the length rewards (see the module docstring)."""
 
     #: The function of :mod:`~adaptive_length_reward.functional`. It takes those of ``correct``, ``lengths``,
     #: budgets and ``groups`` that the method has, in that order, and the reward's parameters of the same names.
@@ -169,16 +152,11 @@ class _Budgeted(_LengthReward):
         return self.budget.assign(batch)
 
 
-# -- Length rewards --------------------------------------------------------------------------------------------
-
-
 class SoftLengthPenalty(_Budgeted, kind="soft_length_penalty"):
     """PixelThink's soft length score ``s(L, B) = clip(1 - beta * max(0, L - B), 0, 1)``
     (arXiv 2505.23727, Eq. 5; official ``seg_pixelthink.py``), a multiplier for the task reward.
 
-    The default budget, :class:`~adaptive_length_reward.budgets.TieredBudget` (PixelThink's tiers), needs
-    ``difficulty`` and, for the hard tier, ``uncertainty``; the default length is whitespace words of the whole
-    response (PixelThink's default). Range: ``[0, 1 + bonus_cap]``.
+    The default budget needs ``difficulty`` and, for the hard tier, ``uncertainty``. Range: ``[0, 1 + bonus_cap]``.
 
     >>> penalty = SoftLengthPenalty()
     >>> penalty(completions=["word " * 50, "word " * 346], difficulty=[2.0, 2.0]).tolist()
@@ -264,9 +242,6 @@ class CosineLengthReward(_Graded, kind="cosine_length"):
         if self.exceed_penalty is not None:
             ends.append(self.exceed_penalty)
         return (min(ends), max(ends))
-
-
-# -- Group-relative rewards (need ``group_ids``; statistics never cross groups) --------------------------------
 
 
 class KimiLengthReward(_Graded, kind="kimi_length"):

@@ -8,14 +8,8 @@ PixelThink (arXiv 2505.23727, Sec. 3.3; official ``verl/utils/reward_score/seg_p
     B = 96 (D < 3.5);  no penalty (3.5 <= D < 5.0);  256 + 25 * U (D >= 5.0)
     L = len(response.split())   (or the tokenizer tokens of the <think> content)
 
-:func:`pixelthink` returns ``Product([SegmentationAccuracy(), SoftLengthPenalty(budget=TieredBudget())])``
-with those defaults; :func:`seg_zero` returns the accuracy alone (Seg-Zero, arXiv 2503.06520, official
-``seg_restrict.py``). :func:`pixelthink_score` scores one completion with the same objects; it exists to check
-parity with the official per-sample function.
-
-Missing context is never guessed by default. The official dataset loader gives a sample without a difficulty
-score ``D = 3.0`` (easy) and the official function's default uncertainty is ``0.0``; pass
-``missing_difficulty=3.0`` / ``missing_uncertainty=0.0`` to reproduce that.
+Seg-Zero's reward (arXiv 2503.06520, official ``seg_restrict.py``) is ``R_acc`` alone. Missing context is never
+guessed by default. See docs/segmentation.md.
 """
 
 from __future__ import annotations
@@ -39,9 +33,6 @@ from .segmentation import SegmentationAccuracy
 __all__ = ["PixelThinkReasoningTokens", "official_reasoning_text", "pixelthink", "pixelthink_score", "seg_zero"]
 
 LengthMode = Literal["words", "reasoning_tokens"]
-
-
-# -- The official reasoning-token length -----------------------------------------------------------------------
 
 _THINK_SPAN = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
@@ -67,17 +58,13 @@ class PixelThinkReasoningTokens(Tokenized, kind="pixelthink_reasoning_tokens"):
     :func:`official_reasoning_text` (PixelThink's ``reward_reasoning_tokens`` mode).
 
     Where a chat message carried the reasoning separately (``reasoning_content``/``thinking``, kept in
-    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead. ``tokenizer`` is a Hugging Face
-    tokenizer, or a local path loaded with ``AutoTokenizer`` on first use.
+    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead.
     """
 
     def _count(self, batch: RewardBatch) -> Any:
         separate = batch.reasoning or (None,) * len(batch)
         pairs = zip(batch.completions, separate)
         return self._tokens([official_reasoning_text(text) if r is None else r.strip() for text, r in pairs])
-
-
-# -- Presets ---------------------------------------------------------------------------------------------------
 
 
 def _length_counter(length: LengthMode | LengthCounter, tokenizer: Any) -> LengthCounter:
@@ -141,24 +128,12 @@ def pixelthink(
     (``D >= 5``), ``uncertainty`` (in [0, 1]). Components ``segmentation_accuracy/<term>`` and
     ``soft_length_penalty`` and the columns ``length``, ``budget``, ``tier`` are reported by ``evaluate``.
 
-    Args:
-        length: ``"words"`` (default, the official default mode: ``len(response.split())`` of the whole
-            response), ``"reasoning_tokens"`` (the official alternative: tokens of the stripped ``<think>``
-            content, see :class:`PixelThinkReasoningTokens`; needs ``tokenizer``), or any
-            :class:`~adaptive_length_reward.length.LengthCounter`.
-        tokenizer: the tokenizer (or a local path) for ``length="reasoning_tokens"``.
-        missing_difficulty: a sample without difficulty (absent column or NaN): ``"error"`` (default; raises,
-            naming the samples), a difficulty value (``3.0`` reproduces the official loader's fallback, easy
-            tier), or a tier name.
-        missing_uncertainty: a hard-tier sample without uncertainty: ``"error"`` (default) or a value
-            (``0.0`` is the official function's default).
-        budget: replaces the official ``TieredBudget()`` (e.g. tiers with other thresholds, budgets or
-            uncertainty scales, or a ``LinearBudget``); ``missing_difficulty``/``missing_uncertainty`` then
-            belong to that policy and must be left at their defaults here.
-        beta: slope of the soft length score (official ``1/500``).
-        iou_threshold, box_l1_threshold, point_threshold: the accuracy thresholds (official 0.5, 10, 100).
-        ground_truth_column: the batch column with the ground truth.
-        name: the reward's name (TRL logs it).
+    ``length`` is ``"words"`` (the official default), ``"reasoning_tokens"`` (the official alternative,
+    :class:`PixelThinkReasoningTokens`; needs ``tokenizer``, a tokenizer or a local path) or any
+    :class:`~adaptive_length_reward.length.LengthCounter`. ``missing_difficulty`` (``"error"``, a value or a tier
+    name) and ``missing_uncertainty`` (``"error"`` or a value) configure the default ``TieredBudget()``; the
+    official fallbacks are 3.0 and 0.0. A ``budget=`` policy replaces it and carries its own fallbacks. The other
+    options are the official constants (docs/segmentation.md); ``name`` is the name TRL logs.
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
@@ -184,9 +159,6 @@ def pixelthink(
     return Product([accuracy, penalty], name=name)
 
 
-# -- Per-sample convenience ------------------------------------------------------------------------------------
-
-
 @functools.cache
 def _per_sample_reward(given_length: bool) -> Reward:
     return pixelthink(length=PrecomputedLength() if given_length else "words")
@@ -210,16 +182,10 @@ def pixelthink_score(
 
     Uses the same objects as :func:`pixelthink` (one-sample batch), so it checks the preset, not a copy.
 
-    Args:
-        completion: the decoded response.
-        ground_truth: the official string ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a
-            mapping (see :func:`~adaptive_length_reward.segmentation.parse_ground_truth`).
-        difficulty: the judge's difficulty score (required; the official loader's fallback is 3.0).
-        uncertainty: the policy's uncertainty, ``>= 0`` (official default 0.0).
-        length: the length to penalise; ``None`` = whitespace words of the whole completion.
-
-    Returns:
-        The reward, in ``[0, 5]``.
+    ``ground_truth`` is the official string ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a
+    mapping (:func:`~adaptive_length_reward.segmentation.parse_ground_truth`); ``difficulty`` is required (the
+    official loader's fallback is 3.0); ``uncertainty >= 0`` (official default 0.0); ``length=None`` counts the
+    whitespace words of the whole completion. Returns the reward, in ``[0, 5]``.
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'

@@ -8,17 +8,10 @@ The policy, written once (:func:`_bounds`) and used by every view:
 4. a closing tag without an opening tag (the template put ``<think>`` in the prompt): everything before it;
 5. neither tag: an empty span. Tags themselves never belong to the span.
 
-Views:
-
-* text: :func:`reasoning_text_span` (character bounds), :func:`extract_reasoning` (the text),
-  :func:`span_texts` (a batch's response or reasoning texts, rule 1 included);
-* token ids: :func:`reasoning_span` (bounds in one id sequence, tags given as ids);
-* masks: :func:`reasoning_span_mask` (``[B, T]`` booleans over padded or ragged ids) and
-  :func:`reasoning_piece_mask` (one boolean per token from the tokens' decoded pieces, for tags that a byte-level
-  BPE merges with their neighbours so that their standalone ids do not occur).
-
-The official PixelThink token mode reads the reasoning differently (first *complete* span, stripped); that rule
-is :func:`adaptive_length_reward.presets.official_reasoning_text`, kept apart on purpose.
+Views: text (:func:`reasoning_text_span`, :func:`extract_reasoning`, :func:`span_texts`), token ids
+(:func:`reasoning_span`) and masks (:func:`reasoning_span_mask`, :func:`reasoning_piece_mask`). PixelThink's
+official token mode reads the reasoning differently, on purpose apart:
+:func:`adaptive_length_reward.presets.official_reasoning_text`. See docs/concepts.md.
 
 >>> extract_reasoning("<think>a b c</think><answer>x</answer>")
 'a b c'

@@ -1,24 +1,10 @@
 """Difficulty tiers: one layout (thresholds and names) and one rule, used by budgets, scorers, metrics and the CLI.
 
-PixelThink (arXiv 2505.23727, Sec. 3.3) has a judge rate each sample from 1 to 10 and splits the scores into
-three tiers with ``tau2 = 3.5`` and ``tau1 = 5.0`` (official ``verl/utils/reward_score/seg_pixelthink.py``)::
-
-    easy    D < 3.5
-    medium  3.5 <= D < 5.0
-    hard    D >= 5.0
-
-The rule, everywhere: tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (a value equal to a threshold
-belongs to the tier above it; ``np.searchsorted(..., side="right")``), so a histogram printed by the CLI, a
-report's tier rows and the budgets training uses agree.
-
-Two settings named "missing" meet tiers, and they answer different questions (neither changes the other):
-
-* a budget's ``TieredBudget(missing_difficulty="medium")`` *places* a sample without difficulty in the medium
-  tier: it gets that tier's budget, and no difficulty value is invented (a number places it in the tier that
-  number falls in);
-* a scorer's ``missing="medium"`` (:data:`~adaptive_length_reward.difficulty.scale.MissingPolicy`) *writes a
-  difficulty value* for a sample without a score: :meth:`TierLayout.value` of the tier, 4.25 for medium (the
-  midpoint of ``[3.5, 5)``), which every budget then reads like any other score.
+PixelThink (arXiv 2505.23727, Sec. 3.3; official ``verl/utils/reward_score/seg_pixelthink.py``) splits the judge's
+1..10 scores at ``tau2 = 3.5`` and ``tau1 = 5.0`` into easy, medium and hard. Tier ``k`` holds
+``thresholds[k-1] <= D < thresholds[k]``: a value equal to a threshold belongs to the tier above. A budget's
+``missing_difficulty`` *places* a sample without difficulty in a tier; a scorer's ``missing`` *writes* a
+difficulty value (:meth:`TierLayout.value`). See docs/difficulty.md and docs/concepts.md.
 
 >>> layout = TierLayout()
 >>> layout.labels(np.array([1.0, 3.5, 4.9, 5.0, np.nan])).tolist()
