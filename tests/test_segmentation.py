@@ -129,6 +129,11 @@ def test_thinking_format_cases(text: str, expected: bool) -> None:
             '{"bbox": [0, 0, 9, 9], "points_1": "37", "points_2": [" 4 ", "5"]}',
             SegmentationAnswer(False, True, False, (0, 0, 9, 9), ((3, 7), (4, 5))),
         ),
+        # only the first two elements of a point are read (a third fails the format term, not the conversion)
+        (
+            '{"bbox": [0, 0, 9, 9], "points_1": [1, 2, 3], "points_2": [4, 5, "x"]}',
+            SegmentationAnswer(False, True, False, (0, 0, 9, 9), ((1, 2), (4, 5))),
+        ),
         # the format term checks lengths only: non-numeric contents still pass it, but give no box
         (
             '{"bbox": ["a", "b", "c", "d"], "points_1": [null, 1], "points_2": [1, 2]}',
@@ -207,6 +212,15 @@ def test_ground_truth_box_only() -> None:
 def test_malformed_ground_truth_raises_naming_the_sample(value: object, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         SegmentationAccuracy()(completions=[GOOD, GOOD], ground_truth=[GT, value])
+
+
+def test_official_string_truths_take_integers_of_any_size() -> None:
+    huge = "1" + "0" * 400
+    truth = f"<box>({huge},2),(3,4)</box><points>(1,2),(3,4)</points>"
+    answer = f'<think>a</think><answer>{{"bbox": [{huge}, 2, 3, 4], "points_1": [1, 2], "points_2": [3, 4]}}</answer>'
+    assert parse_ground_truth(truth).bbox == (int(huge), 2, 3, 4)
+    got = SegmentationAccuracy()(completions=[answer, GOOD], ground_truth=[truth, truth]).tolist()
+    assert got == [ref_accuracy(answer, truth), ref_accuracy(GOOD, truth)] == [3.0, 2.0]  # box L1 passes
 
 
 def test_a_term_that_needs_a_missing_part_says_so() -> None:

@@ -2,46 +2,14 @@
 
 The policy answers ``<think>REASONING</think><answer>{"bbox": [x1,y1,x2,y2], "points_1": [x,y],
 "points_2": [x,y]}</answer>``; the ground truth is ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>``
-(or the same values as a mapping or lists, see :func:`parse_ground_truth`). The accuracy reward is the sum of
-five binary terms (PixelThink, arXiv 2505.23727, Sec. 3.3 and official ``verl/utils/reward_score/
-seg_pixelthink.py``; identical in Seg-Zero, arXiv 2503.06520, official ``verl/utils/reward_score/seg_restrict.py``):
-
-1. :class:`ThinkingFormatReward`: the whole response fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>``
-   (DOTALL).
-2. :class:`SegmentationFormatReward`: the answer's first JSON object holds a 4-element list ``bbox`` and
-   2-element lists ``points_1``, ``points_2``.
-3. :class:`BoxIoUReward`: ``IoU(pred, gt) > 0.5`` with inclusive-pixel areas ``(x2 - x1 + 1) * (y2 - y1 + 1)``.
-4. :class:`BoxL1Reward`: mean absolute coordinate difference ``< 10`` pixels.
-5. :class:`PointMatchReward`: both predicted points inside the predicted box and the best-matched mean
-   distance ``min(d(p1,g1) + d(p2,g2), d(p1,g2) + d(p2,g1)) / 2 < 100`` pixels.
-
-:class:`SegmentationAccuracy` is their sum, in ``[0, 5]``. Within one ``evaluate`` each completion is parsed once
-and the geometry runs once per set of needed parts, however many of these rewards the reward graph holds.
-
-What the official code does, and therefore what this module does (each point is covered by a test):
-
-- "The first JSON object" is the leftmost match of the regex ``{[^}]+}``: from the first ``{`` that is not
-  immediately followed by ``}`` up to the next ``}``. Nested objects therefore never parse (the span ends at
-  the inner ``}``), and neither does an answer without a closing brace.
-- The span is read with :func:`json.loads`, which accepts ``NaN``, ``Infinity`` and integers of any size;
-  duplicate keys keep the last value. ``true``/``false`` are the integers 1/0 to Python, so they count as
-  numbers in a box.
-- The segmentation format term checks only the types and lengths of the three values, not their contents.
-- Box IoU and box L1 need only ``bbox`` (a list of four numbers); they do not need the points or the tags.
-- The overlap of two boxes counts only where ``x1 < x2`` and ``y1 < y2`` strictly hold for the intersection,
-  so boxes touching on a line share 0 pixels although inclusive areas would give them one row.
-- A union of 0 (possible only with inverted boxes) makes the official division raise, so that term is 0.
-- Points are converted with :class:`int` element by element: floats are truncated toward zero, numeric
-  strings are parsed (``"12"``), and a string value is indexed character by character (``"points_1": "37"``
-  is the point (3, 7)). Only the first two elements are read.
-- NaN compares false, so a NaN anywhere in the box fails the geometric terms; infinite boxes give IoU 0.
-- The geometry runs vectorised in float64, in the official order of operations, which reproduces Python's
-  arithmetic exactly while every coordinate is within :data:`EXACT_INTEGER_LIMIT` (``2**24``) in magnitude.
-  A sample with a larger or infinite coordinate is scored on its own with Python numbers (exact integers,
-  as in the official code).
+(or the same values as a mapping or lists, see :func:`parse_ground_truth`). :class:`SegmentationAccuracy`, in
+``[0, 5]``, is the sum of five binary terms, one reward class each below (PixelThink, arXiv 2505.23727, Sec. 3.3
+and official ``verl/utils/reward_score/seg_pixelthink.py``; identical in Seg-Zero, arXiv 2503.06520, official
+``verl/utils/reward_score/seg_restrict.py``).
 
 A malformed completion is never an error: the terms it fails are 0. A malformed ground truth raises
-:class:`ValueError` naming the sample.
+:class:`ValueError` naming the sample. docs/segmentation.md lists the official code's quirks reproduced here
+(first-object regex, ``json.loads``, ``int()`` of points, strict overlap, exact huge integers).
 """
 
 from __future__ import annotations
@@ -91,8 +59,7 @@ Number = int | float
 Box = tuple[Number, Number, Number, Number]
 Points = tuple[tuple[Number, Number], tuple[Number, Number]]
 
-#: Below this magnitude every intermediate value of the geometry (areas, sums of squares) stays under 2**53, so
-#: float64 gives exactly Python's results; a sample with a larger coordinate is scored with Python numbers.
+#: Up to this magnitude every area and sum of squares stays below 2**53: float64 gives Python's exact results.
 EXACT_INTEGER_LIMIT = 2**24
 
 TERM_NAMES = ("thinking_format", "segmentation_format", "box_iou", "point_match", "box_l1")
@@ -106,17 +73,13 @@ _NUMBER_TYPES = (int, float, bool)  # what json.loads produces for numbers and t
 _NO_SPAN: tuple[bool, bool, Box | None, Points | None] = (False, False, None, None)  # no JSON object
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Parsing one completion, one ground truth
-# ------------------------------------------------------------------------------------------------------------
+# -- Parsing one completion, one ground truth ----------------------------------------------------------------
 
 
 def has_thinking_format(text: str) -> bool:
     """Whether ``text`` fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL), the official
-    thinking-format test, without running the backtracking regex over the whole text.
-
-    The pattern holds iff the text starts with ``<think>``, ends with ``</answer>``, and ``</think>``, optional
-    whitespace (``\\s``, Unicode) and ``<answer>`` occur in that order between the two, without overlapping them.
+    thinking-format test: it starts with ``<think>``, ends with ``</answer>`` and holds ``</think>``, optional
+    whitespace and ``<answer>`` in between, checked without the backtracking regex.
 
     >>> has_thinking_format("<think>a</think>\\n<answer>b</answer>")
     True
@@ -128,9 +91,8 @@ def has_thinking_format(text: str) -> bool:
 
 
 def first_json_object(text: str) -> str | None:
-    """The span the official regex ``{[^}]+}`` finds first (``re.search``), or ``None``.
-
-    That is the text from the first ``{`` not immediately followed by ``}`` to the next ``}``.
+    """The span the official regex ``{[^}]+}`` finds first (``re.search``): from the first ``{`` not immediately
+    followed by ``}`` to the next ``}``; ``None`` if there is none.
 
     >>> first_json_object('x {} {"a": [1, {"b": 2}]} y')
     '{"a": [1, {"b": 2}'
@@ -153,16 +115,10 @@ def _int_point(value: Any) -> tuple[int, int] | None:
 
 
 class SegmentationAnswer(NamedTuple):
-    """What the official reward reads from one completion.
-
-    Attributes:
-        thinking_format: the think/answer fullmatch holds.
-        json_found: a first ``{...}`` span exists and parses as JSON.
-        segmentation_format: ``bbox`` is a list of 4 and ``points_1``/``points_2`` lists of 2 (any contents).
-        bbox: the box when ``bbox`` is a list of four numbers (``true``/``false`` read as 1/0), else ``None``.
-        points: ``points_1`` and ``points_2`` after the official ``int()`` conversion of their first two
-            elements, when both convert, else ``None``.
-    """
+    """What the official reward reads from one completion: whether the think/answer fullmatch holds, whether a
+    first ``{...}`` span parses as JSON, the segmentation format (``bbox`` a list of 4, ``points_1``/``points_2``
+    lists of 2, any contents), the box if ``bbox`` holds four numbers (``true``/``false`` read as 1/0), and the
+    points after the official ``int()`` of their first two elements if both convert (``None`` otherwise)."""
 
     thinking_format: bool
     json_found: bool
@@ -226,8 +182,8 @@ def _numbers(value: Any, count: int, where: str, what: str) -> tuple[Number, ...
     return numbers
 
 
-def _box(value: Any, where: str, what: str = "bbox") -> Box:
-    x1, y1, x2, y2 = _numbers(value, 4, where, what)
+def _box(value: Any, where: str) -> Box:
+    x1, y1, x2, y2 = _numbers(value, 4, where, "bbox")
     return (x1, y1, x2, y2)
 
 
@@ -239,20 +195,12 @@ def _point_pair(value: Any, where: str, what: str) -> Points:
 
 
 def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationTarget:
-    """Read a ground truth in any accepted form; raise :class:`ValueError` naming the sample if malformed.
+    """Read a ground truth; raise :class:`ValueError` naming the sample (``index``, its position) if malformed.
 
-    Accepted forms:
-
-    - the official string, searched with the official regexes (non-negative integers):
-      ``"<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``; either part may be missing, but
-      not both;
-    - a mapping with ``"bbox": [x1, y1, x2, y2]`` and the points as ``"points_1"``/``"points_2"`` or as
-      ``"points": [[x, y], [x, y]]`` (other keys are ignored);
-    - a sequence: ``[x1, y1, x2, y2]`` (box only) or ``(box, points)``.
-
-    Args:
-        value: the ground truth.
-        index: the sample's position in the batch, used in error messages.
+    Accepted: the official string ``"<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``, searched
+    with the official regexes (non-negative integers; either part may be missing, not both); a mapping with
+    ``"bbox": [x1, y1, x2, y2]`` and the points as ``"points_1"``/``"points_2"`` or ``"points": [[x, y], [x, y]]``
+    (other keys ignored); a sequence ``[x1, y1, x2, y2]`` (box only) or ``(box, points)``.
 
     >>> parse_ground_truth("<box>(1,2),(30,40)</box><points>(5,6),(7,8)</points>")
     SegmentationTarget(bbox=(1, 2, 30, 40), points=((5, 6), (7, 8)))
@@ -280,11 +228,11 @@ def _target_from_text(value: str, where: str) -> SegmentationTarget:
             f"{where}: expected '<box>(x1,y1),(x2,y2)</box>' and/or '<points>(x1,y1),(x2,y2)</points>' "
             f"with non-negative integers, got {value!r:.120}"
         )
-    try:
-        box = None if box_match is None else _box(list(map(int, box_match.groups())), where)
-        n = None if points_match is None else list(map(int, points_match.groups()))
+    try:  # integers of any size, as the official code reads them
+        b, n = (None if m is None else list(map(int, m.groups())) for m in (box_match, points_match))
     except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits())
         raise ValueError(f"{where}: expected coordinates of at most 4300 digits, got {value!r:.120}") from None
+    box: Box | None = None if b is None else (b[0], b[1], b[2], b[3])
     return SegmentationTarget(box, None if n is None else ((n[0], n[1]), (n[2], n[3])))
 
 
@@ -303,9 +251,7 @@ def _target_from_mapping(value: Mapping[Any, Any], where: str) -> SegmentationTa
     return SegmentationTarget(box, points)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# The geometry, vectorised (float64, in the official order of operations)
-# ------------------------------------------------------------------------------------------------------------
+# -- The geometry, vectorised (float64, in the official order of operations) ---------------------------------
 
 
 def box_iou_inclusive(pred: npt.ArrayLike, target: npt.ArrayLike) -> FloatArray:
@@ -323,8 +269,7 @@ def box_iou_inclusive(pred: npt.ArrayLike, target: npt.ArrayLike) -> FloatArray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ix1, iy1 = np.maximum(p[..., 0], g[..., 0]), np.maximum(p[..., 1], g[..., 1])
         ix2, iy2 = np.minimum(p[..., 2], g[..., 2]), np.minimum(p[..., 3], g[..., 3])
-        overlap = (ix1 < ix2) & (iy1 < iy2)
-        inter = np.where(overlap, (ix2 - ix1 + 1) * (iy2 - iy1 + 1), 0.0)
+        inter = np.where((ix1 < ix2) & (iy1 < iy2), (ix2 - ix1 + 1) * (iy2 - iy1 + 1), 0.0)
         area_p = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1)
         area_g = (g[..., 2] - g[..., 0] + 1) * (g[..., 3] - g[..., 1] + 1)
         union = area_p + area_g - inter
@@ -369,9 +314,8 @@ def _points_in_box(points: FloatArray, box: FloatArray) -> BoolArray:
 
 
 def _exact_measures(box: Box, points: Points | None, target: SegmentationTarget) -> tuple[float, float, float, bool]:
-    """(IoU, mean L1, matched point distance, both points inside the box) of one sample with Python numbers,
-    as the official code computes them (exact integers of any size); what raises there (an overflow, a zero
-    union) is NaN, which fails the term."""
+    """(IoU, mean L1, matched point distance, both points inside the box) of one sample with Python numbers, as
+    the official code computes them (integers of any size); what raises there (overflow, zero union) is NaN."""
     g, iou, l1, distance, inside = target.bbox, math.nan, math.nan, math.nan, False
     if g is not None:
         with suppress(OverflowError, ZeroDivisionError):
@@ -393,22 +337,14 @@ def _hypot(p: tuple[Number, Number], q: tuple[Number, Number]) -> float:
     return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Batch scoring
-# ------------------------------------------------------------------------------------------------------------
+# -- Batch scoring -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SegmentationTerms:
-    """The five terms (0.0/1.0 per completion) and the measured values behind them.
-
-    Attributes:
-        thinking_format, segmentation_format, box_iou, point_match, box_l1: the terms.
-        iou: box IoU (NaN where the answer has no numeric box or the union is 0).
-        l1: mean box L1 distance (NaN where there is no numeric box).
-        distance: matched mean point distance (NaN where the box or the points are unusable).
-        json_found: a first ``{...}`` span parsed as JSON.
-    """
+    """The five terms (0.0/1.0 per completion, see :data:`TERM_NAMES`) and what they measured: ``iou`` (NaN where
+    the answer has no numeric box or the union is 0), ``l1`` (mean box L1, NaN without a numeric box),
+    ``distance`` (matched mean point distance, NaN where box or points are unusable) and ``json_found``."""
 
     thinking_format: FloatArray
     segmentation_format: FloatArray
@@ -430,25 +366,22 @@ class SegmentationTerms:
         return {name: getattr(self, name) for name in TERM_NAMES}
 
 
-# The answer almost every policy writes: {"bbox": [4 ints], "points_1": [2 ints], "points_2": [2 ints]}, with an
-# optional space after each ':' and ',' and integers of at most 7 digits (json.loads reads exactly those). In
-# _CANONICAL_ANSWER it is the completion's first '{' and follows '</think>', whitespace and '<answer>', and
-# '</answer>' ends the completion: with a leading '<think>', a match also proves the thinking format.
+# The canonical answer almost every policy writes (integers of at most 7 digits, which json.loads reads exactly);
+# docs/segmentation.md#throughput explains the batch reader. With a leading '<think>', a match of _CANONICAL_ANSWER
+# also proves the thinking format.
 _NUMBER = r"-?(?:0|[1-9][0-9]{0,6})"
 _LIST_4, _LIST_2 = (r"\[" + ", ?".join([_NUMBER] * count) + r"\]" for count in (4, 2))
 _CANONICAL = re.compile(rf'\{{"bbox": ?{_LIST_4}, ?"points_1": ?{_LIST_2}, ?"points_2": ?{_LIST_2}\}}')
 _CANONICAL_ANSWER = re.compile(rf"</think>\s*<answer>{_CANONICAL.pattern}</answer>\Z")
-# Matched texts read as integers: digits and '-' stay, '[' ']' '(' ')' ',' '_' become spaces, every other byte
-# (tags, keys, quotes, whitespace, UTF-8 of Unicode whitespace) is dropped. Each answer then reads as ten integers:
-# the box, 1 (of "points_1"), the first point, 2 (of "points_2"), the second point; each ground truth as eight.
+# Matched texts read as integers: digits and '-' stay, '[' ']' '(' ')' ',' '_' become spaces, every other byte is
+# dropped. An answer reads as the box, 1 (of "points_1"), a point, 2, a point; a ground truth as its eight numbers.
 _KEEP, _SPACE = b"0123456789-", b"[](),_"
 _AS_NUMBERS = bytes(b if b in _KEEP else 32 for b in range(256))
 _NOT_NUMBERS = bytes(b for b in range(256) if b not in _KEEP + _SPACE)
 _BOX_COLUMNS, _POINT_COLUMNS = [0, 1, 2, 3], [5, 6, 8, 9]
 
 
-@dataclass(frozen=True)
-class _Answers:
+class _Answers(NamedTuple):
     """Column-wise parse of a batch of completions (the batch form of :class:`SegmentationAnswer`)."""
 
     thinking: BoolArray
@@ -463,12 +396,8 @@ class _Answers:
 
 
 def _read_answers(completions: Sequence[str]) -> _Answers:
-    """Parse a batch of completions as :func:`parse_answer` parses each, with a few C calls per completion.
-
-    A completion whose first ``{`` opens the canonical answer (see ``_CANONICAL_ANSWER``) takes four ``str``/regex
-    calls, and the integers of all of them are read in one pass; every other completion is read like
-    :func:`parse_answer`, with one :func:`json.loads` per distinct first ``{...}`` span that is not canonical.
-    """
+    """Parse a batch of completions as :func:`parse_answer` parses each: canonical answers by a few C calls each
+    and one pass over their integers, the others with one :func:`json.loads` per distinct first ``{...}`` span."""
     n = len(completions)
     braces = map(str.find, completions, repeat("{"))
     closes = map(str.rfind, completions, repeat("</think>"), repeat(0), braces)
@@ -522,14 +451,13 @@ _GT_LINE = r"<box>\(N,N\),\(N,N\)</box><points>\(N,N\),\(N,N\)</points>".replace
 _GT_CANONICAL = re.compile(rf"{_GT_LINE}(?:\n{_GT_LINE})*")
 
 
-@dataclass(frozen=True)
-class _Targets:
+class _Targets(NamedTuple):
     """Distinct ground truths as arrays, and each sample's index into them."""
 
     box: FloatArray  # (m, 4), NaN where absent
     points: FloatArray  # (m, 2, 2)
     overflow: BoolArray  # (m,) a value beyond float64's range
-    index: npt.NDArray[np.intp]  # (n,)
+    which: npt.NDArray[np.intp]  # (n,) each sample's row
     parsed: list[SegmentationTarget] | None  # None when every target was read by the canonical regex
 
     def target(self, j: int) -> SegmentationTarget:
@@ -542,7 +470,7 @@ def _python_ints(box: FloatArray, points: FloatArray) -> tuple[Box, Points]:
     return (x1, y1, x2, y2), ((a, b), (c, d))
 
 
-def _read_targets(values: Sequence[Any], *, need_box: bool, need_points: bool, by: str) -> _Targets:
+def _read_targets(values: Sequence[Any], need_box: bool, need_points: bool, by: str) -> _Targets:
     """Parse each distinct ground truth once (GRPO repeats each prompt's truth n times), in order of first
     appearance; a repeated mapping object counts once. Official strings are read by one regex pass."""
     strings = set(map(type, values)) <= {str}
@@ -584,8 +512,7 @@ def _target_arrays(targets: Sequence[SegmentationTarget]) -> tuple[FloatArray, F
     return box, points, overflow
 
 
-@dataclass(frozen=True)
-class _Measures:
+class _Measures(NamedTuple):
     """What the three geometric terms compare with their thresholds, per completion."""
 
     iou: FloatArray  # NaN where the answer has no numeric box or the union is 0
@@ -604,7 +531,7 @@ class _Measures:
 def _measure(answers: _Answers, targets: _Targets) -> _Measures:
     """The geometry, vectorised; samples with a coordinate beyond :data:`EXACT_INTEGER_LIMIT` (or beyond
     float64) are measured again one by one with Python numbers."""
-    a, which = answers, targets.index
+    a, which = answers, targets.which
     gt_box, gt_points = targets.box[which], targets.points[which]
     iou = np.where(a.has_box, box_iou_inclusive(a.box, gt_box), np.nan)
     l1 = np.where(a.has_box, box_mean_l1(a.box, gt_box), np.nan)
@@ -646,21 +573,13 @@ def segmentation_terms(
 ) -> SegmentationTerms:
     """Score a batch: one parse per completion and per distinct ground truth, then vectorised geometry.
 
-    Args:
-        completions: response texts.
-        ground_truth: one ground truth per completion (see :func:`parse_ground_truth`); ``None`` computes the
-            two format terms only (the other three are 0).
-        iou_threshold: the box term passes where ``IoU > iou_threshold`` (official 0.5).
-        box_l1_threshold: passes where the mean box L1 ``< box_l1_threshold`` (official 10).
-        point_threshold: passes where the matched point distance ``< point_threshold`` (official 100).
-        need_box, need_points: which parts every ground truth must have (a missing one raises).
-        by: who asks, for error messages.
+    ``ground_truth`` holds one value per completion (see :func:`parse_ground_truth`); ``None`` computes the two
+    format terms only. The thresholds are those of :class:`SegmentationAccuracy`; ``need_box``/``need_points``
+    say which parts every ground truth must have (a missing one raises); ``by`` names the caller in errors.
 
-    >>> terms = segmentation_terms(
-    ...     ['<think>.</think><answer>{"bbox": [0, 0, 9, 9], "points_1": [2, 2], "points_2": [7, 7]}</answer>',
-    ...      "I cannot see it."],
-    ...     ["<box>(0,0),(9,9)</box><points>(2,2),(7,7)</points>"] * 2)
-    >>> terms.total.tolist()
+    >>> answer = '<think>.</think><answer>{"bbox": [0, 0, 9, 9], "points_1": [2, 2], "points_2": [7, 7]}</answer>'
+    >>> truth = "<box>(0,0),(9,9)</box><points>(2,2),(7,7)</points>"
+    >>> segmentation_terms([answer, "I cannot see it."], [truth, truth]).total.tolist()
     [5.0, 0.0]
     """
     if isinstance(completions, str):
@@ -671,13 +590,11 @@ def segmentation_terms(
     answers = _read_answers(completions)
     measures = None
     if ground_truth is not None:
-        measures = _measure(answers, _read_targets(ground_truth, need_box=need_box, need_points=need_points, by=by))
+        measures = _measure(answers, _read_targets(ground_truth, need_box, need_points, by))
     return _terms(answers, measures, (iou_threshold, box_l1_threshold, point_threshold))
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Rewards
-# ------------------------------------------------------------------------------------------------------------
+# -- Rewards -------------------------------------------------------------------------------------------------
 
 
 class _SegmentationReward(Reward):
@@ -702,14 +619,8 @@ class _SegmentationReward(Reward):
 
 
 class ThinkingFormatReward(_SegmentationReward, kind="seg_thinking_format"):
-    """1 where the whole response fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL), else 0.
-
-    Official ``seg_thinking_format_reward`` (Seg-Zero ``seg_restrict.py``; PixelThink ``seg_pixelthink.py``).
-    Nothing may precede ``<think>`` or follow ``</answer>``, not even whitespace. Needs no context.
-
-    >>> ThinkingFormatReward()(completions=["<think>a</think> <answer>b</answer>", "<answer>b</answer>"]).tolist()
-    [1.0, 0.0]
-    """
+    """1 where the whole response fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL), else 0
+    (official ``seg_thinking_format_reward``; see :func:`has_thinking_format`)."""
 
     default_name = "thinking_format"
 
@@ -719,10 +630,7 @@ class ThinkingFormatReward(_SegmentationReward, kind="seg_thinking_format"):
 
 class SegmentationFormatReward(_SegmentationReward, kind="seg_segmentation_format"):
     """1 where the first ``{...}`` span is JSON with a 4-element list ``bbox`` and 2-element lists ``points_1``
-    and ``points_2``, else 0 (official ``seg_segmentation_format_reward``; contents are not checked).
-
-    Reports ``json_found`` (the span parsed as JSON) as a diagnostic column. Needs no context.
-    """
+    and ``points_2`` (any contents), else 0 (official ``seg_segmentation_format_reward``); column ``json_found``."""
 
     default_name = "segmentation_format"
 
@@ -749,11 +657,8 @@ class _TruthTerm(_SegmentationReward):
         """The parse and the geometry, once per evaluation for these completions and ground-truth values."""
         answers, (need_box, need_points), by = self._answers(batch), self.needs, class_name(self)
         values = batch.column(self.column, by=f"{by} {self.name!r}")
-
-        def measure() -> _Measures:
-            return _measure(answers, _read_targets(values, need_box=need_box, need_points=need_points, by=by))
-
-        return answers, once(("seg_measures", id(batch.completions), need_box, need_points), values, measure)
+        key = ("seg_measures", id(batch.completions), need_box, need_points)
+        return answers, once(key, values, lambda: _measure(answers, _read_targets(values, need_box, need_points, by)))
 
 
 class _GeometricTerm(_TruthTerm):
@@ -768,47 +673,33 @@ class _GeometricTerm(_TruthTerm):
 
 
 class BoxIoUReward(_GeometricTerm, kind="seg_box_iou"):
-    """1 where ``IoU(pred box, gt box) > threshold`` with inclusive-pixel areas (official ``seg_iou_reward``,
-    threshold 0.5; see :func:`box_iou_inclusive`), else 0. Needs only ``bbox`` in the answer and the box of
-    the ground truth.
-
-    Reports ``iou`` (NaN where the answer has no numeric box) as a diagnostic column.
-    """
+    """1 where ``IoU(pred box, gt box) > threshold`` (official ``seg_iou_reward``; see :func:`box_iou_inclusive`),
+    else 0. Needs only the boxes; column ``iou`` (NaN where the answer has no numeric box)."""
 
     threshold: float = param(default=0.5, ge=0, doc="strict lower bound on the IoU (official 0.5)")
     default_name, diagnostic, needs = "box_iou", ("iou", "iou"), (True, False)
 
 
 class BoxL1Reward(_GeometricTerm, kind="seg_box_l1"):
-    """1 where the mean absolute coordinate difference of the boxes ``< threshold`` pixels (official
-    ``seg_box_l1_reward``, threshold 10; see :func:`box_mean_l1`), else 0. Needs only ``bbox`` in the answer.
-
-    Reports ``l1_distance`` (NaN where the answer has no numeric box) as a diagnostic column.
-    """
+    """1 where the boxes' mean absolute coordinate difference ``< threshold`` (official ``seg_box_l1_reward``; see
+    :func:`box_mean_l1`), else 0. Needs only the boxes; column ``l1_distance`` (NaN where no numeric box)."""
 
     threshold: float = param(default=10.0, ge=0, doc="strict upper bound on the mean L1, pixels (official 10)")
     default_name, diagnostic, needs = "box_l1", ("l1_distance", "l1"), (True, False)
 
 
 class PointMatchReward(_GeometricTerm, kind="seg_point_match"):
-    """1 where both predicted points lie inside the predicted box (inclusive) and the best-matched mean distance
-    to the ground-truth points is ``< threshold`` pixels (official ``seg_point_l1_reward``, threshold 100; see
-    :func:`matched_point_distance`), else 0. Needs a numeric ``bbox`` and both points in the answer.
-
-    Reports ``point_distance`` (NaN where box or points are unusable) as a diagnostic column.
-    """
+    """1 where both predicted points lie inside the predicted box and :func:`matched_point_distance` ``< threshold``
+    (official ``seg_point_l1_reward``), else 0; column ``point_distance`` (NaN where box or points are unusable)."""
 
     threshold: float = param(default=100.0, ge=0, doc="strict upper bound on the matched distance (official 100)")
     default_name, diagnostic, needs = "point_match", ("point_distance", "distance"), (False, True)
 
 
 class SegmentationAccuracy(_TruthTerm, kind="seg_accuracy"):
-    """Seg-Zero / PixelThink accuracy reward: the sum of the five terms, in ``[0, 5]`` (official
-    ``pixelthink_accuracy_reward``; Seg-Zero ``seg_strict_compute_score``).
-
-    ``R_acc = thinking_format + segmentation_format + box_iou + point_match + box_l1``
-    (PixelThink, arXiv 2505.23727, Sec. 3.3). Each term is reported as a component under its name, with
-    ``iou``, ``l1_distance``, ``point_distance`` and ``json_found`` as diagnostic columns.
+    """``R_acc = thinking_format + segmentation_format + box_iou + point_match + box_l1``, in ``[0, 5]`` (PixelThink,
+    arXiv 2505.23727, Sec. 3.3; official ``pixelthink_accuracy_reward``, Seg-Zero ``seg_strict_compute_score``).
+    The terms are its components; ``iou``, ``l1_distance``, ``point_distance`` and ``json_found`` its columns.
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = ('<think>big</think><answer>{"bbox": [2, 1, 98, 99], "points_1": [25, 25], '
