@@ -75,16 +75,20 @@ def evaluate(reward: alr.Reward, counts: collections.Counter[str], data: alr.Rew
     return dict(counts)
 
 
+#: The nodes of the PixelThink preset, each run once.
+PIXELTHINK_NODES = {
+    "Product._evaluate": 1,
+    "SegmentationAccuracy._evaluate": 1,
+    "segmentation._read_answers": 1,
+    "SoftLengthPenalty._evaluate": 1,
+    "WhitespaceWords._count": 1,
+    "TieredBudget._budgets": 1,
+    "TieredBudget.tier_index": 1,
+}
+
+
 def test_pixelthink_runs_each_node_once(calls: collections.Counter[str]) -> None:
-    assert evaluate(alr.pixelthink(), calls, batch()) == {
-        "Product._evaluate": 1,
-        "SegmentationAccuracy._evaluate": 1,
-        "segmentation._read_answers": 1,
-        "SoftLengthPenalty._evaluate": 1,
-        "WhitespaceWords._count": 1,
-        "TieredBudget._budgets": 1,
-        "TieredBudget.tier_index": 1,
-    }
+    assert evaluate(alr.pixelthink(), calls, batch()) == PIXELTHINK_NODES
 
 
 def test_the_memo_lives_for_one_evaluate(calls: collections.Counter[str]) -> None:
@@ -151,17 +155,9 @@ def test_online_difficulty_runs_each_node_once(calls: collections.Counter[str]) 
     )
     reward = alr.WithContext(shaped, [PassRateDifficulty(accuracy=alr.SegmentationAccuracy(), pass_threshold=5.0)])
     data = batch(difficulty=None)
-    assert evaluate(reward, calls, data) == {
-        "WithContext._evaluate": 1,
-        "PassRateDifficulty._score": 1,
-        "Product._evaluate": 1,
-        "SegmentationAccuracy._evaluate": 1,
-        "segmentation._read_answers": 1,
-        "SoftLengthPenalty._evaluate": 1,
-        "WhitespaceWords._count": 1,
-        "TieredBudget._budgets": 1,
-        "TieredBudget.tier_index": 1,
-    }
+    # The provider's accuracy (on the batch without difficulty) is the reward's: it reads neither column it fills.
+    assert evaluate(reward, calls, data) == {"WithContext._evaluate": 1, "PassRateDifficulty._score": 1,
+                                             **PIXELTHINK_NODES}
 
 
 # ------------------------------------------------------------------------------------------------------------
