@@ -159,3 +159,16 @@ def test_a_node_that_declares_its_columns_is_shared_across_derived_batches() -> 
         once("node", derived, calls.append, 1)  # without reads: matched by identity only
     assert len(calls) == 3
     assert derived.origin(frozenset({"accuracy"})) is base and changed.origin(frozenset({"accuracy"})) is changed
+
+
+def test_a_derived_batch_pickles_without_its_parent_and_does_not_keep_it_alive() -> None:
+    import gc
+
+    base = RewardBatch.from_completions(["a"], accuracy=[1.0])
+    derived = base.replace(difficulty=[2.0])
+    assert derived.origin(frozenset({"accuracy"})) is base
+    restored = pickle.loads(pickle.dumps(derived))
+    assert restored.origin(frozenset({"accuracy"})) is restored and restored.difficulty.tolist() == [2.0]
+    del base
+    gc.collect()
+    assert derived.origin(frozenset({"accuracy"})) is derived

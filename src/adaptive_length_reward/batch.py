@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, cast
@@ -204,15 +205,18 @@ class RewardBatch:
             if key not in CONTEXT_FIELDS and key != "step":
                 extra[key] = changes.pop(key)
         derived = dataclasses.replace(self, extra=extra, **changes)
-        object.__setattr__(derived, "derived_from", (self, frozenset(changed)))
+        object.__setattr__(derived, "derived_from", (weakref.ref(self), frozenset(changed)))  # no chain kept alive
         return derived
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "derived_from"}
 
     def origin(self, reads: frozenset[str]) -> RewardBatch:
         """The earliest batch this one was derived from (by :meth:`replace`) without changing any of ``reads``:
         a node that reads only those columns computes the same result on both (the evaluation memo uses it)."""
         batch = self
-        while (parent := batch.__dict__.get("derived_from")) is not None and not parent[1] & reads:
-            batch = parent[0]
+        while (link := batch.__dict__.get("derived_from")) and not link[1] & reads and (parent := link[0]()):
+            batch = parent
         return batch
 
     def take(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> RewardBatch:

@@ -265,9 +265,7 @@ class Configurable(Generic[C]):
         return state
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Declared components: each parameter written once
-# ------------------------------------------------------------------------------------------------------------
+# -- Declared components: each parameter written once -----------------------------------------------------------------
 
 class _Missing:
     """The "no default" marker of :func:`param` (a required parameter)."""
