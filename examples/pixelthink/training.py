@@ -35,8 +35,8 @@ from .models import Policy
 from .prompts import conversation, reference_completion, warmup_reasoning
 from .scenes import SegSample
 
-__all__ = ["TimedRewardFunction", "TrainResult", "TrainSettings", "policy_image", "train", "training_rows",
-           "warm_up"]
+__all__ = ["TimedRewardFunction", "TrainResult", "TrainSettings", "grpo_config_kwargs", "policy_image", "train",
+           "training_rows", "warm_up"]
 
 
 def policy_image(image: Image.Image, frame: int) -> Image.Image:
@@ -127,6 +127,10 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
 # ------------------------------------------------------------------------------------------------------------
 
 
+#: TRL 1.16's ``GRPOConfig.loss_type`` values.
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """GRPO settings (defaults: PixelThink's official yaml where TRL has the knob)."""
@@ -150,6 +154,8 @@ class TrainSettings:
     gradient_checkpointing: bool = False
     save_steps: int = 50
     seed: int = 0
+    #: TRL/transformers ``report_to`` ("none", "tensorboard", "wandb", ...).
+    report_to: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "save_steps"):
@@ -170,6 +176,9 @@ class TrainSettings:
             raise ValueError(f"TrainSettings: learning_rate: expected a number > 0, got {self.learning_rate!r}")
         if not (self.kl >= 0 and math.isfinite(self.kl)):
             raise ValueError(f"TrainSettings: kl: expected a number >= 0, got {self.kl!r}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"TrainSettings: loss_type: expected one of {', '.join(LOSS_TYPES)} (TRL's), "
+                             f"got {self.loss_type!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,6 +312,36 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
+def grpo_config_kwargs(settings: TrainSettings, checkpoint_dir: Path | str, *, cuda: bool,
+                       generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments of TRL's ``GRPOConfig`` for ``settings``.
+
+    One optimizer step sees ``prompts_per_step x num_generations`` completions, ``micro_batch_size`` at a time
+    (gradient accumulation; TRL generates the whole step's completions at once). With CUDA and ``settings.bf16``,
+    ``bf16=True`` is mixed precision: bfloat16 autocast around the model's forward, the weights and AdamW's
+    states stay in the model's dtype (float32 unless ``--param-dtype bfloat16``).
+    """
+    batch = settings.prompts_per_step * settings.num_generations
+    micro = settings.micro_batch_size or batch  # completions per forward/backward; the rest is accumulated
+    return {
+        "output_dir": str(checkpoint_dir), "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": batch // micro, "num_generations": settings.num_generations,
+        "max_completion_length": settings.max_completion_length, "learning_rate": settings.learning_rate,
+        "beta": settings.kl, "temperature": settings.temperature, "weight_decay": settings.weight_decay,
+        "max_grad_norm": settings.max_grad_norm, "epsilon": settings.clip_epsilon, "loss_type": settings.loss_type,
+        "max_steps": settings.steps, "logging_steps": 1, "save_strategy": "steps",
+        "save_steps": min(settings.save_steps, settings.steps), "save_total_limit": 2,
+        "report_to": settings.report_to, "seed": settings.seed, "use_cpu": not cuda,
+        "bf16": bool(cuda and settings.bf16), "remove_unused_columns": False, "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "activation_checkpointing": settings.gradient_checkpointing,  # TRL's GRPOConfig turns it on by default
+        "generation_kwargs": generation_kwargs,
+        # the frozen KL reference model (built from the policy's path) in bfloat16 under mixed precision: it is
+        # never updated, so it needs no float32 copy (TRL would otherwise use the policy's dtype)
+        "model_init_kwargs": {"dtype": "bfloat16"} if cuda and settings.bf16 and settings.kl > 0 else None,
+    }
+
+
 def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings: TrainSettings, run_dir: Path, *,
           resume: bool = False, progress: bool = True) -> tuple[TrainResult, Any]:
     """Run GRPO for ``settings.steps`` steps (or what remains after the latest checkpoint with ``resume``).
@@ -320,24 +359,11 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: expected a checkpoint-N folder under {checkpoint_dir}, found none")
     cuda = torch.cuda.is_available()
-    batch = settings.prompts_per_step * settings.num_generations
-    micro = settings.micro_batch_size or batch  # completions per forward/backward; the rest is accumulated
     generation_kwargs = policy.generation_kwargs()
     if settings.min_completion_length is not None:
         generation_kwargs["min_new_tokens"] = settings.min_completion_length
-    args = trl.GRPOConfig(
-        output_dir=str(checkpoint_dir), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length, learning_rate=settings.learning_rate,
-        beta=settings.kl, temperature=settings.temperature, weight_decay=settings.weight_decay,
-        max_grad_norm=settings.max_grad_norm, epsilon=settings.clip_epsilon, loss_type=settings.loss_type,
-        max_steps=settings.steps, logging_steps=1, save_strategy="steps",
-        save_steps=min(settings.save_steps, settings.steps), save_total_limit=2, report_to="none",
-        seed=settings.seed, use_cpu=not cuda, bf16=bool(cuda and settings.bf16),
-        remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0,
-        activation_checkpointing=settings.gradient_checkpointing,  # TRL's GRPOConfig turns it on by default
-        generation_kwargs=generation_kwargs or None,
-    )
+    args = trl.GRPOConfig(**grpo_config_kwargs(settings, checkpoint_dir, cuda=cuda,
+                                               generation_kwargs=generation_kwargs or None))
     reward_function = TimedRewardFunction(TRLReward(reward, group_by="id"))
     log_path = run_dir / "train_log.jsonl"
     if not resume and log_path.exists():
