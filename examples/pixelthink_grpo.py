@@ -16,13 +16,15 @@ Offline demo (``make demo``)::
 
     python examples/pixelthink_grpo.py --tiny
 
-Real checkpoints on a GPU: see docs/example.md.
+Real checkpoints on a GPU: see docs/example.md. ``--recipe pixelthink`` gives the official training settings;
+``--config FILE.yaml`` reads flags from a file (keys: the long option names), flags on the command line win.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -41,25 +43,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pixelthink.rewards import DIFFICULTY_SOURCES, LENGTH_REWARDS, UNCERTAINTY_ESTIMATORS, RewardSettings
 from pixelthink.scenes import SceneGenerator, SegSample
 
+logger = logging.getLogger("pixelthink_grpo")
+
+#: Optimizer and loss settings shared by the tiny and the full defaults (the official yaml's values).
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "temperature": 1.0, "weight_decay": 1e-2, "max_grad_norm": 1.0, "clip_epsilon": 0.2, "loss_type": "dapo",
+}
 #: Settings that ``--tiny`` changes unless given explicitly: a CPU-sized demo of the same loop.
 TINY_DEFAULTS: dict[str, Any] = {
     "train_samples": 64, "eval_samples": 24, "steps": 40, "num_generations": 4, "prompts_per_step": 2,
     "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.0, "warmup_steps": 80,
     "easy_budget": 40.0, "hard_budget": 80.0, "uncertainty_scale": 10.0, "beta": 1 / 60,
-    "target_length": 40.0, "save_steps": 20,
+    "target_length": 40.0, "save_steps": 20, **_COMMON_DEFAULTS,
 }
-#: Defaults for real checkpoints: PixelThink's official yaml and reward.
+#: Defaults for real checkpoints: PixelThink's reward and the official optimizer settings; the batch shape
+#: (2 prompts per step, 500 steps) is a single-GPU one, ``--recipe pixelthink`` gives the official one.
 FULL_DEFAULTS: dict[str, Any] = {
     "train_samples": None, "eval_samples": 200, "steps": 500, "num_generations": 8, "prompts_per_step": 2,
     "max_completion_length": 1300, "eval_max_new_tokens": 1024, "lr": 1e-6, "kl": 5e-3, "warmup_steps": 0,
     "easy_budget": 96.0, "hard_budget": 256.0, "uncertainty_scale": 25.0, "beta": 1 / 500,
-    "target_length": 96.0, "save_steps": 50,
+    "target_length": 96.0, "save_steps": 50, **_COMMON_DEFAULTS,
 }
+#: Training recipes (``--recipe``): values that replace the defaults above; flags given on the command line or in
+#: ``--config`` win. ``pixelthink`` is PixelThink's official training yaml (Seg-Zero's
+#: ``training_scripts/qwen25vl_7b_refcocog.yaml`` with PixelThink's reward), as far as TRL has the knob; the
+#: differences are listed in docs/example.md. ``steps: None`` means one epoch over the training data.
+RECIPES: dict[str, dict[str, Any]] = {
+    "pixelthink": {
+        "prompts_per_step": 16,       # rollout batch: 16 prompts per optimizer step ...
+        "num_generations": 8,         # ... x n = 8 completions = 128 completions per step
+        "micro_batch_size": 8,        # 128 / 8 = 16 gradient-accumulation micro-batches (memory only)
+        "steps": None,                # one epoch over the training data (9k prompts: 563 steps)
+        "temperature": 1.0,
+        "lr": 1e-6,
+        "weight_decay": 1e-2,
+        "max_grad_norm": 1.0,
+        "kl": 5e-3,                   # KL as a loss term (TRL's beta; TRL's per-token KL is the k3 estimator)
+        "clip_epsilon": 0.2,
+        "max_completion_length": 1300,  # response length; TRL 1.16 has no prompt-length limit (see the docs)
+        "loss_type": "grpo",          # per-sequence token mean, then the mean over sequences
+        "warmup_steps": 0,
+    },
+}
+#: What ``--recipe`` expects for ``--policy`` (a local copy of this checkpoint; nothing is downloaded).
+RECIPE_POLICIES = {"pixelthink": "Qwen2.5-VL-7B-Instruct"}
+#: Options whose value is a path that must exist (checked before anything is built).
+_INPUT_PATHS = ("train_data", "eval_data", "difficulty_table")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (defaults marked "tiny/full" depend on ``--tiny``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
+                                usage="%(prog)s (--tiny | --policy DIR --segmenter DIR) [--recipe pixelthink] "
+                                      "[--config FILE] [options]\n       (--help lists every option)")
+    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of flags (keys: long option names, e.g.\n"
+                                                     "lr: 1.0e-6 or prompts-per-step: 16); command-line flags win")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="training recipe: pixelthink = the official training\n"
+                                                            "yaml (16 prompts x 8 per step, grpo loss, ...; needs\n"
+                                                            "--policy, a local Qwen2.5-VL-7B-Instruct); flags win")
     g = p.add_argument_group("models")
     g.add_argument("--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL and SAM, CPU-sized settings")
     g.add_argument("--policy", help="local Qwen2.5-VL checkpoint directory (required without --tiny), or\n"
@@ -107,12 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "suppressed until then): timing at a fixed length")
     g.add_argument("--lr", type=float, help="learning rate (tiny 5e-4, full 1e-6)")
     g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0, full 5e-3)")
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--loss-type", default="dapo", help="TRL loss_type (default dapo: token-level mean)")
+    g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2)")
+    g.add_argument("--max-grad-norm", type=float, help="gradient clipping norm (default 1.0)")
+    g.add_argument("--clip-epsilon", type=float, help="PPO ratio clip, TRL's epsilon (default 0.2)")
+    g.add_argument("--loss-type", help="TRL loss_type (default dapo: token-level mean; --recipe pixelthink: grpo,\n"
+                                       "the per-sequence token mean averaged over sequences)")
     g.add_argument("--warmup-steps", type=int, help="supervised format warm-up steps (tiny 80, full 0)")
     g.add_argument("--warmup-lr", type=float, default=3e-3)
     g.add_argument("--save-steps", type=int, help="checkpoint every N steps (tiny 20, full 50)")
-    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: on with CUDA")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast (mixed precision, TRL's bf16) around\n"
+                        "float32 weights; default: on with CUDA")
+    g.add_argument("--param-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="dtype of the trained weights (default float32: master weights\nfor AdamW); bfloat16 halves "
+                        "their memory but AdamW updates at small\nlearning rates round away (a warning says so)")
     g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
                    help="default: on with CUDA")
     g = p.add_argument_group("evaluation and output")
@@ -120,39 +170,163 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-max-new-tokens", type=int, help="tiny 160, full 1024 (Seg-Zero)")
     g.add_argument("--no-eval-before", action="store_true", help="skip the evaluation before training")
     g.add_argument("--output-dir", default="runs/demo")
+    g.add_argument("--report-to", default="none", help="TRL/transformers report_to: none (default), tensorboard, "
+                                                        "wandb, ...")
     g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def resolve(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the tiny/full defaults and check the combination of flags; raise SystemExit with a clear message."""
+def input_error(message: str) -> SystemExit:
+    """A bad input (a path that does not exist, a dataset that does not load): one line on stderr, exit status 2.
+    Raise the result: ``raise input_error(...)``."""
+    print(f"{Path(sys.argv[0]).name or 'pixelthink_grpo.py'}: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def config_file_argv(path: str, parser: argparse.ArgumentParser) -> list[str]:
+    """The flags a ``--config`` file stands for: ``{"lr": 1e-6, "bf16": false}`` -> ``["--lr", "1e-06",
+    "--no-bf16"]``. Keys are long option names (``-`` or ``_``); put before the command line, whose flags win."""
+    location = Path(path)
+    if not location.is_file():
+        raise input_error(f"--config: expected a YAML or JSON file, got {path!r} (no such file)")
+    text = location.read_text(encoding="utf-8")
+    try:
+        if location.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except ImportError:
+        raise input_error("--config: a YAML file needs PyYAML (pip install 'adaptive-length-reward[example]'), "
+                          "or give a .json file") from None
+    except Exception as error:  # a parse error: say where, in one line
+        raise input_error(f"--config: {path}: expected YAML or JSON, got a parse error: "
+                          f"{' '.join(str(error).split())}") from None
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise input_error(f"--config: {path}: expected a mapping of option names to values, got "
+                          f"{type(data).__name__}")
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    argv: list[str] = []
+    for key, value in data.items():
+        dest = str(key).lstrip("-").replace("-", "_")
+        action = actions.get(dest)
+        if action is None or dest in ("config", "help"):
+            parser.error(f"--config: {path}: unknown option {key!r}")
+        option = "--" + dest.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            if not isinstance(value, bool):
+                parser.error(f"--config: {path}: {key}: expected true or false, got {value!r}")
+            argv.append(option if value else "--no-" + option[2:])
+        elif isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                parser.error(f"--config: {path}: {key}: expected true or false, got {value!r}")
+            if value:
+                argv.append(option)
+        elif isinstance(value, (dict, list)):
+            parser.error(f"--config: {path}: {key}: expected a single value, got {value!r}")
+        else:
+            argv += [option, str(value).lower() if isinstance(value, bool) else str(value)]
+    return argv
+
+
+def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """The command line with ``--config`` and ``--recipe`` applied and checked (see :func:`resolve`).
+
+    Precedence: command-line flags, then the ``--config`` file, then ``--recipe``, then the tiny/full defaults.
+    Argument errors exit with status 2 and the usage line (``parser.error``); bad input paths with status 2 and
+    one line.
+    """
+    parser = parser or build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        argv = config_file_argv(known.config, parser) + argv
+    return resolve(parser.parse_args(argv), parser)
+
+
+def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Fill the recipe and tiny/full defaults and check the combination of flags and the input paths.
+
+    A bad combination exits through ``parser.error`` (status 2, with the usage line); without a parser it raises
+    ``SystemExit`` with the message. A missing input path exits with status 2 and one line.
+    """
+    def error(message: str) -> None:
+        if parser is not None:
+            parser.error(message)
+        raise SystemExit(message)
+
+    recipe = getattr(args, "recipe", None)
+    if recipe is not None:
+        if args.tiny:
+            error(f"--recipe {recipe}: expected real checkpoints (--policy), got --tiny")
+        for key, value in RECIPES[recipe].items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
     defaults = TINY_DEFAULTS if args.tiny else FULL_DEFAULTS
     for key, value in defaults.items():
-        if getattr(args, key) is None:
+        if getattr(args, key) is None and not (recipe is not None and key in RECIPES[recipe]):
             setattr(args, key, value)
     if not args.tiny and not args.policy:
-        raise SystemExit("--policy: expected a local Qwen2.5-VL checkpoint directory (or --tiny), got none")
+        wanted = f"a local {RECIPE_POLICIES[recipe]} checkpoint directory" if recipe else \
+            "a local Qwen2.5-VL checkpoint directory (or --tiny)"
+        error(f"--policy: expected {wanted}, got none")
     if not args.tiny and not args.segmenter:
-        raise SystemExit("--segmenter: expected a local SAM / SAM2 checkpoint directory (or --tiny), got none")
+        error("--segmenter: expected a local SAM / SAM2 checkpoint directory (or --tiny), got none")
     if args.policy and args.policy.startswith("random:"):
         from pixelthink.models import ARCHITECTURES
 
         if args.policy.removeprefix("random:") not in ARCHITECTURES:
-            raise SystemExit(f"--policy: expected random:ARCH with ARCH one of {', '.join(sorted(ARCHITECTURES))}, "
-                             f"got {args.policy!r}")
+            error(f"--policy: expected random:ARCH with ARCH one of {', '.join(sorted(ARCHITECTURES))}, "
+                  f"got {args.policy!r}")
     elif args.random_layers is not None:
-        raise SystemExit(f"--random-layers: expected only with --policy random:ARCH, got --policy {args.policy!r}")
+        error(f"--random-layers: expected only with --policy random:ARCH, got --policy {args.policy!r}")
     if args.segmenter and args.segmenter.startswith("random:") and args.segmenter not in ("random:sam", "random:sam2"):
-        raise SystemExit(f"--segmenter: expected random:sam or random:sam2, got {args.segmenter!r}")
+        error(f"--segmenter: expected random:sam or random:sam2, got {args.segmenter!r}")
     if args.difficulty == "judge" and not (args.judge_url or args.judge_model):
-        raise SystemExit("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
-                         "--judge-model (a local checkpoint path), got neither")
-    for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "eval_samples",
-                 "eval_max_new_tokens", "eval_batch_size", "threads"):
+        error("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
+              "--judge-model (a local checkpoint path), got neither")
+    names = ["num_generations", "prompts_per_step", "max_completion_length", "eval_samples", "eval_max_new_tokens",
+             "eval_batch_size", "threads"]
+    if args.steps is not None:  # None: one epoch (a recipe), set once the data is loaded
+        names.insert(0, "steps")
+    for name in names:
         if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')}: expected an int >= 1, got {getattr(args, name)}")
+            error(f"--{name.replace('_', '-')}: expected an int >= 1, got {getattr(args, name)}")
+    for name in ("lr", "weight_decay", "max_grad_norm", "clip_epsilon", "temperature", "kl"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and (value >= 0 if name in ("weight_decay", "kl") else value > 0)):
+            error(f"--{name.replace('_', '-')}: expected a number {'>=' if name in ('weight_decay', 'kl') else '>'} 0,"
+                  f" got {value}")
+    # input paths: one clean line, before anything is built
+    for name in _INPUT_PATHS:
+        value = getattr(args, name)
+        if value is not None and not Path(value).exists():
+            raise input_error(f"--{name.replace('_', '-')}: expected an existing file or folder, got {value!r}")
+    for name in ("policy", "segmenter"):
+        value = getattr(args, name)
+        if value and not value.startswith("random:") and not Path(value).is_dir():
+            raise input_error(f"--{name}: expected a local checkpoint directory, got {value!r} (no such folder)")
     return args
+
+
+def warn_precision(args: argparse.Namespace) -> str | None:
+    """With ``--param-dtype bfloat16``: log and warn that small AdamW updates round away; returns the message."""
+    if args.param_dtype != "bfloat16":
+        return None
+    message = (f"--param-dtype bfloat16: the trained weights are bfloat16 (8-bit mantissa), so AdamW updates "
+               f"smaller than about 1/256 of a weight round away: at lr {args.lr:g} most weights never change "
+               "(float32 master weights, the default, keep them)")
+    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=2)
+    return message
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -171,12 +345,16 @@ def load_samples(path: str | None, *, count: int | None, seed: int, start: int, 
     location = Path(path)
     saved = location.is_dir() and any((location / n).is_file()
                                       for n in ("dataset_info.json", "state.json", "dataset_dict.json"))
-    if saved:
-        samples = load_saved_dataset(location, limit=count, frame=args.frame, difficulty_table=args.difficulty_table)
-    else:
-        samples = load_reasonseg(location, limit=count, frame=args.frame, difficulty_table=args.difficulty_table)
+    try:
+        if saved:
+            samples = load_saved_dataset(location, limit=count, frame=args.frame,
+                                         difficulty_table=args.difficulty_table)
+        else:
+            samples = load_reasonseg(location, limit=count, frame=args.frame, difficulty_table=args.difficulty_table)
+    except (OSError, ValueError) as error:  # missing files, a layout the loaders do not know: one line, no traceback
+        raise input_error(f"{path}: {' '.join(str(error).split())}") from None
     if not samples:
-        raise SystemExit(f"{path}: expected at least one sample, found none")
+        raise input_error(f"{path}: expected at least one sample, found none")
     return samples, str(location)
 
 
@@ -234,7 +412,8 @@ def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the example; returns the metrics written to ``metrics.json``."""
-    args = resolve(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parse_args(argv, parser)
     started = time.perf_counter()
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL 1.16 still calls the old names
     warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
@@ -257,9 +436,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     args.device_resolved = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
     bf16 = args.bf16 if args.bf16 is not None else args.device_resolved.startswith("cuda")
+    warn_precision(args)
     checkpointing = (args.gradient_checkpointing if args.gradient_checkpointing is not None
                      else args.device_resolved.startswith("cuda"))
     progress = not args.no_progress
+    run_dir = Path(args.output_dir)
+    train_samples, train_name = load_samples(args.train_data, count=args.train_samples, seed=args.seed, start=0,
+                                             args=args)
+    if args.steps is None:  # a recipe's one epoch
+        args.steps = max(1, math.ceil(len(train_samples) / args.prompts_per_step))
     try:
         reward_settings = RewardSettings(
             length_reward=args.length_reward, difficulty=args.difficulty, uncertainty=args.uncertainty,
@@ -272,21 +457,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             steps=args.steps, num_generations=args.num_generations, prompts_per_step=args.prompts_per_step,
             micro_batch_size=args.micro_batch_size, max_completion_length=args.max_completion_length,
             min_completion_length=args.min_completion_length, learning_rate=args.lr, kl=args.kl,
-            temperature=args.temperature, loss_type=args.loss_type,
+            temperature=args.temperature, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
+            clip_epsilon=args.clip_epsilon, loss_type=args.loss_type,
             uncertainty=args.uncertainty, bf16=bf16, gradient_checkpointing=checkpointing,
-            save_steps=args.save_steps, seed=args.seed,
+            save_steps=args.save_steps, seed=args.seed, report_to=args.report_to,
         )
-    except ValueError as error:  # a bad flag value: say which, as the command line's own errors do
-        raise SystemExit(f"error: {error}") from None
-    run_dir = Path(args.output_dir)
+    except ValueError as error:  # a bad flag value: an argument error (usage, exit status 2)
+        parser.error(str(error))
     resuming = args.resume and latest_checkpoint(run_dir / "checkpoints") is not None
     if args.resume and not resuming:
-        raise SystemExit(f"--resume: expected a checkpoint-N folder under {run_dir / 'checkpoints'}, found none")
+        raise input_error(f"--resume: expected a checkpoint-N folder under {run_dir / 'checkpoints'}, found none")
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
 
     # -- data -----------------------------------------------------------------------------------------------
-    train_samples, train_name = load_samples(args.train_data, count=args.train_samples, seed=args.seed, start=0,
-                                             args=args)
     eval_samples, eval_name = load_samples(args.eval_data, count=args.eval_samples, seed=args.seed + 1, start=0,
                                            args=args)
     judged = None
@@ -298,7 +481,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         policy = build_tiny_policy(QUESTION_TEMPLATE, seed=args.seed)
         segmenter = build_tiny_segmenter(args.segmenter_kind, seed=args.seed)
     else:
-        dtype = "bfloat16" if bf16 else "float32"
+        # float32 master weights by default: bf16 is autocast (TRL's bf16=True), not the weights' dtype
+        dtype = args.param_dtype
         if args.policy.startswith("random:"):
             policy = build_random_policy(QUESTION_TEMPLATE, args.policy.removeprefix("random:"),
                                          layers=args.random_layers, dtype=dtype, device=args.device_resolved,
@@ -315,6 +499,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             segmenter = build_tiny_segmenter(args.segmenter.removeprefix("random:"), seed=args.seed)
         else:
             segmenter = load_segmenter(args.segmenter, device=args.device_resolved)
+    if args.tiny and args.param_dtype != "float32":
+        policy.model.to(getattr(torch, args.param_dtype))
     policy.model.to(args.device_resolved)
     segmenter.model.to(args.device_resolved)
 
@@ -337,7 +523,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stored = json.loads(before_path.read_text())
         before, before_records = stored["summary"], stored["records"]
     elif not args.no_eval_before:
-        result = evaluate(policy, segmenter, eval_samples, desc="evaluate (before)", **eval_kwargs)
+        with _autocast(torch, args.device_resolved, bf16):
+            result = evaluate(policy, segmenter, eval_samples, desc="evaluate (before)", **eval_kwargs)
         before, before_records = result.summary(), result.records
         _write_json(before_path, {"summary": before, "records": before_records})
 
@@ -347,7 +534,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     policy.model = model
 
     # -- evaluation after -----------------------------------------------------------------------------------
-    after_result = evaluate(policy, segmenter, eval_samples, desc="evaluate (after)", **eval_kwargs)
+    with _autocast(torch, args.device_resolved, bf16):
+        after_result = evaluate(policy, segmenter, eval_samples, desc="evaluate (after)", **eval_kwargs)
     after = after_result.summary()
     _write_records(run_dir / "eval_after.jsonl", after_result.records)
 
@@ -409,6 +597,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("\n" + summary_table(_json_ready(metrics)))
         print(f"\nrun folder: {run_dir}  ({timings['total_s']:.1f} s; report.md, metrics.json, plots/)")
     return metrics
+
+
+def _autocast(torch: Any, device: str, bf16: bool) -> Any:
+    """bfloat16 autocast on CUDA when ``bf16`` (evaluation runs as training does); otherwise no change."""
+    import contextlib
+
+    if bf16 and device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
