@@ -191,17 +191,18 @@ def config_file_argv(path: str, parser: argparse.ArgumentParser) -> list[str]:
     if not location.is_file():
         raise input_error(f"--config: expected a YAML or JSON file, got {path!r} (no such file)")
     text = location.read_text(encoding="utf-8")
-    try:
-        if location.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
+    if location.suffix.lower() == ".json":
+        load, parse_errors = json.loads, (ValueError,)
+    else:
+        try:
             import yaml
-
-            data = yaml.safe_load(text)
-    except ImportError:
-        raise input_error("--config: a YAML file needs PyYAML (pip install 'adaptive-length-reward[example]'), "
-                          "or give a .json file") from None
-    except Exception as error:  # a parse error: say where, in one line
+        except ImportError:
+            raise input_error("--config: a YAML file needs PyYAML (pip install 'adaptive-length-reward[example]'), "
+                              "or give a .json file") from None
+        load, parse_errors = yaml.safe_load, (yaml.YAMLError,)
+    try:
+        data = load(text)
+    except parse_errors as error:  # say where, in one line
         raise input_error(f"--config: {path}: expected YAML or JSON, got a parse error: "
                           f"{' '.join(str(error).split())}") from None
     if data is None:
@@ -558,7 +559,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot_length_by_tier(before_records, after_result.records, run_dir / "plots" / "reasoning_length_by_tier.png",
                             length_unit=reward_settings.length_unit, budgets=budgets,
                             title=f"{policy.name}: reasoning length per difficulty tier, before and after "
-                                  f"{trained.steps} GRPO steps ({args.length_reward})"),
+                                  f"{trained.steps} GRPO steps ({args.length_reward})"
+                                  + ("" if after["tiers_valid"] else " [tiers not valid: fallback difficulty]")),
         plot_training_curves(trained.log_history if not resuming else _read_log(run_dir / "train_log.jsonl"),
                              run_dir / "plots" / "training_curves.png", reward_name=reward.name,
                              title=f"GRPO with the {reward.name} reward: per-step curves"),
@@ -566,6 +568,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics = {
         "giou": after["giou"], "ciou": after["ciou"], "mean_reasoning_tokens": after["mean_reasoning_tokens"],
         "budget_adherence": after["budget_adherence"], "budget_adherence_by_tier": after["budget_adherence_by_tier"],
+        # evaluation tiers from the training's difficulty source; False: some samples were tiered at the fallback
+        "difficulty_source": reward_settings.difficulty,
+        "tiers_valid": after["tiers_valid"] and (before is None or before.get("tiers_valid", after["tiers_valid"])),
         "train_steps": trained.steps, "timings": timings, "before": before, "after": after,
         "warmup": warm, "peak_memory_mb": trained.peak_memory_mb, "resumed_from": trained.resumed_from,
         "judge": judged,

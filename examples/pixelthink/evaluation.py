@@ -17,6 +17,13 @@ Reasoning length is the paper's ``#Token``: tokenizer tokens of the first ``<thi
 completions whose length (in the reward's unit) is within the PixelThink budget of their tier (always true for
 the medium tier, which has none), i.e. where the soft length score is 1. The policy's uncertainty on its own
 greedy answer (top-2 margin or entropy from the decoding logits) feeds the hard-tier budget.
+
+The difficulty tiers come from the source that trained the policy (``--difficulty``, :func:`eval_difficulty`):
+the samples' own values for ``dataset`` and ``judge`` (the judge writes its scores into the samples), the same
+:class:`~adaptive_length_reward.difficulty.HeuristicDifficulty` scorer for ``heuristic``; ``online`` has none for
+held-out samples (a pass rate needs a group of the policy's own sampled answers, and evaluation decodes one greedy
+answer per prompt). A sample without a difficulty from the source is tiered at ``missing_difficulty``, and the
+pass says so: ``tiers_valid`` is false and ``tiers_note`` counts the fallbacks.
 """
 
 from __future__ import annotations
@@ -38,13 +45,79 @@ from adaptive_length_reward.segmentation import parse_answer
 
 from .models import Policy, Segmenter
 from .prompts import conversation
-from .rewards import RewardSettings, budget_policy, reference_penalty
+from .rewards import RewardSettings, _difficulty_providers, budget_policy, reference_penalty
 from .scenes import SegSample
-from .training import policy_image
+from .training import mask_area_ratio, policy_image
 
-__all__ = ["EvalResult", "evaluate", "generate_completions", "score_completions"]
+__all__ = ["EvalDifficulty", "EvalResult", "eval_difficulty", "evaluate", "generate_completions",
+           "score_completions"]
 
 TIERS = ("easy", "medium", "hard")
+
+
+#: Why a sample has no difficulty from each source (quoted in ``tiers_note``).
+_MISSING_REASON = {
+    "dataset": "no difficulty in the data or the difficulty table",
+    "heuristic": "no mask area or expression for the heuristic scorer",
+    "judge": "no score from the difficulty judge",
+    "online": "the online pass rate needs a group of the policy's own sampled answers per prompt, and evaluation "
+              "decodes one greedy answer per prompt, so held-out samples have no difficulty from this source",
+}
+
+
+@dataclass(frozen=True)
+class EvalDifficulty:
+    """The evaluation samples' difficulty from the training's source.
+
+    Attributes:
+        source: the training's ``--difficulty`` source (:data:`~.rewards.DIFFICULTY_SOURCES`).
+        values: per sample, the source's difficulty, or ``fallback`` where it has none.
+        fell_back: per sample, whether ``values`` holds the fallback.
+        fallback: ``missing_difficulty`` of the reward settings.
+    """
+
+    source: str
+    values: np.ndarray
+    fell_back: np.ndarray
+    fallback: float
+
+    @property
+    def valid(self) -> bool:
+        """Whether every sample has a difficulty of its own from the source (the tiers mean what they say)."""
+        return not bool(self.fell_back.any())
+
+    @property
+    def note(self) -> str | None:
+        """``None`` when valid; otherwise the line that marks the per-tier numbers."""
+        if self.valid:
+            return None
+        return (f"per-tier rows use the fallback difficulty {self.fallback:g} for {int(self.fell_back.sum())} of "
+                f"{self.fell_back.size} samples (difficulty source {self.source!r}: {_MISSING_REASON[self.source]}); "
+                "the tiers of those samples are not their difficulty")
+
+
+def eval_difficulty(samples: Sequence[SegSample], settings: RewardSettings) -> EvalDifficulty:
+    """Each sample's difficulty from ``settings.difficulty``, the source training used (module docstring).
+
+    ``dataset`` and ``judge``: ``sample.difficulty``; ``heuristic``: the training's
+    :class:`~adaptive_length_reward.difficulty.HeuristicDifficulty` on the mask area ratio and the query;
+    ``online``: none. NaN becomes ``settings.missing_difficulty``, marked in ``fell_back``.
+    """
+    source = settings.difficulty
+    if source == "heuristic":
+        trained = _difficulty_providers(settings)[0]  # the very scorer the training reward runs
+        fields = {k: v for k, v in trained.to_config().model_dump().items() if k != "kind"}
+        scorer = type(trained)(**{**fields, "missing": "nan"})  # fallbacks stay NaN here, to be counted
+        batch = RewardBatch.from_completions([""] * len(samples), query=[s.query for s in samples],
+                                             mask_area_ratio=[mask_area_ratio(s) for s in samples])
+        raw = np.asarray(scorer(batch), dtype=np.float64) if len(samples) else np.zeros(0)
+    elif source == "online":
+        raw = np.full(len(samples), np.nan)
+    else:  # "dataset", "judge" (judged scores are written into the samples)
+        raw = np.array([s.difficulty for s in samples], dtype=np.float64)
+    fell_back = np.isnan(raw)
+    return EvalDifficulty(source=source, values=np.where(fell_back, settings.missing_difficulty, raw),
+                          fell_back=fell_back, fallback=float(settings.missing_difficulty))
 
 
 @dataclass
@@ -60,6 +133,15 @@ class EvalResult:
     sam_oracle_giou: float = math.nan
     sam_oracle_ciou: float = math.nan
     notes: list[str] = field(default_factory=list)
+    difficulty_source: str = "dataset"
+    difficulty_fallbacks: int = 0
+    fallback_difficulty: float = 3.0
+    tiers_note: str | None = None
+
+    @property
+    def tiers_valid(self) -> bool:
+        """Whether every sample's tier comes from its own difficulty from the training's source."""
+        return self.difficulty_fallbacks == 0
 
     def summary(self) -> dict[str, Any]:
         """The numbers ``metrics.json`` keeps for this pass (NaN as ``None``)."""
@@ -80,6 +162,11 @@ class EvalResult:
             "sat": _finite(self.report.sat) if self.report.sat is not None else None,
             "sam_oracle_giou": _finite(self.sam_oracle_giou),
             "sam_oracle_ciou": _finite(self.sam_oracle_ciou),
+            "difficulty_source": self.difficulty_source,
+            "tiers_valid": self.tiers_valid,
+            "difficulty_fallbacks": self.difficulty_fallbacks,
+            "fallback_difficulty": self.fallback_difficulty,
+            "tiers_note": self.tiers_note,
             "timings": self.timings,
         }
 
@@ -182,7 +269,8 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
 
 def score_completions(samples: Sequence[SegSample], completions: Sequence[str], uncertainty: Sequence[float],
                       segmenter: Any, *, tokenizer: Any, train_reward: Reward, reward_settings: RewardSettings,
-                      timings: dict[str, float] | None = None) -> EvalResult:
+                      timings: dict[str, float] | None = None, difficulty: EvalDifficulty | None = None
+                      ) -> EvalResult:
     """Parse, segment and score given completions (steps 2-4 of the module docstring).
 
     Args:
@@ -194,6 +282,7 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
         train_reward: the training reward, evaluated for its components.
         reward_settings: the PixelThink budgets for adherence.
         timings: generation timings to extend (prefill/decode seconds and the generated token count).
+        difficulty: the samples' difficulty; default :func:`eval_difficulty` from ``reward_settings.difficulty``.
 
     Raises:
         ValueError: a sample has no mask, or the lengths of the inputs differ.
@@ -202,11 +291,15 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     if not len(samples) == len(completions) == len(uncertainty):
         raise ValueError(f"score_completions: expected one completion and one uncertainty per sample, got "
                          f"{len(samples)} samples, {len(completions)} completions, {len(uncertainty)} values")
+    tiering = difficulty if difficulty is not None else eval_difficulty(samples, reward_settings)
+    if tiering.values.shape != (len(samples),):
+        raise ValueError(f"score_completions: difficulty: expected one value per sample ({len(samples)}), got "
+                         f"{tiering.values.shape}")
     timings = {"prefill_s": 0.0, "decode_s": 0.0, "generated_tokens": 0.0, **(timings or {})}
     timings.update({"sam_s": 0.0, "sam_oracle_s": 0.0, "reward_s": 0.0})
     metric, oracle_metric = MaskIoU(), MaskIoU()
     records: list[dict[str, Any]] = []
-    for sample, text in zip(samples, completions):
+    for k, (sample, text) in enumerate(zip(samples, completions)):
         answer = parse_answer(text)
         w, h = sample.image.size
         sx, sy = w / sample.frame, h / sample.frame
@@ -229,11 +322,12 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
             oracle = oracle & keep
         metric.update(prediction, target)
         oracle_metric.update(oracle, target)
-        records.append({"id": sample.id, "difficulty": _finite(sample.difficulty), "query": sample.query,
+        records.append({"id": sample.id, "difficulty_source": tiering.source,
+                        "difficulty": None if tiering.fell_back[k] else float(tiering.values[k]),
+                        "difficulty_fallback": bool(tiering.fell_back[k]), "query": sample.query,
                         "completion": text, "parsed": prediction is not None,
                         "intersection": int(metric.intersections[-1]), "union": int(metric.unions[-1])})
-    difficulty = np.array([s.difficulty for s in samples], dtype=np.float64)
-    difficulty = np.where(np.isnan(difficulty), reward_settings.missing_difficulty, difficulty)
+    difficulty = tiering.values
     batch = RewardBatch.from_completions(
         completions, difficulty=difficulty, uncertainty=np.asarray(uncertainty),
         ground_truth=[s.solution for s in samples],
@@ -272,11 +366,15 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     })
     components = {"reward": float(np.mean(trained.rewards)) if len(samples) else math.nan,
                   **{k: float(np.mean(v)) for k, v in trained.components.items()}}
+    notes = ["sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the policy's "
+             "prompts can reach; also times SAM on every sample)"]
+    if tiering.note is not None:
+        notes.insert(0, f"tiers not valid: {tiering.note}")
     return EvalResult(records=records, report=report, timings=timings, reward_components=components,
                       budget_adherence=budget_adherence(lengths, budgets), budget_adherence_by_tier=by_tier,
-                      sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou,
-                      notes=["sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the "
-                             "policy's prompts can reach; also times SAM on every sample)"])
+                      sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou, notes=notes,
+                      difficulty_source=tiering.source, difficulty_fallbacks=int(tiering.fell_back.sum()),
+                      fallback_difficulty=tiering.fallback, tiers_note=tiering.note)
 
 
 def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,

@@ -12,7 +12,7 @@ import numpy as np
 from adaptive_length_reward.adapters.scoring import LOGGED_COLUMNS
 from adaptive_length_reward.errors import import_optional
 
-__all__ = ["plot_length_by_tier", "plot_training_curves", "summary_table", "write_report"]
+__all__ = ["plot_length_by_tier", "plot_training_curves", "summary_table", "tiers_marking", "write_report"]
 
 TIERS = ("easy", "medium", "hard")
 #: Logged per-sample diagnostics (not reward components): the adapters' context columns and the accuracy's columns.
@@ -157,9 +157,28 @@ def _fmt(value: Any, percent: bool = False, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}" if percent else f"{value:.{digits}f}"
 
 
+def tiers_marking(metrics: Mapping[str, Any]) -> str | None:
+    """``None`` when the evaluation tiers are valid; otherwise the note that marks the per-tier rows.
+
+    Valid means every evaluated sample had a difficulty of its own from the training's source
+    (``tiers_valid`` in ``metrics.json``, from the evaluation after GRPO and, where it ran, before).
+    """
+    runs = [run for run in (metrics.get("after"), metrics.get("before")) if run]
+    valid = metrics.get("tiers_valid")
+    if valid is None:  # a metrics dict from before tiers_valid existed: read the passes
+        valid = all(run.get("tiers_valid", True) for run in runs)
+    if valid:
+        return None
+    note = next((run["tiers_note"] for run in runs if run.get("tiers_note")), None)
+    source = metrics.get("difficulty_source") or next((r.get("difficulty_source") for r in runs), None)
+    return note or f"per-tier rows use a fallback difficulty for some samples (difficulty source {source!r})"
+
+
 def summary_table(metrics: Mapping[str, Any]) -> str:
-    """A fixed-width before/after table per tier for the terminal (percentages for gIoU and adherence)."""
+    """A fixed-width before/after table per tier for the terminal (percentages for gIoU and adherence); tier
+    rows are starred and followed by a note when the tiers are not valid (:func:`tiers_marking`)."""
     before, after = metrics.get("before") or {}, metrics["after"]
+    marking = tiers_marking(metrics)
     lines = [f"{'tier':<7}{'n':>4}{'gIoU % before':>15}{'gIoU % after':>14}{'#Token before':>15}{'#Token after':>14}"
              f"{'in budget % before':>20}{'in budget % after':>19}"]
     for tier in ("all", *TIERS):
@@ -170,19 +189,23 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
         def pick(run: Mapping[str, Any], key: str, by_tier: str, tier: str = tier) -> Any:
             return run.get(key) if tier == "all" else (run.get(by_tier) or {}).get(tier)
 
+        label = f"{tier}*" if marking and tier != "all" else tier
         lines.append(
-            f"{tier:<7}{n:>4}{_fmt(pick(before, 'giou', 'giou_by_tier'), True):>15}"
+            f"{label:<7}{n:>4}{_fmt(pick(before, 'giou', 'giou_by_tier'), True):>15}"
             f"{_fmt(pick(after, 'giou', 'giou_by_tier'), True):>14}"
             f"{_fmt((before.get('mean_reasoning_tokens') or {}).get(tier)):>15}"
             f"{_fmt(after['mean_reasoning_tokens'].get(tier)):>14}"
             f"{_fmt(pick(before, 'budget_adherence', 'budget_adherence_by_tier'), True):>20}"
             f"{_fmt(pick(after, 'budget_adherence', 'budget_adherence_by_tier'), True):>19}")
+    if marking:
+        lines.append(f"* tiers not valid: {marking}")
     return "\n".join(lines)
 
 
 def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path], notes: Sequence[str]) -> Path:
     """A short markdown summary of ``metrics.json``: before/after per tier, timings, plots, caveats."""
     before, after = metrics.get("before") or {}, metrics["after"]
+    marking = tiers_marking(metrics)
     lines = [
         f"# PixelThink GRPO run: {metrics['run']['name']}",
         "",
@@ -193,6 +216,7 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         "",
         "## Accuracy and efficiency (evaluation set, greedy decoding)",
         "",
+        *([f"> **Tiers not valid** (rows marked *): {marking}.", ""] if marking else []),
         "| tier | n | gIoU % before | gIoU % after | cIoU % after | #Token before | #Token after | "
         "in budget % before | in budget % after |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -209,7 +233,8 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         b_b = (before.get("budget_adherence") if tier == "all"
                else (before.get("budget_adherence_by_tier") or {}).get(tier))
         b_a = after["budget_adherence"] if tier == "all" else after["budget_adherence_by_tier"].get(tier)
-        lines.append(f"| {tier} | {count} | {_fmt(g_b, True)} | {_fmt(g_a, True)} | {_fmt(c_a, True)} | "
+        label = f"{tier}*" if marking and tier != "all" else tier
+        lines.append(f"| {label} | {count} | {_fmt(g_b, True)} | {_fmt(g_a, True)} | {_fmt(c_a, True)} | "
                      f"{_fmt(t_b)} | {_fmt(t_a)} | {_fmt(b_b, True)} | {_fmt(b_a, True)} |")
     t = metrics["timings"]
     ev = after["timings"]
