@@ -6,8 +6,9 @@ sample's difficulty tier and, for hard samples, on the policy's uncertainty. Thi
 1. data: a procedural reasoning-segmentation dataset (default; offline, deterministic), or local copies of
    RefCOCOg-9k / ReasonSeg (``--train-data``, ``--eval-data``);
 2. difficulty from the dataset, a heuristic, a judge, or the online pass rate (``--difficulty``);
-3. the policy (``--policy PATH`` or ``--tiny``) evaluated before training: greedy decoding, SAM with the box and
-   two points, gIoU / cIoU, reasoning tokens per tier, budget adherence, wall-clock per stage;
+3. the policy (``--policy PATH`` or ``--tiny``) evaluated before training: greedy decoding, the segmenter (SAM /
+   SAM2, or GrabCut: ``--segmenter grabcut``, the ``--tiny`` default) with the box and two points, gIoU / cIoU,
+   reasoning tokens per tier, budget adherence, wall-clock per stage;
 4. GRPO with TRL through ``adaptive_length_reward.adapters.trl`` (uncertainty measured per completion);
 5. the same evaluation after training; a run folder with ``metrics.json``, ``config.json``, plots and
    ``report.md``. ``--resume`` continues from the latest checkpoint in the run folder.
@@ -85,6 +86,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "warmup_steps": 0,
     },
 }
+#: The segmenter ``--tiny`` uses when neither ``--segmenter`` nor ``--segmenter-kind`` is given.
+TINY_SEGMENTER = "grabcut"
+#: ``--segmenter`` values that name a built-in segmenter rather than a checkpoint directory.
+BUILTIN_SEGMENTERS = ("grabcut", "random:sam", "random:sam2")
 #: What ``--recipe`` expects for ``--policy`` (a local copy of this checkpoint; nothing is downloaded).
 RECIPE_POLICIES = {"pixelthink": "Qwen2.5-VL-7B-Instruct"}
 #: Options whose value is a path that must exist (checked before anything is built).
@@ -94,7 +99,7 @@ _INPUT_PATHS = ("train_data", "eval_data", "difficulty_table")
 def build_parser() -> argparse.ArgumentParser:
     """The command line (defaults marked "tiny/full" depend on ``--tiny``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
-                                usage="%(prog)s (--tiny | --policy DIR --segmenter DIR) [--recipe pixelthink] "
+                                usage="%(prog)s (--tiny | --policy DIR --segmenter DIR|grabcut) [--recipe pixelthink] "
                                       "[--config FILE] [options]\n       (--help lists every option)")
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of flags (keys: long option names, e.g.\n"
                                                      "lr: 1.0e-6 or prompts-per-step: 16); command-line flags win")
@@ -102,14 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "yaml (16 prompts x 8 per step, grpo loss, ...; needs\n"
                                                             "--policy, a local Qwen2.5-VL-7B-Instruct); flags win")
     g = p.add_argument_group("models")
-    g.add_argument("--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL and SAM, CPU-sized settings")
+    g.add_argument("--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL, the GrabCut segmenter,\n"
+                                                     "CPU-sized settings")
     g.add_argument("--policy", help="local Qwen2.5-VL checkpoint directory (required without --tiny), or\n"
                                     "random:ARCH, a published architecture with random weights for size-true timing\n"
                                     "without a checkpoint (ARCH: qwen2.5-vl-3b, qwen2.5-vl-7b)")
     g.add_argument("--random-layers", type=int, help="with --policy random:ARCH: decoder layers (default: ARCH's)")
-    g.add_argument("--segmenter", help="local SAM / SAM2 checkpoint directory (transformers format), or\n"
-                                       "random:sam / random:sam2 (the tiny random segmenter)")
-    g.add_argument("--segmenter-kind", choices=("sam", "sam2"), default="sam", help="tiny segmenter kind")
+    g.add_argument("--segmenter", help="local SAM / SAM2 checkpoint directory (transformers format),\n"
+                                       "grabcut (OpenCV GrabCut from the box and points: no weights, CPU), or\n"
+                                       "random:sam / random:sam2 (the tiny random segmenter, a wiring test);\n"
+                                       f"with --tiny default: {TINY_SEGMENTER}")
+    g.add_argument("--segmenter-kind", choices=("sam", "sam2"),
+                   help="with --tiny and no --segmenter: a tiny random SAM / SAM2 (same as --segmenter random:KIND)")
     g.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     g = p.add_argument_group("data")
@@ -280,7 +289,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
             "a local Qwen2.5-VL checkpoint directory (or --tiny)"
         error(f"--policy: expected {wanted}, got none")
     if not args.tiny and not args.segmenter:
-        error("--segmenter: expected a local SAM / SAM2 checkpoint directory (or --tiny), got none")
+        error("--segmenter: expected a local SAM / SAM2 checkpoint directory, grabcut or random:sam (or --tiny), "
+              "got none")
     if args.policy and args.policy.startswith("random:"):
         from pixelthink.models import ARCHITECTURES
 
@@ -289,8 +299,12 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
                   f"got {args.policy!r}")
     elif args.random_layers is not None:
         error(f"--random-layers: expected only with --policy random:ARCH, got --policy {args.policy!r}")
-    if args.segmenter and args.segmenter.startswith("random:") and args.segmenter not in ("random:sam", "random:sam2"):
+    if args.segmenter and args.segmenter.startswith("random:") and args.segmenter not in BUILTIN_SEGMENTERS:
         error(f"--segmenter: expected random:sam or random:sam2, got {args.segmenter!r}")
+    if args.segmenter and args.segmenter_kind:
+        error(f"--segmenter-kind: expected only with --tiny and no --segmenter, got --segmenter {args.segmenter!r}")
+    if args.segmenter_kind and not args.tiny:
+        error("--segmenter-kind: expected only with --tiny (or use --segmenter random:KIND)")
     if args.difficulty == "judge" and not (args.judge_url or args.judge_model):
         error("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
               "--judge-model (a local checkpoint path), got neither")
@@ -313,7 +327,7 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
             raise input_error(f"--{name.replace('_', '-')}: expected an existing file or folder, got {value!r}")
     for name in ("policy", "segmenter"):
         value = getattr(args, name)
-        if value and not value.startswith("random:") and not Path(value).is_dir():
+        if value and not value.startswith("random:") and value != "grabcut" and not Path(value).is_dir():
             raise input_error(f"--{name}: expected a local checkpoint directory, got {value!r} (no such folder)")
     return args
 
@@ -421,6 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from pixelthink.evaluation import evaluate
     from pixelthink.models import (
+        GrabCutSegmenter,
         build_random_policy,
         build_tiny_policy,
         build_tiny_segmenter,
@@ -480,7 +495,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- models ---------------------------------------------------------------------------------------------
     if args.tiny:
         policy = build_tiny_policy(QUESTION_TEMPLATE, seed=args.seed)
-        segmenter = build_tiny_segmenter(args.segmenter_kind, seed=args.seed)
     else:
         # float32 master weights by default: bf16 is autocast (TRL's bf16=True), not the weights' dtype
         dtype = args.param_dtype
@@ -496,14 +510,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 policy.model.config._name_or_path = str(initial)
         else:
             policy = load_policy(args.policy, dtype=dtype, device=args.device_resolved)
-        if args.segmenter.startswith("random:"):
-            segmenter = build_tiny_segmenter(args.segmenter.removeprefix("random:"), seed=args.seed)
-        else:
-            segmenter = load_segmenter(args.segmenter, device=args.device_resolved)
+    segmenter_name = args.segmenter or (f"random:{args.segmenter_kind}" if args.segmenter_kind else TINY_SEGMENTER)
+    segmenter: Any
+    if segmenter_name == "grabcut":
+        segmenter = GrabCutSegmenter(seed=args.seed)
+    elif segmenter_name.startswith("random:"):
+        segmenter = build_tiny_segmenter(segmenter_name.removeprefix("random:"), seed=args.seed)
+    else:
+        segmenter = load_segmenter(segmenter_name, device=args.device_resolved)
     if args.tiny and args.param_dtype != "float32":
         policy.model.to(getattr(torch, args.param_dtype))
     policy.model.to(args.device_resolved)
-    segmenter.model.to(args.device_resolved)
+    if hasattr(segmenter, "model"):  # GrabCut has no weights
+        segmenter.model.to(args.device_resolved)
 
     reward = build_reward(reward_settings, policy.tokenizer)
     config = {"args": {k: v for k, v in vars(args).items()}, "reward": reward_settings.to_dict(),
@@ -588,9 +607,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     if args.tiny:
         millions = sum(p.numel() for p in policy.model.parameters()) / 1e6
-        notes.insert(0, f"tiny run: random-weight models (a {millions:.1f} M-parameter Qwen2.5-VL after a short format "
-                        "warm-up, a random SAM); the numbers show that the loop works end to end and that the length "
-                        "reward moves reasoning length, not what PixelThink achieves on real data")
+        notes.insert(0, f"tiny run: a random-weight {millions:.1f} M-parameter Qwen2.5-VL after a short format "
+                        f"warm-up, segmenter {segmenter.name}; the numbers show that the loop works end to end and "
+                        "that the length reward moves reasoning length, not what PixelThink achieves on real data")
     elif args.policy.startswith("random:"):
         billions = sum(p.numel() for p in policy.model.parameters()) / 1e9
         notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "

@@ -1,6 +1,7 @@
 """The two models of the pipeline: the Qwen2.5-VL policy and the frozen SAM / SAM2 segmenter.
 
-Each comes from a local checkpoint directory, or, with ``tiny=True``, is built from a small config with random
+:class:`GrabCutSegmenter` is a third, weightless segmenter (OpenCV GrabCut) that works on a CPU. The models
+come from a local checkpoint directory, or, with ``tiny=True``, are built from a small config with random
 weights so everything runs offline on a CPU (nothing is ever fetched from a model hub). The tiny policy gets
 an in-process byte-level BPE tokenizer trained on the example's own text (prompt, expressions, reasoning,
 answers), so its vocabulary covers what it has to write.
@@ -24,8 +25,8 @@ from adaptive_length_reward.errors import import_optional
 
 from .scenes import BoolArray, SceneGenerator
 
-__all__ = ["ARCHITECTURES", "Policy", "Segmenter", "build_random_policy", "build_tiny_policy", "build_tiny_segmenter",
-           "load_policy", "load_segmenter"]
+__all__ = ["ARCHITECTURES", "GrabCutSegmenter", "Policy", "Segmenter", "build_random_policy", "build_tiny_policy",
+           "build_tiny_segmenter", "load_policy", "load_segmenter"]
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -438,3 +439,116 @@ def load_segmenter(path: str | Path, *, device: str = "cpu", dtype: str = "auto"
         model = transformers.Sam2Model.from_pretrained(str(path), dtype=torch_dtype).to(device).eval()
         return Segmenter(model, None, name=path.name)
     raise ValueError(f"load_segmenter: {config_file}: model_type: expected 'sam' or 'sam2', got {model_type!r}")
+
+
+class GrabCutSegmenter:
+    """A promptable segmenter without weights: OpenCV GrabCut from the box, the two points as foreground seeds.
+
+    Works on a CPU with no checkpoint (``--segmenter grabcut``), so the example's gIoU means something offline
+    where a random-weight SAM cannot segment anything. ``predict`` has :class:`Segmenter`'s interface: an image,
+    a box ``(x1, y1, x2, y2)`` and two positive points in the image's pixels, a boolean ``H x W`` mask.
+
+    Method: the box is rounded and clipped to the image; ``cv2.grabCut`` runs ``iterations`` rounds initialised
+    with ``GC_INIT_WITH_RECT`` (outside the box: definite background); discs of ``seed_radius`` pixels around the
+    points (those inside the clipped box) are then stamped as definite foreground (``GC_FGD``) and a second
+    ``GC_INIT_WITH_MASK`` pass of ``iterations`` rounds refines the mask. ``cv2.setRNGSeed(seed)`` before each
+    call makes the result deterministic. GrabCut works on the box plus a margin (``margin`` pixels or 10% of the
+    box's longer side, whichever is larger), downscaled to at most ``max_side`` pixels a side; the mask is scaled
+    back (nearest neighbour) and is never outside the clipped box. About 0.05 s a call on one CPU thread.
+
+    Degenerate prompts never raise: a box with no pixel inside the image (or a non-finite one) gives an empty
+    mask; a clipped box too thin for GrabCut (under 3 pixels wide or high) gives the clipped box itself, as does
+    a box GrabCut cannot model (no background around it: a box covering the whole image); if GrabCut finds no
+    foreground the point discs are returned (empty if no point is inside the box).
+
+    Args:
+        iterations: GrabCut rounds per pass (two passes).
+        seed_radius: radius in pixels (of the downscaled crop) of the foreground discs stamped at the points.
+        max_side: longest side GrabCut works at.
+        margin: minimum background margin around the box, in pixels.
+        seed: OpenCV's RNG seed (GrabCut's GMM initialisation uses k-means).
+        name: for reports.
+    """
+
+    def __init__(self, *, iterations: int = 3, seed_radius: int = 3, max_side: int = 160, margin: int = 8,
+                 seed: int = 0, name: str = "grabcut") -> None:
+        if not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"GrabCutSegmenter: iterations: expected an int >= 1, got {iterations!r}")
+        if not isinstance(seed_radius, int) or seed_radius < 0:
+            raise ValueError(f"GrabCutSegmenter: seed_radius: expected an int >= 0, got {seed_radius!r}")
+        if not isinstance(max_side, int) or max_side < 16:
+            raise ValueError(f"GrabCutSegmenter: max_side: expected an int >= 16, got {max_side!r}")
+        if not isinstance(margin, int) or margin < 1:
+            raise ValueError(f"GrabCutSegmenter: margin: expected an int >= 1, got {margin!r}")
+        self.cv2 = import_optional("cv2", extra="example", purpose="The GrabCut segmenter (opencv-python-headless)")
+        self.iterations, self.seed_radius, self.max_side, self.margin = iterations, seed_radius, max_side, margin
+        self.seed, self.name = seed, name
+
+    def predict(self, image: Image.Image, box: tuple[float, float, float, float],
+                points: tuple[tuple[float, float], tuple[float, float]]) -> BoolArray:
+        """The mask (``H x W`` of ``image``) for a box ``(x1, y1, x2, y2)`` and two positive points, in pixels."""
+        cv2 = self.cv2
+        w, h = image.size
+        empty = np.zeros((h, w), dtype=bool)
+        values = [float(v) for v in box]
+        if len(values) != 4 or not all(np.isfinite(values)):
+            return empty
+        x1, y1, x2, y2 = values
+        x1, x2 = sorted((x1, x2))
+        y1, y2 = sorted((y1, y2))
+        # inclusive pixel extent, clipped to the image
+        left, top = max(0, round(x1)), max(0, round(y1))
+        right, bottom = min(w - 1, round(x2)), min(h - 1, round(y2))
+        if right < left or bottom < top:
+            return empty
+        if right - left < 2 or bottom - top < 2:  # too thin for GrabCut's models: the clipped box
+            empty[top : bottom + 1, left : right + 1] = True
+            return empty
+        # work on the box plus a margin of background (GrabCut's background model comes from outside the box),
+        # downscaled so its longest side is at most max_side: the cost grows with the pixels
+        margin = max(self.margin, round(0.1 * max(right - left, bottom - top)))
+        cx1, cy1 = max(0, left - margin), max(0, top - margin)
+        cx2, cy2 = min(w - 1, right + margin), min(h - 1, bottom + margin)
+        crop = image.convert("RGB").crop((cx1, cy1, cx2 + 1, cy2 + 1))
+        cw, ch = crop.size
+        scale = min(1.0, self.max_side / max(cw, ch))
+        sw, sh = max(1, round(cw * scale)), max(1, round(ch * scale))
+        if (sw, sh) != (cw, ch):
+            crop = crop.resize((sw, sh), Image.Resampling.BILINEAR)
+        fx, fy = sw / cw, sh / ch
+        pixels = np.ascontiguousarray(np.asarray(crop)[:, :, ::-1])  # BGR, as OpenCV expects
+        rx1, ry1 = int((left - cx1) * fx), int((top - cy1) * fy)
+        rx2, ry2 = min(sw - 1, int((right - cx1 + 1) * fx)), min(sh - 1, int((bottom - cy1 + 1) * fy))
+        inside = np.zeros((sh, sw), dtype=bool)
+        inside[ry1 : ry2 + 1, rx1 : rx2 + 1] = True
+        seeds = np.zeros((sh, sw), dtype=np.uint8)
+        for point in points:
+            px, py = (float(v) for v in point)
+            if np.isfinite(px) and np.isfinite(py) and left <= px <= right and top <= py <= bottom:
+                centre = (round((px - cx1 + 0.5) * fx - 0.5), round((py - cy1 + 0.5) * fy - 0.5))
+                cv2.circle(seeds, centre, self.seed_radius, 1, thickness=-1)
+        seeded = (seeds > 0) & inside
+        result = seeded
+        if rx2 - rx1 >= 2 and ry2 - ry1 >= 2:
+            mask = np.zeros((sh, sw), dtype=np.uint8)
+            rect = (rx1, ry1, rx2 - rx1 + 1, ry2 - ry1 + 1)
+            background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            try:
+                cv2.setRNGSeed(self.seed)
+                cv2.grabCut(pixels, mask, rect, background, foreground, self.iterations, cv2.GC_INIT_WITH_RECT)
+                if seeded.any():
+                    mask[seeded] = cv2.GC_FGD
+                    cv2.setRNGSeed(self.seed)
+                    cv2.grabCut(pixels, mask, None, background, foreground, self.iterations, cv2.GC_INIT_WITH_MASK)
+                found = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)) & inside
+            except cv2.error:  # no background or foreground samples (a box covering the image, a flat image)
+                found = inside
+            if found.any():
+                result = found
+        if (sw, sh) != (cw, ch):  # back to the crop's size (nearest neighbour)
+            result = np.asarray(Image.fromarray(result).resize((cw, ch), Image.Resampling.NEAREST), dtype=bool)
+        out = np.zeros((h, w), dtype=bool)
+        out[cy1 : cy2 + 1, cx1 : cx2 + 1] = result
+        out[:, :left] = out[:, right + 1 :] = False
+        out[:top] = out[bottom + 1 :] = False
+        return out
