@@ -172,3 +172,14 @@ def test_a_derived_batch_pickles_without_its_parent_and_does_not_keep_it_alive()
     del base
     gc.collect()
     assert derived.origin(frozenset({"accuracy"})) is derived
+
+
+def test_once_stores_a_none_result_too() -> None:
+    from adaptive_length_reward.evaluation import once, scope
+
+    calls: list[int] = []
+    batch = RewardBatch(["a"])
+    with scope():
+        assert once("none", batch, calls.append, 1) is None
+        assert once("none", batch, calls.append, 1) is None
+    assert calls == [1]

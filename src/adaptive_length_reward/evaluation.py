@@ -61,8 +61,7 @@ def once(
     if reads is not None:
         batch = batch.origin(reads)
     key = (node, id(batch))
-    found = memo.get(key)
-    if found is None:
-        found = memo[key] = (batch, compute(*args))
-    result: T = found[1]
+    if key not in memo:  # a stored None is a result too
+        memo[key] = (batch, compute(*args))
+    result: T = memo[key][1]
     return result
