@@ -45,7 +45,7 @@ from adaptive_length_reward.segmentation import parse_answer
 
 from .models import Policy, Segmenter
 from .prompts import conversation
-from .rewards import RewardSettings, _difficulty_providers, budget_policy, reference_penalty
+from .rewards import RewardSettings, budget_policy, difficulty_providers, reference_penalty
 from .scenes import SegSample
 from .training import mask_area_ratio, policy_image
 
@@ -105,9 +105,7 @@ def eval_difficulty(samples: Sequence[SegSample], settings: RewardSettings) -> E
     """
     source = settings.difficulty
     if source == "heuristic":
-        trained = _difficulty_providers(settings)[0]  # the very scorer the training reward runs
-        fields = {k: v for k, v in trained.to_config().model_dump().items() if k != "kind"}
-        scorer = type(trained)(**{**fields, "missing": "nan"})  # fallbacks stay NaN here, to be counted
+        scorer = difficulty_providers(settings, missing="nan")[0]  # training's scorer; fallbacks stay NaN, counted
         batch = RewardBatch.from_completions([""] * len(samples), query=[s.query for s in samples],
                                              mask_area_ratio=[mask_area_ratio(s) for s in samples])
         raw = np.asarray(scorer(batch), dtype=np.float64) if len(samples) else np.zeros(0)

@@ -59,6 +59,7 @@ from adaptive_length_reward import (
 from adaptive_length_reward.presets import PixelThinkReasoningTokens, pixelthink, seg_zero
 
 __all__ = ["DIFFICULTY_SOURCES", "LENGTH_REWARDS", "UNCERTAINTY_ESTIMATORS", "RewardSettings", "build_reward",
+           "difficulty_providers",
            "reference_penalty"]
 
 LENGTH_REWARDS = ("pixelthink", "none", "l1-max", "l1-exact", "dapo", "cosine", "kimi")
@@ -159,7 +160,12 @@ def reference_penalty(settings: RewardSettings, tokenizer: Any) -> SoftLengthPen
                              beta=settings.beta)
 
 
-def _difficulty_providers(settings: RewardSettings) -> list[Any]:
+def difficulty_providers(settings: RewardSettings, *, missing: float | str | None = None) -> list[Any]:
+    """The context providers that fill ``difficulty`` for ``settings.difficulty`` (none for dataset/judge values).
+
+    ``missing``: what the heuristic scorer writes where it cannot score (default ``settings.missing_difficulty``;
+    ``"nan"`` leaves those samples NaN, so that evaluation can count them).
+    """
     if settings.difficulty == "online":
         from adaptive_length_reward.difficulty import PassRateDifficulty
 
@@ -168,7 +174,7 @@ def _difficulty_providers(settings: RewardSettings) -> list[Any]:
         from adaptive_length_reward.difficulty import HeuristicDifficulty
 
         return [HeuristicDifficulty(area_column="mask_area_ratio", expression_column="query",
-                                    missing=settings.missing_difficulty)]
+                                    missing=settings.missing_difficulty if missing is None else missing)]
     return []  # "dataset" and "judge": the dataset's difficulty column
 
 
@@ -215,7 +221,7 @@ def build_reward(settings: RewardSettings, tokenizer: Any) -> Reward:
         }
         reward = WeightedSum([accuracy, peers[choice]], [1.0, settings.length_weight],
                              name=choice.replace("-", "_"))
-    providers = _difficulty_providers(settings)
+    providers = difficulty_providers(settings)
     if providers and choice == "pixelthink":  # the only reward here whose budget depends on difficulty
         reward = WithContext(reward, providers, mode="overwrite", name=reward.name)
     return reward
