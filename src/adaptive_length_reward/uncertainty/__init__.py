@@ -9,10 +9,11 @@ does not import torch), from top-k log-probs of a rollout engine (:mod:`.topk`) 
 """
 
 # Each module's ``__all__`` is the one list of its public names; this package re-exports them all.
-from . import estimator, logits, reduction, topk
+from . import estimator, logits, reduction, sampling, topk
 from .estimator import *  # noqa: F403
 from .logits import *  # noqa: F403
 from .reduction import *  # noqa: F403
+from .sampling import *  # noqa: F403
 from .topk import *  # noqa: F403
 
-__all__ = sorted(estimator.__all__ + logits.__all__ + reduction.__all__ + topk.__all__)
+__all__ = sorted(estimator.__all__ + logits.__all__ + reduction.__all__ + sampling.__all__ + topk.__all__)

@@ -28,8 +28,10 @@ __all__ = [
     "TopKLogprobs",
     "deepconf_confidence",
     "deepconf_uncertainty",
+    "sampled_token_logprobs",
     "topk_entropy_bounds",
     "topk_from_dense",
+    "topk_from_ranked",
     "topk_from_sglang",
     "topk_from_vllm",
     "topk_margin",
@@ -199,6 +201,51 @@ def topk_from_sglang(completions: Sequence[Any]) -> TopKLogprobs:
     [[-0.1, -2.5], [-0.7, -inf]]
     """
     return _gather(completions, "SGLang top logprobs", _read_sglang)
+
+
+def topk_from_ranked(logprobs: Sequence[Sequence[Sequence[float | None]]]) -> TopKLogprobs:
+    """Read the rank-sorted log-prob lists TRL's vLLM client returns: per completion, per generated token, the
+    entries by ascending rank (``None`` for NaN, skipped), ``trl/generation/vllm_generation.py::extract_logprobs``
+    (trl 1.16). With vLLM ``logprobs=N`` a token has the top N and, when it is not among them, the sampled token.
+
+    >>> topk_from_ranked([[[-0.1, -2.5], [-0.7]]]).values.round(2).tolist()
+    [[-0.1, -2.5], [-0.7, -inf]]
+    """
+    def read(tokens: Any, where: str) -> tuple[IntArray, FloatArray]:
+        rows = [[float(v) for v in entries if v is not None] for entries in tokens]
+        return (np.fromiter(map(len, rows), dtype=np.intp, count=len(rows)),
+                np.array([v for row in rows for v in row], dtype=np.float64))
+
+    return _gather(logprobs, "ranked logprobs", read)
+
+
+def sampled_token_logprobs(completion_ids: Sequence[Sequence[int]],
+                           logprobs: Sequence[Sequence[Sequence[float | None]]],
+                           logprob_token_ids: Sequence[Sequence[Sequence[int]]] | None) -> list[list[float | None]]:
+    """The sampled token's log-prob per generated token, from TRL's rank-sorted lists (``None`` where vLLM gave
+    NaN or the sampled token is not listed). With one entry per token (vLLM ``logprobs=0``) it is that entry; with
+    more, the entry whose token id is the sampled one (``logprob_token_ids`` then required).
+
+    >>> sampled_token_logprobs([[7, 3]], [[[-0.1, -2.5], [-0.7, -0.9]]], [[[7, 2], [1, 3]]])
+    [[-0.1, -0.9]]
+    """
+    out: list[list[float | None]] = []
+    for i, (ids, rows) in enumerate(zip(completion_ids, logprobs)):
+        if len(ids) != len(rows):
+            raise ValueError(f"logprobs of completion {i}: expected one entry list per token ({len(ids)}), got "
+                             f"{len(rows)}")
+        if all(len(row) <= 1 for row in rows):
+            out.append([row[0] if row else None for row in rows])
+            continue
+        if logprob_token_ids is None:
+            raise ValueError("logprob_token_ids: expected the token ids of the ranked log-probs (several entries per "
+                             "token), got None")
+        picked: list[float | None] = []
+        for token, row, row_ids in zip(ids, rows, logprob_token_ids[i]):
+            j = next((k for k, t in enumerate(row_ids) if int(t) == int(token)), None)
+            picked.append(None if j is None else row[j])
+        out.append(picked)
+    return out
 
 
 def topk_from_dense(values: Any, lengths: npt.ArrayLike | None = None) -> TopKLogprobs:
