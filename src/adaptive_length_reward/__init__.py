@@ -11,7 +11,7 @@ from . import difficulty, functional, metrics, presets, segmentation, spans, tie
 from .batch import CONTEXT_FIELDS, Completion, RewardBatch
 from .budgets import NO_PENALTY, BudgetPolicy, Budgets, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
 from .config import ComponentConfig, build, load_config, registered_kinds
-from .errors import ConfigError, MissingContextError, MissingExtraError
+from .errors import ConfigError, FatalRewardError, MissingContextError, MissingExtraError, RewardInputError
 from .functional import soft_length_penalty
 from .length import (
     LengthCounter,
@@ -79,6 +79,7 @@ __all__ = [
     "CosineLengthReward",
     "CosineSchedule",
     "DAPOOverlongPenalty",
+    "FatalRewardError",
     "FixedBudget",
     "Gate",
     "KimiLengthReward",
@@ -95,6 +96,7 @@ __all__ = [
     "Product",
     "Reward",
     "RewardBatch",
+    "RewardInputError",
     "RewardOutput",
     "Schedule",
     "SegmentationAccuracy",

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,11 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..batch import RewardBatch
 from ..config import ComponentConfig, Nested, build, config_of, load_config, validated
-from ..errors import ConfigError, import_optional
+from ..errors import ConfigError, MissingExtraError, import_optional
 from ..reward import Reward
 from ..spans import Span
 
@@ -41,16 +43,27 @@ __all__ = [
     "DEFAULT_END_MARKERS",
     "ENV_FIELDS",
     "LOGGED_COLUMNS",
+    "NOT_FINITE_LOGGED_AS",
     "AdapterSettings",
     "SampleScorer",
     "ScoredBatch",
+    "decode_escapes",
+    "finite_metrics",
     "load_settings",
     "reward_from_settings",
     "settings_from_env",
     "split_label",
+    "with_missing_context",
 ]
 
+logger = logging.getLogger(__name__)
+
 FloatArray = npt.NDArray[np.float64]
+
+#: What a value that is not finite becomes in :func:`finite_metrics` (what frameworks average over a batch, where
+#: one inf or NaN would poison the mean): no budget (inf: no penalty, PixelThink's medium tier), a value the reward
+#: did not compute or receive (NaN: no uncertainty, no tier) and a NaN component are all logged as this value.
+NOT_FINITE_LOGGED_AS = 0.0
 
 #: Per-sample diagnostics every adapter logs for every reward, NaN where the reward did not compute one.
 LOGGED_COLUMNS: tuple[str, ...] = ("length", "budget", "tier", "difficulty", "uncertainty")
@@ -64,8 +77,21 @@ ENV_SETTINGS = "ALR_SETTINGS"
 #: The single ``ALR_*`` environment variables and the settings they set (``ALR_`` + the field, upper case).
 ENV_FIELDS = {
     f"ALR_{field.upper()}": field
-    for field in ("reward_config", "ground_truth_key", "difficulty_key", "uncertainty_key", "response_marker")
+    for field in ("reward_config", "ground_truth_key", "difficulty_key", "uncertainty_key", "response_marker",
+                  "missing_difficulty", "missing_uncertainty")
 }
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def decode_escapes(text: str) -> str:
+    r"""``text`` with the backslash escapes ``\n``, ``\t``, ``\r`` and ``\\`` decoded (what a shell passes for
+    ``ALR_RESPONSE_MARKER='<|im_start|>assistant\n'``); other backslashes are kept.
+
+    >>> decode_escapes(r"<|im_start|>assistant\n") == "<|im_start|>assistant\n", decode_escapes(r"a\\n\d")
+    (True, 'a\\n\\d')
+    """
+    return re.sub(r"\\([ntr\\])", lambda match: _ESCAPES[match.group(1)], text)
 
 
 def check_tested_version(package: str, found: str, tested: tuple[str, ...], *, owner: str, relies: str,
@@ -108,9 +134,34 @@ class AdapterSettings(ComponentConfig):
         "start with its prompt (e.g. '<|im_start|>assistant\\n')")
     end_markers: tuple[str, ...] = Field(default=DEFAULT_END_MARKERS,
                                          description="OpenRLHF: special tokens stripped from the response's end")
+    missing_difficulty: float | str | None = Field(
+        default=None, description="a sample without difficulty: None keeps the reward's rule (PixelThink: an error); "
+        "'error', a tier name (e.g. 'medium') or a difficulty value (e.g. 3.0, the official loader's) sets every "
+        "budget policy's missing_difficulty")
+    missing_uncertainty: float | Literal["error"] | None = Field(
+        default=None, description="a sample without uncertainty where its budget scales with one: None keeps the "
+        "reward's rule (PixelThink: an error); 'error' or a value (e.g. 0.0, the official default)")
     length_span: Span = Field(default="response", description="verl reward manager: count the response or reasoning")
     open_tag: str = Field(default="<think>", min_length=1, description="opening reasoning tag (verl reward manager)")
     close_tag: str = Field(default="</think>", min_length=1, description="closing reasoning tag (verl reward manager)")
+
+    @field_validator("missing_difficulty", "missing_uncertainty", mode="before")
+    @classmethod
+    def _number_from_text(cls, value: Any) -> Any:  # environment variables are text: "3.0" is the number 3.0
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value)
+        return value
+
+    @field_validator("response_marker", mode="after")
+    @classmethod
+    def _decode_marker(cls, value: str | None) -> str | None:
+        return None if value is None else decode_escapes(value)
+
+    @field_validator("end_markers", mode="after")
+    @classmethod
+    def _decode_markers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(decode_escapes(marker) for marker in value)
 
     @model_validator(mode="after")
     def _consistent(self) -> AdapterSettings:
@@ -126,7 +177,10 @@ def _read_mapping(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what}: expected an existing YAML or JSON file, got {str(path)!r}")
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml"}:
-        yaml = import_optional("yaml", extra="dev", purpose=f"Reading {what} from YAML")
+        try:
+            yaml = import_optional("yaml", extra=None, package="pyyaml", purpose=f"Reading {what} from YAML")
+        except MissingExtraError as error:
+            raise MissingExtraError(f"{error} (or write {str(path)!r} as JSON)") from error.__cause__
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
@@ -173,7 +227,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any
 
 @lru_cache(maxsize=16)
 def reward_from_settings(settings: AdapterSettings) -> Reward:
-    """The reward the settings name (inline config, config file, or PixelThink's preset); cached per process."""
+    """The reward the settings name (inline config, config file, or PixelThink's preset), with the settings'
+    ``missing_difficulty`` / ``missing_uncertainty`` applied (:func:`with_missing_context`); cached per process."""
     if settings.reward is not None:
         reward = build(settings.reward)
     elif settings.reward_config is not None:
@@ -187,7 +242,50 @@ def reward_from_settings(settings: AdapterSettings) -> Reward:
         reward = pixelthink()
     if not isinstance(reward, Reward):
         raise ConfigError(f"AdapterSettings: reward: expected the config of a reward, got a {type(reward).__name__}")
-    return reward
+    return with_missing_context(reward, difficulty=settings.missing_difficulty,
+                                uncertainty=settings.missing_uncertainty)
+
+
+def _set_everywhere(data: Any, overrides: Mapping[str, Any], found: set[str]) -> None:
+    """Set each key of ``overrides`` in every mapping of a dumped config that has it; record which were found."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in overrides:
+                data[key] = overrides[key]
+                found.add(key)
+            else:
+                _set_everywhere(value, overrides, found)
+    elif isinstance(data, (list, tuple)):
+        for item in data:
+            _set_everywhere(item, overrides, found)
+
+
+def with_missing_context(reward: Reward, *, difficulty: float | str | None = None,
+                         uncertainty: float | str | None = None) -> Reward:
+    """``reward`` rebuilt with ``missing_difficulty=difficulty`` and ``missing_uncertainty=uncertainty`` on every
+    component that declares them (the budget policies: :class:`~adaptive_length_reward.budgets.TieredBudget`,
+    :class:`~adaptive_length_reward.budgets.LinearBudget`); ``None`` changes nothing. ``ConfigError`` when the
+    reward has no such component (the setting would do nothing) or a component rejects the value.
+
+    >>> from adaptive_length_reward import pixelthink
+    >>> with_missing_context(pixelthink(), difficulty="medium") == pixelthink(missing_difficulty="medium")
+    True
+    """
+    overrides = {name: value for name, value in (("missing_difficulty", difficulty),
+                                                 ("missing_uncertainty", uncertainty)) if value is not None}
+    if not overrides:
+        return reward
+    data = config_of(reward).model_dump()
+    found: set[str] = set()
+    _set_everywhere(data, overrides, found)
+    for name in sorted(set(overrides) - found):
+        raise ConfigError(f"AdapterSettings: {name}: expected a reward with a budget policy that reads "
+                          f"{name.removeprefix('missing_')}, got {overrides[name]!r} for the reward {reward.name!r}, "
+                          "which has none (unset it)")
+    rebuilt = build(data)
+    logger.info("reward %r: %s set on its budget policies (adapter settings)", reward.name,
+                ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+    return rebuilt  # type: ignore[no-any-return]
 
 
 def split_label(label: Any, settings: AdapterSettings) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -233,6 +331,29 @@ class ScoredBatch:
         """What every adapter logs: the columns, then the components (a component wins a name both use)."""
         return {**self.columns, **self.components}
 
+    def metrics(self) -> dict[str, FloatArray]:
+        """:attr:`logs` made safe for a framework's batch averages: :func:`finite_metrics`."""
+        return finite_metrics(self.logs)
+
+
+def finite_metrics(logs: Mapping[str, Any]) -> dict[str, FloatArray]:
+    """Per-sample logs with every value that is not finite replaced by :data:`NOT_FINITE_LOGGED_AS` (0.0), plus
+    ``budgeted`` (1.0 where ``budget`` is finite, 0.0 where no penalty applies) when ``budget`` is logged, so
+    ``mean(budget) / mean(budgeted)`` is the mean budget of the samples that have one. What OpenRLHF's
+    ``extra_logs`` and verl's metrics average.
+
+    >>> metrics = finite_metrics({"budget": [96.0, float("inf")], "uncertainty": [float("nan"), 0.4]})
+    >>> {key: values.tolist() for key, values in metrics.items()}
+    {'budget': [96.0, 0.0], 'uncertainty': [0.0, 0.4], 'budgeted': [1.0, 0.0]}
+    """
+    out = {}
+    for key, values in logs.items():
+        array = np.asarray(values, dtype=np.float64)
+        out[key] = np.where(np.isfinite(array), array, NOT_FINITE_LOGGED_AS)
+    if "budget" in logs and "budgeted" not in logs:
+        out["budgeted"] = np.isfinite(np.asarray(logs["budget"], dtype=np.float64)).astype(np.float64)
+    return out
+
 
 def _tier_names(config: Any) -> tuple[str, ...]:
     """The tier names of the first tiered budget in a reward's configuration (empty without one)."""
@@ -241,6 +362,23 @@ def _tier_names(config: Any) -> tuple[str, ...]:
     children = [getattr(config, key) for key in type(config).model_fields] if isinstance(config, BaseModel) else (
         list(config) if isinstance(config, tuple) else [])
     return next((names for names in map(_tier_names, children) if names), ())
+
+
+def _fallbacks(config: Any) -> dict[str, Any]:
+    """``{"difficulty": value, "uncertainty": value}``: the first missing-context fallback (not ``"error"``) of each
+    in a dumped config."""
+    found: dict[str, Any] = {}
+    if isinstance(config, dict):
+        for key, value in config.items():
+            name = key.removeprefix("missing_")
+            if key in ("missing_difficulty", "missing_uncertainty") and value not in ("error", None):
+                found.setdefault(name, value)
+            elif isinstance(value, (dict, list, tuple)):
+                found = {**_fallbacks(value), **found}
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found = {**_fallbacks(item), **found}
+    return found
 
 
 class SampleScorer:
@@ -269,10 +407,12 @@ class SampleScorer:
                               f"bounds {reward.bounds} (scores in [0, 1] need a finite range), got None")
         self.score_range = None if score_range is None else (float(score_range[0]), float(score_range[1]))
         self._tiers = {name: float(i) for i, name in enumerate(_tier_names(config_of(reward)))}
+        self._fallbacks = _fallbacks(config_of(reward).model_dump())
 
     def score(self, batch: RewardBatch) -> ScoredBatch:
         """Evaluate the reward on ``batch``; see the module docstring for what is logged."""
         output = self.reward.evaluate(batch)
+        self._log_fallbacks(batch)
         rewards = np.asarray(output.rewards, dtype=np.float64)
         scores = None
         if self.score_range is not None:
@@ -280,6 +420,16 @@ class SampleScorer:
             scores = np.clip((rewards - low) / (high - low), 0.0, 1.0)
         components = {name: np.asarray(values, dtype=np.float64) for name, values in output.components.items()}
         return ScoredBatch(rewards, scores, components, self._columns(output.columns, batch))
+
+    def _log_fallbacks(self, batch: RewardBatch) -> None:
+        """Log (INFO) how many samples a configured missing-context fallback applied to."""
+        for column, fallback in self._fallbacks.items():
+            absent = np.isnan(np.asarray(batch.column(column), dtype=np.float64)) if batch.has(column) else (
+                np.ones(len(batch), dtype=bool))
+            if absent.any():
+                where = " where its budget scales with it" if column == "uncertainty" else ""
+                logger.info("reward %r: %d of %d samples without %s: missing_%s=%r applies%s", self.reward.name,
+                            int(absent.sum()), absent.size, column, column, fallback, where)
 
     def _columns(self, reported: Mapping[str, Any], batch: RewardBatch) -> dict[str, FloatArray]:
         n = len(batch)
