@@ -8,6 +8,7 @@ Every scorer writes the same 1..10 scale (:mod:`.scale`), so a budget never know
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from ..tiers import DEFAULT_THRESHOLDS, DEFAULT_TIER_NAMES, TierLayout
 from .scale import MissingPolicy, check_missing_policy, check_on_scale, resolve_missing
 
 __all__ = ["DifficultyScorer", "TieredScorer", "numeric_column"]
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,6 +84,9 @@ class DifficultyScorer(ContextProvider):
         values, fell_back = resolve_missing(values, missing, owner=type(self).__name__,
                                             thresholds=self.layout.thresholds, names=self.layout.names, labels=labels)
         self._count(len(values), int(fell_back.sum()))
+        if fell_back.any():
+            logger.info("%s: %d of %d samples without a difficulty of their own: missing=%r applies",
+                        type(self).__name__, int(fell_back.sum()), fell_back.size, missing)
         return values
 
 

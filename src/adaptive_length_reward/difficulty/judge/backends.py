@@ -12,6 +12,7 @@ import abc
 import base64
 import io
 import json
+import logging
 import os
 import random
 import threading
@@ -32,6 +33,8 @@ __all__ = [
     "TransformersBackend",
     "image_data_url",
 ]
+
+logger = logging.getLogger(__name__)
 
 Messages = Sequence[Mapping[str, Any]]
 
@@ -217,7 +220,11 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
             if reply is not None:
                 return reply
             if attempt < self.max_retries:
-                time.sleep(self._delay(attempt, retry_after))
+                delay = self._delay(attempt, retry_after)
+                logger.warning("%s: attempt %d of %d failed (%s); retrying in %.1f s", self.url, attempt + 1,
+                               self.max_retries + 1, last, delay)
+                time.sleep(delay)
+        logger.error("%s: no reply after %d attempts; last error: %s", self.url, self.max_retries + 1, last)
         raise JudgeTransportError(f"{self.url}: no reply after {self.max_retries + 1} attempts; last error: {last}")
 
     def _attempt(self, data: bytes, headers: Mapping[str, str]) -> tuple[str | None, str, float | None]:

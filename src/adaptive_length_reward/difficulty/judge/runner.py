@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,6 +27,8 @@ from .prompt import PIXELTHINK_V1, JudgePrompt, TargetGeometry
 from .reply import Aggregate, JudgeReplyError, check_weights, parse_judge_reply
 
 __all__ = ["DifficultyJudge", "JudgeInputError", "JudgeSample", "load_image"]
+
+logger = logging.getLogger(__name__)
 
 
 class JudgeInputError(ValueError):
@@ -176,12 +179,16 @@ class DifficultyJudge:
             try:
                 reply = self.backend.complete(messages, image)
             except JudgeTransportError as error:
+                logger.warning("sample %r: no reply from the judge, recorded as transport_error: %s", sample.key, error)
                 return Judgment(sample.key, "transport_error", reply=reply, error=str(error), attempts=attempts)
             try:
                 return Judgment(sample.key, "ok", aspects=parse_judge_reply(reply), reply=reply, attempts=attempts + 1)
             except JudgeReplyError as error:
                 error_text = str(error)
                 messages = self.prompt.repair_messages(first, reply, error_text)
+                again = "asking again" if attempts < self.parse_retries else "recorded as unparseable"
+                logger.info("sample %r: unreadable judge reply (attempt %d of %d): %s; %s", sample.key, attempts + 1,
+                            1 + self.parse_retries, error_text, again)
         return Judgment(sample.key, "unparseable", reply=reply, error=error_text, attempts=1 + self.parse_retries)
 
     def _store(self, judgment: Judgment) -> None:
@@ -213,13 +220,18 @@ class DifficultyJudge:
                                 f"{type(sample).__name__}")
             unique.setdefault(sample.key, sample)
         known = self.cached(unique)
-        todo = []
+        hits, todo = [], []
         for key, sample in unique.items():
             hit = known.get(key)
             if hit is not None and (hit.ok or not retry_failed):
-                yield hit
+                hits.append(hit)
             else:
                 todo.append(sample)
+        if self.cache is not None:
+            logger.info("judge cache %s: %d of %d samples answered from the cache, %d to ask%s", self.cache.path,
+                        len(hits), len(unique), len(todo),
+                        f" ({len(known) - len(hits)} cached as failed, asked again)" if len(known) > len(hits) else "")
+        yield from hits
         yield from self._ask_all(todo)
 
     def _ask_all(self, todo: list[JudgeSample]) -> Iterator[Judgment]:
