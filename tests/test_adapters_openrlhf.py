@@ -673,17 +673,6 @@ def test_server_command_line_starts_with_a_settings_file_and_flags(tmp_path: Pat
     assert "WARNING adaptive_length_reward.adapters.openrlhf_server: POST /get_reward: 422 query[0]:" in log
 
 
-def test_docs_snippet_runs() -> None:
-    import re
-
-    page = (Path(__file__).resolve().parents[1] / "docs" / "openrlhf.md").read_text()
-    block = re.search(r"## Snippet\n\n```python\n(.*?)```", page, re.S).group(1)  # type: ignore[union-attr]
-    namespace: dict[str, Any] = {"print": lambda *a: namespace.setdefault("printed", a)}
-    exec(compile(block, "docs/openrlhf.md", "exec"), namespace)
-    out = namespace["printed"][0]
-    assert out["rewards"] == [5.0] and out["scores"] == [1.0] and out["extra_logs"]["length"] == [11.0]
-
-
 def test_adapters_package_imports_no_framework() -> None:
     heavy = ("torch", "transformers", "trl", "verl", "openrlhf", "ray", "fastapi", "uvicorn")
     code = ("import sys, adaptive_length_reward.adapters as a, adaptive_length_reward.adapters.openrlhf, "
