@@ -302,6 +302,11 @@ def test_yaml_settings_without_pyyaml_name_the_package(monkeypatch: pytest.Monke
     message = str(raised.value)
     assert "needs the optional package 'yaml', which is not installed: pip install pyyaml" in message
     assert f"(or write {str(path)!r} as JSON)" in message and "[dev]" not in message
+    config = tmp_path / "reward.yaml"
+    config.write_text("kind: column\ncolumn: x\n")
+    with pytest.raises(MissingExtraError, match="Reading reward_config from YAML needs the optional package 'yaml', "
+                                                "which is not installed: pip install pyyaml$"):
+        OpenRLHFReward(settings=settings_from_env({"ALR_REWARD_CONFIG": str(config)}))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -235,6 +235,8 @@ def reward_from_settings(settings: AdapterSettings) -> Reward:
         if not Path(settings.reward_config).is_file():
             raise ConfigError(
                 f"AdapterSettings: reward_config: expected an existing file, got {settings.reward_config!r}")
+        if Path(settings.reward_config).suffix in {".yaml", ".yml"}:  # name the package, not the [dev] extra
+            import_optional("yaml", extra=None, package="pyyaml", purpose="Reading reward_config from YAML")
         reward = load_config(settings.reward_config)
     else:
         from ..presets import pixelthink
