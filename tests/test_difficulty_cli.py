@@ -318,3 +318,30 @@ def test_module_runs_as_a_script_and_imports_no_heavy_packages(tmp_path) -> None
     help_text = subprocess.run([sys.executable, "-m", "adaptive_length_reward.difficulty.cli", "--help"], env=env,
                                capture_output=True, text=True, timeout=60)
     assert help_text.returncode == 0 and "{judge,lookup,heuristic}" in help_text.stdout
+
+
+@pytest.mark.slow
+def test_log_level_shows_retries_and_cache_hits_on_stderr(tmp_path) -> None:
+    """The command (an application) shows the library's log records: retries at the default level, cache hits
+    with ``--log-level info``."""
+    data = write_jsonl_dataset(tmp_path, 2)
+    out = tmp_path / "out.jsonl"
+    calls: list[int] = []
+
+    def script(body: dict, index: int) -> Status | Reply:
+        calls.append(index)
+        return Status(503) if len(calls) == 1 else scores_by_sample()(body, index)
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    with ScriptedJudgeServer(script) as server:
+        command = [sys.executable, "-m", "adaptive_length_reward.difficulty.cli",
+                   *judge_args(data, out, server, "--concurrency", "1")]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run([*command, "--log-level", "info"], env=env, capture_output=True, text=True,
+                                timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert re.search(r"alr-difficulty: WARNING adaptive_length_reward\.difficulty\.judge\.backends: http://127\.0\.0"
+                     r"\.1:\d+/v1/chat/completions: attempt 1 of 4 failed \(HTTP 503", first.stderr)
+    assert "INFO" not in first.stderr
+    assert "INFO adaptive_length_reward.difficulty.judge.runner: judge cache " in second.stderr
+    assert "2 of 2 samples answered from the cache, 0 to ask" in second.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import re
 import sys
 import time
@@ -154,6 +155,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_options(parser, TieredScorer, ("thresholds", "tier_names"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                        help="the library's log records shown on stderr (default warning: judge retries; info adds "
+                        "cache hits, unreadable replies and fallbacks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,6 +292,8 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error)."""
     args = build_parser().parse_args(argv)
+    # an application entry point: show the library's log records (the library itself configures no handler)
+    logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
     layout = TierLayout(args.thresholds, args.tier_names)
     try:
         layout.check(owner="--thresholds/--tier-names")
