@@ -437,15 +437,8 @@ def test_grpo_text_policy_two_steps_with_entropy(tmp_path: Any) -> None:
         assert budget == (pytest.approx(expected) if expected is not None else None)
 
 
-@pytest.mark.slow
-def test_rollout_logprobs_route_uses_the_sampled_token_measure(tmp_path: Any) -> None:
-    """A ``rollout_func`` that returns log-probs takes the route vLLM takes (no forward pass): U = mean(1 - p_y)."""
-    from datasets import Dataset
-
-    tokenizer = build_tokenizer()
-    model = build_text_lm(tokenizer, logit_scale=20.0)
-    produced: list[list[float]] = []
-
+def _rollout_func(tokenizer: Any, produced: list[list[float]]) -> Any:
+    """A ``rollout_func`` sampling with ``generate`` and returning the sampled tokens' log-probs."""
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
         for prompt in prompts:
@@ -461,14 +454,32 @@ def test_rollout_logprobs_route_uses_the_sampled_token_measure(tmp_path: Any) ->
             produced.append(logps)
         return out
 
+    return rollout
+
+
+@pytest.mark.slow
+def test_rollout_logprobs_give_the_nll_measure_and_never_silently_the_margin(tmp_path: Any) -> None:
+    """A ``rollout_func`` returning only sampled-token log-probs: ``measure="nll"`` reads them (U = mean(1 - p_y), no
+    forward pass); the default ``measure="margin"`` raises naming the fixes instead of switching measure."""
+    from datasets import Dataset
+
+    tokenizer = build_tokenizer()
+    produced: list[list[float]] = []
     rows = [{"prompt": f"Question {i}?", "difficulty": 8.0} for i in range(4)]
     reward = RecordingTRLReward(SoftLengthPenalty(budget=TieredBudget()))
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=reward, args=_grpo_args(tmp_path, max_steps=1),
-                                     train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                                     rollout_func=rollout)
+    trainer = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer, logit_scale=20.0), reward_funcs=reward,
+                                     args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
+                                     processing_class=tokenizer, rollout_func=_rollout_func(tokenizer, produced),
+                                     uncertainty_measure="nll")
     trainer.train()
     expected = [float(np.mean(1 - np.exp(lp))) for lp in produced]
     assert np.asarray(reward.batches[0].uncertainty) == pytest.approx(expected, abs=1e-9)
+    margin = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
+                                    args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
+                                    processing_class=tokenizer, rollout_func=_rollout_func(tokenizer, []))
+    with pytest.raises(ValueError, match=r"with a rollout_func, expected it to return the 'uncertainty' field .*"
+                                         r"uncertainty_source='forward', or uncertainty_measure='nll'"):
+        margin.train()
 
 
 def test_logprobs_source_without_logprobs_is_a_clear_error(tmp_path: Any) -> None:
@@ -478,13 +489,42 @@ def test_logprobs_source_without_logprobs_is_a_clear_error(tmp_path: Any) -> Non
     trainer = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
                                      args=_grpo_args(tmp_path, max_steps=1),
                                      train_dataset=Dataset.from_list([{"prompt": "q", "difficulty": 2.0}] * 4),
-                                     processing_class=tokenizer, uncertainty_source="logprobs")
-    with pytest.raises(ValueError, match="uncertainty_source: expected 'forward' or 'auto'"):
+                                     processing_class=tokenizer, uncertainty_source="logprobs",
+                                     uncertainty_measure="nll")
+    with pytest.raises(ValueError, match="uncertainty_source: expected 'forward' or 'sampling'"):
         trainer.train()
     with pytest.raises(ConfigError, match="UncertaintyTrainerConfig: uncertainty_measure: expected 'margin'"):
         UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
                                args=_grpo_args(tmp_path), processing_class=tokenizer,
                                train_dataset=Dataset.from_list([{"prompt": "q"}] * 4), uncertainty_measure="gap")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["sampling", "forward"])
+def test_empty_reasoning_span_gives_nan_for_the_budget_rule_or_an_error(tmp_path: Any, source: str) -> None:
+    """Completions without reasoning tags under ``uncertainty_span="reasoning"``: NaN (never a silent 0), which the
+    budget's ``missing_uncertainty`` rule then handles; or an error with ``uncertainty_empty_span="error"``."""
+    from datasets import Dataset
+
+    tokenizer = build_tokenizer()
+    rows = [{"prompt": f"Question {i}?", "difficulty": 8.0} for i in range(4)]
+
+    def trainer(budget: TieredBudget, **kwargs: Any) -> Any:
+        reward = RecordingTRLReward(SoftLengthPenalty(budget=budget))
+        return reward, UncertaintyGRPOTrainer(
+            model=build_text_lm(tokenizer, logit_scale=20.0), reward_funcs=reward,
+            args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer, uncertainty_span="reasoning", uncertainty_source=source, **kwargs)
+
+    reward, fallback = trainer(TieredBudget(missing_uncertainty=0.5))
+    fallback.train()  # the random policy writes no <think> tags
+    assert np.isnan(np.asarray(reward.batches[0].uncertainty)).all()
+    assert list(fallback._logs["extra"]["soft_length_penalty/budget"]) == pytest.approx([256 + 25 * 0.5] * 4)
+    assert not any("uncertainty/mean" in entry for entry in fallback.state.log_history)  # nothing finite to log
+    with pytest.raises(MissingContextError, match="uncertainty.*missing_uncertainty"):
+        trainer(TieredBudget())[1].train()  # the budget's default rule: an error naming the fix
+    with pytest.raises(ValueError, match=r"completions \[0, 1, 2, 3\] have no token to measure"):
+        trainer(TieredBudget(missing_uncertainty=0.5), uncertainty_empty_span="error")[1].train()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -544,7 +584,7 @@ def test_reasoning_span_uncertainty_uses_only_the_reasoning_tokens(tmp_path: Any
     span = reasoning_token_mask(completions[0], tokenizer)
     assert 0 < span.sum() < len(span)
     assert ours[0] == pytest.approx(per_token[span].mean(), abs=2e-5)
-    assert ours[1] == 0.0  # no reasoning span: the documented empty value
+    assert np.isnan(ours[1])  # no reasoning span: NaN, for the budget's missing_uncertainty rule
 
 
 def test_docs_snippet_runs() -> None:
