@@ -448,6 +448,47 @@ def test_openrlhf_loop_with_plain_labels_and_the_missing_difficulty_setting(monk
     assert float(out["extra_logs"]["budget"].reshape(-1)[0]) == 96.0
 
 
+@pytest.mark.slow
+def test_fatal_reward_error_reaches_the_ray_driver() -> None:
+    """OpenRLHF runs ``execute`` inside an async Ray actor (``RolloutRayActor.generate_responses``, which needs vLLM):
+    an actor with the same ``generate_responses`` body and the stand-in engine, on a local Ray cluster bound to
+    127.0.0.1. The driver's ``ray.get`` raises the reward's error; the actor keeps serving."""
+    agent = _openrlhf_agent()
+    ray = pytest.importorskip("ray")
+    tokenizer = build_tokenizer()
+    ids = ChosenTokensEngine(tokenizer, _answer(60)).ids
+    reward_file = REWARD_FILE
+
+    @ray.remote
+    class Rollout:
+        def __init__(self) -> None:
+            self.executor = agent.SingleTurnAgentExecutor(reward_file)
+
+        async def generate(self, prompt_token_ids: list[int], sampling_params: Any,
+                           multi_modal_data: Any = None) -> Any:
+            output = SimpleNamespace(token_ids=list(ids), text="", finish_reason="stop", logprobs=None)
+            return SimpleNamespace(outputs=[output])
+
+        async def generate_responses(self, prompt: str, label: Any, sampling_params: Any, max_length: int,
+                                     hf_tokenizer: Any, num_samples: int = 1) -> Any:  # OpenRLHF 0.11.2's body
+            return await asyncio.gather(*[self.executor.execute(
+                prompt=prompt, label=label, sampling_params=sampling_params, max_length=max_length,
+                hf_tokenizer=hf_tokenizer, llm_engine=self) for _ in range(num_samples)])
+
+    ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        actor = Rollout.remote()  # type: ignore[attr-defined]
+        params = SimpleNamespace(max_tokens=512, logprobs=None)
+        with pytest.raises(FatalRewardError) as raised:
+            ray.get(actor.generate_responses.remote(PROMPT, {"ground_truth": GROUND_TRUTH}, params, 2048, tokenizer, 2))
+        assert "labels[0].difficulty: missing: the reward 'pixelthink' needs a difficulty per label" in str(
+            raised.value)
+        done = ray.get(actor.generate_responses.remote(PROMPT, LABEL, params, 2048, tokenizer, 2))
+        assert [float(out["reward"].reshape(-1)[0]) for out in done] == [5.0, 5.0]
+    finally:
+        ray.shutdown()
+
+
 def _samples_generator() -> Any:
     """OpenRLHF's ``SamplesGenerator`` module, imported with a stand-in ``vllm`` (vLLM cannot install here): only the
     names its imports bind (``SamplingParams``, ``inputs.TokensPrompt``, ``utils.random_uuid``); the code under test,
