@@ -223,6 +223,15 @@ def test_a_response_marker_missing_from_the_prompt_is_logged_once(caplog: pytest
     assert warnings[0].name == "adaptive_length_reward.adapters.openrlhf"
 
 
+def test_label_numbers_of_any_real_type_and_nan_as_missing() -> None:
+    reward = OpenRLHFReward(settings=AdapterSettings(missing_uncertainty=0.0))
+    labels = [{**LABEL, "difficulty": np.int64(2)}, {**LABEL, "difficulty": np.float32(7.0), "uncertainty": math.nan}]
+    out = reward.score([QUERY, QUERY], [PROMPT, PROMPT], labels)
+    assert out["rewards"] == pytest.approx([_expected(300, 96.0), _expected(300, 256.0)])
+    with pytest.raises(RewardInputError, match=r"labels\[0\]\.difficulty: expected a finite number, got inf"):
+        reward.score([QUERY], [PROMPT], [{**LABEL, "difficulty": math.inf}])
+
+
 def test_labels_give_ground_truth_difficulty_and_uncertainty() -> None:
     prompt = _chat_prompt()
     reward = OpenRLHFReward(settings=AdapterSettings())

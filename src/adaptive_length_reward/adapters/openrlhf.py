@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -88,8 +89,9 @@ def _number(value: Any, loc: tuple[str | int, ...]) -> float | None:
     """A label's difficulty or uncertainty: a finite number, or None (absent or NaN)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RewardInputError(loc, f"expected a number, got {value!r:.80}", kind="type_error")
+    value = float(value)
     if math.isnan(value):
         return None
     if not math.isfinite(value):
