@@ -6,18 +6,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev,example,trl,judge,data,server
-# verl and OpenRLHF pin packages that cannot install here (transformers<5.11, flash-attn from source): install
-# them without their pins, plus what their reward paths import (as docs/verl.md and docs/openrlhf.md describe).
-FRAMEWORKS ?= verl==0.9.1 openrlhf==0.11.2
-FRAMEWORK_DEPS ?= packaging ray tensordict omegaconf codetiming torchdata hydra-core orjson peft cachetools \
-	uvicorn fastapi aiohttp pylatexenc
+# verl and OpenRLHF pin versions of transformers, ray and tensordict that exclude each other and the main venv's:
+# each framework's adapter tests run in a venv of its own that honours its pins (docs/frameworks.md).
+VERL_VENV ?= .venv-verl
+OPENRLHF_VENV ?= .venv-openrlhf
+OPENRLHF_SPEC ?= openrlhf==0.11.2
+# OpenRLHF requirements that need CUDA to build or install; `pip check` may report only these as missing.
+GPU_ONLY ?= flash-attn deepspeed
+VERL_TESTS ?= $(wildcard tests/test_*verl*.py)
+OPENRLHF_TESTS ?= $(wildcard tests/test_*openrlhf*.py)
 STAMP := $(VENV)/.alr-installed
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test demo quickstart bench lint clean
+.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart bench lint clean
 
 venv: $(STAMP)
 
@@ -26,13 +30,42 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(PY) -m pip install --quiet --no-deps $(FRAMEWORKS)
-	$(PY) -m pip install --quiet $(FRAMEWORK_DEPS)
 	@$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	@touch $@
 
-test: $(STAMP)
+# The main suite (the framework adapters' tests skip there), then each framework's tests in its own venv.
+test: test-main test-verl test-openrlhf
+
+test-main: $(STAMP)
 	$(PY) -m pytest
+
+venvs: $(STAMP) $(VERL_VENV)/.alr-installed $(OPENRLHF_VENV)/.alr-installed
+
+# docs/verl.md's install block as written (tests/frameworks/install.py: this checkout for the package, the local
+# torch wheel for torch), plus the test tools.
+$(VERL_VENV)/.alr-installed: pyproject.toml Makefile docs/verl.md tests/frameworks/install.py
+	@test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
+	@echo '*' > $(VERL_VENV)/.gitignore
+	$(VERL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VERL_VENV)/bin/python tests/frameworks/install.py docs docs/verl.md --torch "$(TORCH_SPEC)" --extras dev
+	$(VERL_VENV)/bin/python tests/frameworks/pip_check.py --output $(VERL_VENV)/pip-check.txt
+	@touch $@
+
+# OpenRLHF without its GPU-only requirements, everything else at OpenRLHF's pins.
+$(OPENRLHF_VENV)/.alr-installed: pyproject.toml Makefile tests/frameworks/install.py
+	@test -x $(OPENRLHF_VENV)/bin/python || $(PYTHON) -m venv $(OPENRLHF_VENV)
+	@echo '*' > $(OPENRLHF_VENV)/.gitignore
+	$(OPENRLHF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPENRLHF_VENV)/bin/python tests/frameworks/install.py without "$(OPENRLHF_SPEC)" --gpu-only $(GPU_ONLY) \
+		--torch "$(TORCH_SPEC)" --extras dev,server
+	$(OPENRLHF_VENV)/bin/python tests/frameworks/pip_check.py --allow $(GPU_ONLY) --output $(OPENRLHF_VENV)/pip-check.txt
+	@touch $@
+
+test-verl: $(VERL_VENV)/.alr-installed
+	$(VERL_VENV)/bin/python -m pytest -p no:cacheprovider $(VERL_TESTS)
+
+test-openrlhf: $(OPENRLHF_VENV)/.alr-installed
+	$(OPENRLHF_VENV)/bin/python -m pytest -p no:cacheprovider $(OPENRLHF_TESTS)
 
 # The quickstart table first (what the reward does to a handful of completions, under a second), then the
 # full worked example (tiny random Qwen2.5-VL + SAM, GRPO through TRL, evaluation; about a minute on CPU).
@@ -53,4 +86,4 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) $(VERL_VENV) $(OPENRLHF_VENV) build dist .pytest_cache .hypothesis src/*.egg-info

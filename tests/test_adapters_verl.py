@@ -1,18 +1,19 @@
-"""verl adapter against verl 0.9.1 itself: ``compute_score``, the reward manager's ``run_single`` on real
-``verl.DataProto`` batches, verl's own loaders and registries, the agent loop, and the ``verl.plugins`` entry point.
+"""verl adapter against verl 0.9.1 itself: ``compute_score``, the reward managers' ``run_single`` on real
+``verl.DataProto`` batches, verl's own loaders, registries (reward loop and legacy), naive and rate-limited managers,
+validation metrics and the agent loops.
 
-verl is installed CPU-only with ``pip install --no-deps verl==0.9.1`` plus the imports it needs (docs/verl.md).
+Runs in the verl venv (``make test-verl``: verl 0.9.1 at its own pins, docs/verl.md's install); skipped elsewhere.
+The plugin's laziness and verl's RewardLoopManager on Ray: tests/test_verl_plugin.py, tests/test_verl_reward_loop.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import pickle
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,25 +21,31 @@ from typing import Any
 import numpy as np
 import pytest
 
-verl = pytest.importorskip(
-    "verl", reason="the verl adapter needs verl: pip install --no-deps verl==0.9.1 plus its imports (docs/verl.md)")
+verl = pytest.importorskip("verl", reason="the verl adapter needs verl: make test-verl (docs/verl.md, 'Install')")
 torch = pytest.importorskip("torch", reason="verl needs torch")
 
 from adapter_fixtures import GROUND_TRUTH, PERFECT_ANSWER, build_text_lm, build_tokenizer  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from verl import DataProto  # noqa: E402
 
-from adaptive_length_reward import MissingContextError  # noqa: E402
+from adaptive_length_reward import ConfigError, MissingContextError  # noqa: E402
 from adaptive_length_reward.adapters import verl as verl_adapter  # noqa: E402
 from adaptive_length_reward.adapters.scoring import AdapterSettings  # noqa: E402
 from adaptive_length_reward.adapters.token_spans import reasoning_token_mask  # noqa: E402
 from adaptive_length_reward.adapters.verl import (  # noqa: E402
+    AdaptiveLengthLegacyRewardManager,
+    AdaptiveLengthRateLimitedRewardManager,
     AdaptiveLengthRewardManager,
-    UncertaintySingleTurnAgentLoop,
     VerlComputeScore,
-    attach_rollout_logprobs,
+    VerlOptions,
     compute_score,
     uncertainty_from_logprobs,
+)
+from adaptive_length_reward.adapters.verl_agent_loop import (  # noqa: E402
+    MarginSingleTurnAgentLoop,
+    UncertaintySingleTurnAgentLoop,
+    attach_rollout_logprobs,
+    response_margin_uncertainty,
 )
 
 torch.set_num_threads(1)
@@ -68,22 +75,34 @@ def test_compute_score_reads_difficulty_and_uncertainty_from_extra_info() -> Non
             info["uncertainty"] = uncertainty
         out = compute_score("refcocog", _answer(400), GROUND_TRUTH, info)
         assert out["score"] == pytest.approx(_expected(400, budget))
-        assert out["budget"] == budget and out["length"] == 400.0 and out["difficulty"] == difficulty
+        # logged finite (verl averages them): no budget is logged as 0 with budgeted 0, no uncertainty as 0
+        assert out["budget"] == (budget if math.isfinite(budget) else 0.0)
+        assert out["budgeted"] == float(math.isfinite(budget))
+        assert out["length"] == 400.0 and out["difficulty"] == difficulty
         assert out["tier"] == {2.0: 0.0, 4.0: 1.0, 7.0: 2.0}[difficulty]  # the index in the budget's tier names
-        assert out["uncertainty"] == uncertainty if uncertainty is not None else math.isnan(out["uncertainty"])
+        assert out["uncertainty"] == (uncertainty or 0.0)
         assert out["segmentation_accuracy"] == 5.0
+        assert all(math.isfinite(v) for v in out.values())
 
 
-def test_compute_score_takes_uncertainty_from_rollout_logprobs() -> None:
+def test_sampled_token_logprobs_give_u_only_with_measure_nll() -> None:
     logprobs = [-0.1, -2.0, -0.5, 0.0]
     u = float(np.mean(1 - np.exp(logprobs)))
-    out = compute_score("refcocog", _answer(400), GROUND_TRUTH, {"difficulty": 9.0, "rollout_logprobs": logprobs})
+    info = {"difficulty": 9.0, "rollout_logprobs": logprobs, "index": 17}
+    out = compute_score("refcocog", _answer(400), GROUND_TRUTH, info, uncertainty_measure="nll")
     assert out["uncertainty"] == pytest.approx(u)
     assert out["budget"] == pytest.approx(256 + 25 * u)
     assert out["score"] == pytest.approx(_expected(400, 256 + 25 * u))
-    given = compute_score("refcocog", _answer(400), GROUND_TRUTH,
-                          {"difficulty": 9.0, "rollout_logprobs": logprobs, "uncertainty": 0.9})
-    assert given["uncertainty"] == 0.9  # a precomputed uncertainty wins
+    # the default measure is PixelThink's margin: sampled-token log-probs are not silently used as 1 - p_sampled
+    with pytest.raises(MissingContextError) as caught:
+        compute_score("refcocog", _answer(400), GROUND_TRUTH, info)
+    message = str(caught.value)
+    assert "data_source='refcocog', extra_info['index']=17" in message
+    assert "uncertainty_measure='nll'" in message and "adaptive_length_margin" in message
+    # samples that do not need U score as usual under the margin default
+    assert compute_score("refcocog", _answer(50), GROUND_TRUTH, {**info, "difficulty": 2.0})["score"] == 5.0
+    given = compute_score("refcocog", _answer(400), GROUND_TRUTH, {**info, "uncertainty": 0.9})
+    assert given["uncertainty"] == 0.9  # a precomputed (margin) uncertainty wins
     assert uncertainty_from_logprobs([]) == 0.0
     with pytest.raises(ValueError, match="logprobs: expected log-probabilities <= 0"):
         uncertainty_from_logprobs([0.5])
@@ -95,6 +114,7 @@ def test_every_sample_returns_the_same_keys_and_malformed_responses_score_zero()
     keys = [tuple(r) for r in results]
     assert len(set(keys)) == 1
     assert keys[0][:6] == ("score", "length", "budget", "tier", "difficulty", "uncertainty")
+    assert "budgeted" in keys[0]
     assert results[0]["score"] == 5.0
     assert [r["score"] for r in results[1:]] == [0.0, 0.0, 0.0, 0.0]
     assert all(math.isfinite(r[k]) for r in results for k in ("score", "length", "budget", "tier", "over_budget"))
@@ -107,7 +127,7 @@ def test_configured_by_reward_kwargs_and_environment(tmp_path: Path, monkeypatch
                         reward_router_address=None)
     assert out["score"] == pytest.approx(1 - 0.01 * (120 - 96))
     # no components (a single reward): the fixed diagnostics only
-    assert set(out) == {"score", "length", "budget", "tier", "difficulty", "uncertainty", "over_budget"}
+    assert set(out) == {"score", "length", "budget", "tier", "difficulty", "uncertainty", "over_budget", "budgeted"}
     monkeypatch.setenv("ALR_REWARD_CONFIG", str(config))
     monkeypatch.setenv("ALR_DIFFICULTY_KEY", "level")
     np.testing.assert_equal(compute_score("d", "a b c " * 40, None, {"level": 2.0}), out)  # NaN == NaN here
@@ -128,6 +148,12 @@ def test_bad_input_raises_clear_errors() -> None:
         compute_score("refcocog", None, GROUND_TRUTH, {})
     with pytest.raises(ValueError, match="reward_config"):
         compute_score("d", "x", None, {}, reward_config="/does/not/exist.yaml")
+    with pytest.raises(ConfigError, match="uncertainty_measure"):
+        compute_score("d", "x", None, {}, uncertainty_measure="entropy")
+    with pytest.raises(ConfigError, match="fallback_score: .*expected a finite number"):
+        compute_score("d", "x", None, {}, on_error="fallback")
+    with pytest.raises(ConfigError, match="fallback_score: .*expected None unless"):
+        compute_score("d", "x", None, {}, fallback_score=0.0)
 
 
 def test_scorer_cache_follows_what_changes_a_score() -> None:
@@ -165,9 +191,11 @@ def test_compute_score_object_is_picklable_and_named() -> None:
 
 
 def _data_proto(tokenizer: Any, responses: list[str], extra_infos: list[dict[str, Any]],
-                logprobs: bool = True, prompt_width: int = 64, response_width: int = 256) -> Any:
+                logprobs: bool = True, prompt_width: int = 64, response_width: int | None = None) -> Any:
     """A batch shaped like verl's rollout output: left-padded prompts, right-padded responses (with EOS)."""
     pad = tokenizer.pad_token_id
+    if response_width is None:
+        response_width = max(len(tokenizer.encode(text, add_special_tokens=False)) for text in responses) + 8
     n = len(responses)
     prompts = torch.full((n, prompt_width), pad)
     out = torch.full((n, response_width), pad)
@@ -193,19 +221,22 @@ def _data_proto(tokenizer: Any, responses: list[str], extra_infos: list[dict[str
     return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
 
 
-def _manager_config(**reward_kwargs: Any) -> Any:
+def _manager_config(manager: str = "adaptive_length", reward: dict[str, Any] | None = None,
+                    **reward_kwargs: Any) -> Any:
     return OmegaConf.create({"reward": {
         "custom_reward_function": {"path": "pkg://adaptive_length_reward.adapters.verl", "name": "compute_score",
                                    "reward_kwargs": reward_kwargs},
-        "reward_manager": {"source": "register", "name": "adaptive_length", "module": {"path": None, "name": None}},
+        "reward_manager": {"source": "register", "name": manager, "module": {"path": None, "name": None}},
+        **(reward or {}),
     }})
 
 
 def _run(manager: Any, data: Any) -> list[dict[str, Any]]:
+    """``run_single`` on each sample, concurrently, on the manager's loop (verl's managers run executors there)."""
     async def score_all() -> list[dict[str, Any]]:
-        return [await manager.run_single(data[i:i + 1]) for i in range(len(data))]
+        return list(await asyncio.gather(*(manager.run_single(data[i:i + 1]) for i in range(len(data)))))
 
-    return asyncio.run(score_all())
+    return manager.loop.run_until_complete(score_all())  # type: ignore[no-any-return]
 
 
 def test_reward_manager_counts_tokens_from_response_ids_without_retokenising() -> None:
@@ -215,7 +246,7 @@ def test_reward_manager_counts_tokens_from_response_ids_without_retokenising() -
     responses = [_answer(60), "<think> a b c d e f </think>" + PERFECT_ANSWER]
     data = _data_proto(tokenizer, responses, [{"difficulty": 2.0}, {"difficulty": 9.0}], logprobs=True)
     # verl's own loader: registry name "adaptive_length", compute_score loaded by pkg:// path with reward_kwargs
-    manager = load_reward_manager(_manager_config(), tokenizer)
+    manager = load_reward_manager(_manager_config(uncertainty_measure="nll"), tokenizer)
     assert isinstance(manager, AdaptiveLengthRewardManager)
     results = _run(manager, data)
 
@@ -249,7 +280,7 @@ def test_reward_manager_reasoning_span_and_settings_from_reward_kwargs() -> None
     span = int(reasoning_token_mask(ids, tokenizer).sum())
     assert 6 <= span < len(ids)
     assert result["reward_extra_info"]["length"] == span
-    assert math.isnan(result["reward_extra_info"]["uncertainty"])  # no log-probs anywhere: no uncertainty
+    assert result["reward_extra_info"]["uncertainty"] == 0.0  # no log-probs anywhere: none, logged as 0
     assert result["reward_score"] == 5.0
 
 
@@ -324,7 +355,7 @@ def test_agent_loop_puts_rollout_logprobs_where_the_streaming_reward_reads_them(
         worker = object.__new__(AgentLoopWorker)
         worker.processor, worker.tokenizer = None, tokenizer
         worker.reward_loop_worker_handles = [RewardWorkerHandle(AdaptiveLengthRewardManager(
-            _manager_config(), tokenizer, verl_adapter.compute_score))]
+            _manager_config(), tokenizer, functools.partial(verl_adapter.compute_score, uncertainty_measure="nll")))]
         await worker._compute_score([output], kwargs=row)
         return output
 
@@ -351,43 +382,269 @@ def test_attach_rollout_logprobs_keeps_model_tokens_and_needs_logprobs() -> None
         attach_rollout_logprobs({"response_logprobs": []})
 
 
+
+
 # ------------------------------------------------------------------------------------------------------------
-# verl.plugins entry point
+# Missing context, verl's naive and rate-limited managers, the opt-in fallback
 # ------------------------------------------------------------------------------------------------------------
+
+
+def test_naive_manager_hard_tier_without_uncertainty_names_the_sample_and_the_documented_fix() -> None:
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = build_tokenizer()
+    data = _data_proto(tokenizer, [_answer(300)], [{"difficulty": 8.0, "index": 41}], logprobs=False)
+    manager = load_reward_manager(_manager_config("naive"), tokenizer)  # compute_score only: verl's naive manager
+    assert type(manager).__name__ == "NaiveRewardManager"
+    with pytest.raises(MissingContextError) as caught:
+        _run(manager, data)
+    message = str(caught.value)
+    assert "the verl sample data_source='refcocog', extra_info['index']=41" in message
+    assert "verl scores one sample per call: 'samples [0]' is this sample" in message
+    assert "extra_info['uncertainty']" in message and "adaptive_length_margin" in message
+    assert "missing_uncertainty" in message and "docs/verl.md, 'Missing context'" in message
+    # the documented fallback: missing_uncertainty in reward_kwargs (PixelThink's official default U = 0)
+    manager = load_reward_manager(_manager_config("naive", missing_uncertainty=0.0), tokenizer)
+    info = _run(manager, data)[0]["reward_extra_info"]
+    assert info["budget"] == 256.0 and info["score"] == pytest.approx(_expected(300, 256.0))
+    # and a missing difficulty names the sample and its setting
+    data = _data_proto(tokenizer, [_answer(30)], [{"index": 2}], logprobs=False)
+    with pytest.raises(MissingContextError, match=r"extra_info\['index'\]=2.*missing_difficulty"):
+        _run(load_reward_manager(_manager_config("naive"), tokenizer), data)
+
+
+def test_verls_rate_limited_manager_swallows_errors_ours_raises() -> None:
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = build_tokenizer()
+    data = _data_proto(tokenizer, [_answer(30), _answer(300)], [{"difficulty": 2.0}, {"difficulty": 8.0, "index": 5}],
+                       logprobs=False)
+    # verl's own: score 0 and extra info without "score" (why this adapter has its own rate-limited manager)
+    swallowed = _run(load_reward_manager(_manager_config("rate_limited"), tokenizer), data)
+    assert swallowed[1]["reward_score"] == 0.0 and "score" not in swallowed[1]["reward_extra_info"]
+    ours = load_reward_manager(_manager_config("adaptive_length_rate_limited"), tokenizer)
+    assert isinstance(ours, AdaptiveLengthRateLimitedRewardManager) and ours._semaphore is not None
+    with pytest.raises(MissingContextError, match=r"extra_info\['index'\]=5"):
+        _run(ours, data)
+
+
+def test_rate_limited_timeout_raises_naming_the_sample() -> None:
+    import time
+
+    tokenizer = build_tokenizer()
+
+    def slow(**kwargs: Any) -> float:
+        time.sleep(0.5)
+        return 1.0
+
+    manager = AdaptiveLengthRateLimitedRewardManager(_manager_config(reward={"timeout": 0.05}), tokenizer, slow)
+    data = _data_proto(tokenizer, [_answer(30)], [{"difficulty": 2.0, "index": 9}], logprobs=False)
+    with pytest.raises(TimeoutError, match=r"extra_info\['index'\]=9.*reward.timeout=0.05"):
+        _run(manager, data)
+
+
+@pytest.mark.parametrize("manager_name", ["adaptive_length", "adaptive_length_rate_limited", "rate_limited", "naive"])
+def test_opt_in_fallback_keeps_every_key_and_logs_a_warning(manager_name: str,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = build_tokenizer()
+    config = _manager_config(manager_name, on_error="fallback", fallback_score=-1.0)
+    for order in ((0, 1), (1, 0)):  # the failing sample first too: its keys come from the reward, not a neighbour
+        rows = [({"difficulty": 2.0}, _answer(30)), ({"difficulty": 8.0, "index": 5}, _answer(300))]
+        rows = [rows[i] for i in order]
+        data = _data_proto(tokenizer, [r for _, r in rows], [i for i, _ in rows], logprobs=False)
+        verl_adapter._compute_score_for.cache_clear()  # a fresh scorer: nothing learnt from earlier samples
+        with caplog.at_level("WARNING", logger="adaptive_length_reward.adapters.verl"):
+            results = _run(load_reward_manager(config, tokenizer), data)
+        infos = [r["reward_extra_info"] for r in results]
+        failed = order.index(1)
+        assert list(infos[0]) == list(infos[1]) and "reward_error" in infos[0]
+        assert [info["reward_error"] for info in infos] == [float(i == failed) for i in range(2)]
+        assert results[failed]["reward_score"] == infos[failed]["score"] == -1.0
+        assert results[1 - failed]["reward_score"] == 5.0
+        assert all(math.isfinite(v) for info in infos for v in info.values())
+        assert "on_error='fallback': scoring -1.0" in caplog.text and "extra_info['index']=5" in caplog.text
+        caplog.clear()
+        # verl's assembly (RewardLoopManager.compute_rm_score) takes the keys of the first sample for all
+        keys = list(infos[0])
+        assert {key: np.array([info[key] for info in infos]) for key in keys}
+
+
+def test_options_are_validated() -> None:
+    assert VerlOptions().uncertainty_measure == "margin" and VerlOptions().on_error == "raise"
+    with pytest.raises(ValueError, match="fallback_score"):
+        VerlOptions(on_error="fallback", fallback_score=math.nan)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# verl's legacy registry and validation metrics
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_legacy_registry_has_adaptive_length_with_the_legacy_interface() -> None:
+    from verl.workers.reward_manager import get_reward_manager_cls
+
+    cls = get_reward_manager_cls("adaptive_length")
+    assert cls is AdaptiveLengthLegacyRewardManager
+    tokenizer = build_tokenizer()
+    data = _data_proto(tokenizer, [_answer(60), _answer(20)], [{"difficulty": 2.0}, {"difficulty": 9.0}])
+    legacy = cls(tokenizer=tokenizer, num_examine=0, compute_score=None, reward_fn_key="data_source",
+                 uncertainty_measure="nll")
+    out = legacy(data, return_dict=True)
+    current = _run(AdaptiveLengthRewardManager(_manager_config(uncertainty_measure="nll"), tokenizer), data)
+    expected = AdaptiveLengthRewardManager.assemble_rm_scores(data, [r["reward_score"] for r in current])
+    assert torch.equal(out["reward_tensor"], expected) and out["reward_tensor"].sum() > 0
+    assert out["reward_extra_info"] == {key: [r["reward_extra_info"][key] for r in current]
+                                        for key in current[0]["reward_extra_info"]}
+    assert torch.equal(legacy(data), expected)
+
+
+def test_validation_metrics_are_finite_through_verls_process_validation_metrics() -> None:
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    rows = [(2.0, None), (4.0, None), (4.0, None), (8.0, 0.3), (8.0, 0.6), (2.0, None)]  # medium: budget inf
+    results = [compute_score("refcocog", _answer(150 + 40 * i), GROUND_TRUTH,
+                             {"difficulty": d, **({} if u is None else {"uncertainty": u})})
+               for i, (d, u) in enumerate(rows)]
+    infos = {key: [r[key] for r in results] for key in results[0]}
+    metrics = process_validation_metrics(["refcocog"] * len(rows), [f"p{i // 2}" for i in range(len(rows))], infos)
+    values = [(var, name, v) for var, stats in metrics["refcocog"].items() for name, v in stats.items()]
+    assert values and all(math.isfinite(v) for _, _, v in values), [x for x in values if not math.isfinite(x[2])]
+    means = {var: stats["mean@2"] for var, stats in metrics["refcocog"].items()}
+    budgets = [r["budget"] for r in results]
+    assert means["budget"] == pytest.approx(np.mean(budgets)) and budgets[1] == budgets[2] == 0.0
+    assert means["budgeted"] == pytest.approx(4 / 6)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The margin agent loop: PixelThink's U from the rollout server's top-k
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _verl_extract_prompt_logprobs() -> Any:
+    """verl's own ``extract_prompt_logprobs`` (verl/workers/rollout/vllm_rollout/utils.py); its module imports vLLM,
+    which cannot be installed here, so the function's source is compiled on its own."""
+    import ast
+    from typing import Optional
+
+    path = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
+    tree = ast.parse(path.read_text())
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "extract_prompt_logprobs")
+    namespace: dict[str, Any] = {"Optional": Optional, "RequestOutput": Any}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), str(path), "exec"), namespace)
+    return namespace["extract_prompt_logprobs"]
+
+
+class TopKServer(GenerateServer):
+    """:class:`GenerateServer` that also answers ``prompt_logprobs=k`` as verl's vLLM server does: per prompt
+    position the top-k tokens by rank, plus the prompt's own token with its rank when it is not among them
+    (vLLM's ``Logprob`` stand-in from benchmarks/vllm_standins.py), passed through verl's own
+    ``extract_prompt_logprobs`` into ``extra_fields``. ``prompt_logprobs=False`` answers without them (like a
+    backend that cannot)."""
+
+    def __init__(self, model: Any, prompt_logprobs: bool = True) -> None:
+        super().__init__(model)
+        self.prompt_logprobs = prompt_logprobs
+        self.requests: list[dict[str, Any]] = []
+
+    async def generate(self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any],
+                       **kwargs: Any) -> Any:
+        self.requests.append(dict(sampling_params))
+        k = sampling_params.get("prompt_logprobs")
+        if k is None:
+            return await super().generate(request_id, prompt_ids, sampling_params, **kwargs)
+        from verl.workers.rollout.replica import TokenOutput
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+        from vllm_standins import Logprob
+
+        with torch.no_grad():
+            logps = torch.log_softmax(self.model(torch.tensor([prompt_ids])).logits[0].double(), -1)
+        rows: list[Any] = [None]
+        for i in range(1, len(prompt_ids)):
+            order = torch.argsort(logps[i - 1], descending=True).tolist()
+            entry = {t: Logprob(float(logps[i - 1, t]), rank=r + 1) for r, t in enumerate(order[:k])}
+            entry.setdefault(prompt_ids[i], Logprob(float(logps[i - 1, prompt_ids[i]]), order.index(prompt_ids[i]) + 1))
+            rows.append(entry)
+        extra: dict[str, Any] = {}
+        if self.prompt_logprobs:
+            _verl_extract_prompt_logprobs()(SimpleNamespace(prompt_logprobs=rows), k, extra)
+        return TokenOutput(token_ids=[int(logps[-1].argmax())], log_probs=None, extra_fields=extra)
+
+
+def _agent_loop(cls: type, server: Any, tokenizer: Any) -> Any:
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 64, "response_length": 32}},
+                               "data": {}})
+    return cls(trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=tokenizer, processor=None,
+               dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data))
+
+
+def _on_verl_loop(coroutine: Any) -> Any:
+    """Run on verl's event loop (its agent loops run executors on it, ``verl.utils.ray_utils.get_event_loop``)."""
+    from verl.utils.ray_utils import get_event_loop
+
+    return get_event_loop().run_until_complete(coroutine)
+
+
+_ROW = {"data_source": "refcocog", "reward_model": {"ground_truth": GROUND_TRUTH},
+        "extra_info": {"difficulty": 8.0}, "raw_prompt": [{"role": "user", "content": "Find the red square."}]}
 
 
 @pytest.mark.slow
-def test_verl_plugins_entry_point_registers_at_import_verl(tmp_path: Path) -> None:
-    """A throwaway distribution declares the entry point the package's pyproject declares; ``import verl`` in a
-    fresh interpreter must then register the manager and the agent loop."""
-    dist = tmp_path / "alr_verl_plugin_check-0.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: alr-verl-plugin-check\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[verl.plugins]\nadaptive_length_reward_check = adaptive_length_reward.adapters.verl\n")
-    code = textwrap.dedent("""
-        import sys
-        import verl
-        from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
-        from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
-        print(get_reward_manager_cls("adaptive_length").__qualname__,
-              "adaptive_length_single_turn" in _agent_loop_registry,
-              "adaptive_length_reward.adapters.verl" in sys.modules)
-    """)
-    env = {"PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split()[-3:] == ["AdaptiveLengthRewardManager", "True", "True"]
+def test_margin_agent_loop_gives_pixelthinks_u_from_the_servers_topk() -> None:
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, _agent_loop_registry
+
+    assert _agent_loop_registry["adaptive_length_margin"]["_target_"].endswith("MarginSingleTurnAgentLoop")
+    tokenizer = build_tokenizer()
+    model = build_text_lm(tokenizer, logit_scale=20.0)
+    torch.manual_seed(0)
+    server = TopKServer(model)
+
+    async def rollout_and_score() -> Any:
+        output = await _agent_loop(MarginSingleTurnAgentLoop, server, tokenizer).run({}, **_ROW)
+        worker = object.__new__(AgentLoopWorker)  # verl's own streaming-reward path builds the DataProto
+        worker.processor, worker.tokenizer = None, tokenizer
+        worker.reward_loop_worker_handles = [RewardWorkerHandle(AdaptiveLengthRewardManager(
+            _manager_config(), tokenizer, verl_adapter.compute_score))]
+        await worker._compute_score([output], kwargs=_ROW)
+        return output
+
+    output = _on_verl_loop(rollout_and_score())
+    assert server.requests[-1] == {"max_tokens": 1, "temperature": 1.0, "prompt_logprobs": 5}
+    # independently: one forward pass over prompt + response, top-2 probabilities of each response position
+    ids = output.prompt_ids + output.response_ids
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+    p = len(output.prompt_ids)
+    top2 = probs[p - 1:p - 1 + len(output.response_ids)].topk(2, dim=-1).values
+    u = float((1 - (top2[:, 0] - top2[:, 1])).clamp(0, 1).mean())
+    assert 0 < u < 1 and output.extra_fields["uncertainty"] == pytest.approx(u, abs=1e-9)
+    info = output.extra_fields["reward_extra_info"]
+    assert info["uncertainty"] == pytest.approx(u) and info["budget"] == pytest.approx(256 + 25 * u)
+    assert output.reward_score == info["score"]
 
 
-def test_docs_snippet_runs() -> None:
-    import re
+@pytest.mark.slow
+def test_margin_agent_loop_raises_where_the_server_gives_no_topk() -> None:
+    tokenizer = build_tokenizer()
+    server = TopKServer(build_text_lm(tokenizer, logit_scale=20.0), prompt_logprobs=False)
+    with pytest.raises(RuntimeError, match="no prompt_logprobs.*uncertainty_measure='nll'"):
+        _on_verl_loop(_agent_loop(MarginSingleTurnAgentLoop, server, tokenizer).run({}, **_ROW))
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "verl.md").read_text()
-    block = re.search(r"## Snippet\n\n```python\n(.*?)```", page, re.S).group(1)  # type: ignore[union-attr]
-    namespace: dict[str, Any] = {"print": lambda *a: namespace.setdefault("printed", a)}
-    exec(compile(block, "docs/verl.md", "exec"), namespace)
-    out = namespace["printed"][0]
-    u = float(np.mean(1 - np.exp([-0.1, -0.7])))
-    assert out["score"] == 5.0 and out["uncertainty"] == pytest.approx(u)
-    assert out["budget"] == pytest.approx(256 + 25 * u)
+
+def test_response_margin_uncertainty_reads_the_rows_after_the_prompt() -> None:
+    import math as m
+
+    prompt = [[0.0], [m.log(0.9), m.log(0.05)], [m.log(0.6), m.log(0.3)], [m.log(0.5), m.log(0.5)], [0.0, 0.0]]
+    # prompt of 2 tokens: response token 0 reads row 1, token 1 row 2, token 2 row 3; the last row is verl's pad
+    assert response_margin_uncertainty(prompt, 2, [1, 1, 1]) == pytest.approx(np.mean([0.15, 0.7, 1.0]))
+    assert response_margin_uncertainty(prompt, 2, [1, 0, 1]) == pytest.approx(np.mean([0.15, 1.0]))
+    assert response_margin_uncertainty(prompt, 2, [0, 0, 0]) == 0.0
+    with pytest.raises(ValueError, match="top-2"):
+        response_margin_uncertainty([[0.0], [-0.1], [-0.2]], 1, [1, 1])
+    with pytest.raises(ValueError, match="a row for each of the 5 response tokens"):
+        response_margin_uncertainty(prompt, 2, [1, 1, 1, 1, 1])

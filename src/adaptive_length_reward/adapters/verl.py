@@ -1,28 +1,30 @@
-"""verl adapter (verl 0.9.1): ``compute_score``, a token-length reward manager, an agent loop that hands the
-rollout's log-probs to the reward, and the ``verl.plugins`` registration. The YAML/CLI for each: docs/verl.md.
+"""verl adapter (verl 0.9.1): ``compute_score``, token-length reward managers for verl's reward loop and its legacy
+registry, and their registration. The agent loops are in :mod:`~adaptive_length_reward.adapters.verl_agent_loop`;
+the ``verl.plugins`` entry point (``adaptive_length_reward_verl_plugin``) registers everything lazily. The YAML/CLI
+for each: docs/verl.md.
 
 verl scores one sample per call (``verl/experimental/reward_loop/reward_manager/naive.py::run_single``):
 ``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)``, with the keywords of
 ``reward.custom_reward_function.reward_kwargs`` merged in (``verl/trainer/ppo/reward.py::get_custom_reward_fn``);
 a dict result's ``score`` is the reward, its other keys are logged and must be the same for every sample. Group
-rewards (Kimi, ShorterBetter, ALP) cannot run one sample at a time. Importing this module registers
-:class:`AdaptiveLengthRewardManager` (``"adaptive_length"``) and :class:`UncertaintySingleTurnAgentLoop`
-(``"adaptive_length_single_turn"``) with verl.
+rewards (Kimi, ShorterBetter, ALP) cannot run one sample at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..batch import CONTEXT_FIELDS, RewardBatch
-from ..errors import import_optional
+from ..errors import ConfigError, MissingContextError, import_optional
 from ..length import PrecomputedLength
 from ..reward import Reward
 from .scoring import (
@@ -31,49 +33,106 @@ from .scoring import (
     check_sources,
     check_tested_version,
     environ_key,
+    finite_metrics,
     reward_from_settings,
     settings_from_env,
 )
 from .token_spans import reasoning_token_mask
 
 verl = import_optional("verl", extra="verl", purpose="adaptive_length_reward.adapters.verl")
-from verl.experimental.agent_loop.agent_loop import AgentLoopOutput  # noqa: E402
-from verl.experimental.agent_loop.agent_loop import register as register_agent_loop  # noqa: E402
-from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop  # noqa: E402
-from verl.experimental.reward_loop.reward_manager import register as register_reward_manager  # noqa: E402
+check_tested_version("verl", verl.__version__, (">=0.9.1", "<0.10"), owner="adaptive_length_reward.adapters.verl",
+                     relies="subclasses verl's RewardManagerBase, RateLimitedRewardManager and SingleTurnAgentLoop",
+                     advice="Pin 'verl==0.9.1', or call compute_score from your own reward manager.")
+# Submodules, not the packages' __init__: verl's two registry packages import each other, and the plugin's import
+# hook may import this module while one of them is still running (adaptive_length_reward_verl_plugin).
+from verl.experimental.reward_loop.reward_manager import registry as _registry  # noqa: E402
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase  # noqa: E402
+from verl.experimental.reward_loop.reward_manager.limited import RateLimitedRewardManager  # noqa: E402
 from verl.utils.reward_score import default_compute_score  # noqa: E402
+from verl.workers.reward_manager import registry as _legacy_registry  # noqa: E402
+from verl.workers.reward_manager.abstract import AbstractRewardManager  # noqa: E402
 
 __all__ = [
     "AGENT_LOOP_NAME",
+    "MARGIN_AGENT_LOOP_NAME",
+    "RATE_LIMITED_REWARD_MANAGER_NAME",
     "REWARD_MANAGER_NAME",
     "TESTED_VERL_VERSIONS",
+    "AdaptiveLengthLegacyRewardManager",
+    "AdaptiveLengthRateLimitedRewardManager",
     "AdaptiveLengthRewardManager",
-    "UncertaintySingleTurnAgentLoop",
     "VerlComputeScore",
-    "attach_rollout_logprobs",
+    "VerlOptions",
     "compute_score",
+    "register_reward_managers",
     "uncertainty_from_logprobs",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: verl versions this module was tested with; it subclasses ``RewardManagerBase`` and ``SingleTurnAgentLoop``.
 TESTED_VERL_VERSIONS = (">=0.9.1", "<0.10")
 REWARD_MANAGER_NAME = "adaptive_length"
+RATE_LIMITED_REWARD_MANAGER_NAME = "adaptive_length_rate_limited"
 AGENT_LOOP_NAME = "adaptive_length_single_turn"
+MARGIN_AGENT_LOOP_NAME = "adaptive_length_margin"
+_AGENT_LOOP_NAMES = frozenset({"UncertaintySingleTurnAgentLoop", "MarginSingleTurnAgentLoop",
+                               "attach_rollout_logprobs"})
+
+
+def __getattr__(name: str) -> Any:
+    """The agent loops live in :mod:`.verl_agent_loop` (it imports verl's agent-loop module); re-exported here."""
+    if name in _AGENT_LOOP_NAMES:
+        from . import verl_agent_loop
+
+        return getattr(verl_agent_loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class VerlOptions(BaseModel):
+    """verl-only options of :func:`compute_score` (``reward_kwargs`` keys next to the
+    :class:`~adaptive_length_reward.adapters.scoring.AdapterSettings` fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uncertainty_measure: Literal["margin", "nll"] = Field(
+        default="margin", description="what U is: 'margin' (PixelThink's top-2 margin, from the "
+        "'adaptive_length_margin' agent loop or a precomputed value) or 'nll' (mean 1 - p_sampled from sampled-token "
+        "log-probs: rollout_log_probs or the 'adaptive_length_single_turn' agent loop)")
+    on_error: Literal["raise", "fallback"] = Field(
+        default="raise", description="a sample whose context is missing or malformed: 'raise' (default), or "
+        "'fallback': score fallback_score, log a warning, every key present (reward_error 1.0)")
+    fallback_score: float | None = Field(default=None, description="the score on_error='fallback' gives")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VerlOptions:
+        if self.on_error == "fallback" and (self.fallback_score is None or not math.isfinite(self.fallback_score)):
+            raise ValueError(f"fallback_score: expected a finite number with on_error='fallback', got "
+                             f"{self.fallback_score!r}")
+        if self.on_error == "raise" and self.fallback_score is not None:
+            raise ValueError(f"fallback_score: expected None unless on_error='fallback', got {self.fallback_score!r}")
+        return self
+
 
 _SETTING_FIELDS = frozenset(AdapterSettings.model_fields) - {"kind"}
+_OPTION_FIELDS = frozenset(VerlOptions.model_fields)
 
 
-check_tested_version("verl", verl.__version__, TESTED_VERL_VERSIONS, owner="adaptive_length_reward.adapters.verl",
-                     relies="subclasses verl's RewardManagerBase and SingleTurnAgentLoop",
-                     advice="Pin 'verl==0.9.1', or call compute_score from your own reward manager.")
+def _options(**kwargs: Any) -> VerlOptions:
+    try:
+        return VerlOptions(**kwargs)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = ".".join(map(str, problem["loc"])) or "options"
+        raise ConfigError(f"verl compute_score: {field}: {problem['msg']}, got {problem.get('input')!r:.80}") from None
 
 
 def uncertainty_from_logprobs(logprobs: Any) -> float:
-    """Sampled-token uncertainty ``mean_t (1 - exp(logprob_t))`` in ``[0, 1]`` (``0.0`` without tokens).
+    """Sampled-token uncertainty ``mean_t (1 - exp(logprob_t))`` in ``[0, 1]`` (``0.0`` without tokens): what
+    ``uncertainty_measure="nll"`` uses.
 
     Per token :func:`adaptive_length_reward.uncertainty.logprob_uncertainty` (``1 - p_y``, with its one
-    tolerance); verl's rollout returns only the sampled token's log-prob, so margin or entropy are not available.
+    tolerance). PixelThink's margin needs the top-2 (:class:`MarginSingleTurnAgentLoop`).
 
     >>> round(uncertainty_from_logprobs([0.0, math.log(0.5)]), 6)
     0.25
@@ -93,17 +152,28 @@ def _optional_float(value: Any, name: str) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _sample_name(data_source: Any, extra_info: Mapping[str, Any] | None) -> str:
+    """How an error names a verl sample: its data source and dataset index (verl scores one sample per call)."""
+    index = (extra_info or {}).get("index") if isinstance(extra_info, Mapping) else None
+    where = "" if index is None else f", extra_info['index']={index!r}"
+    return f"the verl sample data_source={data_source!r}{where}"
+
+
 class VerlComputeScore:
     """A library reward as verl's ``compute_score``; picklable (verl ships it to reward workers).
 
-    ``reward`` defaults to the one ``settings`` (keys and sources, default :class:`AdapterSettings`) names.
+    ``reward`` defaults to the one ``settings`` (keys and sources, default :class:`AdapterSettings`) names;
+    ``options`` (:class:`VerlOptions`) say what U is measured as and what a sample with missing context gives.
     """
 
-    def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None) -> None:
+    def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None,
+                 options: VerlOptions | None = None) -> None:
         check_sources("VerlComputeScore", reward, settings)
         self.settings = settings if settings is not None else AdapterSettings()
+        self.options = options if options is not None else VerlOptions()
         self._reward = reward
         self._scorers: dict[bool, SampleScorer] = {}  # per instance: no cache keyed on component equality
+        self._keys: dict[bool, tuple[str, ...]] = {}
 
     def reward(self, *, precomputed_length: bool = False) -> Reward:
         """The reward in use; with the default preset and token lengths from the reward manager, the preset
@@ -111,7 +181,7 @@ class VerlComputeScore:
         if self._reward is not None:
             return self._reward
         if precomputed_length and self.settings.reward is None and self.settings.reward_config is None:
-            return _preset_with_precomputed_length()
+            return _preset_with_precomputed_length(self.settings)
         return reward_from_settings(self.settings)
 
     @property
@@ -120,13 +190,14 @@ class VerlComputeScore:
 
     def build_batch(self, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None,
                     response_ids: Sequence[int] | None = None, response_length: float | None = None) -> RewardBatch:
-        """The one-sample batch scored for one verl call."""
+        """The one-sample batch scored for one verl call. Sampled-token log-probs become U only with
+        ``uncertainty_measure="nll"``; a precomputed ``extra_info[uncertainty_key]`` always wins."""
         s = self.settings
         info = dict(extra_info or {})
         difficulty = _optional_float(info.pop(s.difficulty_key, None), s.difficulty_key)
         uncertainty = _optional_float(info.pop(s.uncertainty_key, None), s.uncertainty_key)
         logprobs = info.pop(s.logprobs_key, None)
-        if uncertainty is None and logprobs is not None:
+        if uncertainty is None and logprobs is not None and self.options.uncertainty_measure == "nll":
             uncertainty = uncertainty_from_logprobs(logprobs)
         extra = {k: (v,) for k, v in info.items() if k not in CONTEXT_FIELDS and k != "step"}
         return RewardBatch(
@@ -141,48 +212,121 @@ class VerlComputeScore:
     def __call__(self, data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
                  extra_info: Mapping[str, Any] | None = None, *, response_ids: Sequence[int] | None = None,
                  response_length: float | None = None, **kwargs: Any) -> dict[str, float]:
-        """Score one response: ``{"score": reward, **logs}`` with the adapters' logged values
-        (:attr:`~adaptive_length_reward.adapters.scoring.ScoredBatch.logs`), the same keys for every sample of a
-        given reward. Unknown keywords (other managers' extras) are ignored.
+        """Score one response: ``{"score": reward, **metrics}``, the adapters' logged values made finite
+        (:meth:`~adaptive_length_reward.adapters.scoring.ScoredBatch.metrics`), the same keys for every sample of a
+        given reward (plus ``reward_error`` with ``on_error="fallback"``). Unknown keywords are ignored.
+
+        A sample without the difficulty or uncertainty the reward needs raises
+        :class:`~adaptive_length_reward.errors.MissingContextError` naming the sample and the fix (or, with
+        ``on_error="fallback"``, scores ``fallback_score`` with a warning).
         """
         if not isinstance(solution_str, str):
             raise TypeError(f"compute_score: solution_str: expected str, got {type(solution_str).__name__}")
         if extra_info is not None and not isinstance(extra_info, Mapping):
             raise TypeError(f"compute_score: extra_info: expected a dict or None, got {type(extra_info).__name__}")
-        batch = self.build_batch(solution_str, ground_truth, extra_info, response_ids, response_length)
         counted = response_length is not None
-        scorer = self._scorers.get(counted) or self._scorers.setdefault(
-            counted, SampleScorer(self.reward(precomputed_length=counted)))
-        scored = scorer.score(batch)
-        return {"score": float(scored.rewards[0]), **{key: float(values[0]) for key, values in scored.logs.items()}}
+        scorer = self._scorer(counted)
+        try:
+            batch = self.build_batch(solution_str, ground_truth, extra_info, response_ids, response_length)
+            scored = scorer.score(batch)
+        except MissingContextError as error:
+            problem: Exception = MissingContextError(self._missing_message(error, data_source, extra_info))
+            cause: Exception = error
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            problem, cause = type(error)(f"{_sample_name(data_source, extra_info)}: {error}"), error
+        else:
+            metrics = scored.metrics()
+            self._keys.setdefault(counted, tuple(metrics))
+            out = {"score": float(scored.rewards[0]), **{key: float(values[0]) for key, values in metrics.items()}}
+            return self._finish(out, error=False)
+        if self.options.on_error == "raise":
+            raise problem from cause
+        return self._fallback(problem, counted, ground_truth)
+
+    def _scorer(self, counted: bool) -> SampleScorer:
+        scorer = self._scorers.get(counted)
+        if scorer is None:
+            scorer = self._scorers[counted] = SampleScorer(self.reward(precomputed_length=counted))
+        return scorer
+
+    def _finish(self, out: dict[str, float], *, error: bool) -> dict[str, float]:
+        if self.options.on_error == "fallback":
+            out["reward_error"] = 1.0 if error else 0.0
+        return out
+
+    def _missing_message(self, error: MissingContextError, data_source: Any,
+                         extra_info: Mapping[str, Any] | None) -> str:
+        s, info = self.settings, dict(extra_info or {})
+        if info.get(s.difficulty_key) is None:
+            fix = (f"put the difficulty in extra_info[{s.difficulty_key!r}] (docs/verl.md, 'Data'), or set "
+                   "reward_kwargs missing_difficulty (a tier name or value; the official loader's is 3.0)")
+        elif info.get(s.logprobs_key) is not None and self.options.uncertainty_measure == "margin":
+            fix = (f"extra_info[{s.logprobs_key!r}] holds sampled-token log-probs only, and uncertainty_measure="
+                   "'margin' (PixelThink's top-2 margin) needs the top-2: run the 'adaptive_length_margin' agent loop, "
+                   "or set reward_kwargs uncertainty_measure='nll' to use mean(1 - p_sampled) instead")
+        else:
+            fix = (f"give extra_info[{s.uncertainty_key!r}], or the rollout's: the 'adaptive_length_margin' agent "
+                   "loop (top-2 margin) or, with uncertainty_measure='nll', the 'adaptive_length' reward manager with "
+                   "calculate_log_probs=True; or set reward_kwargs missing_uncertainty (official: 0.0)")
+        return (f"{_sample_name(data_source, extra_info)}: {error} (verl scores one sample per call: 'samples [0]' "
+                f"is this sample). Fix: {fix}. See docs/verl.md, 'Missing context'.")
+
+    def _fallback(self, problem: Exception, counted: bool, ground_truth: Any) -> dict[str, float]:
+        keys = self._keys.get(counted) or self._probe_keys(counted, ground_truth, problem)
+        logger.warning("verl compute_score: %s; on_error='fallback': scoring %s", problem, self.options.fallback_score)
+        values = finite_metrics({key: [np.nan] for key in keys if key != "budgeted"})
+        out = {key: float(values[key][0]) if key in values else 0.0 for key in keys}
+        return self._finish({"score": float(self.options.fallback_score or 0.0), **out}, error=True)
+
+    def _probe_keys(self, counted: bool, ground_truth: Any, problem: Exception) -> tuple[str, ...]:
+        """The keys of this reward's results, from a sample with every context column (values discarded)."""
+        probe = RewardBatch(completions=("",), ground_truth=(ground_truth,), difficulty=np.array([9.0]),
+                            uncertainty=np.array([0.0]), lengths=np.array([0.0]) if counted else None)
+        try:
+            keys = tuple(self._scorer(counted).score(probe).metrics())
+        except Exception as error:
+            raise problem from error  # the reward cannot run at all: not a per-sample fallback
+        return self._keys.setdefault(counted, keys)
 
 
-@lru_cache(maxsize=1)
-def _preset_with_precomputed_length() -> Reward:
+@lru_cache(maxsize=8)
+def _preset_with_precomputed_length(settings: AdapterSettings) -> Reward:
     from ..presets import pixelthink
 
-    return pixelthink(length=PrecomputedLength())
+    return pixelthink(length=PrecomputedLength(),
+                      missing_difficulty=settings.missing_difficulty if settings.missing_difficulty is not None
+                      else "error",
+                      missing_uncertainty=settings.missing_uncertainty if settings.missing_uncertainty is not None
+                      else "error")
 
 
 @lru_cache(maxsize=64)
-def _compute_score_for(environ_key: tuple[tuple[str, str], ...], settings_json: str) -> VerlComputeScore:
+def _compute_score_for(environ_key: tuple[tuple[str, str], ...], settings_json: str,
+                       options_json: str) -> VerlComputeScore:
     settings = settings_from_env(dict(environ_key), **json.loads(settings_json))
-    return VerlComputeScore(settings=settings)
+    return VerlComputeScore(settings=settings, options=_options(**json.loads(options_json)))
 
 
-def _settings_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if k in _SETTING_FIELDS}
+def _split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(AdapterSettings fields, VerlOptions fields, the rest)`` of ``reward_kwargs``-style keywords."""
+    settings = {k: v for k, v in kwargs.items() if k in _SETTING_FIELDS}
+    options = {k: v for k, v in kwargs.items() if k in _OPTION_FIELDS}
+    rest = {k: v for k, v in kwargs.items() if k not in settings and k not in options}
+    return settings, options, rest
 
 
 def compute_score(data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
                   extra_info: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, float]:
-    """verl's custom reward entry point (``reward.custom_reward_function.path`` = this module's file, ``name`` =
-    ``compute_score``).
+    """verl's custom reward entry point (``reward.custom_reward_function.path`` =
+    ``pkg://adaptive_length_reward.adapters.verl``, ``name`` = ``compute_score``).
 
-    Keywords that are :class:`~adaptive_length_reward.adapters.scoring.AdapterSettings` fields
-    (``reward_config``, ``difficulty_key``, ...; from ``reward_kwargs``) configure it, on top of the ``ALR_*``
-    environment variables; ``response_ids``/``response_length`` come from :class:`AdaptiveLengthRewardManager`;
-    other keywords are ignored. See :meth:`VerlComputeScore.__call__` for the result.
+    Keywords that are :class:`~adaptive_length_reward.adapters.scoring.AdapterSettings` fields (``reward_config``,
+    ``difficulty_key``, ``missing_uncertainty``, ...) or :class:`VerlOptions` fields (``uncertainty_measure``,
+    ``on_error``, ``fallback_score``), from ``reward_kwargs``, configure it on top of the ``ALR_*`` environment
+    variables; ``response_ids``/``response_length`` come from :class:`AdaptiveLengthRewardManager`; other keywords
+    are ignored. See :meth:`VerlComputeScore.__call__` for the result.
 
     >>> from adaptive_length_reward.adapters.verl import compute_score
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
@@ -191,9 +335,9 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     >>> out["score"], out["length"], out["budget"], out["segmentation_accuracy/box_iou"]
     (5.0, 11.0, 96.0, 1.0)
     """
-    settings = _settings_kwargs(kwargs)
-    scorer = _compute_score_for(environ_key(), json.dumps(settings, sort_keys=True, default=str))
-    rest = {k: v for k, v in kwargs.items() if k not in settings}
+    settings, options, rest = _split_kwargs(kwargs)
+    scorer = _compute_score_for(environ_key(), json.dumps(settings, sort_keys=True, default=str),
+                                json.dumps(options, sort_keys=True, default=str))
     return scorer(data_source, solution_str, ground_truth, extra_info, **rest)
 
 
@@ -210,7 +354,15 @@ def _reward_kwargs(config: Any) -> dict[str, Any]:
     return dict(kwargs or {})
 
 
-@register_reward_manager(REWARD_MANAGER_NAME)
+def _manager_compute_score(compute_score: Any, config: Any) -> tuple[Any, AdapterSettings]:
+    """The manager's settings (``ALR_*`` then ``reward_kwargs``) and scorer: a user's ``compute_score``, else ours."""
+    settings_kw, options_kw, _ = _split_kwargs(_reward_kwargs(config))
+    settings = settings_from_env(**settings_kw)
+    if compute_score is None or compute_score is default_compute_score:
+        compute_score = VerlComputeScore(settings=settings, options=_options(**options_kw))
+    return compute_score, settings
+
+
 class AdaptiveLengthRewardManager(RewardManagerBase):
     """verl reward manager that measures lengths in tokens from the response ids (no re-tokenisation).
 
@@ -218,15 +370,16 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
     (``response_mask``) of the valid response, or of its reasoning span with ``length_span="reasoning"``
     (:func:`~adaptive_length_reward.adapters.token_spans.reasoning_token_mask`), and calls
     ``compute_score(..., response_ids=ids, response_length=n)`` (docs/verl.md). The batch's ``rollout_log_probs``
-    go into ``extra_info[logprobs_key]`` unless the agent loop put them there.
+    go into ``extra_info[logprobs_key]`` unless the agent loop put them there. Errors propagate (verl's
+    ``rate_limited`` manager turns them into score 0: use :class:`AdaptiveLengthRateLimitedRewardManager`).
     """
+
+    data_source_key = "data_source"
 
     def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None, reward_router_address: Any = None,
                  reward_model_tokenizer: Any = None, **kwargs: Any) -> None:
         super().__init__(config, tokenizer, compute_score)
-        self.settings = settings_from_env(**_settings_kwargs(_reward_kwargs(config)))
-        if compute_score is None or compute_score is default_compute_score:
-            self.compute_score = VerlComputeScore(settings=self.settings)
+        self.compute_score, self.settings = _manager_compute_score(compute_score, config)
         self.reward_router_address = reward_router_address
         self.reward_model_tokenizer = reward_model_tokenizer
 
@@ -238,17 +391,8 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
                                     close_tag=self.settings.close_tag)
         return int((mask & np.asarray(model_tokens, dtype=bool)).sum())
 
-    async def run_single(self, data: Any) -> dict[str, Any]:
-        """Score the last sequence of ``data`` (verl's convention for multi-sequence outputs)."""
-        data = data[-1:]
-        item = data[0]
-        response_ids = item.batch["responses"]
-        width = int(response_ids.shape[-1])
-        valid = int(item.batch["attention_mask"][-width:].sum())
-        valid_ids = [int(t) for t in response_ids[:valid].tolist()]
-        keys = set(item.batch.keys())
-        model_tokens = (item.batch["response_mask"][:valid].bool().tolist() if "response_mask" in keys
-                        else [True] * valid)
+    def _extra_info(self, item: Any, valid: int, model_tokens: Sequence[bool]) -> dict[str, Any]:
+        """``extra_info`` as verl's naive manager builds it, plus the rollout's sampled-token log-probs."""
         nt = item.non_tensor_batch
         extra_info = dict(nt.get("extra_info", None) or {})
         tool_extra_fields = nt.get("tool_extra_fields", None)
@@ -257,51 +401,113 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         extra_info["num_turns"] = nt.get("__num_turns__", None)
         extra_info["rollout_reward_scores"] = nt.get("reward_scores", {})
         key = self.settings.logprobs_key
-        if extra_info.get(key) is None and "rollout_log_probs" in keys:
+        if extra_info.get(key) is None and "rollout_log_probs" in item.batch.keys():
             logprobs = item.batch["rollout_log_probs"][:valid].tolist()
             extra_info[key] = [lp for lp, m in zip(logprobs, model_tokens) if m]
-        length = self.response_length(valid_ids, model_tokens)
-        loop = asyncio.get_running_loop()  # the loop run_single runs on (verl's naive manager uses self.loop)
-        tokenizer: Any = self.tokenizer
+        return extra_info
+
+    async def _score(self, call: dict[str, Any]) -> Any:
+        """Run ``compute_score(**call)`` off the event loop."""
         score_fn: Any = self.compute_score
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: score_fn(**call))
+
+    async def run_single(self, data: Any) -> dict[str, Any]:
+        """Score the last sequence of ``data`` (verl's convention for multi-sequence outputs)."""
+        item = data[-1:][0]
+        response_ids = item.batch["responses"]
+        width = int(response_ids.shape[-1])
+        valid = int(item.batch["attention_mask"][-width:].sum())
+        valid_ids = [int(t) for t in response_ids[:valid].tolist()]
+        model_tokens = (item.batch["response_mask"][:valid].bool().tolist() if "response_mask" in item.batch.keys()
+                        else [True] * valid)
+        extra_info = self._extra_info(item, valid, model_tokens)
+        tokenizer: Any = self.tokenizer
+        loop = asyncio.get_running_loop()  # the loop run_single runs on (verl's naive manager uses self.loop)
         solution_str = await loop.run_in_executor(None, lambda: tokenizer.decode(valid_ids, skip_special_tokens=True))
-        call = dict(data_source=nt["data_source"], solution_str=solution_str,
-                    ground_truth=nt["reward_model"]["ground_truth"], extra_info=extra_info,
-                    response_ids=valid_ids, response_length=length)
-        result = await loop.run_in_executor(None, lambda: score_fn(**call))
+        nt = item.non_tensor_batch
+        result = await self._score(dict(
+            data_source=nt[self.data_source_key], solution_str=solution_str,
+            ground_truth=nt["reward_model"]["ground_truth"], extra_info=extra_info, response_ids=valid_ids,
+            response_length=self.response_length(valid_ids, model_tokens)))
         if isinstance(result, Mapping):
             return {"reward_score": float(result["score"]), "reward_extra_info": dict(result)}
         return {"reward_score": float(result), "reward_extra_info": {"acc": float(result)}}
 
 
-def attach_rollout_logprobs(output: Any, key: str = "rollout_logprobs") -> Any:
-    """Copy the log-probs of the model-generated response tokens into ``output.extra_fields[key]``.
+class AdaptiveLengthRateLimitedRewardManager(AdaptiveLengthRewardManager, RateLimitedRewardManager):
+    """:class:`AdaptiveLengthRewardManager` under verl's rate limits (``reward.max_concurrent``, ``max_rpm``,
+    ``max_tpm``, ``timeout``; ``verl/experimental/reward_loop/reward_manager/limited.py``), with errors raised.
 
-    verl passes ``extra_fields`` to the streaming reward as ``tool_extra_fields``, which the reward managers
-    merge into ``extra_info`` (``agent_loop.py::_compute_score``); :func:`compute_score` turns them into the
-    sampled-token uncertainty. ``ValueError`` when the rollout returned none (``calculate_log_probs`` off).
-    """
-    if not isinstance(output, AgentLoopOutput):
-        raise TypeError(f"attach_rollout_logprobs: output: expected an AgentLoopOutput, got {type(output).__name__}")
-    if output.response_logprobs is None:
-        raise ValueError("attach_rollout_logprobs: the rollout returned no response log-probs; expected "
-                         "actor_rollout_ref.rollout.calculate_log_probs=True, got log-probs None")
-    mask = output.response_mask
-    output.extra_fields[key] = [float(lp) for lp, m in zip(output.response_logprobs, mask) if m]
-    return output
-
-
-@register_agent_loop(AGENT_LOOP_NAME)
-class UncertaintySingleTurnAgentLoop(SingleTurnAgentLoop):
-    """verl's ``SingleTurnAgentLoop`` that also puts the response's sampled-token log-probs into
-    ``extra_fields["rollout_logprobs"]`` (:func:`attach_rollout_logprobs`), so the reward sees an uncertainty.
-
-    Only sampled-token log-probs exist at this point in verl (no top-k; RFC verl#7735), so the uncertainty is
-    the sampled-token measure ``mean_t (1 - p_t)``, not PixelThink's top-2 margin.
+    verl's own ``rate_limited`` manager catches every exception and scores 0 with ``{"error", "acc"}`` as extra info
+    (``RateLimitedRewardManager.run_single``), which verl's assembly then fails on (``KeyError 'score'``); here an
+    error reaches the user (or ``on_error="fallback"`` applies, every key present), and a timeout raises
+    ``TimeoutError`` naming the sample.
     """
 
-    logprobs_key = "rollout_logprobs"
+    _class_initialized = False  # its own limiters, not those of a RateLimitedRewardManager created before
 
-    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> Any:
-        output = await super().run(sampling_params, **kwargs)
-        return attach_rollout_logprobs(output, self.logprobs_key)
+    async def _score(self, call: dict[str, Any]) -> Any:
+        limits: Any = type(self)  # verl's class-level limiters, set by RateLimitedRewardManager.init_class
+        if limits._rpm_limiter is not None:
+            await limits._rpm_limiter.acquire(1.0)
+        if limits._tpm_limiter is not None:
+            await limits._tpm_limiter.acquire(limits._estimated_tokens_per_request)
+        async with limits._semaphore:
+            try:
+                return await asyncio.wait_for(super()._score(call), timeout=self.timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"{_sample_name(call['data_source'], call['extra_info'])}: compute_score took "
+                                   f"longer than reward.timeout={self.timeout} s") from None
+
+
+class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
+    """:class:`AdaptiveLengthRewardManager` behind verl's legacy interface (``verl.workers.reward_manager``:
+    ``__init__(tokenizer, num_examine, compute_score, reward_fn_key, **reward_kwargs)`` and
+    ``__call__(data, return_dict)``), registered there as ``adaptive_length``. ``reward_kwargs`` are those of
+    ``reward_kwargs`` in the new config (settings and :class:`VerlOptions`)."""
+
+    def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
+                 reward_fn_key: str = "data_source", **reward_kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.create({"reward": {"custom_reward_function": {"reward_kwargs": reward_kwargs}}})
+        self.manager = AdaptiveLengthRewardManager(config, tokenizer, compute_score)
+        self.manager.data_source_key = reward_fn_key
+        self.num_examine = num_examine
+
+    def __call__(self, data: Any, return_dict: bool = False) -> Any:
+        """Score every sample of ``data``: the ``[batch, response]`` reward tensor (the score on each response's
+        last valid token), with ``return_dict`` also ``reward_extra_info`` (one list per key)."""
+        precomputed = self._extract_reward_from_rm_scores(data, return_dict)
+        if precomputed is not None:
+            return precomputed
+
+        async def score_all() -> list[dict[str, Any]]:
+            return list(await asyncio.gather(*(self.manager.run_single(data[i:i + 1]) for i in range(len(data)))))
+
+        results = self.manager.loop.run_until_complete(score_all())
+        tensor = self.manager.assemble_rm_scores(data, [r["reward_score"] for r in results])
+        if not return_dict:
+            return tensor
+        keys = list(results[0]["reward_extra_info"]) if results else []
+        return {"reward_tensor": tensor,
+                "reward_extra_info": {key: [r["reward_extra_info"][key] for r in results] for key in keys}}
+
+
+def register_reward_managers() -> None:
+    """Register the managers in verl's reward-loop registry (``adaptive_length``, ``adaptive_length_rate_limited``)
+    and its legacy one (``adaptive_length``); idempotent, replaces the plugin's stand-ins for a failed import."""
+    tables = ((_registry, _registry.REWARD_MANAGER, {REWARD_MANAGER_NAME: AdaptiveLengthRewardManager,
+                                                     RATE_LIMITED_REWARD_MANAGER_NAME:
+                                                         AdaptiveLengthRateLimitedRewardManager}),
+              (_legacy_registry, _legacy_registry.REWARD_MANAGER_REGISTRY,
+               {REWARD_MANAGER_NAME: AdaptiveLengthLegacyRewardManager}))
+    for registry, table, classes in tables:
+        for name, cls in classes.items():
+            if getattr(table.get(name), "__name__", "") == "UnavailableAdaptiveLengthRewardManager":
+                del table[name]
+            registry.register(name)(cls)
+    logger.debug("registered verl reward managers %s", [REWARD_MANAGER_NAME, RATE_LIMITED_REWARD_MANAGER_NAME])
+
+
+register_reward_managers()
