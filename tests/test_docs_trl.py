@@ -1,0 +1,26 @@
+"""Every code block of docs/trl.md runs (or is marked as a fragment, with a reason), and documented output is what
+the code prints (tests/doc_blocks.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from doc_blocks import ROOT, blocks, run_page
+
+PAGE = ROOT / "docs" / "trl.md"
+
+
+def test_every_block_is_run_or_marked() -> None:
+    for block in blocks(PAGE):
+        assert block.lang, f"{block.where}: give the block a language"
+        if block.mark.startswith("fragment"):
+            assert block.mark.removeprefix("fragment:").strip(), f"{block.where}: a fragment says why"
+
+
+@pytest.mark.slow
+def test_every_code_block_of_docs_trl_runs(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="the page's sampling example needs torch and transformers")
+    pytest.importorskip("transformers", reason="the page's sampling example needs transformers")
+    counts = run_page(PAGE, tmp_path)
+    assert counts == {"ran": 2, "output": 2, "file": 0, "fragment": 2}, counts
