@@ -16,7 +16,10 @@ all variants draw the same completions (the only difference is the uncertainty m
 on CPU the kernel's RSS high-water mark is reset before the step (``/proc/self/clear_refs``) and ``VmHWM`` read after
 it (glibc's mmap threshold pinned so freed buffers go back to the OS); reported as the step's peak RSS and as the
 extra above the RSS at the step's start; on CUDA ``torch.cuda.max_memory_allocated``. Medians over the steps after
-``--warmup``; ratios are medians of the variant over ``plain``. The load average is recorded at start and end.
+``--warmup``; ratios are medians of the variant over ``plain`` (and, less sensitive to the load drifting between
+rounds, ``median_paired_time_ratio``: the median over rounds of the two steps' ratio). ``measuring``: seconds per
+step inside the uncertainty code itself (the recorder's hook and cut, the trainer's reduction; for ``forward`` the
+forward pass), timed by wrappers, and its share of the step. The load average is recorded at start and end.
 
 Models: tiny Qwen2 (hidden 256, 4 layers, 4 heads, the test tokenizer's 420-token vocabulary) on text prompts and
 the tiny Qwen2.5-VL (same text sizes, 2-layer vision tower) on 64x64 images; 8 completions per step (2 prompts x 4),
@@ -53,6 +56,32 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 VARIANTS = ("plain", "sampling", "forward")
+#: Seconds spent measuring U in the current step, per variant (its thread's name): the recorder's hook and
+#: per-completion cut, and the trainer's reduction (``_alr_measure``, which holds the forward pass of "forward").
+MEASURING: dict[str, float] = dict.fromkeys(VARIANTS, 0.0)
+
+
+def _timed(function: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            name = threading.current_thread().name
+            if name in MEASURING:
+                MEASURING[name] += time.perf_counter() - start
+
+    return wrapper
+
+
+def _instrument() -> None:
+    """Count the time spent in the uncertainty code (benchmark only; the wrappers cost ~1 us a call)."""
+    from adaptive_length_reward.adapters.trl_trainer import UncertaintyGRPOTrainer
+    from adaptive_length_reward.uncertainty.sampling import SamplingRecorder
+
+    SamplingRecorder._hook = _timed(SamplingRecorder._hook)  # type: ignore[method-assign]
+    SamplingRecorder.per_completion = _timed(SamplingRecorder.per_completion)  # type: ignore[method-assign]
+    UncertaintyGRPOTrainer._alr_measure = _timed(UncertaintyGRPOTrainer._alr_measure)  # type: ignore[method-assign]
 
 
 def _kib(field: str) -> int:
@@ -95,6 +124,7 @@ class StepMeter(TrainerCallback):  # type: ignore[misc]
         self.seconds: list[float] = []
         self.peak: list[float] = []
         self.extra: list[float] = []
+        self.measuring: list[float] = []
         self._start = 0.0
         self._before = 0
 
@@ -110,12 +140,14 @@ class StepMeter(TrainerCallback):  # type: ignore[misc]
         else:
             Path("/proc/self/clear_refs").write_text("5")
             self._before = _kib("VmRSS") * 1024
+        MEASURING[self.name] = 0.0
         self._start = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.cuda:
             torch.cuda.synchronize()
         self.seconds.append(time.perf_counter() - self._start)
+        self.measuring.append(MEASURING[self.name])
         peak = torch.cuda.max_memory_allocated() if self.cuda else _kib("VmHWM") * 1024
         self.peak.append(float(peak))
         self.extra.append(float(peak - self._before))
@@ -184,7 +216,7 @@ def run_kind(kind: str, steps: int, warmup: int, seed: int) -> dict[str, Any]:
             errors.append(error)
             turns.pass_on(name, finished=True)
 
-    threads = [threading.Thread(target=train, args=(name,)) for name in VARIANTS]
+    threads = [threading.Thread(target=train, args=(name,), name=name) for name in VARIANTS]
     load_start = os.getloadavg()
     for thread in threads:
         thread.start()
@@ -206,7 +238,9 @@ def _summary(meters: dict[str, StepMeter], warmup: int, load_start: tuple[float,
         out["variants"][name] = {
             "steps": len(meter.seconds), "median_s": median(meter.seconds), "min_s": min(meter.seconds),
             "median_peak_bytes": median(meter.peak), "median_extra_peak_bytes": median(meter.extra),
-            "seconds": meter.seconds}
+            "median_measuring_s": median(meter.measuring),
+            "median_measuring_share": median([m / s for m, s in zip(meter.measuring, meter.seconds)]),
+            "seconds": meter.seconds, "measuring_s": meter.measuring}
     plain = out["variants"]["plain"]
     # Same draws in every variant: the completion lengths logged by TRL must agree.
     lengths = {name: [round(v, 6) for v in t._metrics["train"]["completions/mean_length"]]
@@ -233,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     steps, warmup = (6, 1) if args.quick else (args.steps, args.warmup)
     torch.set_num_threads(1)
+    _instrument()
     import transformers
     import trl
 
@@ -249,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             v = result["variants"][name]
             ratios = "" if name == "plain" else (
                 f"  time x{v['time_ratio']:.3f} (paired x{v['median_paired_time_ratio']:.3f})  peak x"
-                f"{v['peak_memory_ratio']:.3f}  extra peak x{v['extra_peak_memory_ratio']:.3f}")
+                f"{v['peak_memory_ratio']:.3f}  extra peak x{v['extra_peak_memory_ratio']:.3f}  measuring "
+                f"{v['median_measuring_s'] * 1000:.1f} ms ({v['median_measuring_share'] * 100:.1f}% of the step)")
             print(f"{kind:11s} {name:9s} {v['median_s'] * 1000:8.1f} ms/step  peak "
                   f"{v['median_peak_bytes'] / 2**20:8.1f} MiB  extra {v['median_extra_peak_bytes'] / 2**20:7.2f} MiB"
                   f"{ratios}")

@@ -182,3 +182,22 @@ def _trainer_with(tmp_path: Any, repetition_penalty: float = 1.0, **kwargs: Any)
                                   args=_args(tmp_path, repetition_penalty=repetition_penalty),
                                   train_dataset=Dataset.from_list([{"prompt": "q"}] * 6), processing_class=tokenizer,
                                   **kwargs)
+
+
+def test_device_check_helper_agrees_with_the_forward_pass_on_a_tiny_model() -> None:
+    """``benchmarks/sampling_check.py::sampling_route_check`` (what the GPU check calls) on CPU: recording does not
+    change the draws, and the recorded statistics equal the forward pass's."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.sampling_check import sampling_route_check
+
+    tokenizer = build_tokenizer()
+    model = build_text_lm(tokenizer, logit_scale=20.0)
+    inputs = tokenizer(TEXTS, return_tensors="pt", padding=True)
+    result = sampling_route_check(model, dict(inputs), temperature=TEMPERATURE, max_new_tokens=8, repeats=1)
+    assert result["same_tokens_with_and_without_recording"] and result["tokens"] > 0
+    assert max(result["max_abs_diff_vs_forward"].values()) <= 1e-5, result
