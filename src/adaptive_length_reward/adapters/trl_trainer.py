@@ -206,7 +206,8 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
             completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
                                                                      num_generations, has_tool_images)
         stats = recorder.per_completion(completion_ids)[s.measure]
-        self._alr_per_token = [self._alr_unit(values) for values in stats]
+        unit = self._alr_unit(np.concatenate(stats)) if stats else np.zeros(0)
+        self._alr_per_token = np.split(unit, np.cumsum([len(v) for v in stats])[:-1]) if stats else []
         return completion_ids, logprobs
 
     def _alr_vllm_turn(self, prompt_ids: Any, images: Any, num_generations: int) -> Any:

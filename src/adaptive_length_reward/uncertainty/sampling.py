@@ -134,10 +134,10 @@ class SamplingRecorder:
             logp = torch.log_softmax(z, dim=-1)
             p = logp.exp()
             top = logp.topk(2, dim=-1).values.exp()
-            entropy = -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
+            entropy = -torch.linalg.vecdot(p, torch.where(p > 0, logp, torch.zeros_like(logp)))  # 0 ln 0 = 0
             if self.distribution == "model":
                 certainty = -logp.mean(-1) - math.log(z.shape[-1])
-            else:
+            else:  # infinite on a truncated support
                 certainty = torch.full_like(entropy, float("nan"))
             self._steps.append(torch.stack([top[:, 0] - top[:, 1], entropy, certainty]))
             self._previous = logp
