@@ -21,7 +21,7 @@ export MKL_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart bench lint clean
+.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart bench bench-verl lint clean
 
 venv: $(STAMP)
 
@@ -80,6 +80,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/length_rewards.py
 	$(PY) benchmarks/rewards.py
 	$(PY) benchmarks/uncertainty.py
+
+# What the verl plugin costs `import verl` (in the verl venv, where the entry point is installed).
+bench-verl: $(VERL_VENV)/.alr-installed
+	$(VERL_VENV)/bin/python benchmarks/verl_import.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples
