@@ -33,11 +33,12 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -c "import torch, transformers; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	@touch $@
 
-# The main suite (the framework adapters' tests skip there), then each framework's tests in its own venv.
+# The main suite, then each framework's tests in its own venv (they run there only: in the main venv, without the
+# frameworks, they would skip).
 test: test-main test-verl test-openrlhf
 
 test-main: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(addprefix --ignore=,$(VERL_TESTS) $(OPENRLHF_TESTS))
 
 venvs: $(STAMP) $(VERL_VENV)/.alr-installed $(OPENRLHF_VENV)/.alr-installed
 
