@@ -99,9 +99,10 @@ class MarginSingleTurnAgentLoop(SingleTurnAgentLoop):
 
     After generating, it sends prompt + response back to the same server with ``prompt_logprobs=top_k`` and
     ``max_tokens=1`` (one prefill per sample on the inference engine, not on the trainer) and reduces the response
-    rows with :func:`response_margin_uncertainty`. vLLM computes prompt log-probs from the model's logits before
-    temperature, top-k and top-p: U is measured at temperature 1.0, PixelThink's rollout temperature, whatever the
-    rollout's. A server that returns no ``prompt_logprobs`` (verl's SGLang server) raises a ``RuntimeError``.
+    rows with :func:`response_margin_uncertainty`. The request sets temperature 1.0 and no top-k/top-p, so whether
+    vLLM computes prompt log-probs from the raw logits or after the request's processing, U is measured at
+    temperature 1.0 without truncation (PixelThink's rollout setting), whatever the rollout's own. A server that
+    returns no ``prompt_logprobs`` (verl's SGLang server) raises a ``RuntimeError``.
     """
 
     top_k = 5  # the official logprobs=5; the margin uses the top 2
