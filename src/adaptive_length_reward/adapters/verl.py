@@ -235,7 +235,8 @@ class VerlComputeScore:
         except (TypeError, ValueError) as error:
             if isinstance(error, ConfigError):
                 raise
-            problem, cause = type(error)(f"{_sample_name(data_source, extra_info)}: {error}"), error
+            kind = TypeError if isinstance(error, TypeError) else ValueError  # subclasses may take other arguments
+            problem, cause = kind(f"{_sample_name(data_source, extra_info)}: {error}"), error
         else:
             metrics = scored.metrics()
             self._keys.setdefault(counted, tuple(metrics))
