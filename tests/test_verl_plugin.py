@@ -67,7 +67,7 @@ def test_import_verl_registers_lazily_in_both_registries_and_the_agent_loops() -
     assert out["agent_loops"] == {
         "adaptive_length_single_turn": "adaptive_length_reward.adapters.verl_agent_loop.UncertaintySingleTurnAgentLoop",
         "adaptive_length_margin": "adaptive_length_reward.adapters.verl_agent_loop.MarginSingleTurnAgentLoop"}
-    assert "WARNING" not in str(out["stderr"]).split("Platform")[0]
+    assert "adaptive-length-reward" not in str(out["stderr"])  # no warning of ours (verl's own may appear)
 
 
 @pytest.mark.parametrize("first", ["verl.workers.reward_manager", "verl.experimental.reward_loop.reward_manager",
