@@ -201,7 +201,8 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         recorder = SamplingRecorder(
             temperature=s.temperature or config.temperature or 1.0, distribution=s.distribution,
             top_k=config.top_k if sampler else None, top_p=config.top_p if sampler else None,
-            min_p=config.min_p if sampler else None, suppress_tokens=config.suppress_tokens if sampler else None)
+            min_p=config.min_p if sampler else None, suppress_tokens=config.suppress_tokens if sampler else None,
+            stats=(s.measure,))
         with recorder.attached(self.accelerator.unwrap_model(self.model_wrapped)):
             completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
                                                                      num_generations, has_tool_images)

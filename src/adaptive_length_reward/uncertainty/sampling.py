@@ -15,7 +15,8 @@ step it reads that row ``z`` (``[B, V]``), forms the measured distribution and k
 
 Statistics (formulas as :mod:`.logits`): ``margin`` ``p1 - p2``; ``entropy`` ``-sum p ln p`` (nats); ``self_certainty``
 ``KL(U || p)`` (``"model"`` only: infinite on a truncated support); ``nll`` ``-ln p_y`` of the token sampled at that
-step (read from the next step's input ids, the last step's from the returned sequences).
+step (read from the next step's input ids, the last step's from the returned sequences). Per step and statistic
+one or two reductions over the ``[B, V]`` row; only the selected statistics (``stats``) are computed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class SamplingRecorder:
         temperature: the sampling temperature ``T`` (the logits are divided by it).
         distribution: ``"model"`` or ``"sampler"`` (module docstring).
         top_k, top_p, min_p, suppress_tokens: the sampler's truncation (``"sampler"`` only; ``None``/0/1.0 = off).
+        stats: which of :data:`SAMPLING_STATISTICS` to record (default all); each costs one or two row reductions
+            per step, so a trainer that needs one measure records only that one.
 
     After generation, :meth:`per_completion` cuts the ``[B, steps]`` records to each completion's tokens. One
     recorder records one ``generate`` call; :meth:`attached` starts afresh.
@@ -70,7 +73,10 @@ class SamplingRecorder:
 
     def __init__(self, *, temperature: float = 1.0, distribution: Distribution = "model", top_k: int | None = None,
                  top_p: float | None = None, min_p: float | None = None,
-                 suppress_tokens: Sequence[int] | None = None) -> None:
+                 suppress_tokens: Sequence[int] | None = None, stats: Sequence[str] = SAMPLING_STATISTICS) -> None:
+        unknown = [name for name in stats if name not in SAMPLING_STATISTICS]
+        if unknown or not stats or isinstance(stats, str):
+            raise ValueError(f"stats: expected a non-empty selection of {list(SAMPLING_STATISTICS)}, got {stats!r}")
         if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
                 and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
@@ -79,9 +85,9 @@ class SamplingRecorder:
         self.temperature = float(temperature)
         self.distribution: Distribution = distribution
         self._warpers = self._build_warpers(top_k, top_p, min_p, suppress_tokens) if distribution == "sampler" else []
-        self._steps: list[Any] = []
-        self._nll: list[Any] = []
-        self._previous: Any = None
+        self.stats = tuple(name for name in SAMPLING_STATISTICS if name in stats)
+        self._steps: dict[str, list[Any]] = {}
+        self._previous: Any = None  # the last step's (scaled logits, log-normaliser), for the NLL of its token
 
     @staticmethod
     def _build_warpers(top_k: int | None, top_p: float | None, min_p: float | None,
@@ -110,7 +116,7 @@ class SamplingRecorder:
         """Record every forward call of ``model`` (the module ``generate`` runs; for a PEFT model its base model)
         while the block runs."""
         target = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self._steps, self._nll, self._previous = [], [], None
+        self._steps, self._previous = {name: [] for name in self.stats}, None
         handle = target.register_forward_hook(self._hook, with_kwargs=True)
         try:
             yield self
@@ -125,48 +131,55 @@ class SamplingRecorder:
                 z = z / self.temperature
             for warp in self._warpers:
                 z = warp(z)
-            if self._previous is not None:
-                ids = kwargs.get("input_ids", args[0] if args else None)
-                if ids is None:
-                    raise TypeError("SamplingRecorder: expected the sampled tokens as input_ids of the next "
-                                    "forward call, got none (inputs_embeds only)")
-                self._nll.append(-self._previous.gather(1, ids[:, -1:].to(z.device)).squeeze(1))
-            logp = torch.log_softmax(z, dim=-1)
-            p = logp.exp()
-            top = logp.topk(2, dim=-1).values.exp()
-            entropy = -torch.linalg.vecdot(p, torch.where(p > 0, logp, torch.zeros_like(logp)))  # 0 ln 0 = 0
-            if self.distribution == "model":
-                certainty = -logp.mean(-1) - math.log(z.shape[-1])
-            else:  # infinite on a truncated support
-                certainty = torch.full_like(entropy, float("nan"))
-            self._steps.append(torch.stack([top[:, 0] - top[:, 1], entropy, certainty]))
-            self._previous = logp
+            lse = torch.logsumexp(z, dim=-1)
+            steps = self._steps
+            if "nll" in steps:
+                if self._previous is not None:
+                    ids = kwargs.get("input_ids", args[0] if args else None)
+                    if ids is None:
+                        raise TypeError("SamplingRecorder: expected the sampled tokens as input_ids of the next "
+                                        "forward call, got none (inputs_embeds only)")
+                    z_prev, lse_prev = self._previous
+                    steps["nll"].append(lse_prev - z_prev.gather(1, ids[:, -1:].to(z.device)).squeeze(1))
+                self._previous = (z, lse)
+            if "margin" in steps:
+                top = (z.topk(2, dim=-1).values - lse[:, None]).exp()
+                steps["margin"].append(top[:, 0] - top[:, 1])
+            if "entropy" in steps:  # H = -sum_j p_j ln p_j, 0 ln 0 = 0 (lse - sum p z would cancel for large logits)
+                steps["entropy"].append(torch.special.entr((z - lse[:, None]).exp()).sum(-1))
+            if "self_certainty" in steps:  # KL(U || p) = lse - mean(z) - ln V; infinite on a truncated support
+                steps["self_certainty"].append(lse - z.mean(-1) - math.log(z.shape[-1]) if self.distribution == "model"
+                                               else torch.full_like(lse, float("nan")))
 
     def per_completion(self, completion_ids: Sequence[Sequence[int]]) -> dict[str, list[FloatArray]]:
         """``{statistic: one float64 array per completion}``, each as long as that completion (its tokens from the
         first step on; TRL cuts a completion after its first EOS). Raises if a completion is longer than the
         number of recorded steps, or the batch sizes differ."""
         torch = _torch()
-        if not self._steps:
+        count = len(self._steps.get(self.stats[0], ())) if self._steps else 0
+        if self.stats[0] == "nll" and self._previous is not None:
+            count += 1  # the last step's NLL is resolved below
+        if count == 0:
             raise RuntimeError("SamplingRecorder: nothing was recorded (was generate called inside attached()?)")
-        steps = torch.stack(self._steps, dim=-1)  # [3, B, S]
-        batch, count = int(steps.shape[1]), int(steps.shape[2])
+        batch = int(self._previous[0].shape[0]) if self._previous is not None else int(
+            self._steps[self.stats[0]][0].shape[0])
         lengths = [len(c) for c in completion_ids]
         if len(lengths) != batch or max(lengths, default=0) > count:
             raise ValueError(f"completion_ids: expected {batch} completions of at most {count} tokens (the recorded "
                              f"steps), got {len(lengths)} with lengths up to {max(lengths, default=0)}")
-        last = torch.tensor([int(c[count - 1]) if len(c) == count else 0 for c in completion_ids],
-                            device=self._previous.device)
-        nll = torch.stack([*self._nll, -self._previous.gather(1, last[:, None]).squeeze(1)], dim=-1)
-        table = torch.cat([steps, nll[None]]).double().cpu().numpy()  # one transfer: [4, B, S]
-        out: dict[str, list[FloatArray]] = {}
-        for k, name in enumerate(SAMPLING_STATISTICS):
-            out[name] = [table[k, i, :n].copy() for i, n in enumerate(lengths)]
-        return out
+        columns = dict(self._steps)
+        if "nll" in columns:
+            z_last, lse_last = self._previous
+            last = torch.tensor([int(c[count - 1]) if len(c) == count else 0 for c in completion_ids],
+                                device=z_last.device)
+            columns["nll"] = [*columns["nll"], lse_last - z_last.gather(1, last[:, None]).squeeze(1)]
+        table = torch.stack([torch.stack(columns[name], dim=-1) for name in self.stats])
+        values = table.double().cpu().numpy()  # one transfer: [statistics, B, steps]
+        return {name: [values[k, i, :n].copy() for i, n in enumerate(lengths)] for k, name in enumerate(self.stats)}
 
 
 def generate_with_statistics(model: Any, inputs: dict[str, Any], *, generation_config: Any = None,
-                             distribution: Distribution = "model",
+                             distribution: Distribution = "model", stats: Sequence[str] = SAMPLING_STATISTICS,
                              **generate_kwargs: Any) -> tuple[Any, dict[str, list[FloatArray]]]:
     """``model.generate(**inputs, ...)`` with the statistics of every sampled token, measured at sampling.
 
@@ -180,7 +193,7 @@ def generate_with_statistics(model: Any, inputs: dict[str, Any], *, generation_c
                 for name in ("temperature", "top_k", "top_p", "min_p", "suppress_tokens", "eos_token_id")}
     recorder = SamplingRecorder(temperature=settings["temperature"] or 1.0, distribution=distribution,
                                 top_k=settings["top_k"], top_p=settings["top_p"], min_p=settings["min_p"],
-                                suppress_tokens=settings["suppress_tokens"])
+                                suppress_tokens=settings["suppress_tokens"], stats=stats)
     with recorder.attached(model):
         sequences = model.generate(**inputs, generation_config=generation_config, **generate_kwargs)
     eos = settings["eos_token_id"]
