@@ -99,11 +99,11 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
       forward pass. With transformers ``generate`` a
       :class:`~adaptive_length_reward.uncertainty.sampling.SamplingRecorder` hooks the model during TRL's
       ``generate`` call (``grpo_trainer.py::_generate_single_turn``, the ``unwrapped_model.generate`` branch) and
-      keeps four numbers per token. With vLLM the client is asked for ``logprobs=uncertainty_top_logprobs`` (TRL
-      asks for 0, ``grpo_trainer.py::__init__``) and the margin comes from the top two by rank (PixelThink's
-      official ``vllm_rollout_spmd.py``); ``"entropy"`` is refused there (top-k cannot give it), ``"nll"`` uses the
-      sampled token's log-prob. With a ``rollout_func``, it must return the ``uncertainty`` field itself, except
-      for ``"nll"`` (read from its ``logprobs``).
+      keeps one number per token (its measure). With vLLM the client is asked for
+      ``logprobs=uncertainty_top_logprobs`` (TRL asks for 0, ``grpo_trainer.py::__init__``) and the margin comes
+      from the top two by rank (PixelThink's official ``vllm_rollout_spmd.py``); ``"entropy"`` is refused there
+      (top-k cannot give it), ``"nll"`` uses the sampled token's log-prob. With a ``rollout_func``, it must
+      return the ``uncertainty`` field itself, except for ``"nll"`` (read from its ``logprobs``).
     * ``"forward"``: one no-grad forward pass over prompt + completion per micro-batch, then
       :func:`~adaptive_length_reward.uncertainty.logits.sequence_uncertainty`.
     * ``"logprobs"``: ``1 - p_y`` from the backend's sampled-token log-probs; only with ``uncertainty_measure="nll"``.
