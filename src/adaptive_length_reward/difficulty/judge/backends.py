@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 import zlib
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from ...config import Component, param
 from ...errors import MissingExtraError, import_optional
+from .reply import JudgeReplyError
 
 __all__ = [
     "JudgeBackend",
@@ -81,6 +83,8 @@ class JudgeBackend(Component, abc.ABC):
         Raises:
             JudgeTransportError: no reply after every retry.
             JudgeRequestError: the request was rejected as malformed (not retried).
+            ~.reply.JudgeReplyError: a reply came but holds no readable text (too large, content not text); the
+                judge treats it like a reply :func:`~.reply.parse_judge_reply` cannot read.
         """
 
     @property
@@ -117,12 +121,105 @@ class _MalformedResponse(Exception):
     """The server answered 200 with a body that is not a chat-completions response."""
 
 
+#: How much of an HTTP error body is read (it is quoted in the error message).
+ERROR_BODY_BYTES = 300
+
+
+class _Deadline:
+    """A whole-request deadline: when it passes, every socket registered here is shut down, which ends any read
+    or write blocked on it (a per-read socket timeout alone lets a server that sends one byte per second keep a
+    request alive forever)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+
+def _opener(deadline: _Deadline) -> Any:
+    """A urllib opener (proxies and HTTPS as usual) whose connections register their socket with ``deadline``."""
+    import functools
+    import http.client
+    import urllib.request
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.register(self.sock)
+
+    class SecureConnection(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.register(self.sock)
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(Connection, req)
+
+    class SecureHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            extra = {"check_hostname": self._check_hostname} if hasattr(self, "_check_hostname") else {}
+            context = getattr(self, "_context", None)
+            return self.do_open(functools.partial(SecureConnection, **extra), req, context=context)
+
+    return urllib.request.build_opener(Handler(), SecureHandler())
+
+
+def _read_capped(response: Any, limit: int) -> bytes:
+    """The whole body, or :class:`JudgeReplyError` as soon as it is known to exceed ``limit`` bytes (from
+    ``Content-Length`` before reading, else while reading): an oversized reply is never held in memory."""
+    length = response.headers.get("Content-Length") if response.headers else None
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise JudgeReplyError(f"expected a response body of at most {limit} bytes (max_response_bytes), got "
+                              f"Content-Length {int(length)}")
+    chunks, size = [], 0
+    while chunk := response.read(min(65536, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            raise JudgeReplyError(f"expected a response body of at most {limit} bytes (max_response_bytes), got "
+                                  "more")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
     """An OpenAI-compatible ``/chat/completions`` endpoint (a vLLM or SGLang server, or a hosted API)."""
 
     base_url: str = param(min_length=1, doc="the API root, e.g. http://127.0.0.1:8000/v1 (/chat/completions is added)")
     model: str = param(min_length=1, doc="the served model name (vLLM's --served-model-name)")
-    timeout: float = param(default=60.0, gt=0, doc="seconds per request (connect and read)")
+    timeout: float = param(default=60.0, gt=0, doc="seconds per request, a deadline for the whole request (connect, "
+                           "send, headers and body), not per socket read")
+    max_response_bytes: int = param(default=4 * 1024 * 1024, ge=1024, doc="largest response body read; a larger "
+                                    "reply is recorded as unreadable without being read whole")
     max_retries: int = param(default=3, ge=0, doc="retries of a transient failure after the first attempt")
     backoff: float = param(default=1.0, ge=0, doc="first retry wait in seconds, doubled each time")
     max_backoff: float = param(default=30.0, ge=0, doc="longest retry wait in seconds")
@@ -189,20 +286,33 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
 
     @staticmethod
     def _reply_text(body: bytes) -> str:
+        """The reply text of a chat-completions body.
+
+        Raises:
+            _MalformedResponse: not a chat-completions body (retried as a transport failure).
+            JudgeReplyError: a chat completion whose content is not text (recorded like any unreadable reply).
+        """
         try:
             message = json.loads(body)["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             raise _MalformedResponse(f"expected a chat-completions JSON body with choices[0].message, got "
                                      f"{body[:200]!r}") from None
         if not isinstance(message, Mapping):
-            raise _MalformedResponse(f"expected choices[0].message to be an object, got {message!r:.120}")
+            raise _MalformedResponse(f"expected choices[0].message to be an object, got {type(message).__name__}")
         content = message.get("content")
         if content is None:  # e.g. a reply with only tool calls or only reasoning: nothing to read
             return ""
         if isinstance(content, list):
-            return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+            texts = []
+            for i, part in enumerate(content):
+                text = part.get("text", "") if isinstance(part, Mapping) else ""
+                if not isinstance(text, str):
+                    raise JudgeReplyError(f"choices[0].message.content[{i}].text: expected a string, got "
+                                          f"{type(text).__name__}")
+                texts.append(text)
+            return "".join(texts)
         if not isinstance(content, str):
-            raise _MalformedResponse(f"expected choices[0].message.content to be text, got {content!r:.120}")
+            raise JudgeReplyError(f"choices[0].message.content: expected text, got {type(content).__name__}")
         return content
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -228,34 +338,40 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
         raise JudgeTransportError(f"{self.url}: no reply after {self.max_retries + 1} attempts; last error: {last}")
 
     def _attempt(self, data: bytes, headers: Mapping[str, str]) -> tuple[str | None, str, float | None]:
-        """One request: ``(reply, "", None)``, or ``(None, what failed, the server's Retry-After)`` when worth
-        retrying. Raises :class:`JudgeRequestError` for a request the server rejects."""
+        """One request within the :attr:`timeout` deadline: ``(reply, "", None)``, or ``(None, what failed, the
+        server's Retry-After)`` when worth retrying. Raises :class:`JudgeRequestError` for a request the server
+        rejects, :class:`~.reply.JudgeReplyError` for a reply that is not readable text or too large."""
         # Imported here: urllib.request pulls in http.client, ssl and email (~50 ms), needed only when judging.
         import http.client
         import urllib.error
         import urllib.request
 
         request = urllib.request.Request(self.url, data=data, headers=dict(headers), method="POST")
-        try:
-            with self._slots:
-                self._count_request()
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    body = response.read()
-            return self._reply_text(body), "", None
-        except urllib.error.HTTPError as error:
-            detail = error.read()[:300].decode("utf-8", "replace")
-            if error.code not in RETRYABLE_STATUSES and error.code < 500:
-                raise JudgeRequestError(f"{self.url}: HTTP {error.code} (not retried; check base_url, model and "
-                                        f"key): {detail}") from None
-            header = error.headers.get("Retry-After") if error.headers else None
-            wait = float(header) if header is not None and header.strip().replace(".", "", 1).isdigit() else None
-            return None, f"HTTP {error.code}: {detail}", wait
-        except urllib.error.URLError as error:
-            return None, f"connection failed: {error.reason}", None
-        except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
-            return None, f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, None
-        except _MalformedResponse as error:
-            return None, f"malformed response: {error}", None
+        with self._slots, _Deadline(self.timeout) as deadline:
+            self._count_request()
+            try:
+                with _opener(deadline).open(request, timeout=self.timeout) as response:
+                    body = _read_capped(response, self.max_response_bytes)
+                if deadline.expired:  # the shutdown may read as a clean end of a truncated body
+                    raise TimeoutError
+                return self._reply_text(body), "", None
+            except urllib.error.HTTPError as error:
+                with error:
+                    detail = error.read(ERROR_BODY_BYTES).decode("utf-8", "replace")
+                if error.code not in RETRYABLE_STATUSES and error.code < 500:
+                    raise JudgeRequestError(f"{self.url}: HTTP {error.code} (not retried; check base_url, model "
+                                            f"and key): {detail}") from None
+                header = error.headers.get("Retry-After") if error.headers else None
+                wait = float(header) if header is not None and header.strip().replace(".", "", 1).isdigit() else None
+                return None, f"HTTP {error.code}: {detail}", wait
+            except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as error:
+                if deadline.expired or isinstance(error, TimeoutError):
+                    return None, f"no complete reply within the {self.timeout:g} s deadline (timeout)", None
+                if isinstance(error, urllib.error.URLError):
+                    return None, f"connection failed: {error.reason}", None
+                return None, f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, None
+            except _MalformedResponse as error:
+                return None, f"malformed response: {error}", None
 
 
 class TransformersBackend(JudgeBackend, kind="transformers_backend"):

@@ -12,9 +12,11 @@ What :func:`parse_judge_reply` tolerates is listed in docs/difficulty.md; scores
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import math
 import re
+import reprlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -22,7 +24,10 @@ import numpy as np
 
 from ...tiers import SCALE_MAX, SCALE_MIN
 
-__all__ = ["ASPECTS", "Aggregate", "JudgeReplyError", "check_weights", "combine_aspects", "parse_judge_reply"]
+__all__ = [
+    "ASPECTS", "MAX_REPLY_CHARS", "Aggregate", "JudgeReplyError", "check_weights", "combine_aspects",
+    "parse_judge_reply",
+]
 
 #: The three aspects the judge rates, in this order (PixelThink's JSON keys).
 ASPECTS: tuple[str, ...] = ("scene", "seg", "language")
@@ -30,6 +35,22 @@ ASPECTS: tuple[str, ...] = ("scene", "seg", "language")
 Aggregate = Literal["mean", "median", "max", "min"]
 
 NUMBER = r"-?\d+(?:\.\d+)?"
+
+#: The most characters of a reply, outside its ``<think>`` blocks, that :func:`parse_judge_reply` reads; a longer
+#: reply is refused (a verdict is a few hundred characters; the limit keeps a hostile judge from costing time).
+MAX_REPLY_CHARS = 100_000
+#: Brace spans longer than this are not parsed whole (objects inside them still are).
+_MAX_SPAN = 20_000
+#: Spans nested deeper than this (braces and brackets) are not parsed: no recursion limit is ever reached.
+_MAX_NESTING = 24
+#: How many characters, over all candidate spans, are parsed as JSON, and as Python literals.
+_JSON_BUDGET, _LITERAL_BUDGET = 200_000, 8_000
+#: Only the last this many candidate spans (those mentioning an aspect) are parsed.
+_MAX_CANDIDATES = 64
+#: Only the last this many brackets, braces, quotes and backslashes are looked at.
+_MAX_STRUCTURE = 16_384
+#: A score given as text longer than this is not a score.
+_MAX_SCORE_TEXT = 40
 
 
 class JudgeReplyError(ValueError):
@@ -43,35 +64,61 @@ _VARIANTS = {
 }
 _ALIASES = {variant: aspect for aspect, variants in _VARIANTS.items() for variant in variants}
 _SCORE_KEYS = ("score", "rating", "value")
+#: Every alias contains one of these words: a span without any cannot hold an aspect.
+_ASPECT_WORD = re.compile(r"scene|seg|complexity|language|linguistic|ambiguity", re.IGNORECASE)
+#: ``name: number`` lines: an alias (words joined by spaces, dashes or underscores), not inside a longer word.
+#: Possessive quantifiers and a bounded alternation: linear time, no backtracking.
+_LINE = re.compile(
+    r"(?<![A-Za-z_\-])("
+    + "|".join(sorted((a.replace("_", r"[\s_\-]++") for a in _ALIASES), key=len, reverse=True))
+    + rf")(?![A-Za-z_\-])[ \t]*+[\"']?+[ \t]*+[:=][ \t]*+[\"']?+[ \t]*+({NUMBER}(?:[ \t]*+/[ \t]*+10)?+)",
+    re.IGNORECASE,
+)
+_SCORE_TEXT = re.compile(rf"\s*+({NUMBER})\s*+(?:/\s*+10\s*+)?+")
+_STRUCTURE = re.compile(r"[{}\[\]\"'\\]")
+_SHOW = reprlib.Repr()
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlevel = 60, 60, 3
+
+
+def _show(value: Any) -> str:
+    """A short repr of any parsed value (bounded in length and depth; never raises)."""
+    try:
+        return _SHOW.repr(value)
+    except Exception:  # e.g. an int too long to print: say what it was
+        return f"<{type(value).__name__}>"
 
 
 def _aspect_name(key: Any) -> str | None:
-    if not isinstance(key, str):
+    if not isinstance(key, str) or len(key) > 64:
         return None
     return _ALIASES.get(re.sub(r"[\s\-]+", "_", key.strip().lower()))
 
 
-def _score(value: Any) -> float:
+def _score(value: Any, depth: int = 0) -> float:
     """A 1..10 score from a number, a numeric string (``"7"``, ``"7/10"``), or ``{"score": 7}``."""
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and depth < 2:
         for key in _SCORE_KEYS:
             if key in value:
-                return _score(value[key])
-        raise JudgeReplyError(f"expected a number or an object with a 'score', got {value!r:.60}")
-    match = re.fullmatch(rf"\s*({NUMBER})\s*(?:/\s*10\s*)?", value) if isinstance(value, str) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif match is not None:
-        number = float(match.group(1))
-    else:
-        raise JudgeReplyError(f"expected a number from 1 to 10, got {value!r:.40}")
+                return _score(value[key], depth + 1)
+        raise JudgeReplyError(f"expected a number or an object with a 'score', got {_show(value)}")
+    match = (_SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT
+             else None)
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif match is not None:
+            number = float(match.group(1))
+        else:
+            raise JudgeReplyError(f"expected a number from 1 to 10, got {_show(value)}")
+    except OverflowError:  # an int beyond float range
+        number = math.inf
     if not SCALE_MIN <= number <= SCALE_MAX:  # also rejects NaN; never clipped
-        raise JudgeReplyError(f"expected a score from 1 to 10, got {value!r}")
+        raise JudgeReplyError(f"expected a score from 1 to 10, got {_show(value)}")
     return number
 
 
-def _aspects_of(obj: Mapping[str, Any]) -> dict[str, float] | None:
-    """The three scores from one JSON object (looking one level down, e.g. ``{"difficulty": {...}}``)."""
+def _aspects_of(obj: Mapping[str, Any], depth: int = 0) -> dict[str, float] | None:
+    """The three scores from one JSON object (looking up to two levels down, e.g. ``{"difficulty": {...}}``)."""
     found: dict[str, Any] = {}
     for key, value in obj.items():
         name = _aspect_name(key)
@@ -80,8 +127,8 @@ def _aspects_of(obj: Mapping[str, Any]) -> dict[str, float] | None:
                 raise JudgeReplyError(f"aspect {name!r} given twice")
             found[name] = value
     if not found:
-        for inner in (v for v in obj.values() if isinstance(v, Mapping)):
-            result = _aspects_of(inner)
+        for inner in (v for v in obj.values() if isinstance(v, Mapping) and depth < 2):
+            result = _aspects_of(inner, depth + 1)
             if result is not None:
                 return result
         return None
@@ -91,40 +138,100 @@ def _aspects_of(obj: Mapping[str, Any]) -> dict[str, float] | None:
     return {name: _score(found[name]) for name in ASPECTS}
 
 
-def _objects(text: str) -> Iterator[Any]:
-    """Every ``{...}`` in ``text`` that parses as JSON or as a Python literal, left to right."""
-    decoder = json.JSONDecoder()
-    position = 0
-    while (start := text.find("{", position)) >= 0:
-        try:
-            obj, position = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            closing = _matching_brace(text, start)
-            try:
-                obj = None if closing is None else ast.literal_eval(text[start:closing])
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                obj = None
-            if obj is None or closing is None:
-                position = start + 1
-                continue
-            position = closing
-        yield obj
-
-
-def _matching_brace(text: str, start: int) -> int | None:
-    depth, quote = 0, None
-    for i in range(start, len(text)):
+def _spans(text: str, positions: list[int], *, quotes: bool) -> list[tuple[int, int]]:
+    """``(start, end)`` of each closed ``{...}`` at most :data:`_MAX_NESTING` deep inside, in one pass over the
+    structural characters at ``positions`` (linear time).
+    With ``quotes``, braces inside quoted strings (``"..."`` with backslash escapes, ``'...'``) do not count."""
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[int, bool]] = []  # per open bracket: (start, is a brace)
+    deepest: list[int] = []  # per open bracket: the deepest stack length reached inside it
+    quote = ""
+    escaped = -2
+    for i in positions:
         ch = text[i]
         if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{}":
-            depth += 1 if ch == "{" else -1
-            if depth == 0:
-                return i + 1
-    return None
+            if ch == "\\" and escaped != i - 1:
+                escaped = i
+            elif ch == quote and escaped != i - 1:
+                quote = ""
+        elif ch in "\"'\\":
+            quote = ch if quotes and stack and ch != "\\" else ""
+        elif ch == "{" or ch == "[":
+            stack.append((i, ch == "{"))
+            deepest.append(len(stack))
+        elif stack:
+            start, brace = stack.pop()
+            inner = deepest.pop()
+            if deepest and inner > deepest[-1]:
+                deepest[-1] = inner
+            if brace and ch == "}" and inner - len(stack) <= _MAX_NESTING:
+                spans.append((start, i + 1))
+    return spans
+
+
+def _parse_object(span: str, budget: list[int]) -> Any:
+    """``span`` as JSON, else as a Python literal; ``None`` when neither reads it or the ``[json, literal]``
+    character budget is spent (each attempt is paid from it)."""
+    if len(span) <= budget[0]:
+        budget[0] -= len(span)
+        try:
+            return json.loads(span)
+        except (ValueError, RecursionError):  # JSONDecodeError, or Python's int-digits limit
+            pass
+    if len(span) > budget[1]:
+        return None
+    budget[1] -= len(span)
+    try:
+        return ast.literal_eval(span)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError):
+        return None
+
+
+def _objects(text: str) -> Iterator[Any]:
+    """The ``{...}`` spans of ``text`` that parse as JSON or a Python literal, left to right, skipping spans
+    inside one already read; only spans holding an aspect word (:data:`_ASPECT_WORD`), the last
+    :data:`_MAX_CANDIDATES` of them, among the last :data:`_MAX_STRUCTURE` structural characters. Spans are found
+    twice, minding quotes and not (a stray apostrophe in prose must not hide an object)."""
+    positions = [m.start() for m in _STRUCTURE.finditer(text)][-_MAX_STRUCTURE:]
+    found = _spans(text, positions, quotes=True)
+    if '"' in text or "'" in text:
+        found += _spans(text, positions, quotes=False)
+    if not found:
+        return
+    spans = sorted({(start, -end) for start, end in found})
+    words = [m.start() for m in _ASPECT_WORD.finditer(text)]
+    candidates: list[tuple[int, int]] = []
+    for start, negative_end in reversed(spans):
+        end = -negative_end
+        if end - start <= _MAX_SPAN and bisect.bisect_left(words, start) < bisect.bisect_left(words, end):
+            candidates.append((start, end))
+            if len(candidates) == _MAX_CANDIDATES:
+                break
+    covered = 0
+    budget = [_JSON_BUDGET, _LITERAL_BUDGET]
+    for start, end in reversed(candidates):
+        if start < covered:
+            continue
+        obj = _parse_object(text[start:end], budget)
+        if obj is not None:
+            covered = end
+            yield obj
+
+
+def _without_thinking(reply: str) -> str:
+    """``reply`` without ``<think>...</think>`` blocks, and without everything before a lone ``</think>``."""
+    parts: list[str] = []
+    position = 0
+    while (start := reply.find("<think>", position)) >= 0:
+        end = reply.find("</think>", start + 7)
+        if end < 0:
+            break
+        parts += [reply[position:start], " "]
+        position = end + 8
+    text = "".join(parts) + reply[position:]
+    if "</think>" in text:  # an opening tag outside the reply (reasoning parsers): keep what follows
+        text = text.rsplit("</think>", 1)[1]
+    return text
 
 
 def parse_judge_reply(reply: str) -> dict[str, float]:
@@ -133,6 +240,10 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     The last JSON object (or Python-literal dict) in the reply that names all three aspects wins; ``<think>``
     blocks are ignored. Without any such object, ``name: number`` lines are read when each aspect appears
     exactly once. Scores must lie in ``[1, 10]``: a score outside is an error, never clipped.
+
+    Any string is read in time linear in its length (at most :data:`MAX_REPLY_CHARS` characters outside
+    ``<think>`` blocks; longer is refused), without deep recursion: whatever the judge sends, the only exception
+    is :class:`JudgeReplyError`.
 
     >>> parse_judge_reply('Sure! ```json\\n{"scene": 7, "seg": "4/10", "language": 2}\\n```')
     {'scene': 7.0, 'seg': 4.0, 'language': 2.0}
@@ -143,11 +254,14 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     """
     if not isinstance(reply, str):
         raise TypeError(f"parse_judge_reply: reply: expected str, got {type(reply).__name__}")
-    text = re.sub(r"<think>.*?</think>", " ", reply, flags=re.DOTALL)
-    if "</think>" in text:  # an opening tag outside the reply (reasoning parsers): keep what follows
-        text = text.rsplit("</think>", 1)[1]
+    text = _without_thinking(reply)
     if not text.strip():
         raise JudgeReplyError("empty reply")
+    if len(text) > MAX_REPLY_CHARS:
+        raise JudgeReplyError(f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, "
+                              f"got {len(text)}")
+    if _ASPECT_WORD.search(text) is None:
+        raise JudgeReplyError(f"no JSON object with the keys {list(ASPECTS)} (reply starts {reply.strip()[:80]!r})")
     best: dict[str, float] | None = None
     problem: str | None = None
     for obj in _objects(text):
@@ -161,14 +275,15 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
         return best
     if problem is not None:
         raise JudgeReplyError(f"a JSON object was found but {problem}")
-    found: dict[str, list[str]] = {}
-    pattern = re.compile(rf"([A-Za-z][A-Za-z _\-]*?)\s*[\"']?\s*[:=]\s*[\"']?\s*({NUMBER}(?:\s*/\s*10)?)")
-    for key, value in pattern.findall(text):
-        name = _aspect_name(key)
-        if name is not None:
-            found.setdefault(name, []).append(value)
-    if all(len(found.get(a, [])) == 1 for a in ASPECTS):
-        return {a: _score(found[a][0]) for a in ASPECTS}
+    found: dict[str, str] = {}
+    for match in _LINE.finditer(text):
+        name = _aspect_name(match.group(1))
+        if name is None or name in found:  # an aspect twice: ambiguous, nothing is read
+            found = {}
+            break
+        found[name] = match.group(2)
+    if len(found) == len(ASPECTS):
+        return {a: _score(found[a]) for a in ASPECTS}
     raise JudgeReplyError(f"no JSON object with the keys {list(ASPECTS)} (reply starts {reply.strip()[:80]!r})")
 
 

@@ -30,6 +30,9 @@ __all__ = ["DifficultyJudge", "JudgeInputError", "JudgeSample", "load_image"]
 
 logger = logging.getLogger(__name__)
 
+#: How much of a reply a verdict keeps (the cache stores it; a hostile judge's megabytes are not worth keeping).
+MAX_STORED_REPLY = 100_000
+
 
 class JudgeInputError(ValueError):
     """A sample cannot be shown to the judge (unreadable image, bad geometry); names the sample."""
@@ -176,16 +179,19 @@ class DifficultyJudge:
         reply: str | None = None
         error_text = ""
         for attempts in range(1 + self.parse_retries):
+            text: str | None = None
             try:
-                reply = self.backend.complete(messages, image)
+                text = self.backend.complete(messages, image)
+                reply = text[:MAX_STORED_REPLY]
+                return Judgment(sample.key, "ok", aspects=parse_judge_reply(text), reply=reply, attempts=attempts + 1)
             except JudgeTransportError as error:
                 logger.warning("sample %r: no reply from the judge, recorded as transport_error: %s", sample.key, error)
                 return Judgment(sample.key, "transport_error", reply=reply, error=str(error), attempts=attempts)
-            try:
-                return Judgment(sample.key, "ok", aspects=parse_judge_reply(reply), reply=reply, attempts=attempts + 1)
-            except JudgeReplyError as error:
+            except JudgeReplyError as error:  # unreadable, or no readable text at all (too large, not text)
                 error_text = str(error)
-                messages = self.prompt.repair_messages(first, reply, error_text)
+                reply = None if text is None else reply
+                # the judge sees its own unreadable reply and a reminder; a reply without text: the question again
+                messages = first if reply is None else self.prompt.repair_messages(first, reply, error_text)
                 again = "asking again" if attempts < self.parse_retries else "recorded as unparseable"
                 logger.info("sample %r: unreadable judge reply (attempt %d of %d): %s; %s", sample.key, attempts + 1,
                             1 + self.parse_retries, error_text, again)
