@@ -96,3 +96,57 @@ def test_take_keeps_every_column_of_the_rows_and_the_step() -> None:
     assert rows.difficulty.tolist() == [3.0, 1.0] and rows.group_ids == ("h", "g")
     assert rows.token_ids == ([3], [1]) and rows.extra == {"score": (0.3, 0.1)}
     assert rows.uncertainty is None and len(batch.take([])) == 0
+
+
+# -- Group keys: one function per trainer layout ----------------------------------------------------------------------
+
+
+def test_group_keys_of_each_trainer_layout() -> None:
+    from adaptive_length_reward.batch import (
+        consecutive_group_ids,
+        dense_group_index,
+        group_ids_from_blocks,
+        group_ids_from_uids,
+    )
+
+    # TRL: runs of equal prompts; a prompt that comes back later is a new group (another GRPO group).
+    assert consecutive_group_ids(["p", "p", "q", "q", "q", "p"]) == [0, 0, 1, 1, 1, 2]
+    assert consecutive_group_ids([1, 2, 3], same=lambda a, b: abs(a - b) < 2) == [0, 0, 0]
+    # verl: the DataProto's uid column (numpy strings become str); rows of a group need not be adjacent.
+    uids = np.array(["u1", "u2", "u1", "u2"], dtype=object)
+    assert group_ids_from_uids(uids) == ["u1", "u2", "u1", "u2"]
+    assert group_ids_from_uids(np.array(["a", "b"])) == ["a", "b"]
+    assert dense_group_index(group_ids_from_uids(uids)).tolist() == [0, 1, 0, 1]
+    # OpenRLHF: n_samples_per_prompt consecutive rows per prompt.
+    assert group_ids_from_blocks(6, samples_per_prompt=2) == [0, 0, 1, 1, 2, 2]
+    batch = RewardBatch(["a"] * 4, group_ids=group_ids_from_uids(["x", "y", "y", "x"]))
+    assert batch.group_index(by="t").tolist() == [0, 1, 1, 0]
+
+
+def test_group_keys_refuse_what_cannot_be_a_group() -> None:
+    from adaptive_length_reward.batch import group_ids_from_blocks, group_ids_from_uids
+
+    with pytest.raises(ValueError, match=r"uids\[1\]: expected the prompt's uid, got None"):
+        group_ids_from_uids(["a", None])
+    with pytest.raises(ValueError, match=r"uids\[0\]: expected the prompt's uid, got nan"):
+        group_ids_from_uids([float("nan")])
+    with pytest.raises(TypeError, match="expected hashable ids"):
+        group_ids_from_uids([["list"]])
+    with pytest.raises(ValueError, match="a group must not be split across calls"):
+        group_ids_from_blocks(5, samples_per_prompt=2)
+    with pytest.raises(ValueError, match="samples_per_prompt: expected an int >= 1, got 0"):
+        group_ids_from_blocks(4, samples_per_prompt=0)
+
+
+def test_group_rewards_see_the_same_groups_from_every_layout() -> None:
+    from adaptive_length_reward import ShorterBetterReward
+    from adaptive_length_reward.batch import consecutive_group_ids, group_ids_from_blocks, group_ids_from_uids
+
+    completions = ["a b c", "a", "a b", "a b c d"]
+    correct = [1, 1, 0, 1]
+    layouts = [consecutive_group_ids(["p", "p", "q", "q"]), group_ids_from_uids(["u", "u", "v", "v"]),
+               group_ids_from_blocks(4, samples_per_prompt=2)]
+    scores = [ShorterBetterReward()(completions=completions, correct=correct, group_ids=ids) for ids in layouts]
+    for other in scores[1:]:
+        np.testing.assert_array_equal(other, scores[0])
+    np.testing.assert_allclose(scores[0], [2 - 0.002, 2.0, -0.002, 2.0])

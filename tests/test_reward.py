@@ -169,3 +169,28 @@ def test_default_names_are_snake_case_with_whole_acronyms() -> None:
     assert L1ExactReward(budget=FixedBudget(1)).__name__ == "l1_exact_reward"
     assert KimiLengthReward().__name__ == "kimi_length_reward"
     assert SoftLengthPenalty().__name__ == "soft_length_penalty"
+
+
+def test_product_is_sign_safe_with_a_length_multiplier() -> None:
+    # Base -1 for all three: a plain product would give -1 * [1, 0.996, 0.99] = [-1, -0.996, -0.99], so the longest
+    # completion would score highest. Sign-safe: -1 * (2 - s) = [-1, -1.004, -1.01].
+    out = Product([ColumnReward("accuracy"), PEN]).evaluate(batch().replace(accuracy=[-1.0, -1.0, -1.0]))
+    np.testing.assert_allclose(out.rewards, [-1.0, -1.004, -1.01])
+    assert np.all(np.diff(out.rewards) < 0)
+    # Mixed signs: each row by its own base's sign; a base of 0 stays 0.
+    mixed = Product([PEN, ColumnReward("accuracy")])(batch().replace(accuracy=[2.0, 0.0, -3.0]))
+    np.testing.assert_allclose(mixed, [2.0, 0.0, -3.0 * (2 - 0.99)])
+    # Where no term is a length multiplier, Product is the plain product (negative times negative included).
+    plain = Product([ColumnReward("accuracy"), ColumnReward("other")])
+    np.testing.assert_allclose(plain(batch().replace(accuracy=[-1.0, -2.0, 3.0], other=[-2.0, 0.5, -1.0])),
+                               [2.0, -1.0, -3.0])
+
+
+def test_product_bounds_cover_the_sign_safe_branch() -> None:
+    base = ColumnReward("accuracy", low=-1.0, high=2.0)
+    assert Product([base, PEN]).bounds == (-2.0, 2.0)  # -1 * (2 - 0) at the low end
+    assert Product([ColumnReward("accuracy", low=0.0, high=5.0), PEN]).bounds == (0.0, 5.0)
+    bonus = SoftLengthPenalty(budget=FixedBudget(2), bonus_cap=0.5)
+    assert Product([base, bonus]).bounds == (-2.0, 3.0)
+    assert PEN.length_multiplier and Gate(PEN, condition=ACC, otherwise=1.0).length_multiplier
+    assert not Gate(PEN, condition=ACC, otherwise=0.0).length_multiplier and not ACC.length_multiplier

@@ -20,7 +20,7 @@ import copy
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,10 +65,16 @@ class TrainLog:
         return float(np.median(self.step_seconds)) if self.step_seconds else math.nan
 
 
-def grpo_rows(problems: Sequence[ChainProblem]) -> list[dict[str, Any]]:
-    """TRL dataset rows: a standard-format ``prompt`` and the columns the rewards read."""
-    return [{"prompt": p.prompt(), "ground_truth": p.answer, "difficulty": p.difficulty, "steps": p.steps}
-            for p in problems]
+def grpo_rows(problems: Sequence[ChainProblem],
+              columns: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+    """TRL dataset rows: a standard-format ``prompt`` and the columns the rewards read (plus ``columns``, one value
+    per problem, for the variants that read more: a stable problem id, a reference accuracy)."""
+    extra = dict(columns or {})
+    for name, values in extra.items():
+        if len(values) < len(problems):
+            raise ValueError(f"columns[{name!r}]: expected {len(problems)} values (one per problem), got {len(values)}")
+    return [{"prompt": p.prompt(), "ground_truth": p.answer, "difficulty": p.difficulty, "steps": p.steps,
+             **{name: values[i] for name, values in extra.items()}} for i, p in enumerate(problems)]
 
 
 def _timer_callback(log: TrainLog, total: int, progress: Callable[[str], None] | None, label: str) -> Any:
@@ -109,6 +115,7 @@ def train_variant(
     uncertainty: bool = False,
     progress: Callable[[str], None] | None = None,
     label: str = "grpo",
+    columns: Mapping[str, Sequence[Any]] | None = None,
 ) -> tuple[Any, TrainLog]:
     """GRPO-train a copy of ``sft_model`` with ``reward``; return the trained copy and its log.
 
@@ -122,6 +129,7 @@ def train_variant(
         uncertainty: train with ``UncertaintyGRPOTrainer`` (the reward reads ``uncertainty``).
         progress: called with a progress line five times per run.
         label: the run's name in progress lines.
+        columns: extra dataset columns, one value per problem (:func:`grpo_rows`).
     """
     import_optional("trl", extra="trl", purpose="GRPO training")
     datasets = import_optional("datasets", extra="data", purpose="GRPO training")
@@ -149,7 +157,7 @@ def train_variant(
         trainer_cls = UncertaintyGRPOTrainer if uncertainty else GRPOTrainer
         trainer = trainer_cls(
             model=model, reward_funcs=TRLReward(reward), args=args,
-            train_dataset=datasets.Dataset.from_list(grpo_rows(problems[:needed])), processing_class=tokenizer,
+            train_dataset=datasets.Dataset.from_list(grpo_rows(problems[:needed], columns)), processing_class=tokenizer,
             callbacks=[_timer_callback(log, s.steps, progress, label)],
         )
         trainer.remove_callback(transformers.PrinterCallback)  # progress comes from the step timer instead

@@ -469,6 +469,19 @@ def _sweep_table(results: dict[str, Any], group: str, names: Sequence[str]) -> l
     return lines
 
 
+#: Reward rows of the issue-16 methods (variants.method_variants), shown when the results have them.
+_METHOD_ROWS = (
+    ("grpo_lead", "| `grpo_lead` | `thinking_format + (exp(-0.5 z) if c else -1)`, z = the length's z-score among the "
+                  "group's correct answers (GRPO-LEAD) |"),
+    ("laser_d", "| `laser_d` | `thinking_format + c + 0.5 c 1[L <= L_T]`, L_T per solve-rate bucket: the shortest "
+                "length with >= 1 expected correct answer per prompt, from each batch (LASER-D) |"),
+    ("hapo", "| `hapo` | `thinking_format + c + f(L, h)`, h = the problem's shortest correct length in earlier steps, "
+             "f = cos(min(pi/2 L/h, pi)), correct >= -0.7, wrong <= 0 (HAPO) |"),
+    ("adaptthink", "| `adaptthink` | `thinking_format + c - acc_ref(x) + 0.05 [L = 0]`, acc_ref = the SFT policy's "
+                   "mean accuracy over 8 samples of the prompt (AdaptThink) |"),
+)
+
+
 def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
     r = results
     b = r["budgets"]
@@ -487,6 +500,9 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         f"- Total wall-clock: {r['total_wall_s'] / 60:.1f} min on {r['environment']['machine']}, one thread "
         f"(torch {r['environment']['torch']}, transformers {r['environment']['transformers']}, "
         f"trl {r['environment']['trl']})",
+        *[f"- Added later: `{run['command']}` ({', '.join(f'`{v}`' for v in run['variants'])}; "
+          f"{run['total_wall_s'] / 60:.1f} min on a shared machine), merged by `benchmarks/adaptive_length/merge.py` "
+          f"after checking {run['checked_identical']} identical to this run's" for run in r.get("added_runs", [])],
         "",
         "## Verdict against the issue's target",
         "",
@@ -556,6 +572,7 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         f"| `dapo` | `R_acc + overlong(L_response; L_max {b['generation_cap']}, L_cache "
         f"{0.2 * b['generation_cap']:g})` |",
         "| `kimi` | `R_acc + kimi_length(L, group)` (Kimi k1.5, weight 1) |",
+        *[row for name, row in _METHOD_ROWS if name in r["variants"]],
         "",
         "Units: PixelThink's constants (96 / 256 + 25 U words, beta 1/500) are mapped to this task once, by rule, "
         "not tuned on results: the easy budget is the essential length of the longest easy problem, the hard budget "

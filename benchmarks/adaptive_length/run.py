@@ -45,7 +45,7 @@ from .models import ModelSettings, build_model, build_tokenizer
 from .report import VariantRun, assemble_results, write_report
 from .sft import SFTSettings, supervised_fine_tune
 from .task import TaskSettings, problems, tier_names
-from .variants import Budgets, VariantSpec, main_variants, sweep_variants
+from .variants import PROBLEM_ID, REFERENCE_ACCURACY, Budgets, VariantSpec, main_variants, sweep_variants
 
 __all__ = ["ExperimentConfig", "main", "run_experiment"]
 
@@ -159,6 +159,7 @@ def run_experiment(
             raise ValueError(f"variants: expected names from {[s.name for s in specs]}, got unknown {sorted(unknown)}")
         specs = [s for s in specs if s.name in c.variants]
     train_set = problems(seed, "train", c.grpo.steps * c.grpo.prompts_per_step, c.task)
+    columns = _variant_columns(specs, model, tokenizer, train_set, c, seed=seed, progress=say)
     replicated = [s for s in specs if s.name in c.replicate_variants]
     jobs = [(spec, seed) for spec in specs] + [(spec, seed + offset) for offset in c.replicate_seed_offsets
                                                for spec in replicated]
@@ -170,7 +171,8 @@ def run_experiment(
         say(f"GRPO {i + 1}/{len(jobs)}: {tag}, {c.grpo.steps} steps"
             f"{', UncertaintyGRPOTrainer' if spec.uncertainty else ''}")
         policy, log = train_variant(model, tokenizer, spec.reward, train_set, seed=grpo_seed, settings=c.grpo,
-                                    uncertainty=spec.uncertainty, progress=say, label=tag)
+                                    uncertainty=spec.uncertainty, progress=say, label=tag,
+                                    columns={name: columns[name] for name in spec.columns})
         if grpo_seed == seed:
             evaluated = evaluate(policy)
             runs.append(VariantRun(spec=spec, log=log, sampled=evaluated["sampled"], greedy=evaluated["greedy"]))
@@ -190,6 +192,24 @@ def run_experiment(
         uncertainty=uncertainty, uncertainty_tiers=calibration_tiers, calibration_quantile=c.calibration_quantile,
         runs=runs, replicates=replicates, total_wall_s=time.perf_counter() - began,
     )
+
+
+def _variant_columns(specs: Sequence[VariantSpec], model: Any, tokenizer: Any, train_set: Sequence[Any],
+                     c: ExperimentConfig, *, seed: int, progress: Callable[[str], None]) -> dict[str, list[Any]]:
+    """The extra dataset columns the variants read: a stable ``problem_id`` (HAPO's history key) and, only when a
+    variant needs it, AdaptThink's reference accuracy (the SFT policy's mean accuracy over ``generations`` samples
+    of each training prompt, sampled once before GRPO with the evaluation's sampler)."""
+    columns: dict[str, list[Any]] = {PROBLEM_ID: list(range(len(train_set)))}
+    if any(REFERENCE_ACCURACY in spec.columns for spec in specs):
+        sampled = decode(model, tokenizer, train_set, thresholds=c.task.thresholds,
+                         max_new_tokens=c.grpo.max_completion_length, greedy=False, samples=c.grpo.generations,
+                         seed=seed + 7919)
+        sums = np.bincount(sampled.problem, weights=sampled.correct, minlength=len(train_set))
+        reference = sums / np.maximum(np.bincount(sampled.problem, minlength=len(train_set)), 1)
+        columns[REFERENCE_ACCURACY] = [float(v) for v in reference]
+        progress(f"reference accuracy (SFT policy, {c.grpo.generations} samples per training prompt): mean "
+                 f"{reference.mean():.3f}, {sampled.wall_s:.1f} s")
+    return columns
 
 
 def _tier_line(result: Any) -> str:

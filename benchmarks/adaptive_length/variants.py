@@ -40,6 +40,21 @@ Baselines, scaled by the same rule:
 * ``dapo``: ``R_acc`` plus DAPO's soft overlong punishment (arXiv 2503.14476 Eq. 13) on the whole completion's
   tokens, ``L_max`` = the generation cap (96) and ``L_cache = 0.2 L_max`` (DAPO's 4096 / 20480).
 * ``kimi``: ``R_acc`` plus Kimi k1.5's group-relative length reward (arXiv 2501.12599 Sec. 2.3.3), weight 1.
+
+The methods of issue 16, each as a full reward next to ``thinking_format`` (as ``l1_max``), with the papers' or
+their reference code's defaults (no tuning on results):
+
+* ``grpo_lead``: GRPO-LEAD (arXiv 2504.09696; TRL PR #6222): ``thinking_format + (exp(-0.5 z) if correct else
+  -1)``, ``z`` the reasoning length's z-score among the group's correct answers.
+* ``laser_d``: LASER-D (arXiv 2505.15612): ``thinking_format + c + 0.5 c 1[L <= L_T(bucket)]``, the target per
+  solve-rate bucket (easy / medium / hard at 2/3 and 1/3) the shortest length whose expected correct responses per
+  prompt reach one, estimated on each batch.
+* ``hapo``: HAPO (arXiv 2505.11225): ``thinking_format + c + f(L, h)``, ``h`` the shortest correct reasoning
+  length of the problem in earlier steps (state keyed by the dataset's ``problem_id``), ``f`` the cosine length
+  reward (official ``compute_len_reward``, correct floor -0.7, weight 1).
+* ``adaptthink``: AdaptThink (arXiv 2505.13417): ``thinking_format + c - mean R_ref(x) + 0.05 1[L = 0]``, the
+  reference accuracy the SFT policy's mean over 8 samples of each training prompt (sampled once before GRPO; no
+  importance sampling of the no-thinking prefix, which the SFT policy already writes for ~20% of completions).
 """
 
 from __future__ import annotations
@@ -50,11 +65,15 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from adaptive_length_reward import (
+    AdaptThinkReward,
     ComponentConfig,
     DAPOOverlongPenalty,
     FixedBudget,
+    GRPOLeadReward,
+    HAPOReward,
     KimiLengthReward,
     L1MaxReward,
+    LASERDReward,
     LinearBudget,
     Product,
     Reward,
@@ -74,13 +93,18 @@ __all__ = [
     "Budgets",
     "VariantSpec",
     "main_variants",
+    "method_variants",
     "pixelthink_reward",
     "sweep_variants",
     "task_reward",
 ]
 
 #: The variants of the main comparison, in report order.
-MAIN_VARIANTS = ("none", "uniform", "pixelthink", "difficulty_only", "uncertainty_only", "l1_max", "dapo", "kimi")
+MAIN_VARIANTS = ("none", "uniform", "pixelthink", "difficulty_only", "uncertainty_only", "l1_max", "dapo", "kimi",
+                 "grpo_lead", "laser_d", "hapo", "adaptthink")
+
+#: Dataset columns a variant's reward reads beyond the task's (the runner adds them to that variant's rows only).
+PROBLEM_ID, REFERENCE_ACCURACY = "problem_id", "reference_accuracy"
 
 
 class Budgets(ComponentConfig):
@@ -112,6 +136,7 @@ class VariantSpec:
     uncertainty: bool
     group: str  # "main" or the sweep's name
     varies: dict[str, Any] = field(default_factory=dict)
+    columns: tuple[str, ...] = ()  # extra dataset columns the reward reads (PROBLEM_ID, REFERENCE_ACCURACY)
 
     def config(self) -> dict[str, Any]:
         """The reward's config as a plain dict (JSON-ready)."""
@@ -139,7 +164,7 @@ def pixelthink_reward(budgets: Budgets, *, uncertainty: bool = True, name: str =
 
 
 def main_variants(budgets: Budgets) -> list[VariantSpec]:
-    """The eight variants of the main comparison."""
+    """The variants of the main comparison (the eight of the first run, then :func:`method_variants`)."""
     b = budgets
     soft = SoftLengthPenalty
     uniform = Product([task_reward(), soft(budget=FixedBudget(b.uniform), length=reasoning_tokens(), beta=b.beta)],
@@ -167,6 +192,27 @@ def main_variants(budgets: Budgets) -> list[VariantSpec]:
         VariantSpec("dapo", dapo, False, "main",
                     {"max_length": b.generation_cap, "cache_length": 0.2 * b.generation_cap}),
         VariantSpec("kimi", kimi, False, "main"),
+        *method_variants(),
+    ]
+
+
+def method_variants() -> list[VariantSpec]:
+    """GRPO-LEAD, LASER-D, HAPO and AdaptThink (issue 16), each next to ``thinking_format``."""
+    length, correct = reasoning_tokens, ChainAnswerAccuracy
+    grpo_lead = WeightedSum([ThinkingFormatReward(), GRPOLeadReward(length=length(), correctness=correct())],
+                            name="grpo_lead")
+    laser_d = WeightedSum([ThinkingFormatReward(), LASERDReward(length=length(), correctness=correct())],
+                          name="laser_d")
+    hapo = WeightedSum([ThinkingFormatReward(), HAPOReward(length=length(), correctness=correct(),
+                                                           problem_column=PROBLEM_ID)], name="hapo")
+    adaptthink = WeightedSum([ThinkingFormatReward(), AdaptThinkReward(length=length(), correctness=correct(),
+                                                                       reference_column=REFERENCE_ACCURACY)],
+                             name="adaptthink")
+    return [
+        VariantSpec("grpo_lead", grpo_lead, False, "main", {"alpha": 0.5, "wrong_reward": -1.0}),
+        VariantSpec("laser_d", laser_d, False, "main", {"alpha": 0.5, "pass_rate_cuts": [1 / 3, 2 / 3]}),
+        VariantSpec("hapo", hapo, False, "main", {"weight": 1.0, "correct_floor": -0.7}, (PROBLEM_ID,)),
+        VariantSpec("adaptthink", adaptthink, False, "main", {"delta": 0.05}, (REFERENCE_ACCURACY,)),
     ]
 
 

@@ -1,10 +1,32 @@
-"""The one data type every reward takes: a batch of completions with their per-sample context."""
+"""The one data type every reward takes: a batch of completions with their per-sample context, and the one
+group-key abstraction that says which rows form a GRPO group in each trainer's layout.
+
+Group-relative rewards (Kimi, ShorterBetter, ALP, GRPO-LEAD, LASER-D) read ``group_ids``; every trainer lays its
+groups out differently, and each layout has one function here that turns it into ``group_ids``:
+
+====================  ==========================================================  ================================
+trainer               what identifies a group                                     function
+====================  ==========================================================  ================================
+TRL                   runs of equal prompts (``RepeatSampler`` puts a prompt's    :func:`consecutive_group_ids`
+                      ``num_generations`` rows next to each other)
+verl                  the ``uid`` column of the ``DataProto`` (one uuid per       :func:`group_ids_from_uids`
+                      prompt, shared by its ``rollout.n`` responses)
+OpenRLHF              ``n_samples_per_prompt`` consecutive rows per prompt        :func:`group_ids_from_blocks`
+====================  ==========================================================  ================================
+
+    >>> consecutive_group_ids(["p", "p", "q", "q", "p"])
+    [0, 0, 1, 1, 2]
+    >>> group_ids_from_uids(["7f1c", "7f1c", "a2e9"])
+    ['7f1c', '7f1c', 'a2e9']
+    >>> group_ids_from_blocks(6, samples_per_prompt=3)
+    [0, 0, 0, 1, 1, 1]
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, cast
 
@@ -13,7 +35,15 @@ import numpy.typing as npt
 
 from .errors import MissingContextError
 
-__all__ = ["CONTEXT_FIELDS", "Completion", "RewardBatch"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "Completion",
+    "RewardBatch",
+    "consecutive_group_ids",
+    "dense_group_index",
+    "group_ids_from_blocks",
+    "group_ids_from_uids",
+]
 
 Completion = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 """A completion as trainers hand it over: a string (standard format), one chat message, or a list of chat
@@ -232,10 +262,63 @@ class RewardBatch:
 
     def group_index(self, *, by: str) -> npt.NDArray[np.intp]:
         """Dense integer group index per sample (0..G-1) from :attr:`group_ids`; needed by group rewards."""
-        ids = self.column("group_ids", by=by)
-        first_seen: dict[Any, int] = {}
-        try:
-            index = [first_seen.setdefault(g, len(first_seen)) for g in ids]
-        except TypeError as error:
-            raise TypeError(f"RewardBatch: group_ids: expected hashable ids, got {error}") from None
-        return np.asarray(index, dtype=np.intp)
+        return dense_group_index(self.column("group_ids", by=by))
+
+
+# -- Group keys: one function per trainer layout (see the module docstring) ------------------------------------------
+
+
+def dense_group_index(ids: Iterable[Any]) -> npt.NDArray[np.intp]:
+    """Group ids as a dense integer index 0..G-1, numbered in order of first appearance.
+
+    >>> dense_group_index(["b", "a", "b"]).tolist()
+    [0, 1, 0]
+    """
+    first_seen: dict[Any, int] = {}
+    try:
+        index = [first_seen.setdefault(g, len(first_seen)) for g in ids]
+    except TypeError as error:
+        raise TypeError(f"RewardBatch: group_ids: expected hashable ids, got {error}") from None
+    return np.asarray(index, dtype=np.intp)
+
+
+def consecutive_group_ids(keys: Sequence[Any], same: Callable[[Any, Any], bool] | None = None) -> list[int]:
+    """TRL's layout: a new group starts wherever a row's key (its prompt) differs from the previous row's.
+
+    ``same(a, b)`` compares two keys (default ``==``; TRL's adapter also compares the rows' images).
+    """
+    equal = same or (lambda a, b: bool(a == b))
+    ids: list[int] = []
+    for i, key in enumerate(keys):
+        ids.append(0 if i == 0 else ids[-1] if equal(key, keys[i - 1]) else ids[-1] + 1)
+    return ids
+
+
+def group_ids_from_uids(uids: Iterable[Any]) -> list[Any]:
+    """verl's layout: the ``uid`` of each row (``DataProto.non_tensor_batch["uid"]``, shared by the responses of one
+    prompt), as plain Python values; rows of one group need not be adjacent.
+
+    Raises:
+        ValueError: a missing uid (``None`` or NaN), naming the row.
+        TypeError: an unhashable uid.
+    """
+    ids = [u.item() if isinstance(u, np.generic) else u for u in uids]
+    for i, uid in enumerate(ids):
+        if uid is None or (isinstance(uid, float) and uid != uid):
+            raise ValueError(f"group_ids_from_uids: uids[{i}]: expected the prompt's uid, got {uid!r}")
+    dense_group_index(ids)  # hashable, or a TypeError naming the problem
+    return ids
+
+
+def group_ids_from_blocks(n: int, *, samples_per_prompt: int) -> list[int]:
+    """OpenRLHF's layout: ``samples_per_prompt`` (``n_samples_per_prompt``) consecutive rows per prompt.
+
+    Raises:
+        ValueError: ``n`` not a multiple of ``samples_per_prompt`` (a group split across calls), or either < 1.
+    """
+    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
+        raise ValueError(f"group_ids_from_blocks: samples_per_prompt: expected an int >= 1, got {samples_per_prompt!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % samples_per_prompt:
+        raise ValueError(f"group_ids_from_blocks: n: expected a multiple of samples_per_prompt ({samples_per_prompt}) "
+                         f"rows, got {n!r}: a group must not be split across calls")
+    return [i // samples_per_prompt for i in range(n)]

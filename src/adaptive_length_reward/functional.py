@@ -17,14 +17,24 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "adaptthink_reward",
     "alp_reward",
     "cosine_length_reward",
     "dapo_overlong_penalty",
     "group_pass_rate",
+    "grpo_lead_reward",
+    "hapo_history_update",
+    "hapo_length_reward",
+    "hapo_reward",
     "kimi_length_reward",
     "l1_exact_reward",
     "l1_max_reward",
+    "laser_d_reward",
+    "laser_d_targets",
+    "laser_reward",
+    "only_correct",
     "shorter_better_reward",
+    "sign_safe_scale",
     "soft_length_penalty",
 ]
 
@@ -258,3 +268,230 @@ def alp_reward(
     sizes = np.bincount(g, minlength=n_groups)[g]
     rate = np.maximum(_group_mean(c, g, n_groups), 1.0 / np.maximum(sizes, 1))
     return c - (beta / normalizer) * rate * L
+
+
+# -- Correct-only penalties and the sign-safe scaling ----------------------------------------------------------------
+
+
+def only_correct(values: ArrayLike, correct: ArrayLike, *, neutral: float | ArrayLike) -> FloatArray:
+    """``values`` where the answer is correct, ``neutral`` (the method's no-length value) where it is wrong.
+
+    The ``only_correct`` option of every length reward: prime-rl #2829 (``gate_by_correctness``) and PipelineRL
+    #126 apply the length term to correct answers only, so a wrong answer is never pushed to fail fast.
+
+    >>> only_correct([0.5, 0.5], [1, 0], neutral=1.0).tolist()
+    [0.5, 1.0]
+    """
+    c = _correct(correct)
+    return np.where(c == 1, np.asarray(values, dtype=np.float64), np.asarray(neutral, dtype=np.float64))
+
+
+def sign_safe_scale(base: ArrayLike, scale: ArrayLike) -> FloatArray:
+    """A base reward scaled by a length multiplier ``s`` (1 = no penalty) so that longer never scores higher.
+
+    ``r = base * s`` where ``base >= 0`` (PixelThink's ``R_acc * s(L, B)``, arXiv 2505.23727 Eq. 5, unchanged) and
+    ``r = base * (2 - s)`` where ``base < 0``: one rule, ``r = base - |base| (1 - s)``. A plain product rewards a
+    longer completion once the base is negative (``-1 * 0.5 > -1 * 1``), the sign bug found in NeMo-RL PR #3852's
+    review; here ``r`` is non-increasing in ``L`` whatever the sign of ``base``.
+
+    >>> sign_safe_scale([2.0, -2.0, -2.0], [0.5, 1.0, 0.5]).tolist()
+    [1.0, -2.0, -3.0]
+    """
+    b, s = np.asarray(base, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    return np.where(b >= 0, b * s, b * (2.0 - s))
+
+
+# -- GRPO-LEAD, LASER / LASER-D, HAPO, AdaptThink ---------------------------------------------------------------------
+
+
+def grpo_lead_reward(
+    correct: ArrayLike, lengths: ArrayLike, groups: ArrayLike, *, alpha: float = 0.5, wrong_reward: float = -1.0
+) -> FloatArray:
+    """GRPO-LEAD's length-dependent accuracy reward (Zhang & Zuo, arXiv 2504.09696, "length-dependent accuracy
+    reward"; TRL PR #6222, ``trl/rewards``: ``get_length_scaled_accuracy_reward``).
+
+    ``r = exp(-alpha * z)`` for a correct answer, ``z = (L - mean) / std`` its length's z-score among the *correct*
+    answers of its group (population std; ``z = 0`` where the group has one correct answer or equal lengths);
+    ``r = wrong_reward`` (-1) for a wrong one. Defaults are TRL PR #6222's (``alpha = 0.5``, ``-1``).
+    Range: ``[min(wrong_reward, exp(-alpha sqrt(K - 1))), exp(alpha sqrt(K - 1))]`` for groups of ``K`` (a z-score
+    among ``n`` values is at most ``sqrt(n - 1)`` in size).
+
+    >>> np.round(grpo_lead_reward([1, 1, 0], [100, 300, 50], [0, 0, 0], alpha=0.5), 4).tolist()
+    [1.6487, 0.6065, -1.0]
+    """
+    _positive("alpha", alpha)
+    if not math.isfinite(wrong_reward):
+        raise ValueError(f"wrong_reward: expected a finite number, got {wrong_reward!r}")
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
+    ok = c == 1
+    count = np.bincount(g[ok], minlength=n_groups).astype(np.float64)
+    mean = np.bincount(g[ok], weights=L[ok], minlength=n_groups) / np.maximum(count, 1.0)
+    square = np.bincount(g[ok], weights=(L[ok] - mean[g[ok]]) ** 2, minlength=n_groups) / np.maximum(count, 1.0)
+    std = np.sqrt(square)[g]
+    spread = std > 1e-9 * np.maximum(1.0, mean[g])
+    z = np.where(spread, (L - mean[g]) / np.where(spread, std, 1.0), 0.0)
+    return np.where(ok, np.exp(-alpha * z), wrong_reward)
+
+
+def laser_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, *, alpha: float = 0.5) -> FloatArray:
+    """LASER (Liu et al., "Learn to Reason Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612:
+    the step-function length reward of its unified form ``R = C(y) + lambda(y) S(L(y))``).
+
+    ``r = c + alpha * c * 1[L <= L_T]``: a correct answer within the target length earns a bonus ``alpha``; wrong
+    answers get 0 whatever their length. An infinite target gives every correct answer the bonus (no length term).
+    Range: ``[0, 1 + alpha]``.
+
+    >>> laser_reward([1, 1, 0], [100, 300, 50], [200, 200, 200]).tolist()
+    [1.5, 1.0, 0.0]
+    """
+    _positive("alpha", alpha)
+    c, L, T = _correct(correct), checked_lengths(lengths), _budgets(targets, "targets")
+    return c + alpha * c * (L <= T)
+
+
+def laser_d_targets(
+    correct: ArrayLike,
+    lengths: ArrayLike,
+    groups: ArrayLike,
+    *,
+    pass_rate_cuts: tuple[float, float] = (1 / 3, 2 / 3),
+    max_target: float = math.inf,
+) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """LASER-D's difficulty-aware adaptive targets (arXiv 2505.15612, "LASER-D": dynamic, difficulty-aware targets
+    set by the expected-correct-responses rule): ``(targets, buckets)`` per sample.
+
+    A group's difficulty bucket comes from its solve rate ``p``: easy (0) where ``p >= cuts[1]``, medium (1) where
+    ``cuts[0] <= p < cuts[1]``, hard (2) below. Each bucket's target is the smallest length ``L_A`` whose *expected
+    correct responses* reach one, ``ECR = K * P(correct and length <= L_A) >= 1`` (``K`` completions per prompt):
+    with ``G`` groups in the bucket, the ``G``-th shortest correct length of the bucket. A bucket without ``G``
+    correct answers gets ``max_target``. The paper re-estimates the targets on a monitoring set every few steps;
+    here they are estimated from the batch being scored (the same rule on the policy's current rollouts).
+
+    >>> targets, buckets = laser_d_targets([1, 1, 1, 0, 1, 0], [10, 30, 20, 50, 40, 60], [0, 0, 1, 1, 2, 2])
+    >>> targets.tolist(), buckets.tolist()
+    ([10.0, 10.0, 40.0, 40.0, 40.0, 40.0], [0, 0, 1, 1, 1, 1])
+    """
+    low, high = pass_rate_cuts
+    if not (0.0 <= low <= high <= 1.0):
+        raise ValueError(f"pass_rate_cuts: expected (low, high) with 0 <= low <= high <= 1, got {pass_rate_cuts}")
+    if not (max_target >= 0):
+        raise ValueError(f"max_target: expected a number >= 0 or inf, got {max_target!r}")
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
+    rate = _group_mean(c, g, n_groups)
+    buckets = np.where(rate >= high, 0, np.where(rate >= low, 1, 2)).astype(np.intp)
+    targets = np.full(L.shape[0], float(max_target))
+    for bucket in range(3):
+        rows = buckets == bucket
+        need = np.unique(g[rows]).size
+        solved = np.sort(L[rows & (c == 1)])
+        if need and solved.size >= need:
+            targets[rows] = solved[need - 1]
+    return targets, buckets
+
+
+def laser_d_reward(
+    correct: ArrayLike,
+    lengths: ArrayLike,
+    groups: ArrayLike,
+    *,
+    alpha: float = 0.5,
+    pass_rate_cuts: tuple[float, float] = (1 / 3, 2 / 3),
+    max_target: float = math.inf,
+) -> FloatArray:
+    """LASER-D (arXiv 2505.15612): :func:`laser_reward` with the targets of :func:`laser_d_targets`.
+
+    Range: ``[0, 1 + alpha]``.
+
+    >>> laser_d_reward([1, 1, 1, 0, 1, 0], [10, 30, 20, 50, 40, 60], [0, 0, 1, 1, 2, 2]).tolist()
+    [1.5, 1.0, 1.5, 0.0, 1.5, 0.0]
+    """
+    targets, _ = laser_d_targets(correct, lengths, groups, pass_rate_cuts=pass_rate_cuts, max_target=max_target)
+    return laser_reward(correct, lengths, targets, alpha=alpha)
+
+
+def hapo_length_reward(
+    correct: ArrayLike, lengths: ArrayLike, history: ArrayLike, *, correct_floor: float = -0.7
+) -> FloatArray:
+    """HAPO's history-aware length reward (Huang et al., arXiv 2505.11225, the cosine length reward; official code
+    ``utils.py::compute_len_reward``).
+
+    ``f(L, h) = cos(min(pi/2 * L / h, pi))`` with ``h`` the shortest correct length seen for the problem in earlier
+    steps: 1 at ``L = 0``, 0 at ``L = h``, -1 from ``L = 2h``. A correct answer gets ``max(correct_floor, f)``
+    (-0.7: a correct answer always out-scores a wrong one), a wrong one ``min(0, f)`` (a short wrong answer is not
+    rewarded, a long one is). Without history (``h`` NaN, or ``h <= 0`` as in the official code) the reward is 0.
+    Range: ``[-1, 1]``.
+
+    >>> np.round(hapo_length_reward([1, 1, 1, 0, 0], [0, 50, 300, 20, 300], [100, 100, 100, 100, np.nan]), 4).tolist()
+    [1.0, 0.7071, -0.7, 0.0, 0.0]
+    """
+    if not (math.isfinite(correct_floor) and -1.0 <= correct_floor <= 0.0):
+        raise ValueError(f"correct_floor: expected a number in [-1, 0], got {correct_floor!r}")
+    c, L = _correct(correct), checked_lengths(lengths)
+    h = np.asarray(history, dtype=np.float64)
+    known = np.isfinite(h) & (h > 0)
+    ratio = np.where(known, L / np.where(known, h, 1.0), 0.0)
+    f = np.cos(np.minimum(ratio * (np.pi / 2), np.pi))
+    shaped = np.where(c == 1, np.maximum(correct_floor, f), np.minimum(0.0, f))
+    return np.where(known, shaped, 0.0)
+
+
+def hapo_reward(
+    correct: ArrayLike, lengths: ArrayLike, history: ArrayLike, *, weight: float = 1.0, correct_floor: float = -0.7
+) -> FloatArray:
+    """HAPO's full reward (arXiv 2505.11225; official ``w_lr``): ``r = c + weight * f_len``
+    (:func:`hapo_length_reward`).
+
+    Range: ``[-weight, 1 + weight]``.
+
+    >>> hapo_reward([1, 0], [100, 300], [100, 100]).tolist()
+    [1.0, -1.0]
+    """
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"weight: expected a finite number >= 0, got {weight!r}")
+    return _correct(correct) + weight * hapo_length_reward(correct, lengths, history, correct_floor=correct_floor)
+
+
+def hapo_history_update(history: ArrayLike, correct: ArrayLike, lengths: ArrayLike, groups: ArrayLike) -> FloatArray:
+    """HAPO's history update (arXiv 2505.11225, history state "min"; official tracker ``mode="min"``): per group
+    (problem), the minimum of its
+    history and the lengths of this step's correct answers; NaN stays NaN where nothing was ever solved.
+
+    ``history`` holds one value per group (indexed by the dense group index).
+
+    >>> hapo_history_update([np.nan, 40.0], [1, 0, 1], [50, 10, 30], [0, 0, 1]).tolist()
+    [50.0, 30.0]
+    """
+    c, L = _correct(correct), checked_lengths(lengths)
+    g, n_groups = _groups(groups, L.shape[0])
+    h: FloatArray = np.array(history, dtype=np.float64)
+    if h.shape != (n_groups,):
+        raise ValueError(f"history: expected {n_groups} values (one per group), got shape {h.shape}")
+    shortest = np.full(n_groups, np.inf)
+    np.minimum.at(shortest, g[c == 1], L[c == 1])
+    seen = np.isfinite(shortest)
+    h[seen] = np.fmin(h[seen], shortest[seen])
+    return h
+
+
+def adaptthink_reward(
+    accuracy: ArrayLike, reasoning_lengths: ArrayLike, reference_accuracy: ArrayLike, *, delta: float = 0.05
+) -> FloatArray:
+    """AdaptThink (Zhang et al., arXiv 2505.13417, the constrained objective's reward after the Lagrangian step;
+    official repository THU-KEG/AdaptThink): ``r = delta * 1[no thinking] + R(x, y) - mean R_ref(x)``.
+
+    ``R`` is the task accuracy, ``mean R_ref(x)`` the reference model's mean accuracy on the prompt (sampled before
+    training), and a completion does not think when its reasoning is empty (``<think></think>`` at once, length 0).
+    The paper's ``delta`` default is 0.05. Range: ``[min R - max R_ref, max R - min R_ref + delta]``.
+
+    >>> np.round(adaptthink_reward([1, 1, 0], [0, 40, 0], [0.5, 0.5, 0.5]), 4).tolist()
+    [0.55, 0.5, -0.45]
+    """
+    if not (math.isfinite(delta) and delta >= 0):
+        raise ValueError(f"delta: expected a finite number >= 0, got {delta!r}")
+    acc = _floats(accuracy, "accuracy", "finite numbers", lambda a: np.isfinite(a).all())
+    ref = _floats(reference_accuracy, "reference_accuracy", "finite numbers", lambda a: np.isfinite(a).all())
+    L = checked_lengths(reasoning_lengths, "reasoning_lengths")
+    reward: FloatArray = delta * (L == 0) + acc - ref
+    return reward

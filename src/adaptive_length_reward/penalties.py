@@ -21,16 +21,22 @@ from . import functional as F
 from .batch import RewardBatch
 from .budgets import BudgetPolicy, Budgets, TieredBudget
 from .config import class_name, param
+from .history import LengthHistory
 from .length import LengthCounter, WhitespaceWords
 from .reward import Reward, RewardOutput, collect
 
 __all__ = [
     "ALPReward",
+    "AdaptThinkReward",
     "CosineLengthReward",
     "DAPOOverlongPenalty",
+    "GRPOLeadReward",
+    "HAPOReward",
     "KimiLengthReward",
     "L1ExactReward",
     "L1MaxReward",
+    "LASERDReward",
+    "LASERReward",
     "ShorterBetterReward",
     "SoftLengthPenalty",
     "correctness",
@@ -75,30 +81,65 @@ def _parameters(formula: Callable[..., FloatArray]) -> Mapping[str, inspect.Para
 
 
 class _LengthReward(Reward):
-    """The shared path of the length rewards (see the module docstring)."""
+    """The shared path of the length rewards (see the module docstring).
+
+    ``only_correct=True`` applies the length term to correct answers only: a wrong answer gets the method's value
+    without its length term (:meth:`wrong_value`; :func:`~adaptive_length_reward.functional.only_correct`), so a
+    length reward never teaches the policy to fail fast on hard problems (prime-rl #2829, PipelineRL #126).
+    """
 
     #: The function of :mod:`~adaptive_length_reward.functional`. It takes those of ``correct``, ``lengths``,
     #: budgets and ``groups`` that the method has, in that order, and the reward's parameters of the same names.
     formula: ClassVar[Callable[..., FloatArray]]
+    #: Whether the method always reads correctness ``c`` (otherwise only with ``only_correct=True``).
+    graded: ClassVar[bool] = False
+    #: Whether ``only_correct`` changes anything: False where the method already leaves wrong answers' rewards
+    #: independent of length (L1-Max, GRPO-LEAD, LASER).
+    length_applies_to_wrong: ClassVar[bool] = True
 
     length: LengthCounter = param(
         default_factory=WhitespaceWords, doc="the length counter (default: whitespace words of the whole response)"
     )
+    correctness: Reward | None = param(
+        default=None, doc="a reward whose value >= correct_threshold marks a correct sample; None: the column 'correct'"
+    )
+    correct_threshold: float = param(default=1.0, doc="the correctness reward's value that counts as correct")
+    only_correct: bool = param(
+        default=False, doc="apply the length term to correct answers only (wrong answers: the no-length value)"
+    )
 
     @property
     def requires(self) -> frozenset[str]:
-        return self.length.requires | ({"group_ids"} if self.uses_groups else frozenset())
+        needed = self.length.requires | ({"group_ids"} if self.uses_groups else frozenset())
+        return needed | correctness_requires(self.correctness) if self.reads_correctness else needed
 
     @property
     def uses_groups(self) -> bool:
         """Whether the method is group-relative (needs ``group_ids``; statistics never cross groups)."""
         return "groups" in _parameters(self.formula)
 
+    @property
+    def reads_correctness(self) -> bool:
+        """Whether the reward reads correctness (always for graded methods, else with ``only_correct``)."""
+        return self.graded or (self.only_correct and self.length_applies_to_wrong)
+
+    def wrong_value(self) -> float:
+        """A wrong answer's reward under ``only_correct``: the method's value without its length term."""
+        return 0.0
+
     def _budgets(self, batch: RewardBatch) -> Budgets | None:
         return None
 
     def _correct(self, batch: RewardBatch, components: dict[str, FloatArray]) -> FloatArray | None:
-        return None
+        if not self.reads_correctness:
+            return None
+        if self.correctness is not None:
+            components.update(collect([self.correctness.evaluate(batch)], [self.correctness.name])[0])
+        return correctness(batch, self.correctness, self.correct_threshold, by=class_name(self))
+
+    def _columns(self, batch: RewardBatch, lengths: FloatArray, correct: FloatArray | None) -> dict[str, Any]:
+        """Diagnostics of the method beyond length, budget, tier and correctness (none by default)."""
+        return {}
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         lengths = np.asarray(self.length(batch), dtype=np.float64)
@@ -106,10 +147,13 @@ class _LengthReward(Reward):
         components: dict[str, FloatArray] = {}
         correct = self._correct(batch, components)
         groups = batch.group_index(by=class_name(self)) if self.uses_groups else None
-        inputs = (correct, lengths, None if budgets is None else budgets.values, groups)
-        parameters = _parameters(self.formula).values()
-        options = {p.name: getattr(self, p.name) for p in parameters if p.kind == p.KEYWORD_ONLY}
+        parameters = _parameters(self.formula)
+        given = correct if "correct" in parameters else None
+        inputs = (given, lengths, None if budgets is None else budgets.values, groups)
+        options = {p.name: getattr(self, p.name) for p in parameters.values() if p.kind == p.KEYWORD_ONLY}
         rewards = self.formula(*(x for x in inputs if x is not None), **options)
+        if self.only_correct and self.length_applies_to_wrong and correct is not None:
+            rewards = F.only_correct(rewards, correct, neutral=self.wrong_value())
         columns: dict[str, Any] = {"length": lengths}
         if budgets is not None:
             columns["budget"] = budgets.values
@@ -118,25 +162,14 @@ class _LengthReward(Reward):
         columns.update({name: batch.column(name) for name in ("difficulty", "uncertainty") if batch.has(name)})
         if correct is not None:
             columns["correct"] = correct
+        columns.update(self._columns(batch, lengths, correct))
         return RewardOutput(rewards, components, columns)
 
 
 class _Graded(_LengthReward):
-    """Length rewards that read correctness ``c`` (:func:`correctness`)."""
+    """Length rewards that always read correctness ``c`` (:func:`correctness`)."""
 
-    correctness: Reward | None = param(
-        default=None, doc="a reward whose value >= correct_threshold marks a correct sample; None: the column 'correct'"
-    )
-    correct_threshold: float = param(default=1.0, doc="the correctness reward's value that counts as correct")
-
-    @property
-    def requires(self) -> frozenset[str]:
-        return super().requires | correctness_requires(self.correctness)
-
-    def _correct(self, batch: RewardBatch, components: dict[str, FloatArray]) -> FloatArray:
-        if self.correctness is not None:
-            components.update(collect([self.correctness.evaluate(batch)], [self.correctness.name])[0])
-        return correctness(batch, self.correctness, self.correct_threshold, by=class_name(self))
+    graded = True
 
 
 class _Budgeted(_LengthReward):
@@ -164,10 +197,15 @@ class SoftLengthPenalty(_Budgeted, kind="soft_length_penalty"):
     """
 
     formula = staticmethod(F.soft_length_penalty)
+    _length_multiplier = True  # scales a base reward: Product's sign-safe rule applies
 
     budget: BudgetPolicy = param(default_factory=TieredBudget, doc="the budget policy (default PixelThink's tiers)")
     beta: float = param(default=1 / 500, gt=0, doc="slope; the score reaches 0 at L = B + 1/beta")
     bonus_cap: float = param(default=0.0, ge=0, doc="a score above 1 under budget, up to 1 + bonus_cap (official 0)")
+
+    def wrong_value(self) -> float:
+        """Under ``only_correct`` a wrong answer's score is 1 (the base reward is left as it is)."""
+        return 1.0
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -194,6 +232,7 @@ class L1MaxReward(_L1, kind="l1_max"):
 
     formula = staticmethod(F.l1_max_reward)
     bounds = (0.0, 1.0)
+    length_applies_to_wrong = False  # c * clip(...): wrong answers already get 0
 
     delta: float = param(default=0.5, doc="the score at L = B")
 
@@ -235,6 +274,10 @@ class CosineLengthReward(_Graded, kind="cosine_length"):
             low, high = getattr(config, field)
             if not (math.isfinite(low) and math.isfinite(high) and low <= high):
                 raise ValueError(f"{field}: expected finite (min, max) with min <= max, got {(low, high)}")
+
+    def wrong_value(self) -> float:
+        """Under ``only_correct`` a wrong answer gets ``wrong_range[0]`` (the shortest wrong answer's value)."""
+        return float(self.wrong_range[0])
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -281,3 +324,187 @@ class ALPReward(_Graded, kind="alp"):
 
     beta: float = param(default=0.5, gt=0, doc="the penalty's weight")
     normalizer: float = param(default=4096, gt=0, doc="N: a normalising length")
+
+
+# -- GRPO-LEAD, LASER / LASER-D, HAPO, AdaptThink ---------------------------------------------------------------------
+
+
+class GRPOLeadReward(_Graded, kind="grpo_lead"):
+    """GRPO-LEAD's length-dependent accuracy reward (arXiv 2504.09696; TRL PR #6222): a correct answer earns
+    ``exp(-alpha z)``, ``z`` its length's z-score among its group's correct answers; a wrong one ``wrong_reward``.
+
+    A full reward (replaces accuracy). Group-relative: needs ``group_ids``. Range ``[min(wrong_reward, 0), inf)``
+    (a correct answer's reward is below ``exp(alpha sqrt(K - 1))`` in a group of ``K``).
+    See :func:`~adaptive_length_reward.functional.grpo_lead_reward`.
+    """
+
+    formula = staticmethod(F.grpo_lead_reward)
+    length_applies_to_wrong = False  # wrong answers get wrong_reward whatever their length
+
+    alpha: float = param(default=0.5, gt=0, doc="how strongly the length z-score scales a correct answer's reward")
+    wrong_reward: float = param(default=-1.0, doc="the reward of a wrong answer")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (min(self.wrong_reward, 0.0), math.inf)
+
+
+class LASERReward(_Graded, _Budgeted, kind="laser"):
+    """LASER (arXiv 2505.15612): ``r = c + alpha * c * 1[L <= L_T]``, a step bonus for correct answers within the
+    target length ``L_T`` (from the budget policy, e.g. ``FixedBudget(4096)``). A full reward. Range ``[0, 1 + alpha]``.
+
+    For the difficulty-aware, adaptive targets use :class:`LASERDReward`.
+    See :func:`~adaptive_length_reward.functional.laser_reward`.
+    """
+
+    formula = staticmethod(F.laser_reward)
+    length_applies_to_wrong = False  # only correct answers earn the bonus
+
+    alpha: float = param(default=0.5, gt=0, doc="the bonus of a correct answer within the target")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (0.0, 1.0 + self.alpha)
+
+
+_BUCKETS = np.array(["easy", "medium", "hard"])
+
+
+class LASERDReward(_Graded, kind="laser_d"):
+    """LASER-D (arXiv 2505.15612): LASER's step bonus with a target per difficulty bucket, set adaptively.
+
+    A group's bucket comes from its solve rate; each bucket's target is the shortest length at which the expected
+    number of correct responses per prompt reaches one (:func:`~adaptive_length_reward.functional.laser_d_targets`),
+    estimated on the batch being scored (the paper uses a monitoring set every few steps). Needs ``group_ids``.
+    Reports the targets as the ``budget`` column and the buckets as ``tier``. A full reward. Range ``[0, 1 + alpha]``.
+    """
+
+    formula = staticmethod(F.laser_d_reward)
+    length_applies_to_wrong = False
+
+    alpha: float = param(default=0.5, gt=0, doc="the bonus of a correct answer within its bucket's target")
+    pass_rate_cuts: tuple[float, float] = param(
+        default=(1 / 3, 2 / 3), doc="solve-rate cuts (low, high): hard below low, easy from high"
+    )
+    max_target: float = param(
+        default=math.inf, ge=0, allow_inf_nan=True, doc="the target of a bucket with too few correct answers"
+    )
+
+    @staticmethod
+    def _check(config: Any) -> None:
+        low, high = config.pass_rate_cuts
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"pass_rate_cuts: expected (low, high) with 0 <= low <= high <= 1, got {(low, high)}")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (0.0, 1.0 + self.alpha)
+
+    def _columns(self, batch: RewardBatch, lengths: FloatArray, correct: FloatArray | None) -> dict[str, Any]:
+        assert correct is not None  # graded
+        targets, buckets = F.laser_d_targets(correct, lengths, batch.group_index(by="LASERDReward"),
+                                             pass_rate_cuts=self.pass_rate_cuts, max_target=self.max_target)
+        return {"budget": targets, "tier": _BUCKETS[buckets]}
+
+
+class HAPOReward(_Graded, kind="hapo"):
+    """HAPO (arXiv 2505.11225; official ``utils.py::compute_len_reward``): ``r = c + weight * f(L, h)``, ``h`` the
+    shortest correct length seen for the problem in *earlier* steps, ``f`` the cosine length reward
+    (:func:`~adaptive_length_reward.functional.hapo_length_reward`).
+
+    Stateful: a :class:`~adaptive_length_reward.history.LengthHistory` keyed by ``problem_column`` (a dataset id
+    that is stable across steps; trainers' group ids are not), updated with each call's correct lengths at the
+    batch's ``step``. Save it with :meth:`state_dict` (JSON-native) next to the trainer's checkpoint and restore it
+    with :meth:`load_state_dict` to resume. The state is in equality, not in the configuration.
+    A full reward. Range ``[-weight, 1 + weight]``.
+    """
+
+    formula = staticmethod(F.hapo_reward)
+
+    weight: float = param(default=1.0, ge=0, doc="the weight of the length reward (official w_lr)")
+    correct_floor: float = param(default=-0.7, ge=-1, le=0, doc="the lowest length reward of a correct answer")
+    problem_column: str = param(default="problem_id", min_length=1, doc="the column naming the problem across steps")
+
+    def __post_init__(self) -> None:
+        self.history = LengthHistory()
+
+    def __eq__(self, other: object) -> bool:
+        same = super().__eq__(other)
+        return same if same is not True else self.history == other.history  # type: ignore[attr-defined]
+
+    __hash__ = _Graded.__hash__
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return super().requires | {self.problem_column}
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (-self.weight, 1.0 + self.weight)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history as JSON-native types (see :meth:`LengthHistory.state_dict`)."""
+        return self.history.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the history saved by :meth:`state_dict`."""
+        self.history.load_state_dict(state)
+
+    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
+        components: dict[str, FloatArray] = {}
+        correct = self._correct(batch, components)
+        assert correct is not None  # graded
+        lengths = np.asarray(self.length(batch), dtype=np.float64)
+        problems = list(batch.column(self.problem_column, by="HAPOReward"))
+        prior = self.history.observe(problems, correct, lengths, step=batch.step)
+        rewards = F.hapo_reward(correct, lengths, prior, weight=self.weight, correct_floor=self.correct_floor)
+        if self.only_correct:
+            rewards = F.only_correct(rewards, correct, neutral=0.0)
+        columns = {"length": lengths, "correct": correct, "history_length": prior}
+        return RewardOutput(rewards, components, columns)
+
+
+class AdaptThinkReward(Reward, kind="adaptthink"):
+    """AdaptThink (arXiv 2505.13417): ``r = delta * 1[no thinking] + c - mean R_ref(x)``.
+
+    ``c`` is correctness (:func:`correctness`), ``mean R_ref(x)`` the reference model's mean accuracy on the prompt
+    (the batch column ``reference_column``, in [0, 1], sampled once before training), and a completion does not
+    think when ``length`` (default: words of the ``<think>`` span) is 0. With ``only_correct=True`` the ``delta``
+    bonus goes to correct answers only. Range ``[-1, 1 + delta]``.
+    See :func:`~adaptive_length_reward.functional.adaptthink_reward`.
+    """
+
+    length: LengthCounter = param(default_factory=lambda: WhitespaceWords(span="reasoning"),
+                                  doc="the reasoning length; 0 means the completion does not think")
+    correctness: Reward | None = param(
+        default=None, doc="a reward whose value >= correct_threshold marks a correct sample; None: the column 'correct'"
+    )
+    correct_threshold: float = param(default=1.0, doc="the correctness reward's value that counts as correct")
+    reference_column: str = param(default="reference_accuracy", min_length=1,
+                                  doc="the column of the reference model's mean accuracy on the prompt")
+    delta: float = param(default=0.05, ge=0, doc="the bonus for not thinking")
+    only_correct: bool = param(default=False, doc="give the no-thinking bonus to correct answers only")
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return self.length.requires | correctness_requires(self.correctness) | {self.reference_column}
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (-1.0, 1.0 + self.delta)
+
+    def _evaluate(self, batch: RewardBatch) -> RewardOutput:
+        components: dict[str, FloatArray] = {}
+        if self.correctness is not None:
+            components.update(collect([self.correctness.evaluate(batch)], [self.correctness.name])[0])
+        correct = correctness(batch, self.correctness, self.correct_threshold, by="AdaptThinkReward")
+        reference = np.asarray(batch.column(self.reference_column, by="AdaptThinkReward"), dtype=np.float64)
+        if not (np.isfinite(reference).all() and ((reference >= 0) & (reference <= 1)).all()):
+            raise ValueError(f"AdaptThinkReward: column {self.reference_column!r}: expected mean accuracies in "
+                             f"[0, 1], got {reference.tolist()[:8]}")
+        lengths = np.asarray(self.length(batch), dtype=np.float64)
+        rewards = F.adaptthink_reward(correct, lengths, reference, delta=self.delta)
+        if self.only_correct:
+            rewards = rewards - self.delta * ((lengths == 0) & (correct == 0))
+        columns = {"length": lengths, "correct": correct, "thinking": lengths > 0, "reference_accuracy": reference}
+        return RewardOutput(rewards, components, columns)

@@ -12,6 +12,7 @@ PixelThink's reward (arXiv 2505.23727, Sec. 3.3) is ``R = R_acc * s(L, B)``; wri
 from __future__ import annotations
 
 import abc
+import functools
 import itertools
 import math
 import re
@@ -22,6 +23,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
+from . import functional as F
 from .batch import RewardBatch
 from .config import Component, ComponentConfig, class_name, param
 from .errors import ConfigError
@@ -124,6 +126,12 @@ class Reward(Component, abc.ABC):
     def bounds(self) -> tuple[float, float]:
         """Documented range ``(low, high)`` of the output; infinite ends mean unbounded."""
         return (-math.inf, math.inf)
+
+    @property
+    def length_multiplier(self) -> bool:
+        """Whether this reward is a length multiplier (1 = no penalty, smaller for longer completions) that scales a
+        base reward, like PixelThink's ``s(L, B)``; :class:`Product` then applies its sign-safe rule."""
+        return bool(getattr(type(self), "_length_multiplier", False))
 
     @property
     def reads(self) -> frozenset[str] | None:
@@ -327,20 +335,48 @@ class WeightedSum(_Composite, kind="weighted_sum"):
 
 
 class Product(_Composite, kind="product"):
-    """``prod_i r_i``; PixelThink's accuracy times soft length score is ``Product([accuracy, penalty])``."""
+    """``prod_i r_i``; PixelThink's accuracy times soft length score is ``Product([accuracy, penalty])``.
+
+    Sign-safe with length multipliers: where some terms are length multipliers (:attr:`Reward.length_multiplier`,
+    e.g. :class:`~adaptive_length_reward.penalties.SoftLengthPenalty`) and the product ``b`` of the other terms (the
+    base reward) is negative, the reward is ``b * (2 - s)`` rather than ``b * s`` (``s`` the multipliers' product):
+    :func:`~adaptive_length_reward.functional.sign_safe_scale`. With the same base, a longer completion then never
+    scores higher, whatever the base's sign (a plain product turns ``-1 * 0.5`` into a *better* reward than
+    ``-1 * 1``). Where the base is >= 0 the result is the plain product, bit for bit (PixelThink's ``R_acc * s``).
+    """
+
+    def _split(self) -> tuple[list[int], list[int]]:
+        """Indices of the base terms and of the length multipliers (no split when all terms are of one kind)."""
+        scales = [i for i, t in enumerate(self.terms) if t.length_multiplier]
+        bases = [i for i in range(len(self.terms)) if i not in scales]
+        return (bases, scales) if bases and scales else (list(range(len(self.terms))), [])
 
     @property
     def bounds(self) -> tuple[float, float]:
-        bounds = self.terms[0].bounds
-        for term in self.terms[1:]:
-            bounds = _interval_product(bounds, term.bounds)
-        return bounds
+        bases, scales = self._split()
+        base = functools.reduce(_interval_product, [self.terms[i].bounds for i in bases])
+        if not scales:
+            return base
+        scale = functools.reduce(_interval_product, [self.terms[i].bounds for i in scales])
+        ends: list[float] = []
+        if base[1] >= 0:
+            ends.extend(_interval_product((max(base[0], 0.0), base[1]), scale))
+        if base[0] < 0:
+            ends.extend(_interval_product((base[0], min(base[1], 0.0)), (2.0 - scale[1], 2.0 - scale[0])))
+        return (min(ends), max(ends))
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         outputs, components, columns = self._children(batch)
         total = np.ones(len(batch))
         for output in outputs:
             total = total * output.rewards
+        bases, scales = self._split()
+        if scales:
+            base = functools.reduce(np.multiply, [outputs[i].rewards for i in bases])
+            negative = base < 0
+            if negative.any():
+                scale = functools.reduce(np.multiply, [outputs[i].rewards for i in scales])
+                total = np.where(negative, F.sign_safe_scale(base, scale), total)
         return RewardOutput(total, components, columns)
 
 
@@ -359,6 +395,11 @@ class Gate(Reward, kind="gate"):
     @property
     def requires(self) -> frozenset[str]:
         return self.term.requires | self.condition.requires
+
+    @property
+    def length_multiplier(self) -> bool:
+        """A gated length multiplier that is 1 where the gate is closed is still a length multiplier."""
+        return self.term.length_multiplier and self.otherwise == 1.0
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -451,6 +492,10 @@ class WithContext(Reward, kind="with_context"):
     @property
     def bounds(self) -> tuple[float, float]:
         return self.reward.bounds
+
+    @property
+    def length_multiplier(self) -> bool:
+        return self.reward.length_multiplier
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
         for provider in self.providers:
