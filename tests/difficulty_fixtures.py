@@ -52,7 +52,28 @@ class Raw:
     delay: float = 0.0
 
 
-Action = Reply | Status | Raw
+@dataclass
+class Drip:
+    """Answer 200 with a valid reply, sending its body one byte every ``interval`` seconds (a slow or hostile
+    server that never trips a per-read timeout)."""
+
+    text: str
+    interval: float = 0.5
+    delay: float = 0.0
+
+
+@dataclass
+class Flood:
+    """Answer 200 with ``size`` bytes of JSON-looking junk, with a ``Content-Length`` header or without one
+    (then the body ends when the connection closes). Records how many bytes were written before the client left."""
+
+    size: int
+    declare_length: bool = True
+    delay: float = 0.0
+    written: list[int] = field(default_factory=list)
+
+
+Action = Reply | Status | Raw | Drip | Flood
 Responder = Callable[[dict[str, Any], int], Action]
 
 SAMPLE_RE = re.compile(r"sample-(\d+)")
@@ -156,6 +177,8 @@ class ScriptedJudgeServer:
                     pass
 
             def _send(self, action: Action, body: dict[str, Any]) -> None:
+                if isinstance(action, Flood):
+                    return self._flood(action)
                 if isinstance(action, Status):
                     payload, code, headers = action.body.encode(), action.code, action.headers
                 elif isinstance(action, Raw):
@@ -173,7 +196,32 @@ class ScriptedJudgeServer:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if isinstance(action, Drip):
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(action.interval)
+                else:
+                    self.wfile.write(payload)
+
+            def _flood(self, action: Flood) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if action.declare_length:
+                    self.send_header("Content-Length", str(action.size))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                chunk = b'{"choices": [' + b" " * 65522
+                written = 0
+                try:
+                    while written < action.size:
+                        piece = chunk[: action.size - written]
+                        self.wfile.write(piece)
+                        written += len(piece)
+                finally:
+                    action.written.append(written)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -217,11 +217,13 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
     samples = (scorer.sample(row, base_dir=dataset.base_dir) for row in dataset.rows(scorer.columns))
     judge = scorer.judge
     verdicts: dict[str, Judgment] = {}
+    failed = 0  # counted as verdicts arrive: a rerun over a fully cached dataset stays linear in its size
     bar = _Progress(len(set(ids)), enabled=not args.no_progress, desc="judging")
     try:
         for judgment in judge.judge_many(samples, retry_failed=scorer.retry_failed):
             verdicts[judgment.sample_id] = judgment
-            bar.update(failed=sum(1 for j in verdicts.values() if not j.ok))
+            failed += not judgment.ok
+            bar.update(failed=failed)
     finally:
         bar.close()
     values = [judge.difficulty(verdicts[i]) for i in ids]

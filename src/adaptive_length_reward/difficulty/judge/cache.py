@@ -3,17 +3,22 @@
 One row per ``(settings hash, sample id)``, the hash covering everything that can change a reply
 (:attr:`~adaptive_length_reward.difficulty.judge.DifficultyJudge.settings`). Each verdict is committed in its own
 transaction, the primary key forbids duplicates, and WAL mode lets readers read while a run writes. Only
-verdicts are stored (:data:`CACHED_STATUSES`): a transport failure says nothing about the sample. See
-docs/difficulty.md.
+verdicts are stored (:data:`CACHED_STATUSES`): a transport failure says nothing about the sample, and a stored
+``"ok"`` verdict is never replaced by a failed one. Several annotators can share one file: each *claims* a sample
+(a row in ``claims`` with a lease) before asking about it, so a sample is asked once; a claim of a process that
+died on this machine, or whose lease ran out, is taken over. See docs/difficulty.md.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +26,7 @@ from typing import Any, Literal
 
 from .reply import Aggregate, combine_aspects
 
-__all__ = ["CACHED_STATUSES", "Judgment", "JudgmentCache"]
+__all__ = ["CACHED_STATUSES", "Judgment", "JudgmentCache", "claim_owner", "owner_alive"]
 
 #: Statuses a cache row can have.
 CACHED_STATUSES = ("ok", "unparseable")
@@ -42,8 +47,36 @@ CREATE TABLE IF NOT EXISTS judgments (
     created_at REAL NOT NULL,
     PRIMARY KEY (settings, sample_id)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    settings TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (settings, sample_id)
+);
 """
 _COLUMNS = "sample_id, status, aspects, reply, error, attempts, created_at"
+
+
+def claim_owner() -> str:
+    """A new claim owner name: ``host:pid:random`` (unique per judge object)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether a claim's owner may still be working: ``False`` only for a process of this machine that no
+    longer runs (owners elsewhere are trusted until their lease ends)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it runs, as another user
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -175,7 +208,9 @@ class JudgmentCache:
         self._write("INSERT OR IGNORE INTO settings VALUES (?, ?, ?)", (settings_hash, text, time.time()))
 
     def put(self, settings_hash: str, judgment: Judgment) -> None:
-        """Store one verdict atomically, replacing an earlier one for the same sample."""
+        """Store one verdict atomically, replacing an earlier failed one for the same sample (a stored ``"ok"``
+        verdict is kept: a later failure, e.g. from another annotator, never overwrites it), and drop the
+        sample's claim."""
         if judgment.status not in CACHED_STATUSES:
             raise ValueError(f"JudgmentCache.put: status: expected one of {CACHED_STATUSES}, got {judgment.status!r}")
         if judgment.status == "ok" and not judgment.aspects:
@@ -183,7 +218,57 @@ class JudgmentCache:
         aspects = None if judgment.aspects is None else json.dumps(dict(judgment.aspects), sort_keys=True)
         row = (settings_hash, str(judgment.sample_id), judgment.status, aspects, judgment.reply, judgment.error,
                int(judgment.attempts), time.time())
-        self._write("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        with self._lock:
+            connection = self._connect()
+            with connection:
+                connection.execute(
+                    "INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (settings, sample_id) DO UPDATE "
+                    "SET status = excluded.status, aspects = excluded.aspects, reply = excluded.reply, error = "
+                    "excluded.error, attempts = excluded.attempts, created_at = excluded.created_at "
+                    "WHERE judgments.status != 'ok'", row)
+                connection.execute("DELETE FROM claims WHERE settings = ? AND sample_id = ?", row[:2])
+
+    def claim(self, settings_hash: str, sample_id: Any, owner: str, *, lease: float,
+              done_after: float | None = None) -> Judgment | bool:
+        """Claim a sample before asking the judge about it, in one write transaction.
+
+        Returns the stored verdict when there is one (an ``"ok"`` one, or a failed one stored after
+        ``done_after``; ``done_after=None``: any failed one counts), ``False`` when another live owner holds an
+        unexpired claim, else ``True``: the claim is ``owner``'s for ``lease`` seconds. A claim whose owner was a
+        process of this machine that no longer runs is taken over at once (a killed run is resumed without
+        waiting for its leases).
+        """
+        key = str(sample_id)
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")  # other annotators wait (busy_timeout) until this one decides
+            try:
+                result = self._claim(connection, settings_hash, key, owner, lease, done_after)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+            return result
+
+    def _claim(self, connection: sqlite3.Connection, settings_hash: str, key: str, owner: str, lease: float,
+               done_after: float | None) -> Judgment | bool:
+        row = connection.execute(f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? AND sample_id = ?",
+                                 (settings_hash, key)).fetchone()
+        if row is not None and (row[1] == "ok" or done_after is None or row[6] >= done_after):
+            return self._row(row)
+        held = connection.execute("SELECT owner, expires_at FROM claims WHERE settings = ? AND sample_id = ?",
+                                  (settings_hash, key)).fetchone()
+        now = time.time()
+        if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
+            return False
+        connection.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                           (settings_hash, key, owner, now + lease))
+        return True
+
+    def release(self, settings_hash: str, sample_id: Any, owner: str) -> None:
+        """Drop ``owner``'s claim on a sample (after a failure that stores no verdict)."""
+        self._write("DELETE FROM claims WHERE settings = ? AND sample_id = ? AND owner = ?",
+                    (settings_hash, str(sample_id), owner))
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Judgment:

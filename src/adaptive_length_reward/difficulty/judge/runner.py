@@ -11,6 +11,8 @@ import io
 import json
 import logging
 import math
+import os
+import time
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -22,13 +24,16 @@ import numpy as np
 
 from ...errors import import_optional
 from .backends import JudgeBackend, JudgeTransportError
-from .cache import CACHED_STATUSES, Judgment, JudgmentCache
+from .cache import CACHED_STATUSES, Judgment, JudgmentCache, claim_owner
 from .prompt import PIXELTHINK_V1, JudgePrompt, TargetGeometry
 from .reply import Aggregate, JudgeReplyError, check_weights, parse_judge_reply
 
 __all__ = ["DifficultyJudge", "JudgeInputError", "JudgeSample", "load_image"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between looks at samples another annotator has claimed (doubling up to the second value).
+CLAIM_POLL = (0.2, 5.0)
 
 #: How much of a reply a verdict keeps (the cache stores it; a hostile judge's megabytes are not worth keeping).
 MAX_STORED_REPLY = 100_000
@@ -63,6 +68,13 @@ def load_image(value: Any, *, base_dir: str | Path | None = None) -> Any:
     if isinstance(value, np.ndarray) and value.ndim == 3 and value.dtype == np.uint8:
         return pil.fromarray(value).convert("RGB")
     raise TypeError(f"load_image: expected a PIL image, a path, bytes or an image dict, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class _Busy:
+    """A sample another annotator holds a claim on."""
+
+    sample: JudgeSample
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,10 @@ class DifficultyJudge:
         prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
         parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
         aggregate, weights: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+        claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
+            a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
+            longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
+            at once.
 
     A sample's cache key is ``(settings_hash, str(sample_id))`` (see :attr:`settings`).
     """
@@ -126,7 +142,7 @@ class DifficultyJudge:
     def __init__(
         self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
         prompt: JudgePrompt = PIXELTHINK_V1, parse_retries: int = 2, aggregate: Aggregate = "mean",
-        weights: Mapping[str, float] | None = None,
+        weights: Mapping[str, float] | None = None, claim_lease: float = 600.0,
     ) -> None:
         if not isinstance(backend, JudgeBackend):
             raise TypeError(f"DifficultyJudge: backend: expected a JudgeBackend, got {type(backend).__name__}")
@@ -141,7 +157,11 @@ class DifficultyJudge:
             self.weights = check_weights(weights)
         except ValueError as error:
             raise ValueError(f"DifficultyJudge: {error}") from None
+        if isinstance(claim_lease, bool) or not isinstance(claim_lease, (int, float)) or not claim_lease > 0:
+            raise ValueError(f"DifficultyJudge: claim_lease: expected a number of seconds > 0, got {claim_lease!r}")
         self.backend, self.prompt, self.parse_retries, self.aggregate = backend, prompt, parse_retries, aggregate
+        self.claim_lease = float(claim_lease)
+        self._owner = (os.getpid(), claim_owner())
         self.cache = cache if cache is None or isinstance(cache, JudgmentCache) else JudgmentCache(cache)
         if self.cache is not None and not self.cache.readonly:
             self.cache.register_settings(self.settings_hash, self.settings)
@@ -197,9 +217,36 @@ class DifficultyJudge:
                             1 + self.parse_retries, error_text, again)
         return Judgment(sample.key, "unparseable", reply=reply, error=error_text, attempts=1 + self.parse_retries)
 
+    @property
+    def owner(self) -> str:
+        """This judge's name on its cache claims (new in a forked or unpickled copy)."""
+        if self._owner[0] != os.getpid():
+            self._owner = (os.getpid(), claim_owner())
+        return self._owner[1]
+
     def _store(self, judgment: Judgment) -> None:
-        if self.cache is not None and judgment.status in CACHED_STATUSES:
+        if self.cache is not None and judgment.status in CACHED_STATUSES and not judgment.cached:
             self.cache.put(self.settings_hash, judgment)
+
+    def _claim_and_ask(self, sample: JudgeSample, done_after: float | None) -> Judgment | _Busy:
+        """:meth:`ask` under a claim on the cache: the verdict another annotator stored meanwhile, or
+        :class:`_Busy` while another annotator holds the sample (see :meth:`~.cache.JudgmentCache.claim`)."""
+        if self.cache is None:
+            return self.ask(sample)
+        state = self.cache.claim(self.settings_hash, sample.key, self.owner, lease=self.claim_lease,
+                                 done_after=done_after)
+        if isinstance(state, Judgment):
+            return state
+        if not state:
+            return _Busy(sample)
+        try:
+            judgment = self.ask(sample)
+        except BaseException:
+            self.cache.release(self.settings_hash, sample.key, self.owner)
+            raise
+        if judgment.status not in CACHED_STATUSES:  # nothing to store: let another annotator try
+            self.cache.release(self.settings_hash, sample.key, self.owner)
+        return judgment
 
     def cached(self, sample_ids: Iterable[Any]) -> dict[str, Judgment]:
         """Stored verdicts for these ids (keyed by their string form); empty without a cache."""
@@ -238,27 +285,44 @@ class DifficultyJudge:
                         len(hits), len(unique), len(todo),
                         f" ({len(known) - len(hits)} cached as failed, asked again)" if len(known) > len(hits) else "")
         yield from hits
-        yield from self._ask_all(todo)
+        yield from self._ask_all(todo, retry_failed)
 
-    def _ask_all(self, todo: list[JudgeSample]) -> Iterator[Judgment]:
+    def _ask_all(self, todo: list[JudgeSample], retry_failed: bool) -> Iterator[Judgment]:
         workers = max(1, int(self.backend.max_concurrency))
-        pending: set[Future[Judgment]] = set()
+        done_after = time.time() if retry_failed else None  # failures stored from now on count as fresh verdicts
+        pending: set[Future[Judgment | _Busy]] = set()
+        deferred: list[JudgeSample] = []  # claimed by another annotator: looked at again later
         queue = iter(todo)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alr-judge")
+        poll = CLAIM_POLL[0]
 
         def refill() -> None:
             for sample in queue:
-                pending.add(pool.submit(self.ask, sample))
+                pending.add(pool.submit(self._claim_and_ask, sample, done_after))
                 if len(pending) >= workers:
                     break
 
         try:
             refill()
-            while pending:
+            while pending or deferred:
+                if not pending:  # only samples that other annotators are asking about are left: wait, look again
+                    logger.info("%d samples are being asked about by another annotator; looking again in %.1f s",
+                                len(deferred), poll)
+                    time.sleep(poll)
+                    poll = min(2 * poll, CLAIM_POLL[1])
+                    pending.update(pool.submit(self._claim_and_ask, s, done_after) for s in deferred)
+                    deferred = []
+                    continue
                 done, still = wait(pending, return_when=FIRST_COMPLETED)
                 pending.intersection_update(still)
                 error = next((f.exception() for f in done if f.exception() is not None), None)
-                finished = [f.result() for f in done if f.exception() is None]
+                finished: list[Judgment] = []
+                for future in done:
+                    result = future.result() if future.exception() is None else None
+                    if isinstance(result, _Busy):
+                        deferred.append(result.sample)
+                    elif result is not None:
+                        finished.append(result)
                 for judgment in finished:  # store every finished verdict before handing any out
                     self._store(judgment)
                 yield from finished
@@ -269,7 +333,9 @@ class DifficultyJudge:
             pool.shutdown(wait=True, cancel_futures=True)
             for future in pending:  # finished after an error or an early stop: keep what was paid for
                 if not future.cancelled() and future.exception() is None:
-                    self._store(future.result())
+                    result = future.result()
+                    if isinstance(result, Judgment):
+                        self._store(result)
 
     def __repr__(self) -> str:
         return f"DifficultyJudge({self.backend!r}, prompt={self.prompt.version!r}, cache={self.cache!r})"
