@@ -20,8 +20,6 @@ import reprlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-import numpy as np
-
 from ...tiers import SCALE_MAX, SCALE_MIN
 
 __all__ = [
@@ -296,12 +294,15 @@ def combine_aspects(
     >>> combine_aspects({"scene": 7, "seg": 4, "language": 1})
     4.0
     """
-    values = np.array([float(aspects[a]) for a in ASPECTS])
-    if weights is not None:
-        w = np.array([float(weights.get(a, 0.0)) for a in ASPECTS])
-        return float((w * values).sum() / w.sum())
-    reduce = aggregate if aggregate in ("median", "max", "min") else "mean"  # numpy's functions of those names
-    return float(getattr(np, reduce)(values))
+    values = [float(aspects[a]) for a in ASPECTS]
+    if weights is not None:  # plain Python: three numbers, called once per sample on every (cached) rerun
+        w = [float(weights.get(a, 0.0)) for a in ASPECTS]
+        return sum(wi * vi for wi, vi in zip(w, values)) / sum(w)
+    if aggregate == "median":
+        return sorted(values)[1]
+    if aggregate in ("max", "min"):
+        return max(values) if aggregate == "max" else min(values)
+    return sum(values) / len(values)
 
 
 def check_weights(weights: Mapping[str, float] | None) -> dict[str, float] | None:
