@@ -5,7 +5,11 @@
 client (``openrlhf/utils/agent.py::_fetch_rewards_via_http``), scored by
 :class:`~adaptive_length_reward.adapters.openrlhf.OpenRLHFReward`. A malformed request gets HTTP 422 naming the
 field (``{"detail": [{"loc": ["body", "labels", 0, "difficulty"], "msg": ..., "type": ...}]}``); a malformed
-*completion* is scored. FastAPI + uvicorn (extra ``server``), imported on first use; see docs/openrlhf.md::
+*completion* is scored. Limits (:class:`ServerLimits`): a body over ``max_body_bytes`` gets 413 before it is read
+(from its ``Content-Length``, else while reading), more than ``max_batch`` queries 413, a body not received within
+``body_timeout`` 408, a request whose headers take longer than ``header_timeout`` is dropped; with an
+``auth_token`` every request needs ``Authorization: Bearer <token>`` (else 401). FastAPI + uvicorn (extra
+``server``), imported on first use; see docs/openrlhf.md::
 
     ALR_SETTINGS=settings.yaml python -m adaptive_length_reward.adapters.openrlhf_server --host 127.0.0.1 --port 5000
 """
@@ -13,10 +17,15 @@ field (``{"detail": [{"loc": ["body", "labels", 0, "difficulty"], "msg": ..., "t
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hmac
+import json
 import logging
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +35,73 @@ from ..errors import MissingExtraError, RewardInputError, field_path, import_opt
 from .openrlhf import OpenRLHFReward
 from .scoring import ENV_SETTINGS, finite_or_none
 
-__all__ = ["RewardRequest", "create_app", "main"]
+__all__ = ["RewardRequest", "ServerLimits", "create_app", "http_protocol", "main"]
 
 logger = logging.getLogger(__name__)
 
 PROG = "alr-openrlhf-server"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What the reward server accepts; each field defaults to its ``ALR_*`` environment variable, else the
+    value below (:meth:`from_env`).
+
+    Attributes:
+        max_body_bytes: largest request body (``ALR_MAX_BODY_BYTES``, 16 MiB); larger gets 413 without being
+            read (a ``Content-Length`` over it is refused at once; a body without one is counted as it arrives).
+        max_batch: most queries in one request (``ALR_MAX_BATCH``, 16384); more gets 413.
+        header_timeout: seconds from a request's first byte to the end of its headers (``ALR_HEADER_TIMEOUT``, 10);
+            a slower client's connection is closed (needs the server's :func:`http_protocol`, which the command
+            line uses).
+        body_timeout: seconds from the end of the headers to the end of the body (``ALR_BODY_TIMEOUT``, 60); a
+            slower body gets 408 and the connection is closed.
+        auth_token: when set (``ALR_AUTH_TOKEN``), every request needs ``Authorization: Bearer <token>``; else 401.
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 16384
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    auth_token: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ServerLimits: {name}: expected an int >= 1, got {value!r}")
+        for name in ("header_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"ServerLimits: {name}: expected a number of seconds > 0, got {value!r}")
+        if self.auth_token is not None and (not isinstance(self.auth_token, str) or not self.auth_token.strip()):
+            raise ValueError("ServerLimits: auth_token: expected a non-empty string or None, got an empty one")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerLimits:
+        """Limits from ``ALR_MAX_BODY_BYTES``, ``ALR_MAX_BATCH``, ``ALR_HEADER_TIMEOUT``, ``ALR_BODY_TIMEOUT`` and
+        ``ALR_AUTH_TOKEN`` (unset or empty: the default), then ``overrides`` (``None`` values ignored).
+
+        Raises:
+            ValueError: a value that is not a number of the right kind, naming the variable.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            text = environ.get(f"ALR_{f.name.upper()}", "").strip()
+            if not text:
+                continue
+            if f.name == "auth_token":
+                values[f.name] = text
+                continue
+            convert = int if f.name in ("max_body_bytes", "max_batch") else float
+            try:
+                values[f.name] = convert(text)
+            except ValueError:
+                raise ValueError(f"ALR_{f.name.upper()}: expected {'an integer' if convert is int else 'a number'}, "
+                                 f"got {text!r}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 class RewardRequest(BaseModel):
@@ -53,11 +124,87 @@ def unprocessable(error: RewardInputError) -> dict[str, Any]:
     return {"detail": [{"loc": ["body", *loc], "msg": error.message, "type": error.kind}]}
 
 
-def create_app(reward: OpenRLHFReward | None = None) -> Any:
-    """A FastAPI application serving ``reward`` (default: :class:`OpenRLHFReward` configured from the environment).
+class _Guard:
+    """ASGI middleware enforcing :class:`ServerLimits` before the application reads anything: the token, the
+    declared body size (413 at once, without reading), the body size as it arrives, and the body deadline.
+
+    A refusal is ``{"detail": "<message>"}`` with ``Connection: close`` (the rest of a refused body is not read)
+    and a WARNING log line."""
+
+    def __init__(self, app: Any, limits: ServerLimits) -> None:
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            await _refuse(scope, send, *refusal)
+        else:
+            await self.app(scope, self._guarded(receive), send)
+
+    def _refusal(self, headers: Mapping[bytes, bytes]) -> tuple[int, str, dict[str, str]] | None:
+        token = self.limits.auth_token
+        if token is not None:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                return 401, "expected an 'Authorization: Bearer <token>' header with the server's token", {
+                    "WWW-Authenticate": "Bearer"}
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                return 400, f"Content-Length: expected a number of bytes, got {length[:40]!r}", {}
+            if int(length) > self.limits.max_body_bytes:
+                return 413, (f"request body: expected at most {self.limits.max_body_bytes} bytes (max_body_bytes, "
+                             f"ALR_MAX_BODY_BYTES), got Content-Length {int(length)}"), {}
+        return None
+
+    def _guarded(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Callable[[], Awaitable[dict[str, Any]]]:
+        from starlette.exceptions import HTTPException
+
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.body_timeout
+        received = 0
+        close = {"Connection": "close"}
+
+        async def guarded() -> dict[str, Any]:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"request body: not received within {limits.body_timeout:g} s "
+                                    "(body_timeout, ALR_BODY_TIMEOUT)", headers=close) from None
+            if message.get("type") == "http.request":
+                received += len(message.get("body", b""))
+                if received > limits.max_body_bytes:
+                    raise HTTPException(413, f"request body: expected at most {limits.max_body_bytes} bytes "
+                                        "(max_body_bytes, ALR_MAX_BODY_BYTES), got more", headers=close)
+            return message
+
+        return guarded
+
+
+async def _refuse(scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], status: int,
+                  message: str, headers: Mapping[str, str]) -> None:
+    logger.warning("%s %s: %d %s", scope.get("method"), scope.get("path"), status, message)
+    body = json.dumps({"detail": message}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+           (b"connection", b"close"), *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(reward: OpenRLHFReward | None = None, *, limits: ServerLimits | None = None) -> Any:
+    """A FastAPI application serving ``reward`` (default: :class:`OpenRLHFReward` configured from the environment)
+    within ``limits`` (default: :meth:`ServerLimits.from_env`).
 
     A request that cannot be scored gets HTTP 422 (:func:`unprocessable`); an unexpected error HTTP 500 with
-    ``{"detail": "<error type>: <message>"}``, its traceback logged by this module's logger."""
+    ``{"detail": "<error type>: <message>"}``, its traceback logged by this module's logger. A refused request
+    (see :class:`ServerLimits`) gets 400, 401, 408 or 413 with ``{"detail": "<message>"}``."""
     fastapi = import_optional("fastapi", extra="server", purpose="The OpenRLHF reward server")
     from fastapi.responses import JSONResponse
 
@@ -66,8 +213,13 @@ def create_app(reward: OpenRLHFReward | None = None) -> Any:
     reward = reward if reward is not None else OpenRLHFReward()
     if not isinstance(reward, OpenRLHFReward):
         raise TypeError(f"create_app: reward: expected an OpenRLHFReward, got {type(reward).__name__}")
+    limits = limits if limits is not None else ServerLimits.from_env()
+    if not isinstance(limits, ServerLimits):
+        raise TypeError(f"create_app: limits: expected a ServerLimits, got {type(limits).__name__}")
 
     app = fastapi.FastAPI(title="adaptive-length-reward", description=__doc__)
+    app.add_middleware(_Guard, limits=limits)
+    app.state.limits = limits
 
     @app.exception_handler(RewardInputError)  # type: ignore[untyped-decorator]
     async def _unprocessable(request: Any, error: RewardInputError) -> Any:
@@ -82,7 +234,12 @@ def create_app(reward: OpenRLHFReward | None = None) -> Any:
         return JSONResponse(status_code=500, content={"detail": f"{type(error).__name__}: {error}"})
 
     @app.post("/get_reward")  # type: ignore[untyped-decorator]
-    def get_reward(request: RewardRequest) -> dict[str, Any]:
+    def get_reward(request: RewardRequest) -> Any:
+        if len(request.query) > limits.max_batch:
+            message = (f"query: expected at most {limits.max_batch} items (max_batch, ALR_MAX_BATCH), got "
+                       f"{len(request.query)}")
+            logger.warning("POST /get_reward: 413 %s", message)
+            return JSONResponse(status_code=413, content={"detail": message})
         return reward.score(request.query, request.prompts, request.labels, convert=finite_or_none)
 
     @app.get("/health")  # type: ignore[untyped-decorator]
@@ -91,6 +248,53 @@ def create_app(reward: OpenRLHFReward | None = None) -> Any:
                 "config": config_of(reward.reward).model_dump(mode="json")}
 
     return app
+
+
+def http_protocol(header_timeout: float | None = None) -> type:
+    """uvicorn's HTTP protocol class (``uvicorn.protocols.http.auto``) with a header deadline: a connection whose
+    request headers are not complete ``header_timeout`` seconds (default :attr:`ServerLimits.header_timeout`, from
+    ``ALR_HEADER_TIMEOUT``) after the request's first byte is closed. uvicorn itself has no such limit (its
+    keep-alive timeout restarts with every byte). Pass it as ``uvicorn.Config(app, http=http_protocol())``; the
+    command line uses it by the import string ``adaptive_length_reward.adapters.openrlhf_server:HeaderTimeoutProtocol``.
+    """
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    timeout = ServerLimits.from_env(header_timeout=header_timeout).header_timeout
+
+    class HeaderTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        """uvicorn's HTTP protocol, closing connections whose request headers arrive too slowly."""
+
+        def connection_made(self, transport: Any) -> None:
+            self._header_timer: asyncio.TimerHandle | None = None
+            super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            # a request's first bytes: nothing in progress, or the last response sent (a keep-alive connection)
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._header_timer = self.loop.call_later(timeout, self._headers_overdue, self.cycle)
+            super().data_received(data)
+
+        def _headers_overdue(self, cycle: Any) -> None:
+            self._header_timer = None
+            if self.cycle is cycle and not self.transport.is_closing():  # no new request since the timer started
+                logger.warning("a client sent no complete request headers within %g s (header_timeout, "
+                               "ALR_HEADER_TIMEOUT): connection closed", timeout)
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
+
+
+def __getattr__(name: str) -> Any:
+    """``HeaderTimeoutProtocol``, built on first use (uvicorn is an optional dependency); see
+    :func:`http_protocol`."""
+    if name == "HeaderTimeoutProtocol":
+        return http_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,6 +311,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--response-marker", default=None, metavar="TEXT",
                         help="text before the response, backslash escapes decoded (ALR_RESPONSE_MARKER)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    limits = parser.add_argument_group("limits (docs/openrlhf.md)")
+    limits.add_argument("--max-body-bytes", type=int, default=None, metavar="N",
+                        help="largest request body; larger gets 413 unread (ALR_MAX_BODY_BYTES, default 16 MiB)")
+    limits.add_argument("--max-batch", type=int, default=None, metavar="N",
+                        help="most queries per request; more gets 413 (ALR_MAX_BATCH, default 16384)")
+    limits.add_argument("--header-timeout", type=float, default=None, metavar="S",
+                        help="seconds for a request's headers; slower is dropped (ALR_HEADER_TIMEOUT, default 10)")
+    limits.add_argument("--body-timeout", type=float, default=None, metavar="S",
+                        help="seconds for a request's body; slower gets 408 (ALR_BODY_TIMEOUT, default 60)")
+    limits.add_argument("--auth-token", default=None, metavar="TOKEN",
+                        help="require 'Authorization: Bearer TOKEN' (ALR_AUTH_TOKEN; prefer the variable, a flag "
+                        "is visible in the process list)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="for uvicorn and this library's loggers (default info)")
     return parser
@@ -125,9 +341,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not Path(args.settings).is_file():
             parser.error(f"--settings: expected an existing YAML or JSON file, got {args.settings!r}")
         os.environ[ENV_SETTINGS] = str(Path(args.settings).resolve())  # every worker process reads it
-    for flag in ("missing_difficulty", "missing_uncertainty", "response_marker"):
+    for flag in ("missing_difficulty", "missing_uncertainty", "response_marker", "max_body_bytes", "max_batch",
+                 "header_timeout", "body_timeout", "auth_token"):
         if getattr(args, flag) is not None:
-            os.environ[f"ALR_{flag.upper()}"] = getattr(args, flag)
+            os.environ[f"ALR_{flag.upper()}"] = str(getattr(args, flag))
     try:
         create_app()  # build once here so a bad configuration fails before the server starts
     except (ValueError, TypeError, OSError, MissingExtraError) as error:
@@ -135,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{PROG}: error: {type(error).__name__}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run("adaptive_length_reward.adapters.openrlhf_server:create_app", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level=args.log_level)
+                port=args.port, workers=args.workers, log_level=args.log_level,
+                http="adaptive_length_reward.adapters.openrlhf_server:HeaderTimeoutProtocol")
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised by the CLI test in a subprocess
