@@ -239,6 +239,7 @@ def test_every_variant_scores_reference_traces_and_dumps_its_config() -> None:
     assert names[: len(variants.MAIN_VARIANTS)] == list(variants.MAIN_VARIANTS) and len(set(names)) == len(names)
     problem = make_problem(0, "eval", 1)  # 2 steps: essential 11 tokens
     batch = _reference_batch([(problem, r) for r in (0, 1, 3, 6)], uncertainty=0.05)
+    batch = batch.replace(problem_id=[7] * 4, reference_accuracy=[0.5] * 4)  # the columns the runner adds
     by_name = {s.name: s for s in specs}
     scores = {s.name: s.reward(batch) for s in specs}
     assert scores["none"].tolist() == [2.0] * 4
@@ -253,6 +254,11 @@ def test_every_variant_scores_reference_traces_and_dumps_its_config() -> None:
     # uncertainty_only: B = clip(16 + 48 * 0.05 / 0.1, 16, 64) = 40 -> only the 6-recheck trace (47) is over
     np.testing.assert_allclose(scores["uncertainty_only"], [2.0, 2.0, 2.0, 2 * (1 - 7 / 80)])
     assert scores["dapo"].tolist() == [2.0] * 4  # the longest completion (53 tokens with EOS) is under 96 - 19.2
+    lengths = np.array([11, 17, 29, 47])  # every trace is correct: GRPO-LEAD's z-score over all four
+    np.testing.assert_allclose(scores["grpo_lead"], 1 + np.exp(-0.5 * (lengths - lengths.mean()) / lengths.std()))
+    assert scores["laser_d"].tolist() == [2.5, 2.0, 2.0, 2.0]  # solve rate 1 (easy): target = the shortest, 11
+    assert scores["hapo"].tolist() == [2.0] * 4  # no history yet: no length term
+    assert scores["adaptthink"].tolist() == [1.5] * 4  # 1 + 1 - 0.5; every trace thinks
     assert by_name["pixelthink"].uncertainty and not by_name["difficulty_only"].uncertainty
     for spec in specs:
         config = spec.config()
@@ -391,3 +397,56 @@ def test_committed_results_have_every_variant_tier_and_the_verdict() -> None:
     assert verdict["criteria"]["easy_tokens_reduced_by_at_least_30_percent"]["met"] == (easy >= 0.30)
     assert ("Target met" in markdown) == bool(verdict["met"])
     assert not math.isnan(data["variants"]["none"]["all"]["accuracy"])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Variants added later (issue 16) and the merge of a later run
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_method_variants_read_the_columns_they_declare() -> None:
+    from benchmarks.adaptive_length.grpo import grpo_rows
+
+    specs = {s.name: s for s in variants.method_variants()}
+    assert list(specs) == ["grpo_lead", "laser_d", "hapo", "adaptthink"]
+    assert specs["hapo"].columns == (variants.PROBLEM_ID,)
+    assert specs["adaptthink"].columns == (variants.REFERENCE_ACCURACY,)
+    for spec in specs.values():
+        declared = set(spec.columns) | {"ground_truth", "group_ids"}
+        assert spec.reward.requires <= declared, (spec.name, spec.reward.requires)
+    chain = problems(0, "train", 3)
+    rows = grpo_rows(chain, {variants.PROBLEM_ID: [0, 1, 2], variants.REFERENCE_ACCURACY: [0.5, 1.0, 0.0]})
+    assert [r[variants.PROBLEM_ID] for r in rows] == [0, 1, 2] and rows[1][variants.REFERENCE_ACCURACY] == 1.0
+    assert "problem_id" not in grpo_rows(chain)[0]  # the other variants' rows are unchanged
+    with pytest.raises(ValueError, match="expected 3 values"):
+        grpo_rows(chain, {variants.PROBLEM_ID: [0]})
+
+
+def _committed() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DOCS / "adaptive_length.json").read_text())
+    return data
+
+
+def test_merge_adds_variants_only_from_the_same_experiment() -> None:
+    from benchmarks.adaptive_length import merge
+
+    base = _committed()
+    added = {s.name for s in variants.method_variants()}
+    base["variants"] = {k: v for k, v in base["variants"].items() if k not in added}
+    new = json.loads(json.dumps(base))
+    new["variants"] = {"none": base["variants"]["none"], "extra": dict(base["variants"]["kimi"])}
+    new["config"] = {**base["config"], "variants": ["none", "extra"], "sweeps": False}
+    merged = merge.merge_results(base, new, command="python -m benchmarks.adaptive_length.run --variants none,extra")
+    assert merged["variants"]["extra"] == base["variants"]["kimi"]
+    assert merged["added_runs"][-1]["variants"] == ["extra"]
+    assert merged["variants"]["none"] == base["variants"]["none"] and merged["target"] == base["target"]
+    for change, message in [
+        (lambda d: d.update(seed=1), "seed/quick"),
+        (lambda d: d["config"].update(eval_samples=2), "config.eval_samples"),
+        (lambda d: d["sft"]["easy"].update(accuracy=0.5), "sft: "),
+        (lambda d: d["variants"]["none"]["all"].update(mean_reasoning_tokens=1.0), "variants.none"),
+    ]:
+        bad = json.loads(json.dumps(new))
+        change(bad)
+        with pytest.raises(ValueError, match=message):
+            merge.merge_results(base, bad)

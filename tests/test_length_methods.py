@@ -416,3 +416,28 @@ def test_a_plain_product_is_not_sign_safe_and_product_is() -> None:
     got = reward(_batch(lengths=[10, 300], base=[-1.0, -1.0]))
     np.testing.assert_allclose(got, [-1.0, -1.0 * (2 - scale[1])])
     assert got[0] > got[1]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: F.grpo_lead_reward([1], [1], [0], alpha=0), "alpha: expected a finite number > 0, got 0"),
+    (lambda: F.grpo_lead_reward([1], [1], [0], wrong_reward=math.inf), "wrong_reward: expected a finite number"),
+    (lambda: F.laser_reward([1], [-1], [5]), "lengths: expected finite non-negative"),
+    (lambda: F.laser_d_targets([1], [1], [0], pass_rate_cuts=(0.8, 0.2)), "pass_rate_cuts: expected"),
+    (lambda: F.hapo_length_reward([1], [1], [1], correct_floor=0.5), "correct_floor: expected a number in"),
+    (lambda: F.hapo_reward([1], [1], [1], weight=-1), "weight: expected a finite number >= 0"),
+    (lambda: F.hapo_history_update([1.0], [1, 1], [1, 2], [0, 1]), "history: expected 2 values"),
+    (lambda: F.adaptthink_reward([1], [0], [np.nan]), "reference_accuracy: expected finite numbers"),
+    (lambda: F.only_correct([1.0], [2], neutral=0.0), "correct: expected 0/1"),
+])
+def test_bad_arguments_name_the_argument(call: Callable[[], Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+
+
+def test_bad_configs_name_the_field() -> None:
+    with pytest.raises(alr.ConfigError, match="LASERDReward: pass_rate_cuts: expected"):
+        alr.LASERDReward(pass_rate_cuts=(0.9, 0.1))
+    with pytest.raises(alr.ConfigError, match="HAPOReward: correct_floor"):
+        alr.HAPOReward(correct_floor=0.5)
+    with pytest.raises(alr.ConfigError, match="AdaptThinkReward: delta"):
+        alr.AdaptThinkReward(delta=-1)

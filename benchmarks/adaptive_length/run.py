@@ -70,6 +70,8 @@ class ExperimentConfig(ComponentConfig):
     replicate_seed_offsets: tuple[int, ...] = (1, 2)
     replicate_variants: tuple[str, ...] = ("none", "uniform", "pixelthink")
     variants: tuple[str, ...] | None = None
+    train_passes: int = Field(1, ge=1, description="passes over the GRPO training problems: steps * prompts_per_step "
+                              "/ train_passes distinct problems, each seen train_passes times (1: every problem once)")
     quick: bool = False
     device: Literal["cpu", "cuda"] = "cpu"
 
@@ -158,8 +160,13 @@ def run_experiment(
         if unknown:
             raise ValueError(f"variants: expected names from {[s.name for s in specs]}, got unknown {sorted(unknown)}")
         specs = [s for s in specs if s.name in c.variants]
-    train_set = problems(seed, "train", c.grpo.steps * c.grpo.prompts_per_step, c.task)
+    rows = c.grpo.steps * c.grpo.prompts_per_step
+    if rows % c.train_passes:
+        raise ValueError(f"train_passes: expected a divisor of steps * prompts_per_step ({rows}), got {c.train_passes}")
+    distinct = rows // c.train_passes
+    train_set = problems(seed, "train", distinct, c.task) * c.train_passes  # TRL's sampler shuffles the rows
     columns = _variant_columns(specs, model, tokenizer, train_set, c, seed=seed, progress=say)
+    columns[PROBLEM_ID] = [i % distinct for i in range(rows)]
     replicated = [s for s in specs if s.name in c.replicate_variants]
     jobs = [(spec, seed) for spec in specs] + [(spec, seed + offset) for offset in c.replicate_seed_offsets
                                                for spec in replicated]
@@ -196,10 +203,10 @@ def run_experiment(
 
 def _variant_columns(specs: Sequence[VariantSpec], model: Any, tokenizer: Any, train_set: Sequence[Any],
                      c: ExperimentConfig, *, seed: int, progress: Callable[[str], None]) -> dict[str, list[Any]]:
-    """The extra dataset columns the variants read: a stable ``problem_id`` (HAPO's history key) and, only when a
-    variant needs it, AdaptThink's reference accuracy (the SFT policy's mean accuracy over ``generations`` samples
-    of each training prompt, sampled once before GRPO with the evaluation's sampler)."""
-    columns: dict[str, list[Any]] = {PROBLEM_ID: list(range(len(train_set)))}
+    """The extra dataset columns the variants read besides ``problem_id`` (HAPO's history key, set by the caller):
+    only when a variant needs it, AdaptThink's reference accuracy (the SFT policy's mean accuracy over
+    ``generations`` samples of each training prompt, sampled once before GRPO with the evaluation's sampler)."""
+    columns: dict[str, list[Any]] = {}
     if any(REFERENCE_ACCURACY in spec.columns for spec in specs):
         sampled = decode(model, tokenizer, train_set, thresholds=c.task.thresholds,
                          max_new_tokens=c.grpo.max_completion_length, greedy=False, samples=c.grpo.generations,
@@ -232,6 +239,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps per variant")
     parser.add_argument("--sft-steps", type=int, default=None, help="supervised fine-tuning steps")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
+    parser.add_argument("--train-passes", type=int, default=None,
+                        help="passes over fewer distinct GRPO problems (HAPO's history needs problems seen again)")
     return parser.parse_args(argv)
 
 
@@ -252,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         update["grpo"] = config.grpo.model_copy(update={"steps": args.grpo_steps})
     if args.sft_steps is not None:
         update["sft"] = config.sft.model_copy(update={"steps": args.sft_steps})
+    if args.train_passes is not None:
+        update["train_passes"] = args.train_passes
     if args.device != "cpu":
         update["device"] = args.device
         update["grpo"] = update.get("grpo", config.grpo).model_copy(update={"use_cpu": False})

@@ -335,8 +335,9 @@ def grpo_lead_reward(
 
 
 def laser_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, *, alpha: float = 0.5) -> FloatArray:
-    """LASER (Liu et al., "Learn to Reason Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612:
-    the step-function length reward of its unified form ``R = C(y) + lambda(y) S(L(y))``).
+    """LASER (Liu et al., "Learn to Reason Efficiently with Adaptive Length-based Reward Shaping", arXiv 2505.15612,
+    Eq. 2 with Table 2's LASER row: the unified form ``R = C(y) + lambda(y) S(L(y))`` with a step function ``S``;
+    code: hkust-nlp/Laser).
 
     ``r = c + alpha * c * 1[L <= L_T]``: a correct answer within the target length earns a bonus ``alpha``; wrong
     answers get 0 whatever their length. An infinite target gives every correct answer the bonus (no length term).
@@ -358,8 +359,9 @@ def laser_d_targets(
     pass_rate_cuts: tuple[float, float] = (1 / 3, 2 / 3),
     max_target: float = math.inf,
 ) -> tuple[FloatArray, npt.NDArray[np.intp]]:
-    """LASER-D's difficulty-aware adaptive targets (arXiv 2505.15612, "LASER-D": dynamic, difficulty-aware targets
-    set by the expected-correct-responses rule): ``(targets, buckets)`` per sample.
+    """LASER-D's difficulty-aware adaptive targets (arXiv 2505.15612, Eq. 2 / Table 2's LASER-D row: the step
+    reward with a target ``L_A`` per difficulty level, set by the expected-correct-responses rule; code:
+    hkust-nlp/Laser): ``(targets, buckets)`` per sample.
 
     A group's difficulty bucket comes from its solve rate ``p``: easy (0) where ``p >= cuts[1]``, medium (1) where
     ``cuts[0] <= p < cuts[1]``, hard (2) below. Each bucket's target is the smallest length ``L_A`` whose *expected
