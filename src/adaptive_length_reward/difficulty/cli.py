@@ -97,8 +97,8 @@ def _text_or_none(text: str) -> str | None:
 _PARSERS: dict[str, Callable[[str], Any]] = {"missing": _missing, "weights": _weights}
 
 #: The parameters each command exposes, by component; a flag is ``--name-with-dashes`` unless renamed.
-HTTP = ("base_url", "model", "timeout", "max_retries", "backoff", "max_backoff", "concurrency", "api_key_env",
-        "json_mode", "max_tokens", "temperature", "seed")
+HTTP = ("base_url", "model", "timeout", "max_response_bytes", "max_retries", "backoff", "max_backoff", "concurrency",
+        "api_key_env", "json_mode", "max_tokens", "temperature", "seed")
 LOCAL = ("model_path", "model_id", "device", "dtype")
 READING = ("prompt_version", "parse_retries", "aggregate", "weights")
 COLUMNS = ("id_column", "image_column", "expression_column", "mask_column", "box_column", "area_column")
