@@ -62,8 +62,10 @@ _VARIANTS = {
 }
 _ALIASES = {variant: aspect for aspect, variants in _VARIANTS.items() for variant in variants}
 _SCORE_KEYS = ("score", "rating", "value")
-#: Every alias contains one of these words: a span without any cannot hold an aspect.
-_ASPECT_WORD = re.compile(r"scene|seg|complexity|language|linguistic|ambiguity", re.IGNORECASE)
+#: Every alias contains one of these words: a span without any cannot hold an aspect (keys are read lower-cased).
+_ASPECT_WORDS = ("scene", "seg", "complexity", "language", "linguistic", "ambiguity")
+_ASPECT_WORD = re.compile("|".join(_ASPECT_WORDS), re.IGNORECASE)
+_ASPECT_WORD_LOWER = re.compile(r"s(?:cene|eg)|complexity|l(?:anguage|inguistic)|ambiguity")
 #: ``name: number`` lines: an alias (words joined by spaces, dashes or underscores), not inside a longer word.
 #: Possessive quantifiers and a bounded alternation: linear time, no backtracking.
 _LINE = re.compile(
@@ -197,7 +199,11 @@ def _objects(text: str) -> Iterator[Any]:
     if not found:
         return
     spans = sorted({(start, -end) for start, end in found})
-    words = [m.start() for m in _ASPECT_WORD.finditer(text)]
+    # the lower-cased text is searched several times faster than the text with a case-insensitive pattern; the
+    # positions agree unless lower-casing changed the length (a few Unicode letters)
+    lower = text.lower()
+    pattern, searched = (_ASPECT_WORD_LOWER, lower) if len(lower) == len(text) else (_ASPECT_WORD, text)
+    words = [m.start() for m in pattern.finditer(searched)]
     candidates: list[tuple[int, int]] = []
     for start, negative_end in reversed(spans):
         end = -negative_end
@@ -258,7 +264,8 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     if len(text) > MAX_REPLY_CHARS:
         raise JudgeReplyError(f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, "
                               f"got {len(text)}")
-    if _ASPECT_WORD.search(text) is None:
+    lower = text.lower()
+    if not any(word in lower for word in _ASPECT_WORDS):
         raise JudgeReplyError(f"no JSON object with the keys {list(ASPECTS)} (reply starts {reply.strip()[:80]!r})")
     best: dict[str, float] | None = None
     problem: str | None = None
