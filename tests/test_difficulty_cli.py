@@ -287,9 +287,17 @@ def test_killed_annotation_run_resumes_without_losing_or_duplicating(tmp_path) -
         before = set(_cached_ids(cache))
         asked_before = dict(server.per_sample)
         assert 8 <= len(before) < n and not out.exists()  # killed midway, before writing the output
+        with sqlite3.connect(cache) as connection:  # the killed run's claims on the samples it was asking about
+            stale = connection.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
 
+        started = time.monotonic()
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        resumed_in = time.monotonic() - started
         assert result.returncode == 0, result.stderr
+    # the dead process's claims (600 s leases; usually one per request in flight) were taken over at once
+    assert resumed_in < 60, (stale, resumed_in)
+    with sqlite3.connect(cache) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
     assert f"judged now {n - len(before)}, from cache {len(before)}" in result.stdout
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [f"s{i}" for i in range(n)]  # every record once, none lost
