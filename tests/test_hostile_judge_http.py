@@ -226,3 +226,15 @@ def test_two_annotators_on_one_cache_ask_each_item_once(tmp_path: Path, orders: 
     assert requests <= n * 1.1, requests  # 741 requests for 2 processes vs ~300 for 1 before
     with JudgmentCache(cache, readonly=True) as store:
         assert store.count(status="ok") == n and store.count() == n
+
+
+@pytest.mark.parametrize("body", [
+    b'{"choices": ' + b"[" * 100_000,  # RecursionError inside json.loads
+    b'{"choices": [{"message": {"content": "x"}}], "n": ' + b"9" * 5000 + b"}",  # int-digits limit
+    b'{"choices": [{"message": ["not", "an", "object"]}]}',
+    b"\xff\xfe not utf-8",
+])
+def test_a_response_body_that_is_no_chat_completion_is_a_transport_failure(body: bytes) -> None:
+    with ScriptedJudgeServer(lambda request, i: Raw(body)) as server:
+        verdict = DifficultyJudge(backend(server), parse_retries=0).ask(sample(1))
+    assert verdict.status == "transport_error" and "malformed response" in (verdict.error or "")
