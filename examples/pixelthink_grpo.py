@@ -53,8 +53,8 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 #: Settings that ``--tiny`` changes unless given explicitly: a CPU-sized demo of the same loop.
 TINY_DEFAULTS: dict[str, Any] = {
     "train_samples": 64, "eval_samples": 24, "steps": 40, "num_generations": 4, "prompts_per_step": 2,
-    "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.0, "warmup_steps": 80,
-    "easy_budget": 40.0, "hard_budget": 80.0, "uncertainty_scale": 10.0, "beta": 1 / 60,
+    "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.0, "warmup_steps": 400,
+    "easy_budget": 20.0, "hard_budget": 80.0, "uncertainty_scale": 10.0, "beta": 1 / 60,
     "target_length": 40.0, "save_steps": 20, **_COMMON_DEFAULTS,
 }
 #: Defaults for real checkpoints: PixelThink's reward and the official optimizer settings; the batch shape
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--difficulty", choices=DIFFICULTY_SOURCES, default="dataset")
     g.add_argument("--uncertainty", choices=UNCERTAINTY_ESTIMATORS, default="margin")
     g.add_argument("--length-unit", choices=("words", "reasoning_tokens"), default="words")
-    g.add_argument("--easy-budget", type=float, help="easy-tier budget (tiny 40, full 96)")
+    g.add_argument("--easy-budget", type=float, help="easy-tier budget (tiny 20, full 96)")
     g.add_argument("--hard-budget", type=float, help="hard-tier base budget (tiny 80, full 256)")
     g.add_argument("--uncertainty-scale", type=float, help="hard budget += scale * U (tiny 10, full 25)")
     g.add_argument("--beta", type=float, help="soft length slope (tiny 1/60, full 1/500)")
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-epsilon", type=float, help="PPO ratio clip, TRL's epsilon (default 0.2)")
     g.add_argument("--loss-type", help="TRL loss_type (default dapo: token-level mean; --recipe pixelthink: grpo,\n"
                                        "the per-sequence token mean averaged over sequences)")
-    g.add_argument("--warmup-steps", type=int, help="supervised format warm-up steps (tiny 80, full 0)")
+    g.add_argument("--warmup-steps", type=int, help="supervised warm-start steps (tiny 400, full 0)")
     g.add_argument("--warmup-lr", type=float, default=3e-3)
     g.add_argument("--save-steps", type=int, help="checkpoint every N steps (tiny 20, full 50)")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "their memory but AdamW updates at small\nlearning rates round away (a warning says so)")
     g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
                    help="default: on with CUDA")
+    g.add_argument("--use-vllm", action="store_true", help="generate rollouts with vLLM (TRL's use_vllm; needs CUDA,\n"
+                                                            "the vllm package and --policy DIR); see docs/example.md")
+    g.add_argument("--vllm-mode", choices=("colocate", "server"), default="colocate",
+                   help="with --use-vllm: colocate (default: vLLM in this process) or\nserver (a running "
+                        "`trl vllm-serve --model DIR`)")
+    g.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.3,
+                   help="with --use-vllm --vllm-mode colocate: GPU memory share for vLLM (0.3)")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-batch-size", type=int, default=8)
     g.add_argument("--eval-max-new-tokens", type=int, help="tiny 160, full 1024 (Seg-Zero)")
@@ -305,6 +312,9 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         error(f"--segmenter-kind: expected only with --tiny and no --segmenter, got --segmenter {args.segmenter!r}")
     if args.segmenter_kind and not args.tiny:
         error("--segmenter-kind: expected only with --tiny (or use --segmenter random:KIND)")
+    if args.use_vllm and (args.tiny or (args.policy or "").startswith("random:")):
+        error(f"--use-vllm: expected --policy DIR (a local checkpoint vLLM can load), got "
+              f"{'--tiny' if args.tiny else '--policy ' + args.policy}")
     if args.difficulty == "judge" and not (args.judge_url or args.judge_model):
         error("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
               "--judge-model (a local checkpoint path), got neither")
@@ -342,6 +352,16 @@ def warn_precision(args: argparse.Namespace) -> str | None:
     logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=2)
     return message
+
+
+def check_vllm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``--use-vllm`` needs a CUDA device and the ``vllm`` package: an argument error (status 2) otherwise."""
+    import importlib.util
+
+    if not args.device_resolved.startswith("cuda"):
+        parser.error(f"--use-vllm: expected a CUDA device, got {args.device_resolved!r} (vLLM generates on GPUs)")
+    if importlib.util.find_spec("vllm") is None:
+        parser.error("--use-vllm: expected the vllm package (pip install 'trl[vllm]'), not installed")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -433,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL 1.16 still calls the old names
     warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
     import torch
-    from pixelthink.evaluation import evaluate
+    from pixelthink.evaluation import evaluate, paired_difference_interval
     from pixelthink.models import (
         GrabCutSegmenter,
         build_random_policy,
@@ -443,7 +463,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load_segmenter,
     )
     from pixelthink.prompts import QUESTION_TEMPLATE
-    from pixelthink.report import plot_length_by_tier, plot_training_curves, summary_table, write_report
+    from pixelthink.report import (
+        demo_targets,
+        plot_length_by_tier,
+        plot_training_curves,
+        summary_table,
+        write_report,
+    )
     from pixelthink.rewards import build_reward
     from pixelthink.training import TrainSettings, latest_checkpoint, train, warm_up
 
@@ -453,6 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.device_resolved = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
     bf16 = args.bf16 if args.bf16 is not None else args.device_resolved.startswith("cuda")
     warn_precision(args)
+    if args.use_vllm:
+        check_vllm(args, parser)
     checkpointing = (args.gradient_checkpointing if args.gradient_checkpointing is not None
                      else args.device_resolved.startswith("cuda"))
     progress = not args.no_progress
@@ -477,6 +505,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             clip_epsilon=args.clip_epsilon, loss_type=args.loss_type,
             uncertainty=args.uncertainty, bf16=bf16, gradient_checkpointing=checkpointing,
             save_steps=args.save_steps, seed=args.seed, report_to=args.report_to,
+            vllm_mode=args.vllm_mode if args.use_vllm else None,
+            vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
         )
     except ValueError as error:  # a bad flag value: an argument error (usage, exit status 2)
         parser.error(str(error))
@@ -532,7 +562,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- warm-up, evaluation before ----------------------------------------------------------------------
     warm = {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None, "skipped": "resume"}
     if not resuming:
-        warm = warm_up(policy, train_samples, steps=args.warmup_steps, learning_rate=args.warmup_lr,
+        warm = warm_up(policy, train_samples, steps=args.warmup_steps, learning_rate=args.warmup_lr, seed=args.seed,
                        progress=progress)
     eval_kwargs = {"train_reward": reward, "reward_settings": reward_settings, "batch_size": args.eval_batch_size,
                    "max_new_tokens": args.eval_max_new_tokens, "progress": progress}
@@ -614,6 +644,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         billions = sum(p.numel() for p in policy.model.parameters()) / 1e9
         notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
                         "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing")
+    if before is not None and len(before_records) == len(after_result.records):
+        before_ious = [1.0 if r["union"] == 0 else r["intersection"] / r["union"] for r in before_records]
+        metrics["giou_change"] = (after["giou"] or 0.0) - (before["giou"] or 0.0)
+        metrics["giou_change_ci95"] = paired_difference_interval(after_result.ious, before_ious)
+    if args.tiny:  # what the demo is meant to show, checked and reported (met or not)
+        metrics["targets"] = demo_targets(metrics)
     metrics["notes"] = notes
     _write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir / "report.md", _json_ready(metrics), plots=plots, notes=notes)

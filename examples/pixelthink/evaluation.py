@@ -49,8 +49,8 @@ from .rewards import RewardSettings, budget_policy, difficulty_providers, refere
 from .scenes import SegSample
 from .training import mask_area_ratio, policy_image
 
-__all__ = ["EvalDifficulty", "EvalResult", "eval_difficulty", "evaluate", "generate_completions",
-           "score_completions"]
+__all__ = ["EvalDifficulty", "EvalResult", "bootstrap_interval", "eval_difficulty", "evaluate",
+           "generate_completions", "paired_difference_interval", "score_completions"]
 
 TIERS = ("easy", "medium", "hard")
 
@@ -135,6 +135,18 @@ class EvalResult:
     difficulty_fallbacks: int = 0
     fallback_difficulty: float = 3.0
     tiers_note: str | None = None
+    #: ``segmenter.predict`` calls on the policy's answers (one per parsed answer; the oracle calls not counted).
+    segmenter_calls: int = 0
+
+    @property
+    def parsed_answers(self) -> int:
+        """Policy answers that parsed into a box and two points (each is segmented once)."""
+        return sum(bool(r["parsed"]) for r in self.records)
+
+    @property
+    def ious(self) -> np.ndarray:
+        """Per-sample IoU in the records' order (a failed parse counts 0, an empty union 1, as gIoU does)."""
+        return np.asarray([1.0 if r["union"] == 0 else r["intersection"] / r["union"] for r in self.records])
 
     @property
     def tiers_valid(self) -> bool:
@@ -151,7 +163,11 @@ class EvalResult:
             "ciou": _finite(self.report.overall.ciou),
             "giou_by_tier": {name: _finite(tiers[name].giou) if name in tiers else None for name in TIERS},
             "ciou_by_tier": {name: _finite(tiers[name].ciou) if name in tiers else None for name in TIERS},
+            "giou_ci95": bootstrap_interval(self.ious),
             "failed_parses": int(self.report.overall.failed_parses),
+            "parsed_answers": self.parsed_answers,
+            "parse_rate": self.parsed_answers / len(self.records) if self.records else None,
+            "segmenter_calls": self.segmenter_calls,
             "mean_reasoning_tokens": tokens,
             "tier_counts": {name: tiers[name].count if name in tiers else 0 for name in TIERS},
             "budget_adherence": _finite(self.budget_adherence),
@@ -167,6 +183,34 @@ class EvalResult:
             "tiers_note": self.tiers_note,
             "timings": self.timings,
         }
+
+
+def bootstrap_interval(values: Sequence[float] | np.ndarray, *, level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of ``values`` (samples resampled with replacement); ``None``
+    for fewer than two values. Written here because the example's dependencies have no SciPy (whose
+    ``scipy.stats.bootstrap`` does the same); seeded, so a run's interval is reproducible.
+
+    >>> bootstrap_interval([0.0, 1.0] * 50)[0] < 0.5 < bootstrap_interval([0.0, 1.0] * 50)[1]
+    True
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if data.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
+
+
+def paired_difference_interval(after: Sequence[float] | np.ndarray, before: Sequence[float] | np.ndarray, *,
+                               level: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float] | None:
+    """Bootstrap interval of ``mean(after) - mean(before)`` over the same samples (paired: one resample of the
+    sample indices for both); ``None`` for fewer than two samples."""
+    a, b = np.asarray(after, dtype=np.float64), np.asarray(before, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_difference_interval: expected equal shapes, got {a.shape} and {b.shape}")
+    return bootstrap_interval(a - b, level=level, resamples=resamples, seed=seed)
 
 
 def _finite(value: float | None) -> float | None:
@@ -297,6 +341,7 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     timings.update({"sam_s": 0.0, "sam_oracle_s": 0.0, "reward_s": 0.0})
     metric, oracle_metric = MaskIoU(), MaskIoU()
     records: list[dict[str, Any]] = []
+    segmenter_calls = 0
     for k, (sample, text) in enumerate(zip(samples, completions)):
         answer = parse_answer(text)
         w, h = sample.image.size
@@ -310,6 +355,7 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
             start = time.perf_counter()
             prediction = segmenter.predict(sample.image, tuple(box), tuple(tuple(p) for p in points))
             timings["sam_s"] += time.perf_counter() - start
+            segmenter_calls += 1
         start = time.perf_counter()  # the same SAM call with the ground-truth prompts: latency and ceiling
         oracle = segmenter.predict(sample.image, tuple(_scale(sample.bbox, sx, sy)),
                                    tuple(tuple(_scale(p, sx, sy)) for p in sample.points))
@@ -372,7 +418,8 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
                       budget_adherence=budget_adherence(lengths, budgets), budget_adherence_by_tier=by_tier,
                       sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou, notes=notes,
                       difficulty_source=tiering.source, difficulty_fallbacks=int(tiering.fell_back.sum()),
-                      fallback_difficulty=tiering.fallback, tiers_note=tiering.note)
+                      fallback_difficulty=tiering.fallback, tiers_note=tiering.note,
+                      segmenter_calls=segmenter_calls)
 
 
 def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,

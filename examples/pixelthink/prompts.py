@@ -11,8 +11,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ANSWER_HINT", "QUESTION_TEMPLATE", "conversation", "format_answer", "question_text",
-           "reference_completion", "warmup_reasoning"]
+__all__ = [
+    "ANSWER_HINT",
+    "QUESTION_TEMPLATE",
+    "WARMUP_CHECKS",
+    "conversation",
+    "format_answer",
+    "question_text",
+    "reference_completion",
+    "warmup_reasoning",
+]
 
 QUESTION_TEMPLATE = (
     "Please find '{Question}' with bbox and points."
@@ -55,13 +63,32 @@ def reference_completion(reasoning: str, bbox: Sequence[int], points: Sequence[S
     return f"<think> {reasoning} </think>{format_answer(bbox, points)}"
 
 
-def warmup_reasoning(query: str) -> str:
-    """The verbose, query-restating reasoning the tiny policy is warmed up on (about 30 + 5 x query words).
+#: The checks of :func:`warmup_reasoning`, between its first and last sentence (``{q}``: the query).
+WARMUP_CHECKS = (
+    "I look at every shape in the image.",
+    "I compare the colour of each shape with {q}.",
+    "I compare the size of each shape with {q}.",
+    "I compare the position of each shape with {q}.",
+    "I compare the kind of each shape with {q}.",
+    "I rule out the shapes that do not match.",
+)
 
-    A model of under 1 M parameters cannot learn to describe a scene in a few dozen steps, but it can learn to restate
-    the query in a fixed sequence of checks; the sentences are what GRPO with a length reward can then drop.
+
+def warmup_reasoning(query: str, keep: Sequence[bool] | None = None) -> str:
+    """The verbose, query-restating reasoning the tiny policy is warmed up on: "The question asks for {q}.", the
+    checks of :data:`WARMUP_CHECKS` selected by ``keep`` (default: all), "The target is {q}.".
+
+    A model of under 1 M parameters cannot learn to describe a scene in a few hundred steps, but it can learn to
+    restate the query in a sequence of checks; the warm-up draws which checks to keep per example (so the policy
+    starts GRPO with a spread of reasoning lengths to choose from), and the sentences are what GRPO with a length
+    reward can then drop.
+
+    >>> warmup_reasoning("The red mug.", keep=[False] * 6)
+    'The question asks for the red mug. The target is the red mug.'
     """
     q = query.lower().strip(".")
-    return (f"The question asks for {q}. I look at every shape in the image. I compare the colour of each shape "
-            f"with {q}. I compare the size of each shape with {q}. I compare the position of each shape with {q}. "
-            f"I rule out the shapes that do not match. The target is {q}.")
+    keep = [True] * len(WARMUP_CHECKS) if keep is None else list(keep)
+    if len(keep) != len(WARMUP_CHECKS):
+        raise ValueError(f"warmup_reasoning: keep: expected {len(WARMUP_CHECKS)} flags, got {len(keep)}")
+    checks = [c.format(q=q) for c, k in zip(WARMUP_CHECKS, keep) if k]
+    return " ".join([f"The question asks for {q}.", *checks, f"The target is {q}."])

@@ -12,7 +12,8 @@ import numpy as np
 from adaptive_length_reward.adapters.scoring import LOGGED_COLUMNS
 from adaptive_length_reward.errors import import_optional
 
-__all__ = ["plot_length_by_tier", "plot_training_curves", "summary_table", "tiers_marking", "write_report"]
+__all__ = ["DEMO_TARGETS", "demo_targets", "plot_length_by_tier", "plot_training_curves", "summary_table",
+           "tiers_marking", "write_report"]
 
 TIERS = ("easy", "medium", "hard")
 #: Logged per-sample diagnostics (not reward components): the adapters' context columns and the accuracy's columns.
@@ -28,7 +29,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _iou(record: Mapping[str, Any]) -> float:
+    """A record's IoU (an empty union counts 1, as gIoU does)."""
+    return 1.0 if record["union"] == 0 else record["intersection"] / record["union"]
+
+
 def _by_tier(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[float]]:
+    if key == "iou":
+        return {tier: [100 * _iou(r) for r in records if r["tier"] == tier] for tier in TIERS}
     return {tier: [float(r[key]) for r in records if r["tier"] == tier] for tier in TIERS}
 
 
@@ -52,15 +60,16 @@ def _boxes(ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[
 
 def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], path: Path, *,
                         length_unit: str, budgets: Mapping[str, tuple[float, float] | None], title: str) -> Path:
-    """Two panels per difficulty tier, before (grey) vs after training (red): the reasoning tokens (the paper's
-    ``#Token``) and the length the reward penalises, with each tier's budget as a dashed line.
+    """Three panels per difficulty tier, before (grey) vs after training (red): the reasoning tokens (the paper's
+    ``#Token``), the length the reward penalises with each tier's budget as a dashed line, and the per-sample IoU
+    with each tier's gIoU (their mean) as a diamond.
 
     Args:
         budgets: per tier ``(base, uncertainty_scale)`` (the line is drawn at the base), or ``None``: no budget.
     """
     plt = _pyplot()
     rng = np.random.default_rng(0)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     _boxes(axes[0], _by_tier(before, "reasoning_tokens"), _by_tier(after, "reasoning_tokens"), rng)
     axes[0].set_ylabel("reasoning tokens (<think> content)")
     axes[0].set_title("Reasoning length per tier")
@@ -77,6 +86,18 @@ def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Map
         label = f"B = {base:g}" + (f" + {scale:g} U" if scale else "")
         axes[1].hlines(base, t - 0.45, t + 0.45, colors="black", linestyles="dashed", linewidth=1.2)
         axes[1].annotate(label, (t + 0.45, base), fontsize=8, ha="right", va="bottom")
+    ious_before, ious_after = _by_tier(before, "iou"), _by_tier(after, "iou")
+    _boxes(axes[2], ious_before, ious_after, rng)
+    for t, tier in enumerate(TIERS):
+        for offset, values, colour in ((-0.18, ious_before[tier], BEFORE), (0.18, ious_after[tier], AFTER)):
+            if values:
+                axes[2].scatter([t + offset], [float(np.mean(values))], marker="D", s=45, color=colour,
+                                edgecolors="black", zorder=4)
+                axes[2].annotate(f"{np.mean(values):.1f}", (t + offset, float(np.mean(values))), fontsize=7,
+                                 ha="center", va="bottom", xytext=(0, 5), textcoords="offset points")
+    axes[2].set_ylim(-3, 103)
+    axes[2].set_ylabel("IoU % per sample (diamond: the tier's gIoU)")
+    axes[2].set_title("Accuracy per tier (segmenter on the policy's prompts)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in (BEFORE, AFTER)]
     axes[0].legend(handles, ["before training", "after training"], loc="upper left", fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontsize=11)
@@ -202,6 +223,66 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: What the CPU demo (``make demo``) is meant to show, checked on every run by :func:`demo_targets`.
+DEMO_TARGETS = {"parse_rate_after": 0.8, "giou_after": 0.30, "giou_drop_points": 2.0, "easy_tokens_ratio": 0.6,
+                "total_s": 300.0}
+
+
+def _ratio(after: float | None, before: float | None) -> float | None:
+    return None if after is None or not before else after / before
+
+
+def demo_targets(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The demo's targets, each ``{"target", "measured", "met"}`` (``met`` is ``None`` where it cannot be told,
+    e.g. without an evaluation before GRPO): parse rate after >= 80 %; gIoU after >= 30 %; gIoU after not more
+    than 2 points below the GRPO start (the paired 95 % bootstrap interval is reported beside it); every parsed
+    answer segmented once (``segmenter_calls == parsed_answers``); easy-tier reasoning tokens after <= 60 % of the
+    GRPO start, the hard tier reduced less than the easy tier; the whole run under 5 minutes."""
+    before, after, t = metrics.get("before") or {}, metrics["after"], DEMO_TARGETS
+    tokens_b, tokens_a = before.get("mean_reasoning_tokens") or {}, after.get("mean_reasoning_tokens") or {}
+    easy = _ratio(tokens_a.get("easy"), tokens_b.get("easy"))
+    hard = _ratio(tokens_a.get("hard"), tokens_b.get("hard"))
+    change = metrics.get("giou_change")
+    interval = metrics.get("giou_change_ci95")
+    calls = [(run.get("segmenter_calls"), run.get("parsed_answers")) for run in (before, after) if run]
+    total = (metrics.get("timings") or {}).get("total_s")
+
+    def row(target: str, measured: str, met: bool | None) -> dict[str, Any]:
+        return {"target": target, "measured": measured, "met": met}
+
+    return [
+        row(f"parse rate after >= {t['parse_rate_after']:.0%}", f"{_fmt(after.get('parse_rate'), True)} %",
+            None if after.get("parse_rate") is None else after["parse_rate"] >= t["parse_rate_after"]),
+        row(f"gIoU after >= {t['giou_after']:.0%}", f"{_fmt(after.get('giou'), True)} %",
+            None if after.get("giou") is None else after["giou"] >= t["giou_after"]),
+        row(f"gIoU after >= GRPO start - {t['giou_drop_points']:g} points",
+            f"{_fmt(change, True)} points (95 % CI {_fmt((interval or [None])[0], True)} .. "
+            f"{_fmt((interval or [None, None])[1], True)})",
+            None if change is None else 100 * change >= -t["giou_drop_points"]),
+        row("segmenter calls == parsed answers", "; ".join(f"{c} calls / {p} parsed" for c, p in calls),
+            all(c == p for c, p in calls) if calls else None),
+        row(f"easy-tier tokens after <= {t['easy_tokens_ratio']:.0%} of the GRPO start",
+            f"{_fmt(easy, True)} %", None if easy is None else easy <= t["easy_tokens_ratio"]),
+        row("hard tier reduced less than the easy tier", f"hard kept {_fmt(hard, True)} %, easy {_fmt(easy, True)} %",
+            None if easy is None or hard is None else hard > easy),
+        row(f"whole run under {t['total_s'] / 60:g} minutes", f"{_fmt(total)} s",
+            None if total is None else total < t["total_s"]),
+    ]
+
+
+def _targets_section(metrics: Mapping[str, Any]) -> list[str]:
+    targets = metrics.get("targets")
+    if not targets:
+        return []
+    missed = [t["target"] for t in targets if t["met"] is False]
+    lines = ["## Targets", "",
+             f"> **Missed:** {'; '.join(missed)}." if missed else "> Every target with a measurement was met.", "",
+             "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {({True: 'yes', False: '**NO**'}).get(t['met'], '-')} |"
+              for t in targets]
+    return [*lines, ""]
+
+
 def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path], notes: Sequence[str]) -> Path:
     """A short markdown summary of ``metrics.json``: before/after per tier, timings, plots, caveats."""
     before, after = metrics.get("before") or {}, metrics["after"]
@@ -214,6 +295,7 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         f"`{metrics['config']['reward']['difficulty']}`, uncertainty `{metrics['config']['reward']['uncertainty']}`; "
         f"GRPO steps: {metrics['train_steps']}, on {metrics['run']['device']}.",
         "",
+        *_targets_section(metrics),
         "## Accuracy and efficiency (evaluation set, greedy decoding)",
         "",
         *([f"> **Tiers not valid** (rows marked *): {marking}.", ""] if marking else []),
@@ -248,7 +330,7 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         f"| GRPO training | {_fmt(t.get('train_s'), digits=2)} | median step "
         f"{_fmt(t.get('train_step_s_median'), digits=3)} s |",
         f"| of which generation | {_fmt(t.get('generation_s'), digits=2)} | - |",
-        f"| of which uncertainty forward | {_fmt(t.get('uncertainty_s'), digits=2)} | "
+        f"| of which uncertainty (after sampling) | {_fmt(t.get('uncertainty_s'), digits=2)} | "
         f"{_fmt(t.get('uncertainty_share'), True)} % of training |",
         f"| of which reward computation | {_fmt(t.get('reward_s'), digits=3)} | "
         f"{_fmt(t.get('reward_share'), True, 2)} % of training |",

@@ -4,15 +4,16 @@ The reward reaches TRL as :class:`adaptive_length_reward.adapters.trl.TRLReward`
 ``ground_truth``, ``difficulty``, ``id`` (the GRPO group), ``query`` and ``mask_area_ratio`` become batch
 columns). With ``--uncertainty margin|entropy`` the trainer is
 :class:`adaptive_length_reward.adapters.trl.UncertaintyGRPOTrainer`, which measures each completion's
-uncertainty with one no-grad forward pass and hands it to the reward; with ``none`` it is TRL's ``GRPOTrainer``.
+uncertainty where the tokens are sampled (statistics of each step's sampling distribution, recorded during
+``generate``; no extra forward pass) and hands it to the reward; with ``none`` it is TRL's ``GRPOTrainer``.
 
 Settings mirror PixelThink's official yaml (``training_scripts/qwen25vl_7b_refcocog.yaml``) where TRL has the
 knob: ``n = 8`` completions per prompt, temperature 1.0, lr 1e-6, weight decay 1e-2, grad clip 1.0, KL 5e-3
 (TRL's ``beta``; TRL's estimator is the same ``k3`` "low_var_kl"), clip 0.2, 1300-token completions.
 
 A random-weight policy never writes ``<think>...</think><answer>{...}</answer>``, so every reward is 0 and GRPO
-has nothing to learn from. ``--tiny`` therefore first runs a short supervised *format warm-up* on the dataset's
-reference answers (:func:`warm_up`); it is off for real checkpoints, which already follow the prompt.
+has nothing to learn from. ``--tiny`` therefore first runs a supervised *warm start* on the dataset's reference
+answers (:func:`warm_up`); it is off for real checkpoints, which already follow the prompt.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from adaptive_length_reward.errors import import_optional
 from adaptive_length_reward.reward import Reward
 
 from .models import Policy
-from .prompts import conversation, reference_completion, warmup_reasoning
+from .prompts import WARMUP_CHECKS, conversation, reference_completion, warmup_reasoning
 from .scenes import SegSample
 
-__all__ = ["TimedRewardFunction", "TrainResult", "TrainSettings", "grpo_config_kwargs", "policy_image", "train",
-           "training_rows", "warm_up"]
+__all__ = ["VLLM_MODES", "TimedRewardFunction", "TrainResult", "TrainSettings", "grpo_config_kwargs",
+           "policy_image", "train", "training_rows", "vllm_sampling_kwargs", "warm_up"]
 
 
 def policy_image(image: Image.Image, frame: int) -> Image.Image:
@@ -74,9 +75,15 @@ def training_rows(samples: Sequence[SegSample]) -> list[dict[str, Any]]:
 
 
 def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learning_rate: float = 3e-3,
-            batch_size: int = 8, progress: bool = True) -> dict[str, Any]:
+            batch_size: int = 8, answer_weight: float = 1.0, keep_probability: float = 0.5, seed: int = 0,
+            progress: bool = True) -> dict[str, Any]:
     """Supervised steps on ``<think> reasoning </think><answer>{...}</answer>`` with the sample's true box and
-    points (loss on the completion only); the reasoning is :func:`warmup_reasoning` of the query.
+    points (loss on the completion only).
+
+    The reasoning is :func:`warmup_reasoning` of the query with each check kept with ``keep_probability``, drawn
+    per example from ``seed``: the policy starts GRPO with a spread of reasoning lengths (about 10 + 2 x query
+    words to 50 + 7 x query words) for the length reward to choose from. The answer's tokens weigh
+    ``answer_weight`` in the token-mean cross-entropy: its format must be exact to parse, the reasoning's need not.
 
     Returns:
         ``{"steps", "seconds", "loss_first", "loss_last"}``.
@@ -90,6 +97,8 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
     model, processor, tokenizer = policy.model, policy.processor, policy.tokenizer
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    rng = np.random.default_rng(seed)
+    answer_id = tokenizer.convert_tokens_to_ids("<answer>")
     model.train()
     losses: list[float] = []
     start = time.perf_counter()
@@ -99,23 +108,28 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
             batch = [samples[(step * batch_size + i) % len(samples)] for i in range(batch_size)]
             prompts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
                        for s in batch]
-            answers = [reference_completion(warmup_reasoning(s.query), s.bbox, s.points) + tokenizer.eos_token
-                       for s in batch]
+            keeps = rng.random((len(batch), len(WARMUP_CHECKS))) < keep_probability
+            answers = [reference_completion(warmup_reasoning(s.query, keep), s.bbox, s.points) + tokenizer.eos_token
+                       for s, keep in zip(batch, keeps)]
             images = [policy_image(s.image, s.frame) for s in batch]
             tokenizer.padding_side = "right"
             full = processor(text=[p + a for p, a in zip(prompts, answers)], images=images, return_tensors="pt",
-                             padding=True)
+                             padding=True).to(device)
             prompt_only = processor(text=prompts, images=images, return_tensors="pt", padding=True)
-            labels = full["input_ids"].clone()
+            completion = full["attention_mask"].bool().clone()
             for i, length in enumerate(prompt_only["attention_mask"].sum(dim=1).tolist()):
-                labels[i, :length] = -100
-            labels[full["attention_mask"] == 0] = -100
-            out = model(**{k: v.to(device) for k, v in full.items()}, labels=labels.to(device))
-            out.loss.backward()
+                completion[i, :length] = False
+            logits = model(**full).logits[:, :-1].float()
+            targets, scored = full["input_ids"][:, 1:], completion[:, 1:]
+            weights = torch.where((full["input_ids"][:, :-1] == answer_id).cumsum(dim=1) > 0, answer_weight, 1.0)
+            weights = weights * scored
+            token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            loss = (token_loss * weights).sum() / weights.sum()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(out.loss.detach()))
+            losses.append(float(loss.detach()))
     finally:
         tokenizer.padding_side = side
         model.eval()
@@ -127,6 +141,8 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
 # ------------------------------------------------------------------------------------------------------------
 
 
+#: ``TrainSettings.vllm_mode`` values: no vLLM, or TRL's two vLLM modes.
+VLLM_MODES = (None, "colocate", "server")
 #: TRL 1.16's ``GRPOConfig.loss_type`` values.
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 
@@ -156,6 +172,11 @@ class TrainSettings:
     seed: int = 0
     #: TRL/transformers ``report_to`` ("none", "tensorboard", "wandb", ...).
     report_to: str = "none"
+    #: Generate rollouts with vLLM (TRL's ``use_vllm``): ``None`` (``generate``), ``"colocate"`` (vLLM in the
+    #: training process, sharing the GPU) or ``"server"`` (a ``trl vllm-serve`` process).
+    vllm_mode: str | None = None
+    #: With ``vllm_mode="colocate"``: the share of GPU memory vLLM may take (TRL's default 0.3).
+    vllm_gpu_memory_utilization: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "save_steps"):
@@ -176,6 +197,12 @@ class TrainSettings:
             raise ValueError(f"TrainSettings: learning_rate: expected a number > 0, got {self.learning_rate!r}")
         if not (self.kl >= 0 and math.isfinite(self.kl)):
             raise ValueError(f"TrainSettings: kl: expected a number >= 0, got {self.kl!r}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise ValueError(f"TrainSettings: vllm_mode: expected one of {', '.join(map(repr, VLLM_MODES))}, "
+                             f"got {self.vllm_mode!r}")
+        if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
+            raise ValueError(f"TrainSettings: vllm_gpu_memory_utilization: expected a number in (0, 1], got "
+                             f"{self.vllm_gpu_memory_utilization!r}")
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"TrainSettings: loss_type: expected one of {', '.join(LOSS_TYPES)} (TRL's), "
                              f"got {self.loss_type!r}")
@@ -245,17 +272,12 @@ def _trainer_class(uncertainty: str) -> Any:
                 self.alr_generation_seconds += time.perf_counter() - start
 
         if uncertainty != "none":
-            def _uncertainty_from_forward(self, *args: Any, **kwargs: Any) -> Any:
+            def _alr_measure(self, *args: Any, **kwargs: Any) -> Any:
+                # every route goes through here; on the default "sampling" route the per-token statistics are
+                # recorded inside generation (their cost is part of the generation time) and this is the rest
                 start = time.perf_counter()
                 try:
-                    return super()._uncertainty_from_forward(*args, **kwargs)
-                finally:
-                    self.alr_uncertainty_seconds += time.perf_counter() - start
-
-            def _uncertainty_from_logprobs(self, *args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return super()._uncertainty_from_logprobs(*args, **kwargs)
+                    return super()._alr_measure(*args, **kwargs)
                 finally:
                     self.alr_uncertainty_seconds += time.perf_counter() - start
 
@@ -320,10 +342,21 @@ def grpo_config_kwargs(settings: TrainSettings, checkpoint_dir: Path | str, *, c
     (gradient accumulation; TRL generates the whole step's completions at once). With CUDA and ``settings.bf16``,
     ``bf16=True`` is mixed precision: bfloat16 autocast around the model's forward, the weights and AdamW's
     states stay in the model's dtype (float32 unless ``--param-dtype bfloat16``).
+
+    With ``settings.vllm_mode``, TRL generates with vLLM (``use_vllm``; ``trl/trainer/grpo_trainer.py``
+    builds ``VLLMGeneration`` from these fields) and ``generation_kwargs`` become vLLM ``SamplingParams``
+    fields, so the ``generate`` names are translated (``min_new_tokens`` -> ``min_tokens``).
     """
     batch = settings.prompts_per_step * settings.num_generations
     micro = settings.micro_batch_size or batch  # completions per forward/backward; the rest is accumulated
-    return {
+    vllm: dict[str, Any] = {}
+    if settings.vllm_mode is not None:
+        vllm = {"use_vllm": True, "vllm_mode": settings.vllm_mode}
+        if settings.vllm_mode == "colocate":
+            vllm["vllm_gpu_memory_utilization"] = settings.vllm_gpu_memory_utilization
+        if generation_kwargs:
+            generation_kwargs = vllm_sampling_kwargs(generation_kwargs)
+    return {**vllm,
         "output_dir": str(checkpoint_dir), "per_device_train_batch_size": micro,
         "gradient_accumulation_steps": batch // micro, "num_generations": settings.num_generations,
         "max_completion_length": settings.max_completion_length, "learning_rate": settings.learning_rate,
@@ -340,6 +373,23 @@ def grpo_config_kwargs(settings: TrainSettings, checkpoint_dir: Path | str, *, c
         # never updated, so it needs no float32 copy (TRL would otherwise use the policy's dtype)
         "model_init_kwargs": {"dtype": "bfloat16"} if cuda and settings.bf16 and settings.kl > 0 else None,
     }
+
+
+def vllm_sampling_kwargs(generation_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``generate`` keyword arguments as vLLM ``SamplingParams`` fields (TRL passes ``generation_kwargs`` to vLLM
+    unchanged under ``use_vllm``).
+
+    Raises:
+        ValueError: a setting vLLM's sampling has no field for (``suppress_tokens``: the random size-true
+            policies need it; use a checkpoint with vLLM).
+    """
+    renamed = {"min_new_tokens": "min_tokens"}
+    unsupported = sorted(set(generation_kwargs) - set(renamed))
+    if unsupported:
+        raise ValueError(f"vLLM generation: expected generation settings vLLM's SamplingParams has, got "
+                         f"{', '.join(unsupported)} (a random:ARCH policy suppresses token ids; use a local "
+                         "checkpoint with --use-vllm)")
+    return {renamed[key]: value for key, value in generation_kwargs.items()}
 
 
 def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings: TrainSettings, run_dir: Path, *,
