@@ -21,6 +21,7 @@ import collections.abc
 import dataclasses
 import inspect
 import json
+import logging
 import os
 import re
 import types
@@ -100,6 +101,8 @@ def _parse_nested(value: Any) -> Any:
     raise ValueError(f"expected a component config (a mapping with a 'kind'), got {type(value).__name__}")
 
 
+logger = logging.getLogger(__name__)
+
 Nested = Annotated[SerializeAsAny[ComponentConfig], BeforeValidator(_parse_nested)]
 """Type of a nested component field: accepts a config, a component, or a mapping with a ``kind``."""
 
@@ -117,6 +120,7 @@ def register(kind: str, config: type[ComponentConfig]) -> Callable[[type[T]], ty
         if field is None or field.default != kind:
             raise TypeError(f"{config.__name__}.kind must default to {kind!r}")
         _REGISTRY[kind] = (config, cls)
+        logger.debug("registered component kind %r: %s.%s", kind, cls.__module__, cls.__qualname__)
         cls.config_class = config
         cls.kind = kind
         return cls
@@ -161,7 +165,7 @@ def load_config(path: str | Path) -> Any:
     if path.suffix in {".yaml", ".yml"}:
         from .errors import import_optional
 
-        yaml = import_optional("yaml", extra="dev", purpose="Loading a YAML config")
+        yaml = import_optional("yaml", extra=None, package="pyyaml", purpose="Loading a YAML config (or use JSON)")
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
@@ -389,6 +393,7 @@ class Component(Configurable[ComponentConfig]):
                 raise ValueError(f"component kind {kind!r} is already registered to {_REGISTRY[kind][1]!r}")
             cls.kind = kind
             _REGISTRY[kind] = (None, cls)
+            logger.debug("registered component kind %r: %s.%s", kind, cls.__module__, cls.__qualname__)
 
     # -- the declaration ------------------------------------------------------------------------------------
     @classmethod
