@@ -140,7 +140,7 @@ def parse_config(data: Mapping[str, Any] | ComponentConfig) -> ComponentConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: expected a mapping with a 'kind', got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in _REGISTRY:
+    if not isinstance(kind, str) or kind not in _REGISTRY:
         raise ConfigError(f"config: kind: expected one of {registered_kinds()}, got {kind!r}")
     model, component = _REGISTRY[kind]
     if model is None:
@@ -175,8 +175,12 @@ def load_config(path: str | Path) -> Any:
 def format_validation_error(owner: str, error: ValidationError) -> str:
     """Render a pydantic error as ``Owner: field: expected ..., got value`` lines."""
     lines = []
-    for item in error.errors(include_url=False):
+    items = error.errors(include_url=False)
+    for item in items:
         loc = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "too_short" and any(len(other["loc"]) > len(item["loc"])
+                                               and other["loc"][: len(item["loc"])] == item["loc"] for other in items):
+            continue  # pydantic also counts the entries that failed as missing: their own errors say it all
         message = item["msg"]
         if message.startswith("Value error, "):  # our own validators already say field, expected and got
             message = message[len("Value error, ") :]
@@ -351,10 +355,27 @@ def _component_classes(hint: Any) -> tuple[type, ...]:
     return tuple(c for arg in typing.get_args(hint) for c in _component_classes(arg))
 
 
+def _strict_number(value: Any) -> Any:
+    """Numbers only for a ``float``/``int`` parameter: pydantic's lax mode would read ``True`` as 1 and ``"0.5"``
+    as 0.5; a bool or a string in a number's place is a mistake in the config, so it is refused."""
+    if isinstance(value, (str, bytes)) or type(value).__name__ in ("bool", "bool_"):  # numpy's bool too
+        raise ValueError(f"expected a number, got {value!r} (a {type(value).__name__})")
+    return value
+
+
+_NUMBER_TYPES: dict[Any, Any] = {
+    float: Annotated[float, BeforeValidator(_strict_number)],
+    int: Annotated[int, BeforeValidator(_strict_number)],
+}
+
+
 def _config_type(hint: Any) -> Any:
-    """The config field type of a parameter type: components become :data:`Nested`, sequences tuples."""
+    """The config field type of a parameter type: components become :data:`Nested`, sequences tuples, numbers
+    refuse bools and strings."""
     if isinstance(hint, type) and issubclass(hint, Configurable):
         return Nested
+    if hint in _NUMBER_TYPES:
+        return _NUMBER_TYPES[hint]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         return Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 - built from a tuple

@@ -198,7 +198,8 @@ def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationT
     """Read a ground truth; raise :class:`ValueError` naming the sample (``index``, its position) if malformed.
 
     Accepted: the official string ``"<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``, searched
-    with the official regexes (non-negative integers; either part may be missing, not both); a mapping with
+    with the official regexes (non-negative integers; either part may be missing, not both; a ``<box>`` or
+    ``<points>`` tag in another form, e.g. a negative coordinate, raises naming it); a mapping with
     ``"bbox": [x1, y1, x2, y2]`` and the points as ``"points_1"``/``"points_2"`` or ``"points": [[x, y], [x, y]]``
     (other keys ignored); a sequence ``[x1, y1, x2, y2]`` (box only) or ``(box, points)``.
 
@@ -223,6 +224,13 @@ def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationT
 
 def _target_from_text(value: str, where: str) -> SegmentationTarget:
     box_match, points_match = _GT_BOX.search(value), _GT_POINTS.search(value)
+    for tag, match, form in (("box", box_match, "bbox"), ("points", points_match, "points")):
+        start = value.find(f"<{tag}>") if match is None else -1
+        if start >= 0:  # the part is there but not in the official form (a negative or fractional coordinate...)
+            stop = value.find(f"</{tag}>", start)
+            got = value[start: stop + len(tag) + 3] if 0 <= stop - start <= 200 else value[start: start + 80] + "..."
+            raise ValueError(f"{where}: {form}: expected '<{tag}>(x1,y1),(x2,y2)</{tag}>' with non-negative integer "
+                             f"coordinates, got {got!r}")
     if box_match is None and points_match is None:
         raise ValueError(
             f"{where}: expected '<box>(x1,y1),(x2,y2)</box>' and/or '<points>(x1,y1),(x2,y2)</points>' "
