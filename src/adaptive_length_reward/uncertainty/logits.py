@@ -13,7 +13,10 @@ Per row of ``z = logits / temperature``, five reductions accumulate in float32 w
 * ``nll`` ``-ln p_y = ln s - (z_y - m1)`` of the sampled token ``y``.
 
 Only the rows under ``mask`` are read, ``C`` at a time (``C`` bounded by a memory budget); torch is imported inside
-the functions, so importing this module costs nothing.
+the functions, so importing this module costs nothing. A row whose float32 pass does not stay finite although its
+logits are finite (spread wider than float32 holds, e.g. ``[3e38, -3e38]``; float64 logits beyond float32's range; a
+small temperature) is recomputed in float64, so finite logits always give finite statistics (self-certainty and NLL
+saturate at float32's largest value); NaN or infinite logits raise.
 """
 
 from __future__ import annotations
@@ -266,20 +269,67 @@ def _position(index: int, rows: Any, lead: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(row, lead))
 
 
-def _raise_non_finite(logits: Any, rows: Any, raw: Any) -> None:
-    """Raise a ValueError naming the first position whose logits are NaN or infinite."""
+def _gather_rows(logits: Any, flat: Any) -> Any:
+    """The ``[len(flat), V]`` logits at the flat positions ``flat`` (copying no more than those rows)."""
     torch = _torch()
-    bad = (~torch.isfinite(raw[4]) | ~torch.isfinite(raw[0])).nonzero()
-    if bad.numel() == 0:
-        return
-    position = _position(int(bad[0, 0]), rows, tuple(logits.shape[:-1]))
-    values = logits[position].float()
+    try:
+        return logits.view(-1, logits.shape[-1]).index_select(0, flat)
+    except RuntimeError:  # not viewable as [N, V]
+        return logits[torch.unravel_index(flat, tuple(logits.shape[:-1]))]
+
+
+def _raise_non_finite(logits: Any, rows: Any, index: int, values: Any, more: int) -> None:
+    """Raise a ValueError naming the position of computed row ``index`` (whose logits ``values`` are NaN or inf)."""
+    torch = _torch()
+    position = _position(index, rows, tuple(logits.shape[:-1]))
     kinds = [name for name, hit in (("nan", torch.isnan(values).any()), ("+inf", torch.isposinf(values).any()),
                                     ("-inf", torch.isneginf(values).any())) if bool(hit)]
-    got = " and ".join(kinds) or "values whose sum overflows float32"
-    more = f" (and {int(bad.shape[0]) - 1} more positions)" if bad.shape[0] > 1 else ""
-    raise ValueError(f"logits: expected finite values, got {got} at position {position}{more}; masked-out positions "
+    got = " and ".join(kinds) or "values whose quotient by the temperature overflows float64"
+    extra = f" (and up to {more} more positions)" if more else ""
+    raise ValueError(f"logits: expected finite values, got {got} at position {position}{extra}; masked-out positions "
                      "are never read, so pass mask= to exclude padding")
+
+
+def _reductions(job: _Job, chosen: Sequence[str]) -> tuple[Any, Any]:
+    """The per-row ``(m1, m2, s, b, t / V)`` and the sampled tokens' scaled logits, widened to float64 (float32 on
+    MPS, which has no float64).
+
+    Rows whose float32 pass did not stay finite are either NaN/inf logits (``ValueError`` naming the first position)
+    or finite logits spread wider than float32 holds (``[3e38, -3e38]``: ``z - m1`` overflows and ``0 * -inf`` turns
+    ``b`` into NaN; float64 logits beyond float32's range; a small temperature): those rows are recomputed in
+    float64 with the limits written out (``e^d d -> 0`` as ``d -> -inf``; the mean as ``sum(z / V)``, which cannot
+    overflow), so every finite input gets finite statistics.
+    """
+    torch = _torch()
+    device = job.logits.device
+    wide = torch.float32 if device.type == "mps" else torch.float64
+    raw = job.raw.to(wide)
+    raw[4] /= job.vocab
+    token = None if job.token_logit is None else job.token_logit.to(wide)
+    used = [0, 2, 4] + ([1] if "margin" in chosen else []) + ([3] if "entropy" in chosen else [])
+    bad = ~torch.isfinite(job.raw[used]).all(0)
+    if token is not None:
+        bad |= ~torch.isfinite(job.token_logit)
+    flagged = bad.nonzero().squeeze(1)
+    for start in range(0, int(flagged.numel()), 64):  # 64 rows at a time bounds the float64 copy
+        index = flagged[start: start + 64]
+        flat = index if job.rows is None else job.rows[index]
+        z = _gather_rows(job.logits, flat).to(device="cpu" if device.type == "mps" else device, dtype=torch.float64)
+        z = z / job.temperature if job.temperature != 1.0 else z
+        broken = ~torch.isfinite(z).all(1)
+        if bool(broken.any()):
+            first = int(broken.nonzero()[0, 0])
+            _raise_non_finite(job.logits, job.rows, int(index[first]), _gather_rows(job.logits, flat[first: first + 1]),
+                              int(flagged.numel()) - start - first - 1)
+        m1 = z.amax(1)
+        d = z - m1[:, None]
+        e = d.exp()
+        exact = [m1, z.topk(2, dim=1).values[:, 1], e.sum(1), torch.where(e > 0, e * d, 0.0).sum(1),
+                 (z / job.vocab).sum(1)]
+        raw[:, index] = torch.stack(exact).to(device=device, dtype=wide)
+        if token is not None:
+            token[index] = z.gather(1, job.ids[flat][:, None].to(z.device)).squeeze(1).to(device=device, dtype=wide)
+    return raw, token
 
 
 def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike | None = None,
@@ -329,8 +379,8 @@ def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike
         if job.n_rows == 0:
             return outputs
         job.run(chosen, memory_budget_bytes, chunk_rows, compile)
-        _raise_non_finite(job.logits, job.rows, job.raw)
-        for name, column in _combine(job.raw, job.token_logit, job.vocab, chosen, logits.device).items():
+        raw, token_logit = _reductions(job, chosen)
+        for name, column in _combine(raw, token_logit, job.vocab, chosen).items():
             target = outputs[name].view(-1)
             if job.rows is None:
                 target.copy_(column)
@@ -451,26 +501,30 @@ def _is_compile_failure(error: BaseException) -> bool:
                                          "compiler", "Dynamo", "inductor"))
 
 
-def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int, chosen: Sequence[str],
-             device: Any) -> dict[str, torch.Tensor]:
-    """The statistics from the per-row reductions, in float64 (float32 where the device has no float64)."""
+def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int,
+             chosen: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The statistics from the widened per-row reductions ``(m1, m2, s, b, t / V)`` (:func:`_reductions`).
+
+    Self-certainty and NLL are unbounded: past float32's largest value (logits spread wider than ``3.4e38``) they
+    saturate there, so the float32 results stay finite.
+    """
     torch = _torch()
-    wide = torch.float32 if device.type == "mps" else torch.float64
-    m1, m2, s, b, t = raw.to(wide)
+    m1, m2, s, b, mean = raw
     log_s = torch.log(s)
     log_v = math.log(vocab)
+    top = float(torch.finfo(torch.float32).max)
     out: dict[str, Any] = {}
     if "entropy" in chosen:
         out["entropy"] = (log_s - b / s).clamp_(0.0, log_v)
     if "margin" in chosen:
         out["margin"] = ((1.0 - torch.exp(m2 - m1)) / s).clamp_(0.0, 1.0)
     if "self_certainty" in chosen:
-        out["self_certainty"] = (log_s + m1 - t / vocab - log_v).clamp_(min=0.0)
+        out["self_certainty"] = (log_s + (m1 - mean) - log_v).clamp_(0.0, top)
     if "nll" in chosen:
         assert token_logit is not None
         # ln s - (z_y - m1): the difference is exact in float64, so the result does not depend on a constant
         # added to the logits (ln s + m1 - z_y rounds ln s + m1 first and loses small NLLs to cancellation).
-        out["nll"] = (log_s - (token_logit.to(wide) - m1)).clamp_(min=0.0)
+        out["nll"] = (log_s - (token_logit - m1)).clamp_(0.0, top)
     return out
 
 

@@ -41,9 +41,20 @@ LOGPROB_TOLERANCE = 1e-4
 
 
 def _as_numpy(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
-    """Array-likes and torch tensors (any device) as numpy arrays."""
+    """Array-likes and torch tensors (any device, any dtype numpy lacks: bfloat16, float8) as numpy arrays; a value
+    that is not numbers raises ``TypeError`` naming ``name``."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor; no torch import needed
-        values = values.detach().cpu().numpy()
+        tensor = values.detach().cpu()
+        if tensor.is_complex():
+            raise TypeError(f"{name}: expected real numbers, got a tensor of dtype {tensor.dtype}")
+        try:
+            values = tensor.numpy()
+        except TypeError as error:  # a dtype numpy lacks
+            if not tensor.is_floating_point():
+                raise TypeError(f"{name}: expected a tensor of numbers, got dtype {tensor.dtype} ({error})") from None
+            values = tensor.float().numpy()  # bfloat16 / float8 -> float32 is exact
+    if isinstance(values, np.ndarray) and values.dtype.kind == "c":
+        raise TypeError(f"{name}: expected real numbers, got an array of dtype {values.dtype}")
     try:
         return np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as error:
