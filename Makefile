@@ -69,7 +69,8 @@ test-openrlhf: $(OPENRLHF_VENV)/.alr-installed
 	$(OPENRLHF_VENV)/bin/python -m pytest -p no:cacheprovider $(OPENRLHF_TESTS)
 
 # The quickstart table first (what the reward does to a handful of completions, under a second), then the
-# full worked example (tiny random Qwen2.5-VL + SAM, GRPO through TRL, evaluation; about a minute on CPU).
+# full worked example (tiny random Qwen2.5-VL: warm start, GRPO through TRL, evaluation with GrabCut; a few
+# minutes on a 2-core CPU; runs/demo/report.md says which of the demo's targets were met).
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 	$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo

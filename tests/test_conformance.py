@@ -74,6 +74,12 @@ CASES: dict[str, Callable[[], Reward]] = {
     "pixelthink_preset": lambda: alr.pixelthink(),
     "pixelthink_preset_official_fallbacks": lambda: alr.pixelthink(missing_difficulty=3.0, missing_uncertainty=0.0),
     "seg_zero_preset": lambda: alr.seg_zero(),
+    "grpo_lead": lambda: alr.GRPOLeadReward(),
+    "laser": lambda: alr.LASERReward(budget=alr.FixedBudget(64), correctness=ACC, correct_threshold=4.0),
+    "laser_d": lambda: alr.LASERDReward(length=alr.PrecomputedLength(), max_target=50),
+    "hapo": lambda: alr.HAPOReward(problem_column="group_ids"),
+    "adaptthink": lambda: alr.AdaptThinkReward(reference_column="uncertainty"),
+    "soft_length_penalty_only_correct": lambda: alr.SoftLengthPenalty(only_correct=True),
 }
 
 

@@ -17,7 +17,7 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert lines[1:4] == [
         "```bash",
         "make demo   # creates .venv if needed, prints the quickstart table, then runs the worked example offline",
-        "make test   # creates .venv if needed, then runs the whole test suite",
+        "make test   # creates .venv (and .venv-verl, .venv-openrlhf) if needed, then runs every test suite",
     ]
 
 
