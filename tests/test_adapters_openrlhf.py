@@ -739,3 +739,53 @@ def test_adapters_package_imports_no_framework() -> None:
 
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         adapters.Nope
+
+
+def test_group_reward_groups_the_samples_of_each_prompt() -> None:
+    """A batch of n samples per prompt (``n_samples_per_prompt`` consecutive rows, as the /get_reward server or a
+    direct ``score`` call receives them): the group keys are the runs of equal prompts, so ShorterBetter's optimal
+    length is the shortest correct one of each prompt's own samples, the same as scoring each prompt alone."""
+    from adaptive_length_reward import ShorterBetterReward
+
+    reward = ShorterBetterReward()
+    scorer = OpenRLHFReward(reward, AdapterSettings(score_range=(-1.0, 2.0)))
+    first, second = _chat_prompt("Find the red square."), _chat_prompt("Find the blue circle.")
+    words = [40, 80, 20, 60, 90, 30]
+    prompts = [first] * 3 + [second] * 3
+    queries = [p + _answer(n) + "<|im_end|>" for p, n in zip(prompts, words)]
+    labels = [{"ground_truth": GROUND_TRUTH, "correct": c} for c in (1, 1, 0, 1, 0, 1)]
+
+    batch = scorer.build_batch(queries, prompts, labels)
+    assert batch.group_ids == (0, 0, 0, 1, 1, 1)
+    rewards = scorer.score(queries, prompts, labels)["rewards"]
+    # ShorterBetter (arXiv 2504.21370, Eq. 3): alpha*c - beta*|L - L_SOL|, L_SOL the group's shortest correct length
+    expected = [2 * c - 0.001 * abs(n - sol) for n, c, sol in zip(words, (1, 1, 0, 1, 0, 1), (40,) * 3 + (30,) * 3)]
+    np.testing.assert_allclose(rewards, expected, rtol=1e-9)
+    alone = [scorer.score(queries[i:i + 3], prompts[i:i + 3], labels[i:i + 3])["rewards"] for i in (0, 3)]
+    np.testing.assert_allclose(rewards, alone[0] + alone[1], rtol=1e-9)
+    # one batch with one group: every row scored against the shortest correct length of all six
+    pooled = scorer.score([first + _answer(n) + "<|im_end|>" for n in words], [first] * 6, labels)["rewards"]
+    np.testing.assert_allclose(pooled, [2 * c - 0.001 * abs(n - 30) for n, c in zip(words, (1, 1, 0, 1, 0, 1))])
+
+
+def test_group_keys_without_prompts_are_absent() -> None:
+    """Without prompts there is nothing to group by: a group reward names the missing column."""
+    from adaptive_length_reward import ShorterBetterReward
+
+    settings = AdapterSettings(score_range=(-1.0, 2.0), response_marker="<|im_start|>assistant\n")
+    scorer = OpenRLHFReward(ShorterBetterReward(), settings)
+    assert scorer.build_batch([QUERY], None, [{"correct": 1}]).group_ids is None
+    with pytest.raises(RewardInputError, match="group_ids"):
+        scorer.score([QUERY], None, [{"correct": 1}])
+
+
+def test_group_reward_one_sample_per_call_raises() -> None:
+    """OpenRLHF 0.11.2's reward_func gets one sample per call: a group reward would score each sample against
+    itself (ShorterBetter: always alpha for a correct one), so it raises FatalRewardError naming the cause."""
+    from adaptive_length_reward import ShorterBetterReward
+
+    scorer = OpenRLHFReward(ShorterBetterReward(), AdapterSettings(score_range=(-1.0, 2.0)))
+    with pytest.raises(FatalRewardError, match="group-relative.*one sample per call"):
+        scorer([QUERY], [PROMPT], [{"correct": 1}])
+    # two samples of one prompt in one call are a group
+    assert scorer.score([QUERY, QUERY], [PROMPT, PROMPT], [{"correct": 1}, {"correct": 0}])["rewards"] == [2.0, 0.0]

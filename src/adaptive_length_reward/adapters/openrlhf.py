@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batch import CONTEXT_FIELDS, RewardBatch
+from ..batch import CONTEXT_FIELDS, RewardBatch, consecutive_group_ids
 from ..errors import FatalRewardError, MissingContextError, RewardInputError, import_optional
 from ..reward import Reward
 from .scoring import (
@@ -164,6 +164,9 @@ class OpenRLHFReward:
             for key, value in other.items():
                 if key not in CONTEXT_FIELDS and key != "step":
                     extra.setdefault(key, [None] * n)[i] = value
+        if prompts is not None and "group_ids" not in context:
+            # one group per run of equal prompts: OpenRLHF's n_samples_per_prompt consecutive rows of one prompt
+            context["group_ids"] = consecutive_group_ids(prompt_list)
         return RewardBatch.from_completions(responses, extra=extra, **context)
 
     def _check_lists(self, n: int, prompts: Sequence[str] | None, labels: Sequence[Any] | None) -> None:
@@ -223,6 +226,7 @@ class OpenRLHFReward:
         (default: a list of floats, the HTTP form). Every value is finite; what cannot be scored raises
         :class:`~adaptive_length_reward.errors.RewardInputError`."""
         batch = self.build_batch(queries, prompts, labels)
+        self._check_groups(batch)
         try:
             scored = self.scorer.score(batch)
         except (MissingContextError, ValueError, TypeError) as error:
@@ -234,6 +238,19 @@ class OpenRLHFReward:
                                    f"{scored.rewards[bad[0]]} for this sample; OpenRLHF needs a finite reward")
         return {"rewards": convert(scored.rewards), "scores": convert(scored.scores),
                 "extra_logs": {key: convert(values) for key, values in self.extra_logs(scored).items()}}
+
+    def _check_groups(self, batch: RewardBatch) -> None:
+        """A group-relative reward needs each prompt's samples in one call: groups of one sample each (OpenRLHF
+        0.11.2 calls the reward once per sample, ``openrlhf/utils/agent.py::SingleTurnAgentExecutor``) would score
+        every sample against itself, so they raise instead."""
+        if "group_ids" not in self.reward.requires or batch.group_ids is None:
+            return
+        if len(set(batch.group_ids)) == len(batch):
+            raise RewardInputError(("prompts",), f"the reward {self.reward.name!r} is group-relative and every one "
+                                   f"of the {len(batch)} samples is alone in its group (prompt); expected the "
+                                   "n_samples_per_prompt samples of each prompt in one call (consecutive rows with "
+                                   "the same prompt), but OpenRLHF 0.11.2 scores one sample per call: call "
+                                   "OpenRLHFReward.score on whole groups (docs/openrlhf.md, 'Group rewards')")
 
     def __call__(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
                  labels: Sequence[Any] | None = None) -> dict[str, Any]:
