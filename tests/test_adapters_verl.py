@@ -648,3 +648,84 @@ def test_response_margin_uncertainty_reads_the_rows_after_the_prompt() -> None:
         response_margin_uncertainty([[0.0], [-0.1], [-0.2]], 1, [1, 1])
     with pytest.raises(ValueError, match="a row for each of the 5 response tokens"):
         response_margin_uncertainty(prompt, 2, [1, 1, 1, 1, 1])
+
+
+def _group_data(tokenizer: Any) -> tuple[Any, list[int], list[str], list[int]]:
+    """Six responses of two prompts, interleaved (verl's ``uid`` groups need not be adjacent), with correct flags."""
+    words = [60, 120, 30, 200, 90, 45]
+    uids = ["p0", "p1", "p0", "p1", "p0", "p1"]
+    correct = [1, 1, 0, 1, 1, 0]
+    infos = [{"difficulty": 2.0, "index": int(u[1]), "correct": c} for u, c in zip(uids, correct)]
+    data = _data_proto(tokenizer, [_answer(n) for n in words], infos)
+    data.non_tensor_batch["uid"] = np.array(uids, dtype=object)
+    data.meta_info["global_steps"] = 7
+    return data, words, uids, correct
+
+
+def test_group_reward_scored_on_the_whole_data_proto_by_verls_batch_manager_api() -> None:
+    """ShorterBetter through verl's legacy registry (``adaptive_length_batch``, the whole-batch interface): the
+    values equal ``reward.evaluate`` on the same batch, and ShorterBetter's Eq. 3 computed by hand per uid."""
+    from verl.workers.reward_manager import get_reward_manager_cls
+
+    from adaptive_length_reward import PrecomputedLength, RewardBatch, ShorterBetterReward
+
+    tokenizer = build_tokenizer()
+    data, _, uids, correct = _group_data(tokenizer)
+    reward = ShorterBetterReward(length=PrecomputedLength())
+    cls = get_reward_manager_cls("adaptive_length_batch")
+    assert cls is verl_adapter.AdaptiveLengthBatchRewardManager
+    manager = cls(tokenizer=tokenizer, num_examine=0, compute_score=None, reward_fn_key="data_source", reward=reward)
+    out = manager(data, return_dict=True)
+
+    width = data.batch["prompts"].shape[1]
+    valid = data.batch["attention_mask"][:, width:].sum(-1)
+    tensor = out["reward_tensor"]
+    rows = torch.arange(len(data))
+    assert torch.count_nonzero(tensor[rows, valid - 1] - tensor.sum(-1)) == 0  # all on the last valid token
+    lengths = data.batch["response_mask"].sum(-1).double().numpy()
+    texts = [tokenizer.decode(data.batch["responses"][i, :valid[i]].tolist(), skip_special_tokens=True)
+             for i in range(len(data))]
+    batch = RewardBatch.from_completions(texts, group_ids=uids, lengths=lengths, correct=correct, step=7)
+    expected = reward.evaluate(batch).rewards
+    np.testing.assert_allclose(tensor.sum(-1).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(out["reward_extra_info"]["score"], expected, rtol=1e-12)
+    # ShorterBetter (arXiv 2504.21370, Eq. 3): 2*c - 0.001*|L - L_SOL|, L_SOL the shortest correct length of the uid
+    sol = {u: min(L for L, v, c in zip(lengths, uids, correct) if v == u and c) for u in set(uids)}
+    np.testing.assert_allclose(expected, [2 * c - 0.001 * abs(L - sol[u]) for L, u, c in zip(lengths, uids, correct)])
+    # the groups matter: one uid for all six rows gives other values
+    data.non_tensor_batch["uid"] = np.array(["p"] * 6, dtype=object)
+    assert not np.allclose(manager(data).sum(-1).numpy(), expected)
+
+
+def test_batch_manager_reads_groups_steps_and_problem_ids() -> None:
+    tokenizer = build_tokenizer()
+    data, _, uids, _ = _group_data(tokenizer)
+    from adaptive_length_reward import HAPOReward, PrecomputedLength
+
+    manager = verl_adapter.AdaptiveLengthBatchRewardManager(tokenizer, reward=HAPOReward(length=PrecomputedLength()))
+    batch = manager.build_batch(data)
+    assert batch.group_ids == tuple(uids) and batch.step == 7
+    assert batch.extra["problem_id"] == tuple(f"refcocog/{u[1]}" for u in uids)  # data_source/extra_info index
+    assert np.isfinite(manager(data).sum(-1).numpy()).all()
+    del data.non_tensor_batch["uid"]
+    from adaptive_length_reward import ShorterBetterReward
+
+    grouped = verl_adapter.AdaptiveLengthBatchRewardManager(tokenizer, reward=ShorterBetterReward())
+    with pytest.raises(ValueError, match=r"non_tensor_batch\['uid'\]"):
+        grouped(data)
+    with pytest.raises(ConfigError, match="compute_score"):
+        verl_adapter.AdaptiveLengthBatchRewardManager(tokenizer, compute_score=lambda **kw: 0.0)
+
+
+def test_group_reward_scored_per_sample_raises_naming_the_batch_manager() -> None:
+    """verl's reward loop scores one sample per call: a group reward there raises (never a group of one)."""
+    from adaptive_length_reward import PrecomputedLength, ShorterBetterReward
+
+    tokenizer = build_tokenizer()
+    data, *_ = _group_data(tokenizer)
+    scorer = VerlComputeScore(reward=ShorterBetterReward(length=PrecomputedLength()))
+    manager = AdaptiveLengthRewardManager(_manager_config(), tokenizer, compute_score=scorer)
+    with pytest.raises(ConfigError, match="group-relative.*'adaptive_length_batch'"):
+        _run(manager, data)
+    with pytest.raises(ConfigError, match="adaptive_length_batch"):
+        scorer("refcocog", _answer(30), GROUND_TRUTH, {"correct": 1})

@@ -7,7 +7,8 @@ in :data:`HOOKS` (its reward-manager registries, its agent-loop module), the hoo
 
 * reward managers ``adaptive_length`` and ``adaptive_length_rate_limited`` in the reward-loop registry
   (``verl.experimental.reward_loop.reward_manager.get_reward_manager_cls``) and ``adaptive_length`` in the legacy one
-  (``verl.workers.reward_manager.get_reward_manager_cls``), importing ``adaptive_length_reward.adapters.verl``;
+  (``verl.workers.reward_manager.get_reward_manager_cls``) with ``adaptive_length_batch`` (group rewards), importing
+  ``adaptive_length_reward.adapters.verl``;
 * agent loops ``adaptive_length_single_turn`` and ``adaptive_length_margin`` in verl's agent-loop registry, which
   holds only their import paths (imported when verl instantiates one).
 
@@ -38,7 +39,8 @@ AGENT_LOOP_MODULE = "verl.experimental.agent_loop.agent_loop"
 #: verl registry names -> the adapter's classes (``adaptive_length_reward.adapters.verl``).
 REWARD_MANAGERS = {"adaptive_length": "AdaptiveLengthRewardManager",
                    "adaptive_length_rate_limited": "AdaptiveLengthRateLimitedRewardManager"}
-LEGACY_REWARD_MANAGERS = {"adaptive_length": "AdaptiveLengthLegacyRewardManager"}
+LEGACY_REWARD_MANAGERS = {"adaptive_length": "AdaptiveLengthLegacyRewardManager",
+                          "adaptive_length_batch": "AdaptiveLengthBatchRewardManager"}
 #: verl agent-loop names -> import paths (verl's registry stores ``{"_target_": path}`` and imports on use).
 AGENT_LOOPS = {
     "adaptive_length_single_turn": "adaptive_length_reward.adapters.verl_agent_loop.UncertaintySingleTurnAgentLoop",

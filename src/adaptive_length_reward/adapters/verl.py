@@ -7,7 +7,11 @@ verl scores one sample per call (``verl/experimental/reward_loop/reward_manager/
 ``compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)``, with the keywords of
 ``reward.custom_reward_function.reward_kwargs`` merged in (``verl/trainer/ppo/reward.py::get_custom_reward_fn``);
 a dict result's ``score`` is the reward, its other keys are logged and must be the same for every sample. Group
-rewards (Kimi, ShorterBetter, ALP) cannot run one sample at a time.
+rewards (Kimi, ShorterBetter, ALP, GRPO-LEAD, LASER-D) cannot run one sample at a time: per-sample scoring of one
+raises :class:`~adaptive_length_reward.errors.ConfigError`, and :class:`AdaptiveLengthBatchRewardManager`
+(``adaptive_length_batch``, verl's batch reward-manager interface ``__call__(data, return_dict)``,
+``verl/workers/reward_manager/abstract.py``) scores a whole ``DataProto`` in one ``reward.evaluate`` call, its
+groups from the ``uid`` column.
 """
 
 from __future__ import annotations
@@ -18,12 +22,12 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..batch import CONTEXT_FIELDS, RewardBatch
+from ..batch import CONTEXT_FIELDS, RewardBatch, group_ids_from_uids
 from ..errors import ConfigError, MissingContextError, import_optional
 from ..length import PrecomputedLength
 from ..reward import Reward
@@ -54,10 +58,12 @@ from verl.workers.reward_manager.abstract import AbstractRewardManager  # noqa: 
 
 __all__ = [
     "AGENT_LOOP_NAME",
+    "BATCH_REWARD_MANAGER_NAME",
     "MARGIN_AGENT_LOOP_NAME",
     "RATE_LIMITED_REWARD_MANAGER_NAME",
     "REWARD_MANAGER_NAME",
     "TESTED_VERL_VERSIONS",
+    "AdaptiveLengthBatchRewardManager",
     "AdaptiveLengthLegacyRewardManager",
     "AdaptiveLengthRateLimitedRewardManager",
     "AdaptiveLengthRewardManager",
@@ -74,6 +80,8 @@ logger = logging.getLogger(__name__)
 TESTED_VERL_VERSIONS = (">=0.9.1", "<0.10")
 REWARD_MANAGER_NAME = "adaptive_length"
 RATE_LIMITED_REWARD_MANAGER_NAME = "adaptive_length_rate_limited"
+#: verl's legacy (whole-batch) registry name of :class:`AdaptiveLengthBatchRewardManager`: group rewards.
+BATCH_REWARD_MANAGER_NAME = "adaptive_length_batch"
 AGENT_LOOP_NAME = "adaptive_length_single_turn"
 MARGIN_AGENT_LOOP_NAME = "adaptive_length_margin"
 _AGENT_LOOP_NAMES = frozenset({"UncertaintySingleTurnAgentLoop", "MarginSingleTurnAgentLoop",
@@ -226,6 +234,7 @@ class VerlComputeScore:
             raise TypeError(f"compute_score: extra_info: expected a dict or None, got {type(extra_info).__name__}")
         counted = response_length is not None
         scorer = self._scorer(counted)
+        _check_not_grouped(scorer.reward)
         try:
             batch = self.build_batch(solution_str, ground_truth, extra_info, response_ids, response_length)
             scored = scorer.score(batch)
@@ -290,6 +299,17 @@ class VerlComputeScore:
         except Exception as error:
             raise problem from error  # the reward cannot run at all: not a per-sample fallback
         return self._keys.setdefault(counted, keys)
+
+
+def _check_not_grouped(reward: Reward) -> None:
+    """Per-sample scoring of a group-relative reward would score each sample as a group of one: raise instead."""
+    if "group_ids" in reward.requires:
+        raise ConfigError(
+            f"verl compute_score: the reward {reward.name!r} is group-relative (it reads 'group_ids'), and verl's "
+            "reward loop scores one sample per call (verl/experimental/reward_loop/reward_loop.py::RewardLoopWorker"
+            f".compute_score_batch); expected a per-sample reward here. Score group rewards with the batch manager "
+            f"{BATCH_REWARD_MANAGER_NAME!r} (AdaptiveLengthBatchRewardManager: the whole DataProto, groups from its "
+            "'uid'); docs/verl.md, 'Group rewards'")
 
 
 @lru_cache(maxsize=8)
@@ -412,16 +432,20 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         score_fn: Any = self.compute_score
         return await asyncio.get_running_loop().run_in_executor(None, lambda: score_fn(**call))
 
-    async def run_single(self, data: Any) -> dict[str, Any]:
-        """Score the last sequence of ``data`` (verl's convention for multi-sequence outputs)."""
-        item = data[-1:][0]
+    def prepare(self, item: Any) -> tuple[list[int], list[bool], dict[str, Any]]:
+        """One ``DataProto`` row's valid response ids, which of them the model generated, and its ``extra_info``."""
         response_ids = item.batch["responses"]
         width = int(response_ids.shape[-1])
         valid = int(item.batch["attention_mask"][-width:].sum())
         valid_ids = [int(t) for t in response_ids[:valid].tolist()]
         model_tokens = (item.batch["response_mask"][:valid].bool().tolist() if "response_mask" in item.batch.keys()
                         else [True] * valid)
-        extra_info = self._extra_info(item, valid, model_tokens)
+        return valid_ids, model_tokens, self._extra_info(item, valid, model_tokens)
+
+    async def run_single(self, data: Any) -> dict[str, Any]:
+        """Score the last sequence of ``data`` (verl's convention for multi-sequence outputs)."""
+        item = data[-1:][0]
+        valid_ids, model_tokens, extra_info = self.prepare(item)
         tokenizer: Any = self.tokenizer
         loop = asyncio.get_running_loop()  # the loop run_single runs on (verl's naive manager uses self.loop)
         solution_str = await loop.run_in_executor(None, lambda: tokenizer.decode(valid_ids, skip_special_tokens=True))
@@ -495,6 +519,104 @@ class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
                 "reward_extra_info": {key: [r["reward_extra_info"][key] for r in results] for key in keys}}
 
 
+def _concat(rows: Sequence[RewardBatch]) -> dict[str, Any]:
+    """The columns of one-sample batches stacked (``RewardBatch.from_completions`` keywords); an uncertainty or
+    extra value one row lacks is NaN / None there."""
+    uncertainty = None
+    if any(r.uncertainty is not None for r in rows):
+        uncertainty = [np.nan if r.uncertainty is None else float(r.uncertainty[0]) for r in rows]
+    keys = list(dict.fromkeys(key for r in rows for key in r.extra))
+    return dict(ground_truth=[r.ground_truth[0] if r.ground_truth else None for r in rows],
+                difficulty=[float(r.difficulty[0]) if r.difficulty is not None else np.nan for r in rows],
+                uncertainty=uncertainty, token_ids=[r.token_ids[0] if r.token_ids else [] for r in rows],
+                lengths=[float(r.lengths[0]) if r.lengths is not None else 0.0 for r in rows],
+                extra={key: [r.extra[key][0] if key in r.extra else None for r in rows] for key in keys})
+
+
+class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
+    """Group rewards under verl: the whole ``DataProto`` scored in one ``reward.evaluate`` call, registered in verl's
+    legacy registry as ``adaptive_length_batch`` (the batch interface ``__call__(data, return_dict)`` of
+    ``verl/workers/reward_manager/abstract.py``, as verl's own ``BatchRewardManager`` in ``batch.py``).
+
+    verl 0.9.1 scores one sample per call in its reward loop and agent loop
+    (``verl/experimental/reward_loop/reward_loop.py::RewardLoopWorker.compute_score_batch``, which also splits a
+    batch across workers, and ``verl/experimental/agent_loop/agent_loop.py::_compute_score``): a group reward needs
+    the group, so this manager reads every row as :class:`AdaptiveLengthRewardManager` does (token lengths,
+    ``extra_info``, decoded text), then builds one :class:`~adaptive_length_reward.batch.RewardBatch` with
+
+    * ``group_ids``: ``non_tensor_batch["uid"]`` (:func:`~adaptive_length_reward.batch.group_ids_from_uids`; the
+      responses of one prompt share it, adjacent or not);
+    * ``problem_id`` (HAPO's history key, unless ``extra_info`` has one): ``"<data_source>/<extra_info['index']>"``,
+      stable across steps (the dataset index);
+    * ``step``: ``meta_info["global_steps"]`` when verl sets it, else the number of this manager's earlier calls.
+
+    Each reward goes on its row's last valid response token (``RewardManagerBase.assemble_rm_scores``).
+    ``reward`` (a library :class:`~adaptive_length_reward.reward.Reward`) wins over ``reward_kwargs``' settings
+    (``reward_config``, ...); a user ``compute_score`` function cannot score a batch and raises ConfigError.
+    """
+
+    def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
+                 reward_fn_key: str = "data_source", *, reward: Reward | None = None, **reward_kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        if compute_score is not None and compute_score is not default_compute_score \
+                and not isinstance(compute_score, VerlComputeScore):
+            raise ConfigError(f"{type(self).__name__}: compute_score: expected None (the library reward from "
+                              f"reward_kwargs) or a VerlComputeScore, got {compute_score!r:.80}: a per-sample "
+                              "function cannot score a group")
+        config = OmegaConf.create({"reward": {"custom_reward_function": {"reward_kwargs": reward_kwargs}}})
+        self.manager = AdaptiveLengthRewardManager(config, tokenizer, compute_score)
+        self.manager.data_source_key = reward_fn_key
+        self.num_examine = num_examine
+        self.scorer = cast("VerlComputeScore", self.manager.compute_score)  # ours: checked above
+        self.reward = reward if reward is not None else self.scorer.reward(precomputed_length=True)
+        self._sample_scorer = SampleScorer(self.reward)
+        self._calls = 0
+
+    def build_batch(self, data: Any) -> RewardBatch:
+        """The one batch scored for ``data`` (see the class docstring)."""
+        tokenizer: Any = self.manager.tokenizer
+        nt = data.non_tensor_batch
+        rows = []
+        for i in range(len(data)):
+            item = data[i]
+            ids, model_tokens, extra_info = self.manager.prepare(item)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            extra_info.setdefault("problem_id", None if extra_info.get("index") is None
+                                  else f"{item.non_tensor_batch[self.manager.data_source_key]}/{extra_info['index']}")
+            rows.append(self.scorer.build_batch(text, item.non_tensor_batch["reward_model"]["ground_truth"],
+                                                extra_info, ids, self.manager.response_length(ids, model_tokens)))
+        columns = _concat(rows)
+        if "problem_id" in columns["extra"] and any(p is None for p in columns["extra"]["problem_id"]):
+            del columns["extra"]["problem_id"]  # a reward that needs it names the missing column
+        if "uid" in nt:
+            columns["group_ids"] = group_ids_from_uids(nt["uid"])
+        elif "group_ids" in self.reward.requires:
+            raise ValueError(f"{type(self).__name__}: data.non_tensor_batch['uid']: expected the prompts' uids "
+                             f"(the reward {self.reward.name!r} is group-relative), got none (keys: {sorted(nt)})")
+        step = data.meta_info.get("global_steps")
+        texts = [r.completions[0] for r in rows]
+        return RewardBatch.from_completions(texts, step=int(self._calls if step is None else step), **columns)
+
+    def __call__(self, data: Any, return_dict: bool = False) -> Any:
+        """The ``[batch, response]`` reward tensor (each reward on its row's last valid token), with
+        ``return_dict`` also ``reward_extra_info`` (the logged values, one list per key)."""
+        precomputed = self._extract_reward_from_rm_scores(data, return_dict)
+        if precomputed is not None:
+            return precomputed
+        batch = self.build_batch(data)
+        try:
+            scored = self._sample_scorer.score(batch)
+        except MissingContextError as error:
+            raise MissingContextError(f"{type(self).__name__}: {error} (docs/verl.md, 'Group rewards')") from error
+        self._calls += 1
+        tensor = RewardManagerBase.assemble_rm_scores(data, scored.rewards.tolist())
+        if not return_dict:
+            return tensor
+        info = {"score": scored.rewards.tolist(), **{k: v.tolist() for k, v in scored.metrics().items()}}
+        return {"reward_tensor": tensor, "reward_extra_info": info}
+
+
 def register_reward_managers() -> None:
     """Register the managers in verl's reward-loop registry (``adaptive_length``, ``adaptive_length_rate_limited``)
     and its legacy one (``adaptive_length``); idempotent, replaces the plugin's stand-ins for a failed import."""
@@ -502,13 +624,15 @@ def register_reward_managers() -> None:
                                                      RATE_LIMITED_REWARD_MANAGER_NAME:
                                                          AdaptiveLengthRateLimitedRewardManager}),
               (_legacy_registry, _legacy_registry.REWARD_MANAGER_REGISTRY,
-               {REWARD_MANAGER_NAME: AdaptiveLengthLegacyRewardManager}))
+               {REWARD_MANAGER_NAME: AdaptiveLengthLegacyRewardManager,
+                BATCH_REWARD_MANAGER_NAME: AdaptiveLengthBatchRewardManager}))
     for registry, table, classes in tables:
         for name, cls in classes.items():
             if getattr(table.get(name), "__name__", "") == "UnavailableAdaptiveLengthRewardManager":
                 del table[name]
             registry.register(name)(cls)
-    logger.debug("registered verl reward managers %s", [REWARD_MANAGER_NAME, RATE_LIMITED_REWARD_MANAGER_NAME])
+    logger.debug("registered verl reward managers %s", [REWARD_MANAGER_NAME, RATE_LIMITED_REWARD_MANAGER_NAME,
+                                                        BATCH_REWARD_MANAGER_NAME])
 
 
 register_reward_managers()
