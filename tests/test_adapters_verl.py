@@ -707,6 +707,9 @@ def test_batch_manager_reads_groups_steps_and_problem_ids() -> None:
     assert batch.group_ids == tuple(uids) and batch.step == 7
     assert batch.extra["problem_id"] == tuple(f"refcocog/{u[1]}" for u in uids)  # data_source/extra_info index
     assert np.isfinite(manager(data).sum(-1).numpy()).all()
+    data.non_tensor_batch["extra_info"][0]["split"] = "train"
+    data.non_tensor_batch["extra_info"][1]["problem_id"] = "mine"
+    assert manager.build_batch(data).extra["problem_id"][:2] == ("refcocog/train/0", "mine")
     del data.non_tensor_batch["uid"]
     from adaptive_length_reward import ShorterBetterReward
 

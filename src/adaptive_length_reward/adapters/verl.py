@@ -533,6 +533,16 @@ def _concat(rows: Sequence[RewardBatch]) -> dict[str, Any]:
                 extra={key: [r.extra[key][0] if key in r.extra else None for r in rows] for key in keys})
 
 
+def _problem_id(data_source: Any, extra_info: Mapping[str, Any]) -> str | None:
+    """``"<data_source>/<split>/<index>"`` (``split`` only where ``extra_info`` has one, as verl's example datasets
+    do: train and validation indices then never collide), or None without ``extra_info["index"]``."""
+    index = extra_info.get("index")
+    if index is None:
+        return None
+    split = extra_info.get("split")
+    return f"{data_source}/{index}" if split is None else f"{data_source}/{split}/{index}"
+
+
 class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
     """Group rewards under verl: the whole ``DataProto`` scored in one ``reward.evaluate`` call, registered in verl's
     legacy registry as ``adaptive_length_batch`` (the batch interface ``__call__(data, return_dict)`` of
@@ -546,8 +556,8 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
 
     * ``group_ids``: ``non_tensor_batch["uid"]`` (:func:`~adaptive_length_reward.batch.group_ids_from_uids`; the
       responses of one prompt share it, adjacent or not);
-    * ``problem_id`` (HAPO's history key, unless ``extra_info`` has one): ``"<data_source>/<extra_info['index']>"``,
-      stable across steps (the dataset index);
+    * ``problem_id`` (HAPO's history key, unless ``extra_info`` has one): ``"<data_source>/<split>/<index>"`` from
+      ``extra_info``'s ``split`` (where present) and ``index``, stable across steps (the dataset index);
     * ``step``: ``meta_info["global_steps"]`` when verl sets it, else the number of this manager's earlier calls.
 
     Each reward goes on its row's last valid response token (``RewardManagerBase.assemble_rm_scores``).
@@ -582,8 +592,8 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
             item = data[i]
             ids, model_tokens, extra_info = self.manager.prepare(item)
             text = tokenizer.decode(ids, skip_special_tokens=True)
-            extra_info.setdefault("problem_id", None if extra_info.get("index") is None
-                                  else f"{item.non_tensor_batch[self.manager.data_source_key]}/{extra_info['index']}")
+            extra_info.setdefault("problem_id", _problem_id(item.non_tensor_batch[self.manager.data_source_key],
+                                                            extra_info))
             rows.append(self.scorer.build_batch(text, item.non_tensor_batch["reward_model"]["ground_truth"],
                                                 extra_info, ids, self.manager.response_length(ids, model_tokens)))
         columns = _concat(rows)
