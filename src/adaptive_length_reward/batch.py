@@ -160,6 +160,11 @@ class RewardBatch:
             value = getattr(self, name)
             if value is not None:
                 set_(self, name, _float_column(name, value, n))
+        if self.uncertainty is not None and (self.uncertainty < 0).any():  # NaN compares False: missing stays allowed
+            raise ValueError(
+                "RewardBatch: uncertainty: expected numbers >= 0 (NaN or None marks a missing one; the rule of "
+                f"pixelthink_score and the estimators' [0, 1]), got {self.uncertainty.tolist()!r:.120}"
+            )
         if not isinstance(self.step, (int, np.integer)) or isinstance(self.step, bool) or self.step < 0:
             raise ValueError(f"RewardBatch: step: expected a non-negative int, got {self.step!r}")
         set_(self, "step", int(self.step))

@@ -28,6 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 
 #: The budget that means "no length penalty" (``None`` in configs).
 NO_PENALTY = math.inf
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class Budgets(NamedTuple):
@@ -81,6 +82,9 @@ def _check_finite_fallbacks(config: Any, *fields: str) -> None:
         value = getattr(config, field)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{field}: expected a finite number or 'error', got {value}")
+    uncertainty = getattr(config, "missing_uncertainty", "error")
+    if isinstance(uncertainty, (int, float)) and uncertainty < 0:  # the batch's and pixelthink_score's rule
+        raise ValueError(f"missing_uncertainty: expected a number >= 0 or 'error', got {uncertainty}")
 
 
 def _filled(by: BudgetPolicy, values: FloatArray, column: str, fallback: float | str, advice: str = "") -> FloatArray:
@@ -133,8 +137,9 @@ class TieredBudget(BudgetPolicy, kind="tiered_budget"):
     """Difficulty tiers, each with a base budget (or none) scaled by uncertainty (PixelThink, Sec. 3.3).
 
     Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (:class:`~adaptive_length_reward.tiers.TierLayout`);
-    its budget is ``budgets[k] + uncertainty_scales[k] * U`` (clamped at 0), or no penalty where ``budgets[k]`` is
-    None. Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty; hard (D >= 5) 256 + 25 U.
+    its budget is ``budgets[k] + uncertainty_scales[k] * U`` (clamped to ``[0, float64 max]``), or no penalty
+    where ``budgets[k]`` is None. Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty;
+    hard (D >= 5) 256 + 25 U.
     ``missing_difficulty`` *places* a sample without difficulty in a tier and writes no difficulty value (see
     docs/concepts.md); the official loader's fallback is 3.0 (easy).
     """
@@ -203,7 +208,9 @@ class TieredBudget(BudgetPolicy, kind="tiered_budget"):
         advice = "the tier's budget scales with it: pass uncertainty=..., add an estimator or set missing_uncertainty"
         uncertainty = np.where(scaled, _column_or_nan(batch, "uncertainty"), 0.0)
         uncertainty = _filled(self, uncertainty, "uncertainty", self.missing_uncertainty, advice)
-        budget = np.where(scaled, base + scale * uncertainty, base)
+        with np.errstate(over="ignore"):  # a scaled budget beyond float64 saturates: it is never "no penalty"
+            grown = np.minimum(base + scale * uncertainty, _FLOAT_MAX)
+        budget = np.where(scaled, grown, base)
         return Budgets(np.maximum(budget, 0.0), tiers)
 
 
@@ -245,6 +252,9 @@ class LinearBudget(BudgetPolicy, kind="linear_budget"):
         for column, slope, fallback in self._inputs():
             if slope == 0:
                 continue
-            total = total + slope * _filled(self, _column_or_nan(batch, column), column, fallback)
+            with np.errstate(over="ignore"):  # each term kept finite: a sum of finite terms is never NaN
+                term = np.clip(slope * _filled(self, _column_or_nan(batch, column), column, fallback),
+                               -_FLOAT_MAX, _FLOAT_MAX)
+                total = total + term
         clipped: FloatArray = np.clip(total, self.min_budget, self.max_budget)
         return clipped

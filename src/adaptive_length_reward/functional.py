@@ -40,6 +40,7 @@ __all__ = [
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _floats(values: ArrayLike, name: str, expected: str, ok: Callable[[FloatArray], Any]) -> FloatArray:
@@ -227,10 +228,14 @@ def shorter_better_reward(
     """ShorterBetter (Yi et al., arXiv 2504.21370, Eq. 3): ``r = alpha * c - beta * |L - L_SOL|``.
 
     ``L_SOL`` (sample optimal length) is the shortest correct length in the sample's group, or the group's
-    mean length when no sample in it is correct. Range: ``(-inf, alpha]`` (finite for finite lengths).
+    mean length when no sample in it is correct. Range: ``[-M, alpha]``, always finite, with ``M`` float64's
+    largest finite number (about ``1.8e308``): a penalty ``beta * |L - L_SOL|`` beyond ``M`` saturates at ``M``,
+    and a group whose lengths sum beyond ``M`` still gets its mean (computed on scaled lengths).
 
     >>> shorter_better_reward([1, 1, 0], [100, 300, 50], [0, 0, 0]).tolist()
     [2.0, 1.8, -0.05]
+    >>> shorter_better_reward([1, 0], [0, 1e308], [0, 0], beta=10.0).tolist()
+    [2.0, -1.7976931348623157e+308]
     """
     _positive("alpha", alpha)
     _positive("beta", beta)
@@ -238,8 +243,21 @@ def shorter_better_reward(
     g, n_groups = _groups(groups, L.shape[0])
     shortest_correct = np.full(n_groups, np.inf)
     np.minimum.at(shortest_correct, g[c == 1], L[c == 1])
-    optimal = np.where(np.isfinite(shortest_correct[g]), shortest_correct[g], _group_mean(L, g, n_groups))
-    return alpha * c - beta * np.abs(L - optimal)
+    optimal = np.where(np.isfinite(shortest_correct[g]), shortest_correct[g], _finite_group_mean(L, g, n_groups))
+    with np.errstate(over="ignore"):  # beyond float64: saturates (documented above)
+        penalty = np.minimum(beta * np.abs(L - optimal), _FLOAT_MAX)
+    return alpha * c - penalty
+
+
+def _finite_group_mean(values: FloatArray, groups: npt.NDArray[np.intp], n_groups: int) -> FloatArray:
+    """:func:`_group_mean` of finite non-negative ``values``, finite even where a group's sum overflows float64
+    (then recomputed on values scaled by their maximum; otherwise the plain, bit-identical mean)."""
+    with np.errstate(over="ignore"):
+        mean = _group_mean(values, groups, n_groups)
+    if np.isfinite(mean).all():
+        return mean
+    scale = float(values.max())
+    return _group_mean(values / scale, groups, n_groups) * scale
 
 
 def group_pass_rate(correct: ArrayLike, groups: ArrayLike) -> FloatArray:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -48,19 +51,48 @@ DEFAULT_TIER_NAMES: tuple[str, ...] = ("easy", "medium", "hard")
 MISSING_TIER = "missing"
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _entries(field: str, value: object, what: str, ok: Callable[[object], bool]) -> tuple[Any, ...]:
+    """``value`` as a tuple after checking it is a sequence (not a string: ``"abc"`` is not three names), each entry
+    ``what`` (``"a number"``: no bool, no string).
+
+    Raises:
+        ConfigError: naming ``field``, what was expected and what was got.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise ConfigError(f"TierLayout: {field}: expected a sequence, each entry {what}, got {value!r:.80} "
+                          f"(a {type(value).__name__})")
+    entries = tuple(value)
+    bad = [i for i, entry in enumerate(entries) if not ok(entry)]
+    if bad:
+        got = entries[bad[0]]
+        raise ConfigError(f"TierLayout: {field}[{bad[0]}]: expected {what}, got {got!r:.80} "
+                          f"(a {type(got).__name__})")
+    return entries
+
+
 @dataclasses.dataclass(frozen=True)
 class TierLayout:
     """Tier boundaries and one name per tier (``len(names) == len(thresholds) + 1``); PixelThink's by default.
 
-    Construction does not validate (a budget validates its own fields); :meth:`check` does.
+    Construction checks only the types (a sequence of numbers, one of strings; else :class:`ConfigError` naming
+    the field); :meth:`check` validates the values (a budget validates its own fields).
     """
 
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     names: tuple[str, ...] = DEFAULT_TIER_NAMES
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "thresholds", tuple(float(x) for x in self.thresholds))
-        object.__setattr__(self, "names", tuple(self.names))
+        thresholds = _entries("thresholds", self.thresholds, "a number", _is_number)
+        object.__setattr__(self, "thresholds", tuple(float(x) for x in thresholds))
+        object.__setattr__(self, "names", _entries("names", self.names, "a string", _is_str))
 
     def check(self, *, owner: str) -> TierLayout:
         """The layout itself after checking finite, strictly increasing thresholds and ``len + 1`` distinct,
@@ -127,33 +159,39 @@ class TierLayout:
         return lines
 
 
+def _layout(thresholds: Sequence[float], names: Sequence[str]) -> TierLayout:
+    """A layout from any sequences, with :class:`TierLayout`'s type checks (a string is not a sequence of names)."""
+    checked = _entries("thresholds", thresholds, "a number", _is_number)
+    return TierLayout(tuple(float(x) for x in checked), _entries("names", names, "a string", _is_str))
+
+
 # Function forms (the difficulty package's API since before the layout existed); names are checked where they
 # label samples.
 
 
 def check_tiers(thresholds: Sequence[float], names: Sequence[str], *, owner: str) -> None:
     """:meth:`TierLayout.check` of ``(thresholds, names)``."""
-    TierLayout(tuple(thresholds), tuple(names)).check(owner=owner)
+    _layout(thresholds, names).check(owner=owner)
 
 
 def tier_index(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> npt.NDArray[np.intp]:
     """:meth:`TierLayout.index`: ``k`` with ``thresholds[k-1] <= D < thresholds[k]``; ``-1`` for NaN."""
-    return TierLayout(tuple(thresholds), ()).index(difficulty)
+    return _layout(thresholds, ()).index(difficulty)
 
 
 def tier_names(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                names: Sequence[str] = DEFAULT_TIER_NAMES) -> npt.NDArray[np.str_]:
     """:meth:`TierLayout.labels`: the tier name per sample (``"missing"`` for NaN)."""
-    return TierLayout(tuple(thresholds), tuple(names)).check(owner="tier_names").labels(difficulty)
+    return _layout(thresholds, names).check(owner="tier_names").labels(difficulty)
 
 
 def tier_histogram(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                    names: Sequence[str] = DEFAULT_TIER_NAMES) -> dict[str, int]:
     """:meth:`TierLayout.histogram`: samples per tier, plus ``"missing"`` (NaN) last."""
-    return TierLayout(tuple(thresholds), tuple(names)).check(owner="tier_names").histogram(difficulty)
+    return _layout(thresholds, names).check(owner="tier_names").histogram(difficulty)
 
 
 def tier_value(tier: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                names: Sequence[str] = DEFAULT_TIER_NAMES) -> float:
     """:meth:`TierLayout.value`: the midpoint of the tier's interval clipped to ``[1, 10]``."""
-    return TierLayout(tuple(thresholds), tuple(names)).value(tier)
+    return _layout(thresholds, names).value(tier)
