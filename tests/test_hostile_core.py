@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from adaptive_length_reward import ConfigError, RewardBatch
+from adaptive_length_reward import functional as F
 from adaptive_length_reward.budgets import LinearBudget, TieredBudget
 from adaptive_length_reward.functional import shorter_better_reward
 from adaptive_length_reward.presets import pixelthink, pixelthink_score
@@ -181,3 +182,39 @@ def test_a_linear_budget_is_within_its_bounds_for_any_finite_context(
     with np.errstate(over="raise", invalid="raise"):
         budgets = policy(RewardBatch(("a",), difficulty=[d], uncertainty=[u]))
     assert policy.min_budget <= budgets[0] <= policy.max_budget
+
+
+# -- every functional length reward: finite for finite inputs at float64's edge -----------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), n=st.integers(1, 8), coefficient=positive, small=st.sampled_from([1e-300, 1e-10, 1.0]))
+def test_every_functional_length_reward_is_finite_for_finite_inputs(
+    data: st.DataObject, n: int, coefficient: float, small: float
+) -> None:
+    lengths = data.draw(hnp.arrays(np.float64, n, elements=huge_lengths))
+    targets = data.draw(hnp.arrays(np.float64, n, elements=huge_lengths))
+    correct = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
+    groups = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 2)))
+    calls = {
+        "l1_exact": lambda: F.l1_exact_reward(correct, lengths, targets, alpha=coefficient),
+        "l1_max": lambda: F.l1_max_reward(correct, lengths, targets, alpha=coefficient),
+        "alp": lambda: F.alp_reward(correct, lengths, groups, beta=coefficient, normalizer=small),
+        "grpo_lead": lambda: F.grpo_lead_reward(correct, lengths, groups, alpha=coefficient),
+        "kimi": lambda: F.kimi_length_reward(correct, lengths, groups),
+        "cosine": lambda: F.cosine_length_reward(correct, lengths, max_length=small),
+        "dapo": lambda: F.dapo_overlong_penalty(lengths, max_length=coefficient, cache_length=min(small, coefficient)),
+        "laser": lambda: F.laser_reward(correct, lengths, targets, alpha=coefficient),
+        "hapo": lambda: F.hapo_reward(correct, lengths, targets, weight=coefficient),
+        "soft": lambda: F.soft_length_penalty(lengths, targets, beta=coefficient),
+    }
+    for name, call in calls.items():
+        with np.errstate(all="ignore"):  # intermediate overflows that are clipped are fine: the output is checked
+            rewards = call()
+        assert np.isfinite(rewards).all(), (name, correct, lengths, targets, groups, coefficient, small, rewards)
+
+
+def test_grpo_lead_z_scores_are_scale_free_even_beyond_float64() -> None:
+    expected = F.grpo_lead_reward([1, 1, 0], [100, 300, 50], [0, 0, 0]).tolist()
+    assert F.grpo_lead_reward([1, 1, 0], [1e308, 1.7e308, 50], [0, 0, 0]).tolist() == pytest.approx(expected)
+    assert F.grpo_lead_reward([1, 1, 0], [1e300, 3e300, 50], [0, 0, 0]).tolist() == pytest.approx(expected)

@@ -116,7 +116,8 @@ def l1_exact_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, 
     """L1 / LCPO-Exact (Aggarwal & Welleck, arXiv 2503.04697, Eq. 1): ``r = c - alpha * |B - L|``.
 
     The target ``B`` is the length the prompt asks for; ``inf`` means no length term (``r = c``).
-    Range: ``(-inf, 1]``, finite for finite inputs.
+    Range: ``[-M, 1]``, always finite, with ``M`` float64's largest finite number (a penalty
+    ``alpha * |B - L|`` beyond it saturates at ``M``).
 
     >>> l1_exact_reward([1, 0], [1000, 1000], [2000, 500]).tolist()
     [0.7, -0.15]
@@ -124,7 +125,8 @@ def l1_exact_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, 
     _positive("alpha", alpha)
     c, L, B = _correct(correct), checked_lengths(lengths), _budgets(targets, "targets")
     gap = np.where(np.isinf(B), 0.0, np.abs(np.where(np.isinf(B), 0.0, B) - L))
-    return c - alpha * gap
+    with np.errstate(over="ignore"):  # beyond float64: saturates (documented above)
+        return c - np.minimum(alpha * gap, _FLOAT_MAX)
 
 
 def l1_max_reward(
@@ -274,7 +276,8 @@ def alp_reward(
     ``r = c - (beta / N) * max(p_solved, 1/K) * L`` with ``p_solved`` the group's solve rate, ``K`` the
     group's size and ``N`` a normalising length. Easy prompts (high solve rate) pay the most per token.
     Defaults (``beta = 0.5``, ``N = 4096``) are this library's: a 4096-token answer to a prompt every
-    rollout solves loses 0.5. Range: ``(-inf, 1]`` (finite for finite lengths).
+    rollout solves loses 0.5. Range: ``[-M, 1]``, always finite, with ``M`` float64's largest finite number (a
+    penalty beyond it saturates at ``M``).
 
     >>> alp_reward([1, 1, 0, 0], [4096, 0, 4096, 0], [0, 0, 1, 1]).tolist()
     [0.5, 1.0, -0.25, 0.0]
@@ -285,7 +288,9 @@ def alp_reward(
     g, n_groups = _groups(groups, L.shape[0])
     sizes = np.bincount(g, minlength=n_groups)[g]
     rate = np.maximum(_group_mean(c, g, n_groups), 1.0 / np.maximum(sizes, 1))
-    return c - (beta / normalizer) * rate * L
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: saturates (documented); L = 0 pays 0
+        penalty = np.where(L > 0, (beta / normalizer) * rate * L, 0.0)
+        return c - np.minimum(penalty, _FLOAT_MAX)
 
 
 # -- Correct-only penalties and the sign-safe scaling ----------------------------------------------------------------
@@ -331,8 +336,9 @@ def grpo_lead_reward(
     ``r = exp(-alpha * z)`` for a correct answer, ``z = (L - mean) / std`` its length's z-score among the *correct*
     answers of its group (population std; ``z = 0`` where the group has one correct answer or equal lengths);
     ``r = wrong_reward`` (-1) for a wrong one. Defaults are TRL PR #6222's (``alpha = 0.5``, ``-1``).
-    Range: ``[min(wrong_reward, exp(-alpha sqrt(K - 1))), exp(alpha sqrt(K - 1))]`` for groups of ``K`` (a z-score
-    among ``n`` values is at most ``sqrt(n - 1)`` in size).
+    Range: ``[min(wrong_reward, exp(-alpha sqrt(K - 1))), min(M, exp(alpha sqrt(K - 1)))]`` for groups of ``K`` (a
+    z-score among ``n`` values is at most ``sqrt(n - 1)`` in size; ``M`` is float64's largest finite number, where
+    a huge ``alpha`` saturates). Lengths whose moments overflow float64 get their z-scores on scaled lengths.
 
     >>> np.round(grpo_lead_reward([1, 1, 0], [100, 300, 50], [0, 0, 0], alpha=0.5), 4).tolist()
     [1.6487, 0.6065, -1.0]
@@ -343,13 +349,25 @@ def grpo_lead_reward(
     c, L = _correct(correct), checked_lengths(lengths)
     g, n_groups = _groups(groups, L.shape[0])
     ok = c == 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        z, exact = _correct_zscores(L, g, ok, n_groups)
+        if not exact:  # moments beyond float64: a z-score is scale-free, so take it on L / max L
+            z, exact = _correct_zscores(L / L.max(), g, ok, n_groups)
+        return np.where(ok, np.minimum(np.exp(-alpha * z), _FLOAT_MAX), wrong_reward)
+
+
+def _correct_zscores(
+    L: FloatArray, g: npt.NDArray[np.intp], ok: npt.NDArray[np.bool_], n_groups: int
+) -> tuple[FloatArray, bool]:
+    """Per sample, its length's z-score among the correct answers of its group (0 without spread), and whether the
+    group moments stayed within float64."""
     count = np.bincount(g[ok], minlength=n_groups).astype(np.float64)
     mean = np.bincount(g[ok], weights=L[ok], minlength=n_groups) / np.maximum(count, 1.0)
     square = np.bincount(g[ok], weights=(L[ok] - mean[g[ok]]) ** 2, minlength=n_groups) / np.maximum(count, 1.0)
     std = np.sqrt(square)[g]
     spread = std > 1e-9 * np.maximum(1.0, mean[g])
-    z = np.where(spread, (L - mean[g]) / np.where(spread, std, 1.0), 0.0)
-    return np.where(ok, np.exp(-alpha * z), wrong_reward)
+    z: FloatArray = np.where(spread, (L - mean[g]) / np.where(spread, std, 1.0), 0.0)
+    return z, bool(np.isfinite(mean).all() and np.isfinite(square).all())
 
 
 def laser_reward(correct: ArrayLike, lengths: ArrayLike, targets: ArrayLike, *, alpha: float = 0.5) -> FloatArray:
