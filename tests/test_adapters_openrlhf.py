@@ -111,6 +111,8 @@ MALFORMED: list[tuple[str, dict[str, Any], tuple[Any, ...], str]] = [
      "expected a number, got [2.0]"),
     ("uncertainty not a number", {"labels": [{**LABEL, "uncertainty": "low"}]}, ("labels", 0, "uncertainty"),
      "expected a number, got 'low'"),
+    ("uncertainty negative", {"labels": [{**LABEL, "uncertainty": -5}]}, ("labels", 0, "uncertainty"),
+     "expected a number >= 0, got -5.0"),
     ("hard tier without uncertainty", {"labels": [{**LABEL, "difficulty": 7.0}]}, ("labels", 0, "uncertainty"),
      "missing: TieredBudget needs 'uncertainty', which is missing (NaN) for samples [0]"),
     ("no ground truth", {"labels": [{"difficulty": 2.0}]}, ("labels", 0, "ground_truth"),

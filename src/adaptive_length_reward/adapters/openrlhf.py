@@ -186,6 +186,9 @@ class OpenRLHFReward:
         context: dict[str, Any] = {"ground_truth": [truth for truth, *_ in parts]}
         for k, name in ((1, "difficulty"), (2, "uncertainty")):
             values = [_number(part[k], self._label_loc(labels, i, name)) for i, part in enumerate(parts)]
+            for i, value in enumerate(values):  # RewardBatch's rule (and pixelthink_score's): U >= 0, NaN = missing
+                if name == "uncertainty" and value is not None and value < 0:
+                    raise RewardInputError(self._label_loc(labels, i, name), f"expected a number >= 0, got {value!r}")
             if any(v is not None for v in values):
                 context[name] = values
         for i, (truth, *_) in enumerate(parts):
