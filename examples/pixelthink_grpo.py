@@ -52,8 +52,9 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 }
 #: Settings that ``--tiny`` changes unless given explicitly: a CPU-sized demo of the same loop.
 TINY_DEFAULTS: dict[str, Any] = {
-    "train_samples": 64, "eval_samples": 24, "steps": 40, "num_generations": 4, "prompts_per_step": 2,
-    "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.0, "warmup_steps": 400,
+    "train_samples": 64, "eval_samples": 24, "steps": 50, "num_generations": 4, "prompts_per_step": 4,
+    "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.2, "warmup_steps": 400,
+    "length_unit": "reasoning_tokens",
     "easy_budget": 20.0, "hard_budget": 80.0, "uncertainty_scale": 10.0, "beta": 1 / 60,
     "target_length": 40.0, "save_steps": 20, **_COMMON_DEFAULTS,
 }
@@ -62,7 +63,7 @@ TINY_DEFAULTS: dict[str, Any] = {
 FULL_DEFAULTS: dict[str, Any] = {
     "train_samples": None, "eval_samples": 200, "steps": 500, "num_generations": 8, "prompts_per_step": 2,
     "max_completion_length": 1300, "eval_max_new_tokens": 1024, "lr": 1e-6, "kl": 5e-3, "warmup_steps": 0,
-    "easy_budget": 96.0, "hard_budget": 256.0, "uncertainty_scale": 25.0, "beta": 1 / 500,
+    "easy_budget": 96.0, "hard_budget": 256.0, "uncertainty_scale": 25.0, "beta": 1 / 500, "length_unit": "words",
     "target_length": 96.0, "save_steps": 50, **_COMMON_DEFAULTS,
 }
 #: Training recipes (``--recipe``): values that replace the defaults above; flags given on the command line or in
@@ -135,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--length-reward", choices=LENGTH_REWARDS, default="pixelthink")
     g.add_argument("--difficulty", choices=DIFFICULTY_SOURCES, default="dataset")
     g.add_argument("--uncertainty", choices=UNCERTAINTY_ESTIMATORS, default="margin")
-    g.add_argument("--length-unit", choices=("words", "reasoning_tokens"), default="words")
+    g.add_argument("--length-unit", choices=("words", "reasoning_tokens"),
+                   help="what the length reward counts (tiny: reasoning_tokens, so that breaking the answer's JSON\n"
+                        "never shortens a completion; full: words of the response, PixelThink's)")
     g.add_argument("--easy-budget", type=float, help="easy-tier budget (tiny 20, full 96)")
     g.add_argument("--hard-budget", type=float, help="hard-tier base budget (tiny 80, full 256)")
     g.add_argument("--uncertainty-scale", type=float, help="hard budget += scale * U (tiny 10, full 25)")
@@ -147,16 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--judge-url", help="OpenAI-compatible endpoint of the difficulty judge (--difficulty judge)")
     g.add_argument("--judge-model", help="served model name (with --judge-url) or a local checkpoint path")
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=int, help="GRPO steps (tiny 40, full 500)")
+    g.add_argument("--steps", type=int, help="GRPO steps (tiny 50, full 500)")
     g.add_argument("--num-generations", type=int, help="completions per prompt n (tiny 4, full 8)")
-    g.add_argument("--prompts-per-step", type=int, help="prompts per GRPO step (default 2)")
+    g.add_argument("--prompts-per-step", type=int, help="prompts per GRPO step (tiny 4, full 2)")
     g.add_argument("--micro-batch-size", type=int, help="completions per forward/backward (default: the whole step's "
                                                          "prompts x n); must divide it")
     g.add_argument("--max-completion-length", type=int, help="tokens (tiny 160, full 1300)")
     g.add_argument("--min-completion-length", type=int, help="rollouts at least this many tokens (end-of-sequence\n"
                                                             "suppressed until then): timing at a fixed length")
     g.add_argument("--lr", type=float, help="learning rate (tiny 5e-4, full 1e-6)")
-    g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0, full 5e-3)")
+    g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0.2 against the warm start, full 5e-3)")
     g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2)")
     g.add_argument("--max-grad-norm", type=float, help="gradient clipping norm (default 1.0)")
@@ -564,6 +567,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not resuming:
         warm = warm_up(policy, train_samples, steps=args.warmup_steps, learning_rate=args.warmup_lr, seed=args.seed,
                        progress=progress)
+    if args.tiny and args.kl > 0:  # the KL reference is the warm-started policy; TRL loads it from the model's path
+        reference = run_dir / "reference-policy"
+        if not resuming:
+            policy.model.save_pretrained(reference)
+        policy.model.config._name_or_path = str(reference)
     eval_kwargs = {"train_reward": reward, "reward_settings": reward_settings, "batch_size": args.eval_batch_size,
                    "max_new_tokens": args.eval_max_new_tokens, "progress": progress}
     before_path = run_dir / "eval_before.json"

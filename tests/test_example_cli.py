@@ -100,7 +100,9 @@ def test_without_a_recipe_the_full_defaults_are_unchanged(checkpoints: tuple[str
     args = pixelthink_grpo.parse_args(["--policy", policy, "--segmenter", segmenter])
     assert (args.prompts_per_step, args.steps, args.loss_type, args.micro_batch_size) == (2, 500, "dapo", None)
     tiny = pixelthink_grpo.parse_args(["--tiny"])
-    assert (tiny.lr, tiny.kl, tiny.temperature, tiny.weight_decay, tiny.report_to) == (5e-4, 0.0, 1.0, 1e-2, "none")
+    assert args.length_unit == "words"  # PixelThink's: whitespace words of the response
+    assert (tiny.lr, tiny.kl, tiny.temperature, tiny.weight_decay, tiny.report_to) == (5e-4, 0.2, 1.0, 1e-2, "none")
+    assert (tiny.length_unit, tiny.prompts_per_step, tiny.steps) == ("reasoning_tokens", 4, 50)
 
 
 def test_recipe_rejects_tiny_and_requires_a_local_policy(tmp_path: Path) -> None:
@@ -136,7 +138,7 @@ def test_config_file_values_are_used_and_flags_override_them(tmp_path: Path, suf
     assert (args.tiny, args.lr, args.prompts_per_step, args.loss_type, args.bf16, args.report_to,
             args.no_progress, args.output_dir) == (True, 3e-4, 3, "grpo", False, "tensorboard", True,
                                                    str(tmp_path / "run"))
-    assert args.steps == 40  # not in the file: the tiny default
+    assert args.steps == 50  # not in the file: the tiny default
     args = pixelthink_grpo.parse_args(["--config", str(config), "--lr", "1e-3", "--bf16", "--report-to", "none"])
     assert (args.lr, args.bf16, args.report_to, args.prompts_per_step) == (1e-3, True, "none", 3)
 
