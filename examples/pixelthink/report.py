@@ -99,7 +99,7 @@ def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Map
     axes[2].set_ylabel("IoU % per sample (diamond: the tier's gIoU)")
     axes[2].set_title("Accuracy per tier (segmenter on the policy's prompts)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.6) for c in (BEFORE, AFTER)]
-    axes[0].legend(handles, ["before training", "after training"], loc="upper left", fontsize=8)
+    axes[0].legend(handles, ["before GRPO (after any warm start)", "after GRPO"], loc="upper left", fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +326,7 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         "",
         "| stage | seconds | per unit |",
         "|---|---|---|",
-        f"| format warm-up (tiny policy only) | {_fmt(t.get('warmup_s'), digits=2)} | - |",
+        f"| supervised warm start (tiny policy only) | {_fmt(t.get('warmup_s'), digits=2)} | - |",
         f"| GRPO training | {_fmt(t.get('train_s'), digits=2)} | median step "
         f"{_fmt(t.get('train_step_s_median'), digits=3)} s |",
         f"| of which generation | {_fmt(t.get('generation_s'), digits=2)} | - |",

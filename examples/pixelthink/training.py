@@ -104,7 +104,7 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
     start = time.perf_counter()
     side = tokenizer.padding_side
     try:
-        for step in tqdm(range(steps), desc="format warm-up", disable=not progress, leave=False):
+        for step in tqdm(range(steps), desc="warm start", disable=not progress, leave=False):
             batch = [samples[(step * batch_size + i) % len(samples)] for i in range(batch_size)]
             prompts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
                        for s in batch]
