@@ -1,4 +1,4 @@
-"""GRPO training of the policy with TRL and the library's adapter, plus the tiny policy's format warm-up.
+"""GRPO training of the policy with TRL and the library's adapter, plus the tiny policy's supervised warm start.
 
 The reward reaches TRL as :class:`adaptive_length_reward.adapters.trl.TRLReward` (dataset columns
 ``ground_truth``, ``difficulty``, ``id`` (the GRPO group), ``query`` and ``mask_area_ratio`` become batch
@@ -88,7 +88,7 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
     Returns:
         ``{"steps", "seconds", "loss_first", "loss_last"}``.
     """
-    torch = import_optional("torch", extra="example", purpose="The format warm-up")
+    torch = import_optional("torch", extra="example", purpose="The warm start")
     tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
     if steps <= 0:
         return {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None}
