@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import pickle
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,24 @@ def test_cache_survives_concurrent_writers_from_processes(tmp_path) -> None:
     assert cache.count("h") == 30 and cache.integrity_check() == "ok"
     assert all(1.0 <= row.aspects["scene"] <= 9.0 and not math.isnan(row.aspects["seg"]) for row in cache.iter("h"))
 
+
+
+def test_a_cache_opened_while_another_process_holds_the_lock_waits_for_it(tmp_path: Path) -> None:
+    """Two annotators starting together: switching to WAL gets SQLITE_BUSY at once (no busy handler), so the cache
+    retries until the other connection lets go instead of failing with "database is locked"."""
+    import threading
+
+    from adaptive_length_reward.difficulty.judge.cache import _enable_wal
+
+    path = tmp_path / "cache.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, timeout=0.1)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what the cache used to do
+        other.execute("PRAGMA journal_mode = WAL")
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    _enable_wal(other)
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    holder.close()
+    other.close()

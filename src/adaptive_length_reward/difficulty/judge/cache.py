@@ -115,6 +115,25 @@ class Judgment:
         return combine_aspects(self.aspects, aggregate=aggregate, weights=weights)
 
 
+def _enable_wal(connection: sqlite3.Connection, *, deadline_s: float = 30.0) -> None:
+    """Switch the database to write-ahead logging, retrying while another process holds the lock.
+
+    SQLite answers ``SQLITE_BUSY`` to a journal-mode change at once, without calling the busy handler, when another
+    connection is opening the same file (two annotators started together); a database already in WAL mode is
+    left alone.
+    """
+    stop = time.monotonic() + deadline_s
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > stop:
+                raise
+            time.sleep(0.05)
+
+
 class JudgmentCache:
     """SQLite store of verdicts keyed by ``(settings hash, sample id)``.
 
@@ -152,7 +171,7 @@ class JudgmentCache:
         connection.execute("PRAGMA busy_timeout = 30000")
         if not self.readonly:
             if self.path != ":memory:":
-                connection.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(connection)
             connection.execute("PRAGMA synchronous = FULL")
             with connection:
                 connection.executescript(_SCHEMA)
