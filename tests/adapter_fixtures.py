@@ -137,3 +137,12 @@ def square_image(colour: str, offset: int = 0) -> Any:
     image = Image.new("RGB", (64, 64), "white")
     image.paste(colour, (8 + offset, 8, 40 + offset, 40))
     return image
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the test servers)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -43,6 +43,14 @@ def blocks(page: Path) -> list[Block]:
                   m.group("body")) for m in _BLOCK.finditer(text)]
 
 
+def assert_blocks_run_or_marked(page: Path) -> None:
+    """Every block of ``page`` has a language, and every fragment says why it is not run."""
+    for block in blocks(page):
+        assert block.lang, f"{block.where}: give the block a language"
+        if block.mark.startswith("fragment"):
+            assert block.mark.removeprefix("fragment:").strip(), f"{block.where}: a fragment says why"
+
+
 def _run(block: Block, cwd: Path, env: dict[str, str]) -> str:
     if block.lang == "python":
         command = [sys.executable, "-c", block.body]

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adapter_fixtures import GROUND_TRUTH, PERFECT_ANSWER, build_tokenizer
+from adapter_fixtures import GROUND_TRUTH, PERFECT_ANSWER, build_tokenizer, free_port
 
 from adaptive_length_reward import (
     ColumnReward,
@@ -548,12 +547,6 @@ def test_every_logged_value_reaches_openrlhfs_metrics_finite() -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _serving(reward: OpenRLHFReward) -> Iterator[str]:
     """``create_app(reward)`` under uvicorn on 127.0.0.1 in a thread; yields the base URL."""
@@ -561,7 +554,7 @@ def _serving(reward: OpenRLHFReward) -> Iterator[str]:
     pytest.importorskip("fastapi", reason="the reward server needs the 'server' extra (fastapi, uvicorn)")
     from adaptive_length_reward.adapters.openrlhf_server import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(reward), host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -698,7 +691,7 @@ def test_server_command_line_starts_with_a_settings_file_and_flags(tmp_path: Pat
     pytest.importorskip("uvicorn", reason="the reward server needs the 'server' extra (fastapi, uvicorn)")
     settings = tmp_path / "settings.yaml"
     settings.write_text("difficulty_key: level\n")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALR_")} | {"OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "adaptive_length_reward.adapters.openrlhf_server", "--host",
                                 "127.0.0.1", "--port", str(port), "--settings", str(settings),

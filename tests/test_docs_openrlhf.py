@@ -5,26 +5,17 @@ is what the code prints (tests/doc_blocks.py). The page's server block starts th
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
-from doc_blocks import ROOT, blocks, run_page
+from adapter_fixtures import free_port
+from doc_blocks import ROOT, assert_blocks_run_or_marked, run_page
 
 PAGE = ROOT / "docs" / "openrlhf.md"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_every_block_is_run_or_marked() -> None:
-    for block in blocks(PAGE):
-        assert block.lang, f"{block.where}: give the block a language"
-        if block.mark.startswith("fragment"):
-            assert block.mark.removeprefix("fragment:").strip(), f"{block.where}: a fragment says why"
+    assert_blocks_run_or_marked(PAGE)
 
 
 @pytest.mark.slow
@@ -33,7 +24,7 @@ def test_every_code_block_of_docs_openrlhf_runs(tmp_path: Path) -> None:
         pytest.importorskip(name, reason="the page's server example needs the 'server' extra and pyyaml")
     if shutil.which("curl") is None:
         pytest.skip("the page's server example queries the server with curl")
-    counts = run_page(PAGE, tmp_path, {"PORT": str(_free_port())})
+    counts = run_page(PAGE, tmp_path, {"PORT": str(free_port())})
     assert counts == {"ran": 6, "output": 4, "file": 1, "fragment": 3}, counts
     log = (tmp_path / "server.log").read_text()
     assert "POST /get_reward: 422 labels[0].difficulty: missing" in log

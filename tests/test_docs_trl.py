@@ -6,16 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from doc_blocks import ROOT, blocks, run_page
+from doc_blocks import ROOT, assert_blocks_run_or_marked, run_page
 
 PAGE = ROOT / "docs" / "trl.md"
 
 
 def test_every_block_is_run_or_marked() -> None:
-    for block in blocks(PAGE):
-        assert block.lang, f"{block.where}: give the block a language"
-        if block.mark.startswith("fragment"):
-            assert block.mark.removeprefix("fragment:").strip(), f"{block.where}: a fragment says why"
+    assert_blocks_run_or_marked(PAGE)
 
 
 @pytest.mark.slow

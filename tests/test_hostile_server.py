@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_fixtures import free_port
 
 pytest.importorskip("uvicorn", reason="the reward server needs the 'server' extra (fastapi, uvicorn)")
 pytest.importorskip("fastapi", reason="the reward server needs the 'server' extra (fastapi, uvicorn)")
@@ -38,15 +39,9 @@ LABEL = {"ground_truth": "<box>(10,10),(40,40)</box><points>(20,20),(30,30)</poi
 VALID = {"query": [QUERY], "prompts": [PROMPT], "labels": [LABEL]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[dict[str, Any]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "ALR_AUTH_TOKEN": TOKEN}
     process = subprocess.Popen(
         [sys.executable, "-m", "adaptive_length_reward.adapters.openrlhf_server", "--port", str(port),
