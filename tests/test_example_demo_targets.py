@@ -27,6 +27,7 @@ if str(EXAMPLES) not in sys.path:
 pytest.importorskip("torch")
 
 import pixelthink_grpo  # noqa: E402
+from example_fixtures import BoxSegmenter, WordTokenizer  # noqa: E402
 from pixelthink.evaluation import bootstrap_interval, paired_difference_interval, score_completions  # noqa: E402
 from pixelthink.report import demo_targets, write_report  # noqa: E402
 from pixelthink.rewards import RewardSettings, build_reward  # noqa: E402
@@ -35,27 +36,6 @@ from pixelthink.training import TrainSettings, grpo_config_kwargs, vllm_sampling
 
 GOOD = '<think>a b c</think><answer>{"bbox": [10, 10, 29, 29], "points_1": [12, 12], "points_2": [14, 14]}</answer>'
 BROKEN = '<think>a b c</think><answer>{"bbox": [10, 10]}</answer>'
-
-
-class WordTokenizer:
-    def __call__(self, text: Any, add_special_tokens: bool = False) -> dict[str, Any]:
-        if isinstance(text, str):
-            return {"input_ids": list(range(len(text.split())))}
-        return {"input_ids": [list(range(len(t.split()))) for t in text]}
-
-
-class CountingBoxSegmenter:
-    """Fills the prompt box and counts its calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def predict(self, image: Image.Image, box: tuple[float, ...], points: Any) -> np.ndarray:
-        self.calls += 1
-        mask = np.zeros((image.height, image.width), dtype=bool)
-        x1, y1, x2, y2 = (int(v) for v in box)
-        mask[y1 : y2 + 1, x1 : x2 + 1] = True
-        return mask
 
 
 def _sample(name: str) -> SegSample:
@@ -68,14 +48,14 @@ def _sample(name: str) -> SegSample:
 def test_segmenter_calls_equal_parsed_answers_and_the_summary_says_so() -> None:
     samples = [_sample(f"s{i}") for i in range(5)]
     completions = [GOOD, BROKEN, GOOD, "no answer at all", GOOD]
-    segmenter = CountingBoxSegmenter()
+    segmenter = BoxSegmenter()
     settings = RewardSettings(uncertainty="none")
     result = score_completions(samples, completions, [0.0] * 5, segmenter, tokenizer=WordTokenizer(),
                                train_reward=build_reward(settings, None), reward_settings=settings)
     summary = result.summary()
     assert summary["parsed_answers"] == 3 and summary["segmenter_calls"] == 3
     assert summary["parse_rate"] == pytest.approx(0.6)
-    assert segmenter.calls == 3 + 5  # the policy's parsed answers, plus one ground-truth (oracle) call per sample
+    assert len(segmenter.calls) == 3 + 5  # the policy's parsed answers, plus one ground-truth (oracle) call per sample
     assert list(result.ious) == [1.0, 0.0, 1.0, 0.0, 1.0]
     low, high = summary["giou_ci95"]
     assert summary["giou"] == pytest.approx(0.6)

@@ -25,6 +25,7 @@ if str(EXAMPLES) not in sys.path:
 
 pytest.importorskip("torch")
 
+from example_fixtures import BoxSegmenter, WordTokenizer  # noqa: E402
 from pixelthink.evaluation import eval_difficulty, score_completions  # noqa: E402
 from pixelthink.report import summary_table, tiers_marking, write_report  # noqa: E402
 from pixelthink.rewards import RewardSettings, build_reward  # noqa: E402
@@ -34,25 +35,6 @@ from adaptive_length_reward import RewardBatch  # noqa: E402
 from adaptive_length_reward.difficulty import HeuristicDifficulty  # noqa: E402
 
 ANSWER = '<think>a b c</think><answer>{"bbox": [10, 10, 39, 29], "points_1": [20, 20], "points_2": [30, 20]}</answer>'
-
-
-class WordTokenizer:
-    """A tokenizer stand-in: one token per whitespace word (a string, or a list of strings)."""
-
-    def __call__(self, text: Any, add_special_tokens: bool = False) -> dict[str, Any]:
-        if isinstance(text, str):
-            return {"input_ids": list(range(len(text.split())))}
-        return {"input_ids": [list(range(len(t.split()))) for t in text]}
-
-
-class BoxSegmenter:
-    """Fills the prompt box."""
-
-    def predict(self, image: Image.Image, box: tuple[float, ...], points: Any) -> np.ndarray:
-        mask = np.zeros((image.height, image.width), dtype=bool)
-        x1, y1, x2, y2 = (int(v) for v in box)
-        mask[y1 : y2 + 1, x1 : x2 + 1] = True
-        return mask
 
 
 def _sample(name: str, difficulty: float, *, side: int = 20, query: str = "the box") -> SegSample:

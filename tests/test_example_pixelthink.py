@@ -31,6 +31,7 @@ EXAMPLES = ROOT / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
+from example_fixtures import BoxSegmenter  # noqa: E402
 from pixelthink import prompts, scenes, sources  # noqa: E402
 from pixelthink.rewards import LENGTH_REWARDS, RewardSettings, build_reward, reference_penalty  # noqa: E402
 from pixelthink.scenes import SceneGenerator, SegSample  # noqa: E402
@@ -462,20 +463,6 @@ def test_main_path_with_a_size_true_random_policy(tmp_path: Path, padded_archite
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["train"]["min_completion_length"] == 24 and config["train"]["kl"] > 0
     assert (tmp_path / "run" / "initial-policy" / "config.json").is_file()  # TRL's KL reference loads from here
-
-
-class BoxSegmenter:
-    """Test double for SAM: the mask is the prompt box (a real SAM with known outputs cannot be trained here)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def predict(self, image: Image.Image, box: tuple[float, ...], points: Any) -> np.ndarray:
-        self.calls.append((image.size, box, points))
-        mask = np.zeros((image.height, image.width), dtype=bool)
-        x1, y1, x2, y2 = (int(v) for v in box)
-        mask[y1 : y2 + 1, x1 : x2 + 1] = True
-        return mask
 
 
 @pytest.mark.slow
