@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._keyed_state import check_json_ids, check_state_format, json_id
 from .functional import checked_lengths
 
 __all__ = ["STATE_FORMAT", "LengthHistory"]
@@ -32,10 +33,6 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Tag of the JSON state written by :meth:`LengthHistory.state_dict`.
 STATE_FORMAT = "adaptive-length-reward/length-history/1"
-
-
-def _json_id(value: Any) -> Hashable:
-    return value.item() if isinstance(value, np.generic) else value  # type: ignore[no-any-return]
 
 
 def _fmin(a: float | None, b: float | None) -> float | None:
@@ -70,12 +67,12 @@ class LengthHistory:
                              f"{c.shape[0]} and {L.shape[0]}")
         shortest: dict[Hashable, float | None] = {}
         try:
-            for pid, ok, length in zip(map(_json_id, problem_ids), c.tolist(), L.tolist()):
+            for pid, ok, length in zip(map(json_id, problem_ids), c.tolist(), L.tolist()):
                 shortest[pid] = _fmin(shortest.get(pid), float(length) if ok == 1 else None)
         except TypeError as error:
             raise TypeError(f"LengthHistory: problem ids: expected hashable ids, got {error}") from None
         prior = {pid: self._observe_one(pid, value, int(step)) for pid, value in shortest.items()}
-        return np.array([math.nan if prior[_json_id(p)] is None else prior[_json_id(p)] for p in problem_ids],
+        return np.array([math.nan if prior[json_id(p)] is None else prior[json_id(p)] for p in problem_ids],
                         dtype=np.float64)
 
     def _observe_one(self, pid: Hashable, shortest: float | None, step: int) -> float | None:
@@ -97,7 +94,7 @@ class LengthHistory:
         """The current shortest correct length per problem id (NaN where none was seen)."""
         out = np.full(len(problem_ids), np.nan)
         for i, pid in enumerate(problem_ids):
-            entry = self._state.get(_json_id(pid))
+            entry = self._state.get(json_id(pid))
             if entry is not None and entry["best"] is not None:
                 out[i] = entry["best"]
         return out
@@ -108,10 +105,7 @@ class LengthHistory:
         Raises:
             TypeError: a problem id JSON cannot represent as itself (ids must be str, int or float).
         """
-        for pid in self._state:
-            if isinstance(pid, bool) or not isinstance(pid, (str, int, float)):
-                raise TypeError(f"LengthHistory: state_dict: problem ids must be str, int or float to round-trip "
-                                f"through JSON, got {type(pid).__name__} {pid!r:.60}")
+        check_json_ids(self._state, owner="LengthHistory", noun="problem")
         return {"format": STATE_FORMAT, "problems": [{"id": pid, **entry} for pid, entry in self._state.items()]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -120,9 +114,7 @@ class LengthHistory:
         Raises:
             ValueError: a state of another format, or an entry without id/best/before/step or with a negative length.
         """
-        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
-            got = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"LengthHistory: load_state_dict: expected format {STATE_FORMAT!r}, got {got!r}")
+        check_state_format(state, STATE_FORMAT, owner="LengthHistory")
         restored: dict[Hashable, dict[str, Any]] = {}
         for i, item in enumerate(state.get("problems", [])):
             try:

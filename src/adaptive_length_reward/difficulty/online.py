@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import functional as F
+from .._keyed_state import check_json_ids, check_state_format, json_id
 from ..batch import RewardBatch
 from ..config import param
 from ..penalties import correctness, correctness_requires
@@ -90,11 +91,6 @@ class PassRateDifficulty(_PassRate, kind="pass_rate_difficulty"):
         return pass_rate_to_difficulty(F.group_pass_rate(self.passed(batch), groups))
 
 
-def _json_id(value: Any) -> Hashable:
-    """Prompt ids as JSON-native keys (numpy scalars become Python ones)."""
-    return value.item() if isinstance(value, np.generic) else value  # type: ignore[no-any-return]
-
-
 class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
     """Per-prompt exponential moving average of the solve rate across steps, on the 1..10 scale.
 
@@ -141,7 +137,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
             raise ValueError(f"EMAPassRateDifficulty: passed: expected {len(prompt_ids)} values, got {ok.shape[0]}")
         outcomes: dict[Hashable, list[float]] = {}
         try:
-            for pid, value in zip(map(_json_id, prompt_ids), ok):
+            for pid, value in zip(map(json_id, prompt_ids), ok):
                 outcomes.setdefault(pid, []).append(value)
         except TypeError as error:
             raise TypeError(f"EMAPassRateDifficulty: {self.prompt_column}: expected hashable ids, "
@@ -173,7 +169,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
         """
         out = np.full(len(prompt_ids), np.nan)
         for i, pid in enumerate(prompt_ids):
-            entry = self._state.get(_json_id(pid))
+            entry = self._state.get(json_id(pid))
             if entry is None:
                 continue
             value = entry["before"] if before_step is not None and entry["step"] >= before_step else entry["rate"]
@@ -186,10 +182,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
         Raises:
             TypeError: a prompt id that JSON cannot represent as itself (ids must be str, int or float).
         """
-        for pid in self._state:
-            if isinstance(pid, bool) or not isinstance(pid, (str, int, float)):
-                raise TypeError(f"EMAPassRateDifficulty: state_dict: prompt ids must be str, int or float to "
-                                f"round-trip through JSON, got {type(pid).__name__} {pid!r:.60}")
+        check_json_ids(self._state, owner="EMAPassRateDifficulty", noun="prompt")
         return {"format": STATE_FORMAT, "prompts": [{"id": pid, **entry} for pid, entry in self._state.items()]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -198,9 +191,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
         Raises:
             ValueError: a state of another format, or an entry with a rate outside ``[0, 1]``.
         """
-        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
-            got = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"EMAPassRateDifficulty: load_state_dict: expected format {STATE_FORMAT!r}, got {got!r}")
+        check_state_format(state, STATE_FORMAT, owner="EMAPassRateDifficulty")
         restored: dict[Hashable, dict[str, Any]] = {}
         for i, item in enumerate(state.get("prompts", [])):
             try:
