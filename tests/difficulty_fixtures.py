@@ -403,3 +403,21 @@ def model_responder(backend: Any) -> Responder:
         return Reply(backend.complete(messages, image))
 
     return respond
+
+
+def scripted_backend(server: ScriptedJudgeServer, **overrides: Any) -> Any:
+    """An ``OpenAICompatibleBackend`` on ``server`` with short timeouts and backoffs (``overrides`` win)."""
+    from adaptive_length_reward.difficulty import OpenAICompatibleBackend
+
+    settings: dict[str, Any] = dict(base_url=server.base_url, model="scripted-judge", timeout=2.0, max_retries=3,
+                                    backoff=0.01, max_backoff=0.05, concurrency=2)
+    settings.update(overrides)
+    return OpenAICompatibleBackend(**settings)
+
+
+def judge_sample(n: int, *, box: list[int] | None = [4, 4, 20, 20]) -> Any:  # noqa: B006 - never mutated
+    """Sample ``n`` for the scripted judge: a square image, an expression that names ``n``."""
+    from adaptive_length_reward.difficulty import JudgeSample
+
+    return JudgeSample(sample_id=f"s{n}", image=square_image(n), expression=f"the square of sample-{n}",
+                       area_ratio=0.1, box=box)

@@ -29,8 +29,10 @@ from difficulty_fixtures import (
     ScriptedJudgeServer,
     Status,
     expected_aspects,
+    judge_sample,
     sample_number,
     scores_by_sample,
+    scripted_backend,
     square_image,
     write_jsonl_dataset,
 )
@@ -50,15 +52,11 @@ MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "te
 
 
 def backend(server: ScriptedJudgeServer, **overrides: Any) -> OpenAICompatibleBackend:
-    settings: dict[str, Any] = dict(base_url=server.base_url, model="scripted-judge", timeout=2.0, max_retries=0,
-                                    backoff=0.01, max_backoff=0.02, concurrency=2)
-    settings.update(overrides)
-    return OpenAICompatibleBackend(**settings)
+    return scripted_backend(server, **{"max_retries": 0, "max_backoff": 0.02, **overrides})  # type: ignore[no-any-return]
 
 
 def sample(n: int) -> JudgeSample:
-    return JudgeSample(sample_id=f"s{n}", image=square_image(n), expression=f"the square of sample-{n}",
-                       area_ratio=0.1)
+    return judge_sample(n, box=None)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -13,23 +13,25 @@ import sys
 
 import numpy as np
 import pytest
-from difficulty_fixtures import Reply, ScriptedJudgeServer, Status, sequence, square_image
+from difficulty_fixtures import (
+    Reply,
+    ScriptedJudgeServer,
+    Status,
+    judge_sample,
+    scripted_backend,
+    sequence,
+    square_image,
+)
 
 from adaptive_length_reward import RewardBatch, pixelthink
 from adaptive_length_reward.adapters.scoring import SampleScorer
-from adaptive_length_reward.difficulty import DifficultyJudge, JudgeSample, LookupDifficulty, OpenAICompatibleBackend
+from adaptive_length_reward.difficulty import DifficultyJudge, LookupDifficulty, OpenAICompatibleBackend
 
 
 def _backend(server: ScriptedJudgeServer, **overrides: object) -> OpenAICompatibleBackend:
-    settings: dict[str, object] = dict(base_url=server.base_url, model="scripted-judge", timeout=2.0, max_retries=3,
-                                       backoff=0.01, max_backoff=0.05, concurrency=1)
-    settings.update(overrides)
-    return OpenAICompatibleBackend(**settings)  # type: ignore[arg-type]
+    return scripted_backend(server, **{"concurrency": 1, **overrides})  # type: ignore[no-any-return]
 
 
-def _sample(n: int) -> JudgeSample:
-    return JudgeSample(sample_id=f"s{n}", image=square_image(n), expression=f"the square of sample-{n}",
-                       area_ratio=0.1, box=[4, 4, 20, 20])
 
 
 def _messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[tuple[int, str]]:
@@ -66,7 +68,7 @@ def test_judge_retries_are_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_judge_giving_up_is_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
     with ScriptedJudgeServer(lambda body, i: Status(502)) as server, caplog.at_level(logging.INFO):
-        verdict = DifficultyJudge(_backend(server, max_retries=1)).ask(_sample(2))
+        verdict = DifficultyJudge(_backend(server, max_retries=1)).ask(judge_sample(2))
     assert verdict.status == "transport_error"
     backends = _messages(caplog, "adaptive_length_reward.difficulty.judge.backends")
     assert backends[-1][0] == logging.ERROR and "no reply after 2 attempts; last error: HTTP 502" in backends[-1][1]
@@ -77,7 +79,7 @@ def test_judge_giving_up_is_logged_as_an_error(caplog: pytest.LogCaptureFixture)
 def test_unreadable_replies_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     script = sequence(Reply("The scene looks moderately complex."), then=lambda body, i: Reply("still prose"))
     with ScriptedJudgeServer(script) as server, caplog.at_level(logging.INFO):
-        verdict = DifficultyJudge(_backend(server), parse_retries=1).ask(_sample(4))
+        verdict = DifficultyJudge(_backend(server), parse_retries=1).ask(judge_sample(4))
     assert verdict.status == "unparseable"
     logged = _messages(caplog, "adaptive_length_reward.difficulty.judge.runner")
     assert len(logged) == 2 and all(level == logging.INFO for level, _ in logged)
@@ -88,9 +90,9 @@ def test_unreadable_replies_are_logged(caplog: pytest.LogCaptureFixture) -> None
 def test_cache_hits_are_logged(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     cache = tmp_path / "c.sqlite"
     with ScriptedJudgeServer() as server, caplog.at_level(logging.INFO):
-        list(DifficultyJudge(_backend(server), cache=cache).judge_many(_sample(n) for n in range(2)))
+        list(DifficultyJudge(_backend(server), cache=cache).judge_many(judge_sample(n) for n in range(2)))
         caplog.clear()
-        verdicts = list(DifficultyJudge(_backend(server), cache=cache).judge_many(_sample(n) for n in range(3)))
+        verdicts = list(DifficultyJudge(_backend(server), cache=cache).judge_many(judge_sample(n) for n in range(3)))
     assert sum(v.cached for v in verdicts) == 2
     logged = _messages(caplog, "adaptive_length_reward.difficulty.judge.runner")
     assert logged == [(logging.INFO, f"judge cache {cache}: 2 of 3 samples answered from the cache, 1 to ask")]
