@@ -470,6 +470,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         demo_targets,
         plot_length_by_tier,
         plot_training_curves,
+        record_iou,
         summary_table,
         write_report,
     )
@@ -655,7 +656,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
                         "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing")
     if before is not None and len(before_records) == len(after_result.records):
-        before_ious = [1.0 if r["union"] == 0 else r["intersection"] / r["union"] for r in before_records]
+        before_ious = [record_iou(r) for r in before_records]
         metrics["giou_change"] = (after["giou"] or 0.0) - (before["giou"] or 0.0)
         metrics["giou_change_ci95"] = paired_difference_interval(after_result.ious, before_ious)
     if args.tiny:  # what the demo is meant to show, checked and reported (met or not)

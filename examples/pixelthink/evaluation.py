@@ -45,6 +45,7 @@ from adaptive_length_reward.segmentation import parse_answer
 
 from .models import Policy, Segmenter
 from .prompts import conversation
+from .report import record_iou
 from .rewards import RewardSettings, budget_policy, difficulty_providers, reference_penalty
 from .scenes import SegSample
 from .training import mask_area_ratio, policy_image
@@ -146,7 +147,7 @@ class EvalResult:
     @property
     def ious(self) -> np.ndarray:
         """Per-sample IoU in the records' order (a failed parse counts 0, an empty union 1, as gIoU does)."""
-        return np.asarray([1.0 if r["union"] == 0 else r["intersection"] / r["union"] for r in self.records])
+        return np.asarray([record_iou(r) for r in self.records])
 
     @property
     def tiers_valid(self) -> bool:

@@ -12,8 +12,8 @@ import numpy as np
 from adaptive_length_reward.adapters.scoring import LOGGED_COLUMNS
 from adaptive_length_reward.errors import import_optional
 
-__all__ = ["DEMO_TARGETS", "demo_targets", "plot_length_by_tier", "plot_training_curves", "summary_table",
-           "tiers_marking", "write_report"]
+__all__ = ["DEMO_TARGETS", "demo_targets", "plot_length_by_tier", "plot_training_curves", "record_iou",
+           "summary_table", "tiers_marking", "write_report"]
 
 TIERS = ("easy", "medium", "hard")
 #: Logged per-sample diagnostics (not reward components): the adapters' context columns and the accuracy's columns.
@@ -29,14 +29,15 @@ def _pyplot() -> Any:
     return plt
 
 
-def _iou(record: Mapping[str, Any]) -> float:
-    """A record's IoU (an empty union counts 1, as gIoU does)."""
+def record_iou(record: Mapping[str, Any]) -> float:
+    """An evaluation record's IoU from its intersection and union (a failed parse has intersection 0; an empty
+    union counts 1, as the library's gIoU does)."""
     return 1.0 if record["union"] == 0 else record["intersection"] / record["union"]
 
 
 def _by_tier(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[float]]:
     if key == "iou":
-        return {tier: [100 * _iou(r) for r in records if r["tier"] == tier] for tier in TIERS}
+        return {tier: [100 * record_iou(r) for r in records if r["tier"] == tier] for tier in TIERS}
     return {tier: [float(r[key]) for r in records if r["tier"] == tier] for tier in TIERS}
 
 
