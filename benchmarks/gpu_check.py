@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     flags = SMOKE_RUN if args.smoke else GPU_RUN
     seconds, _ = _run([sys.executable, str(EXAMPLE), *flags, "--output-dir", str(args.run_dir), "--no-progress"],
                       timeout=420)
-    metrics = json.loads((ROOT / args.run_dir / "metrics.json").read_text()
-                         if not args.run_dir.is_absolute() else (args.run_dir / "metrics.json").read_text())
+    metrics = json.loads((ROOT / args.run_dir / "metrics.json").read_text())  # an absolute run_dir replaces ROOT
     timings = metrics["timings"]
     result["grpo"] = {
         "policy": metrics["run"]["policy"], "steps": metrics["train_steps"],
