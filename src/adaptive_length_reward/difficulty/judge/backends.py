@@ -78,7 +78,8 @@ class JudgeBackend(Component, abc.ABC):
 
     @abc.abstractmethod
     def complete(self, messages: Messages, image: Any) -> str:
-        """The reply to ``messages``; ``image`` (a PIL image) fills the ``{"type": "image"}`` part.
+        """The reply to ``messages``; ``image`` (a PIL image) fills the ``{"type": "image"}`` part (``None`` for a
+        text-only conversation, which then has no such part).
 
         Raises:
             JudgeTransportError: no reply after every retry.
@@ -258,11 +259,15 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
 
     def payload(self, messages: Messages, image: Any) -> dict[str, Any]:
         """The JSON body sent for one conversation (the ``{"type": "image"}`` part becomes an ``image_url``)."""
-        url = {"type": "image_url", "image_url": {"url": image_data_url(image, image_format=self.image_format)}}
+        url = None if image is None else {
+            "type": "image_url", "image_url": {"url": image_data_url(image, image_format=self.image_format)}}
         converted = []
         for message in messages:
             content = message["content"]
             if not isinstance(content, str):
+                if url is None and any(part.get("type") == "image" for part in content):
+                    raise TypeError("OpenAICompatibleBackend.payload: image: expected an image for the messages' "
+                                    "image part, got None")
                 content = [url if part.get("type") == "image" else dict(part) for part in content]
             converted.append({"role": message["role"], "content": content})
         body: dict[str, Any] = {"model": self.model, "messages": converted, "max_tokens": self.max_tokens,
@@ -448,7 +453,7 @@ class TransformersBackend(JudgeBackend, kind="transformers_backend"):
         ``pixel_values``, ... on the model's device) and the rendered chat prompt they were made from."""
         model, processor = self._load()
         text = processor.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-        inputs = processor(text=[text], images=[image], return_tensors="pt")
+        inputs = processor(text=[text], images=None if image is None else [image], return_tensors="pt")
         return inputs.to(model.device), text
 
     def complete(self, messages: Messages, image: Any) -> str:

@@ -15,7 +15,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -42,17 +42,21 @@ class JudgePrompt:
     template: str
     repair: str
 
+    #: The placeholders ``template`` must hold (a subclass asking another question names its own).
+    placeholders: ClassVar[tuple[str, ...]] = ("expression", "target")
+
     def __post_init__(self) -> None:
+        name = type(self).__name__
         if not self.version:
-            raise ValueError("JudgePrompt: version: expected a non-empty string, got ''")
+            raise ValueError(f"{name}: version: expected a non-empty string, got ''")
         matches = string.Template.pattern.finditer(self.template)
         names = {m.group("named") or m.group("braced") for m in matches} - {None}
-        if not {"expression", "target"} <= names:
-            raise ValueError(f"JudgePrompt: template: expected the placeholders $expression and $target, got "
-                             f"{sorted(names)}")
+        if not set(self.placeholders) <= names:
+            wanted = " and ".join(f"${p}" for p in self.placeholders)
+            raise ValueError(f"{name}: template: expected the placeholders {wanted}, got {sorted(names)}")
 
     def __repr__(self) -> str:
-        return f"JudgePrompt(version={self.version!r}, fingerprint={self.fingerprint[:12]!r})"
+        return f"{type(self).__name__}(version={self.version!r}, fingerprint={self.fingerprint[:12]!r})"
 
     @property
     def fingerprint(self) -> str:

@@ -187,9 +187,11 @@ def _parse_object(span: str, budget: list[int]) -> Any:
         return None
 
 
-def _objects(text: str) -> Iterator[Any]:
+def _objects(text: str, keywords: re.Pattern[str] = _ASPECT_WORD,
+             keywords_lower: re.Pattern[str] = _ASPECT_WORD_LOWER) -> Iterator[Any]:
     """The ``{...}`` spans of ``text`` that parse as JSON or a Python literal, left to right, skipping spans
-    inside one already read; only spans holding an aspect word (:data:`_ASPECT_WORD`), the last
+    inside one already read; only spans holding a key word (``keywords``; ``keywords_lower`` for lower-cased
+    text; default the aspect words :data:`_ASPECT_WORD`), the last
     :data:`_MAX_CANDIDATES` of them, among the last :data:`_MAX_STRUCTURE` structural characters. Spans are found
     twice, minding quotes and not (a stray apostrophe in prose must not hide an object)."""
     positions = [m.start() for m in _STRUCTURE.finditer(text)][-_MAX_STRUCTURE:]
@@ -202,7 +204,7 @@ def _objects(text: str) -> Iterator[Any]:
     # the lower-cased text is searched several times faster than the text with a case-insensitive pattern; the
     # positions agree unless lower-casing changed the length (a few Unicode letters)
     lower = text.lower()
-    pattern, searched = (_ASPECT_WORD_LOWER, lower) if len(lower) == len(text) else (_ASPECT_WORD, text)
+    pattern, searched = (keywords_lower, lower) if len(lower) == len(text) else (keywords, text)
     words = [m.start() for m in pattern.finditer(searched)]
     candidates: list[tuple[int, int]] = []
     for start, negative_end in reversed(spans):

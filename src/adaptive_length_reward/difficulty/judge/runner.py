@@ -1,7 +1,10 @@
 """The judge at work: show a sample to a backend, read the reply, ask again when it is unreadable, keep the verdict.
 
 A reply unreadable after ``parse_retries`` re-asks is recorded as ``"unparseable"`` and gets no score. Verdicts
-are :class:`~.cache.Judgment` records, the type the :class:`~.cache.JudgmentCache` stores.
+are :class:`~.cache.Judgment` records, the type the :class:`~.cache.JudgmentCache` stores. :class:`JudgeRunner`
+holds what does not depend on the question asked (cache, claims, retries, concurrency);
+:class:`DifficultyJudge` asks PixelThink's difficulty question, and
+:class:`~adaptive_length_reward.rscore.RScoreJudge` asks for RScore with the same machinery.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from .cache import CACHED_STATUSES, Judgment, JudgmentCache, claim_owner
 from .prompt import PIXELTHINK_V1, JudgePrompt, TargetGeometry
 from .reply import Aggregate, JudgeReplyError, check_weights, parse_judge_reply
 
-__all__ = ["DifficultyJudge", "JudgeInputError", "JudgeSample", "load_image"]
+__all__ = ["DifficultyJudge", "JudgeInputError", "JudgeRunner", "JudgeSample", "load_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +73,21 @@ def load_image(value: Any, *, base_dir: str | Path | None = None) -> Any:
     raise TypeError(f"load_image: expected a PIL image, a path, bytes or an image dict, got {type(value).__name__}")
 
 
+class Keyed(Protocol):
+    """What the runner needs of a sample: its cache key."""
+
+    @property
+    def key(self) -> str: ...
+
+
+SampleT = TypeVar("SampleT", bound=Keyed)
+
+
 @dataclass(frozen=True)
 class _Busy:
     """A sample another annotator holds a claim on."""
 
-    sample: JudgeSample
+    sample: Any
 
 
 @dataclass(frozen=True)
@@ -122,49 +135,67 @@ class JudgeSample:
         return None if area is None else TargetGeometry(area_ratio=area)
 
 
-class DifficultyJudge:
-    """Asks a backend to rate samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+class JudgeRunner(Generic[SampleT]):
+    """Asks a backend about samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+
+    The question-independent part of a judge; a subclass says what a sample is (:attr:`sample_type`), how it is
+    shown (:meth:`conversation`) and how a reply is read (:meth:`read_reply`, raising
+    :class:`~.reply.JudgeReplyError` for an unreadable one).
 
     Args:
         backend: where replies come from (a :class:`~.backends.JudgeBackend`).
         cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
-        prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
+        prompt: the versioned prompt (an instance of :attr:`prompt_type`).
         parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
-        aggregate, weights: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
         claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
             a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
             longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
             at once.
 
-    A sample's cache key is ``(settings_hash, str(sample_id))`` (see :attr:`settings`).
+    A sample's cache key is ``(settings_hash, sample.key)`` (see :attr:`settings`).
     """
 
+    #: The samples :meth:`judge_many` accepts.
+    sample_type: ClassVar[type] = object
+    #: The prompts the constructor accepts.
+    prompt_type: ClassVar[type] = JudgePrompt
+
     def __init__(
-        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
-        prompt: JudgePrompt = PIXELTHINK_V1, parse_retries: int = 2, aggregate: Aggregate = "mean",
-        weights: Mapping[str, float] | None = None, claim_lease: float = 600.0,
+        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None, prompt: JudgePrompt,
+        parse_retries: int = 2, claim_lease: float = 600.0,
     ) -> None:
+        name = type(self).__name__
         if not isinstance(backend, JudgeBackend):
-            raise TypeError(f"DifficultyJudge: backend: expected a JudgeBackend, got {type(backend).__name__}")
-        if not isinstance(prompt, JudgePrompt):
-            raise TypeError(f"DifficultyJudge: prompt: expected a JudgePrompt, got {type(prompt).__name__}")
+            raise TypeError(f"{name}: backend: expected a JudgeBackend, got {type(backend).__name__}")
+        if not isinstance(prompt, self.prompt_type):
+            raise TypeError(f"{name}: prompt: expected a {self.prompt_type.__name__}, got {type(prompt).__name__}")
         if isinstance(parse_retries, bool) or not isinstance(parse_retries, int) or parse_retries < 0:
-            raise ValueError(f"DifficultyJudge: parse_retries: expected an int >= 0, got {parse_retries!r}")
-        if aggregate not in typing.get_args(Aggregate):
-            raise ValueError(f"DifficultyJudge: aggregate: expected one of {typing.get_args(Aggregate)}, got "
-                             f"{aggregate!r}")
-        try:
-            self.weights = check_weights(weights)
-        except ValueError as error:
-            raise ValueError(f"DifficultyJudge: {error}") from None
+            raise ValueError(f"{name}: parse_retries: expected an int >= 0, got {parse_retries!r}")
         if isinstance(claim_lease, bool) or not isinstance(claim_lease, (int, float)) or not claim_lease > 0:
-            raise ValueError(f"DifficultyJudge: claim_lease: expected a number of seconds > 0, got {claim_lease!r}")
-        self.backend, self.prompt, self.parse_retries, self.aggregate = backend, prompt, parse_retries, aggregate
+            raise ValueError(f"{name}: claim_lease: expected a number of seconds > 0, got {claim_lease!r}")
+        self.backend, self.parse_retries = backend, parse_retries
+        self.prompt: JudgePrompt = prompt
         self.claim_lease = float(claim_lease)
         self._owner = (os.getpid(), claim_owner())
         self.cache = cache if cache is None or isinstance(cache, JudgmentCache) else JudgmentCache(cache)
         if self.cache is not None and not self.cache.readonly:
             self.cache.register_settings(self.settings_hash, self.settings)
+
+    def conversation(self, sample: SampleT) -> tuple[list[dict[str, Any]], Any]:
+        """``(messages, image)`` shown to the backend for one sample (``image`` ``None`` for text only).
+
+        Raises:
+            JudgeInputError: the sample cannot be shown.
+        """
+        raise NotImplementedError
+
+    def read_reply(self, reply: str) -> dict[str, float]:
+        """The scores in one raw reply (stored as the verdict's ``aspects``).
+
+        Raises:
+            ~.reply.JudgeReplyError: the reply holds no readable scores.
+        """
+        raise NotImplementedError
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -179,23 +210,15 @@ class DifficultyJudge:
         text = json.dumps(self.settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
-    def difficulty(self, judgment: Judgment) -> float:
-        """The verdict's combined score with this judge's aggregation (NaN unless ``"ok"``)."""
-        return judgment.difficulty(aggregate=self.aggregate, weights=self.weights)
-
-    def ask(self, sample: JudgeSample) -> Judgment:
+    def ask(self, sample: SampleT) -> Judgment:
         """Rate one sample now (no cache): ask, read, re-ask on an unreadable reply up to ``parse_retries``.
 
         Raises:
-            JudgeInputError: the sample's image or geometry cannot be used.
+            JudgeInputError: the sample cannot be shown (e.g. an unreadable image).
             ~.backends.JudgeRequestError: the backend rejected the request.
         """
-        try:
-            image = load_image(sample.image, base_dir=sample.base_dir)
-            geometry = sample.geometry(*image.size)
-        except (OSError, TypeError, ValueError) as error:
-            raise JudgeInputError(f"sample {sample.sample_id!r}: {type(error).__name__}: {error}") from error
-        first = messages = self.prompt.messages(sample.expression, geometry)
+        first, image = self.conversation(sample)
+        messages = first
         reply: str | None = None
         error_text = ""
         for attempts in range(1 + self.parse_retries):
@@ -203,7 +226,7 @@ class DifficultyJudge:
             try:
                 text = self.backend.complete(messages, image)
                 reply = text[:MAX_STORED_REPLY]
-                return Judgment(sample.key, "ok", aspects=parse_judge_reply(text), reply=reply, attempts=attempts + 1)
+                return Judgment(sample.key, "ok", aspects=self.read_reply(text), reply=reply, attempts=attempts + 1)
             except JudgeTransportError as error:
                 logger.warning("sample %r: no reply from the judge, recorded as transport_error: %s", sample.key, error)
                 return Judgment(sample.key, "transport_error", reply=reply, error=str(error), attempts=attempts)
@@ -228,7 +251,7 @@ class DifficultyJudge:
         if self.cache is not None and judgment.status in CACHED_STATUSES and not judgment.cached:
             self.cache.put(self.settings_hash, judgment)
 
-    def _claim_and_ask(self, sample: JudgeSample, done_after: float | None) -> Judgment | _Busy:
+    def _claim_and_ask(self, sample: SampleT, done_after: float | None) -> Judgment | _Busy:
         """:meth:`ask` under a claim on the cache: the verdict another annotator stored meanwhile, or
         :class:`_Busy` while another annotator holds the sample (see :meth:`~.cache.JudgmentCache.claim`)."""
         if self.cache is None:
@@ -252,11 +275,11 @@ class DifficultyJudge:
         """Stored verdicts for these ids (keyed by their string form); empty without a cache."""
         return {} if self.cache is None else self.cache.get_many(self.settings_hash, sample_ids)
 
-    def judge(self, sample: JudgeSample, *, retry_failed: bool = False) -> Judgment:
+    def judge(self, sample: SampleT, *, retry_failed: bool = False) -> Judgment:
         """One sample: the cached verdict if there is one, else ask and store."""
         return next(self.judge_many([sample], retry_failed=retry_failed))
 
-    def judge_many(self, samples: Iterable[JudgeSample], *, retry_failed: bool = False) -> Iterator[Judgment]:
+    def judge_many(self, samples: Iterable[SampleT], *, retry_failed: bool = False) -> Iterator[Judgment]:
         """Verdicts for many samples, one per distinct id, cached ones first, then as the judge answers.
 
         At most ``backend.max_concurrency`` samples are in flight; each verdict is stored before it is yielded,
@@ -266,11 +289,11 @@ class DifficultyJudge:
         Raises:
             JudgeInputError, JudgeRequestError: from :meth:`ask` (after the other finished verdicts are stored).
         """
-        unique: dict[str, JudgeSample] = {}
+        unique: dict[str, SampleT] = {}
         for sample in samples:
-            if not isinstance(sample, JudgeSample):
-                raise TypeError(f"DifficultyJudge.judge_many: samples: expected JudgeSample items, got "
-                                f"{type(sample).__name__}")
+            if not isinstance(sample, self.sample_type):
+                raise TypeError(f"{type(self).__name__}.judge_many: samples: expected {self.sample_type.__name__} "
+                                f"items, got {type(sample).__name__}")
             unique.setdefault(sample.key, sample)
         known = self.cached(unique)
         hits, todo = [], []
@@ -287,11 +310,11 @@ class DifficultyJudge:
         yield from hits
         yield from self._ask_all(todo, retry_failed)
 
-    def _ask_all(self, todo: list[JudgeSample], retry_failed: bool) -> Iterator[Judgment]:
+    def _ask_all(self, todo: list[SampleT], retry_failed: bool) -> Iterator[Judgment]:
         workers = max(1, int(self.backend.max_concurrency))
         done_after = time.time() if retry_failed else None  # failures stored from now on count as fresh verdicts
         pending: set[Future[Judgment | _Busy]] = set()
-        deferred: list[JudgeSample] = []  # claimed by another annotator: looked at again later
+        deferred: list[SampleT] = []  # claimed by another annotator: looked at again later
         queue = iter(todo)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alr-judge")
         poll = CLAIM_POLL[0]
@@ -338,4 +361,58 @@ class DifficultyJudge:
                         self._store(result)
 
     def __repr__(self) -> str:
-        return f"DifficultyJudge({self.backend!r}, prompt={self.prompt.version!r}, cache={self.cache!r})"
+        return f"{type(self).__name__}({self.backend!r}, prompt={self.prompt.version!r}, cache={self.cache!r})"
+
+
+class DifficultyJudge(JudgeRunner[JudgeSample]):
+    """Asks a backend to rate samples' difficulty, reads the replies, and keeps verdicts in a
+    :class:`~.cache.JudgmentCache` (the machinery of :class:`JudgeRunner`).
+
+    Args:
+        backend: where replies come from (a :class:`~.backends.JudgeBackend`).
+        cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
+        prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
+        parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
+        aggregate, weights: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+        claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
+            a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
+            longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
+            at once.
+
+    A sample's cache key is ``(settings_hash, str(sample_id))`` (see :attr:`settings`).
+    """
+
+    sample_type = JudgeSample
+    prompt_type = JudgePrompt
+
+    def __init__(
+        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
+        prompt: JudgePrompt = PIXELTHINK_V1, parse_retries: int = 2, aggregate: Aggregate = "mean",
+        weights: Mapping[str, float] | None = None, claim_lease: float = 600.0,
+    ) -> None:
+        if aggregate not in typing.get_args(Aggregate):
+            raise ValueError(f"DifficultyJudge: aggregate: expected one of {typing.get_args(Aggregate)}, got "
+                             f"{aggregate!r}")
+        try:
+            self.weights = check_weights(weights)
+        except ValueError as error:
+            raise ValueError(f"DifficultyJudge: {error}") from None
+        self.aggregate = aggregate
+        super().__init__(backend, cache=cache, prompt=prompt, parse_retries=parse_retries, claim_lease=claim_lease)
+
+    def difficulty(self, judgment: Judgment) -> float:
+        """The verdict's combined score with this judge's aggregation (NaN unless ``"ok"``)."""
+        return judgment.difficulty(aggregate=self.aggregate, weights=self.weights)
+
+    def conversation(self, sample: JudgeSample) -> tuple[list[dict[str, Any]], Any]:
+        """The prompt's messages for the sample's expression and target geometry, and its image."""
+        try:
+            image = load_image(sample.image, base_dir=sample.base_dir)
+            geometry = sample.geometry(*image.size)
+        except (OSError, TypeError, ValueError) as error:
+            raise JudgeInputError(f"sample {sample.sample_id!r}: {type(error).__name__}: {error}") from error
+        return self.prompt.messages(sample.expression, geometry), image
+
+    def read_reply(self, reply: str) -> dict[str, float]:
+        """The three aspect scores (:func:`~.reply.parse_judge_reply`)."""
+        return parse_judge_reply(reply)
