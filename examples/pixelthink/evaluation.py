@@ -4,13 +4,18 @@ Per batch of samples (Seg-Zero ``evaluation_scripts/evaluation.py``):
 
 1. greedy decoding of the policy on the ``frame`` x ``frame`` image; timed as *prefill* (until the first new
    token exists) and *decode* (the rest);
-2. answer parsing with the reward's own parser (:func:`adaptive_length_reward.segmentation.parse_answer`);
-   coordinates are rescaled to the original image by ``W / frame`` and ``H / frame``;
+2. answer parsing under the evaluation ``convention`` (:mod:`adaptive_length_reward.conventions`): ``"lisa"``
+   (default) with the reward's own parser (:func:`adaptive_length_reward.segmentation.parse_answer`), or
+   ``"seg_zero"`` as Seg-Zero's script (keys matched by substring, ``int()`` on coordinates, a ``<think>`` block
+   required); coordinates are rescaled to the original image by ``W / frame`` and ``H / frame`` with rounding;
 3. SAM / SAM2 prompted with the box and both points, best of the multimask outputs (timed); SAM is also run
    with the ground-truth box and points (``sam_oracle_giou``: the ceiling of any policy's prompts, and a SAM
    latency measured on every sample even when the policy's answers do not parse);
-4. intersection and union against the ground-truth mask (LISA's ignore pixels excluded); a completion without
-   a box and two points counts ``I = 0, U = |GT|`` (:class:`adaptive_length_reward.metrics.MaskIoU`).
+4. intersection and union against the ground-truth mask (:class:`adaptive_length_reward.conventions.ConventionIoU`):
+   ``lisa`` excludes LISA's ignore pixels (label 255) and counts an empty union as IoU 1; ``seg_zero`` counts the
+   ignore pixels as target (Seg-Zero's ReasonSeg copy) and skips a sample with an empty union (its script writes no
+   record for it, so the report's gIoU, cIoU and token rows leave it out; the reward components and budget
+   adherence cover every completion). A completion without a box and two points counts ``I = 0, U = |GT|``.
 
 Reasoning length is the paper's ``#Token``: tokenizer tokens of the first ``<think>...</think>`` content
 (:class:`adaptive_length_reward.presets.PixelThinkReasoningTokens`). Budget adherence is the share of
@@ -37,11 +42,20 @@ from typing import Any, Literal
 import numpy as np
 
 from adaptive_length_reward import RewardBatch
+from adaptive_length_reward.conventions import (
+    Convention,
+    ConventionIoU,
+    SegmentationPrompt,
+    check_convention,
+    convention_note,
+    parse_prompt,
+    prepare_ground_truth,
+    rescale_prompt,
+)
 from adaptive_length_reward.errors import import_optional
-from adaptive_length_reward.metrics import MaskIoU, SegmentationReport, budget_adherence, difficulty_tiers
+from adaptive_length_reward.metrics import SegmentationReport, budget_adherence, difficulty_tiers
 from adaptive_length_reward.presets import PixelThinkReasoningTokens
 from adaptive_length_reward.reward import Reward
-from adaptive_length_reward.segmentation import parse_answer
 
 from .models import Policy, Segmenter
 from .prompts import conversation
@@ -138,6 +152,10 @@ class EvalResult:
     tiers_note: str | None = None
     #: ``segmenter.predict`` calls on the policy's answers (one per parsed answer; the oracle calls not counted).
     segmenter_calls: int = 0
+    #: The evaluation convention (:data:`adaptive_length_reward.conventions.Convention`).
+    convention: str = "lisa"
+    #: Samples left out of gIoU/cIoU (``seg_zero``: an empty union); their records have ``counted`` False.
+    skipped_samples: int = 0
 
     @property
     def parsed_answers(self) -> int:
@@ -146,8 +164,9 @@ class EvalResult:
 
     @property
     def ious(self) -> np.ndarray:
-        """Per-sample IoU in the records' order (a failed parse counts 0, an empty union 1, as gIoU does)."""
-        return np.asarray([record_iou(r) for r in self.records])
+        """Per-sample IoU of the samples gIoU counts, in the records' order (a failed parse counts 0; an empty
+        union 1 under ``lisa``, skipped under ``seg_zero``), as gIoU does."""
+        return np.asarray([r["iou"] if "iou" in r else record_iou(r) for r in self.records if r.get("counted", True)])
 
     @property
     def tiers_valid(self) -> bool:
@@ -160,6 +179,8 @@ class EvalResult:
         tokens = {name: _finite(tiers[name].tokens.mean) if name in tiers else None for name in ("all", *TIERS)}
         return {
             "samples": len(self.records),
+            "convention": self.convention,
+            "skipped_samples": self.skipped_samples,
             "giou": _finite(self.report.overall.giou),
             "ciou": _finite(self.report.overall.ciou),
             "giou_by_tier": {name: _finite(tiers[name].giou) if name in tiers else None for name in TIERS},
@@ -230,10 +251,6 @@ class _FirstTokenClock:
             self.first = time.perf_counter()
         torch = import_optional("torch", extra="example", purpose="Evaluation")
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-
-def _scale(values: Sequence[float], sx: float, sy: float) -> list[float]:
-    return [round(v * (sx if i % 2 == 0 else sy)) for i, v in enumerate(values)]
 
 
 def _completion_ends(generated: Any, eos_ids: set[int]) -> list[int]:
@@ -310,10 +327,50 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
     return completions, uncertainty, timings
 
 
+def _segment(samples: Sequence[SegSample], completions: Sequence[str], segmenter: Any, tiering: EvalDifficulty,
+             timings: dict[str, float], convention: Convention
+             ) -> tuple[ConventionIoU, ConventionIoU, list[dict[str, Any]], int]:
+    """Parse and rescale each answer under ``convention``, segment it and the ground-truth prompts (the oracle),
+    and count intersection and union: (policy metric, oracle metric, records, segmenter calls on answers)."""
+    metric, oracle_metric = ConventionIoU(convention), ConventionIoU(convention)
+    records: list[dict[str, Any]] = []
+    segmenter_calls = 0
+    for k, (sample, text) in enumerate(zip(samples, completions)):
+        found = parse_prompt(text, convention)
+        prompt = None if found is None else rescale_prompt(found, sample.image.size, frame=sample.frame,
+                                                           convention=convention)
+        truth = prepare_ground_truth(np.asarray(sample.mask, dtype=bool), sample.ignore, convention=convention)
+        prediction = None
+        if prompt is not None:
+            start = time.perf_counter()
+            prediction = segmenter.predict(sample.image, prompt.bbox, prompt.points)
+            timings["sam_s"] += time.perf_counter() - start
+            segmenter_calls += 1
+        oracle_prompt = rescale_prompt(SegmentationPrompt(sample.bbox, sample.points), sample.image.size,
+                                       frame=sample.frame, convention=convention)
+        if oracle_prompt is None:
+            raise ValueError(f"score_completions: sample {sample.id!r}: expected a finite ground-truth box and points, "
+                             f"got {sample.bbox!r}, {sample.points!r}")
+        start = time.perf_counter()  # the same SAM call with the ground-truth prompts: latency and ceiling
+        oracle = segmenter.predict(sample.image, oracle_prompt.bbox, oracle_prompt.points)
+        timings["sam_oracle_s"] += time.perf_counter() - start
+        counted = metric.update(prediction, truth)
+        oracle_metric.update(oracle, truth)
+        intersection, union = (int(metric.metric.intersections[-1]), int(metric.metric.unions[-1])) if counted \
+            else (0, 0)  # skipped: an empty union
+        records.append({"id": sample.id, "difficulty_source": tiering.source,
+                        "difficulty": None if tiering.fell_back[k] else float(tiering.values[k]),
+                        "difficulty_fallback": bool(tiering.fell_back[k]), "query": sample.query,
+                        "completion": text, "parsed": prediction is not None,
+                        "intersection": intersection, "union": union, "counted": counted,
+                        "iou": float(metric.metric.ious[-1]) if counted else None})
+    return metric, oracle_metric, records, segmenter_calls
+
+
 def score_completions(samples: Sequence[SegSample], completions: Sequence[str], uncertainty: Sequence[float],
                       segmenter: Any, *, tokenizer: Any, train_reward: Reward, reward_settings: RewardSettings,
-                      timings: dict[str, float] | None = None, difficulty: EvalDifficulty | None = None
-                      ) -> EvalResult:
+                      timings: dict[str, float] | None = None, difficulty: EvalDifficulty | None = None,
+                      convention: str = "lisa") -> EvalResult:
     """Parse, segment and score given completions (steps 2-4 of the module docstring).
 
     Args:
@@ -326,10 +383,13 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
         reward_settings: the PixelThink budgets for adherence.
         timings: generation timings to extend (prefill/decode seconds and the generated token count).
         difficulty: the samples' difficulty; default :func:`eval_difficulty` from ``reward_settings.difficulty``.
+        convention: ``"lisa"`` (default) or ``"seg_zero"`` (:mod:`adaptive_length_reward.conventions`): how answers
+            are parsed and rescaled, which ground-truth pixels count, and whether an empty union is counted.
 
     Raises:
-        ValueError: a sample has no mask, or the lengths of the inputs differ.
+        ValueError: a sample has no mask, the lengths of the inputs differ, or an unknown ``convention``.
     """
+    rule = check_convention(convention, where="score_completions: convention")
     _require_masks(samples, "score_completions")
     if not len(samples) == len(completions) == len(uncertainty):
         raise ValueError(f"score_completions: expected one completion and one uncertainty per sample, got "
@@ -340,41 +400,11 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
                          f"{tiering.values.shape}")
     timings = {"prefill_s": 0.0, "decode_s": 0.0, "generated_tokens": 0.0, **(timings or {})}
     timings.update({"sam_s": 0.0, "sam_oracle_s": 0.0, "reward_s": 0.0})
-    metric, oracle_metric = MaskIoU(), MaskIoU()
-    records: list[dict[str, Any]] = []
-    segmenter_calls = 0
-    for k, (sample, text) in enumerate(zip(samples, completions)):
-        answer = parse_answer(text)
-        w, h = sample.image.size
-        sx, sy = w / sample.frame, h / sample.frame
-        target = np.asarray(sample.mask, dtype=bool)
-        keep = ~sample.ignore if sample.ignore is not None else None
-        prediction = None
-        if answer.bbox is not None and answer.points is not None:
-            box = _scale(answer.bbox, sx, sy)
-            points = [_scale(p, sx, sy) for p in answer.points]
-            start = time.perf_counter()
-            prediction = segmenter.predict(sample.image, tuple(box), tuple(tuple(p) for p in points))
-            timings["sam_s"] += time.perf_counter() - start
-            segmenter_calls += 1
-        start = time.perf_counter()  # the same SAM call with the ground-truth prompts: latency and ceiling
-        oracle = segmenter.predict(sample.image, tuple(_scale(sample.bbox, sx, sy)),
-                                   tuple(tuple(_scale(p, sx, sy)) for p in sample.points))
-        timings["sam_oracle_s"] += time.perf_counter() - start
-        if keep is not None:
-            target = target & keep
-            prediction = None if prediction is None else prediction & keep
-            oracle = oracle & keep
-        metric.update(prediction, target)
-        oracle_metric.update(oracle, target)
-        records.append({"id": sample.id, "difficulty_source": tiering.source,
-                        "difficulty": None if tiering.fell_back[k] else float(tiering.values[k]),
-                        "difficulty_fallback": bool(tiering.fell_back[k]), "query": sample.query,
-                        "completion": text, "parsed": prediction is not None,
-                        "intersection": int(metric.intersections[-1]), "union": int(metric.unions[-1])})
-    difficulty = tiering.values
+    metric, oracle_metric, records, segmenter_calls = _segment(samples, completions, segmenter, tiering, timings,
+                                                               rule)
+    values = tiering.values
     batch = RewardBatch.from_completions(
-        completions, difficulty=difficulty, uncertainty=np.asarray(uncertainty),
+        completions, difficulty=values, uncertainty=np.asarray(uncertainty),
         ground_truth=[s.solution for s in samples],
         group_ids=[s.id for s in samples], id=[s.id for s in samples], query=[s.query for s in samples],
         mask_area_ratio=[float(np.asarray(s.mask).mean()) for s in samples],
@@ -385,15 +415,16 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     timings["reward_s"] = time.perf_counter() - start
     reference = reference_penalty(reward_settings, tokenizer).evaluate(batch)
     tokens = PixelThinkReasoningTokens(tokenizer)(batch).astype(np.float64)
-    tiers = difficulty_tiers(difficulty, policy=budget_policy(reward_settings))
+    tiers = difficulty_tiers(values, policy=budget_policy(reward_settings))
     lengths, budgets = reference.columns["length"], reference.columns["budget"]
     for i, record in enumerate(records):
         record.update({"tier": str(tiers[i]), "reasoning_tokens": int(tokens[i]), "length": float(lengths[i]),
                        "budget": _finite(float(budgets[i])), "uncertainty": float(uncertainty[i]),
                        "reward": float(trained.rewards[i]),
                        "components": {k: float(v[i]) for k, v in trained.components.items()}})
-    report = SegmentationReport.build(metric, reasoning_tokens=tokens, difficulty=difficulty,
-                                      budgets=budgets, lengths=lengths,  # adherence in the budgets' own unit
+    counted = metric.counted  # seg_zero skips empty unions: its output has no record of them
+    report = SegmentationReport.build(metric.metric, reasoning_tokens=tokens[counted], difficulty=values[counted],
+                                      budgets=budgets[counted], lengths=lengths[counted],  # the budgets' own unit
                                       tier_policy=budget_policy(reward_settings))
     by_tier: dict[str, float | None] = {}
     for name in TIERS:
@@ -411,8 +442,12 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     })
     components = {"reward": float(np.mean(trained.rewards)) if len(samples) else math.nan,
                   **{k: float(np.mean(v)) for k, v in trained.components.items()}}
-    notes = ["sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the policy's "
+    notes = [convention_note(rule),
+             "sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the policy's "
              "prompts can reach; also times SAM on every sample)"]
+    if metric.skipped:
+        notes.insert(1, f"{metric.skipped} of {len(samples)} samples skipped (empty union, convention {rule!r}): "
+                        "not in gIoU, cIoU, tier counts or reasoning tokens")
     if tiering.note is not None:
         notes.insert(0, f"tiers not valid: {tiering.note}")
     return EvalResult(records=records, report=report, timings=timings, reward_components=components,
@@ -420,12 +455,12 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
                       sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou, notes=notes,
                       difficulty_source=tiering.source, difficulty_fallbacks=int(tiering.fell_back.sum()),
                       fallback_difficulty=tiering.fallback, tiers_note=tiering.note,
-                      segmenter_calls=segmenter_calls)
+                      segmenter_calls=segmenter_calls, convention=rule, skipped_samples=metric.skipped)
 
 
 def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,
              reward_settings: RewardSettings, batch_size: int = 8, max_new_tokens: int = 1024,
-             progress: bool = True, desc: str = "evaluate") -> EvalResult:
+             progress: bool = True, desc: str = "evaluate", convention: str = "lisa") -> EvalResult:
     """Greedy-decode, parse, segment and score ``samples`` (which need masks); see the module docstring.
 
     Args:
@@ -436,16 +471,21 @@ def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample],
         reward_settings: the PixelThink budgets for adherence and the uncertainty measure.
         batch_size: prompts per ``generate`` call.
         max_new_tokens: decoding limit (Seg-Zero: 1024).
+        convention: ``"lisa"`` (default) or ``"seg_zero"``, Seg-Zero's evaluation rules (see
+            :func:`score_completions`); checked before decoding.
 
     Raises:
-        ValueError: a sample has no mask (box-only data such as RefCOCOg-9k cannot be scored with gIoU).
+        ValueError: a sample has no mask (box-only data such as RefCOCOg-9k cannot be scored with gIoU), or an
+            unknown ``convention``.
     """
+    check_convention(convention, where="evaluate: convention")
     _require_masks(samples, "evaluate")
     measure: Literal["margin", "entropy"] = "entropy" if reward_settings.uncertainty == "entropy" else "margin"
     completions, uncertainty, timings = generate_completions(
         policy, samples, measure=measure, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
         desc=desc)
     result = score_completions(samples, completions, uncertainty, segmenter, tokenizer=policy.tokenizer,
-                               train_reward=train_reward, reward_settings=reward_settings, timings=timings)
+                               train_reward=train_reward, reward_settings=reward_settings, timings=timings,
+                               convention=convention)
     result.notes.insert(0, f"uncertainty at evaluation: {measure} of the greedy answer's decoding logits")
     return result

@@ -13,8 +13,9 @@ differ in how an answer is read, how its coordinates reach the image, which pixe
 - failed parse: both ``I = 0, U = |GT|`` (``seg_zero``: IoU 0 if ``|GT| = 0``; ``lisa``: IoU 1).
 
 Sources: LISA (arXiv 2308.00692; dvlab-research/LISA ``utils/utils.py`` ``intersectionAndUnionGPU`` with
-``ignore_index=255``, ``train_ds.py`` ``validate``: ``acc_iou[union_i == 0] += 1.0``); Seg-Zero (dvlab-research/Seg-Zero at 42a3345, ``evaluation_scripts/evaluation.py``
-``extract_bbox_points_think`` and ``compute_iou``, ``evaluation_scripts/calculate_iou.py`` (cIoU as of c45d603),
+``ignore_index=255``, ``train_ds.py`` ``validate``: ``acc_iou[union_i == 0] += 1.0``); Seg-Zero
+(dvlab-research/Seg-Zero at 42a3345, ``evaluation_scripts/evaluation.py`` ``extract_bbox_points_think`` and
+``compute_iou``, ``evaluation_scripts/calculate_iou.py`` (cIoU as of c45d603),
 ``evaluation_scripts/create_reasonseg_hf.py`` ``mask.astype(bool)``), the evaluation PixelThink (arXiv 2505.23727)
 reports with. See docs/metrics.md, "Evaluation conventions".
 
