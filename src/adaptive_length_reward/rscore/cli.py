@@ -1,0 +1,204 @@
+"""``alr-rscore``: add an ``rscore`` column (0..10) to a dataset of reasoning chains and reference chains.
+
+Subcommands ``judge`` (an LLM judge, :class:`~.judge.RScoreJudge`, cached in SQLite so a rerun resumes) and
+``overlap`` (the opt-in stand-in :class:`~.overlap.ReferenceOverlapRScore`, **not an LLM judge**), over JSONL,
+Parquet or a ``save_to_disk`` dataset with the columns ``reasoning``, ``reference_short``, ``reference_long`` and an
+id (names configurable). The backend options are the difficulty judge's (``alr-difficulty judge``). Exit status:
+0 every row scored, 1 some rows without a score, 2 error, 130 interrupted. See docs/rscore.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..difficulty.cli import HTTP, LOCAL, _backend, _Progress, _text_or_none, add_options
+from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
+from ..difficulty.judge import JudgeRequestError, Judgment, OpenAICompatibleBackend, TransformersBackend
+from ..errors import MissingContextError, MissingExtraError
+from .efficiency import rscore_summary
+from .judge import RScoreJudge, RScoreSample
+from .overlap import ReferenceOverlapRScore
+from .prompt import RSCORE_PROMPT_VERSION, RSCORE_PROMPTS
+
+__all__ = ["build_parser", "main"]
+
+PROG = "alr-rscore"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", type=Path, help="input: .jsonl, .parquet, or a save_to_disk dataset directory")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
+    parser.add_argument("--column", default="rscore", help="name of the column to write (default: rscore)")
+    columns = parser.add_argument_group("dataset columns")
+    columns.add_argument("--id-column", default="id", help="sample id column (default: id)")
+    columns.add_argument("--reasoning-column", default="reasoning",
+                         help="the model's reasoning (the <think> content) (default: reasoning)")
+    columns.add_argument("--reference-short-column", default="reference_short",
+                         help="the short reference reasoning (default: reference_short)")
+    columns.add_argument("--reference-long-column", default="reference_long",
+                         help="the long reference reasoning (default: reference_long)")
+    columns.add_argument("--question-column", type=_text_or_none, default=None,
+                         help="the referring question, shown to the judge (default: none)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                        help="the library's log records shown on stderr (default warning: judge retries, the "
+                        "stand-in's notice; info adds cache hits and unreadable replies)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``alr-rscore`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Score reasoning chains 0..10 against short and long reference chains (RScore).",
+        epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}")
+    judge = commands.add_parser("judge", help="ask an LLM judge (cached, resumable)",
+                                description="Score each reasoning chain with an LLM judge; verdicts are cached so "
+                                "reruns resume.")
+    _common(judge)
+    add_options(judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP,
+                required=False)
+    add_options(judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
+                TransformersBackend, LOCAL, required=False)
+    reading = judge.add_argument_group("reading replies")
+    reading.add_argument("--prompt-version", default=RSCORE_PROMPT_VERSION, choices=sorted(RSCORE_PROMPTS),
+                         help=f"the judge prompt (default: {RSCORE_PROMPT_VERSION})")
+    reading.add_argument("--parse-retries", type=int, default=2,
+                         help="re-asks after an unreadable reply before it counts as failed (default: 2)")
+    run = judge.add_argument_group("run")
+    run.add_argument("--cache", type=Path, help="SQLite verdict cache (default: DATA.rscore-cache.sqlite)")
+    run.add_argument("--retry-failed", action="store_true", help="re-ask samples cached as unparseable")
+    run.add_argument("--details", action="store_true", help="also write a COLUMN_status column")
+    overlap = commands.add_parser(
+        "overlap", help="NOT an LLM judge: 10 x token-F1 overlap with the best reference (offline stand-in)",
+        description="Opt-in stand-in for offline CPU runs: 10 x the best token F1 of the reasoning against the "
+        "short and long references. It measures wording overlap, not reasoning quality; its values are not "
+        "comparable with the paper's RScore.")
+    _common(overlap)
+    add_options(overlap, ReferenceOverlapRScore, ("lowercase",))
+    return parser
+
+
+def _samples(args: argparse.Namespace, dataset: DatasetFile) -> list[RScoreSample]:
+    """Every row as a sample, checked before anything is asked (a bad row is an error naming it)."""
+    names = [args.id_column, args.reasoning_column, args.reference_short_column, args.reference_long_column]
+    columns = [*names, *([args.question_column] if args.question_column else [])]
+    dataset.require(columns)
+    samples = []
+    for i, row in enumerate(dataset.rows(columns)):
+        if row[args.id_column] is None:
+            raise DatasetError(f"dataset: column {args.id_column!r}: expected an id in every row, got null in row {i}")
+        try:
+            sample_id, reasoning, short, long = (row[name] for name in names)
+            question = row[args.question_column] if args.question_column else None
+            samples.append(RScoreSample(sample_id, reasoning, short, long, question=question))
+        except ValueError as error:
+            raise DatasetError(f"dataset: row {i}: {error}") from None
+    return samples
+
+
+def _judge(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreSample]) -> dict[str, Any]:
+    backend = _backend(args)
+    if args.parse_retries < 0:
+        raise DatasetError(f"judge: --parse-retries: expected an int >= 0, got {args.parse_retries}")
+    cache = args.cache or Path(f"{args.data}.rscore-cache.sqlite")
+    judge = RScoreJudge(backend, cache=cache, prompt=RSCORE_PROMPTS[args.prompt_version],
+                        parse_retries=args.parse_retries)
+    verdicts: dict[str, Judgment] = {}
+    failed = 0
+    bar = _Progress(len({s.key for s in samples}), enabled=not args.no_progress, desc="scoring")
+    try:
+        for judgment in judge.judge_many(samples, retry_failed=args.retry_failed):
+            verdicts[judgment.sample_id] = judgment
+            failed += not judgment.ok
+            bar.update(failed=failed)
+    finally:
+        bar.close()
+    values = [judge.rscore(verdicts[s.key]) for s in samples]
+    columns: dict[str, list[Any]] = {args.column: values}
+    if args.details:
+        columns[f"{args.column}_status"] = [verdicts[s.key].status for s in samples]
+    dataset.write(args.output, columns)
+    return {
+        "values": values, "method": judge.method,
+        "judge": {"settings_hash": judge.settings_hash, "settings": judge.settings, "cache": str(cache),
+                  "samples": len(verdicts), "from_cache": sum(1 for j in verdicts.values() if j.cached),
+                  "judged_now": sum(1 for j in verdicts.values() if not j.cached),
+                  "requests": backend.requests_made, "statuses": dict(Counter(j.status for j in verdicts.values()))},
+        "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
+    }
+
+
+def _overlap(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreSample]) -> dict[str, Any]:
+    scorer = ReferenceOverlapRScore(lowercase=args.lowercase)
+    values = scorer.score_many(samples)
+    dataset.write(args.output, {args.column: values})
+    return {"values": values, "method": scorer.method, "config": scorer.to_config().model_dump()}
+
+
+COMMANDS = {"judge": _judge, "overlap": _overlap}
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = [f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column "
+             f"{summary['column']!r})", f"  method: {summary['method']}"]
+    judge = summary.get("judge")
+    if judge is not None:
+        statuses = judge["statuses"]
+        lines.append(f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
+                     f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}")
+        lines.append(f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
+                     f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
+                     f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}")
+    mean = summary["mean_rscore"]
+    lines.append(f"  mean rscore {'n/a' if mean is None else f'{mean:.3f}'} over {summary['scored_rows']} scored "
+                 f"of {summary['rows']} rows")
+    failures = summary.get("failures") or []
+    if failures:
+        lines.append(f"  failures ({len(failures)}):")
+        lines += [f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}" for item in failures[:10]]
+        if len(failures) > 10:
+            lines.append(f"    ... and {len(failures) - 10} more (see --summary-json)")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error, 130
+    interrupted)."""
+    args = build_parser().parse_args(argv)
+    # an application entry point: show the library's log records (the library itself configures no handler)
+    logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    try:
+        dataset = open_dataset(args.data)
+        result = COMMANDS[args.command](args, dataset, _samples(args, dataset))
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, FileNotFoundError) as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    values = result.pop("values")
+    stats = rscore_summary(values)
+    summary: dict[str, Any] = {
+        "command": args.command, "input": str(args.data), "output": str(args.output), "column": args.column,
+        "rows": stats["rows"], "scored_rows": stats["scored"],
+        "mean_rscore": None if stats["scored"] == 0 else stats["mean"], **result,
+    }
+    print("\n".join(_summary_lines(summary)), flush=True)
+    if args.summary_json is not None:
+        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0 if summary["scored_rows"] == summary["rows"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
