@@ -365,8 +365,9 @@ class JudgeRunner(Generic[SampleT]):
 
 
 class DifficultyJudge(JudgeRunner[JudgeSample]):
-    """Asks a backend to rate samples' difficulty, reads the replies, and keeps verdicts in a
-    :class:`~.cache.JudgmentCache` (the machinery of :class:`JudgeRunner`).
+    """Asks a backend to rate samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+
+    The difficulty question (image, expression, target geometry; three aspects) on :class:`JudgeRunner`'s machinery.
 
     Args:
         backend: where replies come from (a :class:`~.backends.JudgeBackend`).
