@@ -22,7 +22,7 @@ if str(EXAMPLES) not in sys.path:
 pytest.importorskip("torch")
 
 from example_fixtures import BoxSegmenter, WordTokenizer  # noqa: E402
-from pixelthink.evaluation import score_completions  # noqa: E402
+from pixelthink.evaluation import paired_ious, record_ious, score_completions  # noqa: E402
 from pixelthink.rewards import RewardSettings, build_reward  # noqa: E402
 from pixelthink.scenes import SegSample  # noqa: E402
 
@@ -113,3 +113,16 @@ def test_a_non_finite_coordinate_is_a_failed_parse_not_an_error() -> None:
 def test_an_unknown_convention_is_refused() -> None:
     with pytest.raises(ValueError, match="score_completions: convention: expected one of 'lisa', 'seg_zero', got"):
         _score(_samples()[:1], [BOX], "segzero")
+
+
+def test_paired_ious_keep_the_samples_counted_in_both_passes() -> None:
+    before = _score(_samples(), [BOX, BOX, BOX], "seg_zero")       # 600/600, 600/900, empty truth: 0/600
+    after = _score(_samples(), [QWEN, "no", INVERTED], "seg_zero")  # 600/600, failed 0/900, skipped
+    assert record_ious(before.records) == pytest.approx([1.0, 600 / 900, 0.0])
+    assert record_ious(after.records)[:2] == [1.0, 0.0] and record_ious(after.records)[2] is None
+    after_ious, before_ious = paired_ious(after.records, before.records)
+    assert after_ious.tolist() == [1.0, 0.0] and before_ious.tolist() == pytest.approx([1.0, 600 / 900])
+    legacy = [{"intersection": 1, "union": 4}, {"intersection": 0, "union": 0}]  # records without "iou"/"counted"
+    assert record_ious(legacy) == [0.25, 1.0]
+    with pytest.raises(ValueError, match="paired_ious: expected records of the same samples, got 2 and 3"):
+        paired_ious(legacy, before.records)

@@ -65,7 +65,7 @@ from .scenes import SegSample
 from .training import mask_area_ratio, policy_image
 
 __all__ = ["EvalDifficulty", "EvalResult", "bootstrap_interval", "eval_difficulty", "evaluate",
-           "generate_completions", "paired_difference_interval", "score_completions"]
+           "generate_completions", "paired_difference_interval", "paired_ious", "record_ious", "score_completions"]
 
 TIERS = ("easy", "medium", "hard")
 
@@ -166,7 +166,7 @@ class EvalResult:
     def ious(self) -> np.ndarray:
         """Per-sample IoU of the samples gIoU counts, in the records' order (a failed parse counts 0; an empty
         union 1 under ``lisa``, skipped under ``seg_zero``), as gIoU does."""
-        return np.asarray([r["iou"] if "iou" in r else record_iou(r) for r in self.records if r.get("counted", True)])
+        return np.asarray([iou for iou in record_ious(self.records) if iou is not None])
 
     @property
     def tiers_valid(self) -> bool:
@@ -205,6 +205,21 @@ class EvalResult:
             "tiers_note": self.tiers_note,
             "timings": self.timings,
         }
+
+
+def record_ious(records: Sequence[dict[str, Any]]) -> list[float | None]:
+    """Per record, the IoU its pass's gIoU counts (``None`` where the convention skipped the sample); a record
+    written before conventions existed (no ``"iou"``) gives :func:`~.report.record_iou`."""
+    return [(r["iou"] if "iou" in r else record_iou(r)) if r.get("counted", True) else None for r in records]
+
+
+def paired_ious(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """The IoUs of the samples counted in both passes (same samples, same order), for
+    :func:`paired_difference_interval` (``seg_zero`` may skip a sample in one pass and not in the other)."""
+    if len(after) != len(before):
+        raise ValueError(f"paired_ious: expected records of the same samples, got {len(after)} and {len(before)}")
+    pairs = [(a, b) for a, b in zip(record_ious(after), record_ious(before)) if a is not None and b is not None]
+    return np.asarray([a for a, _ in pairs], dtype=np.float64), np.asarray([b for _, b in pairs], dtype=np.float64)
 
 
 def bootstrap_interval(values: Sequence[float] | np.ndarray, *, level: float = 0.95, resamples: int = 2000,
