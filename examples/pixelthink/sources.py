@@ -44,6 +44,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,9 @@ def coco_mask(segmentation: Any, *, height: int, width: int, where: str = "segme
     else:
         raise DatasetFormatError(f"{where}: expected a COCO RLE {{'size': [h, w], 'counts': ...}} or polygons "
                                  f"[[x1, y1, x2, y2, ...], ...], got {segmentation!r:.100}")
-    return np.asarray(masks.decode(rle), dtype=bool)
+    with warnings.catch_warnings():  # pycocotools 2.0.11's Cython under numpy 2: harmless, not ours to fix
+        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning)
+        return np.asarray(masks.decode(rle), dtype=bool)
 
 
 def _open_image(value: Any, base: Path, where: str, mode: str = "RGB") -> Image.Image:
