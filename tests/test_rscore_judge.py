@@ -155,3 +155,30 @@ def test_replies_are_read(reply: str, score: float) -> None:
 def test_unreadable_replies_raise_only_judge_reply_error(reply: str) -> None:
     with pytest.raises(JudgeReplyError):
         parse_rscore_reply(reply)
+
+
+@pytest.mark.slow
+def test_a_local_tiny_vlm_judges_text_only_and_its_garbage_is_a_failed_verdict(tmp_path) -> None:
+    """The local backend with a tiny random Qwen2.5-VL built from a config (tests/difficulty_fixtures.py): the
+    text-only conversation (no image) reaches the model and generates; random weights write garbage, which is
+    recorded as unparseable after the re-asks, never scored and never raised."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from difficulty_fixtures import load_processor, save_tiny_vlm
+
+    from adaptive_length_reward.difficulty import TransformersBackend
+
+    torch.set_num_threads(1)
+    model_dir = save_tiny_vlm(tmp_path / "tiny")
+    backend = TransformersBackend(model_dir, processor=load_processor(model_dir), max_new_tokens=8)
+    messages = RSCORE_V1.chat(rscore_sample(1))
+    inputs, text = backend.encode(messages, None)
+    assert "pixel_values" not in inputs and "Short reference reasoning" in text
+    judge = RScoreJudge(backend, cache=tmp_path / "c.sqlite", parse_retries=1)
+    [verdict] = judge.judgments([rscore_sample(1)])
+    if verdict.ok:  # a random model could write a readable score: then it must be in range
+        assert 0 <= RScoreJudge.rscore(verdict) <= 10
+    else:
+        assert verdict.status == "unparseable" and verdict.attempts == 2 and math.isnan(RScoreJudge.rscore(verdict))
+    assert backend.requests_made == verdict.attempts
