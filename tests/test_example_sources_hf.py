@@ -216,11 +216,13 @@ def _parquet(path: Path, names: list[str], difficulty: float = 3.0) -> Path:
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every socket connection fails while the test runs (and the hub is marked offline)."""
+    """Every socket connection fails while the test runs, with datasets' and huggingface_hub's offline switches
+    off (conftest turns them on for the suite): the loaders must not need them to stay local."""
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError("network access attempted in an offline test")
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
@@ -237,7 +239,7 @@ def test_a_parquet_file_loads(tmp_path: Path, no_network: None) -> None:
     assert sources.load_source(path, difficulty_table=table, limit=1, cache_dir=tmp_path / "cache")[0].difficulty == 9
 
 
-def test_a_parquet_file_written_without_datasets(tmp_path: Path) -> None:
+def test_a_parquet_file_written_without_datasets(tmp_path: Path, no_network: None) -> None:
     """pyarrow alone: the image as datasets' undecoded {bytes, path} struct, COCO polygons, no feature metadata."""
     png = io.BytesIO()
     Image.new("RGB", (6, 5)).save(png, format="PNG")
@@ -249,7 +251,7 @@ def test_a_parquet_file_written_without_datasets(tmp_path: Path) -> None:
     assert np.array_equal(sample.mask, _expected((5, 6), (slice(1, 3), slice(1, 4))))
 
 
-def test_a_folder_of_parquet_files_loads_with_split_names_from_file_names(tmp_path: Path) -> None:
+def test_a_folder_of_parquet_files_loads_with_split_names_from_file_names(tmp_path: Path, no_network: None) -> None:
     folder = tmp_path / "reasonseg"
     _parquet(folder / "data" / "train-00000-of-00002.parquet", ["a", "b"])
     _parquet(folder / "data" / "train-00001-of-00002.parquet", ["c"])
@@ -259,12 +261,14 @@ def test_a_folder_of_parquet_files_loads_with_split_names_from_file_names(tmp_pa
     train = sources.load_source(folder, cache_dir=tmp_path / "cache")  # several splits: train by default
     assert sorted(s.id for s in train) == ["a-0", "b-0", "c-0"]
     assert [s.id for s in sources.load_source(folder, split="test", cache_dir=tmp_path / "cache")] == ["t-0"]
+    with pytest.raises(sources.DatasetFormatError, match=r"config: expected None for parquet files"):
+        sources.load_source(folder, config="default")
     with pytest.raises(sources.DatasetFormatError, match=r"load_hf_dataset: split: expected one of \[.*'test'.*\], "
                                                          r"got 'val'"):
         sources.load_source(folder, split="val", cache_dir=tmp_path / "cache")
 
 
-def test_arrow_files_load(tmp_path: Path) -> None:
+def test_arrow_files_load(tmp_path: Path, no_network: None) -> None:
     dataset = datasets.Dataset.from_dict(_rows(["s", "t"]), features=FEATURES)
     with ipc.new_file(tmp_path / "file_format.arrow", dataset.data.table.schema) as writer:  # IPC file format
         writer.write_table(dataset.data.table)
@@ -319,6 +323,19 @@ def test_a_hub_cache_folder_loads_offline(tmp_path: Path, no_network: None, monk
     with pytest.raises(sources.DatasetFormatError, match=r"refs/main names 'deadbeef', expected one of the cached "
                                                          r"snapshots"):
         sources.load_source(folder)
+
+
+def test_a_hub_repository_with_several_configurations(tmp_path: Path, no_network: None) -> None:
+    snapshot = tmp_path / "datasets--Owner--Two" / "snapshots" / "abc"
+    _parquet(snapshot / "one" / "rows.parquet", ["a"])
+    _parquet(snapshot / "two" / "rows.parquet", ["b", "c"])
+    (snapshot / "README.md").write_text("---\nconfigs:\n- config_name: one\n  data_files: one/*.parquet\n"
+                                        "- config_name: two\n  data_files: two/*.parquet\n---\n")
+    folder, cache = snapshot.parents[1], tmp_path / "cache"
+    assert [s.id for s in sources.load_source(folder, config="two", cache_dir=cache)] == ["b-0", "c-0"]
+    with pytest.raises(sources.DatasetFormatError, match=r"^load_hf_dataset: config: expected one of the "
+                                                         r"repository's configurations \['one', 'two'\], got None$"):
+        sources.load_source(folder, cache_dir=cache)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -533,6 +533,9 @@ def load_hf_dataset(path: str | Path, *, split: str | None = None, limit: int | 
         arguments: tuple[str, ...] = (str(base),)
         options["name"] = config
     elif kind in ("parquet", "arrow"):
+        if config is not None:
+            raise DatasetFormatError(f"load_hf_dataset: config: expected None for {kind} files (configurations "
+                                     f"come from a hub repository's README), got {config!r}")
         base = path.parent if path.is_file() else path
         arguments = (kind,)
         options["data_files"] = [str(path)] if path.is_file() else _data_files(path, f".{kind}")
@@ -543,6 +546,10 @@ def load_hf_dataset(path: str | Path, *, split: str | None = None, limit: int | 
         loaded = datasets.load_dataset(*arguments, **options)
     except (ValueError, OSError, datasets.exceptions.DatasetsError) as error:
         reason = " ".join(str(error).split())[:300]
+        names = re.search(r"available configs: (\[[^\]]*\])", reason)
+        if names is not None and config is None:
+            raise DatasetFormatError(f"load_hf_dataset: config: expected one of the repository's configurations "
+                                     f"{names.group(1)}, got None") from None
         raise DatasetFormatError(f"load_hf_dataset: path: expected a dataset datasets can read, got {str(path)!r} "
                                  f"({type(error).__name__}: {reason})") from None
     return _table_samples(_pick_split(loaded, split, "load_hf_dataset"), where=f"load_hf_dataset: {str(path)!r}",
@@ -564,13 +571,14 @@ def _locate(path: str | Path, caller: str) -> Path:
 
 def load_source(path: str | Path, *, split: str | None = None, limit: int | None = None, frame: int = 840,
                 difficulty_table: str | Path | Mapping[str, Any] | None = None, all_queries: bool = False,
-                revision: str | None = None, cache_dir: str | Path | None = None) -> list[SegSample]:
+                revision: str | None = None, config: str | None = None, cache_dir: str | Path | None = None
+                ) -> list[SegSample]:
     """Samples from any supported local source, its kind detected from the path (:func:`detect_source`).
 
     ``path`` may also be a dataset id ``Owner/Name`` already in the local hub cache (``HF_HUB_CACHE``, default
     ``HF_HOME/hub``). The keyword arguments go to the loader that applies: :func:`load_saved_dataset`,
-    :func:`load_hf_dataset` or :func:`load_reasonseg` (``all_queries`` to LISA folders, ``revision`` and
-    ``cache_dir`` to the hub/parquet/arrow loader).
+    :func:`load_hf_dataset` or :func:`load_reasonseg` (``all_queries`` to LISA folders, ``revision``,
+    ``config`` and ``cache_dir`` to the hub/parquet/arrow loader).
 
     Raises:
         FileNotFoundError: the path does not exist (and is not a cached dataset id).
@@ -583,7 +591,7 @@ def load_source(path: str | Path, *, split: str | None = None, limit: int | None
         return load_saved_dataset(location, **common)
     if kind in ("lisa", "manifest"):
         return load_reasonseg(location, all_queries=all_queries, **common)
-    return load_hf_dataset(location, revision=revision, cache_dir=cache_dir, **common)
+    return load_hf_dataset(location, revision=revision, config=config, cache_dir=cache_dir, **common)
 
 
 def load_reasonseg(path: str | Path, *, limit: int | None = None, frame: int = 840,
