@@ -86,6 +86,7 @@ def test_coco_polygons_decode_to_the_hand_written_pixels() -> None:
 @pytest.mark.parametrize(("segmentation", "message"), [
     ({"size": [4, 6], "counts": "53107"}, r"segmentation.size: expected \[4, 5\] \(the image's \[height, width\]\), "
                                           r"got \[4, 6\]"),
+    ({"size": "4x5", "counts": "53107"}, r"segmentation.size: expected \[4, 5\] .*, got '4x5'"),
     ({"size": [4, 5], "counts": "5310"}, r"segmentation.counts: expected non-negative run lengths summing to 20 "
                                          r"\(4 x 5 pixels\), got 4 runs summing to 12"),
     ({"size": [4, 5], "counts": [5, 3, 1, 3, 9]}, "summing to 20 .* got 5 runs summing to 21"),

@@ -63,7 +63,6 @@ __all__ = [
 ]
 
 REFCOCOG_COLUMNS = ("id", "problem", "solution", "image")
-REASONSEG_COLUMNS = ("image", "text", "mask", "image_id")
 _QUERY_KEYS = ("query", "text", "question", "problem", "expression", "sentence")
 _TARGET_KEYS = ("shapes", "segmentation", "polygon", "mask")
 _DIFFICULTY_KEYS = ("difficulty", "difficulty_score", "difficulty_score_model")
@@ -160,7 +159,7 @@ def _rle_counts(rle: Mapping[str, Any], height: int, width: int, where: str) -> 
     """Check an RLE's size is the image's and its counts cover it exactly (pycocotools decodes a short count list
     into uninitialised memory: measured, counts ``'5310'`` for 4 x 5 pixels gave values summing to 38)."""
     size = rle.get("size")
-    if not isinstance(size, Sequence) or [int(v) for v in size] != [height, width]:
+    if not isinstance(size, Sequence) or isinstance(size, str) or list(size) != [height, width]:
         raise DatasetFormatError(f"{where}.size: expected [{height}, {width}] (the image's [height, width]), "
                                  f"got {size!r:.40}")
     raw = rle["counts"]
