@@ -72,20 +72,31 @@ def test_thinking_budgets_are_the_training_policy_s_budgets() -> None:
 
 @dataclasses.dataclass
 class SamplingParams:
-    """Stand-in for ``vllm.SamplingParams`` (vLLM cannot be installed here): the fields used, same names and
-    defaults as ``vllm/sampling_params.py`` (``thinking_token_budget: int | None = None``, no limit)."""
+    """Stand-in for ``vllm.SamplingParams`` (vLLM cannot be installed here): the fields used, with the names and
+    defaults of ``vllm/sampling_params.py``, and its check of ``thinking_token_budget`` (``__post_init__`` via
+    ``validate_thinking_token_budget``): an int >= 0, or -1 / None for no limit; a bool or a float is refused."""
 
     max_tokens: int | None = 16
     temperature: float = 1.0
     seed: int | None = None
     thinking_token_budget: int | None = None
 
+    def __post_init__(self) -> None:
+        value = self.thinking_token_budget
+        if value is None or value == -1:
+            self.thinking_token_budget = None
+        elif isinstance(value, (bool, float)) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`thinking_token_budget` must be a non-negative integer or -1, got {value!r}")
+
 
 def test_vllm_kwargs_build_one_sampling_params_per_request_with_the_policy_s_caps() -> None:
-    caps = thinking_budgets(TieredBudget(), difficulty=[2.0, 4.0, 6.0], uncertainty=[0.1, 0.2, 0.4])
-    params = [SamplingParams(max_tokens=512, **kw) for kw in vllm_sampling_kwargs(caps)]
+    with pytest.raises(ValueError, match="non-negative integer"):
+        SamplingParams(thinking_token_budget=96.0)  # type: ignore[arg-type]  # the stand-in checks as vLLM does
+    budgets = TieredBudget()(RewardBatch([""] * 3, difficulty=[2.0, 4.0, 6.0], uncertainty=[0.1, 0.2, 0.4]))
+    assert budgets.dtype == np.float64  # float budgets (inf = none) as the policy gives them
+    params = [SamplingParams(max_tokens=512, **kw) for kw in vllm_sampling_kwargs(budgets)]
     assert [p.thinking_token_budget for p in params] == [96, None, 266]
-    assert all(isinstance(p.thinking_token_budget, (int, type(None))) for p in params)
+    assert all(type(p.thinking_token_budget) in (int, type(None)) for p in params)
 
 
 # --- the processor's rules, on scripted logits ---------------------------------------------------------------------
