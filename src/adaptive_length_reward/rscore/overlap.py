@@ -14,7 +14,6 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 from ..config import Component, param
 from .judge import RScoreItem, as_samples
@@ -66,7 +65,7 @@ class ReferenceOverlapRScore(Component, kind="reference_overlap_rscore"):
         """One chain's stand-in RScore in ``[0, 10]``."""
         return self.score_many([(reasoning, reference_short, reference_long)])[0]
 
-    def score_many(self, items: Iterable[RScoreItem], **_: Any) -> list[float]:
+    def score_many(self, items: Iterable[RScoreItem]) -> list[float]:
         """Stand-in RScore per item (an :class:`~.judge.RScoreSample` or ``(reasoning, reference_short,
         reference_long)``), in order; never NaN.
 
