@@ -91,7 +91,7 @@ class SamplingParams:
 
 def test_vllm_kwargs_build_one_sampling_params_per_request_with_the_policy_s_caps() -> None:
     with pytest.raises(ValueError, match="non-negative integer"):
-        SamplingParams(thinking_token_budget=96.0)  # type: ignore[arg-type]  # the stand-in checks as vLLM does
+        SamplingParams(thinking_token_budget=96.0)  # type: ignore[arg-type]  # checked as vLLM checks it
     budgets = TieredBudget()(RewardBatch([""] * 3, difficulty=[2.0, 4.0, 6.0], uncertainty=[0.1, 0.2, 0.4]))
     assert budgets.dtype == np.float64  # float budgets (inf = none) as the policy gives them
     params = [SamplingParams(max_tokens=512, **kw) for kw in vllm_sampling_kwargs(budgets)]
