@@ -190,8 +190,15 @@ def test_budgets_per_prompt_expand_to_the_returned_sequences_and_mismatches_rais
     processor = ThinkingBudgetProcessor(tok, [1, 2])
     processor(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, len(tok)))
     assert processor._row_caps == [1, 1, 2, 2]  # num_return_sequences=2: rows come prompt by prompt
-    with pytest.raises(ValueError, match="expected 4 rows"):
-        processor(torch.zeros(2, 4, dtype=torch.long), torch.zeros(2, len(tok)))
+    processor(torch.zeros(4, 4, dtype=torch.long), torch.zeros(4, len(tok)))  # the next step
+    with pytest.raises(ValueError, match="expected the generation this processor started"):
+        processor(torch.zeros(2, 5, dtype=torch.long), torch.zeros(2, len(tok)))  # other rows
+    with pytest.raises(ValueError, match="new processor for each generate call"):
+        processor(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, len(tok)))  # a new generation
+    with pytest.raises(ValueError, match="the same prompts"):
+        processor(torch.ones(4, 5, dtype=torch.long), torch.zeros(4, len(tok)))  # other prompts
+    processor.reset()
+    processor(torch.ones(4, 5, dtype=torch.long), torch.zeros(4, len(tok)))  # after reset(): a new generation
     with pytest.raises(ValueError, match="per prompt"):
         ThinkingBudgetProcessor(tok, [1, 2])(torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, len(tok)))
     with pytest.raises(ValueError, match="none"):

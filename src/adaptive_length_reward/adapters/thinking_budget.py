@@ -57,7 +57,7 @@ def token_caps(budgets: Sequence[Any] | npt.ArrayLike) -> list[Cap]:
             number = float(value)
         except (TypeError, ValueError):
             raise TypeError(f"budgets[{i}]: expected a number >= 0, inf or None, got {value!r}") from None
-        if isinstance(value, bool) or math.isnan(number) or number < 0:
+        if isinstance(value, (bool, np.bool_)) or math.isnan(number) or number < 0:
             raise ValueError(f"budgets[{i}]: expected a number >= 0, inf or None, got {value!r}")
         caps.append(None if math.isinf(number) else math.floor(number))
     return caps
@@ -146,7 +146,8 @@ def _forced_token(generated: list[int], opened: bool, cap: int, open_ids: list[i
     for k in range(len(close_ids) - 1, -1, -1):  # the longest prefix of the tag already written, within the cap
         if len(span) - k <= cap and span[len(span) - k :] == close_ids[:k]:
             return close_ids[k], len(span) - k
-    return close_ids[0], len(span)  # unreachable: k = 0 always matches once len(span) >= cap
+    # Past the cap with no tag under way: a forced token was overridden (a later processor, a reordered beam).
+    return close_ids[0], len(span)
 
 
 class ThinkingBudgetProcessor:
@@ -212,6 +213,8 @@ class ThinkingBudgetProcessor:
     def reset(self) -> None:
         """Forget the last generation (the prompt length, the per-row records)."""
         self._prompt_length: int | None = None
+        self._prompts: Any = None  # the first call's prompt ids (a tensor), to tell this generation from another
+        self._length = 0  # the length of the ids of the last call
         self._row_caps: list[Cap] = []
         self._opened: list[bool] = []
         self.capped: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
@@ -230,19 +233,32 @@ class ThinkingBudgetProcessor:
         self._prompt_length = len(prompts[0])
         self.capped = np.zeros(rows, dtype=bool)
 
+    def _check_same_generation(self, input_ids: Any) -> None:
+        rows, length, prompt = int(input_ids.shape[0]), int(input_ids.shape[1]), self._prompt_length
+        assert prompt is not None
+        same = rows == len(self._row_caps) and length > self._length and input_ids[:, :prompt].equal(self._prompts)
+        if not same:
+            raise ValueError(
+                f"input_ids: expected the generation this processor started ({len(self._row_caps)} rows, longer "
+                f"than {self._length} ids, the same prompts), got {rows} rows of {length} ids; make a new processor "
+                "for each generate call, or call reset()")
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """Force the closing tag's next token in the rows past their cap; return ``scores``."""
-        ids: list[list[int]] = input_ids.tolist()
         if self._prompt_length is None:
-            self._start(ids)
-        elif len(ids) != len(self._row_caps):
-            raise ValueError(f"input_ids: expected {len(self._row_caps)} rows (the first call's), got {len(ids)}; "
-                             "call reset() or make a new processor for each generate call")
-        length = self._prompt_length
-        assert length is not None
-        for row, (sequence, cap, opened) in enumerate(zip(ids, self._row_caps, self._opened)):
-            budget = cap if cap is not None else len(sequence) + 1  # no cap: never reached
-            token, _ = _forced_token(sequence[length:], opened, budget, self.open_ids, self.close_ids,
+            self._start(input_ids.tolist())
+            self._prompts = input_ids.clone()
+        else:
+            self._check_same_generation(input_ids)
+        self._length = length = int(input_ids.shape[1])
+        prompt = self._prompt_length
+        assert prompt is not None
+        rows = [row for row, cap in enumerate(self._row_caps) if cap is not None and length - prompt >= cap]
+        ids: list[list[int]] = input_ids[rows].tolist() if rows else []
+        for row, sequence in zip(rows, ids):
+            cap = self._row_caps[row]
+            assert cap is not None
+            token, _ = _forced_token(sequence[prompt:], self._opened[row], cap, self.open_ids, self.close_ids,
                                      self.stop_ids)
             if token is not None:
                 scores[row] = float("-inf")
