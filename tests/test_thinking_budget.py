@@ -321,3 +321,22 @@ def test_untrained_model_multi_token_tags_implicit_opening(tok: Any) -> None:
     for row, cap in enumerate(budgets):
         assert out[row, width + cap:width + cap + len(close)].tolist() == close
     assert processor.reasoning_lengths(out).tolist() == budgets
+
+
+@pytest.mark.slow
+def test_beam_search_and_several_sequences_per_prompt_are_bounded_per_returned_sequence(tok: Any) -> None:
+    torch.manual_seed(0)
+    model = _llama(tok, 32).eval()
+    batch = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    width, close = batch.input_ids.shape[1], tag_ids(tok, "</think>")
+    caps = [2, 5, 0]
+    for options in ({"num_beams": 3, "num_return_sequences": 2}, {"do_sample": True, "num_return_sequences": 2}):
+        processor = ThinkingBudgetProcessor(tok, caps)  # one budget per prompt, for each of its rows
+        out = model.generate(**batch, max_new_tokens=12, min_new_tokens=12, pad_token_id=tok.pad_token_id,
+                             logits_processor=transformers.LogitsProcessorList([processor]), **options)
+        lengths = processor.reasoning_lengths(out).tolist()
+        assert len(lengths) == 6 and processor.capped.any(), options
+        for row, length in enumerate(lengths):
+            cap = caps[row // 2]
+            assert length <= cap, (options, lengths)
+            assert out[row, width + length:width + length + len(close)].tolist() == close, (options, row)

@@ -177,8 +177,10 @@ class ThinkingBudgetProcessor:
     from the first call). With ``num_return_sequences=k`` the batch has ``k`` rows per prompt, in order; a
     ``budgets`` of the prompts' length is then repeated ``k`` times per prompt. The processor keeps its state
     per ``generate`` call: make one per call, or call :meth:`reset` before reusing it. Beam search and assisted
-    decoding reorder or extend rows between steps; the cap is applied to each row as it stands (the state is
-    re-derived from the ids at every step), but :attr:`capped` records the row index at the time of forcing.
+    decoding reorder or extend rows between steps. With beam search the cap is applied to each beam as it stands
+    (the state is re-derived from the ids at every step), but :attr:`capped` has one entry per beam row at the time
+    of forcing, not per returned sequence: compare :meth:`reasoning_lengths` with the caps instead. Assisted
+    (speculative) decoding, which rolls rows back, is refused (a call shorter than the last one raises).
 
     After generation, :attr:`capped` says per row whether the cap fired and :meth:`reasoning_lengths` counts
     each row's reasoning tokens in the output (the library's count on the generated ids). The cap does not extend
@@ -271,16 +273,25 @@ class ThinkingBudgetProcessor:
     def reasoning_lengths(self, sequences: Any) -> npt.NDArray[np.int64]:
         """Reasoning tokens per row of ``generate``'s output (prompt + generated ids, as the processor saw them):
         the span the cap bounds, counted by the library's rule on the generated ids up to the first stop id (the
-        rest is padding); a row that never opened its reasoning has 0. A capped row has at most its cap."""
+        rest is padding); a row that never opened its reasoning has 0. A capped row has at most its cap.
+
+        ``sequences`` has the generation's rows, or (beam search with fewer returned sequences than beams) a
+        multiple of the number of budgets, each budget's rows together."""
         if self._prompt_length is None:
             raise ValueError("reasoning_lengths: the processor has not seen a generation yet (call generate first)")
         rows: list[list[int]] = sequences.tolist() if hasattr(sequences, "tolist") else [list(r) for r in sequences]
-        if len(rows) != len(self._opened):
-            raise ValueError(f"sequences: expected {len(self._opened)} rows (the generation's), got {len(rows)}")
+        n, seen = len(self.caps), len(self._opened)
+        if len(rows) == seen:
+            opened = self._opened
+        elif len(rows) % n == 0:  # each budget's flag (its rows share one prompt), repeated for its returned rows
+            opened = [self._opened[(i // (len(rows) // n)) * (seen // n)] for i in range(len(rows))]
+        else:
+            raise ValueError(f"sequences: expected {seen} rows (the generation's) or a multiple of {n} (the "
+                             f"budgets'), got {len(rows)}")
         counts = []
-        for row, opened in zip(rows, self._opened):
+        for row, row_opened in zip(rows, opened):
             generated = row[self._prompt_length :]
             stop = next((i for i, t in enumerate(generated) if t in self.stop_ids), len(generated))
-            counts.append(_forced_token(generated[:stop], opened, stop + 1, self.open_ids, self.close_ids,
+            counts.append(_forced_token(generated[:stop], row_opened, stop + 1, self.open_ids, self.close_ids,
                                         frozenset())[1])
         return np.asarray(counts, dtype=np.int64)
