@@ -21,7 +21,7 @@ export MKL_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart bench bench-verl lint clean
+.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart baselines bench bench-verl lint clean
 
 venv: $(STAMP)
 
@@ -77,6 +77,12 @@ demo: $(STAMP)
 
 quickstart: $(STAMP)
 	$(PY) examples/quickstart.py
+
+# PixelThink's baselines side by side (Seg-Zero, +Prompt, L1-Exact, L1-Max, PixelThink; each also with the
+# inference-time thinking cap), tiny CPU mode: runs/baselines/{baselines.json,report.md,pareto.png}.
+# On a GPU with local checkpoints: python examples/pixelthink_baselines.py -- --policy DIR --segmenter DIR
+baselines: $(STAMP)
+	$(PY) examples/pixelthink_baselines.py --tiny --output-dir runs/baselines
 
 bench: $(STAMP)
 	$(PY) benchmarks/length_rewards.py

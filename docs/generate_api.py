@@ -31,6 +31,8 @@ OPTIONAL_SECTIONS = [
     ("Segmentation rewards", "adaptive_length_reward.segmentation"),
     ("Presets", "adaptive_length_reward.presets"),
     ("Metrics", "adaptive_length_reward.metrics"),
+    ("Evaluation conventions", "adaptive_length_reward.conventions"),
+    ("RScore", "adaptive_length_reward.rscore"),
     ("Difficulty scorers", "adaptive_length_reward.difficulty"),
 ]
 

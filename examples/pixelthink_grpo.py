@@ -94,7 +94,7 @@ BUILTIN_SEGMENTERS = ("grabcut", "random:sam", "random:sam2")
 #: What ``--recipe`` expects for ``--policy`` (a local copy of this checkpoint; nothing is downloaded).
 RECIPE_POLICIES = {"pixelthink": "Qwen2.5-VL-7B-Instruct"}
 #: Options whose value is a path that must exist (checked before anything is built).
-_INPUT_PATHS = ("train_data", "eval_data", "difficulty_table")
+_INPUT_PATHS = ("train_data", "eval_data", "difficulty_table", "init_policy")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        f"with --tiny default: {TINY_SEGMENTER}")
     g.add_argument("--segmenter-kind", choices=("sam", "sam2"),
                    help="with --tiny and no --segmenter: a tiny random SAM / SAM2 (same as --segmenter random:KIND)")
+    g.add_argument("--init-policy", metavar="DIR",
+                   help="with --tiny: start from the weights saved in DIR (an earlier run's reference-policy,\n"
+                        "i.e. its warm-started policy) instead of random ones; pair it with --warmup-steps 0")
     g.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     g = p.add_argument_group("data")
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward (ablations)")
     g.add_argument("--length-reward", choices=LENGTH_REWARDS, default="pixelthink")
+    g.add_argument("--prompt", choices=("default", "concise"), default="default",
+                   help="concise: the question asks for concise reasoning (the +Prompt baseline,\n"
+                        "training and evaluation); default: Seg-Zero's question")
     g.add_argument("--difficulty", choices=DIFFICULTY_SOURCES, default="dataset")
     g.add_argument("--uncertainty", choices=UNCERTAINTY_ESTIMATORS, default="margin")
     g.add_argument("--length-unit", choices=("words", "reasoning_tokens"),
@@ -185,9 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.3,
                    help="with --use-vllm --vllm-mode colocate: GPU memory share for vLLM (0.3)")
     g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-convention", choices=("lisa", "seg_zero"), default="lisa",
+                   help="how answers are parsed and IoU counted (docs/metrics.md): lisa (default: exact keys,\n"
+                        "an empty union counts 1, ignore pixels excluded) or seg_zero (Seg-Zero's evaluation.py:\n"
+                        "substring keys, int(), half-to-even rescale, empty unions skipped, ignore pixels as target)")
     g.add_argument("--eval-batch-size", type=int, default=8)
     g.add_argument("--eval-max-new-tokens", type=int, help="tiny 160, full 1024 (Seg-Zero)")
     g.add_argument("--no-eval-before", action="store_true", help="skip the evaluation before training")
+    g.add_argument("--eval-thinking-cap", action="store_true",
+                   help="after training, evaluate once more with the inference-time thinking cap: each\n"
+                        "sample's PixelThink budget (from its difficulty; U = 0, as the answer's uncertainty\n"
+                        "is not known before it is generated) closes its reasoning (docs/thinking_budget.md)")
     g.add_argument("--output-dir", default="runs/demo")
     g.add_argument("--report-to", default="none", help="TRL/transformers report_to: none (default), tensorboard, "
                                                         "wandb, ...")
@@ -313,6 +327,9 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         error(f"--segmenter: expected random:sam or random:sam2, got {args.segmenter!r}")
     if args.segmenter and args.segmenter_kind:
         error(f"--segmenter-kind: expected only with --tiny and no --segmenter, got --segmenter {args.segmenter!r}")
+    if args.init_policy is not None and not args.tiny:
+        error(f"--init-policy: expected only with --tiny (use --policy DIR for a checkpoint), got --policy "
+              f"{args.policy!r}")
     if args.segmenter_kind and not args.tiny:
         error("--segmenter-kind: expected only with --tiny (or use --segmenter random:KIND)")
     if args.use_vllm and (args.tiny or (args.policy or "").startswith("random:")):
@@ -342,6 +359,9 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         value = getattr(args, name)
         if value and not value.startswith("random:") and value != "grabcut" and not Path(value).is_dir():
             raise input_error(f"--{name}: expected a local checkpoint directory, got {value!r} (no such folder)")
+    if args.init_policy is not None and not (Path(args.init_policy) / "config.json").is_file():
+        raise input_error(f"--init-policy: expected a folder with config.json (a saved policy), got "
+                          f"{args.init_policy!r}")
     return args
 
 
@@ -378,17 +398,11 @@ def load_samples(path: str | None, *, count: int | None, seed: int, start: int, 
     if path is None:
         generator = SceneGenerator(seed=seed, image_size=args.image_size)
         return generator.samples(count if count is not None else 256, start=start), f"generated scenes (seed {seed})"
-    from pixelthink.sources import load_reasonseg, load_saved_dataset
+    from pixelthink.sources import load_source
 
     location = Path(path)
-    saved = location.is_dir() and any((location / n).is_file()
-                                      for n in ("dataset_info.json", "state.json", "dataset_dict.json"))
-    try:
-        if saved:
-            samples = load_saved_dataset(location, limit=count, frame=args.frame,
-                                         difficulty_table=args.difficulty_table)
-        else:
-            samples = load_reasonseg(location, limit=count, frame=args.frame, difficulty_table=args.difficulty_table)
+    try:  # a save_to_disk copy, a hub cache folder, parquet / arrow files, a LISA folder or a manifest (docs/data.md)
+        samples = load_source(location, limit=count, frame=args.frame, difficulty_table=args.difficulty_table)
     except (OSError, ValueError) as error:  # missing files, a layout the loaders do not know: one line, no traceback
         raise input_error(f"{path}: {' '.join(str(error).split())}") from None
     if not samples:
@@ -456,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL 1.16 still calls the old names
     warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6.*", category=FutureWarning)
     import torch
-    from pixelthink.evaluation import evaluate, paired_difference_interval
+    from pixelthink.evaluation import evaluate, paired_difference_interval, paired_ious
     from pixelthink.models import (
         GrabCutSegmenter,
         build_random_policy,
@@ -465,12 +479,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load_policy,
         load_segmenter,
     )
-    from pixelthink.prompts import QUESTION_TEMPLATE
+    from pixelthink.prompts import CONCISE_INSTRUCTION, QUESTION_TEMPLATE
     from pixelthink.report import (
         demo_targets,
         plot_length_by_tier,
         plot_training_curves,
-        record_iou,
         summary_table,
         write_report,
     )
@@ -511,6 +524,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             save_steps=args.save_steps, seed=args.seed, report_to=args.report_to,
             vllm_mode=args.vllm_mode if args.use_vllm else None,
             vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+            instruction=CONCISE_INSTRUCTION if args.prompt == "concise" else "",
         )
     except ValueError as error:  # a bad flag value: an argument error (usage, exit status 2)
         parser.error(str(error))
@@ -529,6 +543,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- models ---------------------------------------------------------------------------------------------
     if args.tiny:
         policy = build_tiny_policy(QUESTION_TEMPLATE, seed=args.seed)
+        if args.init_policy is not None:  # the same tokenizer (trained deterministically), saved weights
+            policy.model = type(policy.model).from_pretrained(args.init_policy)
     else:
         # float32 master weights by default: bf16 is autocast (TRL's bf16=True), not the weights' dtype
         dtype = args.param_dtype
@@ -573,7 +589,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not resuming:
             policy.model.save_pretrained(reference)
         policy.model.config._name_or_path = str(reference)
-    eval_kwargs = {"train_reward": reward, "reward_settings": reward_settings, "batch_size": args.eval_batch_size,
+    eval_kwargs = {"train_reward": reward, "reward_settings": reward_settings, "convention": args.eval_convention,
+                   "instruction": train_settings.instruction, "batch_size": args.eval_batch_size,
                    "max_new_tokens": args.eval_max_new_tokens, "progress": progress}
     before_path = run_dir / "eval_before.json"
     before: dict[str, Any] | None = None
@@ -597,6 +614,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         after_result = evaluate(policy, segmenter, eval_samples, desc="evaluate (after)", **eval_kwargs)
     after = after_result.summary()
     _write_records(run_dir / "eval_after.jsonl", after_result.records)
+    capped: dict[str, Any] | None = None
+    if args.eval_thinking_cap:
+        with _autocast(torch, args.device_resolved, bf16):
+            capped_result, cap = capped_evaluation(policy, segmenter, eval_samples, after_result, reward_settings,
+                                                   eval_kwargs)
+        capped = {"after": capped_result.summary(), "cap": cap}
+        _write_records(run_dir / "eval_capped.jsonl", capped_result.records)
 
     # -- metrics, plots, report -----------------------------------------------------------------------------
     train_s = trained.seconds
@@ -631,7 +655,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tiers_valid": after["tiers_valid"] and (before is None or before.get("tiers_valid", after["tiers_valid"])),
         "train_steps": trained.steps, "timings": timings, "before": before, "after": after,
         "warmup": warm, "peak_memory_mb": trained.peak_memory_mb, "resumed_from": trained.resumed_from,
-        "judge": judged,
+        "judge": judged, "thinking_cap": capped,
         "run": {"name": run_dir.name, "policy": policy.name, "segmenter": segmenter.name, "data": train_name,
                 "eval_data": eval_name, "device": _device_name(args.device_resolved),
                 "train_samples": len(train_samples), "eval_samples": len(eval_samples)},
@@ -656,9 +680,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
                         "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing")
     if before is not None and len(before_records) == len(after_result.records):
-        before_ious = [record_iou(r) for r in before_records]
+        after_ious, before_ious = paired_ious(after_result.records, before_records)  # seg_zero may skip samples
         metrics["giou_change"] = (after["giou"] or 0.0) - (before["giou"] or 0.0)
-        metrics["giou_change_ci95"] = paired_difference_interval(after_result.ious, before_ious)
+        metrics["giou_change_ci95"] = paired_difference_interval(after_ious, before_ious)
     if args.tiny:  # what the demo is meant to show, checked and reported (met or not)
         metrics["targets"] = demo_targets(metrics)
     metrics["notes"] = notes
@@ -668,6 +692,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("\n" + summary_table(_json_ready(metrics)))
         print(f"\nrun folder: {run_dir}  ({timings['total_s']:.1f} s; report.md, metrics.json, plots/)")
     return metrics
+
+
+def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], uncapped: Any,
+                      settings: RewardSettings, eval_kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Evaluate with the inference-time thinking cap: each sample's PixelThink budget closes its reasoning.
+
+    The budget is the training policy's (``rewards.budget_policy``) for the sample's evaluation difficulty (the
+    uncapped pass's, so both passes tier alike; a sample without one gets ``--missing-difficulty``) and U = 0:
+    the uncertainty term needs the answer's token probabilities, which are not known before it is generated.
+    Budgets in words (``--length-unit words``) become tokens through the tokens-per-word ratio of the uncapped
+    pass's reasoning. Returns the evaluation and ``{"budget_unit", "tokens_per_word", "caps", "capped"}``.
+    """
+    from pixelthink.evaluation import evaluate
+    from pixelthink.rewards import budget_policy
+
+    from adaptive_length_reward.adapters.thinking_budget import ThinkingBudgetProcessor, thinking_budgets
+    from adaptive_length_reward.spans import extract_reasoning
+
+    records = uncapped.records
+    difficulty = [settings.missing_difficulty if r["difficulty"] is None else r["difficulty"] for r in records]
+    budgets = thinking_budgets(budget_policy(settings), difficulty=difficulty, uncertainty=[0.0] * len(records))
+    ratio = None
+    if settings.length_unit == "words":
+        words = sum(len(extract_reasoning(r["completion"]).split()) for r in records)
+        tokens = sum(r["reasoning_tokens"] for r in records)
+        ratio = tokens / words if words else 1.0
+        budgets = [None if b is None else int(b * ratio) for b in budgets]
+    caps = {s.id: b for s, b in zip(samples, budgets)}
+    processors: list[Any] = []
+
+    def cap(chunk: list[SegSample]) -> list[Any]:
+        processor = ThinkingBudgetProcessor(policy.tokenizer, [caps[s.id] for s in chunk])
+        processors.append(processor)
+        return [processor]
+
+    result = evaluate(policy, segmenter, samples, desc="evaluate (thinking cap)", logits_processors=cap,
+                      **eval_kwargs)
+    fired = [bool(c) for p in processors for c in p.capped]
+    info = {"budget_unit": "reasoning tokens", "tokens_per_word": ratio, "uncertainty": 0.0,
+            "caps": [caps[s.id] for s in samples], "capped": fired,
+            "capped_share": sum(fired) / len(fired) if fired else 0.0}
+    return result, info
 
 
 def _autocast(torch: Any, device: str, bf16: bool) -> Any:

@@ -304,9 +304,13 @@ def _require_masks(samples: Sequence[SegSample], owner: str) -> None:
 def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
                          measure: Literal["margin", "entropy"] = "margin",
                          batch_size: int = 8, max_new_tokens: int = 1024, progress: bool = True,
-                         desc: str = "generate") -> tuple[list[str], list[float], dict[str, float]]:
+                         desc: str = "generate", instruction: str = "", logits_processors: Any = None,
+                         ) -> tuple[list[str], list[float], dict[str, float]]:
     """Greedy completions, their uncertainty (``measure``: ``"margin"`` or ``"entropy"``) and the prefill /
-    decode wall-clock seconds and generated token count."""
+    decode wall-clock seconds and generated token count.
+
+    ``instruction`` is appended to each question (the +Prompt baseline); ``logits_processors(chunk)``, when given,
+    returns the extra logits processors for one batch of samples (e.g. the thinking cap with their budgets)."""
     torch = import_optional("torch", extra="example", purpose="Evaluation")
     tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
     model, processor, tokenizer = policy.model, policy.processor, policy.tokenizer
@@ -317,8 +321,8 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
     uncertainty: list[float] = []
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     for chunk in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        texts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
-                 for s in chunk]
+        texts = [processor.apply_chat_template(conversation(s.query, instruction), add_generation_prompt=True,
+                                               tokenize=False) for s in chunk]
         inputs = processor(text=texts, images=[policy_image(s.image, s.frame) for s in chunk], return_tensors="pt",
                            padding=True).to(device)
         clock = _FirstTokenClock()
@@ -326,8 +330,10 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.inference_mode():
+            extra = {"logits_processor": logits_processors(chunk)} if logits_processors is not None else {}
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=[clock],
-                                 output_logits=True, return_dict_in_generate=True, **policy.generation_kwargs())
+                                 output_logits=True, return_dict_in_generate=True, **policy.generation_kwargs(),
+                                 **extra)
         if device.type == "cuda":
             torch.cuda.synchronize()
         end = time.perf_counter()
@@ -475,7 +481,8 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
 
 def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,
              reward_settings: RewardSettings, batch_size: int = 8, max_new_tokens: int = 1024,
-             progress: bool = True, desc: str = "evaluate", convention: str = "lisa") -> EvalResult:
+             progress: bool = True, desc: str = "evaluate", convention: str = "lisa", instruction: str = "",
+             logits_processors: Any = None) -> EvalResult:
     """Greedy-decode, parse, segment and score ``samples`` (which need masks); see the module docstring.
 
     Args:
@@ -488,6 +495,9 @@ def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample],
         max_new_tokens: decoding limit (Seg-Zero: 1024).
         convention: ``"lisa"`` (default) or ``"seg_zero"``, Seg-Zero's evaluation rules (see
             :func:`score_completions`); checked before decoding.
+        instruction: text appended to every question (the +Prompt baseline's concise instruction).
+        logits_processors: ``f(samples of one batch) -> list of logits processors`` added to greedy decoding
+            (the inference-time thinking cap).
 
     Raises:
         ValueError: a sample has no mask (box-only data such as RefCOCOg-9k cannot be scored with gIoU), or an
@@ -498,7 +508,7 @@ def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample],
     measure: Literal["margin", "entropy"] = "entropy" if reward_settings.uncertainty == "entropy" else "margin"
     completions, uncertainty, timings = generate_completions(
         policy, samples, measure=measure, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
-        desc=desc)
+        desc=desc, instruction=instruction, logits_processors=logits_processors)
     result = score_completions(samples, completions, uncertainty, segmenter, tokenizer=policy.tokenizer,
                                train_reward=train_reward, reward_settings=reward_settings, timings=timings,
                                convention=convention)

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "ANSWER_HINT",
+    "CONCISE_INSTRUCTION",
     "QUESTION_TEMPLATE",
     "WARMUP_CHECKS",
     "conversation",
@@ -31,20 +32,27 @@ QUESTION_TEMPLATE = (
     "<answer>{Answer}</answer>"
 )
 ANSWER_HINT = "{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}"
+#: The +Prompt baseline's instruction (PixelThink's Table 1 row "+Prompt": Seg-Zero's reward, a prompt asking for
+#: concise reasoning). The paper does not print its wording; this one asks for the same thing.
+CONCISE_INSTRUCTION = " Keep the thinking process concise: only as long as the question needs."
 
 
-def question_text(query: str) -> str:
-    """The user text for one query: ``QUESTION_TEMPLATE`` with ``query.lower().strip(".")``.
+def question_text(query: str, instruction: str = "") -> str:
+    """The user text for one query: ``QUESTION_TEMPLATE`` with ``query.lower().strip(".")``, then ``instruction``.
 
     >>> question_text("The Red Mug.")[:30]
     "Please find 'the red mug' with"
+    >>> question_text("a cup", CONCISE_INSTRUCTION).endswith("as long as the question needs.")
+    True
     """
-    return QUESTION_TEMPLATE.format(Question=query.lower().strip("."), Answer=ANSWER_HINT)
+    return QUESTION_TEMPLATE.format(Question=query.lower().strip("."), Answer=ANSWER_HINT) + instruction
 
 
-def conversation(query: str) -> list[dict[str, Any]]:
-    """TRL's conversational prompt for one sample: a user message with the image first, then the question."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question_text(query)}]}]
+def conversation(query: str, instruction: str = "") -> list[dict[str, Any]]:
+    """TRL's conversational prompt for one sample: a user message with the image first, then the question
+    (followed by ``instruction``, e.g. :data:`CONCISE_INSTRUCTION`)."""
+    return [{"role": "user", "content": [{"type": "image"},
+                                         {"type": "text", "text": question_text(query, instruction)}]}]
 
 
 def format_answer(bbox: Sequence[int], points: Sequence[Sequence[int]]) -> str:

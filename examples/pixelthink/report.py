@@ -30,15 +30,19 @@ def _pyplot() -> Any:
 
 
 def record_iou(record: Mapping[str, Any]) -> float:
-    """An evaluation record's IoU from its intersection and union (a failed parse has intersection 0; an empty
-    union counts 1, as the library's gIoU does)."""
+    """An evaluation record's IoU: the one its pass counted (``"iou"``, under the pass's convention), else from
+    its intersection and union (a failed parse has intersection 0; an empty union counts 1, as the library's
+    gIoU does)."""
+    if "iou" in record and record["iou"] is not None:
+        return float(record["iou"])
     return 1.0 if record["union"] == 0 else record["intersection"] / record["union"]
 
 
 def _by_tier(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[float]]:
+    counted = [r for r in records if r.get("counted", True)]  # seg_zero skips samples with an empty union
     if key == "iou":
-        return {tier: [100 * record_iou(r) for r in records if r["tier"] == tier] for tier in TIERS}
-    return {tier: [float(r[key]) for r in records if r["tier"] == tier] for tier in TIERS}
+        return {tier: [100 * record_iou(r) for r in counted if r["tier"] == tier] for tier in TIERS}
+    return {tier: [float(r[key]) for r in counted if r["tier"] == tier] for tier in TIERS}
 
 
 def _boxes(ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[float]], rng: np.random.Generator

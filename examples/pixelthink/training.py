@@ -53,11 +53,12 @@ def mask_area_ratio(sample: SegSample) -> float:
     return min(1.0, (x2 - x1 + 1) * (y2 - y1 + 1) / float(sample.frame**2))
 
 
-def training_rows(samples: Sequence[SegSample]) -> list[dict[str, Any]]:
-    """TRL dataset rows: a conversational ``prompt``, one ``image``, and the columns the reward reads."""
+def training_rows(samples: Sequence[SegSample], instruction: str = "") -> list[dict[str, Any]]:
+    """TRL dataset rows: a conversational ``prompt`` (the question, then ``instruction``), one ``image``, and the
+    columns the reward reads."""
     return [
         {
-            "prompt": conversation(s.query),
+            "prompt": conversation(s.query, instruction),
             "image": policy_image(s.image, s.frame),
             "ground_truth": s.solution,
             "difficulty": None if math.isnan(s.difficulty) else float(s.difficulty),
@@ -177,6 +178,8 @@ class TrainSettings:
     vllm_mode: str | None = None
     #: With ``vllm_mode="colocate"``: the share of GPU memory vLLM may take (TRL's default 0.3).
     vllm_gpu_memory_utilization: float = 0.3
+    #: Text appended to every prompt's question (the +Prompt baseline: ``prompts.CONCISE_INSTRUCTION``).
+    instruction: str = ""
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "save_steps"):
@@ -425,7 +428,8 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
         extra["uncertainty_measure"] = settings.uncertainty
     trainer = _trainer_class(settings.uncertainty)(
         model=policy.model, reward_funcs=[reward_function], args=args,
-        train_dataset=datasets.Dataset.from_list(training_rows(samples)), processing_class=policy.processor,
+        train_dataset=datasets.Dataset.from_list(training_rows(samples, settings.instruction)),
+        processing_class=policy.processor,
         callbacks=[_callback(log_path, step_seconds, history, reward_function.__name__, progress)], **extra,
     )
     transformers = import_optional("transformers", extra="example", purpose="GRPO training")

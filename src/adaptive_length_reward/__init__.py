@@ -7,7 +7,7 @@ verl and OpenRLHF, all as picklable reward objects over one :class:`RewardBatch`
 nor any RL framework.
 """
 
-from . import difficulty, functional, metrics, presets, segmentation, spans, tiers, uncertainty
+from . import conventions, difficulty, functional, metrics, presets, segmentation, spans, tiers, uncertainty
 from .batch import CONTEXT_FIELDS, Completion, RewardBatch
 from .budgets import NO_PENALTY, BudgetPolicy, Budgets, ColumnBudget, FixedBudget, LinearBudget, TieredBudget
 from .config import ComponentConfig, build, load_config, registered_kinds
@@ -126,6 +126,7 @@ __all__ = [
     "WithContext",
     "__version__",
     "build",
+    "conventions",
     "count_words",
     "difficulty",
     "extract_reasoning",

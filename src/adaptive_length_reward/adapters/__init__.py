@@ -25,6 +25,9 @@ _LAZY = {
     "reward_func": "openrlhf",
     "OpenRLHFReward": "openrlhf",
     "create_app": "openrlhf_server",
+    "ThinkingBudgetProcessor": "thinking_budget",
+    "thinking_budgets": "thinking_budget",
+    "vllm_sampling_kwargs": "thinking_budget",
 }
 __all__ = sorted(_LAZY)
 
