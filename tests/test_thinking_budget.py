@@ -122,6 +122,21 @@ def tok() -> Any:
     return tiny_tokenizer()
 
 
+def test_the_scores_passed_in_are_never_modified(tok: Any) -> None:
+    """generate(output_logits=True) keeps the tensor it hands the processors as the step's raw logits: forcing a
+    row must write into a copy (a real evaluation read -inf "raw logits" before this was so)."""
+    close = tag_ids(tok, "</think>")
+    vocab = len(tok)
+    processor = ThinkingBudgetProcessor(tok, [1, None], opened_in_prompt=True)
+    ids = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    processor(ids, torch.zeros(2, vocab))  # first call: the prompt
+    scores = torch.zeros(2, vocab)
+    forced = processor(torch.cat([ids, torch.tensor([[4], [4]])], dim=1), scores)
+    assert torch.equal(scores, torch.zeros(2, vocab))  # untouched
+    assert int(forced[0].argmax()) == close[0] and int(torch.isinf(forced[0]).sum()) == vocab - 1
+    assert torch.equal(forced[1], scores[1])
+
+
 def test_generated_opening_tag_starts_the_count_and_a_multi_token_closing_tag_is_forced_in_order(tok: Any) -> None:
     open_ids, close_ids = tag_ids(tok, "<reason>"), tag_ids(tok, "</reason>")
     assert len(open_ids) > 1 and len(close_ids) > 1

@@ -246,7 +246,10 @@ class ThinkingBudgetProcessor:
                 "for each generate call, or call reset()")
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        """Force the closing tag's next token in the rows past their cap; return ``scores``."""
+        """Force the closing tag's next token in the rows past their cap; return the scores.
+
+        ``scores`` is never modified: a forced row is written into a copy, as transformers' own processors do
+        (``generate(output_logits=True)`` keeps the tensor it passes here as the step's raw logits)."""
         if self._prompt_length is None:
             self._start(input_ids.tolist())
             self._prompts = input_ids.clone()
@@ -257,12 +260,15 @@ class ThinkingBudgetProcessor:
         assert prompt is not None
         rows = [row for row, cap in enumerate(self._row_caps) if cap is not None and length - prompt >= cap]
         ids: list[list[int]] = input_ids[rows].tolist() if rows else []
+        original = scores
         for row, sequence in zip(rows, ids):
             cap = self._row_caps[row]
             assert cap is not None
             token, _ = _forced_token(sequence[prompt:], self._opened[row], cap, self.open_ids, self.close_ids,
                                      self.stop_ids)
             if token is not None:
+                if scores is original:
+                    scores = scores.clone()
                 scores[row] = float("-inf")
                 scores[row, token] = 0.0
                 if not self.capped[row]:
