@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thinking-cap", action=argparse.BooleanOptionalAction, default=True,
                    help="also evaluate every trained variant with the inference-time thinking cap "
                         "(PixelThink's budget applied at generation)")
+    p.add_argument("--cap-sweep", default="0.5,2",
+                   help="with the thinking cap: more budget factors for PixelThink's variant (a sweep of the "
+                        "accuracy-tokens trade-off, drawn in pareto.png); empty for none")
     p.add_argument("--rscore", choices=("overlap", "judge", "none"), default=None,
                    help="RScore source: overlap = the reference-overlap stand-in (not an LLM judge; tiny default), "
                         "judge = an LLM judge at --rscore-url (GPU default), none = no RScore/URSS")
@@ -96,6 +99,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], argpar
     if len(set(names)) != len(names):
         parser.error(f"--variants: expected each name once, got {args.variants!r}")
     args.variant_names = names
+    try:
+        factors = [float(v) for v in args.cap_sweep.split(",") if v.strip()]
+    except ValueError:
+        factors = [-1.0]
+    if not all(f > 0 for f in factors):
+        parser.error(f"--cap-sweep: expected comma-separated numbers > 0, got {args.cap_sweep!r}")
     owned = [f for f in extra if f.split("=", 1)[0] in _OWNED]
     if owned:
         parser.error(f"flags after --: {', '.join(owned)} are set per variant by this script; drop them")
@@ -116,13 +125,15 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], argpar
 
 
 def run_variant(name: str, extra: list[str], out: Path, *, init: Path | None, thinking_cap: bool,
-                progress: bool) -> dict[str, Any]:
+                progress: bool, sweep: str = "") -> dict[str, Any]:
     """One variant: the example's ``main`` with the variant's flags; returns its metrics."""
     argv = [*extra, *VARIANTS[name], "--output-dir", str(out / name)]
     if init is not None:
         argv += ["--init-policy", str(init), "--warmup-steps", "0"]
     if thinking_cap:
         argv.append("--eval-thinking-cap")
+        if sweep:
+            argv += ["--thinking-cap-scales", f"1,{sweep}"]
     if not progress:
         argv.append("--no-progress")
     log.info("variant %s: %s", name, " ".join(argv))
@@ -138,7 +149,7 @@ def _eval_row(summary: dict[str, Any], *, rscore: float | None) -> dict[str, Any
     giou = summary["giou"]
     row: dict[str, Any] = {
         "mean_reasoning_tokens": tokens,
-        "giou": giou, "ciou": summary["ciou"],
+        "giou": giou, "giou_ci95": summary["giou_ci95"], "ciou": summary["ciou"],
         "giou_by_tier": summary["giou_by_tier"], "ciou_by_tier": summary["ciou_by_tier"],
         "parse_rate": summary["parse_rate"],
         "latency_s_per_sample": generation / n,
@@ -207,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     init: Path | None = None
     for name in args.variant_names:
-        runs[name] = run_variant(name, extra, out, init=init, thinking_cap=args.thinking_cap, progress=progress)
+        runs[name] = run_variant(name, extra, out, init=init, thinking_cap=args.thinking_cap, progress=progress,
+                                 sweep=args.cap_sweep if name == "pixelthink" else "")
         reference = out / name / "reference-policy"
         if args.tiny and init is None and (reference / "config.json").is_file():
             init = reference  # the warm-started policy: the next variants start from it
@@ -220,6 +232,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row["rscore_method"] = scores.get(name, {}).get("method")
     capped = {name: _eval_row(runs[name]["thinking_cap"]["after"], rscore=scores.get(name, {}).get("capped"))
               for name in runs if runs[name].get("thinking_cap")}
+    sweep = [{"variant": name, "scale": point["scale"],
+              **_eval_row(point["after"], rscore=None), "capped_share": point["cap"]["capped_share"]}
+             for name in runs if len(runs[name].get("thinking_cap_sweep") or []) > 1
+             for point in runs[name]["thinking_cap_sweep"]]
     _reductions(variants)
     if capped:
         for name, row in capped.items():
@@ -229,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "variants": variants,
         "thinking_cap": capped,
+        "thinking_cap_sweep": sweep,
         "rscore_source": args.rscore,
         "run": {**first["run"], "variants": args.variant_names, "flags": extra,
                 "train_steps": first["train_steps"], "seed_shared": True},

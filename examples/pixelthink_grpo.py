@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="after training, evaluate once more with the inference-time thinking cap: each\n"
                         "sample's PixelThink budget (from its difficulty; U = 0, as the answer's uncertainty\n"
                         "is not known before it is generated) closes its reasoning (docs/thinking_budget.md)")
+    g.add_argument("--thinking-cap-scales", default="1",
+                   help="with --eval-thinking-cap: comma-separated factors on the budgets, one capped\n"
+                        "evaluation each (a sweep of the accuracy-tokens trade-off); default 1")
     g.add_argument("--output-dir", default="runs/demo")
     g.add_argument("--report-to", default="none", help="TRL/transformers report_to: none (default), tensorboard, "
                                                         "wandb, ...")
@@ -350,6 +353,13 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         if not (math.isfinite(value) and (value >= 0 if name in ("weight_decay", "kl") else value > 0)):
             error(f"--{name.replace('_', '-')}: expected a number {'>=' if name in ('weight_decay', 'kl') else '>'} 0,"
                   f" got {value}")
+    try:
+        scales = [float(v) for v in str(args.thinking_cap_scales).split(",") if v.strip()]
+    except ValueError:
+        scales = []
+    if not scales or not all(math.isfinite(v) and v > 0 for v in scales):
+        error(f"--thinking-cap-scales: expected comma-separated numbers > 0, got {args.thinking_cap_scales!r}")
+    args.thinking_cap_scales = scales
     # input paths: one clean line, before anything is built
     for name in _INPUT_PATHS:
         value = getattr(args, name)
@@ -615,12 +625,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     after = after_result.summary()
     _write_records(run_dir / "eval_after.jsonl", after_result.records)
     capped: dict[str, Any] | None = None
-    if args.eval_thinking_cap:
+    sweep: list[dict[str, Any]] = []
+    for scale in (args.thinking_cap_scales if args.eval_thinking_cap else []):
         with _autocast(torch, args.device_resolved, bf16):
             capped_result, cap = capped_evaluation(policy, segmenter, eval_samples, after_result, reward_settings,
-                                                   eval_kwargs)
-        capped = {"after": capped_result.summary(), "cap": cap}
-        _write_records(run_dir / "eval_capped.jsonl", capped_result.records)
+                                                   eval_kwargs, scale=scale)
+        sweep.append({"scale": scale, "after": capped_result.summary(), "cap": cap})
+        if capped is None:  # the first scale is the run's thinking cap
+            capped = {"after": capped_result.summary(), "cap": cap}
+            _write_records(run_dir / "eval_capped.jsonl", capped_result.records)
 
     # -- metrics, plots, report -----------------------------------------------------------------------------
     train_s = trained.seconds
@@ -655,7 +668,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tiers_valid": after["tiers_valid"] and (before is None or before.get("tiers_valid", after["tiers_valid"])),
         "train_steps": trained.steps, "timings": timings, "before": before, "after": after,
         "warmup": warm, "peak_memory_mb": trained.peak_memory_mb, "resumed_from": trained.resumed_from,
-        "judge": judged, "thinking_cap": capped,
+        "judge": judged, "thinking_cap": capped, "thinking_cap_sweep": sweep,
         "run": {"name": run_dir.name, "policy": policy.name, "segmenter": segmenter.name, "data": train_name,
                 "eval_data": eval_name, "device": _device_name(args.device_resolved),
                 "train_samples": len(train_samples), "eval_samples": len(eval_samples)},
@@ -695,8 +708,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], uncapped: Any,
-                      settings: RewardSettings, eval_kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Evaluate with the inference-time thinking cap: each sample's PixelThink budget closes its reasoning.
+                      settings: RewardSettings, eval_kwargs: dict[str, Any], *, scale: float = 1.0
+                      ) -> tuple[Any, dict[str, Any]]:
+    """Evaluate with the inference-time thinking cap: each sample's PixelThink budget (times ``scale``) closes its
+    reasoning.
 
     The budget is the training policy's (``rewards.budget_policy``) for the sample's evaluation difficulty (the
     uncapped pass's, so both passes tier alike; a sample without one gets ``--missing-difficulty``) and U = 0:
@@ -714,11 +729,13 @@ def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], unc
     difficulty = [settings.missing_difficulty if r["difficulty"] is None else r["difficulty"] for r in records]
     budgets = thinking_budgets(budget_policy(settings), difficulty=difficulty, uncertainty=[0.0] * len(records))
     ratio = None
+    factor = scale
     if settings.length_unit == "words":
         words = sum(len(extract_reasoning(r["completion"]).split()) for r in records)
         tokens = sum(r["reasoning_tokens"] for r in records)
         ratio = tokens / words if words else 1.0
-        budgets = [None if b is None else int(b * ratio) for b in budgets]
+        factor *= ratio
+    budgets = [None if b is None else int(b * factor) for b in budgets]
     caps = {s.id: b for s, b in zip(samples, budgets)}
     processors: list[Any] = []
 
@@ -727,10 +744,10 @@ def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], unc
         processors.append(processor)
         return [processor]
 
-    result = evaluate(policy, segmenter, samples, desc="evaluate (thinking cap)", logits_processors=cap,
+    result = evaluate(policy, segmenter, samples, desc=f"evaluate (thinking cap x{scale:g})", logits_processors=cap,
                       **eval_kwargs)
     fired = [bool(c) for p in processors for c in p.capped]
-    info = {"budget_unit": "reasoning tokens", "tokens_per_word": ratio, "uncertainty": 0.0,
+    info = {"scale": scale, "budget_unit": "reasoning tokens", "tokens_per_word": ratio, "uncertainty": 0.0,
             "caps": [caps[s.id] for s in samples], "capped": fired,
             "capped_share": sum(fired) / len(fired) if fired else 0.0}
     return result, info

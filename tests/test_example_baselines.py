@@ -43,6 +43,8 @@ def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ([], "expected --tiny (CPU) or, after --, the example's --policy DIR --segmenter DIR"),
     (["--tiny", "--rscore", "judge"], "--rscore judge: expected --rscore-url"),
     (["--tiny", "--", "--steps", "0"], "--steps: expected an int >= 1, got 0"),
+    (["--tiny", "--cap-sweep", "0.5,-1"], "--cap-sweep: expected comma-separated numbers > 0"),
+    (["--tiny", "--", "--thinking-cap-scales", "x"], "--thinking-cap-scales: expected comma-separated numbers > 0"),
 ])
 def test_argument_errors_exit_2_before_anything_runs(tmp_path: Path, argv: list[str], message: str) -> None:
     result = _run("--output-dir", str(tmp_path / "out"), *argv, cwd=tmp_path)
@@ -88,7 +90,7 @@ def test_the_prompt_variant_asks_for_concise_reasoning() -> None:
 def test_two_variants_share_the_start_and_write_the_table(tmp_path: Path) -> None:
     out = tmp_path / "baselines"
     result = pixelthink_baselines.main(["--tiny", "--output-dir", str(out), "--variants", "seg_zero,pixelthink",
-                                        "--no-progress", "--", *SMALLEST])
+                                        "--cap-sweep", "0.5", "--no-progress", "--", *SMALLEST])
     stored = json.loads((out / "baselines.json").read_text())
     assert set(stored["variants"]) == {"seg_zero", "pixelthink"} == set(result["variants"])
     for row in stored["variants"].values():
@@ -117,6 +119,12 @@ def test_two_variants_share_the_start_and_write_the_table(tmp_path: Path) -> Non
         for budget, record in zip(cap["caps"], records):
             assert budget is None or record["reasoning_tokens"] <= budget
         assert stored["thinking_cap"][variant]["cap"] == cap
+    # the sweep: PixelThink's variant only, budgets x 1 (the cap above) and x 0.5
+    sweep = stored["thinking_cap_sweep"]
+    assert [(r["variant"], r["scale"]) for r in sweep] == [("pixelthink", 1.0), ("pixelthink", 0.5)]
+    half = json.loads((out / "pixelthink" / "metrics.json").read_text())["thinking_cap_sweep"][1]["cap"]
+    full = stored["thinking_cap"]["pixelthink"]["cap"]
+    assert half["caps"] == [None if c is None else int(c * 0.5) for c in full["caps"]]
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "| Seg-Zero |" in report and "| PixelThink |" in report and "not an LLM judge" in report

@@ -95,21 +95,33 @@ def plot_pareto(result: Mapping[str, Any], path: Path) -> Path:
     plt = import_optional("matplotlib.pyplot", extra="example", purpose="The baselines plot")
     points: list[tuple[float, float]] = []
     labels: list[str] = []
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for key, marker, suffix in (("variants", "o", ""), ("thinking_cap", "^", " + cap")):
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colours = {name: f"C{i}" for i, name in enumerate(LABELS)}  # one colour per variant, capped or not
+    for key, marker, suffix, offset in (("variants", "o", "", (6, 4)), ("thinking_cap", "^", " + cap", (6, -11))):
         for name, row in result.get(key, {}).items():
             tokens, giou = row["mean_reasoning_tokens"]["all"], row["giou"]
             if tokens is None or giou is None:
                 continue
             points.append((tokens, 100 * giou))
             labels.append(LABELS[name] + suffix)
-            ax.scatter([tokens], [100 * giou], marker=marker, s=60, zorder=3)
-            ax.annotate(LABELS[name] + suffix, (tokens, 100 * giou), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8)
+            ax.scatter([tokens], [100 * giou], marker=marker, s=60, zorder=3, color=colours[name])
+            ax.annotate(LABELS[name] + suffix, (tokens, 100 * giou), textcoords="offset points", xytext=offset,
+                        fontsize=8, color=colours[name])
+    sweep = sorted(result.get("thinking_cap_sweep", []), key=lambda r: r["scale"])
+    if sweep:
+        xs = [r["mean_reasoning_tokens"]["all"] for r in sweep]
+        ys = [100 * r["giou"] for r in sweep]
+        name = sweep[0]["variant"]
+        ax.plot(xs, ys, ":", marker="x", color=colours[name], zorder=2,
+                label=f"{LABELS[name]}, cap x " + ", ".join(f"{r['scale']:g}" for r in sweep))
+        for r, x, y in zip(sweep, xs, ys):
+            points.append((x, y))
+            labels.append(f"{LABELS[name]} cap x{r['scale']:g}")
     front = pareto_front(points)
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, zorder=2,
                 label="Pareto front")
+    if len(front) > 1 or sweep:
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("mean reasoning tokens (evaluation)")
     ax.set_ylabel("gIoU (%)")
@@ -162,6 +174,16 @@ def report_markdown(result: Mapping[str, Any]) -> str:
     if result.get("thinking_cap"):
         lines += ["## Inference-time thinking cap (PixelThink's budget applied at generation)", "",
                   *_table(result["thinking_cap"], " + cap"), "", *_tier_table(result["thinking_cap"], " + cap"), ""]
+    if result.get("thinking_cap_sweep"):
+        lines += ["## Thinking-cap sweep (budgets x factor)", "",
+                  "| variant | factor | #Token | gIoU | cIoU | parse | capped | latency s/sample |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(result["thinking_cap_sweep"], key=lambda r: r["scale"]):
+            lines.append(f"| {LABELS[r['variant']]} | {r['scale']:g} | {_fmt(r['mean_reasoning_tokens']['all'])} | "
+                         f"{_fmt(r['giou'], 2, 100)} | {_fmt(r['ciou'], 2, 100)} | "
+                         f"{_fmt(r['parse_rate'], 1, 100, ' %')} | {_fmt(r['capped_share'], 1, 100, ' %')} | "
+                         f"{_fmt(r['latency_s_per_sample'], 3)} |")
+        lines.append("")
     lines += ["![accuracy vs tokens](pareto.png)", "", "## Notes", ""]
     lines += [f"- {note}" for note in result.get("notes", [])]
     return "\n".join(lines) + "\n"
