@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,example,trl,judge,data,server
+EXTRAS ?= dev,docs,example,trl,judge,data,server
 # verl and OpenRLHF pin versions of transformers, ray and tensordict that exclude each other and the main venv's:
 # each framework's adapter tests run in a venv of its own that honours its pins (docs/frameworks.md).
 VERL_VENV ?= .venv-verl
