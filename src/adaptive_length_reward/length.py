@@ -172,7 +172,7 @@ class Tokenized(LengthCounter):
         if self._loaded is None:
             from .errors import import_optional
 
-            transformers = import_optional("transformers", extra="tokenizers", purpose=type(self).__name__)
+            transformers = import_optional("transformers", extra="transformers", purpose=type(self).__name__)
             self._loaded = transformers.AutoTokenizer.from_pretrained(self.tokenizer_path)
         return self._loaded
 
