@@ -94,7 +94,7 @@ bench-verl: $(VERL_VENV)/.alr-installed
 	$(VERL_VENV)/bin/python benchmarks/verl_import.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m ruff check src tests benchmarks examples docs
 	$(PY) -m mypy
 
 clean:
