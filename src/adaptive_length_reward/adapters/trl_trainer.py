@@ -113,6 +113,14 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
     ``_tokenize_prompts``, ``_generate_single_turn`` and ``_generate``, private to ``trl/trainer/grpo_trainer.py`` in
     trl :data:`TESTED_TRL_VERSIONS` (other versions are refused). Keywords: ``GRPOTrainer``'s, plus those
     :class:`UncertaintyTrainerConfig` declares. See docs/trl.md.
+
+    Args:
+        *args: ``trl.GRPOTrainer``'s positional arguments (``model``, ``reward_funcs``, ``args``...).
+        **kwargs: ``trl.GRPOTrainer``'s keywords, plus the ``uncertainty_*`` keywords (and ``open_tag``,
+            ``close_tag``, ``entropy_cap``) that :class:`UncertaintyTrainerConfig` declares, with their defaults.
+
+    Raises:
+        RuntimeError: the installed trl is outside :data:`TESTED_TRL_VERSIONS`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -63,7 +63,10 @@ class SamplingRecorder:
     Args:
         temperature: the sampling temperature ``T`` (the logits are divided by it).
         distribution: ``"model"`` or ``"sampler"`` (module docstring).
-        top_k, top_p, min_p, suppress_tokens: the sampler's truncation (``"sampler"`` only; ``None``/0/1.0 = off).
+        top_k: the sampler's top-k truncation (``"sampler"`` only; ``None`` or 0 = off).
+        top_p: its top-p (nucleus) truncation (``"sampler"`` only; ``None`` or 1.0 = off).
+        min_p: its min-p truncation (``"sampler"`` only; ``None`` or 0 = off).
+        suppress_tokens: token ids the sampler never samples (``"sampler"`` only; ``None`` = none).
         stats: which of :data:`SAMPLING_STATISTICS` to record (default all); each costs one or two row reductions
             per step, so a trainer that needs one measure records only that one.
 

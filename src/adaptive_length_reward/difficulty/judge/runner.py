@@ -374,7 +374,8 @@ class DifficultyJudge(JudgeRunner[JudgeSample]):
         cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
         prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
         parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
-        aggregate, weights: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+        aggregate: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+        weights: per-aspect weights: the difficulty is then ``sum_a w_a s_a / sum_a w_a`` (absent aspects weigh 0).
         claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
             a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
             longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
