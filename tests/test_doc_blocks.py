@@ -41,11 +41,16 @@ _OUTPUT_COMMENT = re.compile(r"#\s*(?:->|prints)\s+(?P<text>.*?)\s*$")
 # Small files the pages' blocks read, written into the page's working folder before its first block.
 FIXTURES: dict[str, dict[str, str]] = {
     "docs/difficulty.md": {
-        "refcoco_train_labeled_merged.json": json.dumps([
-            {"image_id": "COCO_train2014_000000000009_0", "problem": "the giraffe behind the other one",
-             "difficulty_score_model": 6.33},
-            {"image_id": "COCO_train2014_000000000025_1", "problem": "the red mug", "difficulty_score_model": 2.0},
-        ]),
+        "refcoco_train_labeled_merged.json": json.dumps(
+            [
+                {
+                    "image_id": "COCO_train2014_000000000009_0",
+                    "problem": "the giraffe behind the other one",
+                    "difficulty_score_model": 6.33,
+                },
+                {"image_id": "COCO_train2014_000000000025_1", "problem": "the red mug", "difficulty_score_model": 2.0},
+            ]
+        ),
     },
 }
 # Pages whose blocks build models or import the training stack (seconds each on one core).
@@ -55,8 +60,10 @@ SLOW = {"docs/uncertainty.md", "docs/data.md"}
 def pages() -> list[Path]:
     """README.md and every docs page, except the generated API page and the rendered reference."""
     docs = ROOT / "docs"
-    return [ROOT / "README.md", *sorted(
-        p for p in docs.rglob("*.md") if p != docs / "api.md" and docs / "reference" not in p.parents)]
+    return [
+        ROOT / "README.md",
+        *sorted(p for p in docs.rglob("*.md") if p != docs / "api.md" and docs / "reference" not in p.parents),
+    ]
 
 
 def has_own_test(page: Path) -> bool:
@@ -74,15 +81,19 @@ def plan(page: Path) -> list[dict[str, Any]]:
     for block in blocks(page):
         if block.lang == "python":
             number += 1
-        where = f"{_name(page)} python block {number} (line {block.line})" if block.lang == "python" else (
-            f"{_name(page)} {block.where}")
+        where = (
+            f"{_name(page)} python block {number} (line {block.line})"
+            if block.lang == "python"
+            else (f"{_name(page)} {block.where}")
+        )
         if block.mark.startswith("fragment"):
             steps.append({"kind": "fragment", "where": where, "reason": block.mark.removeprefix("fragment:").strip()})
         elif block.mark == "output":
             steps.append({"kind": "output", "where": where, "text": block.body})
         elif block.mark.startswith("file:"):
-            steps.append({"kind": "file", "where": where, "name": block.mark.removeprefix("file:").strip(),
-                          "text": block.body})
+            steps.append(
+                {"kind": "file", "where": where, "name": block.mark.removeprefix("file:").strip(), "text": block.body}
+            )
             if block.lang == "python":
                 steps.append(_python_step(block, where))
         elif block.lang == "python":
@@ -134,8 +145,10 @@ def _run_python(step: dict[str, Any], namespace: dict[str, Any]) -> str:
             if got != want:
                 raise AssertionError(f"line {step['line'] + end}: documented `# -> {want}`, got `{got}`")
     if expected:
-        raise AssertionError(f"`# ->` comments not at the end of a statement, never checked: lines "
-                             f"{[step['line'] + n for n in expected]}")
+        raise AssertionError(
+            f"`# ->` comments not at the end of a statement, never checked: lines "
+            f"{[step['line'] + n for n in expected]}"
+        )
     return "".join(printed)
 
 
@@ -175,10 +188,15 @@ def run_page(page: Path, workdir: Path) -> dict[str, Any]:
     spec = workdir / ".doc_blocks_plan.json"
     spec.write_text(json.dumps(plan(page)), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALR_")}
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "examples"), str(Path(__file__).parent)]))
-    done = subprocess.run([sys.executable, __file__, str(spec)], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env.update(
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "examples"), str(Path(__file__).parent)]),
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, str(spec)], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{_name(page)}: the driver failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(done.stdout.rsplit("\n@@result ", 1)[1])
     return result
@@ -188,7 +206,8 @@ PAGES = [p for p in pages() if not has_own_test(p) and any(b.lang == "python" fo
 
 
 @pytest.mark.parametrize(
-    "page", [pytest.param(p, id=_name(p), marks=[pytest.mark.slow] if _name(p) in SLOW else []) for p in PAGES])
+    "page", [pytest.param(p, id=_name(p), marks=[pytest.mark.slow] if _name(p) in SLOW else []) for p in PAGES]
+)
 def test_every_python_block_runs_and_prints_what_the_page_shows(page: Path, tmp_path: Path) -> None:
     result = run_page(page, tmp_path)
     assert result["failure"] is None, result["failure"]
@@ -201,7 +220,10 @@ def test_every_python_block_runs_and_prints_what_the_page_shows(page: Path, tmp_
 def test_every_fragment_says_why_and_every_python_block_is_run_somewhere(page: Path) -> None:
     for block in blocks(page):
         if block.mark.startswith("fragment"):
-            assert block.mark.removeprefix("fragment:").strip(), f"{_name(page)} {block.where}: a fragment says why"
+            reason = block.mark.removeprefix("fragment:").strip()
+            assert block.mark.startswith("fragment:") and reason, (
+                f"{_name(page)} {block.where}: write <!-- fragment: why it is not run -->, got <!-- {block.mark} -->"
+            )
     if any(b.lang == "python" and not b.mark.startswith("fragment") for b in blocks(page)):
         assert page in PAGES or has_own_test(page), f"{_name(page)}: its python blocks are run by no test"
 
@@ -218,13 +240,15 @@ def test_bash_blocks_name_make_targets_and_scripts_that_exist(page: Path) -> Non
             continue
         for target in re.findall(r"(?:^|[;&|]\s*)make\s+([\w-]+)", block.body, re.M):
             assert target in targets, f"{_name(page)} {block.where}: no make target {target!r}"
-        for script in re.findall(r"(?<![\w/.-])((?:examples|benchmarks|scripts|docs|tests)/[\w/.-]+\.(?:py|sh))",
-                                 block.body):
+        for script in re.findall(
+            r"(?<![\w/.-])((?:examples|benchmarks|scripts|docs|tests)/[\w/.-]+\.(?:py|sh))", block.body
+        ):
             assert (ROOT / script).is_file(), f"{_name(page)} {block.where}: no script {script}"
         for module in re.findall(r"python\s+-m\s+((?:benchmarks|examples)\.[\w.]+)", block.body):
             path = ROOT / module.replace(".", "/")
             assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), (
-                f"{_name(page)} {block.where}: no module {module}")
+                f"{_name(page)} {block.where}: no module {module}"
+            )
 
 
 BROKEN_PAGE = """# A page
