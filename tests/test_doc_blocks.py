@@ -232,23 +232,43 @@ def _make_targets() -> set[str]:
     return set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
 
 
-@pytest.mark.parametrize("page", pages(), ids=_name)
-def test_bash_blocks_name_make_targets_and_scripts_that_exist(page: Path) -> None:
-    targets = _make_targets()
+def bash_problems(page: Path) -> list[str]:
+    """The make targets, scripts and modules that ``page``'s bash blocks name and that do not exist."""
+    targets, problems = _make_targets(), []
     for block in blocks(page):
         if block.lang not in ("bash", "sh", "console"):
             continue
-        for target in re.findall(r"(?:^|[;&|]\s*)make\s+([\w-]+)", block.body, re.M):
-            assert target in targets, f"{_name(page)} {block.where}: no make target {target!r}"
+        for target in re.findall(r"(?:^\s*|[;&|]\s*)make\s+([\w-]+)", block.body, re.M):
+            if target not in targets:
+                problems.append(f"{_name(page)} {block.where}: no make target {target!r}")
         for script in re.findall(
             r"(?<![\w/.-])((?:examples|benchmarks|scripts|docs|tests)/[\w/.-]+\.(?:py|sh))", block.body
         ):
-            assert (ROOT / script).is_file(), f"{_name(page)} {block.where}: no script {script}"
+            if not (ROOT / script).is_file():
+                problems.append(f"{_name(page)} {block.where}: no script {script}")
         for module in re.findall(r"python\s+-m\s+((?:benchmarks|examples)\.[\w.]+)", block.body):
             path = ROOT / module.replace(".", "/")
-            assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), (
-                f"{_name(page)} {block.where}: no module {module}"
-            )
+            if not (path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()):
+                problems.append(f"{_name(page)} {block.where}: no module {module}")
+    return problems
+
+
+@pytest.mark.parametrize("page", pages(), ids=_name)
+def test_bash_blocks_name_make_targets_and_scripts_that_exist(page: Path) -> None:
+    assert bash_problems(page) == []
+
+
+def test_a_bash_block_naming_a_missing_target_or_script_is_reported(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\nmake demo\nmake no-such-target\npython examples/quickstart.py\npython examples/gone.py\n"
+        "python -m benchmarks.adaptive_length.run\npython -m benchmarks.gone\n```\n"
+    )
+    assert bash_problems(page) == [
+        "page.md line 1 (bash): no make target 'no-such-target'",
+        "page.md line 1 (bash): no script examples/gone.py",
+        "page.md line 1 (bash): no module benchmarks.gone",
+    ]
 
 
 BROKEN_PAGE = """# A page
