@@ -7,11 +7,11 @@ groups out differently, and each layout has one function here that turns it into
 ====================  ==========================================================  ================================
 trainer               what identifies a group                                     function
 ====================  ==========================================================  ================================
-TRL                   runs of equal prompts (``RepeatSampler`` puts a prompt's    :func:`consecutive_group_ids`
+TRL                   runs of equal prompts (``RepeatSampler`` puts a prompt's    [`consecutive_group_ids`][]
                       ``num_generations`` rows next to each other)
-verl                  the ``uid`` column of the ``DataProto`` (one uuid per       :func:`group_ids_from_uids`
+verl                  the ``uid`` column of the ``DataProto`` (one uuid per       [`group_ids_from_uids`][]
                       prompt, shared by its ``rollout.n`` responses)
-OpenRLHF              ``n_samples_per_prompt`` consecutive rows per prompt        :func:`group_ids_from_blocks`
+OpenRLHF              ``n_samples_per_prompt`` consecutive rows per prompt        [`group_ids_from_blocks`][]
 ====================  ==========================================================  ================================
 
     >>> consecutive_group_ids(["p", "p", "q", "q", "p"])
@@ -117,10 +117,10 @@ def _check_len(name: str, values: Sequence[Any], n: int) -> tuple[Any, ...]:
 class RewardBatch:
     """A batch of completions and the context a reward may need, one entry per completion.
 
-    Build it with :meth:`from_completions` (accepts TRL's standard and conversational formats) or directly
+    Build it with [`from_completions`][] (accepts TRL's standard and conversational formats) or directly
     with response strings. Every column is optional except ``completions``; a reward that needs a missing
-    column raises :class:`~adaptive_length_reward.errors.MissingContextError` naming it. The columns are listed in
-    docs/concepts.md; any other per-sample column goes in :attr:`extra`.
+    column raises [`MissingContextError`][] naming it. The columns are listed in
+    docs/concepts.md; any other per-sample column goes in ``extra``.
     """
 
     completions: tuple[str, ...]
@@ -182,9 +182,9 @@ class RewardBatch:
         """Build a batch from completions in any trainer format, with context columns as keywords.
 
         Strings are kept as they are. Chat messages (TRL's conversational format) contribute the last
-        assistant message's ``content``; a ``reasoning_content``/``thinking`` field fills :attr:`reasoning`.
+        assistant message's ``content``; a ``reasoning_content``/``thinking`` field fills ``reasoning``.
         Keywords that are not context fields (``difficulty``, ``group_ids``...) or ``step`` go to
-        :attr:`extra`; ``None`` values are dropped.
+        ``extra``; ``None`` values are dropped.
         """
         if isinstance(completions, str):
             raise TypeError("completions: expected a sequence of completions, got a single str")
@@ -216,7 +216,7 @@ class RewardBatch:
         return name in self.extra
 
     def column(self, name: str, *, by: str = "a reward") -> Any:
-        """Return column ``name``; raise :class:`MissingContextError` saying who needs it when absent."""
+        """Return column ``name``; raise [`MissingContextError`][] saying who needs it when absent."""
         if not self.has(name):
             present = [f for f in CONTEXT_FIELDS if getattr(self, f) is not None] + sorted(self.extra)
             raise MissingContextError(
@@ -227,7 +227,7 @@ class RewardBatch:
         return getattr(self, name) if name in CONTEXT_FIELDS else self.extra[name]
 
     def require(self, names: Iterable[str], *, by: str) -> None:
-        """Raise :class:`MissingContextError` for the first of ``names`` that is absent."""
+        """Raise [`MissingContextError`][] for the first of ``names`` that is absent."""
         for name in names:
             self.column(name, by=by)
 
@@ -247,7 +247,7 @@ class RewardBatch:
         return {key: value for key, value in self.__dict__.items() if key != "derived_from"}
 
     def origin(self, reads: frozenset[str]) -> RewardBatch:
-        """The earliest batch this one was derived from (by :meth:`replace`) without changing any of ``reads``:
+        """The earliest batch this one was derived from (by [`replace`][]) without changing any of ``reads``:
         a node that reads only those columns computes the same result on both (the evaluation memo uses it)."""
         batch = self
         while (link := batch.__dict__.get("derived_from")) and not link[1] & reads and (parent := link[0]()):
@@ -266,7 +266,7 @@ class RewardBatch:
         return RewardBatch(step=self.step, extra=extra, **fields)
 
     def group_index(self, *, by: str) -> npt.NDArray[np.intp]:
-        """Dense integer group index per sample (0..G-1) from :attr:`group_ids`; needed by group rewards."""
+        """Dense integer group index per sample (0..G-1) from ``group_ids``; needed by group rewards."""
         return dense_group_index(self.column("group_ids", by=by))
 
 

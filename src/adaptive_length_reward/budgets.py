@@ -1,9 +1,10 @@
 """Budget policies: how many length units a completion may use before the length penalty starts.
 
-A budget is a float per completion; ``inf`` (:data:`NO_PENALTY`; ``None`` in configs) means "no penalty". A
-policy hands out budgets and, where it has tiers, each completion's tier together (:meth:`BudgetPolicy.assign`).
-:class:`TieredBudget` defaults to PixelThink's tiers (arXiv 2505.23727, Sec. 3.3; official ``seg_pixelthink.py``):
-96 for ``D < 3.5``, no penalty for ``3.5 <= D < 5``, ``256 + 25 * U`` for ``D >= 5``. See docs/concepts.md.
+A budget is a float per completion; ``inf`` (``NO_PENALTY``; ``None`` in configs) means "no penalty". A
+policy hands out budgets and, where it has tiers, each completion's tier together
+([`BudgetPolicy.assign`][adaptive_length_reward.budgets.BudgetPolicy.assign]). [`TieredBudget`][] defaults to
+PixelThink's tiers (arXiv 2505.23727, Sec. 3.3; official ``seg_pixelthink.py``): 96 for ``D < 3.5``, no penalty for
+``3.5 <= D < 5``, ``256 + 25 * U`` for ``D >= 5``. See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 class Budgets(NamedTuple):
-    """What a :class:`BudgetPolicy` assigns: one budget per completion, and its tier name where the policy has
+    """What a [`BudgetPolicy`][] assigns: one budget per completion, and its tier name where the policy has
     tiers (else ``None``)."""
 
     values: FloatArray
@@ -42,7 +43,7 @@ class Budgets(NamedTuple):
 class BudgetPolicy(Component, abc.ABC):
     """One budget per completion (``inf`` = no penalty), from the batch's context.
 
-    Subclasses implement :meth:`_budgets`; :meth:`assign` runs it once per batch within an evaluation.
+    Subclasses implement ``_budgets``; [`assign`][] runs it once per batch within an evaluation.
     """
 
     @property
@@ -88,7 +89,7 @@ def _check_finite_fallbacks(config: Any, *fields: str) -> None:
 
 
 def _filled(by: BudgetPolicy, values: FloatArray, column: str, fallback: float | str, advice: str = "") -> FloatArray:
-    """``values`` with NaN replaced by ``fallback``, or :class:`MissingContextError` where that is ``"error"``."""
+    """``values`` with NaN replaced by ``fallback``, or [`MissingContextError`][] where that is ``"error"``."""
     missing = np.isnan(values)
     if not missing.any():
         return values
@@ -136,7 +137,7 @@ class ColumnBudget(BudgetPolicy, kind="column_budget"):
 class TieredBudget(BudgetPolicy, kind="tiered_budget"):
     """Difficulty tiers, each with a base budget (or none) scaled by uncertainty (PixelThink, Sec. 3.3).
 
-    Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` (:class:`~adaptive_length_reward.tiers.TierLayout`);
+    Tier ``k`` holds ``thresholds[k-1] <= D < thresholds[k]`` ([`TierLayout`][]);
     its budget is ``budgets[k] + uncertainty_scales[k] * U`` (clamped to ``[0, float64 max]``), or no penalty
     where ``budgets[k]`` is None. Defaults reproduce the official code: easy (D < 3.5) 96; medium no penalty;
     hard (D >= 5) 256 + 25 U.
@@ -218,7 +219,7 @@ class LinearBudget(BudgetPolicy, kind="linear_budget"):
     """Continuous in difficulty and uncertainty:
     ``B = clip(intercept + difficulty_slope * D + uncertainty_slope * U, min_budget, max_budget)``.
 
-    A smooth alternative to :class:`TieredBudget` (no jumps at the thresholds). Defaults give
+    A smooth alternative to [`TieredBudget`][] (no jumps at the thresholds). Defaults give
     B(D=2) = 96 and B(D=7, U=0) = 256, the two PixelThink budgets. Set ``uncertainty_slope=0`` for a
     difficulty-only budget, which then needs no uncertainty column.
     """

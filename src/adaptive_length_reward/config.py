@@ -1,4 +1,4 @@
-"""Components and their configuration: each parameter declared once (:class:`Component`, :func:`param`).
+"""Components and their configuration: each parameter declared once ([`Component`][], [`param`][]).
 
 Every component (reward, length counter, budget policy, schedule, context provider) is described by a frozen
 pydantic config with ``extra="forbid"`` and a literal ``kind``, derived from its declaration, so a whole shaped
@@ -11,8 +11,8 @@ reward is a nested dict that comes from YAML or JSON and dumps back identically:
     >>> build(reward.to_config().model_dump()).to_config() == reward.to_config()
     True
 
-Kinds live in a registry (a class statement's ``kind=``, or :func:`register` for third-party classes), and nested
-component fields use :data:`Nested`, which resolves a dict by its ``kind``. See docs/concepts.md, "Configuration".
+Kinds live in a registry (a class statement's ``kind=``, or [`register`][] for third-party classes), and nested
+component fields use [`Nested`][], which resolves a dict by its ``kind``. See docs/concepts.md, "Configuration".
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ComponentConfig(BaseModel):
 
 
 def config_of(component: Configurable[Any]) -> ComponentConfig:
-    """``component.to_config()``, or an :class:`OpaqueConfig` naming its type when it has no config
+    """``component.to_config()``, or an ``OpaqueConfig`` naming its type when it has no config
     (a user's own reward still composes; only rebuilding it from the dumped config fails)."""
     try:
         config: ComponentConfig = component.to_config()
@@ -210,13 +210,13 @@ _COMPARISONS = (
 
 
 class Configurable(Generic[C]):
-    """Mixin for components that round-trip through a :class:`ComponentConfig`.
+    """Mixin for components that round-trip through a [`ComponentConfig`][].
 
-    Library components subclass :class:`Component` and declare their parameters once; a third-party class
-    may instead be decorated with :func:`register` and implement :meth:`to_config` (and :meth:`from_config`
+    Library components subclass [`Component`][] and declare their parameters once; a third-party class
+    may instead be decorated with [`register`][] and implement [`to_config`][] (and ``from_config``
     unless its constructor takes exactly the config's fields).
 
-    Equality and hashing follow the configuration plus :meth:`_identity_extras` (what changes a score but is not
+    Equality and hashing follow the configuration plus ``_identity_extras`` (what changes a score but is not
     in the config, e.g. an in-memory tokenizer), so two components compare equal exactly when they score alike.
     """
 
@@ -276,7 +276,7 @@ class Configurable(Generic[C]):
 # -- Declared components: each parameter written once -----------------------------------------------------------------
 
 class _Missing:
-    """The "no default" marker of :func:`param` (a required parameter)."""
+    """The "no default" marker of [`param`][] (a required parameter)."""
 
     def __repr__(self) -> str:
         return "<required>"
@@ -287,7 +287,7 @@ _MISSING: Any = _Missing()
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """One declared parameter (see :func:`param`)."""
+    """One declared parameter (see [`param`][])."""
 
     default: Any = _MISSING
     default_factory: Callable[[], Any] | None = None
@@ -310,8 +310,8 @@ def param(
     ``min_length``; numbers are finite unless ``allow_inf_nan=True``) and a one-line doc. Pass ``default=`` by
     keyword: type checkers read it from there (PEP 681).
 
-    From the class annotations and these declarations :class:`Component` derives the typed constructor, its
-    validation, ``to_config``/``build``, equality, ``repr`` and the API docs (:func:`parameters`).
+    From the class annotations and these declarations [`Component`][] derives the typed constructor, its
+    validation, ``to_config``/``build``, equality, ``repr`` and the API docs ([`parameters`][]).
     """
     return Param(default, default_factory, doc, kw_only, alias, constraints)
 
@@ -349,7 +349,7 @@ class Field_:
 
 
 def _component_classes(hint: Any) -> tuple[type, ...]:
-    """Every :class:`Configurable` subclass that appears in a type hint."""
+    """Every [`Configurable`][] subclass that appears in a type hint."""
     if isinstance(hint, type) and issubclass(hint, Configurable):
         return (hint,)
     return tuple(c for arg in typing.get_args(hint) for c in _component_classes(arg))
@@ -370,7 +370,7 @@ _NUMBER_TYPES: dict[Any, Any] = {
 
 
 def _config_type(hint: Any) -> Any:
-    """The config field type of a parameter type: components become :data:`Nested`, sequences tuples, numbers
+    """The config field type of a parameter type: components become [`Nested`][], sequences tuples, numbers
     refuse bools and strings."""
     if isinstance(hint, type) and issubclass(hint, Configurable):
         return Nested
@@ -391,16 +391,16 @@ class Component(Configurable[ComponentConfig]):
     """Base of every library component: a class whose annotated attributes *are* its configuration.
 
     A subclass lists its parameters as annotated class attributes with defaults (plain values or
-    :func:`param` declarations) and names its ``kind`` in the class statement::
+    [`param`][] declarations) and names its ``kind`` in the class statement::
 
         class FixedBudget(BudgetPolicy, kind="fixed_budget"):
             budget: float | None = param(default=None, ge=0, doc="the budget; None = no penalty")
 
     That one declaration gives the typed keyword constructor (positional where ``kw_only=False``), validation
     with ``Owner: field: expected ..., got ...`` errors, the frozen pydantic config (``to_config`` /
-    :func:`build`), equality, hashing, ``repr`` and the parameter table of the docs. Cross-field rules go in
-    :meth:`_check` (raise ``ValueError("field: expected ..., got ...")``); derived state in
-    :meth:`__post_init__`. Component-valued parameters keep the objects given (a tokenizer inside stays).
+    [`build`][]), equality, hashing, ``repr`` and the parameter table of the docs. Cross-field rules go in
+    ``_check`` (raise ``ValueError("field: expected ..., got ...")``); derived state in
+    ``__post_init__``. Component-valued parameters keep the objects given (a tokenizer inside stays).
     """
 
     __fields: ClassVar[tuple[Field_, ...] | None] = None
@@ -478,7 +478,7 @@ class Component(Configurable[ComponentConfig]):
                 f"{cls.__name__}Config",
                 __base__=ComponentConfig,
                 __module__=cls.__module__,
-                __doc__=f"Configuration of :class:`{cls.__name__}`, derived from its declared parameters.",
+                __doc__=f"Configuration of ``{cls.__name__}``, derived from its declared parameters.",
                 __validators__=validators,
                 **definitions,
             )
@@ -662,7 +662,7 @@ def _type_name(hint: Any) -> str:
 
 
 def validated(owner: str, model: type[C], /, **values: Any) -> C:
-    """Validate constructor arguments with ``model``; raise :class:`ConfigError` with field, expected, got."""
+    """Validate constructor arguments with ``model``; raise [`ConfigError`][] with field, expected, got."""
     try:
         return model.model_validate(values)
     except ValidationError as error:

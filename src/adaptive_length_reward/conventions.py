@@ -1,9 +1,9 @@
 """Evaluation conventions for reasoning segmentation: ``"lisa"`` (the library's default) or ``"seg_zero"``.
 
-Both score gIoU ``= mean_i I_i / U_i`` and cIoU ``= sum_i I_i / sum_i U_i`` (:class:`~.metrics.MaskIoU`); they
+Both score gIoU ``= mean_i I_i / U_i`` and cIoU ``= sum_i I_i / sum_i U_i`` ([`MaskIoU`][]); they
 differ in how an answer is read, how its coordinates reach the image, which pixels count and which samples count:
 
-- answer keys: ``lisa`` exactly ``bbox``, ``points_1``, ``points_2`` (:func:`~.segmentation.parse_answer`);
+- answer keys: ``lisa`` exactly ``bbox``, ``points_1``, ``points_2`` ([`parse_answer`][]);
   ``seg_zero`` the first key containing ``'bbox'`` and the first two containing ``'points'`` (case-insensitive).
 - coordinates: ``lisa`` the box as written, the points after ``int()``; ``seg_zero`` ``int()`` on every one.
 - ``<think>`` block: ``lisa`` not needed; ``seg_zero`` ``<think>([^<]+)</think>`` must match.
@@ -68,7 +68,7 @@ _IGNORE_LABEL = 255
 
 
 def check_convention(value: object, *, where: str = "convention") -> Convention:
-    """``value`` as a :data:`Convention`, or :class:`ValueError` naming ``where``.
+    """``value`` as a ``Convention``, or ``ValueError`` naming ``where``.
 
     >>> check_convention("seg_zero")
     'seg_zero'
@@ -124,7 +124,7 @@ def parse_prompt(text: str, convention: Convention = "lisa") -> SegmentationProm
     """The box and two points of a completion under ``convention``, in the model's frame; ``None`` for a failed
     parse. Never raises for any string.
 
-    ``lisa``: :func:`~.segmentation.parse_answer` (exact keys; the box as written, the points after ``int()``).
+    ``lisa``: [`parse_answer`][] (exact keys; the box as written, the points after ``int()``).
     ``seg_zero``: Seg-Zero ``evaluation_scripts/evaluation.py`` ``extract_bbox_points_think`` (substring keys,
     ``int()`` on every coordinate, a ``<think>`` block required).
 
@@ -253,7 +253,7 @@ def sample_counts(
 
     ``prediction=None`` is a failed parse: ``(0, |target|)`` in both conventions (Seg-Zero ``evaluation.py``:
     ``intersection = 0; union = mask.sum()``). A prediction is cut to ``truth.valid``. An empty union: ``lisa``
-    counts it (IoU 1 in :class:`ConventionIoU`); ``seg_zero`` skips it (``compute_iou`` returns 0, unpacking it
+    counts it (IoU 1 in [`ConventionIoU`][]); ``seg_zero`` skips it (``compute_iou`` returns 0, unpacking it
     raises and the script moves on). Seg-Zero also skips a sample whose masks differ in shape; here that
     raises (it is a data or segmenter error, not model output).
 
@@ -279,7 +279,7 @@ def sample_counts(
 
 
 class ConventionIoU:
-    """gIoU and cIoU under a convention: :func:`sample_counts` per sample into a :class:`~.metrics.MaskIoU`.
+    """gIoU and cIoU under a convention: [`sample_counts`][] per sample into a [`MaskIoU`][].
 
     ``metric`` holds the counted samples only (Seg-Zero writes no record for a skipped one); its ``empty_union``
     is 1 for ``lisa`` and 0 for ``seg_zero`` (a failed parse on an empty truth: ``calculate_iou.py`` counts
@@ -304,8 +304,8 @@ class ConventionIoU:
         self._counted: list[bool] = []
 
     def update(self, prediction: npt.ArrayLike | None, truth: GroundTruthMask | npt.ArrayLike) -> bool:
-        """Add one sample (``prediction=None``: a failed parse); ``truth`` a :class:`GroundTruthMask` or a mask
-        prepared here with :func:`prepare_ground_truth`. Returns whether the sample counts."""
+        """Add one sample (``prediction=None``: a failed parse); ``truth`` a [`GroundTruthMask`][] or a mask
+        prepared here with [`prepare_ground_truth`][]. Returns whether the sample counts."""
         if not isinstance(truth, GroundTruthMask):
             truth = prepare_ground_truth(truth, convention=self.convention)
         counts = sample_counts(prediction, truth, convention=self.convention)

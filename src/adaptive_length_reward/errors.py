@@ -78,7 +78,7 @@ class FatalRewardError(BaseException):
 
 
 def import_optional(module: str, *, extra: str | None, purpose: str, package: str | None = None) -> ModuleType:
-    """Import ``module`` (e.g. ``"torch"``) or raise :class:`MissingExtraError` naming ``purpose`` (what needs it)
+    """Import ``module`` (e.g. ``"torch"``) or raise [`MissingExtraError`][] naming ``purpose`` (what needs it)
     and the fix: the ``adaptive-length-reward`` ``extra`` that installs it or, with ``extra=None``, the pip
     ``package`` (default the module's top-level name)."""
     try:

@@ -1,9 +1,10 @@
-"""Evaluation as a graph with one memo per call: every node runs at most once per :meth:`Reward.evaluate`.
+"""Evaluation as a graph with one memo per call: every node runs at most once per
+[`Reward.evaluate`][adaptive_length_reward.reward.Reward.evaluate].
 
 A shaped reward is a graph: ``pixelthink()`` is a product whose accuracy parses every completion and whose
 length penalty counts lengths and asks a budget for budgets and tiers; an L1-Max on segmentation accuracy uses
 the same accuracy node as its correctness; several segmentation terms share one parse. The outermost
-``evaluate`` opens a *scope*; inside it :func:`once` runs a node's computation the first time it is asked for on
+``evaluate`` opens a *scope*; inside it [`once`][] runs a node's computation the first time it is asked for on
 a batch and hands the stored result to every later parent. Nodes are keyed by equality (components compare by
 their configuration), so two equal nodes built separately also run once. The memo lives only as long as the call.
 
@@ -33,7 +34,7 @@ _MEMO: ContextVar[dict[tuple[Hashable, int], tuple[Any, Any]] | None] = ContextV
 
 @contextlib.contextmanager
 def scope() -> Iterator[None]:
-    """Open an evaluation scope (a no-op inside one): results of :func:`once` are shared until it closes."""
+    """Open an evaluation scope (a no-op inside one): results of [`once`][] are shared until it closes."""
     if _MEMO.get() is not None:
         yield
         return

@@ -1,5 +1,5 @@
 """Length rewards as pure NumPy functions: the maths, written once. Classes in
-:mod:`adaptive_length_reward.penalties` wrap these.
+[`penalties`][] wrap these.
 
 Conventions: ``lengths`` are non-negative numbers; ``budgets``/``targets`` are non-negative numbers where
 ``inf`` means "no length term" (the function returns its no-penalty value); ``correct`` is 0/1 (bool or
@@ -252,7 +252,7 @@ def shorter_better_reward(
 
 
 def _finite_group_mean(values: FloatArray, groups: npt.NDArray[np.intp], n_groups: int) -> FloatArray:
-    """:func:`_group_mean` of finite non-negative ``values``, finite even where a group's sum overflows float64
+    """``_group_mean`` of finite non-negative ``values``, finite even where a group's sum overflows float64
     (then recomputed on values scaled by their maximum; otherwise the plain, bit-identical mean)."""
     with np.errstate(over="ignore"):
         mean = _group_mean(values, groups, n_groups)
@@ -438,7 +438,7 @@ def laser_d_reward(
     pass_rate_cuts: tuple[float, float] = (1 / 3, 2 / 3),
     max_target: float = math.inf,
 ) -> FloatArray:
-    """LASER-D (arXiv 2505.15612): :func:`laser_reward` with the targets of :func:`laser_d_targets`.
+    """LASER-D (arXiv 2505.15612): [`laser_reward`][] with the targets of [`laser_d_targets`][].
 
     Range: ``[0, 1 + alpha]``.
 
@@ -479,7 +479,7 @@ def hapo_reward(
     correct: ArrayLike, lengths: ArrayLike, history: ArrayLike, *, weight: float = 1.0, correct_floor: float = -0.7
 ) -> FloatArray:
     """HAPO's full reward (arXiv 2505.11225; official ``w_lr``): ``r = c + weight * f_len``
-    (:func:`hapo_length_reward`).
+    ([`hapo_length_reward`][]).
 
     Range: ``[-weight, 1 + weight]``.
 

@@ -1,10 +1,12 @@
 """Per-problem state across training steps for history-aware length rewards (HAPO, arXiv 2505.11225).
 
-:class:`LengthHistory` keeps, per problem id, the shortest correct length seen so far (HAPO's history state ``h_i``,
+[`LengthHistory`][] keeps, per problem id, the shortest correct length seen so far (HAPO's history state ``h_i``,
 official tracker ``mode="min"``). It follows the online EMA difficulty's rules
-(:class:`~adaptive_length_reward.difficulty.EMAPassRateDifficulty`): a step reads the history from *before* it,
-the same step observed again replaces that step's contribution (a retried call scores alike), steps never go back,
-and the whole state is JSON-native (:meth:`LengthHistory.state_dict`) so a run resumes from a checkpoint.
+([`EMAPassRateDifficulty`][adaptive_length_reward.difficulty.online.EMAPassRateDifficulty]): a step reads the history
+from *before* it, the same step observed again replaces that step's contribution (a retried call scores alike), steps
+never go back, and the whole state is JSON-native
+([`LengthHistory.state_dict`][adaptive_length_reward.history.LengthHistory.state_dict]) so a run resumes from a
+checkpoint.
 
     >>> history = LengthHistory()
     >>> history.observe(["p1", "p1", "p2"], correct=[1, 1, 0], lengths=[40, 30, 10], step=0).tolist()
@@ -109,7 +111,7 @@ class LengthHistory:
         return {"format": STATE_FORMAT, "problems": [{"id": pid, **entry} for pid, entry in self._state.items()]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Replace the state with one from :meth:`state_dict` (e.g. after ``json.loads``).
+        """Replace the state with one from [`state_dict`][] (e.g. after ``json.loads``).
 
         Raises:
             ValueError: a state of another format, or an entry without id/best/before/step or with a negative length.

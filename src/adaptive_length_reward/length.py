@@ -2,8 +2,8 @@
 
 PixelThink's default (official ``seg_pixelthink.py``) is ``len(text.split())`` of the whole decoded response, tags
 and JSON included; its alternative counts tokenizer tokens of the ``<think>`` content. ``span="reasoning"``
-measures the span of :mod:`adaptive_length_reward.spans` (whose :func:`extract_reasoning` and
-:func:`reasoning_span` are re-exported here). See docs/concepts.md.
+measures the span of [`spans`][] (whose [`extract_reasoning`][] and
+[`reasoning_span`][] are re-exported here). See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 IntArray = npt.NDArray[Any]
-"""Lengths: int64 from the counters, float64 from :class:`PrecomputedLength`."""
+"""Lengths: int64 from the counters, float64 from [`PrecomputedLength`][]."""
 
 
 def count_words(texts: Sequence[str]) -> IntArray:
@@ -76,7 +76,7 @@ def _count_ascii_words(texts: list[str]) -> IntArray:
 class LengthCounter(Component, abc.ABC):
     """Counts one length per completion. ``unit`` says what is counted (``"words"`` or ``"tokens"``).
 
-    Subclasses implement :meth:`_count`; calling the counter runs it once per batch within an evaluation.
+    Subclasses implement ``_count``; calling the counter runs it once per batch within an evaluation.
     """
 
     unit: ClassVar[str]
@@ -92,7 +92,7 @@ class LengthCounter(Component, abc.ABC):
 
     @abc.abstractmethod
     def _count(self, batch: RewardBatch) -> IntArray:
-        """Count the lengths (every column in :attr:`requires` is present)."""
+        """Count the lengths (every column in [`requires`][] is present)."""
 
 
 class _Tagged(LengthCounter):
@@ -136,8 +136,8 @@ class Tokenized(LengthCounter):
 
     ``tokenizer`` is a tokenizer object (kept as given; its ``name_or_path`` is what the config records) or a
     local path loaded with ``AutoTokenizer`` on first use. Equality and hashing cover the object given. The config
-    of a tokenizer without ``name_or_path`` records :data:`IN_MEMORY_TOKENIZER`, and building that back raises
-    :class:`~adaptive_length_reward.errors.ConfigError` (save the tokenizer and pass its path instead).
+    of a tokenizer without ``name_or_path`` records ``IN_MEMORY_TOKENIZER``, and building that back raises
+    [`ConfigError`][] (save the tokenizer and pass its path instead).
     """
 
     unit = "tokens"
@@ -191,7 +191,7 @@ class TokenCount(Tokenized, _Tagged, kind="token_count"):
     """Tokenizer tokens of the response or of the reasoning span (``add_special_tokens=False``).
 
     ``span="reasoning"`` is PixelThink's token mode but for truncated completions, which count here (see
-    :class:`~adaptive_length_reward.presets.PixelThinkReasoningTokens` for the official rule).
+    [`PixelThinkReasoningTokens`][adaptive_length_reward.presets.PixelThinkReasoningTokens] for the official rule).
     """
 
     def _count(self, batch: RewardBatch) -> IntArray:

@@ -187,7 +187,7 @@ class MaskIoU:
 def difficulty_tiers(
     difficulty: npt.ArrayLike, *, policy: TieredBudget | None = None, missing: str = "unknown"
 ) -> npt.NDArray[np.str_]:
-    """Tier name per sample under a :class:`~adaptive_length_reward.budgets.TieredBudget`'s tier layout
+    """Tier name per sample under a [`TieredBudget`][]'s tier layout
     (default PixelThink's: easy < 3.5 <= medium < 5.0 <= hard); NaN difficulty gets ``missing``.
 
     >>> difficulty_tiers([1.0, 3.5, 4.9, 5.0, float("nan")]).tolist()
@@ -300,9 +300,9 @@ class TierReport:
 @dataclass(frozen=True)
 class SegmentationReport:
     """One evaluation run: gIoU/cIoU, reasoning length and budget adherence per tier, and the fitted
-    efficiency scores. ``str(report)`` is a table; :meth:`to_json` serialises it (NaN as ``null``).
+    efficiency scores. ``str(report)`` is a table; [`to_json`][] serialises it (NaN as ``null``).
 
-    Build it with :meth:`build`. gIoU, cIoU and adherence are fractions (the table prints percent).
+    Build it with [`build`][]. gIoU, cIoU and adherence are fractions (the table prints percent).
     """
 
     tiers: tuple[TierReport, ...]
@@ -330,7 +330,7 @@ class SegmentationReport:
         rscores: npt.ArrayLike | None = None,
         tier_policy: TieredBudget | None = None,
     ) -> SegmentationReport:
-        """Assemble a report from a filled :class:`MaskIoU` and per-sample context, all in the same order.
+        """Assemble a report from a filled [`MaskIoU`][] and per-sample context, all in the same order.
 
         Tiers come from ``difficulty`` under ``tier_policy``'s layout (default PixelThink's) or are given as
         ``tiers``. Budget adherence compares ``lengths`` (default ``reasoning_tokens``, the paper's ``#Token``) with

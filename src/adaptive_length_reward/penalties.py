@@ -1,9 +1,9 @@
-"""Length rewards as composable :class:`~adaptive_length_reward.reward.Reward` classes.
+"""Length rewards as composable [`Reward`][] classes.
 
-Each class measures lengths with a :class:`~adaptive_length_reward.length.LengthCounter`, takes budgets from a
-:class:`~adaptive_length_reward.budgets.BudgetPolicy` where the method has one, reads correctness ``c`` by the one
-rule of :func:`correctness` where it needs it, and calls the pure function of the same name in
-:mod:`adaptive_length_reward.functional`. See docs/concepts.md.
+Each class measures lengths with a [`LengthCounter`][], takes budgets from a
+[`BudgetPolicy`][] where the method has one, reads correctness ``c`` by the one
+rule of [`correctness`][] where it needs it, and calls the pure function of the same name in
+[`functional`][]. See docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def correctness(
 
 
 def correctness_requires(reward: Reward | None) -> frozenset[str]:
-    """The batch columns :func:`correctness` reads."""
+    """The batch columns [`correctness`][] reads."""
     return reward.requires if reward is not None else frozenset({"correct"})
 
 
@@ -84,7 +84,7 @@ class _LengthReward(Reward):
     """The shared path of the length rewards (see the module docstring).
 
     ``only_correct=True`` applies the length term to correct answers only: a wrong answer gets the method's value
-    without its length term (:meth:`wrong_value`; :func:`~adaptive_length_reward.functional.only_correct`), so a
+    without its length term (``wrong_value``; [`only_correct`][adaptive_length_reward.functional.only_correct]), so a
     length reward never teaches the policy to fail fast on hard problems (prime-rl #2829, PipelineRL #126).
     """
 
@@ -167,13 +167,14 @@ class _LengthReward(Reward):
 
 
 class _Graded(_LengthReward):
-    """Length rewards that always read correctness ``c`` (:func:`correctness`)."""
+    """Length rewards that always read correctness ``c`` ([`correctness`][])."""
 
     graded = True
 
 
 class _Budgeted(_LengthReward):
-    """Length rewards with a budget per sample (budgets and tiers come from one :meth:`BudgetPolicy.assign`)."""
+    """Length rewards with a budget per sample (budgets and tiers come from one
+    [`BudgetPolicy.assign`][adaptive_length_reward.budgets.BudgetPolicy.assign])."""
 
     budget: BudgetPolicy = param(doc="the budget policy (a target length per sample: in L1, a ColumnBudget)")
 
@@ -220,7 +221,7 @@ class L1ExactReward(_L1, kind="l1_exact"):
     """L1 / LCPO-Exact (arXiv 2503.04697, Eq. 1): ``r = c - alpha * |B - L|``; a full reward (replaces accuracy).
 
     The target ``B`` comes from the budget policy (in L1, from the prompt:
-    :class:`~adaptive_length_reward.budgets.ColumnBudget`). Range: ``(-inf, 1]``.
+    [`ColumnBudget`][]). Range: ``(-inf, 1]``.
     """
 
     formula = staticmethod(F.l1_exact_reward)
@@ -258,7 +259,7 @@ class DAPOOverlongPenalty(_LengthReward, kind="dapo_overlong"):
 class CosineLengthReward(_Graded, kind="cosine_length"):
     """Cosine length scaling (arXiv 2502.03373, Eq. 1): short correct answers earn most, short wrong answers
     are punished most. A full reward (replaces accuracy).
-    See :func:`~adaptive_length_reward.functional.cosine_length_reward`.
+    See [`cosine_length_reward`][adaptive_length_reward.functional.cosine_length_reward].
     """
 
     formula = staticmethod(F.cosine_length_reward)
@@ -335,7 +336,7 @@ class GRPOLeadReward(_Graded, kind="grpo_lead"):
 
     A full reward (replaces accuracy). Group-relative: needs ``group_ids``. Range ``[min(wrong_reward, 0), inf)``
     (a correct answer's reward is below ``exp(alpha sqrt(K - 1))`` in a group of ``K``).
-    See :func:`~adaptive_length_reward.functional.grpo_lead_reward`.
+    See [`grpo_lead_reward`][adaptive_length_reward.functional.grpo_lead_reward].
     """
 
     formula = staticmethod(F.grpo_lead_reward)
@@ -353,8 +354,8 @@ class LASERReward(_Graded, _Budgeted, kind="laser"):
     """LASER (arXiv 2505.15612): ``r = c + alpha * c * 1[L <= L_T]``, a step bonus for correct answers within the
     target length ``L_T`` (from the budget policy, e.g. ``FixedBudget(4096)``). A full reward. Range ``[0, 1 + alpha]``.
 
-    For the difficulty-aware, adaptive targets use :class:`LASERDReward`.
-    See :func:`~adaptive_length_reward.functional.laser_reward`.
+    For the difficulty-aware, adaptive targets use [`LASERDReward`][].
+    See [`laser_reward`][adaptive_length_reward.functional.laser_reward].
     """
 
     formula = staticmethod(F.laser_reward)
@@ -374,9 +375,10 @@ class LASERDReward(_Graded, kind="laser_d"):
     """LASER-D (arXiv 2505.15612): LASER's step bonus with a target per difficulty bucket, set adaptively.
 
     A group's bucket comes from its solve rate; each bucket's target is the shortest length at which the expected
-    number of correct responses per prompt reaches one (:func:`~adaptive_length_reward.functional.laser_d_targets`),
-    estimated on the batch being scored (the paper uses a monitoring set every few steps). Needs ``group_ids``.
-    Reports the targets as the ``budget`` column and the buckets as ``tier``. A full reward. Range ``[0, 1 + alpha]``.
+    number of correct responses per prompt reaches one
+    ([`laser_d_targets`][adaptive_length_reward.functional.laser_d_targets]), estimated on the batch being scored (the
+    paper uses a monitoring set every few steps). Needs ``group_ids``. Reports the targets as the ``budget`` column and
+    the buckets as ``tier``. A full reward. Range ``[0, 1 + alpha]``.
     """
 
     formula = staticmethod(F.laser_d_reward)
@@ -410,12 +412,12 @@ class LASERDReward(_Graded, kind="laser_d"):
 class HAPOReward(_Graded, kind="hapo"):
     """HAPO (arXiv 2505.11225; official ``utils.py::compute_len_reward``): ``r = c + weight * f(L, h)``, ``h`` the
     shortest correct length seen for the problem in *earlier* steps, ``f`` the cosine length reward
-    (:func:`~adaptive_length_reward.functional.hapo_length_reward`).
+    ([`hapo_length_reward`][adaptive_length_reward.functional.hapo_length_reward]).
 
-    Stateful: a :class:`~adaptive_length_reward.history.LengthHistory` keyed by ``problem_column`` (a dataset id
+    Stateful: a [`LengthHistory`][] keyed by ``problem_column`` (a dataset id
     that is stable across steps; trainers' group ids are not), updated with each call's correct lengths at the
-    batch's ``step``. Save it with :meth:`state_dict` (JSON-native) next to the trainer's checkpoint and restore it
-    with :meth:`load_state_dict` to resume. The state is in equality, not in the configuration.
+    batch's ``step``. Save it with [`state_dict`][] (JSON-native) next to the trainer's checkpoint and restore it
+    with [`load_state_dict`][] to resume. The state is in equality, not in the configuration.
     A full reward. Range ``[-weight, 1 + weight]``.
     """
 
@@ -443,11 +445,12 @@ class HAPOReward(_Graded, kind="hapo"):
         return (-self.weight, 1.0 + self.weight)
 
     def state_dict(self) -> dict[str, Any]:
-        """The history as JSON-native types (see :meth:`LengthHistory.state_dict`)."""
+        """The history as JSON-native types (see
+        [`LengthHistory.state_dict`][adaptive_length_reward.history.LengthHistory.state_dict])."""
         return self.history.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the history saved by :meth:`state_dict`."""
+        """Restore the history saved by [`state_dict`][]."""
         self.history.load_state_dict(state)
 
     def _evaluate(self, batch: RewardBatch) -> RewardOutput:
@@ -467,11 +470,11 @@ class HAPOReward(_Graded, kind="hapo"):
 class AdaptThinkReward(Reward, kind="adaptthink"):
     """AdaptThink (arXiv 2505.13417): ``r = delta * 1[no thinking] + c - mean R_ref(x)``.
 
-    ``c`` is correctness (:func:`correctness`), ``mean R_ref(x)`` the reference model's mean accuracy on the prompt
+    ``c`` is correctness (``correctness``), ``mean R_ref(x)`` the reference model's mean accuracy on the prompt
     (the batch column ``reference_column``, in [0, 1], sampled once before training), and a completion does not
     think when ``length`` (default: words of the ``<think>`` span) is 0. With ``only_correct=True`` the ``delta``
     bonus goes to correct answers only. Range ``[-1, 1 + delta]``.
-    See :func:`~adaptive_length_reward.functional.adaptthink_reward`.
+    See [`adaptthink_reward`][adaptive_length_reward.functional.adaptthink_reward].
     """
 
     length: LengthCounter = param(default_factory=lambda: WhitespaceWords(span="reasoning"),

@@ -41,7 +41,7 @@ def official_reasoning_text(response: str) -> str:
     """The ``<think>`` content the official token mode counts: the first complete ``<think>...</think>`` span,
     stripped; ``""`` when there is none (official ``verl/utils/reward_score/length.py::extract_reasoning``).
 
-    Unlike the library's :func:`~adaptive_length_reward.length.extract_reasoning`, a truncated completion (no
+    Unlike the library's [`extract_reasoning`][], a truncated completion (no
     closing tag) has no reasoning here, so its length is 0.
 
     >>> official_reasoning_text("<think>  two words \\n</think><answer>x</answer>")
@@ -55,10 +55,10 @@ def official_reasoning_text(response: str) -> str:
 
 class PixelThinkReasoningTokens(Tokenized, kind="pixelthink_reasoning_tokens"):
     """Tokenizer tokens (``add_special_tokens=False``) of the official reasoning text,
-    :func:`official_reasoning_text` (PixelThink's ``reward_reasoning_tokens`` mode).
+    [`official_reasoning_text`][] (PixelThink's ``reward_reasoning_tokens`` mode).
 
     Where a chat message carried the reasoning separately (``reasoning_content``/``thinking``, kept in
-    :attr:`RewardBatch.reasoning`), that text, stripped, is counted instead.
+    ``RewardBatch.reasoning``), that text, stripped, is counted instead.
     """
 
     def _count(self, batch: RewardBatch) -> Any:
@@ -92,7 +92,7 @@ def seg_zero(
     """Seg-Zero's reward (official ``seg_strict_compute_score``): the five-term accuracy sum, in ``[0, 5]``.
 
     Needs the batch column ``ground_truth`` (or ``ground_truth_column``). ``name=None`` keeps the accuracy's own
-    name (``segmentation_accuracy``, as inside :func:`pixelthink`).
+    name (``segmentation_accuracy``, as inside [`pixelthink`][]).
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
@@ -129,8 +129,8 @@ def pixelthink(
     ``soft_length_penalty`` and the columns ``length``, ``budget``, ``tier`` are reported by ``evaluate``.
 
     ``length`` is ``"words"`` (the official default), ``"reasoning_tokens"`` (the official alternative,
-    :class:`PixelThinkReasoningTokens`; needs ``tokenizer``, a tokenizer or a local path) or any
-    :class:`~adaptive_length_reward.length.LengthCounter`. ``missing_difficulty`` (``"error"``, a value or a tier
+    [`PixelThinkReasoningTokens`][]; needs ``tokenizer``, a tokenizer or a local path) or any
+    [`LengthCounter`][]. ``missing_difficulty`` (``"error"``, a value or a tier
     name) and ``missing_uncertainty`` (``"error"`` or a value) configure the default ``TieredBudget()``; the
     official fallbacks are 3.0 and 0.0. A ``budget=`` policy replaces it and carries its own fallbacks. The other
     options are the official constants (docs/segmentation.md); ``name`` is the name TRL logs.
@@ -180,11 +180,11 @@ def pixelthink_score(
 ) -> float:
     """PixelThink's reward for one completion, the official ``seg_pixelthink_compute_score`` in word mode.
 
-    Uses the same objects as :func:`pixelthink` (one-sample batch), so it checks the preset, not a copy.
+    Uses the same objects as [`pixelthink`][] (one-sample batch), so it checks the preset, not a copy.
 
     ``ground_truth`` is the official string ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a
-    mapping (:func:`~adaptive_length_reward.segmentation.parse_ground_truth`); ``difficulty`` is required (the
-    official loader's fallback is 3.0); ``uncertainty >= 0`` (official default 0.0); ``length=None`` counts the
+    mapping ([`parse_ground_truth`][adaptive_length_reward.segmentation.parse_ground_truth]); ``difficulty`` is required
+    (the official loader's fallback is 3.0); ``uncertainty >= 0`` (official default 0.0); ``length=None`` counts the
     whitespace words of the whole completion. Returns the reward, in ``[0, 5]``.
 
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"

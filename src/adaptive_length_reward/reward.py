@@ -1,4 +1,4 @@
-"""The core abstraction: a :class:`Reward` maps a :class:`~adaptive_length_reward.batch.RewardBatch` to a float
+"""The core abstraction: a [`Reward`][] maps a [`RewardBatch`][] to a float
 array, declares the context it needs, and composes with other rewards.
 
 PixelThink's reward (arXiv 2505.23727, Sec. 3.3) is ``R = R_acc * s(L, B)``; written with this module::
@@ -48,7 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RewardOutput:
-    """What :meth:`Reward.evaluate` returns.
+    """What [`Reward.evaluate`][adaptive_length_reward.reward.Reward.evaluate] returns.
 
     Attributes:
         rewards: one float per completion.
@@ -86,13 +86,13 @@ class Reward(Component, abc.ABC):
     """Base class of every reward: a batch in, one float per completion out.
 
     Subclasses declare their parameters as annotated attributes (see
-    :class:`~adaptive_length_reward.config.Component`), implement :meth:`_evaluate`, and set :attr:`requires`
-    (the batch columns they read) and :attr:`bounds` (the documented output range, checked by the conformance
+    [`Component`][]), implement ``_evaluate``, and set [`requires`][]
+    (the batch columns they read) and [`bounds`][] (the documented output range, checked by the conformance
     tests). Instances are picklable and carry a stable ``__name__`` (TRL uses it to name the logged metric).
 
     Call a reward with a batch, or with keywords: ``reward(completions=[...], difficulty=[...])``.
-    Unknown keywords become extra columns that the reward ignores. Within one :meth:`evaluate`, every node of the
-    reward graph runs once (:mod:`adaptive_length_reward.evaluation`).
+    Unknown keywords become extra columns that the reward ignores. Within one [`evaluate`][], every node of the
+    reward graph runs once ([`evaluation`][]).
     """
 
     #: Whether the reward may return NaN (documented per reward); otherwise a NaN/inf output is an error.
@@ -130,14 +130,14 @@ class Reward(Component, abc.ABC):
     @property
     def length_multiplier(self) -> bool:
         """Whether this reward is a length multiplier (1 = no penalty, smaller for longer completions) that scales a
-        base reward, like PixelThink's ``s(L, B)``; :class:`Product` then applies its sign-safe rule."""
+        base reward, like PixelThink's ``s(L, B)``; [`Product`][] then applies its sign-safe rule."""
         return bool(getattr(type(self), "_length_multiplier", False))
 
     @property
     def reads(self) -> frozenset[str] | None:
         """Every column the result depends on (``completions`` and ``step`` included), when the reward can say so
         exactly; ``None`` (the default) means any column may matter. A reward that declares it is computed once
-        per evaluation across batches that differ only in other columns (:func:`~.evaluation.once`)."""
+        per evaluation across batches that differ only in other columns ([`once`][])."""
         return None
 
     # -- evaluation -----------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class Reward(Component, abc.ABC):
 
     @abc.abstractmethod
     def _evaluate(self, batch: RewardBatch) -> RewardOutput | FloatArray:
-        """Compute the rewards; the batch already holds every column in :attr:`requires`."""
+        """Compute the rewards; the batch already holds every column in [`requires`][]."""
 
     # -- composition sugar ----------------------------------------------------------------------------------
     def __mul__(self, other: Reward) -> Product:
@@ -276,7 +276,7 @@ def _interval_product(a: tuple[float, float], b: tuple[float, float]) -> tuple[f
 
 
 class _Composite(Reward):
-    """A reward over child rewards: requires what any child requires; outputs merged by :func:`collect`."""
+    """A reward over child rewards: requires what any child requires; outputs merged by ``collect``."""
 
     terms: Sequence[Reward] = param(kw_only=False, min_length=1, doc="the child rewards")
 
@@ -290,7 +290,7 @@ class _Composite(Reward):
 
 
 class WeightedSum(_Composite, kind="weighted_sum"):
-    """``sum_i w_i(step) * r_i``: weights are numbers or :class:`~adaptive_length_reward.schedules.Schedule`s.
+    """``sum_i w_i(step) * r_i``: weights are numbers or [`Schedule`][]s.
 
     A weight of 0 keeps the term for logging only (its values still appear in the components).
     """
@@ -337,12 +337,13 @@ class WeightedSum(_Composite, kind="weighted_sum"):
 class Product(_Composite, kind="product"):
     """``prod_i r_i``; PixelThink's accuracy times soft length score is ``Product([accuracy, penalty])``.
 
-    Sign-safe with length multipliers: where some terms are length multipliers (:attr:`Reward.length_multiplier`,
-    e.g. :class:`~adaptive_length_reward.penalties.SoftLengthPenalty`) and the product ``b`` of the other terms (the
-    base reward) is negative, the reward is ``b * (2 - s)`` rather than ``b * s`` (``s`` the multipliers' product):
-    :func:`~adaptive_length_reward.functional.sign_safe_scale`. With the same base, a longer completion then never
-    scores higher, whatever the base's sign (a plain product turns ``-1 * 0.5`` into a *better* reward than
-    ``-1 * 1``). Where the base is >= 0 the result is the plain product, bit for bit (PixelThink's ``R_acc * s``).
+    Sign-safe with length multipliers: where some terms are length multipliers
+    ([`Reward.length_multiplier`][adaptive_length_reward.reward.Reward.length_multiplier], e.g. [`SoftLengthPenalty`][])
+    and the product ``b`` of the other terms (the base reward) is negative, the reward is ``b * (2 - s)`` rather than
+    ``b * s`` (``s`` the multipliers' product): [`sign_safe_scale`][adaptive_length_reward.functional.sign_safe_scale].
+    With the same base, a longer completion then never scores higher, whatever the base's sign (a plain product turns
+    ``-1 * 0.5`` into a *better* reward than ``-1 * 1``). Where the base is >= 0 the result is the plain product, bit
+    for bit (PixelThink's ``R_acc * s``).
     """
 
     def _split(self) -> tuple[list[int], list[int]]:
@@ -445,7 +446,7 @@ class ContextProvider(Component, abc.ABC):
     """Computes one batch column (``difficulty``, ``uncertainty``...) that rewards then read.
 
     Difficulty scorers and uncertainty estimators implement this, so a budget can use a column without
-    knowing where it came from. Wrap a reward with :class:`WithContext` to run providers first.
+    knowing where it came from. Wrap a reward with [`WithContext`][] to run providers first.
     """
 
     #: The column this provider fills.
@@ -461,7 +462,7 @@ class ContextProvider(Component, abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, batch: RewardBatch) -> npt.NDArray[Any]:
-        """One value per completion for :attr:`provides` (NaN where it cannot tell)."""
+        """One value per completion for ``provides`` (NaN where it cannot tell)."""
 
 
 class WithContext(Reward, kind="with_context"):

@@ -2,13 +2,13 @@
 
 The policy answers ``<think>REASONING</think><answer>{"bbox": [x1,y1,x2,y2], "points_1": [x,y],
 "points_2": [x,y]}</answer>``; the ground truth is ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>``
-(or the same values as a mapping or lists, see :func:`parse_ground_truth`). :class:`SegmentationAccuracy`, in
+(or the same values as a mapping or lists, see [`parse_ground_truth`][]). [`SegmentationAccuracy`][], in
 ``[0, 5]``, is the sum of five binary terms, one reward class each below (PixelThink, arXiv 2505.23727, Sec. 3.3
 and official ``verl/utils/reward_score/seg_pixelthink.py``; identical in Seg-Zero, arXiv 2503.06520, official
 ``verl/utils/reward_score/seg_restrict.py``).
 
 A malformed completion is never an error: the terms it fails are 0. A malformed ground truth raises
-:class:`ValueError` naming the sample. docs/segmentation.md lists the official code's quirks reproduced here
+``ValueError`` naming the sample. docs/segmentation.md lists the official code's quirks reproduced here
 (first-object regex, ``json.loads``, ``int()`` of points, strict overlap, exact huge integers).
 """
 
@@ -195,7 +195,7 @@ def _point_pair(value: Any, where: str, what: str) -> Points:
 
 
 def parse_ground_truth(value: Any, *, index: int | None = None) -> SegmentationTarget:
-    """Read a ground truth; raise :class:`ValueError` naming the sample (``index``, its position) if malformed.
+    """Read a ground truth; raise ``ValueError`` naming the sample (``index``, its position) if malformed.
 
     Accepted: the official string ``"<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``, searched
     with the official regexes (non-negative integers; either part may be missing, not both; a ``<box>`` or
@@ -350,7 +350,7 @@ def _hypot(p: tuple[Number, Number], q: tuple[Number, Number]) -> float:
 
 @dataclass(frozen=True)
 class SegmentationTerms:
-    """The five terms (0.0/1.0 per completion, see :data:`TERM_NAMES`) and what they measured: ``iou`` (NaN where
+    """The five terms (0.0/1.0 per completion, see [`TERM_NAMES`][]) and what they measured: ``iou`` (NaN where
     the answer has no numeric box or the union is 0), ``l1`` (mean box L1, NaN without a numeric box),
     ``distance`` (matched mean point distance, NaN where box or points are unusable) and ``json_found``."""
 
@@ -390,7 +390,7 @@ _BOX_COLUMNS, _POINT_COLUMNS = [0, 1, 2, 3], [5, 6, 8, 9]
 
 
 class _Answers(NamedTuple):
-    """Column-wise parse of a batch of completions (the batch form of :class:`SegmentationAnswer`)."""
+    """Column-wise parse of a batch of completions (the batch form of [`SegmentationAnswer`][])."""
 
     thinking: BoolArray
     json_found: BoolArray
@@ -404,8 +404,8 @@ class _Answers(NamedTuple):
 
 
 def _read_answers(completions: Sequence[str]) -> _Answers:
-    """Parse a batch of completions as :func:`parse_answer` parses each: canonical answers by a few C calls each
-    and one pass over their integers, the others with one :func:`json.loads` per distinct first ``{...}`` span."""
+    """Parse a batch of completions as [`parse_answer`][] parses each: canonical answers by a few C calls each
+    and one pass over their integers, the others with one ``json.loads`` per distinct first ``{...}`` span."""
     n = len(completions)
     braces = map(str.find, completions, repeat("{"))
     closes = map(str.rfind, completions, repeat("</think>"), repeat(0), braces)
@@ -537,7 +537,7 @@ class _Measures(NamedTuple):
 
 
 def _measure(answers: _Answers, targets: _Targets) -> _Measures:
-    """The geometry, vectorised; samples with a coordinate beyond :data:`EXACT_INTEGER_LIMIT` (or beyond
+    """The geometry, vectorised; samples with a coordinate beyond ``EXACT_INTEGER_LIMIT`` (or beyond
     float64) are measured again one by one with Python numbers."""
     a, which = answers, targets.which
     gt_box, gt_points = targets.box[which], targets.points[which]
@@ -555,7 +555,7 @@ def _measure(answers: _Answers, targets: _Targets) -> _Measures:
 
 
 def _beyond_exact(box: FloatArray, points: FloatArray) -> BoolArray:
-    """Rows with a coordinate beyond :data:`EXACT_INTEGER_LIMIT` (or infinite), scored with Python numbers."""
+    """Rows with a coordinate beyond ``EXACT_INTEGER_LIMIT`` (or infinite), scored with Python numbers."""
     return np.asarray((np.abs(box) > EXACT_INTEGER_LIMIT).any(1) | (np.abs(points) > EXACT_INTEGER_LIMIT).any((1, 2)))
 
 
@@ -581,8 +581,8 @@ def segmentation_terms(
 ) -> SegmentationTerms:
     """Score a batch: one parse per completion and per distinct ground truth, then vectorised geometry.
 
-    ``ground_truth`` holds one value per completion (see :func:`parse_ground_truth`); ``None`` computes the two
-    format terms only. The thresholds are those of :class:`SegmentationAccuracy`; ``need_box``/``need_points``
+    ``ground_truth`` holds one value per completion (see [`parse_ground_truth`][]); ``None`` computes the two
+    format terms only. The thresholds are those of [`SegmentationAccuracy`][]; ``need_box``/``need_points``
     say which parts every ground truth must have (a missing one raises); ``by`` names the caller in errors.
 
     >>> answer = '<think>.</think><answer>{"bbox": [0, 0, 9, 9], "points_1": [2, 2], "points_2": [7, 7]}</answer>'
@@ -628,7 +628,7 @@ class _SegmentationReward(Reward):
 
 class ThinkingFormatReward(_SegmentationReward, kind="seg_thinking_format"):
     """1 where the whole response fullmatches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL), else 0
-    (official ``seg_thinking_format_reward``; see :func:`has_thinking_format`)."""
+    (official ``seg_thinking_format_reward``; see [`has_thinking_format`][])."""
 
     default_name = "thinking_format"
 
@@ -648,7 +648,7 @@ class SegmentationFormatReward(_SegmentationReward, kind="seg_segmentation_forma
 
 
 class _TruthTerm(_SegmentationReward):
-    """A reward that compares the answer with the ground truth in :attr:`column`."""
+    """A reward that compares the answer with the ground truth in ``column``."""
 
     column: str = param(default="ground_truth", min_length=1, doc="the batch column holding the ground truth")
     needs: ClassVar[tuple[bool, bool]] = (True, True)  # every ground truth must have (a box, the points)
@@ -681,7 +681,7 @@ class _GeometricTerm(_TruthTerm):
 
 
 class BoxIoUReward(_GeometricTerm, kind="seg_box_iou"):
-    """1 where ``IoU(pred box, gt box) > threshold`` (official ``seg_iou_reward``; see :func:`box_iou_inclusive`),
+    """1 where ``IoU(pred box, gt box) > threshold`` (official ``seg_iou_reward``; see [`box_iou_inclusive`][]),
     else 0. Needs only the boxes; column ``iou`` (NaN where the answer has no numeric box)."""
 
     threshold: float = param(default=0.5, ge=0, doc="strict lower bound on the IoU (official 0.5)")
@@ -690,14 +690,14 @@ class BoxIoUReward(_GeometricTerm, kind="seg_box_iou"):
 
 class BoxL1Reward(_GeometricTerm, kind="seg_box_l1"):
     """1 where the boxes' mean absolute coordinate difference ``< threshold`` (official ``seg_box_l1_reward``; see
-    :func:`box_mean_l1`), else 0. Needs only the boxes; column ``l1_distance`` (NaN where no numeric box)."""
+    [`box_mean_l1`][]), else 0. Needs only the boxes; column ``l1_distance`` (NaN where no numeric box)."""
 
     threshold: float = param(default=10.0, ge=0, doc="strict upper bound on the mean L1, pixels (official 10)")
     default_name, diagnostic, needs = "box_l1", ("l1_distance", "l1"), (True, False)
 
 
 class PointMatchReward(_GeometricTerm, kind="seg_point_match"):
-    """1 where both predicted points lie inside the predicted box and :func:`matched_point_distance` ``< threshold``
+    """1 where both predicted points lie inside the predicted box and [`matched_point_distance`][] ``< threshold``
     (official ``seg_point_l1_reward``), else 0; column ``point_distance`` (NaN where box or points are unusable)."""
 
     threshold: float = param(default=100.0, ge=0, doc="strict upper bound on the matched distance (official 100)")

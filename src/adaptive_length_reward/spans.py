@@ -1,6 +1,6 @@
 """Reasoning spans: which part of a completion is its reasoning, by one policy, seen as text, token ids or a mask.
 
-The policy, written once (:func:`_bounds`) and used by every view:
+The policy, written once (``_bounds``) and used by every view:
 
 1. a separate reasoning field (``reasoning_content``/``thinking`` of a chat message) wins when present;
 2. else the part after the first opening tag up to the first closing tag after it;
@@ -8,10 +8,10 @@ The policy, written once (:func:`_bounds`) and used by every view:
 4. a closing tag without an opening tag (the template put ``<think>`` in the prompt): everything before it;
 5. neither tag: an empty span. Tags themselves never belong to the span.
 
-Views: text (:func:`reasoning_text_span`, :func:`extract_reasoning`, :func:`span_texts`), token ids
-(:func:`reasoning_span`) and masks (:func:`reasoning_span_mask`, :func:`reasoning_piece_mask`). PixelThink's
+Views: text ([`reasoning_text_span`][], [`extract_reasoning`][], [`span_texts`][]), token ids
+([`reasoning_span`][]) and masks ([`reasoning_span_mask`][], [`reasoning_piece_mask`][]). PixelThink's
 official token mode reads the reasoning differently, on purpose apart:
-:func:`adaptive_length_reward.presets.official_reasoning_text`. See docs/concepts.md.
+[`official_reasoning_text`][adaptive_length_reward.presets.official_reasoning_text]. See docs/concepts.md.
 
 >>> extract_reasoning("<think>a b c</think><answer>x</answer>")
 'a b c'

@@ -4,7 +4,8 @@ PixelThink (arXiv 2505.23727, Sec. 3.3; official ``verl/utils/reward_score/seg_p
 1..10 scores at ``tau2 = 3.5`` and ``tau1 = 5.0`` into easy, medium and hard. Tier ``k`` holds
 ``thresholds[k-1] <= D < thresholds[k]``: a value equal to a threshold belongs to the tier above. A budget's
 ``missing_difficulty`` *places* a sample without difficulty in a tier; a scorer's ``missing`` *writes* a
-difficulty value (:meth:`TierLayout.value`). See docs/difficulty.md and docs/concepts.md.
+difficulty value ([`TierLayout.value`][adaptive_length_reward.tiers.TierLayout.value]). See docs/difficulty.md and
+docs/concepts.md.
 
 >>> layout = TierLayout()
 >>> layout.labels(np.array([1.0, 3.5, 4.9, 5.0, np.nan])).tolist()
@@ -82,8 +83,8 @@ def _entries(field: str, value: object, what: str, ok: Callable[[object], bool])
 class TierLayout:
     """Tier boundaries and one name per tier (``len(names) == len(thresholds) + 1``); PixelThink's by default.
 
-    Construction checks only the types (a sequence of numbers, one of strings; else :class:`ConfigError` naming
-    the field); :meth:`check` validates the values (a budget validates its own fields).
+    Construction checks only the types (a sequence of numbers, one of strings; else [`ConfigError`][] naming
+    the field); [`check`][] validates the values (a budget validates its own fields).
     """
 
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
@@ -145,7 +146,7 @@ class TierLayout:
         return (low + high) / 2.0
 
     def describe(self, histogram: Mapping[str, int]) -> list[str]:
-        """Lines ``name  [low, high)  count  percent  bar`` for a :meth:`histogram` (the CLI summary)."""
+        """Lines ``name  [low, high)  count  percent  bar`` for a [`histogram`][] (the CLI summary)."""
         total, last = sum(histogram.values()) or 1, len(self.names) - 1
         lines = []
         for k, name in enumerate((*self.names, MISSING_TIER)):
@@ -160,7 +161,7 @@ class TierLayout:
 
 
 def _layout(thresholds: Sequence[float], names: Sequence[str]) -> TierLayout:
-    """A layout from any sequences, with :class:`TierLayout`'s type checks (a string is not a sequence of names)."""
+    """A layout from any sequences, with [`TierLayout`][]'s type checks (a string is not a sequence of names)."""
     checked = _entries("thresholds", thresholds, "a number", _is_number)
     return TierLayout(tuple(float(x) for x in checked), _entries("names", names, "a string", _is_str))
 
@@ -170,28 +171,32 @@ def _layout(thresholds: Sequence[float], names: Sequence[str]) -> TierLayout:
 
 
 def check_tiers(thresholds: Sequence[float], names: Sequence[str], *, owner: str) -> None:
-    """:meth:`TierLayout.check` of ``(thresholds, names)``."""
+    """[`TierLayout.check`][adaptive_length_reward.tiers.TierLayout.check] of ``(thresholds, names)``."""
     _layout(thresholds, names).check(owner=owner)
 
 
 def tier_index(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> npt.NDArray[np.intp]:
-    """:meth:`TierLayout.index`: ``k`` with ``thresholds[k-1] <= D < thresholds[k]``; ``-1`` for NaN."""
+    """[`TierLayout.index`][adaptive_length_reward.tiers.TierLayout.index]: ``k`` with
+    ``thresholds[k-1] <= D < thresholds[k]``; ``-1`` for NaN."""
     return _layout(thresholds, ()).index(difficulty)
 
 
 def tier_names(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                names: Sequence[str] = DEFAULT_TIER_NAMES) -> npt.NDArray[np.str_]:
-    """:meth:`TierLayout.labels`: the tier name per sample (``"missing"`` for NaN)."""
+    """[`TierLayout.labels`][adaptive_length_reward.tiers.TierLayout.labels]: the tier name per sample (``"missing"``
+    for NaN)."""
     return _layout(thresholds, names).check(owner="tier_names").labels(difficulty)
 
 
 def tier_histogram(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                    names: Sequence[str] = DEFAULT_TIER_NAMES) -> dict[str, int]:
-    """:meth:`TierLayout.histogram`: samples per tier, plus ``"missing"`` (NaN) last."""
+    """[`TierLayout.histogram`][adaptive_length_reward.tiers.TierLayout.histogram]: samples per tier, plus ``"missing"``
+    (NaN) last."""
     return _layout(thresholds, names).check(owner="tier_names").histogram(difficulty)
 
 
 def tier_value(tier: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
                names: Sequence[str] = DEFAULT_TIER_NAMES) -> float:
-    """:meth:`TierLayout.value`: the midpoint of the tier's interval clipped to ``[1, 10]``."""
+    """[`TierLayout.value`][adaptive_length_reward.tiers.TierLayout.value]: the midpoint of the tier's interval clipped
+    to ``[1, 10]``."""
     return _layout(thresholds, names).value(tier)

@@ -1,6 +1,6 @@
 """Adapters that plug library rewards into the trainers people already run: TRL, verl and OpenRLHF.
 
-Each adapter translates the framework's calling convention into a :class:`~adaptive_length_reward.batch.RewardBatch`
+Each adapter translates the framework's calling convention into a [`RewardBatch`][]
 and back, and supplies what the framework does not pass (reasoning length, difficulty, uncertainty). Importing this
 package loads no framework and no torch: each name of ``__all__`` is imported from its module on first use.
 """

@@ -2,8 +2,8 @@
 framework-neutral scoring behind it (also used by the ``/get_reward`` HTTP server). See docs/openrlhf.md.
 
 OpenRLHF 0.11.2 calls ``reward_func`` once per sample (``openrlhf/utils/agent.py::SingleTurnAgentExecutor``), each
-query decoded with its special tokens: :func:`split_response` cuts the response from it and
-:func:`~adaptive_length_reward.adapters.scoring.split_label` reads the label. OpenRLHF reads ``rewards``, ``scores``
+query decoded with its special tokens: [`split_response`][] cuts the response from it and
+[`split_label`][] reads the label. OpenRLHF reads ``rewards``, ``scores``
 (in ``[0, 1]``) and ``extra_logs`` (averaged over the batch, so a value that is not finite is logged as 0).
 
 >>> from adaptive_length_reward import SoftLengthPenalty, TieredBudget
@@ -56,7 +56,7 @@ def split_response(query: str, prompt: str | None, settings: AdapterSettings) ->
     """The response part of an OpenRLHF query: after the prompt or, when the query does not start with it (e.g. a
     left-truncated prompt), after the last ``response_marker`` and whatever follows the marker in the prompt (the
     ``\\n`` of ``<|im_start|>assistant\\n`` when the marker omits it); without trailing ``end_markers``.
-    :class:`~adaptive_length_reward.errors.RewardInputError` when neither applies (a pipeline problem, not a model
+    [`RewardInputError`][] when neither applies (a pipeline problem, not a model
     output: the message says which setting fixes it).
 
     >>> split_response("<s>U: hi\\nA: yes</s>", "<s>U: hi\\nA: ", AdapterSettings())
@@ -107,10 +107,10 @@ class OpenRLHFReward:
     """A library reward in OpenRLHF's ``reward_func(queries, prompts, labels)`` convention.
 
     ``reward`` defaults to the one ``settings`` (keys, markers, score range and missing-context fallbacks; default
-    :func:`~adaptive_length_reward.adapters.scoring.settings_from_env`) names. Raises ``ConfigError`` when the
+    [`settings_from_env`][]) names. Raises ``ConfigError`` when the
     reward's output range is unbounded and no ``score_range`` is set (``scores`` must lie in ``[0, 1]``). Input it
     cannot score (a missing label, a label without the difficulty the reward needs, a value of the wrong type)
-    raises :class:`~adaptive_length_reward.errors.RewardInputError` naming the field, e.g. ``labels[0].difficulty``.
+    raises [`RewardInputError`][] naming the field, e.g. ``labels[0].difficulty``.
     """
 
     def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None) -> None:
@@ -220,14 +220,16 @@ class OpenRLHFReward:
         return RewardInputError(("labels",), message)
 
     def extra_logs(self, scored: ScoredBatch) -> dict[str, FloatArray]:
-        """Per-sample values for OpenRLHF's ``extra_logs``: :meth:`ScoredBatch.metrics` (finite, with ``budgeted``)."""
+        """Per-sample values for OpenRLHF's ``extra_logs``:
+        [`ScoredBatch.metrics`][adaptive_length_reward.adapters.scoring.ScoredBatch.metrics] (finite, with
+        ``budgeted``)."""
         return scored.metrics()
 
     def score(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
               labels: Sequence[Any] | None = None, *, convert: Callable[[FloatArray], Any] = _floats) -> dict[str, Any]:
         """``{"rewards": [...], "scores": [...], "extra_logs": {name: [...]}}``, each array through ``convert``
         (default: a list of floats, the HTTP form). Every value is finite; what cannot be scored raises
-        :class:`~adaptive_length_reward.errors.RewardInputError`."""
+        [`RewardInputError`][]."""
         batch = self.build_batch(queries, prompts, labels)
         self._check_groups(batch)
         try:
@@ -257,8 +259,8 @@ class OpenRLHFReward:
 
     def __call__(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
                  labels: Sequence[Any] | None = None) -> dict[str, Any]:
-        """OpenRLHF's reward-file contract: the :meth:`score` dict with float32 tensors. What cannot be scored
-        raises :class:`~adaptive_length_reward.errors.FatalRewardError` (its cause the original error), which
+        """OpenRLHF's reward-file contract: the [`score`][] dict with float32 tensors. What cannot be scored
+        raises [`FatalRewardError`][] (its cause the original error), which
         OpenRLHF's catch-all ``except Exception`` does not swallow into a missing reward."""
         torch = import_optional("torch", extra="torch", purpose="The OpenRLHF reward function")
         try:
@@ -269,7 +271,7 @@ class OpenRLHFReward:
 
 
 def _as_mapping(label: Any) -> Any:
-    """The label as :func:`split_label` reads it: a JSON object string parsed, anything else unchanged."""
+    """The label as [`split_label`][] reads it: a JSON object string parsed, anything else unchanged."""
     if isinstance(label, str) and label.lstrip().startswith("{"):
         import json
 
@@ -286,8 +288,8 @@ _CACHED: dict[tuple[tuple[str, str], ...], OpenRLHFReward] = {}
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any]) -> dict[str, Any]:
     """OpenRLHF's module-level reward function, configured by the ``ALR_*`` environment variables.
 
-    The reward is built on the first call for a given environment and reused. See :class:`OpenRLHFReward`; a bad
-    configuration, like input that cannot be scored, raises :class:`~adaptive_length_reward.errors.FatalRewardError`.
+    The reward is built on the first call for a given environment and reused. See [`OpenRLHFReward`][]; a bad
+    configuration, like input that cannot be scored, raises [`FatalRewardError`][].
     """
     key = environ_key()
     reward = _CACHED.get(key)

@@ -2,7 +2,7 @@
 
 OpenRLHF loads this file by path and calls its module-level ``reward_func(queries, prompts, labels)``
 (``openrlhf/utils/agent.py::SingleTurnAgentExecutor``); the ``ALR_*`` environment variables of
-:mod:`adaptive_length_reward.adapters.scoring` configure it (default PixelThink's preset). Print this file's path
+[`scoring`][] configure it (default PixelThink's preset). Print this file's path
 with ``python -m adaptive_length_reward.adapters.openrlhf_reward_file``. The imports are absolute because OpenRLHF
 loads the file outside its package.
 """

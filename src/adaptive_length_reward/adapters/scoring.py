@@ -1,11 +1,11 @@
 """What the adapters share: their settings, where the reward comes from, and one scoring-and-logging path.
 
-:class:`AdapterSettings` says which keys of a per-sample dict (verl's ``extra_info``, an OpenRLHF label) hold what,
+[`AdapterSettings`][] says which keys of a per-sample dict (verl's ``extra_info``, an OpenRLHF label) hold what,
 and which reward to run. Settings come from, in increasing precedence: the defaults (PixelThink's preset,
-:func:`adaptive_length_reward.presets.pixelthink`), the YAML or JSON file named by ``ALR_SETTINGS``, the single
-variables :data:`ENV_FIELDS`, then keyword arguments. Every adapter (TRL, verl, OpenRLHF) scores through
-:class:`SampleScorer` and logs :attr:`ScoredBatch.logs` (docs/trl.md, "What is logged"): the frameworks only format
-them.
+[`pixelthink`][]), the YAML or JSON file named by ``ALR_SETTINGS``, the single
+variables ``ENV_FIELDS``, then keyword arguments. Every adapter (TRL, verl, OpenRLHF) scores through
+[`SampleScorer`][] and logs [`ScoredBatch.logs`][adaptive_length_reward.adapters.scoring.ScoredBatch.logs] (docs/trl.md,
+"What is logged"): the frameworks only format them.
 
 >>> settings = AdapterSettings(reward={"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": 3}})
 >>> scorer = SampleScorer(reward_from_settings(settings))
@@ -212,12 +212,12 @@ def _overlay(values: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, 
 
 
 def load_settings(path: str | Path, **overrides: Any) -> AdapterSettings:
-    """Settings from a YAML/JSON file (its keys are :class:`AdapterSettings` fields), then ``overrides``."""
+    """Settings from a YAML/JSON file (its keys are [`AdapterSettings`][] fields), then ``overrides``."""
     return validated("AdapterSettings", AdapterSettings, **_overlay(_read_mapping(path, "adapter settings"), overrides))
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> AdapterSettings:
-    """Settings from ``ALR_SETTINGS`` (a file), the single ``ALR_*`` variables (:data:`ENV_FIELDS`), then
+    """Settings from ``ALR_SETTINGS`` (a file), the single ``ALR_*`` variables (``ENV_FIELDS``), then
     ``overrides``."""
     environ = os.environ if environ is None else environ
     values = _read_mapping(environ[ENV_SETTINGS], ENV_SETTINGS) if environ.get(ENV_SETTINGS) else {}
@@ -228,7 +228,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None, **overrides: Any
 @lru_cache(maxsize=16)
 def reward_from_settings(settings: AdapterSettings) -> Reward:
     """The reward the settings name (inline config, config file, or PixelThink's preset), with the settings'
-    ``missing_difficulty`` / ``missing_uncertainty`` applied (:func:`with_missing_context`); cached per process."""
+    ``missing_difficulty`` / ``missing_uncertainty`` applied ([`with_missing_context`][]); cached per process."""
     if settings.reward is not None:
         reward = build(settings.reward)
     elif settings.reward_config is not None:
@@ -265,8 +265,8 @@ def _set_everywhere(data: Any, overrides: Mapping[str, Any], found: set[str]) ->
 def with_missing_context(reward: Reward, *, difficulty: float | str | None = None,
                          uncertainty: float | str | None = None) -> Reward:
     """``reward`` rebuilt with ``missing_difficulty=difficulty`` and ``missing_uncertainty=uncertainty`` on every
-    component that declares them (the budget policies: :class:`~adaptive_length_reward.budgets.TieredBudget`,
-    :class:`~adaptive_length_reward.budgets.LinearBudget`); ``None`` changes nothing. ``ConfigError`` when the
+    component that declares them (the budget policies: [`TieredBudget`][],
+    [`LinearBudget`][]); ``None`` changes nothing. ``ConfigError`` when the
     reward has no such component (the setting would do nothing) or a component rejects the value.
 
     >>> from adaptive_length_reward import pixelthink
@@ -320,7 +320,7 @@ def split_label(label: Any, settings: AdapterSettings) -> tuple[Any, Any, Any, d
 class ScoredBatch:
     """Rewards plus everything an adapter logs, one value per sample in every array: ``scores`` are the rewards
     mapped to ``[0, 1]`` through the score range (``None`` when no range is known), ``components`` every named
-    sub-reward (``/``-joined paths), ``columns`` the numeric columns as floats (:data:`LOGGED_COLUMNS` and
+    sub-reward (``/``-joined paths), ``columns`` the numeric columns as floats (``LOGGED_COLUMNS`` and
     ``over_budget`` always there)."""
 
     rewards: FloatArray
@@ -334,12 +334,12 @@ class ScoredBatch:
         return {**self.columns, **self.components}
 
     def metrics(self) -> dict[str, FloatArray]:
-        """:attr:`logs` made safe for a framework's batch averages: :func:`finite_metrics`."""
+        """[`logs`][] made safe for a framework's batch averages: [`finite_metrics`][]."""
         return finite_metrics(self.logs)
 
 
 def finite_metrics(logs: Mapping[str, Any]) -> dict[str, FloatArray]:
-    """Per-sample logs with every value that is not finite replaced by :data:`NOT_FINITE_LOGGED_AS` (0.0), plus
+    """Per-sample logs with every value that is not finite replaced by ``NOT_FINITE_LOGGED_AS`` (0.0), plus
     ``budgeted`` (1.0 where ``budget`` is finite, 0.0 where no penalty applies) when ``budget`` is logged, so
     ``mean(budget) / mean(budgeted)`` is the mean budget of the samples that have one. What OpenRLHF's
     ``extra_logs`` and verl's metrics average.
@@ -384,11 +384,11 @@ def _fallbacks(config: Any) -> dict[str, Any]:
 
 
 class SampleScorer:
-    """Runs a reward on a batch and returns :class:`ScoredBatch`: the one scoring path of every adapter.
+    """Runs a reward on a batch and returns [`ScoredBatch`][]: the one scoring path of every adapter.
 
     ``scores = clip((r - low) / (high - low), 0, 1)`` over ``score_range``, default the reward's
-    :attr:`~adaptive_length_reward.reward.Reward.bounds` when both are finite. ``require_scores`` raises
-    :class:`~adaptive_length_reward.errors.ConfigError` at construction when no finite range is known (OpenRLHF
+    [`bounds`][adaptive_length_reward.reward.Reward.bounds] when both are finite. ``require_scores`` raises
+    [`ConfigError`][] at construction when no finite range is known (OpenRLHF
     needs scores; TRL and verl do not).
     """
 

@@ -1,20 +1,20 @@
 """An inference-time thinking cap: the training budget policy applied at generation.
 
-:class:`ThinkingBudgetProcessor` is a logits processor for transformers ``generate``. Once a row's reasoning span
+[`ThinkingBudgetProcessor`][] is a logits processor for transformers ``generate``. Once a row's reasoning span
 (the tokens after the opening tag) reaches that row's budget, it forces the closing tag's tokens one by one, then
-stops interfering, so the model writes its answer freely. :func:`thinking_budgets` turns a
-:class:`~adaptive_length_reward.budgets.BudgetPolicy` (e.g. PixelThink's
-:class:`~adaptive_length_reward.budgets.TieredBudget`) and each sample's difficulty/uncertainty into the per-row
-token budgets; :func:`vllm_sampling_kwargs` gives the same budgets as vLLM's own ``thinking_token_budget``.
+stops interfering, so the model writes its answer freely. [`thinking_budgets`][] turns a
+[`BudgetPolicy`][] (e.g. PixelThink's
+[`TieredBudget`][]) and each sample's difficulty/uncertainty into the per-row
+token budgets; [`vllm_sampling_kwargs`][] gives the same budgets as vLLM's own ``thinking_token_budget``.
 
-Counting convention (the library's, :mod:`adaptive_length_reward.spans` on token ids, as
-:class:`~adaptive_length_reward.length.TokenIdCount` with ``span="reasoning"`` counts it on the generated ids):
+Counting convention (the library's, [`spans`][] on token ids, as
+[`TokenIdCount`][] with ``span="reasoning"`` counts it on the generated ids):
 the reasoning tokens are the generated tokens after the first opening tag up to the first closing tag after it
 (or, for a row whose prompt left the reasoning open, from the first generated token). With a budget ``B`` a row
 keeps at most ``B`` reasoning tokens; the cap then writes the closing tag, so a capped row has exactly ``B``
 reasoning tokens followed by the tag's ``len(close_ids)`` tokens, or fewer reasoning tokens when the model had
 already begun writing the tag itself (the cap completes it). A float budget ``b`` allows ``floor(b)`` tokens (a
-length ``L <= b`` is never penalised); ``inf`` (:data:`~adaptive_length_reward.budgets.NO_PENALTY`) means no cap.
+length ``L <= b`` is never penalised); ``inf`` (``NO_PENALTY``) means no cap.
 
 Importing this module loads neither torch nor transformers: the processor only calls methods of the tensors it
 is given. See docs/thinking_budget.md.
@@ -67,10 +67,10 @@ def thinking_budgets(policy: BudgetPolicy, *, difficulty: Sequence[float] | npt.
                      uncertainty: Sequence[float] | npt.ArrayLike | None = None, **context: Any) -> list[Cap]:
     """Per-row token caps from a training budget policy: the policy's budget for each sample's context.
 
-    The same :class:`~adaptive_length_reward.budgets.BudgetPolicy` object that shaped the training reward
+    The same [`BudgetPolicy`][] object that shaped the training reward
     (e.g. ``TieredBudget()``: 96 for D < 3.5, none for 3.5 <= D < 5, 256 + 25 U for D >= 5) gets a batch of
     empty completions with the given context columns (``difficulty``, ``uncertainty``, any other column the
-    policy requires as a keyword); its budgets go through :func:`token_caps`. Missing context raises as it does
+    policy requires as a keyword); its budgets go through [`token_caps`][]. Missing context raises as it does
     in training (the policy's ``missing_*`` settings apply).
 
     >>> from adaptive_length_reward import TieredBudget
@@ -124,7 +124,7 @@ def _forced_token(generated: list[int], opened: bool, cap: int, open_ids: list[i
                   stop_ids: frozenset[int]) -> tuple[int | None, int]:
     """``(token to force or None, reasoning tokens so far)`` for one row, from its generated ids alone.
 
-    The reasoning span is the library's (:mod:`adaptive_length_reward.spans`, rules 2-4): after the first opening
+    The reasoning span is the library's ([`spans`][], rules 2-4): after the first opening
     tag, else from the start where the prompt left it open; it ends at the first closing tag after it. A closed
     span, a row that has stopped (a stop id generated) or a row not in its reasoning is left alone. Past the cap
     the closing tag is written: continuing the longest proper prefix of it that ends the span and starts within
@@ -176,20 +176,20 @@ class ThinkingBudgetProcessor:
     Rows and budgets: ``budgets`` has one entry per prompt row (left padding is fine: the prompt length is read
     from the first call). With ``num_return_sequences=k`` the batch has ``k`` rows per prompt, in order; a
     ``budgets`` of the prompts' length is then repeated ``k`` times per prompt. The processor keeps its state
-    per ``generate`` call: make one per call, or call :meth:`reset` before reusing it. Beam search and assisted
+    per ``generate`` call: make one per call, or call [`reset`][] before reusing it. Beam search and assisted
     decoding reorder or extend rows between steps. With beam search the cap is applied to each beam as it stands
-    (the state is re-derived from the ids at every step), but :attr:`capped` has one entry per beam row at the time
-    of forcing, not per returned sequence: compare :meth:`reasoning_lengths` with the caps instead. Assisted
+    (the state is re-derived from the ids at every step), but ``capped`` has one entry per beam row at the time
+    of forcing, not per returned sequence: compare [`reasoning_lengths`][] with the caps instead. Assisted
     (speculative) decoding, which rolls rows back, is refused (a call shorter than the last one raises).
 
-    After generation, :attr:`capped` says per row whether the cap fired and :meth:`reasoning_lengths` counts
+    After generation, ``capped`` says per row whether the cap fired and [`reasoning_lengths`][] counts
     each row's reasoning tokens in the output (the library's count on the generated ids). The cap does not extend
     ``max_new_tokens``: leave room for the budget, the closing tag and the answer.
 
     Args:
         tokenizer: a Hugging Face tokenizer (``encode`` for the tags, ``eos_token_id`` for the default stop ids).
-        budgets: one per row: ints, floats (``floor``), ``inf``/``None`` for no cap (see :func:`token_caps`,
-            :func:`thinking_budgets` for a budget policy).
+        budgets: one per row: ints, floats (``floor``), ``inf``/``None`` for no cap (see [`token_caps`][],
+            [`thinking_budgets`][] for a budget policy).
         open_tag: the opening tag; its ids are ``tokenizer.encode(open_tag, add_special_tokens=False)``.
         close_tag: the closing tag, forced token by token.
         opened_in_prompt: see above.

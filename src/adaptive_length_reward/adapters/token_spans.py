@@ -2,7 +2,7 @@
 
 A tag such as ``</think>`` is not one fixed id sequence in context: a byte-level BPE merges it with what
 precedes it (``" </"`` + ``"think"`` + ``">"`` after a space), so matching ``tokenizer.encode("</think>")``
-misses it. Here every token is decoded on its own and :func:`adaptive_length_reward.spans.reasoning_piece_mask`
+misses it. Here every token is decoded on its own and [`reasoning_piece_mask`][]
 applies the library's one span policy to the pieces laid end to end: a token belongs to the span when at least
 one of its characters does. (A multi-byte character split across tokens decodes to replacement characters, but
 positions stay consistent and the ASCII tags are found exactly.)

@@ -1,10 +1,10 @@
-"""TRL adapter: library rewards as TRL reward functions (the uncertainty-measuring trainer is in :mod:`.trl_trainer`).
+"""TRL adapter: library rewards as TRL reward functions (the uncertainty-measuring trainer is in [`trl_trainer`][]).
 
 TRL's ``GRPOTrainer`` calls every reward function once per generation batch as
 ``reward_func(prompts=..., completions=..., completion_ids=..., **reward_kwargs)`` (every dataset column,
 ``trainer_state``, ``log_extra`` and ``log_metric``; ``trl/trainer/grpo_trainer.py::_calculate_rewards``, trl 1.16)
 and expects ``list[float | None]`` back. A TRL reward function is a plain callable, so this module imports neither
-TRL nor torch; the trainer's names (``UncertaintyGRPOTrainer``...) load :mod:`.trl_trainer` on first use.
+TRL nor torch; the trainer's names (``UncertaintyGRPOTrainer``...) load [`trl_trainer`][] on first use.
 
 >>> from adaptive_length_reward import SoftLengthPenalty, FixedBudget
 >>> reward = TRLReward(SoftLengthPenalty(budget=FixedBudget(2)))
@@ -34,7 +34,7 @@ _IMAGE_COLUMNS = ("image", "images")
 
 
 def __getattr__(name: str) -> Any:
-    """The trainer's names, from :mod:`.trl_trainer` (which imports TRL and torch) on first use."""
+    """The trainer's names, from [`trl_trainer`][] (which imports TRL and torch) on first use."""
     if name not in _TRAINER_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(".trl_trainer", __package__), name)
@@ -73,11 +73,11 @@ def _consecutive_groups(prompts: Sequence[Any], images: Sequence[Any] | None = N
 class TRLReward(Component):
     """A library reward as a TRL reward function: picklable, with a fixed ``__name__`` (docs/trl.md).
 
-    Per call it builds one :class:`~adaptive_length_reward.batch.RewardBatch` from TRL's arguments (the dataset
+    Per call it builds one [`RewardBatch`][] from TRL's arguments (the dataset
     columns the ``*_column`` parameters name, ``token_ids`` from ``completion_ids``, ``group_ids`` by ``group_by``,
     ``step`` from ``trainer_state``, an extra column per other keyword with one value per completion), scores it
-    through :class:`~adaptive_length_reward.adapters.scoring.SampleScorer` and logs
-    :attr:`~adaptive_length_reward.adapters.scoring.ScoredBatch.logs` through TRL's ``log_extra``/``log_metric``.
+    through [`SampleScorer`][] and logs
+    [`logs`][adaptive_length_reward.adapters.scoring.ScoredBatch.logs] through TRL's ``log_extra``/``log_metric``.
     A NaN reward gives ``None`` (TRL: "not scored by this function"). A component for its declaration, equality and
     pickling, with no registered kind (adapters are not built from configs).
     """
@@ -103,7 +103,7 @@ class TRLReward(Component):
     def build_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any],
                     completion_ids: Sequence[Sequence[int]] | None = None, trainer_state: Any = None,
                     **columns: Any) -> RewardBatch:
-        """The :class:`RewardBatch` this function scores for one TRL call (see the class docstring)."""
+        """The [`RewardBatch`][] this function scores for one TRL call (see the class docstring)."""
         n = len(completions)
         mapped = {self.difficulty_column: "difficulty", self.ground_truth_column: "ground_truth",
                   self.uncertainty_column: "uncertainty"}
@@ -150,11 +150,11 @@ class TRLReward(Component):
 
 
 class AsyncTRLReward(TRLReward):
-    """:class:`TRLReward` with an ``async`` ``__call__`` that scores in a worker thread.
+    """[`TRLReward`][] with an ``async`` ``__call__`` that scores in a worker thread.
 
     TRL gathers async reward functions concurrently (``asyncio.gather`` on its own event loop,
     ``grpo_trainer.py::_calculate_rewards``), so an expensive reward (e.g. segmentation with a mask model)
-    overlaps with other async rewards instead of blocking them. Results are identical to :class:`TRLReward`.
+    overlaps with other async rewards instead of blocking them. Results are identical to [`TRLReward`][].
     """
 
     async def __call__(self, *args: Any, **kwargs: Any) -> list[float | None]:  # type: ignore[override]

@@ -1,4 +1,4 @@
-"""The uncertainty-measuring ``GRPOTrainer`` for TRL: :class:`UncertaintyGRPOTrainer`.
+"""The uncertainty-measuring ``GRPOTrainer`` for TRL: [`UncertaintyGRPOTrainer`][].
 
 Importing this module imports TRL and torch; ``from adaptive_length_reward.adapters.trl import
 UncertaintyGRPOTrainer`` loads it on first use.
@@ -31,7 +31,7 @@ torch = import_optional("torch", extra="trl", purpose="adaptive_length_reward.ad
 
 
 def check_trl_version(version: str | None = None) -> str:
-    """Raise ``RuntimeError`` unless ``version`` (default: the installed TRL) is in :data:`TESTED_TRL_VERSIONS`.
+    """Raise ``RuntimeError`` unless ``version`` (default: the installed TRL) is in ``TESTED_TRL_VERSIONS``.
 
     Only the major version is a hard limit in spirit (TRL may rename private methods in a major release); an
     older 1.x lacks the hooks used here, so it is refused too.
@@ -44,7 +44,7 @@ def check_trl_version(version: str | None = None) -> str:
 
 
 class UncertaintyTrainerConfig(Component):
-    """The uncertainty keywords of :class:`UncertaintyGRPOTrainer`, each declared once (the keyword is the
+    """The uncertainty keywords of [`UncertaintyGRPOTrainer`][], each declared once (the keyword is the
     alias; the attribute of ``trainer.uncertainty_settings`` the name). Not a registered component."""
 
     kind = "uncertainty_grpo_trainer"
@@ -91,13 +91,14 @@ _UNREPLAYABLE = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (Non
 class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-defined]
     """``trl.GRPOTrainer`` that measures each completion's uncertainty ``U`` in ``[0, 1]`` and passes it to the
     reward functions as the ``uncertainty`` keyword (``uncertainty_column``), where
-    :class:`~adaptive_length_reward.adapters.trl.TRLReward` reads it (PixelThink's hard-tier budget ``256 + 25 U``).
+    [`TRLReward`][adaptive_length_reward.adapters.trl.TRLReward] reads it (PixelThink's hard-tier budget
+    ``256 + 25 U``).
 
     Routes (docs/uncertainty.md has the table backend x measure):
 
     * ``uncertainty_source="sampling"`` (what ``"auto"`` means): measured where the tokens are sampled, no extra
       forward pass. With transformers ``generate`` a
-      :class:`~adaptive_length_reward.uncertainty.sampling.SamplingRecorder` hooks the model during TRL's
+      [`SamplingRecorder`][adaptive_length_reward.uncertainty.sampling.SamplingRecorder] hooks the model during TRL's
       ``generate`` call (``grpo_trainer.py::_generate_single_turn``, the ``unwrapped_model.generate`` branch) and
       keeps one number per token (its measure). With vLLM the client is asked for
       ``logprobs=uncertainty_top_logprobs`` (TRL asks for 0, ``grpo_trainer.py::__init__``) and the margin comes
@@ -105,22 +106,22 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
       (top-k cannot give it), ``"nll"`` uses the sampled token's log-prob. With a ``rollout_func``, it must
       return the ``uncertainty`` field itself, except for ``"nll"`` (read from its ``logprobs``).
     * ``"forward"``: one no-grad forward pass over prompt + completion per micro-batch, then
-      :func:`~adaptive_length_reward.uncertainty.logits.sequence_uncertainty`.
+      [`sequence_uncertainty`][adaptive_length_reward.uncertainty.logits.sequence_uncertainty].
     * ``"logprobs"``: ``1 - p_y`` from the backend's sampled-token log-probs; only with ``uncertainty_measure="nll"``.
 
     A completion with no token to measure (``uncertainty_span="reasoning"`` without tags) gets NaN, which the
     budget's ``missing_uncertainty`` rule handles, or an error (``uncertainty_empty_span="error"``). Overrides
     ``_tokenize_prompts``, ``_generate_single_turn`` and ``_generate``, private to ``trl/trainer/grpo_trainer.py`` in
-    trl :data:`TESTED_TRL_VERSIONS` (other versions are refused). Keywords: ``GRPOTrainer``'s, plus those
-    :class:`UncertaintyTrainerConfig` declares. See docs/trl.md.
+    trl ``TESTED_TRL_VERSIONS`` (other versions are refused). Keywords: ``GRPOTrainer``'s, plus those
+    [`UncertaintyTrainerConfig`][] declares. See docs/trl.md.
 
     Args:
         *args: ``trl.GRPOTrainer``'s positional arguments (``model``, ``reward_funcs``, ``args``...).
         **kwargs: ``trl.GRPOTrainer``'s keywords, plus the ``uncertainty_*`` keywords (and ``open_tag``,
-            ``close_tag``, ``entropy_cap``) that :class:`UncertaintyTrainerConfig` declares, with their defaults.
+            ``close_tag``, ``entropy_cap``) that [`UncertaintyTrainerConfig`][] declares, with their defaults.
 
     Raises:
-        RuntimeError: the installed trl is outside :data:`TESTED_TRL_VERSIONS`.
+        RuntimeError: the installed trl is outside ``TESTED_TRL_VERSIONS``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -318,7 +319,8 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
     # -- the routes -----------------------------------------------------------------------------------------
     def _span_masks(self, ids: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         """``valid``, narrowed to each completion's reasoning span when ``uncertainty_span="reasoning"``
-        (found on the decoded tokens, :func:`~adaptive_length_reward.adapters.token_spans.reasoning_token_mask`)."""
+        (found on the decoded tokens,
+        [`reasoning_token_mask`][adaptive_length_reward.adapters.token_spans.reasoning_token_mask])."""
         s = self.uncertainty_settings
         if s.span == "completion":
             return valid

@@ -1,5 +1,5 @@
 """verl adapter (verl 0.9.1): ``compute_score``, token-length reward managers for verl's reward loop and its legacy
-registry, and their registration. The agent loops are in :mod:`~adaptive_length_reward.adapters.verl_agent_loop`;
+registry, and their registration. The agent loops are in [`verl_agent_loop`][];
 the ``verl.plugins`` entry point (``adaptive_length_reward_verl_plugin``) registers everything lazily. The YAML/CLI
 for each: docs/verl.md.
 
@@ -8,7 +8,7 @@ verl scores one sample per call (``verl/experimental/reward_loop/reward_manager/
 ``reward.custom_reward_function.reward_kwargs`` merged in (``verl/trainer/ppo/reward.py::get_custom_reward_fn``);
 a dict result's ``score`` is the reward, its other keys are logged and must be the same for every sample. Group
 rewards (Kimi, ShorterBetter, ALP, GRPO-LEAD, LASER-D) cannot run one sample at a time: per-sample scoring of one
-raises :class:`~adaptive_length_reward.errors.ConfigError`, and :class:`AdaptiveLengthBatchRewardManager`
+raises [`ConfigError`][], and [`AdaptiveLengthBatchRewardManager`][]
 (``adaptive_length_batch``, verl's batch reward-manager interface ``__call__(data, return_dict)``,
 ``verl/workers/reward_manager/abstract.py``) scores a whole ``DataProto`` in one ``reward.evaluate`` call, its
 groups from the ``uid`` column.
@@ -89,7 +89,7 @@ _AGENT_LOOP_NAMES = frozenset({"UncertaintySingleTurnAgentLoop", "MarginSingleTu
 
 
 def __getattr__(name: str) -> Any:
-    """The agent loops live in :mod:`.verl_agent_loop` (it imports verl's agent-loop module); re-exported here."""
+    """The agent loops live in [`verl_agent_loop`][] (it imports verl's agent-loop module); re-exported here."""
     if name in _AGENT_LOOP_NAMES:
         from . import verl_agent_loop
 
@@ -98,8 +98,8 @@ def __getattr__(name: str) -> Any:
 
 
 class VerlOptions(BaseModel):
-    """verl-only options of :func:`compute_score` (``reward_kwargs`` keys next to the
-    :class:`~adaptive_length_reward.adapters.scoring.AdapterSettings` fields)."""
+    """verl-only options of [`compute_score`][] (``reward_kwargs`` keys next to the
+    [`AdapterSettings`][] fields)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -139,8 +139,8 @@ def uncertainty_from_logprobs(logprobs: Any) -> float:
     """Sampled-token uncertainty ``mean_t (1 - exp(logprob_t))`` in ``[0, 1]`` (``0.0`` without tokens): what
     ``uncertainty_measure="nll"`` uses.
 
-    Per token :func:`adaptive_length_reward.uncertainty.logprob_uncertainty` (``1 - p_y``, with its one
-    tolerance). PixelThink's margin needs the top-2 (:class:`MarginSingleTurnAgentLoop`).
+    Per token [`logprob_uncertainty`][adaptive_length_reward.uncertainty.reduction.logprob_uncertainty] (``1 - p_y``,
+    with its one tolerance). PixelThink's margin needs the top-2 (``MarginSingleTurnAgentLoop``).
 
     >>> round(uncertainty_from_logprobs([0.0, math.log(0.5)]), 6)
     0.25
@@ -170,8 +170,8 @@ def _sample_name(data_source: Any, extra_info: Mapping[str, Any] | None) -> str:
 class VerlComputeScore:
     """A library reward as verl's ``compute_score``; picklable (verl ships it to reward workers).
 
-    ``reward`` defaults to the one ``settings`` (keys and sources, default :class:`AdapterSettings`) names;
-    ``options`` (:class:`VerlOptions`) say what U is measured as and what a sample with missing context gives.
+    ``reward`` defaults to the one ``settings`` (keys and sources, default [`AdapterSettings`][]) names;
+    ``options`` ([`VerlOptions`][]) say what U is measured as and what a sample with missing context gives.
     """
 
     def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None,
@@ -221,11 +221,11 @@ class VerlComputeScore:
                  extra_info: Mapping[str, Any] | None = None, *, response_ids: Sequence[int] | None = None,
                  response_length: float | None = None, **kwargs: Any) -> dict[str, float]:
         """Score one response: ``{"score": reward, **metrics}``, the adapters' logged values made finite
-        (:meth:`~adaptive_length_reward.adapters.scoring.ScoredBatch.metrics`), the same keys for every sample of a
+        ([`metrics`][adaptive_length_reward.adapters.scoring.ScoredBatch.metrics]), the same keys for every sample of a
         given reward (plus ``reward_error`` with ``on_error="fallback"``). Unknown keywords are ignored.
 
         A sample without the difficulty or uncertainty the reward needs raises
-        :class:`~adaptive_length_reward.errors.MissingContextError` naming the sample and the fix (or, with
+        [`MissingContextError`][] naming the sample and the fix (or, with
         ``on_error="fallback"``, scores ``fallback_score`` with a warning).
         """
         if not isinstance(solution_str, str):
@@ -343,11 +343,11 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     """verl's custom reward entry point (``reward.custom_reward_function.path`` =
     ``pkg://adaptive_length_reward.adapters.verl``, ``name`` = ``compute_score``).
 
-    Keywords that are :class:`~adaptive_length_reward.adapters.scoring.AdapterSettings` fields (``reward_config``,
-    ``difficulty_key``, ``missing_uncertainty``, ...) or :class:`VerlOptions` fields (``uncertainty_measure``,
+    Keywords that are [`AdapterSettings`][] fields (``reward_config``,
+    ``difficulty_key``, ``missing_uncertainty``, ...) or [`VerlOptions`][] fields (``uncertainty_measure``,
     ``on_error``, ``fallback_score``), from ``reward_kwargs``, configure it on top of the ``ALR_*`` environment
-    variables; ``response_ids``/``response_length`` come from :class:`AdaptiveLengthRewardManager`; other keywords
-    are ignored. See :meth:`VerlComputeScore.__call__` for the result.
+    variables; ``response_ids``/``response_length`` come from [`AdaptiveLengthRewardManager`][]; other keywords
+    are ignored. See ``VerlComputeScore.__call__`` for the result.
 
     >>> from adaptive_length_reward.adapters.verl import compute_score
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
@@ -389,10 +389,10 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
 
     Per sample (``run_single``, same inputs as verl's naive manager) it counts the model-generated tokens
     (``response_mask``) of the valid response, or of its reasoning span with ``length_span="reasoning"``
-    (:func:`~adaptive_length_reward.adapters.token_spans.reasoning_token_mask`), and calls
+    ([`reasoning_token_mask`][]), and calls
     ``compute_score(..., response_ids=ids, response_length=n)`` (docs/verl.md). The batch's ``rollout_log_probs``
     go into ``extra_info[logprobs_key]`` unless the agent loop put them there. Errors propagate (verl's
-    ``rate_limited`` manager turns them into score 0: use :class:`AdaptiveLengthRateLimitedRewardManager`).
+    ``rate_limited`` manager turns them into score 0: use [`AdaptiveLengthRateLimitedRewardManager`][]).
     """
 
     data_source_key = "data_source"
@@ -460,7 +460,7 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
 
 
 class AdaptiveLengthRateLimitedRewardManager(AdaptiveLengthRewardManager, RateLimitedRewardManager):
-    """:class:`AdaptiveLengthRewardManager` under verl's rate limits (``reward.max_concurrent``, ``max_rpm``,
+    """[`AdaptiveLengthRewardManager`][] under verl's rate limits (``reward.max_concurrent``, ``max_rpm``,
     ``max_tpm``, ``timeout``; ``verl/experimental/reward_loop/reward_manager/limited.py``), with errors raised.
 
     verl's own ``rate_limited`` manager catches every exception and scores 0 with ``{"error", "acc"}`` as extra info
@@ -486,10 +486,10 @@ class AdaptiveLengthRateLimitedRewardManager(AdaptiveLengthRewardManager, RateLi
 
 
 class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
-    """:class:`AdaptiveLengthRewardManager` behind verl's legacy interface (``verl.workers.reward_manager``:
+    """[`AdaptiveLengthRewardManager`][] behind verl's legacy interface (``verl.workers.reward_manager``:
     ``__init__(tokenizer, num_examine, compute_score, reward_fn_key, **reward_kwargs)`` and
     ``__call__(data, return_dict)``), registered there as ``adaptive_length``. ``reward_kwargs`` are those of
-    ``reward_kwargs`` in the new config (settings and :class:`VerlOptions`)."""
+    ``reward_kwargs`` in the new config (settings and [`VerlOptions`][])."""
 
     def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
                  reward_fn_key: str = "data_source", **reward_kwargs: Any) -> None:
@@ -551,17 +551,17 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
     verl 0.9.1 scores one sample per call in its reward loop and agent loop
     (``verl/experimental/reward_loop/reward_loop.py::RewardLoopWorker.compute_score_batch``, which also splits a
     batch across workers, and ``verl/experimental/agent_loop/agent_loop.py::_compute_score``): a group reward needs
-    the group, so this manager reads every row as :class:`AdaptiveLengthRewardManager` does (token lengths,
-    ``extra_info``, decoded text), then builds one :class:`~adaptive_length_reward.batch.RewardBatch` with
+    the group, so this manager reads every row as [`AdaptiveLengthRewardManager`][] does (token lengths,
+    ``extra_info``, decoded text), then builds one [`RewardBatch`][] with
 
-    * ``group_ids``: ``non_tensor_batch["uid"]`` (:func:`~adaptive_length_reward.batch.group_ids_from_uids`; the
+    * ``group_ids``: ``non_tensor_batch["uid"]`` ([`group_ids_from_uids`][]; the
       responses of one prompt share it, adjacent or not);
     * ``problem_id`` (HAPO's history key, unless ``extra_info`` has one): ``"<data_source>/<split>/<index>"`` from
       ``extra_info``'s ``split`` (where present) and ``index``, stable across steps (the dataset index);
     * ``step``: ``meta_info["global_steps"]`` when verl sets it, else the number of this manager's earlier calls.
 
     Each reward goes on its row's last valid response token (``RewardManagerBase.assemble_rm_scores``).
-    ``reward`` (a library :class:`~adaptive_length_reward.reward.Reward`) wins over ``reward_kwargs``' settings
+    ``reward`` (a library [`Reward`][]) wins over ``reward_kwargs``' settings
     (``reward_config``, ...); a user ``compute_score`` function cannot score a batch and raises ConfigError.
     """
 

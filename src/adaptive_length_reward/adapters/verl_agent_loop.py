@@ -1,13 +1,13 @@
 """verl agent loops (verl 0.9.1) that hand the rollout's uncertainty to the reward (docs/verl.md, "Uncertainty").
 
-* :class:`MarginSingleTurnAgentLoop` (``adaptive_length_margin``): PixelThink's U, the mean over the response's
+* [`MarginSingleTurnAgentLoop`][] (``adaptive_length_margin``): PixelThink's U, the mean over the response's
   tokens of ``clip(1 - (p1 - p2), 0, 1)`` from the top-k log-probs (arXiv 2505.23727; official
   ``verl/workers/rollout/vllm_rollout_spmd.py::compute_uncertainty_from_logprob_dict``, ``logprobs=5``). verl's
   rollout servers return only the sampled token's log-prob for generated tokens (``vllm_async_server.py::generate``
   sets ``logprobs=0``), so after generating, the loop asks the same server for the *prompt* log-probs of prompt +
   response (``prompt_logprobs=k``, ``max_tokens=1``), which verl's vLLM server returns rank-ordered in
   ``extra_fields["prompt_logprobs"]`` (``vllm_rollout/utils.py::extract_prompt_logprobs``).
-* :class:`UncertaintySingleTurnAgentLoop` (``adaptive_length_single_turn``): copies the sampled-token log-probs into
+* [`UncertaintySingleTurnAgentLoop`][] (``adaptive_length_single_turn``): copies the sampled-token log-probs into
   ``extra_fields``, for ``uncertainty_measure="nll"`` (``mean 1 - p_sampled``, not PixelThink's measure).
 
 The plugin (``adaptive_length_reward_verl_plugin``) registers both names without importing this module.
@@ -57,8 +57,8 @@ def attach_rollout_logprobs(output: Any, key: str = "rollout_logprobs") -> Any:
 @register_agent_loop(AGENT_LOOP_NAME)
 class UncertaintySingleTurnAgentLoop(SingleTurnAgentLoop):
     """verl's ``SingleTurnAgentLoop`` that also puts the response's sampled-token log-probs into
-    ``extra_fields["rollout_logprobs"]`` (:func:`attach_rollout_logprobs`): U = ``mean_t (1 - p_t)`` with
-    ``uncertainty_measure="nll"``; not PixelThink's margin (:class:`MarginSingleTurnAgentLoop`)."""
+    ``extra_fields["rollout_logprobs"]`` ([`attach_rollout_logprobs`][]): U = ``mean_t (1 - p_t)`` with
+    ``uncertainty_measure="nll"``; not PixelThink's margin ([`MarginSingleTurnAgentLoop`][])."""
 
     logprobs_key = "rollout_logprobs"
 
@@ -99,7 +99,7 @@ class MarginSingleTurnAgentLoop(SingleTurnAgentLoop):
 
     After generating, it sends prompt + response back to the same server with ``prompt_logprobs=top_k`` and
     ``max_tokens=1`` (one prefill per sample on the inference engine, not on the trainer) and reduces the response
-    rows with :func:`response_margin_uncertainty`. The request sets temperature 1.0 and no top-k/top-p, so whether
+    rows with [`response_margin_uncertainty`][]. The request sets temperature 1.0 and no top-k/top-p, so whether
     vLLM computes prompt log-probs from the raw logits or after the request's processing, U is measured at
     temperature 1.0 without truncation (PixelThink's rollout setting), whatever the rollout's own. A server that
     returns no ``prompt_logprobs`` (verl's SGLang server) raises a ``RuntimeError``.

@@ -2,7 +2,7 @@
 
 PixelThink (arXiv 2505.23727) sets each sample's length budget from a difficulty score that a 72B VLM judge gave
 once per dataset. Every scorer here (precomputed, judged, online pass rate, heuristic) is a
-:class:`DifficultyScorer` writing the same scale (:mod:`.scale`), so a budget never knows where a score came from.
+[`DifficultyScorer`][] writing the same scale ([`scale`][]), so a budget never knows where a score came from.
 Importing this package loads neither torch, transformers nor datasets. See docs/difficulty.md.
 """
 

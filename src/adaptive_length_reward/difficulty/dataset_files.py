@@ -48,7 +48,7 @@ def detect_format(path: str | Path) -> Format:
 
 
 class DatasetFile:
-    """An opened dataset: its rows (or the needed columns of them) and an atomic :meth:`write` with new columns.
+    """An opened dataset: its rows (or the needed columns of them) and an atomic [`write`][] with new columns.
 
     Attributes:
         path: where it was read from.
@@ -71,7 +71,7 @@ class DatasetFile:
         return list(self._data.column_names)
 
     def require(self, columns: Sequence[str]) -> None:
-        """Raise :class:`DatasetError` naming the first of ``columns`` the dataset lacks, and the ones it has."""
+        """Raise [`DatasetError`][] naming the first of ``columns`` the dataset lacks, and the ones it has."""
         present = set(self.column_names)
         absent = [name for name in columns if name not in present]
         if absent:

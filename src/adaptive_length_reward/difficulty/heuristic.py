@@ -1,7 +1,7 @@
 """A free baseline: difficulty from the target's mask area ratio and the referring expression's length.
 
 Small targets are harder to segment and long expressions harder to ground. This is a *baseline* to compare with
-the judge and the online pass rate, not a claim from a paper: the anchors and weights (:class:`HeuristicDifficulty`'s
+the judge and the online pass rate, not a claim from a paper: the anchors and weights ([`HeuristicDifficulty`][]'s
 parameters) are this library's choices, uncalibrated. With ``a`` the area ratio (mask pixels / image pixels) and
 ``n`` the expression's whitespace word count::
 
@@ -40,7 +40,7 @@ ANCHORS = ("small_area", "large_area", "short_words", "long_words", "area_weight
 
 
 def mask_area_ratio(mask: Any) -> float:
-    """Share of the image a binary mask covers (:func:`~adaptive_length_reward.geometry.mask_geometry`).
+    """Share of the image a binary mask covers ([`mask_geometry`][]).
 
     Raises:
         ValueError: the mask is not 2-D or is empty.
@@ -106,7 +106,7 @@ def heuristic_difficulty(
 
 
 class HeuristicDifficulty(TieredScorer, kind="heuristic_difficulty"):
-    """The mask-area and expression-length baseline of :func:`heuristic_difficulty` as a scorer.
+    """The mask-area and expression-length baseline of [`heuristic_difficulty`][] as a scorer.
 
     A sample without an area (``None``/NaN) takes the ``missing`` policy.
     """

@@ -2,7 +2,7 @@
 
 In GRPO every prompt is sampled ``K`` times, so its solve rate is free. ALP (Xiang et al., "Just Enough
 Thinking", arXiv 2506.05256, Eq. 2) uses the group's solve rate ``p_solved`` as its difficulty signal; here it is
-mapped onto the 1..10 scale, and :class:`EMAPassRateDifficulty` smooths it per prompt across steps::
+mapped onto the 1..10 scale, and [`EMAPassRateDifficulty`][] smooths it per prompt across steps::
 
     D = 1 + 9 (1 - p)        p = share of the group's completions whose accuracy >= pass_threshold
     r_t = decay * r_{t-1} + (1 - decay) * p_t        (r = p at the first step a prompt is seen)
@@ -59,7 +59,7 @@ def ema_update(previous: float, observed: float, decay: float) -> float:
 
 
 class _PassRate(DifficultyScorer):
-    """Which completions passed, by the one correctness rule (:func:`~adaptive_length_reward.penalties.correctness`):
+    """Which completions passed, by the one correctness rule ([`correctness`][]):
     an accuracy reward ``>= pass_threshold``, or the ``correct`` column. Pass rates are group statistics, so a
     scorer sees every row of the batch, also where a difficulty is already present."""
 
@@ -95,7 +95,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
     """Per-prompt exponential moving average of the solve rate across steps, on the 1..10 scale.
 
     Each call observes the batch at its ``step``: the same step again *replaces* that step's contribution, and
-    steps must not go back. The state (:meth:`state_dict`) is not in the configuration but is in equality.
+    steps must not go back. The state ([`state_dict`][]) is not in the configuration but is in equality.
     """
 
     decay: float = param(default=0.5, ge=0.0, lt=1.0, doc="weight of the history, in [0, 1) (0: only this step)")
@@ -186,7 +186,7 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
         return {"format": STATE_FORMAT, "prompts": [{"id": pid, **entry} for pid, entry in self._state.items()]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Replace the state with one from :meth:`state_dict` (e.g. after ``json.loads``).
+        """Replace the state with one from [`state_dict`][] (e.g. after ``json.loads``).
 
         Raises:
             ValueError: a state of another format, or an entry with a rate outside ``[0, 1]``.

@@ -130,7 +130,7 @@ def load_difficulty_table(
     ``source`` is a ``.json``/``.jsonl`` file or the same as Python objects: the official list of records
     (``id_field``, ``score_field``; other fields ignored) or a plain ``{id: score}``. A score is a number in
     ``[1, 10]``, ``None`` (no score), or the judge's aspects ``{"scene", "seg", "language"}`` (their mean).
-    ``on_duplicate`` and ``on_invalid`` are :class:`LookupDifficulty`'s parameters. See docs/difficulty.md.
+    ``on_duplicate`` and ``on_invalid`` are [`LookupDifficulty`][]'s parameters. See docs/difficulty.md.
 
     Raises:
         ValueError: a malformed table, naming the record and what was expected.
@@ -160,7 +160,7 @@ class LookupDifficulty(TieredScorer, kind="lookup_difficulty"):
     """Difficulty looked up by sample id in a table (the official ``image_id`` -> ``difficulty_score_model``).
 
     An id absent from the table (or with a ``null`` score) takes the ``missing`` policy (the official loader
-    uses 3.0); every fallback is counted in :attr:`stats`.
+    uses 3.0); every fallback is counted in ``stats``.
     """
 
     table: str | Path | Mapping[str, float | None] = param(

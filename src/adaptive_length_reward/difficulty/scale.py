@@ -1,7 +1,7 @@
 """The one difficulty scale every scorer writes: 1 (very easy) .. 10 (very hard).
 
 Other sources map onto it linearly: ``x`` in ``[0, 1]`` (a failure rate, a normalised heuristic) becomes
-``D = 1 + 9 x``. Tiers live in :mod:`adaptive_length_reward.tiers` (names re-exported here). See docs/difficulty.md.
+``D = 1 + 9 x``. Tiers live in [`tiers`][] (names re-exported here). See docs/difficulty.md.
 
     >>> unit_to_scale(np.array([0.0, 0.5, 1.0])).tolist()
     [1.0, 5.5, 10.0]
@@ -36,7 +36,7 @@ FloatArray = npt.NDArray[np.float64]
 
 MissingPolicy = float | str
 """What a sample without a score gets: ``"error"`` (raise, naming the samples), ``"nan"`` (a budget's own
-``missing_difficulty`` then places it in a tier), a tier name (its :func:`tier_value`, e.g. 4.25 for ``"medium"``),
+``missing_difficulty`` then places it in a tier), a tier name (its [`tier_value`][], e.g. 4.25 for ``"medium"``),
 or a number on the scale."""
 
 
@@ -78,7 +78,7 @@ def check_on_scale(values: npt.ArrayLike, *, owner: str, what: str = "difficulty
 
 
 def check_missing_policy(missing: Any, *, names: Sequence[str] = DEFAULT_TIER_NAMES) -> MissingPolicy:
-    """Validate a :data:`MissingPolicy` whose tier names are ``names`` (ValueError naming the field)."""
+    """Validate a [`MissingPolicy`][] whose tier names are ``names`` (ValueError naming the field)."""
     options = ["error", "nan", *names]
     if isinstance(missing, str) and missing in options:
         return missing
@@ -122,5 +122,6 @@ def resolve_missing(
 
 
 def describe_histogram(histogram: Mapping[str, int], thresholds: Sequence[float], names: Sequence[str]) -> list[str]:
-    """Lines ``name  [low, high)  count  percent  bar`` for a tier histogram (:meth:`TierLayout.describe`)."""
+    """Lines ``name  [low, high)  count  percent  bar`` for a tier histogram
+    ([`TierLayout.describe`][adaptive_length_reward.tiers.TierLayout.describe])."""
     return TierLayout(tuple(thresholds), tuple(names)).describe(histogram)

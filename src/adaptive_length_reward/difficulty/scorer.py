@@ -1,6 +1,6 @@
-"""The :class:`DifficultyScorer` interface: a context provider that fills the batch's ``difficulty`` column.
+"""The [`DifficultyScorer`][] interface: a context provider that fills the batch's ``difficulty`` column.
 
-Every scorer writes the same 1..10 scale (:mod:`.scale`), so a budget never knows where a score came from::
+Every scorer writes the same 1..10 scale ([`scale`][]), so a budget never knows where a score came from::
 
     reward = WithContext(Product([accuracy, SoftLengthPenalty(budget=TieredBudget())]), [scorer])
 """
@@ -32,9 +32,9 @@ FloatArray = npt.NDArray[np.float64]
 class DifficultyScorer(ContextProvider):
     """Base of every difficulty scorer: one score per completion on the 1..10 scale, NaN where none.
 
-    Subclasses implement :meth:`_score`. Calling the scorer checks the shape and that every value is NaN or in
+    Subclasses implement ``_score``. Calling the scorer checks the shape and that every value is NaN or in
     ``[1, 10]`` (off the scale is a bug in the scorer, and raises), once per batch within one ``evaluate``.
-    Scorers count the samples scored and those that took the missing-value policy (:attr:`stats`).
+    Scorers count the samples scored and those that took the missing-value policy ([`stats`][]).
     """
 
     provides: ClassVar[str] = "difficulty"
@@ -54,7 +54,7 @@ class DifficultyScorer(ContextProvider):
 
     @abc.abstractmethod
     def _score(self, batch: RewardBatch) -> FloatArray:
-        """Scores for the batch; the batch holds every column in :attr:`requires`."""
+        """Scores for the batch; the batch holds every column in ``requires``."""
 
     @property
     def stats(self) -> dict[str, int]:
@@ -67,7 +67,7 @@ class DifficultyScorer(ContextProvider):
         return self.stats["fell_back"]
 
     def reset_stats(self) -> None:
-        """Set the counters of :attr:`stats` back to zero."""
+        """Set the counters of [`stats`][] back to zero."""
         self.__dict__.pop("_counts", None)
 
     def _count(self, scored: int, fell_back: int) -> None:
@@ -80,7 +80,7 @@ class DifficultyScorer(ContextProvider):
         return TierLayout()
 
     def _resolve(self, values: FloatArray, missing: MissingPolicy, labels: Sequence[Any] | None = None) -> FloatArray:
-        """Apply a missing policy (:func:`~.scale.resolve_missing`) and count the samples that took it."""
+        """Apply a missing policy ([`resolve_missing`][]) and count the samples that took it."""
         values, fell_back = resolve_missing(values, missing, owner=type(self).__name__,
                                             thresholds=self.layout.thresholds, names=self.layout.names, labels=labels)
         self._count(len(values), int(fell_back.sum()))

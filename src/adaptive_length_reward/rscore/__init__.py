@@ -2,8 +2,8 @@
 
 PixelThink (arXiv 2505.23727, ReasonSeg-Diff evaluation, Table 1) scores each reasoning chain against the
 benchmark's short and long reference reasoning (the judge is *unconfirmed*) and combines the mean RScore, gIoU
-and mean reasoning tokens into RST, SAT and URSS (*fitted* forms, :mod:`.efficiency`). :class:`RScoreJudge` asks an
-LLM with the difficulty judge's backends, SQLite cache and retry policy; :class:`ReferenceOverlapRScore` is an
+and mean reasoning tokens into RST, SAT and URSS (*fitted* forms, [`efficiency`][]). [`RScoreJudge`][] asks an
+LLM with the difficulty judge's backends, SQLite cache and retry policy; [`ReferenceOverlapRScore`][] is an
 opt-in offline stand-in that is **not an LLM judge**. CLI: ``python -m adaptive_length_reward.rscore.cli``
 (``alr-rscore``). Importing this package loads neither torch nor transformers. See docs/rscore.md.
 """

@@ -1,8 +1,8 @@
 """PixelThink's efficiency scores per variant: SAT, RST and URSS from mean RScore, gIoU and mean reasoning tokens.
 
 PixelThink (arXiv 2505.23727, Table 1) reports SAT, RST and URSS without formulas. The forms here are *fitted* to
-all 15 rows of its tables (:func:`adaptive_length_reward.metrics.sat`, :func:`~adaptive_length_reward.metrics.rst`,
-:func:`~adaptive_length_reward.metrics.urss`; docs/metrics.md), with ``T`` the mean reasoning tokens::
+all 15 rows of its tables ([`sat`][], [`rst`][],
+[`urss`][]; docs/metrics.md), with ``T`` the mean reasoning tokens::
 
     SAT  = gIoU * sqrt(200 / T)              (gIoU as a fraction)
     RST  = (RScore / 10) * sqrt(200 / T)
@@ -31,13 +31,13 @@ def efficiency_scores(*, rscore: float, giou: float, mean_tokens: float) -> dict
     {'sat': 1.3166, 'rst': 1.4443, 'urss': 1.3549}
 
     Raises:
-        ValueError: a value outside its range (from :mod:`adaptive_length_reward.metrics`).
+        ValueError: a value outside its range (from [`metrics`][]).
     """
     return {"sat": sat(giou, mean_tokens), "rst": rst(rscore, mean_tokens), "urss": urss(giou, rscore, mean_tokens)}
 
 
 def efficiency_by_variant(variants: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """:func:`efficiency_scores` per variant, from ``{variant: {"rscore", "giou", "mean_reasoning_tokens"}}``.
+    """[`efficiency_scores`][] per variant, from ``{variant: {"rscore", "giou", "mean_reasoning_tokens"}}``.
 
     Raises:
         ValueError: a variant lacking one of the three keys (named), or a value out of range.

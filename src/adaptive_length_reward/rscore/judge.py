@@ -2,9 +2,9 @@
 
 PixelThink (arXiv 2505.23727, ReasonSeg-Diff evaluation, Table 1) reports RScore, a judge's 0..10 score of the
 model's reasoning against the benchmark's reference reasoning; the judge model is *unconfirmed*. This judge runs on
-the difficulty judge's machinery (:class:`~adaptive_length_reward.difficulty.judge.runner.JudgeRunner`): the same
+the difficulty judge's machinery ([`JudgeRunner`][]): the same
 backends (an OpenAI-compatible server or a local transformers model), the same SQLite
-:class:`~adaptive_length_reward.difficulty.JudgmentCache` (a rerun asks nothing it has a verdict for), the same
+[`JudgmentCache`][] (a rerun asks nothing it has a verdict for), the same
 retry policy (transport retries in the backend; ``parse_retries`` re-asks after an unreadable reply, then a
 verdict ``"unparseable"`` with no score) and the same claims, so several annotators can share one cache.
 """
@@ -51,7 +51,7 @@ class RScoreSample:
             least one must be non-empty.
         question: the referring question, shown to the judge when given.
 
-    The cache key (:attr:`key`) is the id plus a hash of every text: the same sample id with another model's
+    The cache key ([`key`][]) is the id plus a hash of every text: the same sample id with another model's
     reasoning (another variant of an experiment) is a different verdict, and the same texts are never asked twice.
     """
 
@@ -83,11 +83,11 @@ RScoreItem = RScoreSample | Sequence[str | None]
 
 
 def as_samples(items: Iterable[RScoreItem]) -> list[RScoreSample]:
-    """Samples from :class:`RScoreSample` items or ``(reasoning, reference_short, reference_long)`` tuples (whose
+    """Samples from [`RScoreSample`][] items or ``(reasoning, reference_short, reference_long)`` tuples (whose
     id is their position).
 
     Raises:
-        ValueError: a tuple of another length, or texts :class:`RScoreSample` refuses.
+        ValueError: a tuple of another length, or texts [`RScoreSample`][] refuses.
     """
     samples = []
     for i, item in enumerate(items):
@@ -105,15 +105,15 @@ class RScoreJudge(JudgeRunner[RScoreSample]):
     """An LLM judge scoring reasoning chains 0..10 against reference chains (PixelThink's RScore).
 
     Args:
-        backend: where replies come from (a :class:`~adaptive_length_reward.difficulty.JudgeBackend`; the
+        backend: where replies come from (a [`JudgeBackend`][]; the
             conversation is text only).
-        cache: a :class:`~adaptive_length_reward.difficulty.JudgmentCache`, a path to one, or ``None``.
-        prompt: the :class:`~.prompt.RScorePrompt` (default :data:`~.prompt.RSCORE_V1`).
+        cache: a [`JudgmentCache`][], a path to one, or ``None``.
+        prompt: the [`RScorePrompt`][] (default ``RSCORE_V1``).
         parse_retries: re-asks after an unreadable reply (no score, or one outside 0..10) before the sample is
             recorded as ``"unparseable"``.
         claim_lease: seconds a claim on a sample holds (as for the difficulty judge).
 
-    A verdict's score is ``judgment.aspects["rscore"]``; :meth:`rscore` reads it (NaN unless ``"ok"``).
+    A verdict's score is ``judgment.aspects["rscore"]``; [`rscore`][] reads it (NaN unless ``"ok"``).
     """
 
     sample_type = RScoreSample
@@ -138,7 +138,7 @@ class RScoreJudge(JudgeRunner[RScoreSample]):
         return prompt.chat(sample), None
 
     def read_reply(self, reply: str) -> dict[str, float]:
-        """``{"rscore": score}`` (:func:`~.reply.parse_rscore_reply`)."""
+        """``{"rscore": score}`` ([`parse_rscore_reply`][])."""
         return {RSCORE_KEY: parse_rscore_reply(reply)}
 
     @staticmethod
@@ -150,7 +150,7 @@ class RScoreJudge(JudgeRunner[RScoreSample]):
 
     def judgments(self, items: Iterable[RScoreItem], *, retry_failed: bool = False) -> list[Judgment]:
         """One verdict per item, in the items' order (cached ones read, the rest asked; see
-        :meth:`~adaptive_length_reward.difficulty.judge.runner.JudgeRunner.judge_many`)."""
+        [`judge_many`][adaptive_length_reward.difficulty.judge.runner.JudgeRunner.judge_many])."""
         samples = as_samples(items)
         verdicts = {j.sample_id: j for j in self.judge_many(samples, retry_failed=retry_failed)}
         return [verdicts[s.key] for s in samples]

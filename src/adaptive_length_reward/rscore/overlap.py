@@ -47,13 +47,13 @@ def token_f1(prediction: str | None, reference: str | None, *, lowercase: bool =
 
 
 class ReferenceOverlapRScore(Component, kind="reference_overlap_rscore"):
-    """RScore stand-in, **not an LLM judge**: ``10 x`` the best token F1 (:func:`token_f1`) of the reasoning
+    """RScore stand-in, **not an LLM judge**: ``10 x`` the best token F1 ([`token_f1`][]) of the reasoning
     against the short and the long reference chain.
 
     Opt-in only (nothing falls back to it): for offline CPU runs where no judge model is available. It measures
     wording overlap, not reasoning quality, so its values are not comparable with the paper's RScore; reports
-    carry :attr:`method` next to the numbers, and the first use of each object logs a warning. An empty reasoning
-    scores 0; a sample needs at least one non-empty reference (:class:`~.judge.RScoreSample`).
+    carry ``method`` next to the numbers, and the first use of each object logs a warning. An empty reasoning
+    scores 0; a sample needs at least one non-empty reference ([`RScoreSample`][]).
     """
 
     lowercase: bool = param(default=True, doc="compare words lower-cased")
@@ -66,7 +66,7 @@ class ReferenceOverlapRScore(Component, kind="reference_overlap_rscore"):
         return self.score_many([(reasoning, reference_short, reference_long)])[0]
 
     def score_many(self, items: Iterable[RScoreItem]) -> list[float]:
-        """Stand-in RScore per item (an :class:`~.judge.RScoreSample` or ``(reasoning, reference_short,
+        """Stand-in RScore per item (an [`RScoreSample`][] or ``(reasoning, reference_short,
         reference_long)``), in order; never NaN.
 
         Raises:

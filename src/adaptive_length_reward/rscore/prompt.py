@@ -2,8 +2,8 @@
 
 PixelThink (arXiv 2505.23727; the ReasonSeg-Diff benchmark and its evaluation metrics, Table 1) scores a model's
 reasoning from 0 to 10 against the benchmark's reference reasoning, of which each sample has a short and a long
-version. The judge model and its prompt are not released (*unconfirmed*): :data:`RSCORE_V1` is this library's
-rendering of that design. Like the difficulty judge's prompt, its text is versioned (:data:`RSCORE_PROMPT_VERSION`)
+version. The judge model and its prompt are not released (*unconfirmed*): ``RSCORE_V1`` is this library's
+rendering of that design. Like the difficulty judge's prompt, its text is versioned (``RSCORE_PROMPT_VERSION``)
 and hashed into the cache key, so a changed prompt never reuses old verdicts.
 """
 
@@ -33,9 +33,10 @@ class RScorePrompt(JudgePrompt):
     """A versioned RScore prompt (text only, no image): system text, user template, and the reminder sent after an
     unreadable reply.
 
-    ``template`` is a :class:`string.Template` with ``$reasoning``, ``$reference_short`` and ``$reference_long``
+    ``template`` is a ``string.Template`` with ``$reasoning``, ``$reference_short`` and ``$reference_long``
     (and optionally ``$question``, the referring expression); ``repair`` has ``$error``. The
-    :attr:`~adaptive_length_reward.difficulty.JudgePrompt.fingerprint` is part of the cache key next to the version.
+    [`fingerprint`][adaptive_length_reward.difficulty.judge.prompt.JudgePrompt.fingerprint] is part of the cache key
+    next to the version.
     """
 
     placeholders: ClassVar[tuple[str, ...]] = ("reasoning", "reference_short", "reference_long")

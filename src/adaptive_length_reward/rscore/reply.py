@@ -75,8 +75,8 @@ def parse_rscore_reply(reply: str) -> float:
     8.0
 
     Any string is read in time linear in its length (at most
-    :data:`~adaptive_length_reward.difficulty.judge.reply.MAX_REPLY_CHARS` characters outside ``<think>``
-    blocks): whatever the judge sends, the only exception is :class:`JudgeReplyError`.
+    ``MAX_REPLY_CHARS`` characters outside ``<think>``
+    blocks): whatever the judge sends, the only exception is [`JudgeReplyError`][].
 
     Raises:
         JudgeReplyError: no score, two different ones, or one outside ``[0, 10]``.

@@ -2,10 +2,10 @@
 
 PixelThink (arXiv 2505.23727) scales the hard-tier length budget by the policy's uncertainty, measured as the
 mean over generated tokens of ``1 - (p1 - p2)`` from vLLM's top-5 log-probs. This subpackage computes that and
-entropy-based alternatives from full logits (:mod:`.logits`; torch, imported lazily: importing this subpackage
-does not import torch), from top-k log-probs of a rollout engine (:mod:`.topk`) or from sampled-token log-probs
-(:func:`logprob_uncertainty`); :mod:`.reduction` turns per-token values into one number per completion, and
-:class:`UncertaintyEstimator` does all of it as a context provider that fills the batch's ``uncertainty`` column.
+entropy-based alternatives from full logits ([`logits`][]; torch, imported lazily: importing this subpackage
+does not import torch), from top-k log-probs of a rollout engine ([`topk`][]) or from sampled-token log-probs
+([`logprob_uncertainty`][]); [`reduction`][] turns per-token values into one number per completion, and
+[`UncertaintyEstimator`][] does all of it as a context provider that fills the batch's ``uncertainty`` column.
 """
 
 # Each module's ``__all__`` is the one list of its public names; this package re-exports them all.

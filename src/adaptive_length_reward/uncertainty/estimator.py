@@ -1,7 +1,7 @@
 """The uncertainty estimator as a context provider: per-token data in a batch column -> the ``uncertainty`` column.
 
 PixelThink (arXiv 2505.23727, Sec. 3.3) scales the hard-tier budget by the policy's uncertainty ``U``.
-:class:`UncertaintyEstimator` computes ``U`` per completion from per-token data that the rollout left in a batch
+[`UncertaintyEstimator`][] computes ``U`` per completion from per-token data that the rollout left in a batch
 column, so a budget uses it without knowing where it came from. Its sources (the column's formats), measures (each
 mapped to ``[0, 1]`` per token) and reductions are listed in docs/uncertainty.md, "UncertaintyEstimator".
 """

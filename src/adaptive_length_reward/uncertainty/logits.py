@@ -68,7 +68,7 @@ def _torch() -> Any:
 
 
 def default_memory_budget(device: str | Any = "cpu") -> int:
-    """Default extra memory (bytes) one :func:`token_statistics` call may use: 16 MiB on CPU, 1 GiB on CUDA.
+    """Default extra memory (bytes) one [`token_statistics`][] call may use: 16 MiB on CPU, 1 GiB on CUDA.
 
     >>> default_memory_budget("cpu") // 2**20
     16
@@ -347,9 +347,9 @@ def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike
         mask: booleans (or 0/1) of shape ``logits.shape[:-1]``; false positions are neither read nor checked
             and get ``fill_value`` (``float('nan')`` is allowed). ``None`` computes every position.
         token_ids: the sampled token per position (shape ``logits.shape[:-1]``); required for ``"nll"``.
-        stats: any of :data:`STATISTICS`; default the first three, plus ``"nll"`` when ``token_ids`` is given.
-        memory_budget_bytes: extra memory the call may use (default :func:`default_memory_budget`); sets the
-            chunk size through :func:`rows_per_chunk`, unless ``chunk_rows`` gives it.
+        stats: any of ``STATISTICS``; default the first three, plus ``"nll"`` when ``token_ids`` is given.
+        memory_budget_bytes: extra memory the call may use (default [`default_memory_budget`][]); sets the
+            chunk size through [`rows_per_chunk`][], unless ``chunk_rows`` gives it.
         compile: run each chunk through a ``torch.compile``-d kernel (first call compiles, seconds); if
             compilation fails the eager path runs and a ``RuntimeWarning`` says why.
 
@@ -390,7 +390,7 @@ def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike
 
 
 class _Job:
-    """The rows one :func:`token_statistics` call computes, and where their reductions go.
+    """The rows one [`token_statistics`][] call computes, and where their reductions go.
 
     ``rows`` are the flat indices of the computed positions (``None``: every position, read as contiguous slices
     without a gather); ``take(start, stop)`` gives the logits of computed rows ``start..stop``; ``raw`` receives
@@ -503,7 +503,7 @@ def _is_compile_failure(error: BaseException) -> bool:
 
 def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int,
              chosen: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The statistics from the widened per-row reductions ``(m1, m2, s, b, t / V)`` (:func:`_reductions`).
+    """The statistics from the widened per-row reductions ``(m1, m2, s, b, t / V)`` (``_reductions``).
 
     Self-certainty and NLL are unbounded: past float32's largest value (logits spread wider than ``3.4e38``) they
     saturate there, so the float32 results stay finite.
@@ -529,7 +529,7 @@ def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int,
 
 
 def token_entropy(logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0, **options: Any) -> torch.Tensor:
-    """Shannon entropy ``H = -sum_j p_j ln p_j`` (nats) per position; see :func:`token_statistics`.
+    """Shannon entropy ``H = -sum_j p_j ln p_j`` (nats) per position; see [`token_statistics`][].
 
     >>> import torch
     >>> round(float(token_entropy(torch.zeros(1, 4))[0]), 6) == round(math.log(4), 6)
@@ -578,10 +578,10 @@ def sequence_uncertainty(logits: torch.Tensor, *, mask: Any = None, measure: Seq
                          temperature: float = 1.0, **options: Any) -> npt.NDArray[np.float64]:
     """One uncertainty in ``[0, 1]`` per sequence from ``[B, T, V]`` logits: per-token values, then a reduction.
 
-    Per token (normalisations in :mod:`adaptive_length_reward.uncertainty.reduction`): ``"margin"``
+    Per token (normalisations in [`reduction`][]): ``"margin"``
     ``1 - (p1 - p2)`` (PixelThink); ``"entropy"`` ``H / ln V`` (or ``H / entropy_cap``, clipped);
     ``"nll"`` ``1 - p_y`` (or ``nll / nll_cap``, clipped). Then ``reduction`` over the positions where ``mask``
-    is true (pass a reasoning-span mask from :func:`~adaptive_length_reward.uncertainty.reasoning_span_mask`
+    is true (pass a reasoning-span mask from [`reasoning_span_mask`][]
     to measure the reasoning only); a sequence without any such position gets ``empty_value``.
 
     >>> import torch

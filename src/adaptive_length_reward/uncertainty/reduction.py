@@ -3,7 +3,7 @@
 Conventions every estimator shares: NaN marks a token without a value and is skipped like a masked-out position;
 a completion with no usable token gets ``empty_value`` (default ``0.0``, what PixelThink's rollout code returns for
 an empty log-prob list; ``float('nan')`` marks it missing); normalisations map to ``[0, 1]``, higher = more
-uncertain. :func:`reasoning_span_mask` is :func:`adaptive_length_reward.spans.reasoning_span_mask`, re-exported.
+uncertain. [`reasoning_span_mask`][] is [`reasoning_span_mask`][], re-exported.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def pad_ragged(sequences: Sequence[npt.ArrayLike], *, fill: float = np.nan) -> t
 
 def reduce_ragged(sequences: Sequence[npt.ArrayLike], *, how: Reduction = "mean", q: float = 0.9,
                   empty_value: float = 0.0) -> FloatArray:
-    """:func:`reduce_tokens` over per-completion 1-D arrays of different lengths.
+    """[`reduce_tokens`][] over per-completion 1-D arrays of different lengths.
 
     >>> reduce_ragged([[0.2, 0.4], [], [1.0, float("nan")]]).tolist()
     [0.30000000000000004, 0.0, 1.0]
@@ -201,11 +201,11 @@ def _check_cap(cap: float) -> float:
 
 
 def logprob_uncertainty(logprobs: npt.ArrayLike, *, cap: float | None = None, where: str = "logprobs") -> FloatArray:
-    """Sampled-token uncertainty per token from its log-prob: :func:`normalized_nll` of ``-logprob``, i.e.
+    """Sampled-token uncertainty per token from its log-prob: [`normalized_nll`][] of ``-logprob``, i.e.
     ``1 - p_y`` (or ``-logprob / cap``, clipped). The one conversion every adapter and estimator uses.
 
     ``logprobs`` may have any shape. NaN (a token without a log-prob) stays NaN, so the reductions skip it;
-    ``-inf`` (probability 0) gives 1. Values up to :data:`LOGPROB_TOLERANCE` above 0 are rounding and read as 0;
+    ``-inf`` (probability 0) gives 1. Values up to ``LOGPROB_TOLERANCE`` above 0 are rounding and read as 0;
     a larger one (or ``+inf``) raises ``ValueError`` naming ``where`` (and the row of a 2-D input).
 
     >>> logprob_uncertainty([0.0, -0.6931471805599453, 3e-7, float("nan")]).tolist()
@@ -224,8 +224,8 @@ def logprob_uncertainty(logprobs: npt.ArrayLike, *, cap: float | None = None, wh
 def unit_uncertainty(measure: str, values: npt.ArrayLike, *, vocab_size: int | None = None,
                      entropy_cap: float | None = None, nll_cap: float | None = None) -> FloatArray:
     """Per-token values of a measure as uncertainty in ``[0, 1]``: ``"margin"`` (``p1 - p2``) by
-    :func:`margin_uncertainty`, ``"entropy"`` (nats) by :func:`normalized_entropy` (``entropy_cap``, else
-    ``ln vocab_size``), ``"nll"`` by :func:`normalized_nll` (``nll_cap``, else ``1 - p_y``).
+    [`margin_uncertainty`][], ``"entropy"`` (nats) by [`normalized_entropy`][] (``entropy_cap``, else
+    ``ln vocab_size``), ``"nll"`` by [`normalized_nll`][] (``nll_cap``, else ``1 - p_y``).
 
     >>> unit_uncertainty("entropy", [0.5, 4.0], entropy_cap=2.0).tolist()
     [0.25, 1.0]

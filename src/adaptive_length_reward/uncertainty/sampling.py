@@ -1,7 +1,7 @@
 """Per-token statistics recorded while a Hugging Face model samples, from the distribution each token was drawn
 from: no second forward pass, ``O(tokens)`` scalars kept (docs/uncertainty.md, "Measured at sampling").
 
-:class:`SamplingRecorder` is a forward hook on the model that ``generate`` calls once per decoding step
+[`SamplingRecorder`][] is a forward hook on the model that ``generate`` calls once per decoding step
 (``transformers/generation/utils.py::GenerationMixin._sample`` reads ``outputs.logits[:, -1]`` of each call). Per
 step it reads that row ``z`` (``[B, V]``), forms the measured distribution and keeps four numbers per row:
 
@@ -13,7 +13,7 @@ step it reads that row ``z`` (``[B, V]``), forms the measured distribution and k
   top-k, top-p, min-p); what vLLM calls ``processed_logprobs`` (TRL's setting). Processors that need the whole
   sequence (repetition penalty, n-gram bans) are refused with a clear error.
 
-Statistics (formulas as :mod:`.logits`): ``margin`` ``p1 - p2``; ``entropy`` ``-sum p ln p`` (nats); ``self_certainty``
+Statistics (formulas as [`logits`][]): ``margin`` ``p1 - p2``; ``entropy`` ``-sum p ln p`` (nats); ``self_certainty``
 ``KL(U || p)`` (``"model"`` only: infinite on a truncated support); ``nll`` ``-ln p_y`` of the token sampled at that
 step (read from the next step's input ids, the last step's from the returned sequences). Per step and statistic
 one or two reductions over the ``[B, V]`` row; only the selected statistics (``stats``) are computed.
@@ -58,7 +58,7 @@ def _logits_of(output: Any) -> Any:
 
 
 class SamplingRecorder:
-    """Records :data:`SAMPLING_STATISTICS` for every token a model samples inside :meth:`attached`.
+    """Records ``SAMPLING_STATISTICS`` for every token a model samples inside [`attached`][].
 
     Args:
         temperature: the sampling temperature ``T`` (the logits are divided by it).
@@ -67,11 +67,11 @@ class SamplingRecorder:
         top_p: its top-p (nucleus) truncation (``"sampler"`` only; ``None`` or 1.0 = off).
         min_p: its min-p truncation (``"sampler"`` only; ``None`` or 0 = off).
         suppress_tokens: token ids the sampler never samples (``"sampler"`` only; ``None`` = none).
-        stats: which of :data:`SAMPLING_STATISTICS` to record (default all); each costs one or two row reductions
+        stats: which of ``SAMPLING_STATISTICS`` to record (default all); each costs one or two row reductions
             per step, so a trainer that needs one measure records only that one.
 
-    After generation, :meth:`per_completion` cuts the ``[B, steps]`` records to each completion's tokens. One
-    recorder records one ``generate`` call; :meth:`attached` starts afresh.
+    After generation, [`per_completion`][] cuts the ``[B, steps]`` records to each completion's tokens. One
+    recorder records one ``generate`` call; [`attached`][] starts afresh.
     """
 
     def __init__(self, *, temperature: float = 1.0, distribution: Distribution = "model", top_k: int | None = None,

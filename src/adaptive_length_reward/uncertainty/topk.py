@@ -1,7 +1,7 @@
 """Per-token uncertainty from the top-k log-probs that rollout engines return, vectorised with numpy.
 
-:func:`topk_from_vllm`, :func:`topk_from_sglang` and :func:`topk_from_dense` read an engine's per-token top-k
-(vLLM reports the distribution **before** temperature by default, SGLang **after**) into one :class:`TopKLogprobs`
+[`topk_from_vllm`][], [`topk_from_sglang`][] and [`topk_from_dense`][] read an engine's per-token top-k
+(vLLM reports the distribution **before** temperature by default, SGLang **after**) into one [`TopKLogprobs`][]
 in one pass over the Python objects; every statistic is then a few whole-array numpy operations. With
 ``p_j = exp(logprob_j)`` over the ``n`` reported entries, descending (docs/uncertainty.md, "From top-k log-probs"):
 
@@ -117,7 +117,7 @@ def _dict_values(tokens: Sequence[dict[int, Any]], total: int) -> FloatArray:
 
 def _gather(completions: Sequence[Any], what: str,
             read: Callable[[Any, str], tuple[IntArray, FloatArray]]) -> TopKLogprobs:
-    """One :class:`TopKLogprobs` from per-completion token lists, each read by ``read(tokens, where)`` into
+    """One [`TopKLogprobs`][] from per-completion token lists, each read by ``read(tokens, where)`` into
     ``(entries per token, flat log-probs)``."""
     if isinstance(completions, (str, bytes, Mapping)):
         raise TypeError(f"completions: expected a sequence of per-completion {what} lists, got "
@@ -361,7 +361,7 @@ def deepconf_uncertainty(topk: TopKLogprobs | npt.ArrayLike, *, k: int) -> Float
 
 
 def _deepconf(topk: TopKLogprobs | npt.ArrayLike, k: int) -> tuple[IntArray, FloatArray]:
-    """Per token ``(k', C)``: the entries used and :func:`deepconf_confidence`."""
+    """Per token ``(k', C)``: the entries used and [`deepconf_confidence`][]."""
     if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1):
         raise ValueError(f"k: expected an int >= 1 (the engine's top-k), got {k!r}")
     values = _as_topk(topk).values[:, :k]

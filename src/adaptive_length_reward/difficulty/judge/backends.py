@@ -61,8 +61,8 @@ class NoConfigError(TypeError, NotImplementedError):
 class JudgeBackend(Component, abc.ABC):
     """Turns one conversation with one image into the judge's reply text.
 
-    Subclasses implement :meth:`complete` and :meth:`identity`, and may override :attr:`max_concurrency` (how many
-    :meth:`complete` calls may run at once; the judge never runs more). Attributes named in ``_transient`` (locks,
+    Subclasses implement [`complete`][] and [`identity`][], and may override ``max_concurrency`` (how many
+    [`complete`][] calls may run at once; the judge never runs more). Attributes named in ``_transient`` (locks,
     a loaded model) are not pickled and are made again by ``__post_init__``.
     """
 
@@ -85,7 +85,7 @@ class JudgeBackend(Component, abc.ABC):
             JudgeTransportError: no reply after every retry.
             JudgeRequestError: the request was rejected as malformed (not retried).
             ~.reply.JudgeReplyError: a reply came but holds no readable text (too large, content not text); the
-                judge treats it like a reply :func:`~.reply.parse_judge_reply` cannot read.
+                judge treats it like a reply [`parse_judge_reply`][] cannot read.
         """
 
     @property
@@ -196,7 +196,7 @@ def _opener(deadline: _Deadline) -> Any:
 
 
 def _read_capped(response: Any, limit: int) -> bytes:
-    """The whole body, or :class:`JudgeReplyError` as soon as it is known to exceed ``limit`` bytes (from
+    """The whole body, or [`JudgeReplyError`][] as soon as it is known to exceed ``limit`` bytes (from
     ``Content-Length`` before reading, else while reading): an oversized reply is never held in memory."""
     length = response.headers.get("Content-Length") if response.headers else None
     if length is not None and length.strip().isdigit() and int(length) > limit:
@@ -343,9 +343,9 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
         raise JudgeTransportError(f"{self.url}: no reply after {self.max_retries + 1} attempts; last error: {last}")
 
     def _attempt(self, data: bytes, headers: Mapping[str, str]) -> tuple[str | None, str, float | None]:
-        """One request within the :attr:`timeout` deadline: ``(reply, "", None)``, or ``(None, what failed, the
-        server's Retry-After)`` when worth retrying. Raises :class:`JudgeRequestError` for a request the server
-        rejects, :class:`~.reply.JudgeReplyError` for a reply that is not readable text or too large."""
+        """One request within the ``timeout`` deadline: ``(reply, "", None)``, or ``(None, what failed, the
+        server's Retry-After)`` when worth retrying. Raises [`JudgeRequestError`][] for a request the server
+        rejects, [`JudgeReplyError`][] for a reply that is not readable text or too large."""
         # Imported here: urllib.request pulls in http.client, ssl and email (~50 ms), needed only when judging.
         import http.client
         import urllib.error
@@ -382,7 +382,7 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
 class TransformersBackend(JudgeBackend, kind="transformers_backend"):
     """A local image-text model: any ``AutoModelForImageTextToText`` checkpoint directory (e.g. Qwen2.5-VL).
 
-    The model and processor load on the first :meth:`complete`; one generation runs at a time. With
+    The model and processor load on the first ``complete``; one generation runs at a time. With
     ``temperature > 0`` each request is seeded from ``seed`` and its prompt, so a rerun reproduces it.
     """
 

@@ -1,9 +1,9 @@
 """The judge's verdict on one sample, and a persistent, resumable store of verdicts (SQLite, standard library).
 
 One row per ``(settings hash, sample id)``, the hash covering everything that can change a reply
-(:attr:`~adaptive_length_reward.difficulty.judge.DifficultyJudge.settings`). Each verdict is committed in its own
+(``settings``). Each verdict is committed in its own
 transaction, the primary key forbids duplicates, and WAL mode lets readers read while a run writes. Only
-verdicts are stored (:data:`CACHED_STATUSES`): a transport failure says nothing about the sample, and a stored
+verdicts are stored (``CACHED_STATUSES``): a transport failure says nothing about the sample, and a stored
 ``"ok"`` verdict is never replaced by a failed one. Several annotators can share one file: each *claims* a sample
 (a row in ``claims`` with a lease) before asking about it, so a sample is asked once; a claim of a process that
 died on this machine, or whose lease ran out, is taken over. See docs/difficulty.md.
@@ -109,7 +109,7 @@ class Judgment:
         return self.status == "ok"
 
     def difficulty(self, *, aggregate: Aggregate = "mean", weights: Mapping[str, float] | None = None) -> float:
-        """The combined score (see :func:`~.reply.combine_aspects`); NaN unless ``"ok"``."""
+        """The combined score (see [`combine_aspects`][]); NaN unless ``"ok"``."""
         if self.aspects is None:
             return math.nan
         return combine_aspects(self.aspects, aggregate=aggregate, weights=weights)

@@ -2,8 +2,8 @@
 
 PixelThink (arXiv 2505.23727, Sec. 3.2 and the ReasonSeg-Diff construction) shows its judge (Qwen2.5-VL-72B) the
 image, the referring expression, and the target's mask proportion and position. The official prompt text is not
-released: :data:`PIXELTHINK_V1` is this library's rendering of that design. Its text is versioned
-(:data:`PROMPT_VERSION`) and hashed into the cache key, so a changed prompt never reuses old verdicts.
+released: ``PIXELTHINK_V1`` is this library's rendering of that design. Its text is versioned
+(``PROMPT_VERSION``) and hashed into the cache key, so a changed prompt never reuses old verdicts.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ PROMPT_VERSION = "pixelthink-v1"
 class JudgePrompt:
     """A versioned judge prompt: system text, user template, and the reminder sent after an unreadable reply.
 
-    ``template`` is a :class:`string.Template` with ``$expression`` (the referring expression) and ``$target``
-    (the sentence :meth:`TargetGeometry.describe` writes); ``repair`` has ``$error``. The :attr:`fingerprint`
-    (a hash of all texts) is part of the cache key next to :attr:`version`.
+    ``template`` is a ``string.Template`` with ``$expression`` (the referring expression) and ``$target``
+    (the sentence [`TargetGeometry.describe`][adaptive_length_reward.difficulty.judge.prompt.TargetGeometry.describe]
+    writes); ``repair`` has ``$error``. The [`fingerprint`][] (a hash of all texts) is part of the cache key next to
+    ``version``.
     """
 
     version: str
@@ -175,13 +176,13 @@ class TargetGeometry:
 
     @classmethod
     def from_mask(cls, mask: Any) -> TargetGeometry:
-        """Area ratio and box of a binary mask (:func:`~adaptive_length_reward.geometry.mask_geometry`)."""
+        """Area ratio and box of a binary mask ([`mask_geometry`][])."""
         area, box = mask_geometry(mask)
         return cls(area_ratio=area, box=box)
 
     @classmethod
     def from_box(cls, box: Any, width: int, height: int, *, area_ratio: float | None = None) -> TargetGeometry:
-        """From a pixel box (anything :func:`parse_box` reads) in a ``width x height`` image.
+        """From a pixel box (anything [`parse_box`][] reads) in a ``width x height`` image.
 
         Without ``area_ratio`` the box's own area stands in for the mask's (flagged as such in the prompt).
         """

@@ -6,7 +6,7 @@ per sample; how the three become one is not stated, and the mean is the natural 
 
     D = (scene + seg + language) / 3          (configurable: median, max, min, or weights)
 
-What :func:`parse_judge_reply` tolerates is listed in docs/difficulty.md; scores outside ``[1, 10]`` are refused.
+What [`parse_judge_reply`][] tolerates is listed in docs/difficulty.md; scores outside ``[1, 10]`` are refused.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _aspects_of(obj: Mapping[str, Any], depth: int = 0) -> dict[str, float] | No
 
 
 def _spans(text: str, positions: list[int], *, quotes: bool) -> list[tuple[int, int]]:
-    """``(start, end)`` of each closed ``{...}`` at most :data:`_MAX_NESTING` deep inside, in one pass over the
+    """``(start, end)`` of each closed ``{...}`` at most ``_MAX_NESTING`` deep inside, in one pass over the
     structural characters at ``positions`` (linear time).
     With ``quotes``, braces inside quoted strings (``"..."`` with backslash escapes, ``'...'``) do not count."""
     spans: list[tuple[int, int]] = []
@@ -191,8 +191,8 @@ def _objects(text: str, keywords: re.Pattern[str] = _ASPECT_WORD,
              keywords_lower: re.Pattern[str] = _ASPECT_WORD_LOWER) -> Iterator[Any]:
     """The ``{...}`` spans of ``text`` that parse as JSON or a Python literal, left to right, skipping spans
     inside one already read; only spans holding a key word (``keywords``; ``keywords_lower`` for lower-cased
-    text; default the aspect words :data:`_ASPECT_WORD`), the last
-    :data:`_MAX_CANDIDATES` of them, among the last :data:`_MAX_STRUCTURE` structural characters. Spans are found
+    text; default the aspect words ``_ASPECT_WORD``), the last
+    ``_MAX_CANDIDATES`` of them, among the last ``_MAX_STRUCTURE`` structural characters. Spans are found
     twice, minding quotes and not (a stray apostrophe in prose must not hide an object)."""
     positions = [m.start() for m in _STRUCTURE.finditer(text)][-_MAX_STRUCTURE:]
     found = _spans(text, positions, quotes=True)
@@ -247,9 +247,9 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     blocks are ignored. Without any such object, ``name: number`` lines are read when each aspect appears
     exactly once. Scores must lie in ``[1, 10]``: a score outside is an error, never clipped.
 
-    Any string is read in time linear in its length (at most :data:`MAX_REPLY_CHARS` characters outside
+    Any string is read in time linear in its length (at most ``MAX_REPLY_CHARS`` characters outside
     ``<think>`` blocks; longer is refused), without deep recursion: whatever the judge sends, the only exception
-    is :class:`JudgeReplyError`.
+    is [`JudgeReplyError`][].
 
     >>> parse_judge_reply('Sure! ```json\\n{"scene": 7, "seg": "4/10", "language": 2}\\n```')
     {'scene': 7.0, 'seg': 4.0, 'language': 2.0}

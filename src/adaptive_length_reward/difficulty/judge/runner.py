@@ -1,10 +1,10 @@
 """The judge at work: show a sample to a backend, read the reply, ask again when it is unreadable, keep the verdict.
 
 A reply unreadable after ``parse_retries`` re-asks is recorded as ``"unparseable"`` and gets no score. Verdicts
-are :class:`~.cache.Judgment` records, the type the :class:`~.cache.JudgmentCache` stores. :class:`JudgeRunner`
+are [`Judgment`][] records, the type the [`JudgmentCache`][] stores. [`JudgeRunner`][]
 holds what does not depend on the question asked (cache, claims, retries, concurrency);
-:class:`DifficultyJudge` asks PixelThink's difficulty question, and
-:class:`~adaptive_length_reward.rscore.RScoreJudge` asks for RScore with the same machinery.
+[`DifficultyJudge`][] asks PixelThink's difficulty question, and
+[`RScoreJudge`][adaptive_length_reward.rscore.judge.RScoreJudge] asks for RScore with the same machinery.
 """
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ class JudgeSample:
 
     Attributes:
         sample_id: the sample's id (its string form keys the cache).
-        image: anything :func:`load_image` reads.
+        image: anything [`load_image`][] reads.
         expression: the referring expression.
         mask: the target mask (gives area and box), or ``None``.
-        box: the target's pixel box (see :func:`~.prompt.parse_box`), used when there is no mask.
+        box: the target's pixel box (see [`parse_box`][]), used when there is no mask.
         area_ratio: the target's mask area ratio, used when there is no mask.
         base_dir: directory that relative image paths are relative to.
     """
@@ -136,23 +136,23 @@ class JudgeSample:
 
 
 class JudgeRunner(Generic[SampleT]):
-    """Asks a backend about samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+    """Asks a backend about samples, reads the replies, and keeps verdicts in a [`JudgmentCache`][].
 
-    The question-independent part of a judge; a subclass says what a sample is (:attr:`sample_type`), how it is
-    shown (:meth:`conversation`) and how a reply is read (:meth:`read_reply`, raising
-    :class:`~.reply.JudgeReplyError` for an unreadable one).
+    The question-independent part of a judge; a subclass says what a sample is (``sample_type``), how it is
+    shown ([`conversation`][]) and how a reply is read ([`read_reply`][], raising
+    [`JudgeReplyError`][] for an unreadable one).
 
     Args:
-        backend: where replies come from (a :class:`~.backends.JudgeBackend`).
-        cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
-        prompt: the versioned prompt (an instance of :attr:`prompt_type`).
+        backend: where replies come from (a [`JudgeBackend`][]).
+        cache: a [`JudgmentCache`][], a path to one, or ``None`` (nothing is remembered).
+        prompt: the versioned prompt (an instance of ``prompt_type``).
         parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
-        claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
-            a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
-            longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
-            at once.
+        claim_lease: seconds a claim on a sample holds (see
+            [`claim`][adaptive_length_reward.difficulty.judge.cache.JudgmentCache.claim]): with a cache, a sample
+            is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it longer
+            than one sample can take (all retries); a claim of a dead process on this machine is taken over at once.
 
-    A sample's cache key is ``(settings_hash, sample.key)`` (see :attr:`settings`).
+    A sample's cache key is ``(settings_hash, sample.key)`` (see [`settings`][]).
     """
 
     #: The samples :meth:`judge_many` accepts.
@@ -199,14 +199,15 @@ class JudgeRunner(Generic[SampleT]):
 
     @property
     def settings(self) -> dict[str, Any]:
-        """Everything that can change a reply: the backend's :meth:`~.backends.JudgeBackend.identity` (model and
-        generation settings), the prompt version and fingerprint."""
+        """Everything that can change a reply: the backend's
+        [`identity`][adaptive_length_reward.difficulty.judge.backends.JudgeBackend.identity] (model and generation
+        settings), the prompt version and fingerprint."""
         return {"judge": self.backend.identity(), "prompt_version": self.prompt.version,
                 "prompt_sha256": self.prompt.fingerprint}
 
     @property
     def settings_hash(self) -> str:
-        """SHA-256 (first 32 hex digits) of :attr:`settings` as canonical JSON."""
+        """SHA-256 (first 32 hex digits) of [`settings`][] as canonical JSON."""
         text = json.dumps(self.settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -252,8 +253,9 @@ class JudgeRunner(Generic[SampleT]):
             self.cache.put(self.settings_hash, judgment)
 
     def _claim_and_ask(self, sample: SampleT, done_after: float | None) -> Judgment | _Busy:
-        """:meth:`ask` under a claim on the cache: the verdict another annotator stored meanwhile, or
-        :class:`_Busy` while another annotator holds the sample (see :meth:`~.cache.JudgmentCache.claim`)."""
+        """[`ask`][] under a claim on the cache: the verdict another annotator stored meanwhile, or
+        ``_Busy`` while another annotator holds the sample (see
+        [`claim`][adaptive_length_reward.difficulty.judge.cache.JudgmentCache.claim])."""
         if self.cache is None:
             return self.ask(sample)
         state = self.cache.claim(self.settings_hash, sample.key, self.owner, lease=self.claim_lease,
@@ -287,7 +289,7 @@ class JudgeRunner(Generic[SampleT]):
         ``"unparseable"`` verdicts are asked again only with ``retry_failed=True``.
 
         Raises:
-            JudgeInputError, JudgeRequestError: from :meth:`ask` (after the other finished verdicts are stored).
+            JudgeInputError, JudgeRequestError: from [`ask`][] (after the other finished verdicts are stored).
         """
         unique: dict[str, SampleT] = {}
         for sample in samples:
@@ -365,23 +367,23 @@ class JudgeRunner(Generic[SampleT]):
 
 
 class DifficultyJudge(JudgeRunner[JudgeSample]):
-    """Asks a backend to rate samples, reads the replies, and keeps verdicts in a :class:`~.cache.JudgmentCache`.
+    """Asks a backend to rate samples, reads the replies, and keeps verdicts in a [`JudgmentCache`][].
 
-    The difficulty question (image, expression, target geometry; three aspects) on :class:`JudgeRunner`'s machinery.
+    The difficulty question (image, expression, target geometry; three aspects) on [`JudgeRunner`][]'s machinery.
 
     Args:
-        backend: where replies come from (a :class:`~.backends.JudgeBackend`).
-        cache: a :class:`~.cache.JudgmentCache`, a path to one, or ``None`` (nothing is remembered).
-        prompt: the :class:`~.prompt.JudgePrompt` (default :data:`~.prompt.PIXELTHINK_V1`).
+        backend: where replies come from (a [`JudgeBackend`][]).
+        cache: a [`JudgmentCache`][], a path to one, or ``None`` (nothing is remembered).
+        prompt: the [`JudgePrompt`][] (default ``PIXELTHINK_V1``).
         parse_retries: re-asks after an unreadable reply before the sample is recorded as ``"unparseable"``.
-        aggregate: how :meth:`difficulty` combines the aspects (not in the cache key: the cache keeps them).
+        aggregate: how [`difficulty`][] combines the aspects (not in the cache key: the cache keeps them).
         weights: per-aspect weights: the difficulty is then ``sum_a w_a s_a / sum_a w_a`` (absent aspects weigh 0).
-        claim_lease: seconds a claim on a sample holds (see :meth:`~.cache.JudgmentCache.claim`): with a cache,
-            a sample is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it
-            longer than one sample can take (all retries); a claim of a dead process on this machine is taken over
-            at once.
+        claim_lease: seconds a claim on a sample holds (see
+            [`claim`][adaptive_length_reward.difficulty.judge.cache.JudgmentCache.claim]): with a cache, a sample
+            is claimed before it is asked about, so annotators sharing the cache never ask twice. Make it longer
+            than one sample can take (all retries); a claim of a dead process on this machine is taken over at once.
 
-    A sample's cache key is ``(settings_hash, str(sample_id))`` (see :attr:`settings`).
+    A sample's cache key is ``(settings_hash, str(sample_id))`` (see ``settings``).
     """
 
     sample_type = JudgeSample
@@ -416,5 +418,5 @@ class DifficultyJudge(JudgeRunner[JudgeSample]):
         return self.prompt.messages(sample.expression, geometry), image
 
     def read_reply(self, reply: str) -> dict[str, float]:
-        """The three aspect scores (:func:`~.reply.parse_judge_reply`)."""
+        """The three aspect scores ([`parse_judge_reply`][])."""
         return parse_judge_reply(reply)

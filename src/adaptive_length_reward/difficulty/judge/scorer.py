@@ -1,4 +1,4 @@
-"""The judge as a difficulty scorer for :class:`~adaptive_length_reward.reward.WithContext`."""
+"""The judge as a difficulty scorer for [`WithContext`][]."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = ["JudgedDifficulty"]
 
 
 class JudgedDifficulty(TieredScorer, kind="judge_difficulty"):
-    """Difficulty rated by a VLM judge (:class:`~.runner.DifficultyJudge`), as a scorer.
+    """Difficulty rated by a VLM judge ([`DifficultyJudge`][]), as a scorer.
 
     Each distinct sample id in a batch is looked up in the cache; with ``ask_missing=True`` the ones not there
     are rated now, inside the training loop (prefer annotating beforehand with ``alr-difficulty``).
@@ -72,14 +72,14 @@ class JudgedDifficulty(TieredScorer, kind="judge_difficulty"):
         return frozenset(self.columns if self.ask_missing else [self.id_column])
 
     def sample(self, row: Mapping[str, Any], *, base_dir: str | None = None) -> JudgeSample:
-        """The :class:`~.runner.JudgeSample` of one dataset row (a mapping holding :attr:`columns`)."""
+        """The [`JudgeSample`][] of one dataset row (a mapping holding [`columns`][])."""
         geometry = {"mask": self.mask_column, "box": self.box_column, "area_ratio": self.area_column}
         return JudgeSample(sample_id=row[self.id_column], image=row[self.image_column],
                            expression=row[self.expression_column], base_dir=base_dir,
                            **{key: row[column] for key, column in geometry.items() if column is not None})
 
     def samples(self, batch: RewardBatch) -> list[JudgeSample]:
-        """One :class:`~.runner.JudgeSample` per distinct id in the batch (first row of each id)."""
+        """One [`JudgeSample`][] per distinct id in the batch (first row of each id)."""
         columns = {name: batch.column(name, by="JudgedDifficulty") for name in self.columns}
         first: dict[str, int] = {}
         for i, sample_id in enumerate(columns[self.id_column]):
