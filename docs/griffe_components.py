@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import griffe
@@ -208,6 +209,36 @@ def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
             yield from _objects(member)  # type: ignore[arg-type]
 
 
+def _comment_docstring(attribute: griffe.Attribute) -> None:
+    """A constant documented Sphinx-style, by ``#:`` comment lines right above it, gets them as its docstring."""
+    if attribute.lineno is None or not isinstance(attribute.filepath, Path):
+        return
+    lines = attribute.filepath.read_text(encoding="utf-8").split("\n")[: attribute.lineno - 1]
+    comment: list[str] = []
+    while lines and lines[-1].lstrip().startswith("#:"):
+        comment.insert(0, lines.pop().lstrip()[2:].strip())
+    if comment:
+        attribute.docstring = griffe.Docstring("\n".join(comment), parent=attribute,
+                                               parser=attribute.module.docstring.parser
+                                               if attribute.module.docstring is not None else "google")
+
+
+def _document_once(pkg: griffe.Module) -> None:
+    """A name a module re-exports in ``__all__`` from another module of the package is documented where it is
+    defined, not a second time: it leaves the re-exporting module's public names (links to it still resolve).
+    The top-level package and subpackages' ``__init__`` are rendered without members anyway."""
+    for module in _objects(pkg):
+        if not isinstance(module, griffe.Module) or module.is_package or not isinstance(module.exports, list):
+            continue
+        kept = []
+        for name in module.exports:
+            member = module.members.get(name) if isinstance(name, str) else None
+            target = member.target_path if member is not None and member.is_alias else ""
+            if not target.startswith(pkg.path + "."):
+                kept.append(name)
+        module.exports = kept
+
+
 class ComponentParameters(griffe.Extension):
     """Give every component a documented constructor built from its ``param`` declarations."""
 
@@ -216,7 +247,10 @@ class ComponentParameters(griffe.Extension):
         self.keywords_from = keywords_from or {}
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        _document_once(pkg)
         for obj in _objects(pkg):
+            if isinstance(obj, griffe.Attribute) and obj.docstring is None:
+                _comment_docstring(obj)
             if obj.docstring is not None:
                 obj.docstring.value = markdown_blocks(markdown_roles(obj.docstring.value, obj, pkg))
         for cls in _classes(pkg):
