@@ -233,7 +233,7 @@ def _document_once(pkg: griffe.Module) -> None:
         kept = []
         for name in module.exports:
             member = module.members.get(name) if isinstance(name, str) else None
-            target = member.target_path if member is not None and member.is_alias else ""
+            target = member.target_path if isinstance(member, griffe.Alias) else ""
             if not target.startswith(pkg.path + "."):
                 kept.append(name)
         module.exports = kept
