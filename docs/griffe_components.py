@@ -1,14 +1,19 @@
-"""A griffe extension for the docs site: each component's parameters, read from its declaration.
+"""A griffe extension for the docs site: parameters read from declarations, docstrings made Markdown.
 
-A library component (a subclass of ``adaptive_length_reward.config.Component``) declares its parameters once, as
-annotated class attributes (``beta: float = param(default=0.004, gt=0, doc="...")``), and derives its constructor
-at runtime. mkdocstrings reads the source statically (griffe, no import), so it would see neither the constructor
-nor the parameters' docs. This extension rebuilds both from the same declaration, in the order
-``Component.fields`` uses (base classes' first, declaration order, ``name`` last; the keyword is the ``alias``
-where one is given): a synthetic ``__init__`` with the typed signature and a Google ``Args:`` section, which
-``merge_init_into_class`` shows on the class. Option ``keywords_from`` maps a class whose ``**kwargs`` take a
-component's parameters (``UncertaintyGRPOTrainer``) to that component: its parameters become "Other
-Parameters" of the class.
+mkdocstrings reads the source statically (griffe, no import: the adapters that import verl or OpenRLHF render
+without them), so it sees what the source says, not what runs. This extension fills the gaps:
+
+* Components. A subclass of ``adaptive_length_reward.config.Component`` declares its parameters once, as annotated
+  class attributes (``beta: float = param(default=0.004, gt=0, doc="...")``), and derives its constructor at
+  runtime. From the same declaration, in the order ``Component.fields`` uses (base classes' first, declaration
+  order, ``name`` last; the keyword is the ``alias`` where one is given), a synthetic ``__init__`` with the typed
+  signature and a Google ``Args:`` section, which ``merge_init_into_class`` shows on the class. A pydantic model
+  (``AdapterSettings``...) gets the same from its fields' ``Field(description=...)``.
+* Option ``keywords_from`` maps a class whose ``**kwargs`` take a component's parameters
+  (``UncertaintyGRPOTrainer``) to that component: its parameters become "Other Parameters" of the class.
+* Sphinx roles left in docstrings (``:class:`X```) become cross-references where the site renders the target,
+  code spans elsewhere; unindented doctest paragraphs become ``pycon`` code blocks; ``#:`` comments above a
+  constant become its docstring; a name re-exported in another module's ``__all__`` is documented once.
 
 Used from mkdocs.yml (``extensions: [docs/griffe_components.py:ComponentParameters]``); nothing here is imported
 by the library or its tests' runtime.
@@ -99,6 +104,39 @@ def _parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[str, s
     for key, _attribute, keywords in fields:
         docs.append((key, _text(keywords["doc"]) if "doc" in keywords else ""))
     return griffe.Parameters(*params), docs
+
+
+def _is_model(cls: griffe.Class) -> bool:
+    """A pydantic model (``ComponentConfig``, ``AdapterSettings``...): a base named ``BaseModel`` in its MRO."""
+    return any(str(base).rsplit(".", 1)[-1] == "BaseModel" for klass in _mro(cls) for base in klass.bases)
+
+
+def _model_parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[str, str]]]:
+    """A pydantic model's keyword constructor: its fields (base classes' first), documented by their
+    ``Field(description=...)``."""
+    found: dict[str, tuple[griffe.Parameter, str]] = {}
+    for klass in reversed(_mro(cls)):
+        if not _is_model(klass):
+            continue
+        own = [m for m in klass.members.values() if not m.is_alias and isinstance(m, griffe.Attribute)
+               and m.annotation is not None and "class-attribute" in m.labels and not m.name.startswith("_")
+               and m.name != "model_config"]
+        for attribute in sorted(own, key=lambda m: m.lineno or 0):
+            if re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", attribute.source):
+                continue
+            value, doc = attribute.value, ""
+            if isinstance(value, griffe.ExprCall) and str(value.function).rsplit(".", 1)[-1] == "Field":
+                keywords = {a.name: a.value for a in value.arguments if isinstance(a, griffe.ExprKeyword)}
+                positional = [a for a in value.arguments if not isinstance(a, griffe.ExprKeyword)]
+                value = keywords.get("default", positional[0] if positional else None)
+                if value is None and "default_factory" in keywords:
+                    value = f"{keywords['default_factory']}()"
+                doc = _text(keywords["description"]) if "description" in keywords else ""
+            parameter = griffe.Parameter(attribute.name, annotation=attribute.annotation,
+                                         kind=griffe.ParameterKind("keyword-only"), default=value)
+            found[attribute.name] = (parameter, doc)
+    parameters = griffe.Parameters(*(parameter for parameter, _ in found.values()))
+    return parameters, [(name, doc) for name, (_, doc) in found.items() if doc]
 
 
 def _section(title: str, docs: list[tuple[str, str]], types: dict[str, str] | None = None) -> str:
@@ -254,9 +292,14 @@ class ComponentParameters(griffe.Extension):
             if obj.docstring is not None:
                 obj.docstring.value = markdown_blocks(markdown_roles(obj.docstring.value, obj, pkg))
         for cls in _classes(pkg):
-            if "__init__" in cls.members or COMPONENT not in {c.path for c in _mro(cls)[1:]}:
+            if "__init__" in cls.members:
                 continue
-            parameters, docs = _parameters(cls)
+            if COMPONENT in {c.path for c in _mro(cls)[1:]}:
+                parameters, docs = _parameters(cls)
+            elif _is_model(cls):
+                parameters, docs = _model_parameters(cls)
+            else:
+                continue
             if not docs:
                 continue
             init = griffe.Function("__init__", parameters=griffe.Parameters(griffe.Parameter("self"), *parameters),
