@@ -111,6 +111,15 @@ class OpenRLHFReward:
     reward's output range is unbounded and no ``score_range`` is set (``scores`` must lie in ``[0, 1]``). Input it
     cannot score (a missing label, a label without the difficulty the reward needs, a value of the wrong type)
     raises [`RewardInputError`][] naming the field, e.g. ``labels[0].difficulty``.
+
+    Args:
+        reward: the library reward; default the one ``settings`` names (PixelThink's preset without one).
+        settings: label keys, response markers, score range and missing-context fallbacks; default
+            ``settings_from_env()`` (the ``ALR_*`` environment variables).
+
+    Raises:
+        TypeError: ``reward`` is not a library Reward, or ``settings`` not AdapterSettings.
+        ConfigError: the reward's output range is unbounded and no ``score_range`` is set.
     """
 
     def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None) -> None:
@@ -290,6 +299,18 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
 
     The reward is built on the first call for a given environment and reused. See [`OpenRLHFReward`][]; a bad
     configuration, like input that cannot be scored, raises [`FatalRewardError`][].
+
+    Args:
+        queries: prompt plus response, one text per sample, as OpenRLHF passes them.
+        prompts: the prompts (a response is its query after its prompt).
+        labels: one label per sample: the ground truth, or a mapping with the ground truth, difficulty and
+            uncertainty under the settings' keys.
+
+    Returns:
+        ``{"rewards": ..., "scores": ..., "extra_logs": {...}}`` with float32 tensors.
+
+    Raises:
+        FatalRewardError: the ``ALR_*`` settings are wrong, or a sample cannot be scored (the cause attached).
     """
     key = environ_key()
     reward = _CACHED.get(key)

@@ -76,6 +76,18 @@ def thinking_budgets(policy: BudgetPolicy, *, difficulty: Sequence[float] | npt.
     >>> from adaptive_length_reward import TieredBudget
     >>> thinking_budgets(TieredBudget(), difficulty=[2.0, 4.0, 6.0], uncertainty=[0.1, 0.2, 0.4])
     [96, None, 266]
+
+    Args:
+        policy: the budget policy that shaped the training reward.
+        difficulty: one difficulty per row.
+        uncertainty: one uncertainty per row.
+        **context: any other column the policy requires, one value per row.
+
+    Returns:
+        One cap per row: ``floor(budget)`` tokens, or ``None`` (no cap).
+
+    Raises:
+        ValueError: no context column, or columns of different lengths.
     """
     columns = {"difficulty": difficulty, "uncertainty": uncertainty, **context}
     sizes = {name: len(np.asarray(v, dtype=object).reshape(-1)) for name, v in columns.items() if v is not None}
@@ -107,6 +119,17 @@ def vllm_sampling_kwargs(budgets: Sequence[Any] | npt.ArrayLike) -> list[dict[st
 
     >>> vllm_sampling_kwargs([96, float("inf"), 266.4])
     [{'thinking_token_budget': 96}, {}, {'thinking_token_budget': 266}]
+
+    Args:
+        budgets: one budget per row: a number ``>= 0``, ``inf`` or ``None`` (no cap), e.g. from
+            [`thinking_budgets`][].
+
+    Returns:
+        One keyword dict per row.
+
+    Raises:
+        TypeError: a budget that is not a number, ``inf`` or ``None``.
+        ValueError: a negative, NaN or boolean budget.
     """
     return [{} if cap is None else {"thinking_token_budget": cap} for cap in token_caps(budgets)]
 

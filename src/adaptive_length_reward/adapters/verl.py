@@ -172,6 +172,15 @@ class VerlComputeScore:
 
     ``reward`` defaults to the one ``settings`` (keys and sources, default [`AdapterSettings`][]) names;
     ``options`` ([`VerlOptions`][]) say what U is measured as and what a sample with missing context gives.
+
+    Args:
+        reward: the library reward; default the one ``settings`` names (PixelThink's preset without one).
+        settings: where the reward comes from and which ``extra_info`` keys hold the ground truth, difficulty,
+            uncertainty and log-probs (default ``AdapterSettings()``).
+        options: verl-only options: the uncertainty measure and the error policy (default ``VerlOptions()``).
+
+    Raises:
+        TypeError: ``reward`` is not a library Reward, or ``settings`` not AdapterSettings.
     """
 
     def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None,
@@ -227,6 +236,28 @@ class VerlComputeScore:
         A sample without the difficulty or uncertainty the reward needs raises
         [`MissingContextError`][] naming the sample and the fix (or, with
         ``on_error="fallback"``, scores ``fallback_score`` with a warning).
+
+        Args:
+            data_source: the sample's ``data_source`` (named in errors).
+            solution_str: the decoded response.
+            ground_truth: the sample's ground truth (``reward_model.ground_truth``).
+            extra_info: the sample's ``extra_info``: difficulty, uncertainty and log-probs under the settings'
+                keys; every other entry becomes a batch column.
+            response_ids: the response's token ids (from [`AdaptiveLengthRewardManager`][]).
+            response_length: the response's length in tokens (from the reward manager); with the default preset
+                the length the reward counts.
+            **kwargs: ignored (verl passes keywords a reward does not need).
+
+        Returns:
+            ``{"score": reward, **metrics}``, one float per key.
+
+        Raises:
+            MissingContextError: the sample lacks the difficulty or uncertainty the reward needs
+                (``on_error="raise"``).
+            TypeError: ``solution_str`` is not a string, ``extra_info`` not a mapping, or a value has the wrong
+                type (``on_error="raise"``).
+            ValueError: a value the reward cannot score (``on_error="raise"``).
+            ConfigError: the reward is configured wrongly (always raised).
         """
         if not isinstance(solution_str, str):
             raise TypeError(f"compute_score: solution_str: expected str, got {type(solution_str).__name__}")
@@ -349,6 +380,17 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     variables; ``response_ids``/``response_length`` come from [`AdaptiveLengthRewardManager`][]; other keywords
     are ignored. See ``VerlComputeScore.__call__`` for the result.
 
+    Args:
+        data_source: the sample's ``data_source``.
+        solution_str: the decoded response.
+        ground_truth: the sample's ground truth.
+        extra_info: the sample's ``extra_info`` (difficulty, uncertainty, log-probs, other columns).
+        **kwargs: ``reward_kwargs`` (AdapterSettings and VerlOptions fields), ``response_ids`` and
+            ``response_length`` from the reward manager; other keywords are ignored.
+
+    Returns:
+        ``{"score": reward, **metrics}``, one float per key (the same keys for every sample of one reward).
+
     >>> from adaptive_length_reward.adapters.verl import compute_score
     >>> gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
@@ -393,6 +435,16 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
     ``compute_score(..., response_ids=ids, response_length=n)`` (docs/verl.md). The batch's ``rollout_log_probs``
     go into ``extra_info[logprobs_key]`` unless the agent loop put them there. Errors propagate (verl's
     ``rate_limited`` manager turns them into score 0: use [`AdaptiveLengthRateLimitedRewardManager`][]).
+
+    Args:
+        config: verl's config; ``reward.custom_reward_function.reward_kwargs`` holds settings and options (on top
+            of the ``ALR_*`` environment variables).
+        tokenizer: the policy's tokenizer (decodes responses, finds the reasoning tags).
+        compute_score: the run's ``compute_score``: ``None`` or verl's default gives a [`VerlComputeScore`][] from
+            the settings; a user's function is called with the same keywords.
+        reward_router_address: verl's reward-model router address, stored as verl's managers do.
+        reward_model_tokenizer: verl's reward-model tokenizer, stored as verl's managers do.
+        **kwargs: other keywords of verl's reward loop (ignored).
     """
 
     data_source_key = "data_source"
@@ -489,7 +541,15 @@ class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
     """[`AdaptiveLengthRewardManager`][] behind verl's legacy interface (``verl.workers.reward_manager``:
     ``__init__(tokenizer, num_examine, compute_score, reward_fn_key, **reward_kwargs)`` and
     ``__call__(data, return_dict)``), registered there as ``adaptive_length``. ``reward_kwargs`` are those of
-    ``reward_kwargs`` in the new config (settings and [`VerlOptions`][])."""
+    ``reward_kwargs`` in the new config (settings and [`VerlOptions`][]).
+
+    Args:
+        tokenizer: the policy's tokenizer.
+        num_examine: verl's legacy argument, stored as ``num_examine``.
+        compute_score: as for [`AdaptiveLengthRewardManager`][].
+        reward_fn_key: the ``non_tensor_batch`` key of the data source.
+        **reward_kwargs: AdapterSettings and VerlOptions fields.
+    """
 
     def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
                  reward_fn_key: str = "data_source", **reward_kwargs: Any) -> None:
@@ -563,6 +623,17 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
     Each reward goes on its row's last valid response token (``RewardManagerBase.assemble_rm_scores``).
     ``reward`` (a library [`Reward`][]) wins over ``reward_kwargs``' settings
     (``reward_config``, ...); a user ``compute_score`` function cannot score a batch and raises ConfigError.
+
+    Args:
+        tokenizer: the policy's tokenizer.
+        num_examine: verl's legacy argument, stored as ``num_examine``.
+        compute_score: ``None`` (the library reward from ``reward_kwargs``) or a [`VerlComputeScore`][].
+        reward_fn_key: the ``non_tensor_batch`` key of the data source.
+        reward: the library reward; default the one ``reward_kwargs`` names.
+        **reward_kwargs: AdapterSettings and VerlOptions fields.
+
+    Raises:
+        ConfigError: ``compute_score`` is a per-sample function.
     """
 
     def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,

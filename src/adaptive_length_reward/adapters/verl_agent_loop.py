@@ -58,7 +58,14 @@ def attach_rollout_logprobs(output: Any, key: str = "rollout_logprobs") -> Any:
 class UncertaintySingleTurnAgentLoop(SingleTurnAgentLoop):
     """verl's ``SingleTurnAgentLoop`` that also puts the response's sampled-token log-probs into
     ``extra_fields["rollout_logprobs"]`` ([`attach_rollout_logprobs`][]): U = ``mean_t (1 - p_t)`` with
-    ``uncertainty_measure="nll"``; not PixelThink's margin ([`MarginSingleTurnAgentLoop`][])."""
+    ``uncertainty_measure="nll"``; not PixelThink's margin ([`MarginSingleTurnAgentLoop`][]).
+
+    verl's agent-loop worker constructs it with ``SingleTurnAgentLoop``'s arguments (registered as
+    ``adaptive_length_single_turn``; docs/verl.md).
+
+    Attributes:
+        logprobs_key: the ``extra_fields`` key of the log-probs (the default of ``AdapterSettings.logprobs_key``).
+    """
 
     logprobs_key = "rollout_logprobs"
 
@@ -103,6 +110,13 @@ class MarginSingleTurnAgentLoop(SingleTurnAgentLoop):
     vLLM computes prompt log-probs from the raw logits or after the request's processing, U is measured at
     temperature 1.0 without truncation (PixelThink's rollout setting), whatever the rollout's own. A server that
     returns no ``prompt_logprobs`` (verl's SGLang server) raises a ``RuntimeError``.
+
+    verl's agent-loop worker constructs it with ``SingleTurnAgentLoop``'s arguments (registered as
+    ``adaptive_length_margin``; docs/verl.md).
+
+    Attributes:
+        top_k: the ``prompt_logprobs`` asked for (the official ``logprobs=5``; the margin uses the top 2).
+        uncertainty_key: the ``extra_fields`` key of U (the default of ``AdapterSettings.uncertainty_key``).
     """
 
     top_k = 5  # the official logprobs=5; the margin uses the top 2
