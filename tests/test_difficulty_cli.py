@@ -161,7 +161,7 @@ def test_progress_bar_and_plain_fallback(tmp_path, capsys, monkeypatch) -> None:
     (["--model", "m"], "expected either --base-url (with --model) or --model-path, got neither"),
     (["--base-url", "http://127.0.0.1:9/v1", "--model-path", "x"], "got both"),
     (["--base-url", "http://127.0.0.1:9/v1"], "--model: expected the served model name"),
-    (["--base-url", "127.0.0.1:9", "--model", "m"], "base_url: expected an http:// or https:// URL"),
+    (["--base-url", "127.0.0.1:9", "--model", "m"], "error: --base-url: expected an http:// or https:// URL"),
     (["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--image-column", "img"], "expected a column 'img'"),
 ])
 def test_judge_usage_errors_exit_2_with_a_message(tmp_path, capsys, args: list[str], message: str) -> None:

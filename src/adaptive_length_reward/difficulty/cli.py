@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..batch import RewardBatch
 from ..config import Component
 from ..errors import ConfigError, MissingContextError, MissingExtraError
@@ -35,6 +36,7 @@ from .judge import (
     JudgeBackend,
     JudgedDifficulty,
     JudgeRequestError,
+    JudgeSample,
     Judgment,
     OpenAICompatibleBackend,
     TransformersBackend,
@@ -78,6 +80,63 @@ class _Progress:
             self._bar.close()
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults-showing formatter, quieter: no ``(default: None)`` / ``(default: False)``, a list
+    default as its values separated by spaces (as typed on the command line)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default is None or default is False or default is argparse.SUPPRESS
+                or not action.option_strings or isinstance(action, argparse._VersionAction)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: prints ``<prog> <package version>`` and exits 0."""
+    parser.add_argument("--version", action="version", version=f"{parser.prog} {__version__}")
+
+
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each destination's long option (``missing`` -> ``--missing``), for :func:`user_facing`."""
+    return {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``command``."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return typing.cast(argparse.ArgumentParser, commands.choices[command])
+
+
+#: A library message naming a parameter: ``Owner: [path: ...] param: expected ...``.
+_PARAMETER_ERROR = re.compile(r"^(?:[\w.\[\]/-]+: )*?(\w+): (expected .*)$", re.DOTALL)
+
+
+def user_facing(error: BaseException, flags: Mapping[str, str], owners: Mapping[str, str] | None = None) -> str:
+    """One line in the command line's words: a library message about a parameter that is a flag here names the
+    flag (``LookupDifficulty: missing: expected ...`` -> ``--missing: expected ...``), advice to "set missing="
+    names ``--missing``, and a leading component name in ``owners`` is replaced by what the user gave."""
+    message = " ".join(str(error).split())
+    for owner, shown in (owners or {}).items():
+        if message.startswith(f"{owner}: "):
+            message = f"{shown}: {message[len(owner) + 2:]}"
+    match = _PARAMETER_ERROR.match(message)
+    if match is not None and match.group(1) in flags:
+        message = f"{flags[match.group(1)]}: {match.group(2)}"
+    return re.sub(r"\bset (\w+)=? to\b", lambda m: f"pass {flags.get(m.group(1), m.group(1))} with", message)
+
+
+def check_output(dataset: DatasetFile, output: Path) -> None:
+    """Refuse an output whose suffix names another format than the input's before any work (the same rule as
+    :meth:`DatasetFile.write`, which would only say so after the run)."""
+    formats = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    fmt = formats.get(output.suffix.lower())
+    if dataset.format != "hf" and fmt is not None and fmt != dataset.format:
+        raise DatasetError(f"--output: expected a {dataset.format} path like the input, got {str(output)!r}")
+
+
 def _weights(text: str) -> dict[str, str]:
     """``scene=1,seg=2,language=1`` as a mapping; the declaration checks the names and reads the numbers."""
     return {name.strip(): value.strip() for name, _, value in (item.partition("=") for item in text.split(","))}
@@ -108,12 +167,13 @@ HEURISTIC = ("area_column", "mask_column", "expression_column", "area_weight", "
 
 def add_options(
     group: Any, cls: type[Component], names: Sequence[str], *, flags: Mapping[str, str] | None = None,
-    required: bool = True,
+    required: bool = True, helps: Mapping[str, str] | None = None,
 ) -> None:
     """One option per declared parameter of ``cls`` in ``names``: the declared type (choices for a ``Literal``,
     a switch for a bool that defaults to False, several values for a tuple), the declared default, and the
-    declared doc as help; ``none`` is None for an optional name. ``required=False`` makes required parameters
-    optional (one of several backends)."""
+    declared doc as help (:class:`HelpFormatter` adds the default); ``none`` is None for an optional name.
+    ``required=False`` makes required parameters optional (one of several backends); ``flags`` renames options
+    and ``helps`` replaces a doc written for the library (not the command line)."""
     fields = {f.key: f for f in cls.fields()}
     for name in names:
         f = fields[name]
@@ -122,15 +182,12 @@ def add_options(
         if typing.get_origin(hint) in (typing.Union, types.UnionType):
             options = [a for a in typing.get_args(hint) if a is not type(None)]
             hint = options[0] if len(options) == 1 else str
-        kwargs: dict[str, Any] = {"dest": name, "help": f.spec.doc.replace("%", "%%")}
+        kwargs: dict[str, Any] = {"dest": name, "help": (helps or {}).get(name, f.spec.doc).replace("%", "%%")}
         if f.required:
             kwargs["required"] = required
         else:
             default = f.default()
-            kwargs["default"] = list(default) if isinstance(default, tuple) else default
-            if default is not None and default is not False:
-                shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
-                kwargs["help"] += f" (default: {shown})"
+            kwargs["default"] = list(default) if isinstance(default, tuple) else default  # shown by HelpFormatter
         if hint is bool:
             kwargs["action"] = "store_true"
         elif name in _PARSERS:
@@ -141,7 +198,10 @@ def add_options(
             kwargs.update(nargs="+", type=typing.get_args(hint)[0])
         else:
             kwargs["type"] = hint if hint in (int, float) else _text_or_none if optional else str
-        group.add_argument((flags or {}).get(name, "--" + name.replace("_", "-")), **kwargs)
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        if "action" not in kwargs and "choices" not in kwargs:
+            kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()  # a renamed option's own name
+        group.add_argument(flag, **kwargs)
 
 
 def _values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
@@ -151,22 +211,25 @@ def _values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="input: .jsonl, .parquet, or a save_to_disk dataset directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
-    parser.add_argument("--column", default="difficulty", help="name of the column to write (default: difficulty)")
+    parser.add_argument("--column", default="difficulty", help="name of the column to write")
     add_options(parser, TieredScorer, ("thresholds", "tier_names"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="the library's log records shown on stderr (default warning: judge retries; info adds "
-                        "cache hits, unreadable replies and fallbacks)")
+                        help="the library's log records shown on stderr (warning: judge retries; info adds cache "
+                        "hits, unreadable replies and fallbacks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alr-difficulty`` argument parser."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Annotate a dataset with a difficulty column (1 = very easy .. 10 = very hard).",
-        epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error.",
+        epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
+        formatter_class=HelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,lookup,heuristic}")
+    add_version(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,lookup,heuristic}",
+                                     parser_class=SubcommandParser)
 
     judge = commands.add_parser("judge", help="ask a VLM judge (cached, resumable)",
                                 description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.")
@@ -185,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lookup = commands.add_parser("lookup", help="copy scores from a lookup table (official PixelThink JSON shape)")
     _common(lookup)
-    add_options(lookup, LookupDifficulty, LOOKUP, flags={"key_column": "--id-column"})
+    add_options(lookup, LookupDifficulty, LOOKUP, flags={"key_column": "--id-column"},
+                helps={"table": "a .json/.jsonl table: the official list of records (--id-field, --score-field) or "
+                                "a plain {id: score}"})
 
     heuristic = commands.add_parser("heuristic", help="baseline from mask area ratio and expression length")
     _common(heuristic)
@@ -193,13 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: the defaults-showing help formatter unless told otherwise."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _backend(args: argparse.Namespace) -> JudgeBackend:
     if (args.base_url is None) == (args.model_path is None):
-        raise ConfigError("judge: expected either --base-url (with --model) or --model-path, got "
+        raise ConfigError("expected either --base-url (with --model) or --model-path, got "
                           + ("both" if args.base_url else "neither"))
     if args.base_url is not None:
         if not args.model:
-            raise ConfigError("judge: --model: expected the served model name with --base-url, got nothing")
+            raise ConfigError("--model: expected the served model name with --base-url, got nothing")
         return OpenAICompatibleBackend(**_values(args, HTTP))
     return TransformersBackend(**_values(args, LOCAL), max_new_tokens=args.max_tokens, temperature=args.temperature,
                                seed=args.seed or 0)
@@ -209,12 +282,8 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
     backend = _backend(args)
     cache = args.cache or Path(f"{args.data}.judge-cache.sqlite")
     scorer = JudgedDifficulty(backend, cache=cache, **_values(args, (*READING, *COLUMNS, "retry_failed")))
-    raw_ids = dataset.column(scorer.id_column)
-    if None in raw_ids:
-        raise DatasetError(f"dataset: column {scorer.id_column!r}: expected an id in every row, got null in row "
-                           f"{raw_ids.index(None)}")
-    ids = [str(v) for v in raw_ids]
-    samples = (scorer.sample(row, base_dir=dataset.base_dir) for row in dataset.rows(scorer.columns))
+    samples = _judge_samples(scorer, dataset)  # every row checked before the bar is drawn or a request sent
+    ids = [sample.key for sample in samples]
     judge = scorer.judge
     verdicts: dict[str, Judgment] = {}
     failed = 0  # counted as verdicts arrive: a rerun over a fully cached dataset stays linear in its size
@@ -241,6 +310,30 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
                   "requests": backend.requests_made, "statuses": dict(Counter(j.status for j in verdicts.values()))},
         "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
     }
+
+
+def _judge_samples(scorer: JudgedDifficulty, dataset: DatasetFile) -> list[JudgeSample]:
+    """One sample per row, every row checked: the columns exist, each row has an id and an expression, and an
+    image given as a path names an existing file (else :class:`DatasetError` naming the row)."""
+    dataset.require(scorer.columns)
+    samples = []
+    base = Path(dataset.base_dir) if dataset.base_dir is not None else None
+    for i, row in enumerate(dataset.rows(scorer.columns)):
+        if row[scorer.id_column] is None:
+            raise DatasetError(f"dataset: column {scorer.id_column!r}: expected an id in every row, got null in "
+                               f"row {i}")
+        try:
+            sample = scorer.sample(row, base_dir=dataset.base_dir)
+        except ValueError as error:
+            raise DatasetError(f"dataset: row {i}: {error}") from None
+        image = sample.image
+        if isinstance(image, str):
+            path = Path(image) if base is None or Path(image).is_absolute() else base / image
+            if not path.is_file():
+                raise DatasetError(f"dataset: row {i}: column {scorer.image_column!r}: expected an existing image "
+                                   f"file, got {image!r} ({str(path)!r} does not exist)")
+        samples.append(sample)
+    return samples
 
 
 def _scored(scorer: TieredScorer, args: argparse.Namespace, dataset: DatasetFile, **info: Any) -> dict[str, Any]:
@@ -292,21 +385,31 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error)."""
-    args = build_parser().parse_args(argv)
+    """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error, 130 interrupted).
+
+    A usage error (argparse's) exits 2 with the usage and one ``alr-difficulty COMMAND: error: ...`` line; an
+    error found later (input, configuration, the judge server) is that one line alone, in the command line's
+    words (:func:`user_facing`), without a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # an application entry point: show the library's log records (the library itself configures no handler)
     logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
     layout = TierLayout(args.thresholds, args.tier_names)
+    flags = flag_names(command_parser(parser, args.command))
     try:
         layout.check(owner="--thresholds/--tier-names")
-        result = COMMANDS[args.command](args, open_dataset(args.data))
+        dataset = open_dataset(args.data)
+        check_output(dataset, args.output)
+        result = COMMANDS[args.command](args, dataset)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
               "command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, FileNotFoundError) as error:
+    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
         # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        owners = {"LookupDifficulty": f"--table {args.table}" if args.command == "lookup" else "lookup",
+                  "HeuristicDifficulty": "heuristic"}
+        print(f"{PROG} {args.command}: error: {user_facing(error, flags, owners)}", file=sys.stderr)
         return 2
     values = np.asarray(result.pop("values"), dtype=np.float64)
     summary: dict[str, Any] = {

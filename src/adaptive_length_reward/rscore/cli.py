@@ -18,7 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..difficulty.cli import HTTP, LOCAL, _backend, _Progress, _text_or_none, add_options
+from ..difficulty.cli import (
+    HTTP,
+    LOCAL,
+    HelpFormatter,
+    SubcommandParser,
+    _backend,
+    _Progress,
+    _text_or_none,
+    add_options,
+    add_version,
+    check_output,
+    command_parser,
+    flag_names,
+    user_facing,
+)
 from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
 from ..difficulty.judge import JudgeRequestError, Judgment, OpenAICompatibleBackend, TransformersBackend
 from ..errors import MissingContextError, MissingExtraError
@@ -35,22 +49,19 @@ PROG = "alr-rscore"
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="input: .jsonl, .parquet, or a save_to_disk dataset directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
-    parser.add_argument("--column", default="rscore", help="name of the column to write (default: rscore)")
+    parser.add_argument("--column", default="rscore", help="name of the column to write")
     columns = parser.add_argument_group("dataset columns")
-    columns.add_argument("--id-column", default="id", help="sample id column (default: id)")
-    columns.add_argument("--reasoning-column", default="reasoning",
-                         help="the model's reasoning (the <think> content) (default: reasoning)")
-    columns.add_argument("--reference-short-column", default="reference_short",
-                         help="the short reference reasoning (default: reference_short)")
-    columns.add_argument("--reference-long-column", default="reference_long",
-                         help="the long reference reasoning (default: reference_long)")
+    columns.add_argument("--id-column", default="id", help="sample id column")
+    columns.add_argument("--reasoning-column", default="reasoning", help="the model's reasoning (the <think> content)")
+    columns.add_argument("--reference-short-column", default="reference_short", help="the short reference reasoning")
+    columns.add_argument("--reference-long-column", default="reference_long", help="the long reference reasoning")
     columns.add_argument("--question-column", type=_text_or_none, default=None,
-                         help="the referring question, shown to the judge (default: none)")
+                         help="the referring question, shown to the judge (default: none, no question)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="the library's log records shown on stderr (default warning: judge retries, the "
-                        "stand-in's notice; info adds cache hits and unreadable replies)")
+                        help="the library's log records shown on stderr (warning: judge retries, the stand-in's "
+                        "notice; info adds cache hits and unreadable replies)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Score reasoning chains 0..10 against short and long reference chains (RScore).",
         epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
+        formatter_class=HelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}")
+    add_version(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}",
+                                     parser_class=SubcommandParser)
     judge = commands.add_parser("judge", help="ask an LLM judge (cached, resumable)",
                                 description="Score each reasoning chain with an LLM judge; verdicts are cached so "
                                 "reruns resume.")
@@ -70,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                 TransformersBackend, LOCAL, required=False)
     reading = judge.add_argument_group("reading replies")
     reading.add_argument("--prompt-version", default=RSCORE_PROMPT_VERSION, choices=sorted(RSCORE_PROMPTS),
-                         help=f"the judge prompt (default: {RSCORE_PROMPT_VERSION})")
-    reading.add_argument("--parse-retries", type=int, default=2,
-                         help="re-asks after an unreadable reply before it counts as failed (default: 2)")
+                         help="the judge prompt")
+    reading.add_argument("--parse-retries", type=_non_negative, default=2,
+                         help="re-asks after an unreadable reply before it counts as failed")
     run = judge.add_argument_group("run")
     run.add_argument("--cache", type=Path, help="SQLite verdict cache (default: DATA.rscore-cache.sqlite)")
     run.add_argument("--retry-failed", action="store_true", help="re-ask samples cached as unparseable")
@@ -85,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(overlap)
     add_options(overlap, ReferenceOverlapRScore, ("lowercase",))
     return parser
+
+
+def _non_negative(text: str) -> int:
+    """An int >= 0 (argparse reports anything else as a usage error naming the flag)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_non_negative.__name__ = "int >= 0"  # argparse's message: "invalid int >= 0 value: '-1'"
 
 
 def _samples(args: argparse.Namespace, dataset: DatasetFile) -> list[RScoreSample]:
@@ -107,8 +132,6 @@ def _samples(args: argparse.Namespace, dataset: DatasetFile) -> list[RScoreSampl
 
 def _judge(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreSample]) -> dict[str, Any]:
     backend = _backend(args)
-    if args.parse_retries < 0:
-        raise DatasetError(f"judge: --parse-retries: expected an int >= 0, got {args.parse_retries}")
     cache = args.cache or Path(f"{args.data}.rscore-cache.sqlite")
     judge = RScoreJudge(backend, cache=cache, prompt=RSCORE_PROMPTS[args.prompt_version],
                         parse_retries=args.parse_retries)
@@ -172,19 +195,25 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error, 130
-    interrupted)."""
-    args = build_parser().parse_args(argv)
+    interrupted). A usage error (argparse's) exits 2 with the usage and one ``alr-rscore COMMAND: error: ...``
+    line; an error found later is that one line alone, without a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # an application entry point: show the library's log records (the library itself configures no handler)
     logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    flags = flag_names(command_parser(parser, args.command))
     try:
         dataset = open_dataset(args.data)
-        result = COMMANDS[args.command](args, dataset, _samples(args, dataset))
+        check_output(dataset, args.output)
+        samples = _samples(args, dataset)  # every row checked before the bar is drawn or a request sent
+        result = COMMANDS[args.command](args, dataset, samples)
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
               "command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, FileNotFoundError) as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
+        # bad input or configuration: one line in the command line's words, no traceback
+        print(f"{PROG} {args.command}: error: {user_facing(error, flags)}", file=sys.stderr)
         return 2
     values = result.pop("values")
     stats = rscore_summary(values)
