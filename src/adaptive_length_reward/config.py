@@ -152,14 +152,39 @@ def parse_config(data: Mapping[str, Any] | ComponentConfig) -> ComponentConfig:
 
 
 def build(data: Mapping[str, Any] | ComponentConfig) -> Any:
-    """Build a component (reward, budget, counter, schedule...) from its config or a plain mapping."""
+    """Build a component (reward, budget, counter, schedule...) from its config or a plain mapping.
+
+    Args:
+        data: a component config, or a mapping with a registered ``kind`` and the component's parameters (nested
+            components as mappings of their own).
+
+    Returns:
+        The component.
+
+    Raises:
+        ConfigError: an unknown ``kind``, an unknown field, or a value that fails validation (naming the field,
+            what was expected and what was given).
+    """
     config = parse_config(data)
     cls = _REGISTRY[config.kind][1]
     return cls.from_config(config)
 
 
 def load_config(path: str | Path) -> Any:
-    """Build a component from a ``.json``, ``.yaml`` or ``.yml`` file (YAML needs ``pyyaml``)."""
+    """Build a component from a ``.json``, ``.yaml`` or ``.yml`` file (YAML needs ``pyyaml``).
+
+    Args:
+        path: the config file; ``.yaml``/``.yml`` is read as YAML, anything else as JSON.
+
+    Returns:
+        The component ([`build`][] of the file's mapping).
+
+    Raises:
+        ConfigError: the file's config is invalid (see [`build`][]).
+        MissingExtraError: a YAML file without ``pyyaml`` installed.
+        OSError: the file cannot be read.
+        ValueError: a JSON file that is not valid JSON (``json.JSONDecodeError``).
+    """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml"}:

@@ -102,6 +102,19 @@ def soft_length_penalty(
     [1.0, 1.0, 0.5, 0.0, 0.0]
     >>> soft_length_penalty([500], float("inf")).tolist()
     [1.0]
+
+    Args:
+        lengths: the lengths ``L``, one per sample.
+        budgets: the budgets ``B``: one per sample, or one for all; ``inf`` for no penalty.
+        beta: the slope; the score reaches 0 at ``L = B + 1/beta``.
+        bonus_cap: a score above 1 under budget, up to ``1 + bonus_cap`` (official 0).
+
+    Returns:
+        The score per sample.
+
+    Raises:
+        ValueError: ``beta`` not a finite number > 0, ``bonus_cap`` not a finite number >= 0, or invalid lengths
+            or budgets.
     """
     _positive("beta", beta)
     if not (math.isfinite(bonus_cap) and bonus_cap >= 0):

@@ -98,6 +98,16 @@ def seg_zero(
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
     >>> seg_zero()(completions=[answer], ground_truth=[gt]).tolist()
     [5.0]
+
+    Args:
+        iou_threshold: box IoU term: IoU > this passes (official 0.5).
+        box_l1_threshold: box L1 term: mean L1 < this passes (official 10).
+        point_threshold: point term: matched distance < this passes (official 100).
+        ground_truth_column: the batch column holding the ground truth.
+        name: the reward's name; ``None``: ``segmentation_accuracy``.
+
+    Returns:
+        The [`SegmentationAccuracy`][] reward.
     """
     return SegmentationAccuracy(
         iou_threshold=iou_threshold,
@@ -140,6 +150,25 @@ def pixelthink(
     >>> long = "<think>" + "word " * 335 + answer[len("<think>"):]   # 346 words: 250 over the easy budget
     >>> pixelthink()(completions=[answer, long], ground_truth=[gt, gt], difficulty=[2.0, 2.0]).tolist()
     [5.0, 2.5]
+
+    Args:
+        length: ``"words"``, ``"reasoning_tokens"`` or a [`LengthCounter`][].
+        tokenizer: a tokenizer or a local path, for ``length="reasoning_tokens"``.
+        missing_difficulty: a sample without difficulty: ``"error"``, a tier name or a difficulty value.
+        missing_uncertainty: a hard sample without uncertainty: ``"error"`` or the U to use.
+        budget: a budget policy replacing ``TieredBudget()`` (with its own fallbacks).
+        beta: the soft length score's slope (official 1/500: 0 at 500 over budget).
+        iou_threshold: box IoU term: IoU > this passes (official 0.5).
+        box_l1_threshold: box L1 term: mean L1 < this passes (official 10).
+        point_threshold: point term: matched distance < this passes (official 100).
+        ground_truth_column: the batch column holding the ground truth.
+        name: the reward's name (what TRL logs).
+
+    Returns:
+        ``Product([accuracy, soft length score])``, named ``name``.
+
+    Raises:
+        ValueError: ``missing_difficulty``/``missing_uncertainty`` given together with ``budget=``.
     """
     accuracy = seg_zero(
         iou_threshold=iou_threshold,
@@ -191,6 +220,21 @@ def pixelthink_score(
     >>> answer = '<think>x</think><answer>{"bbox": [0, 0, 99, 99], "points_1": [20, 20], "points_2": [70, 70]}</answer>'
     >>> pixelthink_score(answer, gt, difficulty=2.0, length=346)
     2.5
+
+    Args:
+        completion: the model's completion.
+        ground_truth: the official ground-truth string or a mapping.
+        difficulty: the sample's difficulty (1..10).
+        uncertainty: the policy's uncertainty ``U >= 0`` (used by the hard tier).
+        length: the reasoning length; ``None`` counts the completion's whitespace words.
+
+    Returns:
+        The reward, in ``[0, 5]``.
+
+    Raises:
+        TypeError: ``ground_truth`` is neither a string nor a mapping.
+        ValueError: a non-finite ``difficulty`` or ``uncertainty``, a negative ``uncertainty``, or a ``length``
+            that is not an int >= 0.
     """
     if not isinstance(ground_truth, (str, Mapping)):
         given = type(ground_truth).__name__
