@@ -49,7 +49,7 @@ Completion = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 """A completion as trainers hand it over: a string (standard format), one chat message, or a list of chat
 messages (TRL's conversational format; the last assistant message is the response)."""
 
-#: Context columns with a fixed meaning. Anything else lives in :attr:`RewardBatch.extra`.
+#: Context columns with a fixed meaning. Anything else lives in ``RewardBatch.extra``.
 CONTEXT_FIELDS = (
     "completions",
     "reasoning",

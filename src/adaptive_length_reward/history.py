@@ -33,7 +33,8 @@ __all__ = ["STATE_FORMAT", "LengthHistory"]
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Tag of the JSON state written by :meth:`LengthHistory.state_dict`.
+#: Tag of the JSON state written by
+#: [`LengthHistory.state_dict`][adaptive_length_reward.history.LengthHistory.state_dict].
 STATE_FORMAT = "adaptive-length-reward/length-history/1"
 
 

@@ -88,7 +88,7 @@ class _LengthReward(Reward):
     length reward never teaches the policy to fail fast on hard problems (prime-rl #2829, PipelineRL #126).
     """
 
-    #: The function of :mod:`~adaptive_length_reward.functional`. It takes those of ``correct``, ``lengths``,
+    #: The function of [`functional`][]. It takes those of ``correct``, ``lengths``,
     #: budgets and ``groups`` that the method has, in that order, and the reward's parameters of the same names.
     formula: ClassVar[Callable[..., FloatArray]]
     #: Whether the method always reads correctness ``c`` (otherwise only with ``only_correct=True``).

@@ -451,7 +451,7 @@ class ContextProvider(Component, abc.ABC):
 
     #: The column this provider fills.
     provides: ClassVar[str]
-    #: Whether each row's value depends on that row alone; :class:`WithContext` then hands the provider only
+    #: Whether each row's value depends on that row alone; [`WithContext`][] then hands the provider only
     #: the rows that miss the column. A provider over groups (a pass rate) sets it to False and sees every row.
     row_wise: ClassVar[bool] = True
 

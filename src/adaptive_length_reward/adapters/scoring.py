@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
-#: What a value that is not finite becomes in :func:`finite_metrics` (what frameworks average over a batch, where
+#: What a value that is not finite becomes in [`finite_metrics`][] (what frameworks average over a batch, where
 #: one inf or NaN would poison the mean): no budget (inf: no penalty, PixelThink's medium tier), a value the reward
 #: did not compute or receive (NaN: no uncertainty, no tier) and a NaN component are all logged as this value.
 NOT_FINITE_LOGGED_AS = 0.0

@@ -161,5 +161,5 @@ class AsyncTRLReward(TRLReward):
         return await asyncio.to_thread(TRLReward.__call__, self, *args, **kwargs)
 
 
-#: The frozen configuration model of :class:`TRLReward` (derived from its declaration).
+#: The frozen configuration model of [`TRLReward`][] (derived from its declaration).
 TRLRewardConfig = TRLReward.config_model()

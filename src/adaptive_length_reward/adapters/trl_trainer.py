@@ -22,7 +22,7 @@ __all__ = ["TESTED_TRL_VERSIONS", "UncertaintyGRPOTrainer", "UncertaintyTrainerC
 
 FloatArray = npt.NDArray[np.float64]
 
-#: TRL versions :class:`UncertaintyGRPOTrainer` was tested with (``>=1.16,<2``): it relies on the private
+#: TRL versions [`UncertaintyGRPOTrainer`][] was tested with (``>=1.16,<2``): it relies on the private
 #: ``GRPOTrainer._generate``, ``_generate_single_turn`` and ``_tokenize_prompts`` of that line.
 TESTED_TRL_VERSIONS = (">=1.16", "<2")
 

@@ -80,7 +80,7 @@ logger = logging.getLogger(__name__)
 TESTED_VERL_VERSIONS = (">=0.9.1", "<0.10")
 REWARD_MANAGER_NAME = "adaptive_length"
 RATE_LIMITED_REWARD_MANAGER_NAME = "adaptive_length_rate_limited"
-#: verl's legacy (whole-batch) registry name of :class:`AdaptiveLengthBatchRewardManager`: group rewards.
+#: verl's legacy (whole-batch) registry name of [`AdaptiveLengthBatchRewardManager`][]: group rewards.
 BATCH_REWARD_MANAGER_NAME = "adaptive_length_batch"
 AGENT_LOOP_NAME = "adaptive_length_single_turn"
 MARGIN_AGENT_LOOP_NAME = "adaptive_length_margin"

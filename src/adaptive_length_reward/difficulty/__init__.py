@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Old names kept importable: the scorer was renamed (its old name is an anagram of the runner's, DifficultyJudge)
-#: and the cache now stores :class:`Judgment` records themselves.
+#: and the cache now stores [`Judgment`][] records themselves.
 _RENAMED = {"JudgeDifficulty": "JudgedDifficulty", "CachedJudgment": "Judgment"}
 
 

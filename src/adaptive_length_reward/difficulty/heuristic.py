@@ -35,7 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 
 #: The area column read unless a mask column is named instead.
 AREA_COLUMN = "mask_area_ratio"
-#: The formula's parameters (keywords of :func:`heuristic_difficulty`, fields of :class:`HeuristicDifficulty`).
+#: The formula's parameters (keywords of [`heuristic_difficulty`][], fields of [`HeuristicDifficulty`][]).
 ANCHORS = ("small_area", "large_area", "short_words", "long_words", "area_weight")
 
 

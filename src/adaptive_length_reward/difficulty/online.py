@@ -37,7 +37,8 @@ __all__ = ["EMAPassRateDifficulty", "PassRateDifficulty", "ema_update", "pass_ra
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Tag of the JSON state written by :meth:`EMAPassRateDifficulty.state_dict`.
+#: Tag of the JSON state written by
+#: [`EMAPassRateDifficulty.state_dict`][adaptive_length_reward.difficulty.online.EMAPassRateDifficulty.state_dict].
 STATE_FORMAT = "adaptive-length-reward/ema-pass-rate/1"
 
 

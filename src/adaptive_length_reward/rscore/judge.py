@@ -28,7 +28,7 @@ from .reply import parse_rscore_reply
 
 __all__ = ["RSCORE_KEY", "RScoreItem", "RScoreJudge", "RScoreSample", "as_samples"]
 
-#: The verdict's score key (a :class:`~adaptive_length_reward.difficulty.Judgment`'s ``aspects`` holds it).
+#: The verdict's score key (a [`Judgment`][]'s ``aspects`` holds it).
 RSCORE_KEY = "rscore"
 
 
@@ -78,7 +78,8 @@ class RScoreSample:
         return f"{self.sample_id}#{digest}"
 
 
-#: An item :meth:`RScoreJudge.score_many` takes: a sample, or ``(reasoning, reference_short, reference_long)``.
+#: An item [`RScoreJudge.score_many`][adaptive_length_reward.rscore.judge.RScoreJudge.score_many] takes: a sample,
+#: or ``(reasoning, reference_short, reference_long)``.
 RScoreItem = RScoreSample | Sequence[str | None]
 
 

@@ -152,5 +152,5 @@ def _per_token(where: str, entry: Any) -> npt.NDArray[np.float64]:
     return array.reshape(-1)
 
 
-#: The frozen configuration model of :class:`UncertaintyEstimator` (derived from its declaration).
+#: The frozen configuration model of [`UncertaintyEstimator`][] (derived from its declaration).
 UncertaintyEstimatorConfig = UncertaintyEstimator.config_model()

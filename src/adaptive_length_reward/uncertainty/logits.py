@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 Statistic = Literal["entropy", "margin", "self_certainty", "nll"]
-#: The per-token measures :func:`sequence_uncertainty` maps to ``[0, 1]``.
+#: The per-token measures [`sequence_uncertainty`][] maps to ``[0, 1]``.
 SequenceMeasure = Literal["margin", "entropy", "nll"]
 
-#: Names :func:`token_statistics` computes.
+#: Names [`token_statistics`][] computes.
 STATISTICS: tuple[str, ...] = get_args(Statistic)
 
 _DEFAULT_STATS: tuple[str, ...] = ("entropy", "margin", "self_certainty")

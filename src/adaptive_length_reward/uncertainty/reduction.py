@@ -34,7 +34,7 @@ Reduction = Literal["mean", "max", "min", "quantile"]
 _REDUCTIONS = get_args(Reduction)
 
 #: How far above 0 a log-probability may lie and still be read as 0 (certain), for every reader of log-probs
-#: (:func:`logprob_uncertainty`, the top-k readers). vLLM and SGLang compute ``z - logsumexp(z)`` in float32 and
+#: ([`logprob_uncertainty`][], the top-k readers). vLLM and SGLang compute ``z - logsumexp(z)`` in float32 and
 #: return a near-certain token slightly positive: ~1e-5 for logits of a few hundred (float32's relative precision
 #: is 6e-8). Anything that is not a log-probability (a probability or a logit passed by mistake) is far larger.
 LOGPROB_TOLERANCE = 1e-4

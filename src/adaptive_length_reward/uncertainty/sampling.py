@@ -34,7 +34,7 @@ from ..errors import import_optional
 __all__ = ["SAMPLING_STATISTICS", "SamplingRecorder", "generate_with_statistics"]
 
 Distribution = Literal["model", "sampler"]
-#: What :class:`SamplingRecorder` records per generated token, in this order.
+#: What [`SamplingRecorder`][] records per generated token, in this order.
 SAMPLING_STATISTICS: tuple[str, ...] = ("margin", "entropy", "self_certainty", "nll")
 FloatArray = npt.NDArray[np.float64]
 _NO_IDS: Any = None  # the warpers below read the scores only

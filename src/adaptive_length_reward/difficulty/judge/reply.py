@@ -34,7 +34,7 @@ Aggregate = Literal["mean", "median", "max", "min"]
 
 NUMBER = r"-?\d+(?:\.\d+)?"
 
-#: The most characters of a reply, outside its ``<think>`` blocks, that :func:`parse_judge_reply` reads; a longer
+#: The most characters of a reply, outside its ``<think>`` blocks, that [`parse_judge_reply`][] reads; a longer
 #: reply is refused (a verdict is a few hundred characters; the limit keeps a hostile judge from costing time).
 MAX_REPLY_CHARS = 100_000
 #: Brace spans longer than this are not parsed whole (objects inside them still are).

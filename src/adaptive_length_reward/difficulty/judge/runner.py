@@ -155,7 +155,7 @@ class JudgeRunner(Generic[SampleT]):
     A sample's cache key is ``(settings_hash, sample.key)`` (see [`settings`][]).
     """
 
-    #: The samples :meth:`judge_many` accepts.
+    #: The samples [`judge_many`][] accepts.
     sample_type: ClassVar[type] = object
     #: The prompts the constructor accepts.
     prompt_type: ClassVar[type] = JudgePrompt
