@@ -121,5 +121,7 @@ def test_guides_and_home_page_render(site: Path) -> None:
     assert "Quickstart" in home
     assert 'href="trl.html"' in home and 'href="docs/' not in home  # README's docs/ links point at the pages
     guide = (site / "trl.html").read_text(encoding="utf-8")
-    assert "TRLReward" in guide
+    # the guide's `TRLReward` / `UncertaintyGRPOTrainer` lead to their entries (docs/hooks.py)
+    assert 'href="reference/adapters.html#adaptive_length_reward.adapters.trl.TRLReward"' in guide
+    assert 'href="reference/adapters.html#adaptive_length_reward.adapters.trl_trainer.UncertaintyGRPOTrainer"' in guide
     assert not (site / "api.html").exists()  # the one-page summary stays on GitHub; the site has the reference
