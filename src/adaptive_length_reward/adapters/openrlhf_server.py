@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .._cli import Parser, add_version, parameter_error
 from ..errors import MissingExtraError, RewardInputError, field_path, import_optional
 from .openrlhf import OpenRLHFReward
 from .scoring import ENV_SETTINGS, finite_or_none
@@ -297,59 +298,111 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number in ``[low, high]`` (argparse names the flag in its message)."""
+    def read(text: str) -> Any:
+        value = kind(text)
+        if not (low <= value < math.inf and (high is None or value <= high)):
+            raise ValueError(text)
+        return value
+
+    read.__name__ = f"{kind.__name__} >= {low:g}" if high is None else f"{kind.__name__} in [{low:g}, {high:g}]"
+    return read
+
+
+def _text(text: str) -> str:
+    """An argparse type: non-empty text."""
+    if not text:
+        raise ValueError(text)
+    return text
+
+
+_text.__name__ = "non-empty text"
+
+#: The flags that set an ``ALR_*`` variable (the variable's name is ``ALR_`` + the name in capitals).
+_ENV_FLAGS = ("missing_difficulty", "missing_uncertainty", "response_marker", "max_body_bytes", "max_batch",
+              "header_timeout", "body_timeout", "auth_token")
+
+
+def _env_default(name: str, fallback: Any) -> str:
+    return f"(default: ${'ALR_' + name.upper()}, else {fallback})".replace("%", "%%")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="OpenRLHF /get_reward server for adaptive-length-reward "
-                                     "rewards. Settings: the ALR_* variables (docs/openrlhf.md), then these flags.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--settings", default=None, help="YAML/JSON adapter settings (ALR_SETTINGS)")
+    parser = Parser(prog=PROG, description="OpenRLHF /get_reward server for adaptive-length-reward "
+                    "rewards. Settings: the ALR_* variables (docs/openrlhf.md), then these flags.")
+    add_version(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    parser.add_argument("--port", type=_number(int, 0, 65535), default=5000, help="port")
+    parser.add_argument("--settings", default=None, metavar="FILE",
+                        help="YAML/JSON adapter settings (default: $ALR_SETTINGS, else none)")
     parser.add_argument("--missing-difficulty", default=None, metavar="RULE",
-                        help="a label without difficulty: 'error', a tier name or a value (ALR_MISSING_DIFFICULTY)")
+                        help="a label without difficulty: 'error', a tier name or a value "
+                        + _env_default("missing_difficulty", "the reward's rule"))
     parser.add_argument("--missing-uncertainty", default=None, metavar="RULE",
                         help="a label without uncertainty where the budget needs one: 'error' or a value "
-                        "(ALR_MISSING_UNCERTAINTY)")
-    parser.add_argument("--response-marker", default=None, metavar="TEXT",
-                        help="text before the response, backslash escapes decoded (ALR_RESPONSE_MARKER)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+                        + _env_default("missing_uncertainty", "the reward's rule"))
+    parser.add_argument("--response-marker", type=_text, default=None, metavar="TEXT",
+                        help="text before the response, backslash escapes decoded "
+                        + _env_default("response_marker", "none"))
+    parser.add_argument("--workers", type=_number(int, 1), default=1, help="uvicorn worker processes")
     limits = parser.add_argument_group("limits (docs/openrlhf.md)")
-    limits.add_argument("--max-body-bytes", type=int, default=None, metavar="N",
-                        help="largest request body; larger gets 413 unread (ALR_MAX_BODY_BYTES, default 16 MiB)")
-    limits.add_argument("--max-batch", type=int, default=None, metavar="N",
-                        help="most queries per request; more gets 413 (ALR_MAX_BATCH, default 16384)")
-    limits.add_argument("--header-timeout", type=float, default=None, metavar="S",
-                        help="seconds for a request's headers; slower is dropped (ALR_HEADER_TIMEOUT, default 10)")
-    limits.add_argument("--body-timeout", type=float, default=None, metavar="S",
-                        help="seconds for a request's body; slower gets 408 (ALR_BODY_TIMEOUT, default 60)")
-    limits.add_argument("--auth-token", default=None, metavar="TOKEN",
-                        help="require 'Authorization: Bearer TOKEN' (ALR_AUTH_TOKEN; prefer the variable, a flag "
-                        "is visible in the process list)")
+    defaults = ServerLimits()
+    limits.add_argument("--max-body-bytes", type=_number(int, 1), default=None, metavar="N",
+                        help="largest request body in bytes; larger gets 413 unread "
+                        + _env_default("max_body_bytes", defaults.max_body_bytes))
+    limits.add_argument("--max-batch", type=_number(int, 1), default=None, metavar="N",
+                        help="most queries per request; more gets 413 " + _env_default("max_batch", defaults.max_batch))
+    limits.add_argument("--header-timeout", type=_number(float, 1e-9), default=None, metavar="S",
+                        help="seconds for a request's headers; slower is dropped "
+                        + _env_default("header_timeout", f"{defaults.header_timeout:g}"))
+    limits.add_argument("--body-timeout", type=_number(float, 1e-9), default=None, metavar="S",
+                        help="seconds for a request's body; slower gets 408 "
+                        + _env_default("body_timeout", f"{defaults.body_timeout:g}"))
+    limits.add_argument("--auth-token", type=_text, default=None, metavar="TOKEN",
+                        help="require 'Authorization: Bearer TOKEN'; prefer the variable, a flag is visible in the "
+                        "process list " + _env_default("auth_token", "no token"))
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                        help="for uvicorn and this library's loggers (default info)")
+                        help="for uvicorn and this library's loggers")
     return parser
+
+
+def _user_facing(error: BaseException, args: argparse.Namespace) -> str:
+    """One line: an error about a setting that a flag or an ``ALR_*`` variable gave names that flag or variable
+    (not the reward's internal path to it); any other keeps its type and message (e.g. a settings file's)."""
+    message = " ".join(str(error).split())
+    parameter = parameter_error(message)
+    if parameter is not None and parameter[0] in _ENV_FLAGS:
+        name, expected = parameter
+        if getattr(args, name) is not None:
+            return f"--{name.replace('_', '-')}: {expected}"
+        if os.environ.get(f"ALR_{name.upper()}", "").strip():
+            return f"ALR_{name.upper()}: {expected}"
+    return f"{type(error).__name__}: {message}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``alr-openrlhf-server [--settings FILE] [--missing-difficulty RULE] [--port N] ...``.
 
-    A bad configuration exits with status 2 and one line ``alr-openrlhf-server: error: ...`` on stderr."""
+    A usage error exits with status 2, the usage and one ``alr-openrlhf-server: error: ...`` line; a bad
+    configuration (flags, ``ALR_*`` variables, settings file) exits 2 with that one line alone, before the server
+    starts."""
     parser = _parser()
     args = parser.parse_args(argv)
     # an application entry point: show the library's log records (the library itself configures no handler)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    uvicorn = import_optional("uvicorn", extra="server", purpose="The OpenRLHF reward server")
     if args.settings:
         if not Path(args.settings).is_file():
             parser.error(f"--settings: expected an existing YAML or JSON file, got {args.settings!r}")
         os.environ[ENV_SETTINGS] = str(Path(args.settings).resolve())  # every worker process reads it
-    for flag in ("missing_difficulty", "missing_uncertainty", "response_marker", "max_body_bytes", "max_batch",
-                 "header_timeout", "body_timeout", "auth_token"):
+    for flag in _ENV_FLAGS:
         if getattr(args, flag) is not None:
             os.environ[f"ALR_{flag.upper()}"] = str(getattr(args, flag))
     try:
+        uvicorn = import_optional("uvicorn", extra="server", purpose="The OpenRLHF reward server")
         create_app()  # build once here so a bad configuration fails before the server starts
     except (ValueError, TypeError, OSError, MissingExtraError) as error:
-        message = " ".join(str(error).split())
-        print(f"{PROG}: error: {type(error).__name__}: {message}", file=sys.stderr)
+        print(f"{PROG}: error: {_user_facing(error, args)}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run("adaptive_length_reward.adapters.openrlhf_server:create_app", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level=args.log_level,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._cli import Parser, add_version, flag_names, parameter_error
 from ..batch import RewardBatch
 from ..config import Component
 from ..errors import ConfigError, MissingContextError, MissingExtraError
@@ -80,38 +80,10 @@ class _Progress:
             self._bar.close()
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """argparse's defaults-showing formatter, quieter: no ``(default: None)`` / ``(default: False)``, a list
-    default as its values separated by spaces (as typed on the command line)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if ("%(default)" in text or default is None or default is False or default is argparse.SUPPRESS
-                or not action.option_strings or isinstance(action, argparse._VersionAction)):
-            return text
-        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        return f"{text} (default: {shown.replace('%', '%%')})"
-
-
-def add_version(parser: argparse.ArgumentParser) -> None:
-    """``--version``: prints ``<prog> <package version>`` and exits 0."""
-    parser.add_argument("--version", action="version", version=f"{parser.prog} {__version__}")
-
-
-def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Each destination's long option (``missing`` -> ``--missing``), for :func:`user_facing`."""
-    return {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
-
-
 def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The parser of subcommand ``command``."""
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return typing.cast(argparse.ArgumentParser, commands.choices[command])
-
-
-#: A library message naming a parameter: ``Owner: [path: ...] param: expected ...``.
-_PARAMETER_ERROR = re.compile(r"^(?:[\w.\[\]/-]+: )*?(\w+): (expected .*)$", re.DOTALL)
 
 
 def user_facing(error: BaseException, flags: Mapping[str, str], owners: Mapping[str, str] | None = None) -> str:
@@ -119,12 +91,12 @@ def user_facing(error: BaseException, flags: Mapping[str, str], owners: Mapping[
     flag (``LookupDifficulty: missing: expected ...`` -> ``--missing: expected ...``), advice to "set missing="
     names ``--missing``, and a leading component name in ``owners`` is replaced by what the user gave."""
     message = " ".join(str(error).split())
+    parameter = parameter_error(message)
+    if parameter is not None and parameter[0] in flags:
+        message = f"{flags[parameter[0]]}: {parameter[1]}"
     for owner, shown in (owners or {}).items():
         if message.startswith(f"{owner}: "):
             message = f"{shown}: {message[len(owner) + 2:]}"
-    match = _PARAMETER_ERROR.match(message)
-    if match is not None and match.group(1) in flags:
-        message = f"{flags[match.group(1)]}: {match.group(2)}"
     return re.sub(r"\bset (\w+)=? to\b", lambda m: f"pass {flags.get(m.group(1), m.group(1))} with", message)
 
 
@@ -222,14 +194,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alr-difficulty`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description="Annotate a dataset with a difficulty column (1 = very easy .. 10 = very hard).",
         epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
-        formatter_class=HelpFormatter,
     )
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,lookup,heuristic}",
-                                     parser_class=SubcommandParser)
+                                     parser_class=Parser)
 
     judge = commands.add_parser("judge", help="ask a VLM judge (cached, resumable)",
                                 description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.")
@@ -256,14 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(heuristic)
     add_options(heuristic, HeuristicDifficulty, HEURISTIC)
     return parser
-
-
-class SubcommandParser(argparse.ArgumentParser):
-    """A subcommand's parser: the defaults-showing help formatter unless told otherwise."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
 
 
 def _backend(args: argparse.Namespace) -> JudgeBackend:

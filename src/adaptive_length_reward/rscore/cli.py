@@ -18,19 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._cli import Parser, add_version, flag_names
 from ..difficulty.cli import (
     HTTP,
     LOCAL,
-    HelpFormatter,
-    SubcommandParser,
     _backend,
     _Progress,
     _text_or_none,
     add_options,
-    add_version,
     check_output,
     command_parser,
-    flag_names,
     user_facing,
 )
 from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
@@ -66,14 +63,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alr-rscore`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description="Score reasoning chains 0..10 against short and long reference chains (RScore).",
         epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
-        formatter_class=HelpFormatter,
     )
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}",
-                                     parser_class=SubcommandParser)
+                                     parser_class=Parser)
     judge = commands.add_parser("judge", help="ask an LLM judge (cached, resumable)",
                                 description="Score each reasoning chain with an LLM judge; verdicts are cached so "
                                 "reruns resume.")
