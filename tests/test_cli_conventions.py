@@ -173,7 +173,9 @@ def test_rscore_checks_the_output_format_before_a_request(tmp_path: Path, capsys
 # ------------------------------------------------------------------------------------------------------------
 
 
-def test_difficulty_errors_name_flags_not_parameters(tmp_path: Path, capsys: Any) -> None:
+def test_difficulty_errors_name_flags_not_parameters(tmp_path: Path, capsys: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALR_TEST_NO_SUCH_KEY", raising=False)
     data = write_jsonl_dataset(tmp_path, 3)
     table = tmp_path / "t.json"
     table.write_text(json.dumps([{"image_id": "s0", "difficulty_score_model": 4.0}]))
@@ -187,13 +189,18 @@ def test_difficulty_errors_name_flags_not_parameters(tmp_path: Path, capsys: Any
          "--area-weight: expected >= 0, got -3.0"),
         (["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--base-url", "127.0.0.1:9", "--model", "m"],
          "--base-url: expected an http:// or https:// URL"),
+        (["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--base-url", "http://127.0.0.1:9/v1", "--model",
+          "m", "--weights", "scene=x"], "--weights: scene: expected a valid number"),
+        (["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--base-url", "http://127.0.0.1:9/v1", "--model",
+          "m", "--api-key-env", "ALR_TEST_NO_SUCH_KEY"],  # checked before the first request, not by it
+         "--api-key-env: expected the environment variable 'ALR_TEST_NO_SUCH_KEY' to hold an API key, got nothing"),
     ]
     for argv, message in cases:
         assert difficulty_cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"alr-difficulty {argv[0]}: error: {message}") and err.count("\n") == 1, err
         for internal in ("set missing", "LookupDifficulty", "HeuristicDifficulty", "OpenAICompatibleBackend",
-                         "area_weight", "base_url"):
+                         "JudgedDifficulty", "area_weight", "base_url", "api_key_env", "weights."):
             assert internal not in err, err
 
 

@@ -50,15 +50,21 @@ def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
     return {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
 
 
-#: A library message about a parameter: ``Owner: [path: ...] name: expected ...``.
-_PARAMETER_ERROR = re.compile(r"^(?:[\w.\[\]/-]+: )*?(\w+): (expected .*)$", re.DOTALL)
+#: A library message about a parameter: ``Owner: [path: ...] name[.item]: expected ...``.
+_PARAMETER_ERROR = re.compile(r"^(?:[\w.\[\]/-]+: )*?(\w+)((?:\.\w+|\[\w+\])*): (expected .*)$", re.DOTALL)
 
 
 def parameter_error(message: str) -> tuple[str, str] | None:
-    """``(name, "expected ...")`` of a library message about the parameter ``name``, else None.
+    """``(name, "expected ...")`` of a library message about the parameter ``name`` (``"item: expected ..."`` for
+    one of its items), else None.
 
     >>> parameter_error("Product: terms.1: TieredBudget: missing_difficulty: expected 'error', got 'x'")
     ('missing_difficulty', "expected 'error', got 'x'")
+    >>> parameter_error("JudgedDifficulty: weights.scene: expected a valid number, got 'x'")
+    ('weights', "scene: expected a valid number, got 'x'")
     """
     match = _PARAMETER_ERROR.match(message)
-    return None if match is None else (match.group(1), match.group(2))
+    if match is None:
+        return None
+    item = match.group(2).lstrip(".")
+    return match.group(1), f"{item}: {match.group(3)}" if item else match.group(3)

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -236,6 +237,9 @@ def _backend(args: argparse.Namespace) -> JudgeBackend:
     if args.base_url is not None:
         if not args.model:
             raise ConfigError("--model: expected the served model name with --base-url, got nothing")
+        if args.api_key_env is not None and not os.environ.get(args.api_key_env):
+            raise ConfigError(f"--api-key-env: expected the environment variable {args.api_key_env!r} to hold an "
+                              "API key, got nothing")
         return OpenAICompatibleBackend(**_values(args, HTTP))
     return TransformersBackend(**_values(args, LOCAL), max_new_tokens=args.max_tokens, temperature=args.temperature,
                                seed=args.seed or 0)
