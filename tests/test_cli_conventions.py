@@ -118,7 +118,8 @@ def _no_progress_drawn(err: str) -> None:
     assert "judging" not in err and "scoring" not in err and "%|" not in err and "it/s" not in err, err
 
 
-@pytest.mark.parametrize("breakage", ["no image column", "empty expression", "missing image file", "output format"])
+@pytest.mark.parametrize("breakage", ["no image column", "empty expression", "missing image file", "output format",
+                                      "output is a directory"])
 def test_difficulty_judge_checks_every_row_before_the_bar_or_a_request(tmp_path: Path, capsys: Any,
                                                                        breakage: str) -> None:
     data = write_jsonl_dataset(tmp_path, 4)
@@ -133,8 +134,10 @@ def test_difficulty_judge_checks_every_row_before_the_bar_or_a_request(tmp_path:
     elif breakage == "missing image file":
         rows[2]["image"] = "images/gone.png"
         message = "dataset: row 2: column 'image': expected an existing image file, got 'images/gone.png'"
-    else:
+    elif breakage == "output format":
         out, message = tmp_path / "o.parquet", "--output: expected a jsonl path like the input"
+    else:
+        out, message = tmp_path / "images", "--output: expected a jsonl file path like the input, got the directory"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with ScriptedJudgeServer() as server:
         code = difficulty_cli.main(["judge", str(data), "-o", str(out), "--base-url", server.base_url, "--model",
@@ -144,7 +147,7 @@ def test_difficulty_judge_checks_every_row_before_the_bar_or_a_request(tmp_path:
     assert code == 2 and err.startswith("alr-difficulty judge: error: ") and message in err, err
     assert err.count("\n") == 1
     _no_progress_drawn(err)
-    assert not out.exists()
+    assert not out.exists() or out.is_dir()
 
 
 def test_the_same_dataset_judged_shows_the_bar(tmp_path: Path, capsys: Any) -> None:

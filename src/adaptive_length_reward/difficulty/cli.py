@@ -91,7 +91,8 @@ def user_facing(error: BaseException, flags: Mapping[str, str], owners: Mapping[
     """One line in the command line's words: a library message about a parameter that is a flag here names the
     flag (``LookupDifficulty: missing: expected ...`` -> ``--missing: expected ...``), advice to "set missing="
     names ``--missing``, and a leading component name in ``owners`` is replaced by what the user gave."""
-    message = " ".join(str(error).split())
+    text = f"{error.strerror}: {error.filename!r}" if isinstance(error, OSError) and error.strerror else str(error)
+    message = " ".join(text.split())
     parameter = parameter_error(message)
     if parameter is not None and parameter[0] in flags:
         message = f"{flags[parameter[0]]}: {parameter[1]}"
@@ -108,6 +109,21 @@ def check_output(dataset: DatasetFile, output: Path) -> None:
     fmt = formats.get(output.suffix.lower())
     if dataset.format != "hf" and fmt is not None and fmt != dataset.format:
         raise DatasetError(f"--output: expected a {dataset.format} path like the input, got {str(output)!r}")
+    if dataset.format != "hf" and output.is_dir():
+        raise DatasetError(f"--output: expected a {dataset.format} file path like the input, got the directory "
+                           f"{str(output)!r}")
+    check_writable(output, "--output")
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """``path`` can be created: its nearest existing ancestor is a directory this process may write in (missing
+    directories are created when writing)."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DatasetError(f"{flag}: expected a path in a directory this user may write, got {str(path)!r} "
+                           f"({str(ancestor)!r} is not writable)")
 
 
 def _weights(text: str) -> dict[str, str]:
@@ -367,10 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         layout.check(owner="--thresholds/--tier-names")
         dataset = open_dataset(args.data)
         check_output(dataset, args.output)
+        if args.summary_json is not None:
+            check_writable(args.summary_json, "--summary-json")
         result = COMMANDS[args.command](args, dataset)
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
-              "command again to resume", file=sys.stderr)
+        resume = "; verdicts received so far are in the cache, run the same command again to resume"
+        print(f"{PROG} {args.command}: interrupted{resume if args.command == 'judge' else ''}", file=sys.stderr)
         return 130
     except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
         # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
@@ -387,8 +405,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print("\n".join(_summary_lines(summary)), flush=True)
     if args.summary_json is not None:
-        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-        args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        try:
+            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+            args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"{PROG} {args.command}: error: --summary-json: {user_facing(error, {})}", file=sys.stderr)
+            return 2
     return 0 if summary["scored_rows"] == summary["rows"] else 1
 
 

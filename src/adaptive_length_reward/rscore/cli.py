@@ -27,6 +27,7 @@ from ..difficulty.cli import (
     _text_or_none,
     add_options,
     check_output,
+    check_writable,
     command_parser,
     user_facing,
 )
@@ -201,11 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         dataset = open_dataset(args.data)
         check_output(dataset, args.output)
+        if args.summary_json is not None:
+            check_writable(args.summary_json, "--summary-json")
         samples = _samples(args, dataset)  # every row checked before the bar is drawn or a request sent
         result = COMMANDS[args.command](args, dataset, samples)
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted; verdicts received so far are in the cache, run the same "
-              "command again to resume", file=sys.stderr)
+        resume = "; verdicts received so far are in the cache, run the same command again to resume"
+        print(f"{PROG} {args.command}: interrupted{resume if args.command == 'judge' else ''}", file=sys.stderr)
         return 130
     except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
         # bad input or configuration: one line in the command line's words, no traceback
@@ -220,8 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print("\n".join(_summary_lines(summary)), flush=True)
     if args.summary_json is not None:
-        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-        args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        try:
+            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+            args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"{PROG} {args.command}: error: --summary-json: {user_facing(error, {})}", file=sys.stderr)
+            return 2
     return 0 if summary["scored_rows"] == summary["rows"] else 1
 
 
