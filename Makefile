@@ -21,7 +21,7 @@ export MKL_NUM_THREADS := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart baselines bench bench-verl lint clean
+.PHONY: venv venvs test test-main test-verl test-openrlhf demo quickstart baselines docs bench bench-verl lint clean
 
 venv: $(STAMP)
 
@@ -92,6 +92,11 @@ bench: $(STAMP)
 # What the verl plugin costs `import verl` (in the verl venv, where the entry point is installed).
 bench-verl: $(VERL_VENV)/.alr-installed
 	$(VERL_VENV)/bin/python benchmarks/verl_import.py
+
+# The docs site (mkdocs.yml), --strict: any warning (broken link or anchor, a docstring documenting a missing
+# parameter, an unresolved cross-reference) fails the build. Output in site/ (git-ignored).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples docs

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def _signature(obj: object) -> str:
 def _summary(obj: object) -> str:
     doc = inspect.getdoc(obj) or ""
     paragraphs = doc.split("\n\n")
-    return paragraphs[0].replace("\n", " ") if paragraphs else ""
+    # the docs site's cross-references ([`Name`][] / [`Name`][path]) read as plain code here
+    return re.sub(r"\[(`[^`]+`)\]\[[^\]]*\]", r"\1", paragraphs[0].replace("\n", " ")) if paragraphs else ""
 
 
 def _parameter_table(cls: type[Component]) -> list[str]:
