@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -154,11 +155,17 @@ def test_install_hints_name_existing_extras() -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The sdist, then the wheel built from that sdist (what ``python -m build`` does by default)."""
+    """The sdist, then the wheel built from that sdist (what ``python -m build`` does by default).
+
+    Built from a copy of the tree without ``*.egg-info``: setuptools adds the files an old ``SOURCES.txt`` lists
+    (an editable install leaves one in ``src/``), which would hide a file ``MANIFEST.in`` leaves out.
+    """
     pytest.importorskip("build", reason="building needs the `build` package (the docs extra)")
-    out = tmp_path_factory.mktemp("dist")
+    source, out = tmp_path_factory.mktemp("source") / "tree", tmp_path_factory.mktemp("dist")
+    ignored = shutil.ignore_patterns(".git", "*.egg-info", "runs", "build", "dist", "site", "*.pyc", *CACHES, ".venv*")
+    shutil.copytree(ROOT, source, ignore=ignored)
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
