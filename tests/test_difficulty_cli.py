@@ -40,8 +40,22 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def judge_args(data: Path, out: Path, server: ScriptedJudgeServer, *extra: str) -> list[str]:
-    return ["judge", str(data), "-o", str(out), "--base-url", server.base_url, "--model", "scripted-judge",
-            "--backoff", "0.01", "--max-backoff", "0.02", "--no-progress", *extra]
+    return [
+        "judge",
+        str(data),
+        "-o",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-judge",
+        "--backoff",
+        "0.01",
+        "--max-backoff",
+        "0.02",
+        "--no-progress",
+        *extra,
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -65,8 +79,12 @@ def test_judge_annotates_jsonl_prints_histogram_and_resumes_from_cache(tmp_path,
     assert rows[3]["image"] == "images/3.png" and rows[3]["mask_area_ratio"] == pytest.approx(0.28)  # columns kept
     summary = json.loads(summary_file.read_text())
     values = [expected_difficulty(i) for i in range(10)]
-    expected_histogram = {"easy": sum(v < 3.5 for v in values), "medium": sum(3.5 <= v < 5 for v in values),
-                          "hard": sum(v >= 5 for v in values), "missing": 0}
+    expected_histogram = {
+        "easy": sum(v < 3.5 for v in values),
+        "medium": sum(3.5 <= v < 5 for v in values),
+        "hard": sum(v >= 5 for v in values),
+        "missing": 0,
+    }
     assert summary["histogram"] == expected_histogram
     assert summary["judge"]["judged_now"] == 10 and summary["judge"]["statuses"] == {"ok": 10}
     assert summary["judge"]["cache"] == f"{data}.judge-cache.sqlite" and Path(summary["judge"]["cache"]).is_file()
@@ -97,6 +115,7 @@ def test_judge_failures_are_summarised_and_set_the_exit_status(tmp_path, capsys)
 def test_judge_transport_failures_are_not_cached_and_rerun_fills_them(tmp_path, capsys) -> None:
     data = write_jsonl_dataset(tmp_path, 4)
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
+
     def script(body: dict, index: int) -> Status | Reply:
         return Status(503) if sample_number(body) == 1 else scores_by_sample()(body, index)
 
@@ -120,8 +139,24 @@ def test_judge_parquet_with_boxes_and_weights(tmp_path) -> None:
     path = tmp_path / "data.parquet"
     pq.write_table(table, path)
     with ScriptedJudgeServer() as server:
-        assert main(judge_args(path, path, server, "--box-column", "solution", "--area-column", "mask_area_ratio",
-                               "--weights", "scene=1,seg=0,language=0", "--aggregate", "max")) == 0
+        assert (
+            main(
+                judge_args(
+                    path,
+                    path,
+                    server,
+                    "--box-column",
+                    "solution",
+                    "--area-column",
+                    "mask_area_ratio",
+                    "--weights",
+                    "scene=1,seg=0,language=0",
+                    "--aggregate",
+                    "max",
+                )
+            )
+            == 0
+        )
         prompt = server.requests[0]["messages"][1]["content"][1]["text"]
     assert "bounding box spans 8.9%-36% of the width" in prompt
     result = pq.read_table(path)
@@ -132,9 +167,14 @@ def test_judge_parquet_with_boxes_and_weights(tmp_path) -> None:
 def test_judge_saved_hf_dataset_in_place(tmp_path) -> None:
     datasets = pytest.importorskip("datasets")
     images = [square_image(i) for i in range(4)]
-    dataset = datasets.Dataset.from_dict({"id": list(range(4)), "image": images,
-                                          "problem": [f"square of sample-{i}" for i in range(4)],
-                                          "difficulty": [None] * 4}).cast_column("image", datasets.Image())
+    dataset = datasets.Dataset.from_dict(
+        {
+            "id": list(range(4)),
+            "image": images,
+            "problem": [f"square of sample-{i}" for i in range(4)],
+            "difficulty": [None] * 4,
+        }
+    ).cast_column("image", datasets.Image())
     path = tmp_path / "hf"
     dataset.save_to_disk(str(path))
     with ScriptedJudgeServer() as server:
@@ -157,13 +197,16 @@ def test_progress_bar_and_plain_fallback(tmp_path, capsys, monkeypatch) -> None:
     assert "judging: 1/20 (5%), failed 0" in err and "judging: 20/20 (100%), failed 0" in err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--model", "m"], "expected either --base-url (with --model) or --model-path, got neither"),
-    (["--base-url", "http://127.0.0.1:9/v1", "--model-path", "x"], "got both"),
-    (["--base-url", "http://127.0.0.1:9/v1"], "--model: expected the served model name"),
-    (["--base-url", "127.0.0.1:9", "--model", "m"], "error: --base-url: expected an http:// or https:// URL"),
-    (["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--image-column", "img"], "expected a column 'img'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "m"], "expected either --base-url (with --model) or --model-path, got neither"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--model-path", "x"], "got both"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "--model: expected the served model name"),
+        (["--base-url", "127.0.0.1:9", "--model", "m"], "error: --base-url: expected an http:// or https:// URL"),
+        (["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--image-column", "img"], "expected a column 'img'"),
+    ],
+)
 def test_judge_usage_errors_exit_2_with_a_message(tmp_path, capsys, args: list[str], message: str) -> None:
     data = write_jsonl_dataset(tmp_path, 2)
     assert main(["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--no-progress", *args]) == 2
@@ -177,10 +220,12 @@ def test_flags_derive_from_the_declared_parameters(capsys) -> None:
 
     parser = build_parser()
     judge = parser.parse_args(["judge", "d.jsonl", "-o", "o.jsonl"])
-    commands = [(judge, HTTPBackend, HTTP), (judge, JudgedDifficulty, (*READING, *COLUMNS)),
-                (parser.parse_args(["lookup", "d.jsonl", "-o", "o.jsonl", "--table", "t.json"]), LookupDifficulty,
-                 LOOKUP[1:]),
-                (parser.parse_args(["heuristic", "d.jsonl", "-o", "o.jsonl"]), HeuristicDifficulty, HEURISTIC)]
+    commands = [
+        (judge, HTTPBackend, HTTP),
+        (judge, JudgedDifficulty, (*READING, *COLUMNS)),
+        (parser.parse_args(["lookup", "d.jsonl", "-o", "o.jsonl", "--table", "t.json"]), LookupDifficulty, LOOKUP[1:]),
+        (parser.parse_args(["heuristic", "d.jsonl", "-o", "o.jsonl"]), HeuristicDifficulty, HEURISTIC),
+    ]
     for args, cls, names in commands:
         fields = {f.key: f for f in cls.fields()}
         for name in names:
@@ -270,8 +315,12 @@ def test_killed_annotation_run_resumes_without_losing_or_duplicating(tmp_path) -
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     with ScriptedJudgeServer(scores_by_sample(delay=0.1)) as server:
-        command = [sys.executable, "-m", "adaptive_length_reward.difficulty.cli",
-                   *judge_args(data, out, server, "--cache", str(cache), "--concurrency", "2")]
+        command = [
+            sys.executable,
+            "-m",
+            "adaptive_length_reward.difficulty.cli",
+            *judge_args(data, out, server, "--cache", str(cache), "--concurrency", "2"),
+        ]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while len(_cached_ids(cache)) < 8:
@@ -319,12 +368,19 @@ def test_killed_annotation_run_resumes_without_losing_or_duplicating(tmp_path) -
 @pytest.mark.slow
 def test_module_runs_as_a_script_and_imports_no_heavy_packages(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    code = ("import sys, adaptive_length_reward.difficulty, adaptive_length_reward.difficulty.cli; "
-            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))")
+    code = (
+        "import sys, adaptive_length_reward.difficulty, adaptive_length_reward.difficulty.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))"
+    )
     probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "[]", probe.stderr
-    help_text = subprocess.run([sys.executable, "-m", "adaptive_length_reward.difficulty.cli", "--help"], env=env,
-                               capture_output=True, text=True, timeout=60)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "adaptive_length_reward.difficulty.cli", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert help_text.returncode == 0 and "{judge,lookup,heuristic}" in help_text.stdout
 
 
@@ -342,14 +398,20 @@ def test_log_level_shows_retries_and_cache_hits_on_stderr(tmp_path) -> None:
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     with ScriptedJudgeServer(script) as server:
-        command = [sys.executable, "-m", "adaptive_length_reward.difficulty.cli",
-                   *judge_args(data, out, server, "--concurrency", "1")]
+        command = [
+            sys.executable,
+            "-m",
+            "adaptive_length_reward.difficulty.cli",
+            *judge_args(data, out, server, "--concurrency", "1"),
+        ]
         first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        second = subprocess.run([*command, "--log-level", "info"], env=env, capture_output=True, text=True,
-                                timeout=120)
+        second = subprocess.run([*command, "--log-level", "info"], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert re.search(r"alr-difficulty: WARNING adaptive_length_reward\.difficulty\.judge\.backends: http://127\.0\.0"
-                     r"\.1:\d+/v1/chat/completions: attempt 1 of 4 failed \(HTTP 503", first.stderr)
+    assert re.search(
+        r"alr-difficulty: WARNING adaptive_length_reward\.difficulty\.judge\.backends: http://127\.0\.0"
+        r"\.1:\d+/v1/chat/completions: attempt 1 of 4 failed \(HTTP 503",
+        first.stderr,
+    )
     assert "INFO" not in first.stderr
     assert "INFO adaptive_length_reward.difficulty.judge.runner: judge cache " in second.stderr
     assert "2 of 2 samples answered from the cache, 0 to ask" in second.stderr

@@ -33,8 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"
 MB = 1024 * 1024
 PROMPT = "<|im_start|>user\nFind the cat.<|im_end|>\n<|im_start|>assistant\n"
-QUERY = PROMPT + ('<think>the cat is left</think><answer>{"bbox": [10, 10, 40, 40], "points_1": [20, 20], '
-                  '"points_2": [30, 30]}</answer><|im_end|>')
+QUERY = PROMPT + (
+    '<think>the cat is left</think><answer>{"bbox": [10, 10, 40, 40], "points_1": [20, 20], '
+    '"points_2": [30, 30]}</answer><|im_end|>'
+)
 LABEL = {"ground_truth": "<box>(10,10),(40,40)</box><points>(20,20),(30,30)</points>", "difficulty": 2.0}
 VALID = {"query": [QUERY], "prompts": [PROMPT], "labels": [LABEL]}
 
@@ -44,9 +46,26 @@ def server() -> Iterator[dict[str, Any]]:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "ALR_AUTH_TOKEN": TOKEN}
     process = subprocess.Popen(
-        [sys.executable, "-m", "adaptive_length_reward.adapters.openrlhf_server", "--port", str(port),
-         "--header-timeout", "1", "--body-timeout", "1", "--max-batch", "64", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "adaptive_length_reward.adapters.openrlhf_server",
+            "--port",
+            str(port),
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--max-batch",
+            "64",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -87,14 +106,19 @@ def peak_rss(pid: int) -> int:
 
 
 def head(length: int | None, *, chunked: bool = False, token: str = TOKEN) -> bytes:
-    lines = ["POST /get_reward HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
-             f"Authorization: Bearer {token}"]
+    lines = [
+        "POST /get_reward HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Content-Type: application/json",
+        f"Authorization: Bearer {token}",
+    ]
     lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def send_until_answered(port: int, header: bytes, body: Iterator[bytes], *, limit_s: float = 20.0
-                        ) -> tuple[bytes, int, float]:
+def send_until_answered(
+    port: int, header: bytes, body: Iterator[bytes], *, limit_s: float = 20.0
+) -> tuple[bytes, int, float]:
     """Send the header, then body pieces, reading whenever the server answers; returns (what the server sent
     back, body bytes sent, seconds until the answer began)."""
     started = time.monotonic()
@@ -212,7 +236,8 @@ def test_the_server_still_serves_after_every_hostile_client(server: dict[str, An
 
 def test_limits_from_the_environment_are_checked() -> None:
     assert ServerLimits.from_env({"ALR_MAX_BODY_BYTES": "1024", "ALR_AUTH_TOKEN": "t"}) == ServerLimits(
-        max_body_bytes=1024, auth_token="t")
+        max_body_bytes=1024, auth_token="t"
+    )
     with pytest.raises(ValueError, match="ALR_MAX_BATCH: expected an integer, got '1e3'"):
         ServerLimits.from_env({"ALR_MAX_BATCH": "1e3"})
     with pytest.raises(ValueError, match="header_timeout: expected a number of seconds > 0, got 0.0"):

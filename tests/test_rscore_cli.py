@@ -25,8 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write_rows(directory: Path, n: int, *, name: str = "chains.jsonl", **overrides: object) -> Path:
     path = directory / name
-    rows = [{"id": f"s{i}", "reasoning": f"the red cup of sample-{i} on the left", "reference_short": SHORT,
-             "reference_long": LONG, **overrides} for i in range(n)]
+    rows = [
+        {
+            "id": f"s{i}",
+            "reasoning": f"the red cup of sample-{i} on the left",
+            "reference_short": SHORT,
+            "reference_long": LONG,
+            **overrides,
+        }
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -36,8 +44,22 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def judge_args(data: Path, out: Path, server: ScriptedJudgeServer, *extra: str) -> list[str]:
-    return ["judge", str(data), "-o", str(out), "--base-url", server.base_url, "--model", "scripted-judge",
-            "--backoff", "0.01", "--max-backoff", "0.02", "--no-progress", *extra]
+    return [
+        "judge",
+        str(data),
+        "-o",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-judge",
+        "--backoff",
+        "0.01",
+        "--max-backoff",
+        "0.02",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_judge_writes_the_column_and_a_rerun_resumes_from_the_cache(tmp_path, capsys) -> None:
@@ -95,10 +117,13 @@ def test_a_missing_column_is_an_error_before_any_progress_is_drawn(tmp_path, cap
     assert "expected a column 'reference_long'" in err and "scoring" not in err and "%" not in err
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ((), "expected either --base-url (with --model) or --model-path, got neither"),
-    (("--base-url", "http://127.0.0.1:9/v1", "--model-path", "x"), "got both"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "expected either --base-url (with --model) or --model-path, got neither"),
+        (("--base-url", "http://127.0.0.1:9/v1", "--model-path", "x"), "got both"),
+    ],
+)
 def test_backend_options_are_checked(tmp_path, capsys, extra, message) -> None:
     data = write_rows(tmp_path, 2)
     assert main(["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--no-progress", *extra]) == 2
@@ -135,8 +160,12 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
     data, out, cache = write_rows(tmp_path, n), tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     with ScriptedJudgeServer(rscore_by_sample(delay=0.1)) as server:
-        command = [sys.executable, "-m", "adaptive_length_reward.rscore.cli",
-                   *judge_args(data, out, server, "--cache", str(cache), "--concurrency", "1")]
+        command = [
+            sys.executable,
+            "-m",
+            "adaptive_length_reward.rscore.cli",
+            *judge_args(data, out, server, "--cache", str(cache), "--concurrency", "1"),
+        ]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while len(server.requests) < 4:
@@ -160,10 +189,17 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
 @pytest.mark.slow
 def test_module_runs_as_a_script_and_imports_no_heavy_packages() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    code = ("import sys, adaptive_length_reward.rscore, adaptive_length_reward.rscore.cli; "
-            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))")
+    code = (
+        "import sys, adaptive_length_reward.rscore, adaptive_length_reward.rscore.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))"
+    )
     probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "[]", probe.stderr
-    help_text = subprocess.run([sys.executable, "-m", "adaptive_length_reward.rscore.cli", "--help"], env=env,
-                               capture_output=True, text=True, timeout=60)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "adaptive_length_reward.rscore.cli", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert help_text.returncode == 0 and "{judge,overlap}" in help_text.stdout

@@ -99,8 +99,9 @@ class ServerLimits:
             try:
                 values[f.name] = convert(text)
             except ValueError:
-                raise ValueError(f"ALR_{f.name.upper()}: expected {'an integer' if convert is int else 'a number'}, "
-                                 f"got {text!r}") from None
+                raise ValueError(
+                    f"ALR_{f.name.upper()}: expected {'an integer' if convert is int else 'a number'}, got {text!r}"
+                ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -135,8 +136,12 @@ class _Guard:
     def __init__(self, app: Any, limits: ServerLimits) -> None:
         self.app, self.limits = app, limits
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -152,15 +157,24 @@ class _Guard:
         if token is not None:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-                return 401, "expected an 'Authorization: Bearer <token>' header with the server's token", {
-                    "WWW-Authenticate": "Bearer"}
+                return (
+                    401,
+                    "expected an 'Authorization: Bearer <token>' header with the server's token",
+                    {"WWW-Authenticate": "Bearer"},
+                )
         length = headers.get(b"content-length")
         if length is not None:
             if not length.strip().isdigit():
                 return 400, f"Content-Length: expected a number of bytes, got {length[:40]!r}", {}
             if int(length) > self.limits.max_body_bytes:
-                return 413, (f"request body: expected at most {self.limits.max_body_bytes} bytes (max_body_bytes, "
-                             f"ALR_MAX_BODY_BYTES), got Content-Length {int(length)}"), {}
+                return (
+                    413,
+                    (
+                        f"request body: expected at most {self.limits.max_body_bytes} bytes (max_body_bytes, "
+                        f"ALR_MAX_BODY_BYTES), got Content-Length {int(length)}"
+                    ),
+                    {},
+                )
         return None
 
     def _guarded(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> Callable[[], Awaitable[dict[str, Any]]]:
@@ -177,24 +191,40 @@ class _Guard:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                raise HTTPException(408, f"request body: not received within {limits.body_timeout:g} s "
-                                    "(body_timeout, ALR_BODY_TIMEOUT)", headers=close) from None
+                raise HTTPException(
+                    408,
+                    f"request body: not received within {limits.body_timeout:g} s (body_timeout, ALR_BODY_TIMEOUT)",
+                    headers=close,
+                ) from None
             if message.get("type") == "http.request":
                 received += len(message.get("body", b""))
                 if received > limits.max_body_bytes:
-                    raise HTTPException(413, f"request body: expected at most {limits.max_body_bytes} bytes "
-                                        "(max_body_bytes, ALR_MAX_BODY_BYTES), got more", headers=close)
+                    raise HTTPException(
+                        413,
+                        f"request body: expected at most {limits.max_body_bytes} bytes "
+                        "(max_body_bytes, ALR_MAX_BODY_BYTES), got more",
+                        headers=close,
+                    )
             return message
 
         return guarded
 
 
-async def _refuse(scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], status: int,
-                  message: str, headers: Mapping[str, str]) -> None:
+async def _refuse(
+    scope: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    status: int,
+    message: str,
+    headers: Mapping[str, str],
+) -> None:
     logger.warning("%s %s: %d %s", scope.get("method"), scope.get("path"), status, message)
     body = json.dumps({"detail": message}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"connection", b"close"), *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -237,16 +267,16 @@ def create_app(reward: OpenRLHFReward | None = None, *, limits: ServerLimits | N
     @app.post("/get_reward")  # type: ignore[untyped-decorator]
     def get_reward(request: RewardRequest) -> Any:
         if len(request.query) > limits.max_batch:
-            message = (f"query: expected at most {limits.max_batch} items (max_batch, ALR_MAX_BATCH), got "
-                       f"{len(request.query)}")
+            message = (
+                f"query: expected at most {limits.max_batch} items (max_batch, ALR_MAX_BATCH), got {len(request.query)}"
+            )
             logger.warning("POST /get_reward: 413 %s", message)
             return JSONResponse(status_code=413, content={"detail": message})
         return reward.score(request.query, request.prompts, request.labels, convert=finite_or_none)
 
     @app.get("/health")  # type: ignore[untyped-decorator]
     def health() -> dict[str, Any]:
-        return {"status": "ok", "reward": reward.__name__,
-                "config": config_of(reward.reward).model_dump(mode="json")}
+        return {"status": "ok", "reward": reward.__name__, "config": config_of(reward.reward).model_dump(mode="json")}
 
     return app
 
@@ -278,8 +308,11 @@ def http_protocol(header_timeout: float | None = None) -> type:
         def _headers_overdue(self, cycle: Any) -> None:
             self._header_timer = None
             if self.cycle is cycle and not self.transport.is_closing():  # no new request since the timer started
-                logger.warning("a client sent no complete request headers within %g s (header_timeout, "
-                               "ALR_HEADER_TIMEOUT): connection closed", timeout)
+                logger.warning(
+                    "a client sent no complete request headers within %g s (header_timeout, "
+                    "ALR_HEADER_TIMEOUT): connection closed",
+                    timeout,
+                )
                 self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -300,6 +333,7 @@ def __getattr__(name: str) -> Any:
 
 def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
     """An argparse type: a ``kind`` number in ``[low, high]`` (argparse names the flag in its message)."""
+
     def read(text: str) -> Any:
         value = kind(text)
         if not (low <= value < math.inf and (high is None or value <= high)):
@@ -308,6 +342,17 @@ def _number(kind: type, low: float, high: float | None = None) -> Callable[[str]
 
     read.__name__ = f"{kind.__name__} >= {low:g}" if high is None else f"{kind.__name__} in [{low:g}, {high:g}]"
     return read
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise ValueError(text)
+    return value
+
+
+_seconds.__name__ = "number of seconds > 0"
 
 
 def _text(text: str) -> str:
@@ -320,8 +365,16 @@ def _text(text: str) -> str:
 _text.__name__ = "non-empty text"
 
 #: The flags that set an ``ALR_*`` variable (the variable's name is ``ALR_`` + the name in capitals).
-_ENV_FLAGS = ("missing_difficulty", "missing_uncertainty", "response_marker", "max_body_bytes", "max_batch",
-              "header_timeout", "body_timeout", "auth_token")
+_ENV_FLAGS = (
+    "missing_difficulty",
+    "missing_uncertainty",
+    "response_marker",
+    "max_body_bytes",
+    "max_batch",
+    "header_timeout",
+    "body_timeout",
+    "auth_token",
+)
 
 
 def _env_default(name: str, fallback: Any) -> str:
@@ -329,42 +382,94 @@ def _env_default(name: str, fallback: Any) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description="OpenRLHF /get_reward server for adaptive-length-reward "
-                    "rewards. Settings: the ALR_* variables (docs/openrlhf.md), then these flags.")
+    parser = Parser(
+        prog=PROG,
+        description="OpenRLHF /get_reward server for adaptive-length-reward "
+        "rewards. Settings: the ALR_* variables (docs/openrlhf.md), then these flags.",
+    )
     add_version(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--port", type=_number(int, 0, 65535), default=5000, help="port")
-    parser.add_argument("--settings", default=None, metavar="FILE",
-                        help="YAML/JSON adapter settings (default: $ALR_SETTINGS, else none)")
-    parser.add_argument("--missing-difficulty", default=None, metavar="RULE",
-                        help="a label without difficulty: 'error', a tier name or a value "
-                        + _env_default("missing_difficulty", "the reward's rule"))
-    parser.add_argument("--missing-uncertainty", default=None, metavar="RULE",
-                        help="a label without uncertainty where the budget needs one: 'error' or a value "
-                        + _env_default("missing_uncertainty", "the reward's rule"))
-    parser.add_argument("--response-marker", type=_text, default=None, metavar="TEXT",
-                        help="text before the response, backslash escapes decoded "
-                        + _env_default("response_marker", "none"))
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON adapter settings (default: $ALR_SETTINGS, else none)",
+    )
+    parser.add_argument(
+        "--missing-difficulty",
+        default=None,
+        metavar="RULE",
+        help="a label without difficulty: 'error', a tier name or a value "
+        + _env_default("missing_difficulty", "the reward's rule"),
+    )
+    parser.add_argument(
+        "--missing-uncertainty",
+        default=None,
+        metavar="RULE",
+        help="a label without uncertainty where the budget needs one: 'error' or a value "
+        + _env_default("missing_uncertainty", "the reward's rule"),
+    )
+    parser.add_argument(
+        "--response-marker",
+        type=_text,
+        default=None,
+        metavar="TEXT",
+        help="text before the response, backslash escapes decoded " + _env_default("response_marker", "none"),
+    )
     parser.add_argument("--workers", type=_number(int, 1), default=1, help="uvicorn worker processes")
-    limits = parser.add_argument_group("limits (docs/openrlhf.md)")
-    defaults = ServerLimits()
-    limits.add_argument("--max-body-bytes", type=_number(int, 1), default=None, metavar="N",
-                        help="largest request body in bytes; larger gets 413 unread "
-                        + _env_default("max_body_bytes", defaults.max_body_bytes))
-    limits.add_argument("--max-batch", type=_number(int, 1), default=None, metavar="N",
-                        help="most queries per request; more gets 413 " + _env_default("max_batch", defaults.max_batch))
-    limits.add_argument("--header-timeout", type=_number(float, 1e-9), default=None, metavar="S",
-                        help="seconds for a request's headers; slower is dropped "
-                        + _env_default("header_timeout", f"{defaults.header_timeout:g}"))
-    limits.add_argument("--body-timeout", type=_number(float, 1e-9), default=None, metavar="S",
-                        help="seconds for a request's body; slower gets 408 "
-                        + _env_default("body_timeout", f"{defaults.body_timeout:g}"))
-    limits.add_argument("--auth-token", type=_text, default=None, metavar="TOKEN",
-                        help="require 'Authorization: Bearer TOKEN'; prefer the variable, a flag is visible in the "
-                        "process list " + _env_default("auth_token", "no token"))
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                        help="for uvicorn and this library's loggers")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="for uvicorn and this library's loggers",
+    )
+    _add_limits(parser.add_argument_group("limits (docs/openrlhf.md)"))
     return parser
+
+
+def _add_limits(limits: Any) -> None:
+    """The :class:`ServerLimits` flags; each defaults to its ``ALR_*`` variable, else the built-in value."""
+    defaults = ServerLimits()
+    limits.add_argument(
+        "--max-body-bytes",
+        type=_number(int, 1),
+        default=None,
+        metavar="N",
+        help="largest request body in bytes; larger gets 413 unread "
+        + _env_default("max_body_bytes", defaults.max_body_bytes),
+    )
+    limits.add_argument(
+        "--max-batch",
+        type=_number(int, 1),
+        default=None,
+        metavar="N",
+        help="most queries per request; more gets 413 " + _env_default("max_batch", defaults.max_batch),
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds for a request's headers; slower is dropped "
+        + _env_default("header_timeout", f"{defaults.header_timeout:g}"),
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds for a request's body; slower gets 408 "
+        + _env_default("body_timeout", f"{defaults.body_timeout:g}"),
+    )
+    limits.add_argument(
+        "--auth-token",
+        type=_text,
+        default=None,
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN'; prefer the variable, a flag is visible in the "
+        "process list " + _env_default("auth_token", "no token"),
+    )
 
 
 def _user_facing(error: BaseException, args: argparse.Namespace) -> str:
@@ -404,9 +509,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ValueError, TypeError, OSError, MissingExtraError) as error:
         print(f"{PROG}: error: {_user_facing(error, args)}", file=sys.stderr)
         raise SystemExit(2) from None
-    uvicorn.run("adaptive_length_reward.adapters.openrlhf_server:create_app", factory=True, host=args.host,
-                port=args.port, workers=args.workers, log_level=args.log_level,
-                http="adaptive_length_reward.adapters.openrlhf_server:HeaderTimeoutProtocol")
+    uvicorn.run(
+        "adaptive_length_reward.adapters.openrlhf_server:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        http="adaptive_length_reward.adapters.openrlhf_server:HeaderTimeoutProtocol",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised by the CLI test in a subprocess

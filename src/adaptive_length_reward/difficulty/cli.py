@@ -69,12 +69,16 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(postfix, refresh=False)
-        elif self.enabled and (self.done % max(1, self.total // 20) == 0 or self.done == self.total
-                               or now - self._last_line > 10):
+        elif self.enabled and (
+            self.done % max(1, self.total // 20) == 0 or self.done == self.total or now - self._last_line > 10
+        ):
             self._last_line = now
             extra = "".join(f", {k} {v}" for k, v in postfix.items())
-            print(f"{self.desc}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%){extra}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%){extra}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -98,7 +102,7 @@ def user_facing(error: BaseException, flags: Mapping[str, str], owners: Mapping[
         message = f"{flags[parameter[0]]}: {parameter[1]}"
     for owner, shown in (owners or {}).items():
         if message.startswith(f"{owner}: "):
-            message = f"{shown}: {message[len(owner) + 2:]}"
+            message = f"{shown}: {message[len(owner) + 2 :]}"
     return re.sub(r"\bset (\w+)=? to\b", lambda m: f"pass {flags.get(m.group(1), m.group(1))} with", message)
 
 
@@ -110,8 +114,9 @@ def check_output(dataset: DatasetFile, output: Path) -> None:
     if dataset.format != "hf" and fmt is not None and fmt != dataset.format:
         raise DatasetError(f"--output: expected a {dataset.format} path like the input, got {str(output)!r}")
     if dataset.format != "hf" and output.is_dir():
-        raise DatasetError(f"--output: expected a {dataset.format} file path like the input, got the directory "
-                           f"{str(output)!r}")
+        raise DatasetError(
+            f"--output: expected a {dataset.format} file path like the input, got the directory {str(output)!r}"
+        )
     check_writable(output, "--output")
 
 
@@ -122,8 +127,10 @@ def check_writable(path: Path, flag: str) -> None:
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise DatasetError(f"{flag}: expected a path in a directory this user may write, got {str(path)!r} "
-                           f"({str(ancestor)!r} is not writable)")
+        raise DatasetError(
+            f"{flag}: expected a path in a directory this user may write, got {str(path)!r} "
+            f"({str(ancestor)!r} is not writable)"
+        )
 
 
 def _weights(text: str) -> dict[str, str]:
@@ -145,8 +152,21 @@ def _text_or_none(text: str) -> str | None:
 _PARSERS: dict[str, Callable[[str], Any]] = {"missing": _missing, "weights": _weights}
 
 #: The parameters each command exposes, by component; a flag is ``--name-with-dashes`` unless renamed.
-HTTP = ("base_url", "model", "timeout", "max_response_bytes", "max_retries", "backoff", "max_backoff", "concurrency",
-        "api_key_env", "json_mode", "max_tokens", "temperature", "seed")
+HTTP = (
+    "base_url",
+    "model",
+    "timeout",
+    "max_response_bytes",
+    "max_retries",
+    "backoff",
+    "max_backoff",
+    "concurrency",
+    "api_key_env",
+    "json_mode",
+    "max_tokens",
+    "temperature",
+    "seed",
+)
 LOCAL = ("model_path", "model_id", "device", "dtype")
 READING = ("prompt_version", "parse_retries", "aggregate", "weights")
 COLUMNS = ("id_column", "image_column", "expression_column", "mask_column", "box_column", "area_column")
@@ -155,8 +175,13 @@ HEURISTIC = ("area_column", "mask_column", "expression_column", "area_weight", "
 
 
 def add_options(
-    group: Any, cls: type[Component], names: Sequence[str], *, flags: Mapping[str, str] | None = None,
-    required: bool = True, helps: Mapping[str, str] | None = None,
+    group: Any,
+    cls: type[Component],
+    names: Sequence[str],
+    *,
+    flags: Mapping[str, str] | None = None,
+    required: bool = True,
+    helps: Mapping[str, str] | None = None,
 ) -> None:
     """One option per declared parameter of ``cls`` in ``names``: the declared type (choices for a ``Literal``,
     a switch for a bool that defaults to False, several values for a tuple), the declared default, and the
@@ -204,41 +229,63 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_options(parser, TieredScorer, ("thresholds", "tier_names"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="the library's log records shown on stderr (warning: judge retries; info adds cache "
-                        "hits, unreadable replies and fallbacks)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="the library's log records shown on stderr (warning: judge retries; info adds cache "
+        "hits, unreadable replies and fallbacks)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alr-difficulty`` argument parser."""
     parser = Parser(
-        prog=PROG, description="Annotate a dataset with a difficulty column (1 = very easy .. 10 = very hard).",
+        prog=PROG,
+        description="Annotate a dataset with a difficulty column (1 = very easy .. 10 = very hard).",
         epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
     )
     add_version(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,lookup,heuristic}",
-                                     parser_class=Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{judge,lookup,heuristic}", parser_class=Parser
+    )
 
-    judge = commands.add_parser("judge", help="ask a VLM judge (cached, resumable)",
-                                description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.")
+    judge = commands.add_parser(
+        "judge",
+        help="ask a VLM judge (cached, resumable)",
+        description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.",
+    )
     _common(judge)
-    add_options(judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP,
-                required=False)
-    add_options(judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
-                TransformersBackend, LOCAL, required=False)
+    add_options(
+        judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP, required=False
+    )
+    add_options(
+        judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
+        TransformersBackend,
+        LOCAL,
+        required=False,
+    )
     add_options(judge.add_argument_group("reading replies"), JudgedDifficulty, READING)
     add_options(judge.add_argument_group("dataset columns"), JudgedDifficulty, COLUMNS)
     run = judge.add_argument_group("run")
     run.add_argument("--cache", type=Path, help="SQLite verdict cache (default: DATA.judge-cache.sqlite)")
     add_options(run, JudgedDifficulty, ("retry_failed",))
-    run.add_argument("--details", action="store_true",
-                     help="also write COLUMN_status and COLUMN_scene / _seg / _language columns")
+    run.add_argument(
+        "--details", action="store_true", help="also write COLUMN_status and COLUMN_scene / _seg / _language columns"
+    )
 
     lookup = commands.add_parser("lookup", help="copy scores from a lookup table (official PixelThink JSON shape)")
     _common(lookup)
-    add_options(lookup, LookupDifficulty, LOOKUP, flags={"key_column": "--id-column"},
-                helps={"table": "a .json/.jsonl table: the official list of records (--id-field, --score-field) or "
-                                "a plain {id: score}"})
+    add_options(
+        lookup,
+        LookupDifficulty,
+        LOOKUP,
+        flags={"key_column": "--id-column"},
+        helps={
+            "table": "a .json/.jsonl table: the official list of records (--id-field, --score-field) or "
+            "a plain {id: score}"
+        },
+    )
 
     heuristic = commands.add_parser("heuristic", help="baseline from mask area ratio and expression length")
     _common(heuristic)
@@ -248,17 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _backend(args: argparse.Namespace) -> JudgeBackend:
     if (args.base_url is None) == (args.model_path is None):
-        raise ConfigError("expected either --base-url (with --model) or --model-path, got "
-                          + ("both" if args.base_url else "neither"))
+        raise ConfigError(
+            "expected either --base-url (with --model) or --model-path, got " + ("both" if args.base_url else "neither")
+        )
     if args.base_url is not None:
         if not args.model:
             raise ConfigError("--model: expected the served model name with --base-url, got nothing")
         if args.api_key_env is not None and not os.environ.get(args.api_key_env):
-            raise ConfigError(f"--api-key-env: expected the environment variable {args.api_key_env!r} to hold an "
-                              "API key, got nothing")
+            raise ConfigError(
+                f"--api-key-env: expected the environment variable {args.api_key_env!r} to hold an API key, got nothing"
+            )
         return OpenAICompatibleBackend(**_values(args, HTTP))
-    return TransformersBackend(**_values(args, LOCAL), max_new_tokens=args.max_tokens, temperature=args.temperature,
-                               seed=args.seed or 0)
+    return TransformersBackend(
+        **_values(args, LOCAL), max_new_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed or 0
+    )
 
 
 def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
@@ -287,10 +337,16 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
     dataset.write(args.output, columns)
     return {
         "values": values,
-        "judge": {"settings_hash": judge.settings_hash, "settings": judge.settings, "cache": str(cache),
-                  "samples": len(verdicts), "from_cache": sum(1 for j in verdicts.values() if j.cached),
-                  "judged_now": sum(1 for j in verdicts.values() if not j.cached),
-                  "requests": backend.requests_made, "statuses": dict(Counter(j.status for j in verdicts.values()))},
+        "judge": {
+            "settings_hash": judge.settings_hash,
+            "settings": judge.settings,
+            "cache": str(cache),
+            "samples": len(verdicts),
+            "from_cache": sum(1 for j in verdicts.values() if j.cached),
+            "judged_now": sum(1 for j in verdicts.values() if not j.cached),
+            "requests": backend.requests_made,
+            "statuses": dict(Counter(j.status for j in verdicts.values())),
+        },
         "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
     }
 
@@ -303,8 +359,9 @@ def _judge_samples(scorer: JudgedDifficulty, dataset: DatasetFile) -> list[Judge
     base = Path(dataset.base_dir) if dataset.base_dir is not None else None
     for i, row in enumerate(dataset.rows(scorer.columns)):
         if row[scorer.id_column] is None:
-            raise DatasetError(f"dataset: column {scorer.id_column!r}: expected an id in every row, got null in "
-                               f"row {i}")
+            raise DatasetError(
+                f"dataset: column {scorer.id_column!r}: expected an id in every row, got null in row {i}"
+            )
         try:
             sample = scorer.sample(row, base_dir=dataset.base_dir)
         except ValueError as error:
@@ -313,8 +370,10 @@ def _judge_samples(scorer: JudgedDifficulty, dataset: DatasetFile) -> list[Judge
         if isinstance(image, str):
             path = Path(image) if base is None or Path(image).is_absolute() else base / image
             if not path.is_file():
-                raise DatasetError(f"dataset: row {i}: column {scorer.image_column!r}: expected an existing image "
-                                   f"file, got {image!r} ({str(path)!r} does not exist)")
+                raise DatasetError(
+                    f"dataset: row {i}: column {scorer.image_column!r}: expected an existing image "
+                    f"file, got {image!r} ({str(path)!r} does not exist)"
+                )
         samples.append(sample)
     return samples
 
@@ -341,16 +400,21 @@ COMMANDS = {"judge": _judge, "lookup": _lookup, "heuristic": _heuristic}
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
-    lines = [f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column "
-             f"{summary['column']!r})"]
+    lines = [
+        f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column {summary['column']!r})"
+    ]
     judge = summary.get("judge")
     if judge is not None:
         statuses = judge["statuses"]
-        lines.append(f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
-                     f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}")
-        lines.append(f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
-                     f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
-                     f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}")
+        lines.append(
+            f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
+            f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}"
+        )
+        lines.append(
+            f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
+            f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
+            f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}"
+        )
     for key in ("lookup", "heuristic"):
         if key in summary:
             info = summary[key]
@@ -392,16 +456,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
         # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
-        owners = {"LookupDifficulty": f"--table {args.table}" if args.command == "lookup" else "lookup",
-                  "HeuristicDifficulty": "heuristic"}
+        owners = {
+            "LookupDifficulty": f"--table {args.table}" if args.command == "lookup" else "lookup",
+            "HeuristicDifficulty": "heuristic",
+        }
         print(f"{PROG} {args.command}: error: {user_facing(error, flags, owners)}", file=sys.stderr)
         return 2
     values = np.asarray(result.pop("values"), dtype=np.float64)
     summary: dict[str, Any] = {
-        "command": args.command, "input": str(args.data), "output": str(args.output), "column": args.column,
-        "rows": int(values.size), "scored_rows": int((~np.isnan(values)).sum()),
-        "thresholds": list(args.thresholds), "tier_names": list(args.tier_names),
-        "histogram": layout.histogram(values), **result,
+        "command": args.command,
+        "input": str(args.data),
+        "output": str(args.output),
+        "column": args.column,
+        "rows": int(values.size),
+        "scored_rows": int((~np.isnan(values)).sum()),
+        "thresholds": list(args.thresholds),
+        "tier_names": list(args.tier_names),
+        "histogram": layout.histogram(values),
+        **result,
     }
     print("\n".join(_summary_lines(summary)), flush=True)
     if args.summary_json is not None:

@@ -53,46 +53,68 @@ def _common(parser: argparse.ArgumentParser) -> None:
     columns.add_argument("--reasoning-column", default="reasoning", help="the model's reasoning (the <think> content)")
     columns.add_argument("--reference-short-column", default="reference_short", help="the short reference reasoning")
     columns.add_argument("--reference-long-column", default="reference_long", help="the long reference reasoning")
-    columns.add_argument("--question-column", type=_text_or_none, default=None,
-                         help="the referring question, shown to the judge (default: none, no question)")
+    columns.add_argument(
+        "--question-column",
+        type=_text_or_none,
+        default=None,
+        help="the referring question, shown to the judge (default: none, no question)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                        help="the library's log records shown on stderr (warning: judge retries, the stand-in's "
-                        "notice; info adds cache hits and unreadable replies)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="the library's log records shown on stderr (warning: judge retries, the stand-in's "
+        "notice; info adds cache hits and unreadable replies)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alr-rscore`` argument parser."""
     parser = Parser(
-        prog=PROG, description="Score reasoning chains 0..10 against short and long reference chains (RScore).",
+        prog=PROG,
+        description="Score reasoning chains 0..10 against short and long reference chains (RScore).",
         epilog="Exit status: 0 every row scored, 1 some rows without a score, 2 error, 130 interrupted.",
     )
     add_version(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}",
-                                     parser_class=Parser)
-    judge = commands.add_parser("judge", help="ask an LLM judge (cached, resumable)",
-                                description="Score each reasoning chain with an LLM judge; verdicts are cached so "
-                                "reruns resume.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{judge,overlap}", parser_class=Parser)
+    judge = commands.add_parser(
+        "judge",
+        help="ask an LLM judge (cached, resumable)",
+        description="Score each reasoning chain with an LLM judge; verdicts are cached so reruns resume.",
+    )
     _common(judge)
-    add_options(judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP,
-                required=False)
-    add_options(judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
-                TransformersBackend, LOCAL, required=False)
+    add_options(
+        judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP, required=False
+    )
+    add_options(
+        judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
+        TransformersBackend,
+        LOCAL,
+        required=False,
+    )
     reading = judge.add_argument_group("reading replies")
-    reading.add_argument("--prompt-version", default=RSCORE_PROMPT_VERSION, choices=sorted(RSCORE_PROMPTS),
-                         help="the judge prompt")
-    reading.add_argument("--parse-retries", type=_non_negative, default=2,
-                         help="re-asks after an unreadable reply before it counts as failed")
+    reading.add_argument(
+        "--prompt-version", default=RSCORE_PROMPT_VERSION, choices=sorted(RSCORE_PROMPTS), help="the judge prompt"
+    )
+    reading.add_argument(
+        "--parse-retries",
+        type=_non_negative,
+        default=2,
+        help="re-asks after an unreadable reply before it counts as failed",
+    )
     run = judge.add_argument_group("run")
     run.add_argument("--cache", type=Path, help="SQLite verdict cache (default: DATA.rscore-cache.sqlite)")
     run.add_argument("--retry-failed", action="store_true", help="re-ask samples cached as unparseable")
     run.add_argument("--details", action="store_true", help="also write a COLUMN_status column")
     overlap = commands.add_parser(
-        "overlap", help="NOT an LLM judge: 10 x token-F1 overlap with the best reference (offline stand-in)",
+        "overlap",
+        help="NOT an LLM judge: 10 x token-F1 overlap with the best reference (offline stand-in)",
         description="Opt-in stand-in for offline CPU runs: 10 x the best token F1 of the reasoning against the "
         "short and long references. It measures wording overlap, not reasoning quality; its values are not "
-        "comparable with the paper's RScore.")
+        "comparable with the paper's RScore.",
+    )
     _common(overlap)
     add_options(overlap, ReferenceOverlapRScore, ("lowercase",))
     return parser
@@ -130,8 +152,9 @@ def _samples(args: argparse.Namespace, dataset: DatasetFile) -> list[RScoreSampl
 def _judge(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreSample]) -> dict[str, Any]:
     backend = _backend(args)
     cache = args.cache or Path(f"{args.data}.rscore-cache.sqlite")
-    judge = RScoreJudge(backend, cache=cache, prompt=RSCORE_PROMPTS[args.prompt_version],
-                        parse_retries=args.parse_retries)
+    judge = RScoreJudge(
+        backend, cache=cache, prompt=RSCORE_PROMPTS[args.prompt_version], parse_retries=args.parse_retries
+    )
     verdicts: dict[str, Judgment] = {}
     failed = 0
     bar = _Progress(len({s.key for s in samples}), enabled=not args.no_progress, desc="scoring")
@@ -148,11 +171,18 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreS
         columns[f"{args.column}_status"] = [verdicts[s.key].status for s in samples]
     dataset.write(args.output, columns)
     return {
-        "values": values, "method": judge.method,
-        "judge": {"settings_hash": judge.settings_hash, "settings": judge.settings, "cache": str(cache),
-                  "samples": len(verdicts), "from_cache": sum(1 for j in verdicts.values() if j.cached),
-                  "judged_now": sum(1 for j in verdicts.values() if not j.cached),
-                  "requests": backend.requests_made, "statuses": dict(Counter(j.status for j in verdicts.values()))},
+        "values": values,
+        "method": judge.method,
+        "judge": {
+            "settings_hash": judge.settings_hash,
+            "settings": judge.settings,
+            "cache": str(cache),
+            "samples": len(verdicts),
+            "from_cache": sum(1 for j in verdicts.values() if j.cached),
+            "judged_now": sum(1 for j in verdicts.values() if not j.cached),
+            "requests": backend.requests_made,
+            "statuses": dict(Counter(j.status for j in verdicts.values())),
+        },
         "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
     }
 
@@ -168,19 +198,27 @@ COMMANDS = {"judge": _judge, "overlap": _overlap}
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
-    lines = [f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column "
-             f"{summary['column']!r})", f"  method: {summary['method']}"]
+    lines = [
+        f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column {summary['column']!r})",
+        f"  method: {summary['method']}",
+    ]
     judge = summary.get("judge")
     if judge is not None:
         statuses = judge["statuses"]
-        lines.append(f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
-                     f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}")
-        lines.append(f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
-                     f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
-                     f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}")
+        lines.append(
+            f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
+            f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}"
+        )
+        lines.append(
+            f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
+            f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
+            f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}"
+        )
     mean = summary["mean_rscore"]
-    lines.append(f"  mean rscore {'n/a' if mean is None else f'{mean:.3f}'} over {summary['scored_rows']} scored "
-                 f"of {summary['rows']} rows")
+    lines.append(
+        f"  mean rscore {'n/a' if mean is None else f'{mean:.3f}'} over {summary['scored_rows']} scored "
+        f"of {summary['rows']} rows"
+    )
     failures = summary.get("failures") or []
     if failures:
         lines.append(f"  failures ({len(failures)}):")
@@ -217,9 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     values = result.pop("values")
     stats = rscore_summary(values)
     summary: dict[str, Any] = {
-        "command": args.command, "input": str(args.data), "output": str(args.output), "column": args.column,
-        "rows": stats["rows"], "scored_rows": stats["scored"],
-        "mean_rscore": None if stats["scored"] == 0 else stats["mean"], **result,
+        "command": args.command,
+        "input": str(args.data),
+        "output": str(args.output),
+        "column": args.column,
+        "rows": stats["rows"],
+        "scored_rows": stats["scored"],
+        "mean_rscore": None if stats["scored"] == 0 else stats["mean"],
+        **result,
     }
     print("\n".join(_summary_lines(summary)), flush=True)
     if args.summary_json is not None:
