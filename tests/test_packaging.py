@@ -139,16 +139,24 @@ def test_every_framework_requirement_is_bounded_above() -> None:
     assert unbounded == [], f"framework requirements without an upper bound: {unbounded}"
 
 
+def _text_files() -> list[Path]:
+    folders = ("src", "examples", "benchmarks", "docs", "tests")
+    files = [path for folder in folders for pattern in ("*.py", "*.md") for path in (ROOT / folder).rglob(pattern)]
+    return [path for path in [*files, ROOT / "README.md"] if not any(part in CACHES for part in path.parts)]
+
+
 def test_install_hints_name_existing_extras() -> None:
     extras = set(_project()["optional-dependencies"])
     assert "tokenizers" not in extras, "the transformers extra is called `transformers`"
-    named = {
-        (path.relative_to(ROOT).as_posix(), extra)
-        for path in (ROOT / "src").rglob("*.py")
-        for extra in re.findall(r"""\bextra=["']([^"']+)["']""", path.read_text())
-    }
+    named = set()
+    for path in _text_files():
+        text, where = path.read_text(), path.relative_to(ROOT).as_posix()
+        if path.suffix == ".py" and where.startswith(("src/", "examples/", "benchmarks/")):  # import_optional hints
+            named |= {(where, extra) for extra in re.findall(r"""\bextra=["']([^"']+)["']""", text)}
+        for group in re.findall(r"adaptive-length-reward\[([\w,\- ]+)\]", text):  # pip install lines
+            named |= {(where, extra.strip()) for extra in group.split(",")}
     named = {(path, extra) for path, extra in named if extra not in {"forbid", "ignore", "allow"}}  # pydantic's
-    assert named, "expected import_optional(..., extra=...) install hints in src"
+    assert len({path for path, _ in named}) > 5, "expected install hints in src, docs and the README"
     missing = sorted((path, extra) for path, extra in named if extra not in extras)
     assert missing == [], f"install hints naming extras pyproject.toml does not define: {missing}"
 
