@@ -683,7 +683,7 @@ def test_server_command_line_bad_settings_give_one_line(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit):
         main(["--missing-difficulty", "huge", "--port", "1"])
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "missing_difficulty: expected 'error', a tier name" in err
+    assert err.count("\n") == 1 and "--missing-difficulty: expected 'error', a tier name" in err
 
 
 @pytest.mark.slow
