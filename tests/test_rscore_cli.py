@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -159,7 +160,16 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
     n = 30
     data, out, cache = write_rows(tmp_path, n), tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    with ScriptedJudgeServer(rscore_by_sample(delay=0.1)) as server:
+    # from the fifth request on the server holds its reply until the interrupt has been sent, so a loaded machine
+    # cannot let the run finish first (a clean-clone CI run once saw exit 0 here)
+    released, scored = threading.Event(), rscore_by_sample(delay=0.1)
+
+    def held(body: dict, index: int) -> Action:
+        if index >= 4:
+            released.wait(60)
+        return scored(body, index)
+
+    with ScriptedJudgeServer(held) as server:
         command = [
             sys.executable,
             "-m",
@@ -173,6 +183,7 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.01)
         process.send_signal(signal.SIGINT)
+        released.set()
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err
         assert "interrupted" in err and not out.exists()
