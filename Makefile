@@ -100,6 +100,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples docs
+	$(PY) -m ruff format --check src tests benchmarks examples docs
 	$(PY) -m mypy
 
 clean:

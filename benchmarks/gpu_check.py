@@ -40,20 +40,70 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "pixelthink_grpo.py"
 
 #: The worked example's flags for the size-true run (stage 1) and for ``--smoke`` (the tiny policy on a CPU).
-GPU_RUN = ["--policy", "random:qwen2.5-vl-3b", "--segmenter", "grabcut", "--steps", "4", "--num-generations", "4",
-           "--prompts-per-step", "2", "--max-completion-length", "256", "--min-completion-length", "256",
-           "--eval-samples", "8", "--eval-max-new-tokens", "32", "--eval-batch-size", "8", "--no-eval-before",
-           "--kl", "0", "--lr", "1e-6", "--save-steps", "1000", "--uncertainty", "margin"]
-SMOKE_RUN = ["--tiny", "--steps", "2", "--train-samples", "8", "--eval-samples", "4", "--warmup-steps", "1",
-             "--max-completion-length", "24", "--eval-max-new-tokens", "16", "--no-eval-before", "--save-steps",
-             "1000", "--uncertainty", "margin"]
+GPU_RUN = [
+    "--policy",
+    "random:qwen2.5-vl-3b",
+    "--segmenter",
+    "grabcut",
+    "--steps",
+    "4",
+    "--num-generations",
+    "4",
+    "--prompts-per-step",
+    "2",
+    "--max-completion-length",
+    "256",
+    "--min-completion-length",
+    "256",
+    "--eval-samples",
+    "8",
+    "--eval-max-new-tokens",
+    "32",
+    "--eval-batch-size",
+    "8",
+    "--no-eval-before",
+    "--kl",
+    "0",
+    "--lr",
+    "1e-6",
+    "--save-steps",
+    "1000",
+    "--uncertainty",
+    "margin",
+]
+SMOKE_RUN = [
+    "--tiny",
+    "--steps",
+    "2",
+    "--train-samples",
+    "8",
+    "--eval-samples",
+    "4",
+    "--warmup-steps",
+    "1",
+    "--max-completion-length",
+    "24",
+    "--eval-max-new-tokens",
+    "16",
+    "--no-eval-before",
+    "--save-steps",
+    "1000",
+    "--uncertainty",
+    "margin",
+]
 
 
 def _run(command: list[str], *, timeout: float) -> tuple[float, str]:
     """Run ``command``; returns (seconds, combined output). Raises ``RuntimeError`` with the output's tail."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+    )
     seconds = time.perf_counter() - start
     output = done.stdout + done.stderr
     if done.returncode != 0:
@@ -81,10 +131,16 @@ def sampling_check(policy: Any, *, smoke: bool) -> dict[str, Any]:
 
     device = "cpu" if smoke else "cuda"
     model = policy.model.to(device).eval()
-    inputs = policy.tokenizer(["Please find the red square with bbox and points.", "Where is the dog?"],
-                              return_tensors="pt", padding=True).to(device)
-    return sampling_route_check(model, dict(inputs), max_new_tokens=16 if smoke else 128,
-                                repeats=1 if smoke else 3, **policy.generation_kwargs())
+    inputs = policy.tokenizer(
+        ["Please find the red square with bbox and points.", "Where is the dog?"], return_tensors="pt", padding=True
+    ).to(device)
+    return sampling_route_check(
+        model,
+        dict(inputs),
+        max_new_tokens=16 if smoke else 128,
+        repeats=1 if smoke else 3,
+        **policy.generation_kwargs(),
+    )
 
 
 def weight_check(policy: Any, *, smoke: bool) -> dict[str, Any]:
@@ -120,25 +176,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     if not args.smoke and not torch.cuda.is_available():
-        parser.exit(2, "gpu_check.py: error: expected a CUDA device, found none (use --smoke for the CPU pipeline "
-                       "check)\n")
+        parser.exit(
+            2, "gpu_check.py: error: expected a CUDA device, found none (use --smoke for the CPU pipeline check)\n"
+        )
     started = time.perf_counter()
     device = "CPU (smoke)" if args.smoke else torch.cuda.get_device_name(0)
     result: dict[str, Any] = {"device": device, "smoke": args.smoke, "torch": torch.__version__, "stages": {}}
     flags = SMOKE_RUN if args.smoke else GPU_RUN
-    seconds, _ = _run([sys.executable, str(EXAMPLE), *flags, "--output-dir", str(args.run_dir), "--no-progress"],
-                      timeout=420)
+    seconds, _ = _run(
+        [sys.executable, str(EXAMPLE), *flags, "--output-dir", str(args.run_dir), "--no-progress"], timeout=420
+    )
     metrics = json.loads((ROOT / args.run_dir / "metrics.json").read_text())  # an absolute run_dir replaces ROOT
     timings = metrics["timings"]
     result["grpo"] = {
-        "policy": metrics["run"]["policy"], "steps": metrics["train_steps"],
-        "step_s_median": timings["train_step_s_median"], "peak_memory_mb": metrics["peak_memory_mb"],
-        "uncertainty_share": timings["uncertainty_share"], "reward_share": timings["reward_share"],
-        "generation_s": timings["generation_s"], "uncertainty_s": timings["uncertainty_s"],
-        "reward_s": timings["reward_s"], "train_s": timings["train_s"],
+        "policy": metrics["run"]["policy"],
+        "steps": metrics["train_steps"],
+        "step_s_median": timings["train_step_s_median"],
+        "peak_memory_mb": metrics["peak_memory_mb"],
+        "uncertainty_share": timings["uncertainty_share"],
+        "reward_share": timings["reward_share"],
+        "generation_s": timings["generation_s"],
+        "uncertainty_s": timings["uncertainty_s"],
+        "reward_s": timings["reward_s"],
+        "train_s": timings["train_s"],
         "completion_tokens": None if args.smoke else 256,
-        "completions_per_step": (metrics["config"]["train"]["prompts_per_step"]
-                                 * metrics["config"]["train"]["num_generations"]),
+        "completions_per_step": (
+            metrics["config"]["train"]["prompts_per_step"] * metrics["config"]["train"]["num_generations"]
+        ),
     }
     result["stages"]["grpo_s"] = seconds
     start = time.perf_counter()
@@ -150,10 +214,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["stages"]["weight_check_s"] = time.perf_counter() - start
     del policy
     if not args.skip_estimators:
-        estimator_json = ROOT / "benchmarks" / "results" / ("gpu_check_uncertainty_smoke.json" if args.smoke
-                                                            else "gpu_check_uncertainty.json")
-        command = [sys.executable, str(ROOT / "benchmarks" / "uncertainty.py"), "--quick", "--no-memory",
-                   "--device", "cpu" if args.smoke else "cuda", "--out", str(estimator_json)]
+        estimator_json = (
+            ROOT
+            / "benchmarks"
+            / "results"
+            / ("gpu_check_uncertainty_smoke.json" if args.smoke else "gpu_check_uncertainty.json")
+        )
+        command = [
+            sys.executable,
+            str(ROOT / "benchmarks" / "uncertainty.py"),
+            "--quick",
+            "--no-memory",
+            "--device",
+            "cpu" if args.smoke else "cuda",
+            "--out",
+            str(estimator_json),
+        ]
         if args.smoke:
             command += ["--repeats", "1", "--topk-tokens", "2000"]
         seconds, _ = _run(command, timeout=300)
@@ -164,14 +240,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     grpo = result["grpo"]
-    print(f"device: {device}\nGRPO on {grpo['policy']}: median step {grpo['step_s_median']:.2f} s, peak memory "
-          f"{grpo['peak_memory_mb']:.0f} MB, uncertainty {100 * (grpo['uncertainty_share'] or 0):.1f} % and reward "
-          f"{100 * (grpo['reward_share'] or 0):.2f} % of training\nlr 1e-6 step changed "
-          f"{100 * result['weight_check']['changed_share']:.2f} % of {result['weight_check']['parameters']:,} "
-          f"{result['weight_check']['dtype']} parameters\nsampling route: time ratio "
-          f"{result['sampling_route']['time_ratio']:.3f}, max |diff| vs forward "
-          f"{max(result['sampling_route']['max_abs_diff_vs_forward'].values()):.2e}\n"
-          f"total {result['total_s']:.0f} s -> {out}")
+    print(
+        f"device: {device}\nGRPO on {grpo['policy']}: median step {grpo['step_s_median']:.2f} s, peak memory "
+        f"{grpo['peak_memory_mb']:.0f} MB, uncertainty {100 * (grpo['uncertainty_share'] or 0):.1f} % and reward "
+        f"{100 * (grpo['reward_share'] or 0):.2f} % of training\nlr 1e-6 step changed "
+        f"{100 * result['weight_check']['changed_share']:.2f} % of {result['weight_check']['parameters']:,} "
+        f"{result['weight_check']['dtype']} parameters\nsampling route: time ratio "
+        f"{result['sampling_route']['time_ratio']:.3f}, max |diff| vs forward "
+        f"{max(result['sampling_route']['max_abs_diff_vs_forward'].values()):.2e}\n"
+        f"total {result['total_s']:.0f} s -> {out}"
+    )
     return result
 
 

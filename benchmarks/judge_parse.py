@@ -63,13 +63,25 @@ def run(repeats: int) -> dict[str, Any]:
     for name, build in KINDS.items():
         ms = [1000 * parse_time(build(size), repeats) for size in SIZES]
         ratios = [ms[1] / max(ms[0], 1e-6), ms[2] / max(ms[1], 1e-6)]
-        rows.append({"reply": name, "sizes": list(SIZES), "median_ms": ms, "ratio_10k_1k": ratios[0],
-                     "ratio_100k_10k": ratios[1]})
+        rows.append(
+            {
+                "reply": name,
+                "sizes": list(SIZES),
+                "median_ms": ms,
+                "ratio_10k_1k": ratios[0],
+                "ratio_100k_10k": ratios[1],
+            }
+        )
         print(f"{name:24} " + " ".join(f"{m:6.2f} ms" for m in ms) + f"   {ratios[0]:6.1f}  {ratios[1]:8.1f}")
     worst = max(max(r["median_ms"]) for r in rows)
     print(f"slowest call at 100 kB: {worst:.1f} ms (bound 50 ms)")
-    return {"benchmark": "judge_parse", "python": platform.python_version(), "repeats": repeats,
-            "slowest_ms": worst, "rows": rows}
+    return {
+        "benchmark": "judge_parse",
+        "python": platform.python_version(),
+        "repeats": repeats,
+        "slowest_ms": worst,
+        "rows": rows,
+    }
 
 
 def cli() -> None:

@@ -38,21 +38,40 @@ def prepare(directory: Path, n: int) -> tuple[Path, Path]:
     data = directory / "data.jsonl"
     with data.open("w", encoding="utf-8") as stream:
         for i in range(n):
-            stream.write(json.dumps({"id": f"s{i}", "image": f"images/{i}.png", "problem": f"object {i}",
-                                     "mask_area_ratio": 0.1}) + "\n")
+            stream.write(
+                json.dumps(
+                    {"id": f"s{i}", "image": f"images/{i}.png", "problem": f"object {i}", "mask_area_ratio": 0.1}
+                )
+                + "\n"
+            )
     cache = directory / "cache.sqlite"
     backend = OpenAICompatibleBackend(base_url=CLOSED_PORT_URL, model="judge")
     settings_hash = DifficultyJudge(backend, cache=JudgmentCache(cache)).settings_hash
     aspects = json.dumps({"language": 2.0, "scene": 7.0, "seg": 4.0}, sort_keys=True)
     with contextlib.closing(sqlite3.connect(cache)) as connection, connection:  # one transaction: fast setup
-        connection.executemany("INSERT INTO judgments VALUES (?, ?, 'ok', ?, '{}', NULL, 1, ?)",
-                               ((settings_hash, f"s{i}", aspects, time.time()) for i in range(n)))
+        connection.executemany(
+            "INSERT INTO judgments VALUES (?, ?, 'ok', ?, '{}', NULL, 1, ?)",
+            ((settings_hash, f"s{i}", aspects, time.time()) for i in range(n)),
+        )
     return data, cache
 
 
 def rerun(data: Path, cache: Path) -> float:
-    argv = ["judge", str(data), "-o", str(data.with_name("out.jsonl")), "--base-url", CLOSED_PORT_URL,
-            "--model", "judge", "--cache", str(cache), "--no-progress", "--max-retries", "0"]
+    argv = [
+        "judge",
+        str(data),
+        "-o",
+        str(data.with_name("out.jsonl")),
+        "--base-url",
+        CLOSED_PORT_URL,
+        "--model",
+        "judge",
+        "--cache",
+        str(cache),
+        "--no-progress",
+        "--max-retries",
+        "0",
+    ]
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()) as out:
         status = main(argv)
@@ -76,10 +95,17 @@ def run(sizes: list[int], repeats: int) -> dict[str, Any]:
         row["time_ratio_to_smallest"] = row["median_s"] / base["median_s"]
         row["size_ratio_to_smallest"] = row["items"] / base["items"]
     largest = rows[-1]
-    print(f"time ratio {largest['items']}/{base['items']}: {largest['time_ratio_to_smallest']:.2f} "
-          f"(size ratio {largest['size_ratio_to_smallest']:.0f}; linear <= 10 required)")
-    return {"benchmark": "judge_rerun", "python": platform.python_version(), "machine": platform.machine(),
-            "repeats": repeats, "rows": rows}
+    print(
+        f"time ratio {largest['items']}/{base['items']}: {largest['time_ratio_to_smallest']:.2f} "
+        f"(size ratio {largest['size_ratio_to_smallest']:.0f}; linear <= 10 required)"
+    )
+    return {
+        "benchmark": "judge_rerun",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "repeats": repeats,
+        "rows": rows,
+    }
 
 
 def cli() -> None:

@@ -56,12 +56,21 @@ def _timed(device: torch.device, call: Any) -> tuple[Any, float, float | None]:
     return result, seconds, peak
 
 
-def sampling_route_check(model: Any, inputs: dict[str, Any], *, temperature: float = 1.0, max_new_tokens: int = 64,
-                         repeats: int = 3, seed: int = 0, **generate_kwargs: Any) -> dict[str, Any]:
+def sampling_route_check(
+    model: Any,
+    inputs: dict[str, Any],
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    repeats: int = 3,
+    seed: int = 0,
+    **generate_kwargs: Any,
+) -> dict[str, Any]:
     """Run the check on ``model`` (any HF causal LM or VLM; ``inputs`` as ``generate`` takes them, on its device)."""
     device = next(model.parameters()).device
-    options = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
-                   **generate_kwargs)
+    options = dict(
+        do_sample=True, temperature=temperature, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, **generate_kwargs
+    )
     plain_s, record_s, plain_peak, record_peak = [], [], [], []
     sequences = stats = None
     same = True
@@ -74,7 +83,8 @@ def sampling_route_check(model: Any, inputs: dict[str, Any], *, temperature: flo
         torch.manual_seed(seed)
         with torch.no_grad():
             (sequences, stats), seconds, peak = _timed(
-                device, lambda: generate_with_statistics(model, inputs, **options))
+                device, lambda: generate_with_statistics(model, inputs, **options)
+            )
         record_s.append(seconds)
         record_peak.append(peak)
         same = same and torch.equal(reference, sequences)
@@ -83,23 +93,30 @@ def sampling_route_check(model: Any, inputs: dict[str, Any], *, temperature: flo
     attention = torch.cat([inputs["attention_mask"], torch.ones_like(sequences[:, width:])], dim=1)
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     with torch.no_grad():
-        logits = model(input_ids=sequences, attention_mask=attention, **extra).logits[:, width - 1:-1]
+        logits = model(input_ids=sequences, attention_mask=attention, **extra).logits[:, width - 1 : -1]
     lengths = [len(v) for v in stats["margin"]]
     mask = torch.zeros(logits.shape[:2], dtype=torch.bool, device=logits.device)
     for i, n in enumerate(lengths):
         mask[i, :n] = True
-    recomputed = token_statistics(logits, mask=mask, token_ids=sequences[:, width:], temperature=temperature,
-                                  stats=SAMPLING_STATISTICS)
+    recomputed = token_statistics(
+        logits, mask=mask, token_ids=sequences[:, width:], temperature=temperature, stats=SAMPLING_STATISTICS
+    )
     max_abs = {}
     for name in SAMPLING_STATISTICS:
         rows = recomputed[name].double().cpu()
-        max_abs[name] = max((float((torch.as_tensor(v) - rows[i, :len(v)]).abs().max()) for i, v in
-                             enumerate(stats[name]) if len(v)), default=0.0)
+        max_abs[name] = max(
+            (float((torch.as_tensor(v) - rows[i, : len(v)]).abs().max()) for i, v in enumerate(stats[name]) if len(v)),
+            default=0.0,
+        )
     median = statistics.median
     return {
-        "device": str(device), "dtype": str(next(model.parameters()).dtype), "batch": int(sequences.shape[0]),
-        "tokens": int(sum(lengths)), "same_tokens_with_and_without_recording": bool(same),
-        "generate_median_s": median(plain_s), "generate_with_statistics_median_s": median(record_s),
+        "device": str(device),
+        "dtype": str(next(model.parameters()).dtype),
+        "batch": int(sequences.shape[0]),
+        "tokens": int(sum(lengths)),
+        "same_tokens_with_and_without_recording": bool(same),
+        "generate_median_s": median(plain_s),
+        "generate_with_statistics_median_s": median(record_s),
         "time_ratio": median(record_s) / median(plain_s),
         "generate_peak_bytes": median(plain_peak) if device.type == "cuda" else None,
         "generate_with_statistics_peak_bytes": median(record_peak) if device.type == "cuda" else None,
@@ -118,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = build_tokenizer()
     model = build_text_lm(tokenizer, hidden=256, layers=4, logit_scale=20.0).to(args.device)
-    inputs = tokenizer(["Find the red square and output its bounding box.", "Where?"], return_tensors="pt",
-                       padding=True).to(args.device)
+    inputs = tokenizer(
+        ["Find the red square and output its bounding box.", "Where?"], return_tensors="pt", padding=True
+    ).to(args.device)
     print(json.dumps(sampling_route_check(model, dict(inputs), max_new_tokens=args.max_new_tokens), indent=1))
     return 0
 

@@ -78,8 +78,13 @@ def _scenes(task: str, tinted: bool, seed: int = 0) -> dict[str, Any]:
             cover = m.reshape(4, FRAME // 4, 4, FRAME // 4).mean((1, 3)).reshape(16)
             per_token[cover > 0.05] = int(chosen[k])
         token_colours.append(per_token)
-    return {"images": images, "answers": answers, "colours": colours, "token_colours": np.array(token_colours),
-            "questions": questions}
+    return {
+        "images": images,
+        "answers": answers,
+        "colours": colours,
+        "token_colours": np.array(token_colours),
+        "questions": questions,
+    }
 
 
 class Probe:
@@ -92,11 +97,15 @@ class Probe:
         self.processor.image_processor.min_pixels = self.processor.image_processor.max_pixels = 28 * 28 * 16
         data = _scenes(task, tinted)
         self.rng = np.random.default_rng(1)
-        prompts = [self.processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
-            add_generation_prompt=True, tokenize=False) for q in data["questions"]]
-        self.encoded = self.processor(text=prompts, images=data["images"], return_tensors="pt",
-                                      padding=True)
+        prompts = [
+            self.processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for q in data["questions"]
+        ]
+        self.encoded = self.processor(text=prompts, images=data["images"], return_tensors="pt", padding=True)
         self.per_image = self.encoded["pixel_values"].shape[0] // len(data["images"])
         ids = self.processor.tokenizer.convert_tokens_to_ids
         self.targets = torch.tensor([ids(str(a)) for a in data["answers"]])
@@ -105,7 +114,7 @@ class Probe:
         self.token_colours = torch.tensor(data["token_colours"])
 
     def pixels(self, rows: list[int]) -> torch.Tensor:
-        return torch.cat([self.encoded["pixel_values"][i * self.per_image:(i + 1) * self.per_image] for i in rows])
+        return torch.cat([self.encoded["pixel_values"][i * self.per_image : (i + 1) * self.per_image] for i in rows])
 
     def vision(self, rows: list[int]) -> torch.Tensor:
         out = self.model.model.visual(self.pixels(rows), grid_thw=self.encoded["image_grid_thw"][rows])
@@ -205,9 +214,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="training steps of each probe")
     parser.add_argument("--prestage-steps", type=int, default=400, help="vision pre-stage steps (probes 4, 5)")
-    parser.add_argument("--probes", default="vision_alone,language_alone,end_to_end,prestage_colour,prestage_position,"
-                                            "prestage_select",
-                        help="comma-separated probes to run")
+    parser.add_argument(
+        "--probes",
+        default="vision_alone,language_alone,end_to_end,prestage_colour,prestage_position,prestage_select",
+        help="comma-separated probes to run",
+    )
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "tiny_perception.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -221,8 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         accuracy, extra = run()
         results[name] = {"accuracy": accuracy, "chance": chance, "seconds": time.perf_counter() - start, **extra}
-        print(f"{name:<18} held-out accuracy {100 * accuracy:5.1f} %  (chance {100 * chance:.0f} %)  "
-              f"{results[name]['seconds']:.0f} s", flush=True)
+        print(
+            f"{name:<18} held-out accuracy {100 * accuracy:5.1f} %  (chance {100 * chance:.0f} %)  "
+            f"{results[name]['seconds']:.0f} s",
+            flush=True,
+        )
 
     record("vision_alone", 1 / 6, lambda: (Probe("colour").train_vision_head(args.steps), {}))
     record("language_alone", 1 / 6, lambda: (language_alone(args.steps), {}))
@@ -236,8 +250,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     record("prestage_colour", 1 / 6, lambda: prestaged("colour", False))
     record("prestage_position", 1 / 4, lambda: prestaged("quarter", True))
     record("prestage_select", 1 / 4, lambda: prestaged("select", True))
-    out = {"steps": args.steps, "prestage_steps": args.prestage_steps, "batch": BATCH, "train_images": TRAIN,
-           "test_images": TEST, "image_tokens": 16, "torch": torch.__version__, "probes": results}
+    out = {
+        "steps": args.steps,
+        "prestage_steps": args.prestage_steps,
+        "batch": BATCH,
+        "train_images": TRAIN,
+        "test_images": TEST,
+        "image_tokens": 16,
+        "torch": torch.__version__,
+        "probes": results,
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

@@ -44,9 +44,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536",
-        "MALLOC_TRIM_THRESHOLD_": "0", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-        "TRL_EXPERIMENTAL_SILENCE": "1"}
+_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    "MALLOC_TRIM_THRESHOLD_": "0",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+}
 if any(os.environ.get(k) != v for k, v in _ENV.items()):  # glibc reads its settings at start: re-exec once
     os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_ENV})
 
@@ -167,22 +173,41 @@ def _setup(kind: str, steps: int, seed: int, out_dir: str) -> dict[str, Any]:
     tokenizer = build_tokenizer()
     sizes = dict(hidden=256, layers=4, logit_scale=20.0)
     if kind == "qwen2":
-        rows = [{"prompt": [{"role": "user", "content": f"Question {i}: where is the red square?"}]}
-                for i in range(64)]
+        rows = [{"prompt": [{"role": "user", "content": f"Question {i}: where is the red square?"}]} for i in range(64)]
         processing, build = tokenizer, (lambda: build_text_lm(tokenizer, **sizes))
     else:
         colours = ["red", "green", "blue", "yellow"]
-        rows = [{"image": square_image(colours[i % 4], i % 9),
-                 "prompt": [{"role": "user", "content": [{"type": "image"},
-                                                         {"type": "text", "text": f"Find square {i}."}]}]}
-                for i in range(64)]
+        rows = [
+            {
+                "image": square_image(colours[i % 4], i % 9),
+                "prompt": [
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": f"Find square {i}."}]}
+                ],
+            }
+            for i in range(64)
+        ]
         processing, build = build_processor(tokenizer), (lambda: build_vlm(tokenizer, **sizes))
-    args = dict(output_dir=out_dir, use_cpu=not torch.cuda.is_available(), bf16=False,
-                per_device_train_batch_size=8, num_generations=4, max_completion_length=64, max_steps=steps,
-                learning_rate=1e-5, logging_steps=10**6, save_strategy="no", report_to="none", seed=seed,
-                disable_tqdm=True)
-    return {"dataset": Dataset.from_list(rows), "processing": processing, "build": build,
-            "config": lambda: GRPOConfig(**args)}
+    args = dict(
+        output_dir=out_dir,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=64,
+        max_steps=steps,
+        learning_rate=1e-5,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        disable_tqdm=True,
+    )
+    return {
+        "dataset": Dataset.from_list(rows),
+        "processing": processing,
+        "build": build,
+        "config": lambda: GRPOConfig(**args),
+    }
 
 
 def _reward(prompts: Any = None, completions: Any = None, completion_ids: Any = None, **_: Any) -> list[float]:
@@ -201,8 +226,14 @@ def run_kind(kind: str, steps: int, warmup: int, seed: int) -> dict[str, Any]:
     meters, trainers = {}, {}
     for name in VARIANTS:
         meters[name] = StepMeter(name, turns, seed, cuda)
-        common = dict(model=parts["build"](), reward_funcs=_reward, args=parts["config"](),
-                      train_dataset=parts["dataset"], processing_class=parts["processing"], callbacks=[meters[name]])
+        common = dict(
+            model=parts["build"](),
+            reward_funcs=_reward,
+            args=parts["config"](),
+            train_dataset=parts["dataset"],
+            processing_class=parts["processing"],
+            callbacks=[meters[name]],
+        )
         if name == "plain":
             trainers[name] = trl.GRPOTrainer(**common)
         else:
@@ -227,24 +258,30 @@ def run_kind(kind: str, steps: int, warmup: int, seed: int) -> dict[str, Any]:
     return _summary(meters, warmup, load_start, trainers)
 
 
-def _summary(meters: dict[str, StepMeter], warmup: int, load_start: tuple[float, ...],
-             trainers: dict[str, Any]) -> dict[str, Any]:
+def _summary(
+    meters: dict[str, StepMeter], warmup: int, load_start: tuple[float, ...], trainers: dict[str, Any]
+) -> dict[str, Any]:
     def median(values: list[float]) -> float:
         return statistics.median(values[warmup:] if len(values) > warmup else values)
 
-    out: dict[str, Any] = {"load_average_at_start": load_start, "load_average_at_end": os.getloadavg(),
-                           "variants": {}}
+    out: dict[str, Any] = {"load_average_at_start": load_start, "load_average_at_end": os.getloadavg(), "variants": {}}
     for name, meter in meters.items():
         out["variants"][name] = {
-            "steps": len(meter.seconds), "median_s": median(meter.seconds), "min_s": min(meter.seconds),
-            "median_peak_bytes": median(meter.peak), "median_extra_peak_bytes": median(meter.extra),
+            "steps": len(meter.seconds),
+            "median_s": median(meter.seconds),
+            "min_s": min(meter.seconds),
+            "median_peak_bytes": median(meter.peak),
+            "median_extra_peak_bytes": median(meter.extra),
             "median_measuring_s": median(meter.measuring),
             "median_measuring_share": median([m / s for m, s in zip(meter.measuring, meter.seconds)]),
-            "seconds": meter.seconds, "measuring_s": meter.measuring}
+            "seconds": meter.seconds,
+            "measuring_s": meter.measuring,
+        }
     plain = out["variants"]["plain"]
     # Same draws in every variant: the completion lengths logged by TRL must agree.
-    lengths = {name: [round(v, 6) for v in t._metrics["train"]["completions/mean_length"]]
-               for name, t in trainers.items()}
+    lengths = {
+        name: [round(v, 6) for v in t._metrics["train"]["completions/mean_length"]] for name, t in trainers.items()
+    }
     out["same_completions"] = all(v == lengths["plain"] for v in lengths.values())
     for name in VARIANTS[1:]:
         v = out["variants"][name]
@@ -272,25 +309,43 @@ def main(argv: list[str] | None = None) -> int:
     import trl
 
     report: dict[str, Any] = {
-        "info": {"python": platform.python_version(), "torch": torch.__version__, "trl": trl.__version__,
-                 "transformers": transformers.__version__, "device": "cuda" if torch.cuda.is_available() else "cpu",
-                 "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "steps": steps, "warmup": warmup,
-                 "seed": args.seed},
-        "models": {}}
+        "info": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "trl": trl.__version__,
+            "transformers": transformers.__version__,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "steps": steps,
+            "warmup": warmup,
+            "seed": args.seed,
+        },
+        "models": {},
+    }
     for kind in args.models.split(","):
         result = run_kind(kind, steps, warmup, args.seed)
         report["models"][kind] = result
         for name in VARIANTS:
             v = result["variants"][name]
-            ratios = "" if name == "plain" else (
-                f"  time x{v['time_ratio']:.3f} (paired x{v['median_paired_time_ratio']:.3f})  peak x"
-                f"{v['peak_memory_ratio']:.3f}  extra peak x{v['extra_peak_memory_ratio']:.3f}  measuring "
-                f"{v['median_measuring_s'] * 1000:.1f} ms ({v['median_measuring_share'] * 100:.1f}% of the step)")
-            print(f"{kind:11s} {name:9s} {v['median_s'] * 1000:8.1f} ms/step  peak "
-                  f"{v['median_peak_bytes'] / 2**20:8.1f} MiB  extra {v['median_extra_peak_bytes'] / 2**20:7.2f} MiB"
-                  f"{ratios}")
-        print(f"{kind:11s} load average {result['load_average_at_start']} -> {result['load_average_at_end']}; "
-              f"same completions in every variant: {result['same_completions']}")
+            ratios = (
+                ""
+                if name == "plain"
+                else (
+                    f"  time x{v['time_ratio']:.3f} (paired x{v['median_paired_time_ratio']:.3f})  peak x"
+                    f"{v['peak_memory_ratio']:.3f}  extra peak x{v['extra_peak_memory_ratio']:.3f}  measuring "
+                    f"{v['median_measuring_s'] * 1000:.1f} ms ({v['median_measuring_share'] * 100:.1f}% of the step)"
+                )
+            )
+            print(
+                f"{kind:11s} {name:9s} {v['median_s'] * 1000:8.1f} ms/step  peak "
+                f"{v['median_peak_bytes'] / 2**20:8.1f} MiB  extra {v['median_extra_peak_bytes'] / 2**20:7.2f} MiB"
+                f"{ratios}"
+            )
+        print(
+            f"{kind:11s} load average {result['load_average_at_start']} -> {result['load_average_at_end']}; "
+            f"same completions in every variant: {result['same_completions']}"
+        )
     out = args.out or ROOT / "benchmarks" / "results" / ("trl_step_quick.json" if args.quick else "trl_step.json")
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")

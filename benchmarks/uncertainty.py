@@ -102,6 +102,7 @@ def _trl_entropy() -> tuple[Callable[..., torch.Tensor], str]:
 
         return entropy_from_logits, "trl.trainer.utils.entropy_from_logits (installed)"
     except ImportError:
+
         def entropy_from_logits(logits: torch.Tensor, chunk_size: int = 128) -> torch.Tensor:
             parts = []
             for chunk in logits.reshape(-1, logits.shape[-1]).split(chunk_size, dim=0):
@@ -137,8 +138,9 @@ def make_mask(n: int, density: float, device: str, seed: int = 1) -> torch.Tenso
     return (torch.rand(n, generator=torch.Generator().manual_seed(seed)) < density).to(device)
 
 
-def make_input(n: int, vocab: int, dtype: str, density: float, device: str,
-               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def make_input(
+    n: int, vocab: int, dtype: str, density: float, device: str, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits like a language model's: most rows peaked (a few large logits), some flat; generated in row
     chunks so no full-size float32 temporary exists (fair peak-memory baselines)."""
     generator = torch.Generator().manual_seed(seed)
@@ -199,8 +201,15 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: st
             fn()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: {"first_s": first[name], "median_s": statistics.median(times[name]), "min_s": min(times[name]),
-                   "times_s": times[name]} for name in fns}
+    return {
+        name: {
+            "first_s": first[name],
+            "median_s": statistics.median(times[name]),
+            "min_s": min(times[name]),
+            "times_s": times[name],
+        }
+        for name in fns
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -245,8 +254,20 @@ def measure_memory(impl: str, n: int, vocab: int, dtype: str, density: float, de
         torch.cuda.empty_cache()
         return float(extra)
     env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    command = [sys.executable, __file__, "--memory-probe", impl, "--n", str(n), "--vocab", str(vocab),
-               "--dtype", dtype, "--density", str(density)]
+    command = [
+        sys.executable,
+        __file__,
+        "--memory-probe",
+        impl,
+        "--n",
+        str(n),
+        "--vocab",
+        str(vocab),
+        "--dtype",
+        dtype,
+        "--density",
+        str(density),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"memory probe {impl} failed:\n{done.stderr[-2000:]}")
@@ -270,8 +291,12 @@ def measured_limits(device: str) -> dict[str, float]:
 
 
 def machine(device: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
-                            "threads": torch.get_num_threads(), "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
@@ -294,8 +319,16 @@ def machine(device: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def run_config(n: int, vocab: int, dtype: str, densities: list[float], device: str, repeats: int,
-               with_memory: bool, limits: dict[str, float]) -> list[dict[str, Any]]:
+def run_config(
+    n: int,
+    vocab: int,
+    dtype: str,
+    densities: list[float],
+    device: str,
+    repeats: int,
+    with_memory: bool,
+    limits: dict[str, float],
+) -> list[dict[str, Any]]:
     rows_out: list[dict[str, Any]] = []
     logits, _ = make_input(n, vocab, dtype, 1.0, device)
     peer_rows: dict[str, dict[str, Any]] = {}
@@ -305,7 +338,8 @@ def run_config(n: int, vocab: int, dtype: str, densities: list[float], device: s
         computed = int(mask.sum())
         names = [name for name in IMPLS if not (name in PEERS and name in peer_rows)]
         timings = time_interleaved(
-            {name: functools.partial(IMPLS[name], logits, mask) for name in names}, repeats, device)
+            {name: functools.partial(IMPLS[name], logits, mask) for name in names}, repeats, device
+        )
         for name in IMPLS:
             if name not in names:
                 rows_out.append(dict(peer_rows[name], density=density, shared_with_density_1=True))
@@ -318,10 +352,19 @@ def run_config(n: int, vocab: int, dtype: str, densities: list[float], device: s
                 errors[stat] = float((got - ref[stat]).abs().max())
             del result
             rows_done = n if name in PEERS else computed
-            row = {"impl": name, "n": n, "vocab": vocab, "dtype": dtype, "density": density, "device": device,
-                   "rows_computed": rows_done, **timing, "max_abs_error": errors,
-                   "elements_per_s": rows_done * vocab / timing["median_s"],
-                   "bytes_per_s": rows_done * vocab * logits.element_size() / timing["median_s"]}
+            row = {
+                "impl": name,
+                "n": n,
+                "vocab": vocab,
+                "dtype": dtype,
+                "density": density,
+                "device": device,
+                "rows_computed": rows_done,
+                **timing,
+                "max_abs_error": errors,
+                "elements_per_s": rows_done * vocab / timing["median_s"],
+                "bytes_per_s": rows_done * vocab * logits.element_size() / timing["median_s"],
+            }
             row["fraction_of_exp_rate"] = row["elements_per_s"] / limits["exp_elements_per_s"]
             row["fraction_of_copy_bandwidth"] = row["bytes_per_s"] / limits["copy_bytes_per_s"]
             if name.startswith("ours_compiled"):
@@ -331,9 +374,12 @@ def run_config(n: int, vocab: int, dtype: str, densities: list[float], device: s
             if name in PEERS:
                 peer_rows[name] = row
             rows_out.append(row)
-            print(f"  {name:18s} n={n} V={vocab} {dtype} density={density}: median {timing['median_s'] * 1e3:9.1f} ms,"
-                  f" min {timing['min_s'] * 1e3:9.1f} ms"
-                  + (f", extra {row['extra_peak_bytes'] / MiB:8.1f} MiB" if with_memory else ""), flush=True)
+            print(
+                f"  {name:18s} n={n} V={vocab} {dtype} density={density}: median {timing['median_s'] * 1e3:9.1f} ms,"
+                f" min {timing['min_s'] * 1e3:9.1f} ms"
+                + (f", extra {row['extra_peak_bytes'] / MiB:8.1f} MiB" if with_memory else ""),
+                flush=True,
+            )
         gc.collect()
     del logits
     return rows_out
@@ -346,8 +392,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for (device, n, vocab, dtype, density), items in groups.items():
         by = {r["impl"]: r for r in items}
         print(f"\n### {device}: N={n}, V={vocab}, {dtype}, mask density {density}\n")
-        print("| implementation | median (min) time | vs naive fp32 | vs verl | vs TRL | extra peak memory | "
-              "memory vs naive fp32 | G elem/s (% of exp rate) | max err entropy | max err margin / SC |")
+        print(
+            "| implementation | median (min) time | vs naive fp32 | vs verl | vs TRL | extra peak memory | "
+            "memory vs naive fp32 | G elem/s (% of exp rate) | max err entropy | max err margin / SC |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in items:
             t = r["median_s"]
@@ -361,11 +409,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             mem_r = f"{100 * mem / naive_mem:.2f}%" if mem is not None and naive_mem else "-"
             err = r["max_abs_error"]
             others = " / ".join(f"{err[k]:.1e}" for k in ("margin", "self_certainty") if k in err) or "-"
-            print(f"| {r['impl']}{' (shared)' if r.get('shared_with_density_1') else ''} | {t * 1e3:.1f} "
-                  f"({r['min_s'] * 1e3:.1f}) ms | "
-                  f"{ratio('naive_fp32')} | {ratio('verl_chunked')} | {ratio('trl_chunked')} | {mem_s} | {mem_r} | "
-                  f"{r['elements_per_s'] / 1e9:.2f} ({100 * r['fraction_of_exp_rate']:.0f}%) | "
-                  f"{err['entropy']:.1e} | {others} |")
+            print(
+                f"| {r['impl']}{' (shared)' if r.get('shared_with_density_1') else ''} | {t * 1e3:.1f} "
+                f"({r['min_s'] * 1e3:.1f}) ms | "
+                f"{ratio('naive_fp32')} | {ratio('verl_chunked')} | {ratio('trl_chunked')} | {mem_s} | {mem_r} | "
+                f"{r['elements_per_s'] / 1e9:.2f} ({100 * r['fraction_of_exp_rate']:.0f}%) | "
+                f"{err['entropy']:.1e} | {others} |"
+            )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -465,34 +515,45 @@ def run_topk(n_tokens: int, repeats: int) -> dict[str, Any]:
     per_token_formula = np.concatenate([python_top2_loop(d)[1] for d in vllm])
     per_token_ours = topk_margin_uncertainty(topk_from_vllm(vllm))
     results: dict[str, Any] = {
-        "tokens": n_tokens, "completions": len(vllm), "k": 5,
+        "tokens": n_tokens,
+        "completions": len(vllm),
+        "k": 5,
         "per_token_max_abs_diff_vs_float64_formula": float(np.abs(per_token_ours - per_token_formula).max()),
-        "rows": []}
+        "rows": [],
+    }
     timings = time_interleaved(impls, max(repeats, 3), "cpu")
     base = timings["official_per_token_tensors"]
     for name, fn in impls.items():
         timing = timings[name]
         values = np.asarray(fn(), dtype=np.float64)
-        results["rows"].append({
-            "impl": name, **timing, "us_per_token": timing["median_s"] / n_tokens * 1e6,
-            "us_per_token_min": timing["min_s"] / n_tokens * 1e6,
-            "speedup_vs_official": base["median_s"] / timing["median_s"],
-            "speedup_vs_official_min": base["min_s"] / timing["min_s"],
-            "max_abs_diff_vs_official": float(np.abs(values - official).max()),
-            "max_abs_diff_vs_float64_formula": float(np.abs(values - formula).max()),
-        })
+        results["rows"].append(
+            {
+                "impl": name,
+                **timing,
+                "us_per_token": timing["median_s"] / n_tokens * 1e6,
+                "us_per_token_min": timing["min_s"] / n_tokens * 1e6,
+                "speedup_vs_official": base["median_s"] / timing["median_s"],
+                "speedup_vs_official_min": base["min_s"] / timing["min_s"],
+                "max_abs_diff_vs_official": float(np.abs(values - official).max()),
+                "max_abs_diff_vs_float64_formula": float(np.abs(values - formula).max()),
+            }
+        )
     return results
 
 
 def print_topk(results: dict[str, Any]) -> None:
     print(f"\n### Top-k path: {results['tokens']} tokens in {results['completions']} completions, vLLM k = 5\n")
-    print("| implementation | us / token, median (min) | speed-up vs official, median (min) | "
-          "max diff vs official (float32) | max diff vs float64 formula |")
+    print(
+        "| implementation | us / token, median (min) | speed-up vs official, median (min) | "
+        "max diff vs official (float32) | max diff vs float64 formula |"
+    )
     print("|---|---|---|---|---|")
     for r in results["rows"]:
-        print(f"| {r['impl']} | {r['us_per_token']:.3f} ({r['us_per_token_min']:.3f}) | "
-              f"{r['speedup_vs_official']:.1f}x ({r['speedup_vs_official_min']:.1f}x) | "
-              f"{r['max_abs_diff_vs_official']:.1e} | {r['max_abs_diff_vs_float64_formula']:.1e} |")
+        print(
+            f"| {r['impl']} | {r['us_per_token']:.3f} ({r['us_per_token_min']:.3f}) | "
+            f"{r['speedup_vs_official']:.1f}x ({r['speedup_vs_official_min']:.1f}x) | "
+            f"{r['max_abs_diff_vs_official']:.1e} | {r['max_abs_diff_vs_float64_formula']:.1e} |"
+        )
     print(f"\nPer-token max |ours - float64 formula|: {results['per_token_max_abs_diff_vs_float64_formula']:.1e}")
 
 
@@ -533,8 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device}, {torch.get_num_threads()} thread(s), repeats {repeats}", flush=True)
     info = machine(device)
     limits = measured_limits(device)
-    print(f"measured: exp {limits['exp_elements_per_s'] / 1e9:.2f} G elem/s, copy "
-          f"{limits['copy_bytes_per_s'] / 1e9:.1f} GB/s", flush=True)
+    print(
+        f"measured: exp {limits['exp_elements_per_s'] / 1e9:.2f} G elem/s, copy "
+        f"{limits['copy_bytes_per_s'] / 1e9:.1f} GB/s",
+        flush=True,
+    )
     started = time.time()
     rows: list[dict[str, Any]] = []
     for n, vocab, dtype in grid:
@@ -546,9 +610,17 @@ def main(argv: list[str] | None = None) -> int:
         pass
     print_table(rows)
     print_topk(topk)
-    report = {"benchmark": "uncertainty", "quick": args.quick, "machine": info, "limits": limits,
-              "trl_entropy": _trl_entropy()[1], "repeats": repeats, "wall_s": time.time() - started,
-              "full_logits": rows, "topk": topk}
+    report = {
+        "benchmark": "uncertainty",
+        "quick": args.quick,
+        "machine": info,
+        "limits": limits,
+        "trl_entropy": _trl_entropy()[1],
+        "repeats": repeats,
+        "wall_s": time.time() - started,
+        "full_logits": rows,
+        "topk": topk,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"\nwrote {out}")

@@ -44,8 +44,12 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds,
 CONDITIONS: dict[str, dict[str, str]] = {
     "without": {"VERL_USE_EXTERNAL_PLUGINS": "none"},
     "plugin": {"VERL_USE_EXTERNAL_PLUGINS": "auto"},
-    "eager": {"VERL_USE_EXTERNAL_PLUGINS": "none", "VERL_USE_EXTERNAL_MODULES":
-              "adaptive_length_reward.adapters.verl,adaptive_length_reward.adapters.verl_agent_loop"},
+    "eager": {
+        "VERL_USE_EXTERNAL_PLUGINS": "none",
+        "VERL_USE_EXTERNAL_MODULES": (
+            "adaptive_length_reward.adapters.verl,adaptive_length_reward.adapters.verl_agent_loop"
+        ),
+    },
 }
 
 
@@ -78,21 +82,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = medians["without"]
     result = {
         "benchmark": "import verl, fresh interpreter per sample, conditions interleaved",
-        "verl": importlib.metadata.version("verl"), "python": platform.python_version(),
-        "machine": platform.machine(), "cpu_count": os.cpu_count(), "rounds": args.rounds,
+        "verl": importlib.metadata.version("verl"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "rounds": args.rounds,
         "medians": medians,
         "minus_without": {name: {key: m[key] - base[key] for key in keys} for name, m in medians.items()},
         "ratio_to_without": {name: {key: m[key] / base[key] for key in keys} for name, m in medians.items()},
-        "loaded_at_import": {name: {"adapter": runs[0]["adapter_loaded"], "library": runs[0]["library_loaded"]}
-                             for name, runs in samples.items()},
+        "loaded_at_import": {
+            name: {"adapter": runs[0]["adapter_loaded"], "library": runs[0]["library_loaded"]}
+            for name, runs in samples.items()
+        },
         "samples": samples,
         "limits": {"plugin_minus_without_seconds": 0.2, "plugin_minus_without_max_rss_mb": 20.0},
     }
     for name, m in medians.items():
         d, r = result["minus_without"][name], result["ratio_to_without"][name]
-        print(f"{name:8s} import verl {m['seconds']:6.2f} s wall ({d['seconds']:+.3f} s, x{r['seconds']:.3f}), "
-              f"{m['cpu_seconds']:6.2f} s CPU ({d['cpu_seconds']:+.3f} s, x{r['cpu_seconds']:.3f}), "
-              f"peak RSS {m['max_rss_mb']:7.1f} MB ({d['max_rss_mb']:+.1f} MB, x{r['max_rss_mb']:.3f})")
+        print(
+            f"{name:8s} import verl {m['seconds']:6.2f} s wall ({d['seconds']:+.3f} s, x{r['seconds']:.3f}), "
+            f"{m['cpu_seconds']:6.2f} s CPU ({d['cpu_seconds']:+.3f} s, x{r['cpu_seconds']:.3f}), "
+            f"peak RSS {m['max_rss_mb']:7.1f} MB ({d['max_rss_mb']:+.1f} MB, x{r['max_rss_mb']:.3f})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

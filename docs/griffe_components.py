@@ -75,8 +75,14 @@ def _fields(cls: griffe.Class) -> list[tuple[str, griffe.Attribute, dict[str, An
     for klass in reversed(_mro(cls)):
         if klass.path != COMPONENT and COMPONENT not in {c.path for c in _mro(klass)}:
             continue  # as at runtime: only Component classes declare parameters
-        own = [m for m in klass.members.values() if not m.is_alias and isinstance(m, griffe.Attribute)
-               and m.annotation is not None and "class-attribute" in m.labels]
+        own = [
+            m
+            for m in klass.members.values()
+            if not m.is_alias
+            and isinstance(m, griffe.Attribute)
+            and m.annotation is not None
+            and "class-attribute" in m.labels
+        ]
         for attribute in sorted(own, key=lambda m: m.lineno or 0):
             # griffe drops ``ClassVar[...]`` from the annotation: the source line still says it
             if re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", attribute.source):
@@ -99,8 +105,9 @@ def _parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[str, s
         if default is None and "default_factory" in keywords:
             default = f"{keywords['default_factory']}()"
         kind = griffe.ParameterKind.keyword_only if kw_only else griffe.ParameterKind.positional_or_keyword
-        params.append(griffe.Parameter(key, annotation=attribute.annotation, kind=griffe.ParameterKind(kind),
-                                       default=default))
+        params.append(
+            griffe.Parameter(key, annotation=attribute.annotation, kind=griffe.ParameterKind(kind), default=default)
+        )
     for key, _attribute, keywords in fields:
         docs.append((key, _text(keywords["doc"]) if "doc" in keywords else ""))
     return griffe.Parameters(*params), docs
@@ -118,9 +125,16 @@ def _model_parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[
     for klass in reversed(_mro(cls)):
         if not _is_model(klass):
             continue
-        own = [m for m in klass.members.values() if not m.is_alias and isinstance(m, griffe.Attribute)
-               and m.annotation is not None and "class-attribute" in m.labels and not m.name.startswith("_")
-               and m.name != "model_config"]
+        own = [
+            m
+            for m in klass.members.values()
+            if not m.is_alias
+            and isinstance(m, griffe.Attribute)
+            and m.annotation is not None
+            and "class-attribute" in m.labels
+            and not m.name.startswith("_")
+            and m.name != "model_config"
+        ]
         for attribute in sorted(own, key=lambda m: m.lineno or 0):
             if re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", attribute.source):
                 continue
@@ -132,8 +146,12 @@ def _model_parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[
                 if value is None and "default_factory" in keywords:
                     value = f"{keywords['default_factory']}()"
                 doc = _text(keywords["description"]) if "description" in keywords else ""
-            parameter = griffe.Parameter(attribute.name, annotation=attribute.annotation,
-                                         kind=griffe.ParameterKind("keyword-only"), default=value)
+            parameter = griffe.Parameter(
+                attribute.name,
+                annotation=attribute.annotation,
+                kind=griffe.ParameterKind("keyword-only"),
+                default=value,
+            )
             found[attribute.name] = (parameter, doc)
     parameters = griffe.Parameters(*(parameter for parameter, _ in found.values()))
     return parameters, [(name, doc) for name, (_, doc) in found.items() if doc]
@@ -185,7 +203,7 @@ def resolve(target: str, owner: griffe.Object, package: griffe.Module) -> griffe
         return None
     root = package.path + "."
     if target.startswith(root):
-        return _final(_lookup(package, target[len(root):]))
+        return _final(_lookup(package, target[len(root) :]))
     scope: griffe.Object | None = owner
     while scope is not None:
         found = _final(_lookup(scope, target))
@@ -256,9 +274,11 @@ def _comment_docstring(attribute: griffe.Attribute) -> None:
     while lines and lines[-1].lstrip().startswith("#:"):
         comment.insert(0, lines.pop().lstrip()[2:].strip())
     if comment:
-        attribute.docstring = griffe.Docstring("\n".join(comment), parent=attribute,
-                                               parser=attribute.module.docstring.parser
-                                               if attribute.module.docstring is not None else "google")
+        attribute.docstring = griffe.Docstring(
+            "\n".join(comment),
+            parent=attribute,
+            parser=attribute.module.docstring.parser if attribute.module.docstring is not None else "google",
+        )
 
 
 def _document_once(pkg: griffe.Module) -> None:
@@ -302,8 +322,12 @@ class ComponentParameters(griffe.Extension):
                 continue
             if not docs:
                 continue
-            init = griffe.Function("__init__", parameters=griffe.Parameters(griffe.Parameter("self"), *parameters),
-                                   lineno=cls.lineno, endlineno=cls.lineno)
+            init = griffe.Function(
+                "__init__",
+                parameters=griffe.Parameters(griffe.Parameter("self"), *parameters),
+                lineno=cls.lineno,
+                endlineno=cls.lineno,
+            )
             parser = cls.docstring.parser if cls.docstring is not None else None
             options = cls.docstring.parser_options if cls.docstring is not None else None
             init.docstring = griffe.Docstring("", parent=init, parser=parser or "google", parser_options=options)

@@ -20,7 +20,7 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 # (page in the site, file at the root)
-PAGES = {"index.md": "README.md", "changelog.md": "CHANGELOG.md"}
+PAGES = {"index.md": "README.md", "changelog.md": "CHANGELOG.md", "contributing.md": "CONTRIBUTING.md"}
 PACKAGES = ("adaptive_length_reward", "adaptive_length_reward.adapters")
 # Names that also mean something else in prose (``build``: also ``python -m build``).
 AMBIGUOUS = ("build",)
@@ -29,8 +29,9 @@ _names: dict[str, str] = {}
 
 
 def _rewrite_links(text: str) -> str:
-    """``](docs/x.md)`` -> ``](x.md)``; ``](CHANGELOG.md)`` -> ``](changelog.md)``."""
+    """``](docs/x.md)`` -> ``](x.md)``; ``](CHANGELOG.md)`` -> ``](changelog.md)``, and CONTRIBUTING.md alike."""
     text = re.sub(r"\]\(docs/", "](", text)
+    text = re.sub(r"\]\(CONTRIBUTING\.md", "](contributing.md", text)
     return re.sub(r"\]\(CHANGELOG\.md", "](changelog.md", text)
 
 
@@ -41,7 +42,7 @@ def public_names() -> dict[str, str]:
     package = griffe.load(PACKAGES[0], search_paths=[str(ROOT / "src")], allow_inspection=False)
     names: dict[str, str] = {}
     for module in PACKAGES:
-        owner = package if module == PACKAGES[0] else package[module[len(PACKAGES[0]) + 1:]]
+        owner = package if module == PACKAGES[0] else package[module[len(PACKAGES[0]) + 1 :]]
         if module.endswith(".adapters"):  # lazily imported: the names of its ``_LAZY`` table
             lazy = getattr(owner.members["_LAZY"], "value", None)
             keys = [str(key).strip("'\"") for key in getattr(lazy, "keys", [])]
@@ -86,7 +87,7 @@ def on_config(config: Any, **kwargs: Any) -> Any:
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
     markdown = re.sub(r"\]\(api\.md(?=[)#])", "](reference/index.md", markdown)
-    if page.file.src_uri.startswith("reference/") or page.file.src_uri == "changelog.md":
+    if page.file.src_uri.startswith("reference/") or page.file.src_uri in ("changelog.md", "contributing.md"):
         return markdown
     return link_names(markdown, _names)
 

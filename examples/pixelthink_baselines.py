@@ -62,22 +62,37 @@ _OWNED = ("--output-dir", "--length-reward", "--prompt", "--init-policy")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        usage="%(prog)s [--tiny] [--output-dir DIR] [--variants A,B,...] [options] [-- EXAMPLE FLAGS]")
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        usage="%(prog)s [--tiny] [--output-dir DIR] [--variants A,B,...] [options] [-- EXAMPLE FLAGS]",
+    )
     p.add_argument("--tiny", action="store_true", help="CPU tiny mode (the example's --tiny)")
     p.add_argument("--output-dir", default="runs/baselines", help="where baselines.json, report.md, pareto.png go")
-    p.add_argument("--variants", default=",".join(VARIANTS),
-                   help=f"comma-separated subset of {', '.join(VARIANTS)} (seg_zero first: the reductions are "
-                        "against it)")
-    p.add_argument("--thinking-cap", action=argparse.BooleanOptionalAction, default=True,
-                   help="also evaluate every trained variant with the inference-time thinking cap "
-                        "(PixelThink's budget applied at generation)")
-    p.add_argument("--cap-sweep", default="0.5,2",
-                   help="with the thinking cap: more budget factors for PixelThink's variant (a sweep of the "
-                        "accuracy-tokens trade-off, drawn in pareto.png); empty for none")
-    p.add_argument("--rscore", choices=("overlap", "judge", "none"), default=None,
-                   help="RScore source: overlap = the reference-overlap stand-in (not an LLM judge; tiny default), "
-                        "judge = an LLM judge at --rscore-url (GPU default), none = no RScore/URSS")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {', '.join(VARIANTS)} (seg_zero first: the reductions are against it)",
+    )
+    p.add_argument(
+        "--thinking-cap",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also evaluate every trained variant with the inference-time thinking cap "
+        "(PixelThink's budget applied at generation)",
+    )
+    p.add_argument(
+        "--cap-sweep",
+        default="0.5,2",
+        help="with the thinking cap: more budget factors for PixelThink's variant (a sweep of the "
+        "accuracy-tokens trade-off, drawn in pareto.png); empty for none",
+    )
+    p.add_argument(
+        "--rscore",
+        choices=("overlap", "judge", "none"),
+        default=None,
+        help="RScore source: overlap = the reference-overlap stand-in (not an LLM judge; tiny default), "
+        "judge = an LLM judge at --rscore-url (GPU default), none = no RScore/URSS",
+    )
     p.add_argument("--rscore-url", help="OpenAI-compatible endpoint of the RScore judge (--rscore judge)")
     p.add_argument("--rscore-model", help="served model name of the RScore judge")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -90,7 +105,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], argpar
     extra: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
+        argv, extra = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
@@ -117,15 +132,18 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], argpar
     if args.rscore is None:
         args.rscore = "overlap" if args.tiny else ("judge" if args.rscore_url or args.rscore_model else "none")
     if args.rscore == "judge" and not (args.rscore_url and args.rscore_model):
-        parser.error("--rscore judge: expected --rscore-url (an OpenAI-compatible endpoint) and --rscore-model "
-                     "(its served model name)")
+        parser.error(
+            "--rscore judge: expected --rscore-url (an OpenAI-compatible endpoint) and --rscore-model "
+            "(its served model name)"
+        )
     # the example checks its own flags now, before any variant runs (exit 2 with its usage on a bad one)
     pixelthink_grpo.parse_args([*extra, "--output-dir", str(Path(args.output_dir) / "check")])
     return args, extra, parser
 
 
-def run_variant(name: str, extra: list[str], out: Path, *, init: Path | None, thinking_cap: bool,
-                progress: bool, sweep: str = "") -> dict[str, Any]:
+def run_variant(
+    name: str, extra: list[str], out: Path, *, init: Path | None, thinking_cap: bool, progress: bool, sweep: str = ""
+) -> dict[str, Any]:
     """One variant: the example's ``main`` with the variant's flags; returns its metrics."""
     argv = [*extra, *VARIANTS[name], "--output-dir", str(out / name)]
     if init is not None:
@@ -149,8 +167,11 @@ def _eval_row(summary: dict[str, Any], *, rscore: float | None) -> dict[str, Any
     giou = summary["giou"]
     row: dict[str, Any] = {
         "mean_reasoning_tokens": tokens,
-        "giou": giou, "giou_ci95": summary["giou_ci95"], "ciou": summary["ciou"],
-        "giou_by_tier": summary["giou_by_tier"], "ciou_by_tier": summary["ciou_by_tier"],
+        "giou": giou,
+        "giou_ci95": summary["giou_ci95"],
+        "ciou": summary["ciou"],
+        "giou_by_tier": summary["giou_by_tier"],
+        "ciou_by_tier": summary["ciou_by_tier"],
         "parse_rate": summary["parse_rate"],
         "latency_s_per_sample": generation / n,
         "end_to_end_s_per_sample": (generation + timings["sam_s"]) / n,
@@ -179,8 +200,10 @@ def _reductions(rows: dict[str, dict[str, Any]], base: str = "seg_zero") -> None
         return
     ref = rows[base]
     for row in rows.values():
-        for key, out in (("latency_s_per_sample", "latency_reduction"),
-                         ("end_to_end_s_per_sample", "end_to_end_reduction")):
+        for key, out in (
+            ("latency_s_per_sample", "latency_reduction"),
+            ("end_to_end_s_per_sample", "end_to_end_reduction"),
+        ):
             row[out] = 1 - row[key] / ref[key] if ref[key] else None
         a, b = row["mean_reasoning_tokens"]["all"], ref["mean_reasoning_tokens"]["all"]
         row["token_reduction"] = 1 - a / b if a is not None and b else None
@@ -189,21 +212,28 @@ def _reductions(rows: dict[str, dict[str, Any]], base: str = "seg_zero") -> None
 def _notes(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> list[str]:
     notes = []
     if args.tiny:
-        notes.append("tiny run: a random-weight Qwen2.5-VL after a supervised warm start; it learns the answer format "
-                     "and what the length terms do to reasoning length, not where the target is (gIoU stays near 0 "
-                     "for every variant: docs/example.md), so compare lengths, parse rates and latency here, and "
-                     "accuracy only on a GPU run with real checkpoints")
-        notes.append("+Prompt on the tiny policy: it never learned to follow instructions, so the concise instruction "
-                     "is just more prompt text to it; on a real instruction-tuned model it is the strong baseline "
-                     "PixelThink reports")
+        notes.append(
+            "tiny run: a random-weight Qwen2.5-VL after a supervised warm start; it learns the answer format "
+            "and what the length terms do to reasoning length, not where the target is (gIoU stays near 0 "
+            "for every variant: docs/example.md), so compare lengths, parse rates and latency here, and "
+            "accuracy only on a GPU run with real checkpoints"
+        )
+        notes.append(
+            "+Prompt on the tiny policy: it never learned to follow instructions, so the concise instruction "
+            "is just more prompt text to it; on a real instruction-tuned model it is the strong baseline "
+            "PixelThink reports"
+        )
     if args.rscore == "overlap":
-        notes.append("RScore from the reference-overlap stand-in (token F1 against the reference reasoning, x 10), "
-                     "not an LLM judge: RST and URSS are comparable between these variants only")
+        notes.append(
+            "RScore from the reference-overlap stand-in (token F1 against the reference reasoning, x 10), "
+            "not an LLM judge: RST and URSS are comparable between these variants only"
+        )
     elif args.rscore == "none":
         notes.append("no RScore (--rscore none): RST and URSS not reported")
     if not all(runs[n]["tiers_valid"] for n in runs):
-        notes.append("some samples had no difficulty and were tiered at the fallback: the per-tier rows are marked "
-                     "not valid")
+        notes.append(
+            "some samples had no difficulty and were tiered at the fallback: the per-tier rows are marked not valid"
+        )
     return notes
 
 
@@ -218,24 +248,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     init: Path | None = None
     for name in args.variant_names:
-        runs[name] = run_variant(name, extra, out, init=init, thinking_cap=args.thinking_cap, progress=progress,
-                                 sweep=args.cap_sweep if name == "pixelthink" else "")
+        runs[name] = run_variant(
+            name,
+            extra,
+            out,
+            init=init,
+            thinking_cap=args.thinking_cap,
+            progress=progress,
+            sweep=args.cap_sweep if name == "pixelthink" else "",
+        )
         reference = out / name / "reference-policy"
         if args.tiny and init is None and (reference / "config.json").is_file():
             init = reference  # the warm-started policy: the next variants start from it
     from pixelthink.baselines import rscores, write_outputs
 
     scores = rscores(runs, out, args)
-    variants = {name: _eval_row(runs[name]["after"], rscore=scores.get(name, {}).get("after"))
-                for name in runs}
+    variants = {name: _eval_row(runs[name]["after"], rscore=scores.get(name, {}).get("after")) for name in runs}
     for name, row in variants.items():
         row["rscore_method"] = scores.get(name, {}).get("method")
-    capped = {name: _eval_row(runs[name]["thinking_cap"]["after"], rscore=scores.get(name, {}).get("capped"))
-              for name in runs if runs[name].get("thinking_cap")}
-    sweep = [{"variant": name, "scale": point["scale"],
-              **_eval_row(point["after"], rscore=None), "capped_share": point["cap"]["capped_share"]}
-             for name in runs if len(runs[name].get("thinking_cap_sweep") or []) > 1
-             for point in runs[name]["thinking_cap_sweep"]]
+    capped = {
+        name: _eval_row(runs[name]["thinking_cap"]["after"], rscore=scores.get(name, {}).get("capped"))
+        for name in runs
+        if runs[name].get("thinking_cap")
+    }
+    sweep = [
+        {
+            "variant": name,
+            "scale": point["scale"],
+            **_eval_row(point["after"], rscore=None),
+            "capped_share": point["cap"]["capped_share"],
+        }
+        for name in runs
+        if len(runs[name].get("thinking_cap_sweep") or []) > 1
+        for point in runs[name]["thinking_cap_sweep"]
+    ]
     _reductions(variants)
     if capped:
         for name, row in capped.items():
@@ -247,11 +293,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "thinking_cap": capped,
         "thinking_cap_sweep": sweep,
         "rscore_source": args.rscore,
-        "run": {**first["run"], "variants": args.variant_names, "flags": extra,
-                "train_steps": first["train_steps"], "seed_shared": True},
-        "timings": {"total_s": time.perf_counter() - started,
-                    "per_variant_s": {n: runs[n]["timings"]["total_s"] for n in runs},
-                    "median_variant_s": statistics.median(runs[n]["timings"]["total_s"] for n in runs)},
+        "run": {
+            **first["run"],
+            "variants": args.variant_names,
+            "flags": extra,
+            "train_steps": first["train_steps"],
+            "seed_shared": True,
+        },
+        "timings": {
+            "total_s": time.perf_counter() - started,
+            "per_variant_s": {n: runs[n]["timings"]["total_s"] for n in runs},
+            "median_variant_s": statistics.median(runs[n]["timings"]["total_s"] for n in runs),
+        },
         "tiers_valid": all(runs[n]["tiers_valid"] for n in runs),
         "notes": _notes(args, runs),
     }

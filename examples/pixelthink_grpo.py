@@ -48,23 +48,54 @@ logger = logging.getLogger("pixelthink_grpo")
 
 #: Optimizer and loss settings shared by the tiny and the full defaults (the official yaml's values).
 _COMMON_DEFAULTS: dict[str, Any] = {
-    "temperature": 1.0, "weight_decay": 1e-2, "max_grad_norm": 1.0, "clip_epsilon": 0.2, "loss_type": "dapo",
+    "temperature": 1.0,
+    "weight_decay": 1e-2,
+    "max_grad_norm": 1.0,
+    "clip_epsilon": 0.2,
+    "loss_type": "dapo",
 }
 #: Settings that ``--tiny`` changes unless given explicitly: a CPU-sized demo of the same loop.
 TINY_DEFAULTS: dict[str, Any] = {
-    "train_samples": 64, "eval_samples": 24, "steps": 50, "num_generations": 4, "prompts_per_step": 4,
-    "max_completion_length": 160, "eval_max_new_tokens": 160, "lr": 5e-4, "kl": 0.2, "warmup_steps": 400,
+    "train_samples": 64,
+    "eval_samples": 24,
+    "steps": 50,
+    "num_generations": 4,
+    "prompts_per_step": 4,
+    "max_completion_length": 160,
+    "eval_max_new_tokens": 160,
+    "lr": 5e-4,
+    "kl": 0.2,
+    "warmup_steps": 400,
     "length_unit": "reasoning_tokens",
-    "easy_budget": 20.0, "hard_budget": 80.0, "uncertainty_scale": 10.0, "beta": 1 / 60,
-    "target_length": 40.0, "save_steps": 20, **_COMMON_DEFAULTS,
+    "easy_budget": 20.0,
+    "hard_budget": 80.0,
+    "uncertainty_scale": 10.0,
+    "beta": 1 / 60,
+    "target_length": 40.0,
+    "save_steps": 20,
+    **_COMMON_DEFAULTS,
 }
 #: Defaults for real checkpoints: PixelThink's reward and the official optimizer settings; the batch shape
 #: (2 prompts per step, 500 steps) is a single-GPU one, ``--recipe pixelthink`` gives the official one.
 FULL_DEFAULTS: dict[str, Any] = {
-    "train_samples": None, "eval_samples": 200, "steps": 500, "num_generations": 8, "prompts_per_step": 2,
-    "max_completion_length": 1300, "eval_max_new_tokens": 1024, "lr": 1e-6, "kl": 5e-3, "warmup_steps": 0,
-    "easy_budget": 96.0, "hard_budget": 256.0, "uncertainty_scale": 25.0, "beta": 1 / 500, "length_unit": "words",
-    "target_length": 96.0, "save_steps": 50, **_COMMON_DEFAULTS,
+    "train_samples": None,
+    "eval_samples": 200,
+    "steps": 500,
+    "num_generations": 8,
+    "prompts_per_step": 2,
+    "max_completion_length": 1300,
+    "eval_max_new_tokens": 1024,
+    "lr": 1e-6,
+    "kl": 5e-3,
+    "warmup_steps": 0,
+    "easy_budget": 96.0,
+    "hard_budget": 256.0,
+    "uncertainty_scale": 25.0,
+    "beta": 1 / 500,
+    "length_unit": "words",
+    "target_length": 96.0,
+    "save_steps": 50,
+    **_COMMON_DEFAULTS,
 }
 #: Training recipes (``--recipe``): values that replace the defaults above; flags given on the command line or in
 #: ``--config`` win. ``pixelthink`` is PixelThink's official training yaml (Seg-Zero's
@@ -72,18 +103,18 @@ FULL_DEFAULTS: dict[str, Any] = {
 #: differences are listed in docs/example.md. ``steps: None`` means one epoch over the training data.
 RECIPES: dict[str, dict[str, Any]] = {
     "pixelthink": {
-        "prompts_per_step": 16,       # rollout batch: 16 prompts per optimizer step ...
-        "num_generations": 8,         # ... x n = 8 completions = 128 completions per step
-        "micro_batch_size": 8,        # 128 / 8 = 16 gradient-accumulation micro-batches (memory only)
-        "steps": None,                # one epoch over the training data (9k prompts: 563 steps)
+        "prompts_per_step": 16,  # rollout batch: 16 prompts per optimizer step ...
+        "num_generations": 8,  # ... x n = 8 completions = 128 completions per step
+        "micro_batch_size": 8,  # 128 / 8 = 16 gradient-accumulation micro-batches (memory only)
+        "steps": None,  # one epoch over the training data (9k prompts: 563 steps)
         "temperature": 1.0,
         "lr": 1e-6,
         "weight_decay": 1e-2,
         "max_grad_norm": 1.0,
-        "kl": 5e-3,                   # KL as a loss term (TRL's beta; TRL's per-token KL is the k3 estimator)
+        "kl": 5e-3,  # KL as a loss term (TRL's beta; TRL's per-token KL is the k3 estimator)
         "clip_epsilon": 0.2,
         "max_completion_length": 1300,  # response length; TRL 1.16 has no prompt-length limit (see the docs)
-        "loss_type": "grpo",          # per-sequence token mean, then the mean over sequences
+        "loss_type": "grpo",  # per-sequence token mean, then the mean over sequences
         "warmup_steps": 0,
     },
 }
@@ -99,35 +130,61 @@ _INPUT_PATHS = ("train_data", "eval_data", "difficulty_table", "init_policy")
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (defaults marked "tiny/full" depend on ``--tiny``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter,
-                                usage="%(prog)s (--tiny | --policy DIR --segmenter DIR|grabcut) [--recipe pixelthink] "
-                                      "[--config FILE] [options]\n       (--help lists every option)")
-    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of flags (keys: long option names, e.g.\n"
-                                                     "lr: 1.0e-6 or prompts-per-step: 16); command-line flags win")
-    p.add_argument("--recipe", choices=sorted(RECIPES), help="training recipe: pixelthink = the official training\n"
-                                                            "yaml (16 prompts x 8 per step, grpo loss, ...; needs\n"
-                                                            "--policy, a local Qwen2.5-VL-7B-Instruct); flags win")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawTextHelpFormatter,
+        usage="%(prog)s (--tiny | --policy DIR --segmenter DIR|grabcut) [--recipe pixelthink] "
+        "[--config FILE] [options]\n       (--help lists every option)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML or JSON file of flags (keys: long option names, e.g.\n"
+        "lr: 1.0e-6 or prompts-per-step: 16); command-line flags win",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="training recipe: pixelthink = the official training\n"
+        "yaml (16 prompts x 8 per step, grpo loss, ...; needs\n"
+        "--policy, a local Qwen2.5-VL-7B-Instruct); flags win",
+    )
     g = p.add_argument_group("models")
-    g.add_argument("--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL, the GrabCut segmenter,\n"
-                                                     "CPU-sized settings")
-    g.add_argument("--policy", help="local Qwen2.5-VL checkpoint directory (required without --tiny), or\n"
-                                    "random:ARCH, a published architecture with random weights for size-true timing\n"
-                                    "without a checkpoint (ARCH: qwen2.5-vl-3b, qwen2.5-vl-7b)")
+    g.add_argument(
+        "--tiny", action="store_true", help="random-weight tiny Qwen2.5-VL, the GrabCut segmenter,\nCPU-sized settings"
+    )
+    g.add_argument(
+        "--policy",
+        help="local Qwen2.5-VL checkpoint directory (required without --tiny), or\n"
+        "random:ARCH, a published architecture with random weights for size-true timing\n"
+        "without a checkpoint (ARCH: qwen2.5-vl-3b, qwen2.5-vl-7b)",
+    )
     g.add_argument("--random-layers", type=int, help="with --policy random:ARCH: decoder layers (default: ARCH's)")
-    g.add_argument("--segmenter", help="local SAM / SAM2 checkpoint directory (transformers format),\n"
-                                       "grabcut (OpenCV GrabCut from the box and points: no weights, CPU), or\n"
-                                       "random:sam / random:sam2 (the tiny random segmenter, a wiring test);\n"
-                                       f"with --tiny default: {TINY_SEGMENTER}")
-    g.add_argument("--segmenter-kind", choices=("sam", "sam2"),
-                   help="with --tiny and no --segmenter: a tiny random SAM / SAM2 (same as --segmenter random:KIND)")
-    g.add_argument("--init-policy", metavar="DIR",
-                   help="with --tiny: start from the weights saved in DIR (an earlier run's reference-policy,\n"
-                        "i.e. its warm-started policy) instead of random ones; pair it with --warmup-steps 0")
+    g.add_argument(
+        "--segmenter",
+        help="local SAM / SAM2 checkpoint directory (transformers format),\n"
+        "grabcut (OpenCV GrabCut from the box and points: no weights, CPU), or\n"
+        "random:sam / random:sam2 (the tiny random segmenter, a wiring test);\n"
+        f"with --tiny default: {TINY_SEGMENTER}",
+    )
+    g.add_argument(
+        "--segmenter-kind",
+        choices=("sam", "sam2"),
+        help="with --tiny and no --segmenter: a tiny random SAM / SAM2 (same as --segmenter random:KIND)",
+    )
+    g.add_argument(
+        "--init-policy",
+        metavar="DIR",
+        help="with --tiny: start from the weights saved in DIR (an earlier run's reference-policy,\n"
+        "i.e. its warm-started policy) instead of random ones; pair it with --warmup-steps 0",
+    )
     g.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     g.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     g = p.add_argument_group("data")
-    g.add_argument("--train-data", help="saved HF dataset (RefCOCOg-9k / ReasonSeg), ReasonSeg folder or JSON "
-                                        "manifest; default: generated scenes")
+    g.add_argument(
+        "--train-data",
+        help="saved HF dataset (RefCOCOg-9k / ReasonSeg), ReasonSeg folder or JSON manifest; default: generated scenes",
+    )
     g.add_argument("--eval-data", help="as --train-data, with masks; default: generated scenes (held-out seed)")
     g.add_argument("--train-samples", type=int, help="training samples (tiny 64, full: all)")
     g.add_argument("--eval-samples", type=int, help="evaluation samples (tiny 24, full 200)")
@@ -137,14 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("reward (ablations)")
     g.add_argument("--length-reward", choices=LENGTH_REWARDS, default="pixelthink")
-    g.add_argument("--prompt", choices=("default", "concise"), default="default",
-                   help="concise: the question asks for concise reasoning (the +Prompt baseline,\n"
-                        "training and evaluation); default: Seg-Zero's question")
+    g.add_argument(
+        "--prompt",
+        choices=("default", "concise"),
+        default="default",
+        help="concise: the question asks for concise reasoning (the +Prompt baseline,\n"
+        "training and evaluation); default: Seg-Zero's question",
+    )
     g.add_argument("--difficulty", choices=DIFFICULTY_SOURCES, default="dataset")
     g.add_argument("--uncertainty", choices=UNCERTAINTY_ESTIMATORS, default="margin")
-    g.add_argument("--length-unit", choices=("words", "reasoning_tokens"),
-                   help="what the length reward counts (tiny: reasoning_tokens, so that breaking the answer's JSON\n"
-                        "never shortens a completion; full: words of the response, PixelThink's)")
+    g.add_argument(
+        "--length-unit",
+        choices=("words", "reasoning_tokens"),
+        help="what the length reward counts (tiny: reasoning_tokens, so that breaking the answer's JSON\n"
+        "never shortens a completion; full: words of the response, PixelThink's)",
+    )
     g.add_argument("--easy-budget", type=float, help="easy-tier budget (tiny 20, full 96)")
     g.add_argument("--hard-budget", type=float, help="hard-tier base budget (tiny 80, full 256)")
     g.add_argument("--uncertainty-scale", type=float, help="hard budget += scale * U (tiny 10, full 25)")
@@ -159,55 +223,95 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="GRPO steps (tiny 50, full 500)")
     g.add_argument("--num-generations", type=int, help="completions per prompt n (tiny 4, full 8)")
     g.add_argument("--prompts-per-step", type=int, help="prompts per GRPO step (tiny 4, full 2)")
-    g.add_argument("--micro-batch-size", type=int, help="completions per forward/backward (default: the whole step's "
-                                                         "prompts x n); must divide it")
+    g.add_argument(
+        "--micro-batch-size",
+        type=int,
+        help="completions per forward/backward (default: the whole step's prompts x n); must divide it",
+    )
     g.add_argument("--max-completion-length", type=int, help="tokens (tiny 160, full 1300)")
-    g.add_argument("--min-completion-length", type=int, help="rollouts at least this many tokens (end-of-sequence\n"
-                                                            "suppressed until then): timing at a fixed length")
+    g.add_argument(
+        "--min-completion-length",
+        type=int,
+        help="rollouts at least this many tokens (end-of-sequence\nsuppressed until then): timing at a fixed length",
+    )
     g.add_argument("--lr", type=float, help="learning rate (tiny 5e-4, full 1e-6)")
     g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0.2 against the warm start, full 5e-3)")
     g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2)")
     g.add_argument("--max-grad-norm", type=float, help="gradient clipping norm (default 1.0)")
     g.add_argument("--clip-epsilon", type=float, help="PPO ratio clip, TRL's epsilon (default 0.2)")
-    g.add_argument("--loss-type", help="TRL loss_type (default dapo: token-level mean; --recipe pixelthink: grpo,\n"
-                                       "the per-sequence token mean averaged over sequences)")
+    g.add_argument(
+        "--loss-type",
+        help="TRL loss_type (default dapo: token-level mean; --recipe pixelthink: grpo,\n"
+        "the per-sequence token mean averaged over sequences)",
+    )
     g.add_argument("--warmup-steps", type=int, help="supervised warm-start steps (tiny 400, full 0)")
     g.add_argument("--warmup-lr", type=float, default=3e-3)
     g.add_argument("--save-steps", type=int, help="checkpoint every N steps (tiny 20, full 50)")
-    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bfloat16 autocast (mixed precision, TRL's bf16) around\n"
-                        "float32 weights; default: on with CUDA")
-    g.add_argument("--param-dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="dtype of the trained weights (default float32: master weights\nfor AdamW); bfloat16 halves "
-                        "their memory but AdamW updates at small\nlearning rates round away (a warning says so)")
-    g.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="default: on with CUDA")
-    g.add_argument("--use-vllm", action="store_true", help="generate rollouts with vLLM (TRL's use_vllm; needs CUDA,\n"
-                                                            "the vllm package and --policy DIR); see docs/example.md")
-    g.add_argument("--vllm-mode", choices=("colocate", "server"), default="colocate",
-                   help="with --use-vllm: colocate (default: vLLM in this process) or\nserver (a running "
-                        "`trl vllm-serve --model DIR`)")
-    g.add_argument("--vllm-gpu-memory-utilization", type=float, default=0.3,
-                   help="with --use-vllm --vllm-mode colocate: GPU memory share for vLLM (0.3)")
+    g.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast (mixed precision, TRL's bf16) around\nfloat32 weights; default: on with CUDA",
+    )
+    g.add_argument(
+        "--param-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="dtype of the trained weights (default float32: master weights\nfor AdamW); bfloat16 halves "
+        "their memory but AdamW updates at small\nlearning rates round away (a warning says so)",
+    )
+    g.add_argument(
+        "--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None, help="default: on with CUDA"
+    )
+    g.add_argument(
+        "--use-vllm",
+        action="store_true",
+        help="generate rollouts with vLLM (TRL's use_vllm; needs CUDA,\n"
+        "the vllm package and --policy DIR); see docs/example.md",
+    )
+    g.add_argument(
+        "--vllm-mode",
+        choices=("colocate", "server"),
+        default="colocate",
+        help="with --use-vllm: colocate (default: vLLM in this process) or\nserver (a running "
+        "`trl vllm-serve --model DIR`)",
+    )
+    g.add_argument(
+        "--vllm-gpu-memory-utilization",
+        type=float,
+        default=0.3,
+        help="with --use-vllm --vllm-mode colocate: GPU memory share for vLLM (0.3)",
+    )
     g = p.add_argument_group("evaluation and output")
-    g.add_argument("--eval-convention", choices=("lisa", "seg_zero"), default="lisa",
-                   help="how answers are parsed and IoU counted (docs/metrics.md): lisa (default: exact keys,\n"
-                        "an empty union counts 1, ignore pixels excluded) or seg_zero (Seg-Zero's evaluation.py:\n"
-                        "substring keys, int(), half-to-even rescale, empty unions skipped, ignore pixels as target)")
+    g.add_argument(
+        "--eval-convention",
+        choices=("lisa", "seg_zero"),
+        default="lisa",
+        help="how answers are parsed and IoU counted (docs/metrics.md): lisa (default: exact keys,\n"
+        "an empty union counts 1, ignore pixels excluded) or seg_zero (Seg-Zero's evaluation.py:\n"
+        "substring keys, int(), half-to-even rescale, empty unions skipped, ignore pixels as target)",
+    )
     g.add_argument("--eval-batch-size", type=int, default=8)
     g.add_argument("--eval-max-new-tokens", type=int, help="tiny 160, full 1024 (Seg-Zero)")
     g.add_argument("--no-eval-before", action="store_true", help="skip the evaluation before training")
-    g.add_argument("--eval-thinking-cap", action="store_true",
-                   help="after training, evaluate once more with the inference-time thinking cap: each\n"
-                        "sample's PixelThink budget (from its difficulty; U = 0, as the answer's uncertainty\n"
-                        "is not known before it is generated) closes its reasoning (docs/thinking_budget.md)")
-    g.add_argument("--thinking-cap-scales", default="1",
-                   help="with --eval-thinking-cap: comma-separated factors on the budgets, one capped\n"
-                        "evaluation each (a sweep of the accuracy-tokens trade-off); default 1")
+    g.add_argument(
+        "--eval-thinking-cap",
+        action="store_true",
+        help="after training, evaluate once more with the inference-time thinking cap: each\n"
+        "sample's PixelThink budget (from its difficulty; U = 0, as the answer's uncertainty\n"
+        "is not known before it is generated) closes its reasoning (docs/thinking_budget.md)",
+    )
+    g.add_argument(
+        "--thinking-cap-scales",
+        default="1",
+        help="with --eval-thinking-cap: comma-separated factors on the budgets, one capped\n"
+        "evaluation each (a sweep of the accuracy-tokens trade-off); default 1",
+    )
     g.add_argument("--output-dir", default="runs/demo")
-    g.add_argument("--report-to", default="none", help="TRL/transformers report_to: none (default), tensorboard, "
-                                                        "wandb, ...")
+    g.add_argument(
+        "--report-to", default="none", help="TRL/transformers report_to: none (default), tensorboard, wandb, ..."
+    )
     g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -233,19 +337,21 @@ def config_file_argv(path: str, parser: argparse.ArgumentParser) -> list[str]:
         try:
             import yaml
         except ImportError:
-            raise input_error("--config: a YAML file needs PyYAML (pip install 'adaptive-length-reward[example]'), "
-                              "or give a .json file") from None
+            raise input_error(
+                "--config: a YAML file needs PyYAML (pip install 'adaptive-length-reward[example]'), "
+                "or give a .json file"
+            ) from None
         load, parse_errors = yaml.safe_load, (yaml.YAMLError,)
     try:
         data = load(text)
     except parse_errors as error:  # say where, in one line
-        raise input_error(f"--config: {path}: expected YAML or JSON, got a parse error: "
-                          f"{' '.join(str(error).split())}") from None
+        raise input_error(
+            f"--config: {path}: expected YAML or JSON, got a parse error: {' '.join(str(error).split())}"
+        ) from None
     if data is None:
         return []
     if not isinstance(data, dict):
-        raise input_error(f"--config: {path}: expected a mapping of option names to values, got "
-                          f"{type(data).__name__}")
+        raise input_error(f"--config: {path}: expected a mapping of option names to values, got {type(data).__name__}")
     actions = {a.dest: a for a in parser._actions if a.option_strings}
     argv: list[str] = []
     for key, value in data.items():
@@ -295,6 +401,7 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
     A bad combination exits through ``parser.error`` (status 2, with the usage line); without a parser it raises
     ``SystemExit`` with the message. A missing input path exits with status 2 and one line.
     """
+
     def error(message: str) -> None:
         if parser is not None:
             parser.error(message)
@@ -312,18 +419,24 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         if getattr(args, key) is None and not (recipe is not None and key in RECIPES[recipe]):
             setattr(args, key, value)
     if not args.tiny and not args.policy:
-        wanted = f"a local {RECIPE_POLICIES[recipe]} checkpoint directory" if recipe else \
-            "a local Qwen2.5-VL checkpoint directory (or --tiny)"
+        wanted = (
+            f"a local {RECIPE_POLICIES[recipe]} checkpoint directory"
+            if recipe
+            else "a local Qwen2.5-VL checkpoint directory (or --tiny)"
+        )
         error(f"--policy: expected {wanted}, got none")
     if not args.tiny and not args.segmenter:
-        error("--segmenter: expected a local SAM / SAM2 checkpoint directory, grabcut or random:sam (or --tiny), "
-              "got none")
+        error(
+            "--segmenter: expected a local SAM / SAM2 checkpoint directory, grabcut or random:sam (or --tiny), got none"
+        )
     if args.policy and args.policy.startswith("random:"):
         from pixelthink.models import ARCHITECTURES
 
         if args.policy.removeprefix("random:") not in ARCHITECTURES:
-            error(f"--policy: expected random:ARCH with ARCH one of {', '.join(sorted(ARCHITECTURES))}, "
-                  f"got {args.policy!r}")
+            error(
+                f"--policy: expected random:ARCH with ARCH one of {', '.join(sorted(ARCHITECTURES))}, "
+                f"got {args.policy!r}"
+            )
     elif args.random_layers is not None:
         error(f"--random-layers: expected only with --policy random:ARCH, got --policy {args.policy!r}")
     if args.segmenter and args.segmenter.startswith("random:") and args.segmenter not in BUILTIN_SEGMENTERS:
@@ -331,18 +444,31 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
     if args.segmenter and args.segmenter_kind:
         error(f"--segmenter-kind: expected only with --tiny and no --segmenter, got --segmenter {args.segmenter!r}")
     if args.init_policy is not None and not args.tiny:
-        error(f"--init-policy: expected only with --tiny (use --policy DIR for a checkpoint), got --policy "
-              f"{args.policy!r}")
+        error(
+            f"--init-policy: expected only with --tiny (use --policy DIR for a checkpoint), got --policy "
+            f"{args.policy!r}"
+        )
     if args.segmenter_kind and not args.tiny:
         error("--segmenter-kind: expected only with --tiny (or use --segmenter random:KIND)")
     if args.use_vllm and (args.tiny or (args.policy or "").startswith("random:")):
-        error(f"--use-vllm: expected --policy DIR (a local checkpoint vLLM can load), got "
-              f"{'--tiny' if args.tiny else '--policy ' + args.policy}")
+        error(
+            f"--use-vllm: expected --policy DIR (a local checkpoint vLLM can load), got "
+            f"{'--tiny' if args.tiny else '--policy ' + args.policy}"
+        )
     if args.difficulty == "judge" and not (args.judge_url or args.judge_model):
-        error("--difficulty judge: expected --judge-url (with --judge-model = served name) or "
-              "--judge-model (a local checkpoint path), got neither")
-    names = ["num_generations", "prompts_per_step", "max_completion_length", "eval_samples", "eval_max_new_tokens",
-             "eval_batch_size", "threads"]
+        error(
+            "--difficulty judge: expected --judge-url (with --judge-model = served name) or "
+            "--judge-model (a local checkpoint path), got neither"
+        )
+    names = [
+        "num_generations",
+        "prompts_per_step",
+        "max_completion_length",
+        "eval_samples",
+        "eval_max_new_tokens",
+        "eval_batch_size",
+        "threads",
+    ]
     if args.steps is not None:  # None: one epoch (a recipe), set once the data is loaded
         names.insert(0, "steps")
     for name in names:
@@ -351,8 +477,10 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
     for name in ("lr", "weight_decay", "max_grad_norm", "clip_epsilon", "temperature", "kl"):
         value = getattr(args, name)
         if not (math.isfinite(value) and (value >= 0 if name in ("weight_decay", "kl") else value > 0)):
-            error(f"--{name.replace('_', '-')}: expected a number {'>=' if name in ('weight_decay', 'kl') else '>'} 0,"
-                  f" got {value}")
+            error(
+                f"--{name.replace('_', '-')}: expected a number {'>=' if name in ('weight_decay', 'kl') else '>'} 0,"
+                f" got {value}"
+            )
     try:
         scales = [float(v) for v in str(args.thinking_cap_scales).split(",") if v.strip()]
     except ValueError:
@@ -370,8 +498,9 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         if value and not value.startswith("random:") and value != "grabcut" and not Path(value).is_dir():
             raise input_error(f"--{name}: expected a local checkpoint directory, got {value!r} (no such folder)")
     if args.init_policy is not None and not (Path(args.init_policy) / "config.json").is_file():
-        raise input_error(f"--init-policy: expected a folder with config.json (a saved policy), got "
-                          f"{args.init_policy!r}")
+        raise input_error(
+            f"--init-policy: expected a folder with config.json (a saved policy), got {args.init_policy!r}"
+        )
     return args
 
 
@@ -379,9 +508,11 @@ def warn_precision(args: argparse.Namespace) -> str | None:
     """With ``--param-dtype bfloat16``: log and warn that small AdamW updates round away; returns the message."""
     if args.param_dtype != "bfloat16":
         return None
-    message = (f"--param-dtype bfloat16: the trained weights are bfloat16 (8-bit mantissa), so AdamW updates "
-               f"smaller than about 1/256 of a weight round away: at lr {args.lr:g} most weights never change "
-               "(float32 master weights, the default, keep them)")
+    message = (
+        f"--param-dtype bfloat16: the trained weights are bfloat16 (8-bit mantissa), so AdamW updates "
+        f"smaller than about 1/256 of a weight round away: at lr {args.lr:g} most weights never change "
+        "(float32 master weights, the default, keep them)"
+    )
     logger.warning(message)
     warnings.warn(message, UserWarning, stacklevel=2)
     return message
@@ -402,8 +533,9 @@ def check_vllm(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 # ------------------------------------------------------------------------------------------------------------
 
 
-def load_samples(path: str | None, *, count: int | None, seed: int, start: int, args: argparse.Namespace
-                 ) -> tuple[list[SegSample], str]:
+def load_samples(
+    path: str | None, *, count: int | None, seed: int, start: int, args: argparse.Namespace
+) -> tuple[list[SegSample], str]:
     """Samples from ``path`` (format detected) or, without one, generated scenes ``start .. start+count-1``."""
     if path is None:
         generator = SceneGenerator(seed=seed, image_size=args.image_size)
@@ -434,8 +566,16 @@ def judge_difficulty(samples: list[SegSample], args: argparse.Namespace, run_dir
     else:
         backend = TransformersBackend(model_path=args.judge_model, device=args.device_resolved)
     judge = DifficultyJudge(backend, cache=run_dir / "judge_cache.sqlite")
-    requests = [JudgeSample(sample_id=s.id, image=s.image, expression=s.query, mask=s.mask,
-                            box=None if s.mask is not None else list(s.bbox)) for s in samples]
+    requests = [
+        JudgeSample(
+            sample_id=s.id,
+            image=s.image,
+            expression=s.query,
+            mask=s.mask,
+            box=None if s.mask is not None else list(s.bbox),
+        )
+        for s in samples
+    ]
     by_id = {s.id: s for s in samples}
     counts = {"ok": 0, "failed": 0}
     for verdict in judge.judge_many(requests):
@@ -508,30 +648,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warn_precision(args)
     if args.use_vllm:
         check_vllm(args, parser)
-    checkpointing = (args.gradient_checkpointing if args.gradient_checkpointing is not None
-                     else args.device_resolved.startswith("cuda"))
+    checkpointing = (
+        args.gradient_checkpointing
+        if args.gradient_checkpointing is not None
+        else args.device_resolved.startswith("cuda")
+    )
     progress = not args.no_progress
     run_dir = Path(args.output_dir)
-    train_samples, train_name = load_samples(args.train_data, count=args.train_samples, seed=args.seed, start=0,
-                                             args=args)
+    train_samples, train_name = load_samples(
+        args.train_data, count=args.train_samples, seed=args.seed, start=0, args=args
+    )
     if args.steps is None:  # a recipe's one epoch
         args.steps = max(1, math.ceil(len(train_samples) / args.prompts_per_step))
     try:
         reward_settings = RewardSettings(
-            length_reward=args.length_reward, difficulty=args.difficulty, uncertainty=args.uncertainty,
-            length_unit=args.length_unit, easy_budget=args.easy_budget, hard_budget=args.hard_budget,
-            uncertainty_scale=args.uncertainty_scale, beta=args.beta, missing_difficulty=args.missing_difficulty,
-            target_length=args.target_length, correct_threshold=args.correct_threshold,
-            length_weight=args.length_weight, max_completion_length=args.max_completion_length,
+            length_reward=args.length_reward,
+            difficulty=args.difficulty,
+            uncertainty=args.uncertainty,
+            length_unit=args.length_unit,
+            easy_budget=args.easy_budget,
+            hard_budget=args.hard_budget,
+            uncertainty_scale=args.uncertainty_scale,
+            beta=args.beta,
+            missing_difficulty=args.missing_difficulty,
+            target_length=args.target_length,
+            correct_threshold=args.correct_threshold,
+            length_weight=args.length_weight,
+            max_completion_length=args.max_completion_length,
         )
         train_settings = TrainSettings(
-            steps=args.steps, num_generations=args.num_generations, prompts_per_step=args.prompts_per_step,
-            micro_batch_size=args.micro_batch_size, max_completion_length=args.max_completion_length,
-            min_completion_length=args.min_completion_length, learning_rate=args.lr, kl=args.kl,
-            temperature=args.temperature, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
-            clip_epsilon=args.clip_epsilon, loss_type=args.loss_type,
-            uncertainty=args.uncertainty, bf16=bf16, gradient_checkpointing=checkpointing,
-            save_steps=args.save_steps, seed=args.seed, report_to=args.report_to,
+            steps=args.steps,
+            num_generations=args.num_generations,
+            prompts_per_step=args.prompts_per_step,
+            micro_batch_size=args.micro_batch_size,
+            max_completion_length=args.max_completion_length,
+            min_completion_length=args.min_completion_length,
+            learning_rate=args.lr,
+            kl=args.kl,
+            temperature=args.temperature,
+            weight_decay=args.weight_decay,
+            max_grad_norm=args.max_grad_norm,
+            clip_epsilon=args.clip_epsilon,
+            loss_type=args.loss_type,
+            uncertainty=args.uncertainty,
+            bf16=bf16,
+            gradient_checkpointing=checkpointing,
+            save_steps=args.save_steps,
+            seed=args.seed,
+            report_to=args.report_to,
             vllm_mode=args.vllm_mode if args.use_vllm else None,
             vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
             instruction=CONCISE_INSTRUCTION if args.prompt == "concise" else "",
@@ -544,8 +708,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
 
     # -- data -----------------------------------------------------------------------------------------------
-    eval_samples, eval_name = load_samples(args.eval_data, count=args.eval_samples, seed=args.seed + 1, start=0,
-                                           args=args)
+    eval_samples, eval_name = load_samples(
+        args.eval_data, count=args.eval_samples, seed=args.seed + 1, start=0, args=args
+    )
     judged = None
     if args.difficulty == "judge":
         judged = judge_difficulty(train_samples + eval_samples, args, run_dir)
@@ -559,9 +724,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # float32 master weights by default: bf16 is autocast (TRL's bf16=True), not the weights' dtype
         dtype = args.param_dtype
         if args.policy.startswith("random:"):
-            policy = build_random_policy(QUESTION_TEMPLATE, args.policy.removeprefix("random:"),
-                                         layers=args.random_layers, dtype=dtype, device=args.device_resolved,
-                                         seed=args.seed)
+            policy = build_random_policy(
+                QUESTION_TEMPLATE,
+                args.policy.removeprefix("random:"),
+                layers=args.random_layers,
+                dtype=dtype,
+                device=args.device_resolved,
+                seed=args.seed,
+            )
             if args.kl > 0:  # TRL builds the KL reference model from the policy's path: give it one
                 initial = run_dir / "initial-policy"
                 if not (initial / "config.json").is_file():
@@ -585,23 +755,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         segmenter.model.to(args.device_resolved)
 
     reward = build_reward(reward_settings, policy.tokenizer)
-    config = {"args": {k: v for k, v in vars(args).items()}, "reward": reward_settings.to_dict(),
-              "reward_component": reward.to_config().model_dump(mode="json"), "train": train_settings.to_dict()}
+    config = {
+        "args": {k: v for k, v in vars(args).items()},
+        "reward": reward_settings.to_dict(),
+        "reward_component": reward.to_config().model_dump(mode="json"),
+        "train": train_settings.to_dict(),
+    }
     _write_json(run_dir / "config.json", config)
 
     # -- warm-up, evaluation before ----------------------------------------------------------------------
     warm = {"steps": 0, "seconds": 0.0, "loss_first": None, "loss_last": None, "skipped": "resume"}
     if not resuming:
-        warm = warm_up(policy, train_samples, steps=args.warmup_steps, learning_rate=args.warmup_lr, seed=args.seed,
-                       progress=progress)
+        warm = warm_up(
+            policy,
+            train_samples,
+            steps=args.warmup_steps,
+            learning_rate=args.warmup_lr,
+            seed=args.seed,
+            progress=progress,
+        )
     if args.tiny and args.kl > 0:  # the KL reference is the warm-started policy; TRL loads it from the model's path
         reference = run_dir / "reference-policy"
         if not resuming:
             policy.model.save_pretrained(reference)
         policy.model.config._name_or_path = str(reference)
-    eval_kwargs = {"train_reward": reward, "reward_settings": reward_settings, "convention": args.eval_convention,
-                   "instruction": train_settings.instruction, "batch_size": args.eval_batch_size,
-                   "max_new_tokens": args.eval_max_new_tokens, "progress": progress}
+    eval_kwargs = {
+        "train_reward": reward,
+        "reward_settings": reward_settings,
+        "convention": args.eval_convention,
+        "instruction": train_settings.instruction,
+        "batch_size": args.eval_batch_size,
+        "max_new_tokens": args.eval_max_new_tokens,
+        "progress": progress,
+    }
     before_path = run_dir / "eval_before.json"
     before: dict[str, Any] | None = None
     before_records: list[dict[str, Any]] = []
@@ -615,8 +801,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _write_json(before_path, {"summary": before, "records": before_records})
 
     # -- GRPO -----------------------------------------------------------------------------------------------
-    trained, model = train(policy, train_samples, reward, train_settings, run_dir, resume=resuming,
-                           progress=progress)
+    trained, model = train(policy, train_samples, reward, train_settings, run_dir, resume=resuming, progress=progress)
     policy.model = model
 
     # -- evaluation after -----------------------------------------------------------------------------------
@@ -626,10 +811,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _write_records(run_dir / "eval_after.jsonl", after_result.records)
     capped: dict[str, Any] | None = None
     sweep: list[dict[str, Any]] = []
-    for scale in (args.thinking_cap_scales if args.eval_thinking_cap else []):
+    for scale in args.thinking_cap_scales if args.eval_thinking_cap else []:
         with _autocast(torch, args.device_resolved, bf16):
-            capped_result, cap = capped_evaluation(policy, segmenter, eval_samples, after_result, reward_settings,
-                                                   eval_kwargs, scale=scale)
+            capped_result, cap = capped_evaluation(
+                policy, segmenter, eval_samples, after_result, reward_settings, eval_kwargs, scale=scale
+            )
         sweep.append({"scale": scale, "after": capped_result.summary(), "cap": cap})
         if capped is None:  # the first scale is the run's thinking cap
             capped = {"after": capped_result.summary(), "cap": cap}
@@ -638,40 +824,72 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # -- metrics, plots, report -----------------------------------------------------------------------------
     train_s = trained.seconds
     timings = {
-        "warmup_s": warm["seconds"], "train_s": train_s,
+        "warmup_s": warm["seconds"],
+        "train_s": train_s,
         "train_step_s_median": statistics.median(trained.step_seconds) if trained.step_seconds else None,
         "generation_s": trained.generation_seconds - trained.uncertainty_seconds,
-        "uncertainty_s": trained.uncertainty_seconds, "reward_s": trained.reward_seconds,
+        "uncertainty_s": trained.uncertainty_seconds,
+        "reward_s": trained.reward_seconds,
         "uncertainty_share": trained.uncertainty_seconds / train_s if train_s else None,
         "reward_share": trained.reward_seconds / train_s if train_s else None,
-        "eval_prefill_s": after["timings"]["prefill_s"], "eval_decode_s": after["timings"]["decode_s"],
-        "eval_sam_s": after["timings"]["sam_s"], "eval_sam_ms_per_call": after["timings"]["sam_ms_per_call"],
+        "eval_prefill_s": after["timings"]["prefill_s"],
+        "eval_decode_s": after["timings"]["decode_s"],
+        "eval_sam_s": after["timings"]["sam_s"],
+        "eval_sam_ms_per_call": after["timings"]["sam_ms_per_call"],
         "total_s": time.perf_counter() - started,
     }
-    budgets = {"easy": (reward_settings.easy_budget, 0.0), "medium": None,
-               "hard": (reward_settings.hard_budget, reward_settings.uncertainty_scale)}
+    budgets = {
+        "easy": (reward_settings.easy_budget, 0.0),
+        "medium": None,
+        "hard": (reward_settings.hard_budget, reward_settings.uncertainty_scale),
+    }
     plots = [
-        plot_length_by_tier(before_records, after_result.records, run_dir / "plots" / "reasoning_length_by_tier.png",
-                            length_unit=reward_settings.length_unit, budgets=budgets,
-                            title=f"{policy.name}: reasoning length per difficulty tier, before and after "
-                                  f"{trained.steps} GRPO steps ({args.length_reward})"
-                                  + ("" if after["tiers_valid"] else " [tiers not valid: fallback difficulty]")),
-        plot_training_curves(trained.log_history if not resuming else _read_log(run_dir / "train_log.jsonl"),
-                             run_dir / "plots" / "training_curves.png", reward_name=reward.name,
-                             title=f"GRPO with the {reward.name} reward: per-step curves"),
+        plot_length_by_tier(
+            before_records,
+            after_result.records,
+            run_dir / "plots" / "reasoning_length_by_tier.png",
+            length_unit=reward_settings.length_unit,
+            budgets=budgets,
+            title=f"{policy.name}: reasoning length per difficulty tier, before and after "
+            f"{trained.steps} GRPO steps ({args.length_reward})"
+            + ("" if after["tiers_valid"] else " [tiers not valid: fallback difficulty]"),
+        ),
+        plot_training_curves(
+            trained.log_history if not resuming else _read_log(run_dir / "train_log.jsonl"),
+            run_dir / "plots" / "training_curves.png",
+            reward_name=reward.name,
+            title=f"GRPO with the {reward.name} reward: per-step curves",
+        ),
     ]
     metrics = {
-        "giou": after["giou"], "ciou": after["ciou"], "mean_reasoning_tokens": after["mean_reasoning_tokens"],
-        "budget_adherence": after["budget_adherence"], "budget_adherence_by_tier": after["budget_adherence_by_tier"],
+        "giou": after["giou"],
+        "ciou": after["ciou"],
+        "mean_reasoning_tokens": after["mean_reasoning_tokens"],
+        "budget_adherence": after["budget_adherence"],
+        "budget_adherence_by_tier": after["budget_adherence_by_tier"],
         # evaluation tiers from the training's difficulty source; False: some samples were tiered at the fallback
         "difficulty_source": reward_settings.difficulty,
         "tiers_valid": after["tiers_valid"] and (before is None or before.get("tiers_valid", after["tiers_valid"])),
-        "train_steps": trained.steps, "timings": timings, "before": before, "after": after,
-        "warmup": warm, "peak_memory_mb": trained.peak_memory_mb, "resumed_from": trained.resumed_from,
-        "judge": judged, "thinking_cap": capped, "thinking_cap_sweep": sweep,
-        "run": {"name": run_dir.name, "policy": policy.name, "segmenter": segmenter.name, "data": train_name,
-                "eval_data": eval_name, "device": _device_name(args.device_resolved),
-                "train_samples": len(train_samples), "eval_samples": len(eval_samples)},
+        "train_steps": trained.steps,
+        "timings": timings,
+        "before": before,
+        "after": after,
+        "warmup": warm,
+        "peak_memory_mb": trained.peak_memory_mb,
+        "resumed_from": trained.resumed_from,
+        "judge": judged,
+        "thinking_cap": capped,
+        "thinking_cap_sweep": sweep,
+        "run": {
+            "name": run_dir.name,
+            "policy": policy.name,
+            "segmenter": segmenter.name,
+            "data": train_name,
+            "eval_data": eval_name,
+            "device": _device_name(args.device_resolved),
+            "train_samples": len(train_samples),
+            "eval_samples": len(eval_samples),
+        },
         "config": {"reward": reward_settings.to_dict(), "train": train_settings.to_dict()},
         "plots": [str(p.relative_to(run_dir)) for p in plots],
     }
@@ -679,19 +897,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "budgets are in the reward's length unit; the easy and hard budgets of this run are "
         f"{reward_settings.easy_budget:g} and {reward_settings.hard_budget:g} + "
         f"{reward_settings.uncertainty_scale:g} U (PixelThink: 96 and 256 + 25 U words)",
-        *after_result.notes, *trained.notes,
+        *after_result.notes,
+        *trained.notes,
     ]
     if args.tiny:
         millions = sum(p.numel() for p in policy.model.parameters()) / 1e6
-        notes.insert(0, f"tiny run: a random-weight {millions:.1f} M-parameter Qwen2.5-VL after a supervised warm "
-                        f"start, segmenter {segmenter.name}; its answers parse but it does not learn where the target "
-                        "is in a CPU budget (gIoU stays near 0: see docs/example.md), so the numbers show the loop "
-                        "and what the length reward does to reasoning length, not what PixelThink achieves on real "
-                        "data")
+        notes.insert(
+            0,
+            f"tiny run: a random-weight {millions:.1f} M-parameter Qwen2.5-VL after a supervised warm "
+            f"start, segmenter {segmenter.name}; its answers parse but it does not learn where the target "
+            "is in a CPU budget (gIoU stays near 0: see docs/example.md), so the numbers show the loop "
+            "and what the length reward does to reasoning length, not what PixelThink achieves on real "
+            "data",
+        )
     elif args.policy.startswith("random:"):
         billions = sum(p.numel() for p in policy.model.parameters()) / 1e9
-        notes.insert(0, f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
-                        "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing")
+        notes.insert(
+            0,
+            f"size-true timing run: {policy.name}, {billions:.2f} B parameters; the step time, memory and "
+            "reward/uncertainty shares are those of this size, the accuracy and lengths mean nothing",
+        )
     if before is not None and len(before_records) == len(after_result.records):
         after_ious, before_ious = paired_ious(after_result.records, before_records)  # seg_zero may skip samples
         metrics["giou_change"] = (after["giou"] or 0.0) - (before["giou"] or 0.0)
@@ -707,9 +932,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return metrics
 
 
-def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], uncapped: Any,
-                      settings: RewardSettings, eval_kwargs: dict[str, Any], *, scale: float = 1.0
-                      ) -> tuple[Any, dict[str, Any]]:
+def capped_evaluation(
+    policy: Any,
+    segmenter: Any,
+    samples: list[SegSample],
+    uncapped: Any,
+    settings: RewardSettings,
+    eval_kwargs: dict[str, Any],
+    *,
+    scale: float = 1.0,
+) -> tuple[Any, dict[str, Any]]:
     """Evaluate with the inference-time thinking cap: each sample's PixelThink budget (times ``scale``) closes its
     reasoning.
 
@@ -744,12 +976,19 @@ def capped_evaluation(policy: Any, segmenter: Any, samples: list[SegSample], unc
         processors.append(processor)
         return [processor]
 
-    result = evaluate(policy, segmenter, samples, desc=f"evaluate (thinking cap x{scale:g})", logits_processors=cap,
-                      **eval_kwargs)
+    result = evaluate(
+        policy, segmenter, samples, desc=f"evaluate (thinking cap x{scale:g})", logits_processors=cap, **eval_kwargs
+    )
     fired = [bool(c) for p in processors for c in p.capped]
-    info = {"scale": scale, "budget_unit": "reasoning tokens", "tokens_per_word": ratio, "uncertainty": 0.0,
-            "caps": [caps[s.id] for s in samples], "capped": fired,
-            "capped_share": sum(fired) / len(fired) if fired else 0.0}
+    info = {
+        "scale": scale,
+        "budget_unit": "reasoning tokens",
+        "tokens_per_word": ratio,
+        "uncertainty": 0.0,
+        "caps": [caps[s.id] for s in samples],
+        "capped": fired,
+        "capped_share": sum(fired) / len(fired) if fired else 0.0,
+    }
     return result, info
 
 

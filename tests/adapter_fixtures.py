@@ -10,8 +10,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-            "<|image_pad|>", "<|video_pad|>"]
+SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 # ChatML: string content, or a list of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -48,10 +55,19 @@ def build_tokenizer(vocab_size: int = 420) -> Any:
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainer=trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=SPECIALS[1:], padding_side="left")
+    tok.train_from_iterator(
+        CORPUS,
+        trainer=trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIALS[1:],
+        padding_side="left",
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -70,8 +86,11 @@ def build_processor(tokenizer: Any) -> Any:
 
 def _special_ids(tokenizer: Any) -> dict[str, int]:
     ids = tokenizer.convert_tokens_to_ids
-    return {"bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>")}
+    return {
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+    }
 
 
 def _sharpen(model: Any, logit_scale: float) -> None:
@@ -93,18 +112,39 @@ def build_vlm(tokenizer: Any, *, hidden: int = 64, layers: int = 2, seed: int = 
     head_dim = hidden // heads
     special = _special_ids(tokenizer)
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
-                         max_position_embeddings=2048,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6,  # sections sum to head_dim / 2
-                                          "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
-                         **special),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[1]),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False)
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 1e6,  # sections sum to head_dim / 2
+                "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16],
+            },
+            **special,
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            fullatt_block_indexes=[1],
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     _sharpen(model, logit_scale)
@@ -119,9 +159,17 @@ def build_text_lm(tokenizer: Any, *, hidden: int = 64, layers: int = 2, seed: in
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     special = _special_ids(tokenizer)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=False, **special)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        **special,
+    )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()
     _sharpen(model, logit_scale)

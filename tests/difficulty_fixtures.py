@@ -184,11 +184,20 @@ class ScriptedJudgeServer:
                 elif isinstance(action, Raw):
                     payload, code, headers = action.body, 200, {}
                 else:
-                    payload = json.dumps({
-                        "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": action.text}}],
-                    }).encode()
+                    payload = json.dumps(
+                        {
+                            "id": "chatcmpl-test",
+                            "object": "chat.completion",
+                            "model": body.get("model"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": action.text},
+                                }
+                            ],
+                        }
+                    ).encode()
                     code, headers = 200, {}
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -198,7 +207,7 @@ class ScriptedJudgeServer:
                 self.end_headers()
                 if isinstance(action, Drip):
                     for i in range(len(payload)):
-                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.write(payload[i : i + 1])
                         self.wfile.flush()
                         time.sleep(action.interval)
                 else:
@@ -266,8 +275,12 @@ def write_jsonl_dataset(directory: Path, n: int, *, name: str = "data.jsonl") ->
     with path.open("w", encoding="utf-8") as stream:
         for i in range(n):
             square_image(i).save(directory / "images" / f"{i}.png")
-            row = {"id": f"s{i}", "image": f"images/{i}.png", "problem": f"the coloured square of sample-{i}",
-                   "mask_area_ratio": round(0.01 + 0.9 * i / max(n, 1), 4)}
+            row = {
+                "id": f"s{i}",
+                "image": f"images/{i}.png",
+                "problem": f"the coloured square of sample-{i}",
+                "mask_area_ratio": round(0.01 + 0.9 * i / max(n, 1), 4),
+            }
             stream.write(json.dumps(row) + "\n")
     return path
 
@@ -282,8 +295,15 @@ def png_bytes(image: Any) -> bytes:
 # Tiny random Qwen2.5-VL (modelled on shared/recipes/tiny_qwen.py; built from a config, never downloaded)
 # ------------------------------------------------------------------------------------------------------------
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 # ChatML: a message's content is a string or a list of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
@@ -294,8 +314,12 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-TRAINING_TEXT = ['{"scene": 4, "seg": 6, "language": 3}', "Rate each aspect from 1 to 10.",
-                 "Referring expression: the coloured square", "0 1 2 3 4 5 6 7 8 9 , . : [ ] { } \" '"]
+TRAINING_TEXT = [
+    '{"scene": 4, "seg": 6, "language": 3}',
+    "Rate each aspect from 1 to 10.",
+    "Referring expression: the coloured square",
+    "0 1 2 3 4 5 6 7 8 9 , . : [ ] { } \" '",
+]
 
 
 def _tokenizer() -> Any:
@@ -305,10 +329,19 @@ def _tokenizer() -> Any:
     core = Tokenizer(models.BPE(unk_token=None))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(TRAINING_TEXT, trainer=trainers.BpeTrainer(
-        vocab_size=360, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        additional_special_tokens=SPECIAL_TOKENS[1:], padding_side="left")
+    core.train_from_iterator(
+        TRAINING_TEXT,
+        trainer=trainers.BpeTrainer(
+            vocab_size=360, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+        padding_side="left",
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
@@ -326,8 +359,11 @@ def _image_only_processor_class() -> type:
                 return None
             return Qwen2_5_VLProcessor.check_argument_for_proper_class(self, argument_name, argument)
 
-        cls = type("ImageOnlyQwenProcessor", (Qwen2_5_VLProcessor,),
-                   {"check_argument_for_proper_class": check_argument_for_proper_class, "__module__": __name__})
+        cls = type(
+            "ImageOnlyQwenProcessor",
+            (Qwen2_5_VLProcessor,),
+            {"check_argument_for_proper_class": check_argument_for_proper_class, "__module__": __name__},
+        )
         globals()["ImageOnlyQwenProcessor"] = cls
     return cls
 
@@ -348,19 +384,41 @@ def save_tiny_vlm(directory: Path) -> Path:
     hidden, heads = 64, 4
     head_dim = hidden // heads
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=2,
-                         max_position_embeddings=4096,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                          "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
-                         bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-                         pad_token_id=ids("<|endoftext|>")),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[1]),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False)
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=2,
+            num_attention_heads=heads,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 1e6,
+                "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16],
+            },
+            bos_token_id=ids("<|endoftext|>"),
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            fullatt_block_indexes=[1],
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     model.generation_config.pad_token_id = config.text_config.pad_token_id
@@ -409,8 +467,15 @@ def scripted_backend(server: ScriptedJudgeServer, **overrides: Any) -> Any:
     """An ``OpenAICompatibleBackend`` on ``server`` with short timeouts and backoffs (``overrides`` win)."""
     from adaptive_length_reward.difficulty import OpenAICompatibleBackend
 
-    settings: dict[str, Any] = dict(base_url=server.base_url, model="scripted-judge", timeout=2.0, max_retries=3,
-                                    backoff=0.01, max_backoff=0.05, concurrency=2)
+    settings: dict[str, Any] = dict(
+        base_url=server.base_url,
+        model="scripted-judge",
+        timeout=2.0,
+        max_retries=3,
+        backoff=0.01,
+        max_backoff=0.05,
+        concurrency=2,
+    )
     settings.update(overrides)
     return OpenAICompatibleBackend(**settings)
 
@@ -419,5 +484,6 @@ def judge_sample(n: int, *, box: list[int] | None = [4, 4, 20, 20]) -> Any:  # n
     """Sample ``n`` for the scripted judge: a square image, an expression that names ``n``."""
     from adaptive_length_reward.difficulty import JudgeSample
 
-    return JudgeSample(sample_id=f"s{n}", image=square_image(n), expression=f"the square of sample-{n}",
-                       area_ratio=0.1, box=box)
+    return JudgeSample(
+        sample_id=f"s{n}", image=square_image(n), expression=f"the square of sample-{n}", area_ratio=0.1, box=box
+    )

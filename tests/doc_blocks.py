@@ -39,8 +39,10 @@ class Block:
 
 def blocks(page: Path) -> list[Block]:
     text = page.read_text(encoding="utf-8")
-    return [Block(text.count("\n", 0, m.start("body")), (m.group("mark") or "").strip(), m.group("lang"),
-                  m.group("body")) for m in _BLOCK.finditer(text)]
+    return [
+        Block(text.count("\n", 0, m.start("body")), (m.group("mark") or "").strip(), m.group("lang"), m.group("body"))
+        for m in _BLOCK.finditer(text)
+    ]
 
 
 def assert_blocks_run_or_marked(page: Path) -> None:
@@ -78,8 +80,9 @@ def _run(block: Block, cwd: Path, env: dict[str, str]) -> str:
 def run_page(page: Path, workdir: Path, extra_env: dict[str, str] | None = None) -> dict[str, int]:
     """Run every block of ``page`` in ``workdir``; return how many blocks of each kind there were."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALR_")}
-    env.update(OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-               **(extra_env or {}))
+    env.update(
+        OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", **(extra_env or {})
+    )
     counts = {"ran": 0, "output": 0, "file": 0, "fragment": 0}
     printed: str | None = None
     for block in blocks(page):
@@ -89,7 +92,8 @@ def run_page(page: Path, workdir: Path, extra_env: dict[str, str] | None = None)
         elif block.mark == "output":
             assert printed is not None, f"{block.where}: an output block must follow a block that ran"
             assert printed.rstrip() == block.body.rstrip(), (
-                f"{block.where}: the documented output differs from what the block printed:\n{printed}")
+                f"{block.where}: the documented output differs from what the block printed:\n{printed}"
+            )
             counts["output"] += 1
             printed = None
         elif block.mark.startswith("file:"):

@@ -12,8 +12,10 @@ from difficulty_fixtures import Action, Reply, Responder, sample_number
 from adaptive_length_reward.rscore import RScoreSample
 
 SHORT = "The query asks for the cup; the red cup on the left table matches."
-LONG = ("The query asks for something to drink from. There are two cups and a bottle. The red cup on the left table "
-        "is upright and closest, so it is the target; the bottle is not a cup.")
+LONG = (
+    "The query asks for something to drink from. There are two cups and a bottle. The red cup on the left table "
+    "is upright and closest, so it is the target; the bottle is not a cup."
+)
 
 
 def expected_rscore(n: int) -> float:
@@ -28,8 +30,9 @@ def rscore_by_sample(delay: float = 0.0) -> Responder:
         n = sample_number(body)
         if n is None:
             return Reply("I cannot tell which sample this is.", delay=delay)
-        return Reply(f"Compared with both references:\n```json\n{json.dumps({'score': expected_rscore(n)})}\n```",
-                     delay=delay)
+        return Reply(
+            f"Compared with both references:\n```json\n{json.dumps({'score': expected_rscore(n)})}\n```", delay=delay
+        )
 
     return respond
 

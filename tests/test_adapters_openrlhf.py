@@ -68,8 +68,10 @@ def _expected(words: int, budget: float) -> float:
 
 def _chat_prompt(text: str = "Find the red square.") -> str:
     """The ChatML prompt OpenRLHF passes as ``prompts`` (the fixture tokenizer's template renders exactly this)."""
-    return (f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n"
-            "<|im_start|>assistant\n")
+    return (
+        f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{text}<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
 
 
 PROMPT = _chat_prompt()
@@ -90,40 +92,99 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # (id, request body overrides, field (the HTTP name: "query"), message fragment)
 MALFORMED: list[tuple[str, dict[str, Any], tuple[Any, ...], str]] = [
-    ("no labels", {"labels": None}, ("labels",),
-     "missing: the reward 'pixelthink' reads ['difficulty', 'ground_truth'] from the labels"),
-    ("label without difficulty", {"labels": [{"ground_truth": GROUND_TRUTH}]}, ("labels", 0, "difficulty"),
-     "missing: the reward 'pixelthink' needs a difficulty per label; add it to the label, or set missing_difficulty "
-     "(ALR_MISSING_DIFFICULTY"),
-    ("JSON label without difficulty", {"labels": [json.dumps({"ground_truth": GROUND_TRUTH})]},
-     ("labels", 0, "difficulty"), "needs a difficulty per label"),
-    ("plain-string label", {"labels": [GROUND_TRUTH]}, ("labels", 0),
-     "needs a difficulty per label; a plain label gives only the ground truth"),
-    ("one label of two without difficulty", {"query": [QUERY, QUERY], "prompts": [PROMPT, PROMPT],
-                                              "labels": [LABEL, {"ground_truth": GROUND_TRUTH}]},
-     ("labels", 1, "difficulty"), "needs a difficulty per label"),
-    ("difficulty not a number", {"labels": [{**LABEL, "difficulty": "hard"}]}, ("labels", 0, "difficulty"),
-     "expected a number, got 'hard'"),
-    ("difficulty a bool", {"labels": [{**LABEL, "difficulty": True}]}, ("labels", 0, "difficulty"),
-     "expected a number, got True"),
-    ("difficulty a list", {"labels": [{**LABEL, "difficulty": [2.0]}]}, ("labels", 0, "difficulty"),
-     "expected a number, got [2.0]"),
-    ("uncertainty not a number", {"labels": [{**LABEL, "uncertainty": "low"}]}, ("labels", 0, "uncertainty"),
-     "expected a number, got 'low'"),
-    ("uncertainty negative", {"labels": [{**LABEL, "uncertainty": -5}]}, ("labels", 0, "uncertainty"),
-     "expected a number >= 0, got -5.0"),
-    ("hard tier without uncertainty", {"labels": [{**LABEL, "difficulty": 7.0}]}, ("labels", 0, "uncertainty"),
-     "missing: TieredBudget needs 'uncertainty', which is missing (NaN) for samples [0]"),
-    ("no ground truth", {"labels": [{"difficulty": 2.0}]}, ("labels", 0, "ground_truth"),
-     "missing: the reward 'pixelthink' needs a ground truth per label"),
-    ("malformed ground truth", {"labels": [{**LABEL, "ground_truth": "(1,2)"}]}, ("labels", 0, "ground_truth"),
-     "expected '<box>(x1,y1),(x2,y2)</box>' and/or"),
-    ("ground truth not text", {"labels": [{**LABEL, "ground_truth": 3}]}, ("labels", 0, "ground_truth"),
-     "expected the official string, a mapping or a sequence, got int"),
+    (
+        "no labels",
+        {"labels": None},
+        ("labels",),
+        "missing: the reward 'pixelthink' reads ['difficulty', 'ground_truth'] from the labels",
+    ),
+    (
+        "label without difficulty",
+        {"labels": [{"ground_truth": GROUND_TRUTH}]},
+        ("labels", 0, "difficulty"),
+        "missing: the reward 'pixelthink' needs a difficulty per label; add it to the label, or set missing_difficulty "
+        "(ALR_MISSING_DIFFICULTY",
+    ),
+    (
+        "JSON label without difficulty",
+        {"labels": [json.dumps({"ground_truth": GROUND_TRUTH})]},
+        ("labels", 0, "difficulty"),
+        "needs a difficulty per label",
+    ),
+    (
+        "plain-string label",
+        {"labels": [GROUND_TRUTH]},
+        ("labels", 0),
+        "needs a difficulty per label; a plain label gives only the ground truth",
+    ),
+    (
+        "one label of two without difficulty",
+        {"query": [QUERY, QUERY], "prompts": [PROMPT, PROMPT], "labels": [LABEL, {"ground_truth": GROUND_TRUTH}]},
+        ("labels", 1, "difficulty"),
+        "needs a difficulty per label",
+    ),
+    (
+        "difficulty not a number",
+        {"labels": [{**LABEL, "difficulty": "hard"}]},
+        ("labels", 0, "difficulty"),
+        "expected a number, got 'hard'",
+    ),
+    (
+        "difficulty a bool",
+        {"labels": [{**LABEL, "difficulty": True}]},
+        ("labels", 0, "difficulty"),
+        "expected a number, got True",
+    ),
+    (
+        "difficulty a list",
+        {"labels": [{**LABEL, "difficulty": [2.0]}]},
+        ("labels", 0, "difficulty"),
+        "expected a number, got [2.0]",
+    ),
+    (
+        "uncertainty not a number",
+        {"labels": [{**LABEL, "uncertainty": "low"}]},
+        ("labels", 0, "uncertainty"),
+        "expected a number, got 'low'",
+    ),
+    (
+        "uncertainty negative",
+        {"labels": [{**LABEL, "uncertainty": -5}]},
+        ("labels", 0, "uncertainty"),
+        "expected a number >= 0, got -5.0",
+    ),
+    (
+        "hard tier without uncertainty",
+        {"labels": [{**LABEL, "difficulty": 7.0}]},
+        ("labels", 0, "uncertainty"),
+        "missing: TieredBudget needs 'uncertainty', which is missing (NaN) for samples [0]",
+    ),
+    (
+        "no ground truth",
+        {"labels": [{"difficulty": 2.0}]},
+        ("labels", 0, "ground_truth"),
+        "missing: the reward 'pixelthink' needs a ground truth per label",
+    ),
+    (
+        "malformed ground truth",
+        {"labels": [{**LABEL, "ground_truth": "(1,2)"}]},
+        ("labels", 0, "ground_truth"),
+        "expected '<box>(x1,y1),(x2,y2)</box>' and/or",
+    ),
+    (
+        "ground truth not text",
+        {"labels": [{**LABEL, "ground_truth": 3}]},
+        ("labels", 0, "ground_truth"),
+        "expected the official string, a mapping or a sequence, got int",
+    ),
     ("fewer prompts", {"prompts": [PROMPT, PROMPT]}, ("prompts",), "expected 1 entries (one per query), got 2"),
     ("fewer labels", {"labels": [LABEL, LABEL]}, ("labels",), "expected 1 entries (one per query), got 2"),
-    ("query without its prompt", {"query": ["unrelated text"]}, ("query", 0),
-     "expected each query to start with its prompt or to contain the response marker (ALR_RESPONSE_MARKER"),
+    (
+        "query without its prompt",
+        {"query": ["unrelated text"]},
+        ("query", 0),
+        "expected each query to start with its prompt or to contain the response marker (ALR_RESPONSE_MARKER",
+    ),
 ]
 MALFORMED_IDS = [case[0] for case in MALFORMED]
 
@@ -138,8 +199,9 @@ def _python_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize(("case", "overrides", "loc", "message"), MALFORMED, ids=MALFORMED_IDS)
-def test_every_malformed_input_names_its_field(case: str, overrides: dict[str, Any], loc: tuple[Any, ...],
-                                               message: str) -> None:
+def test_every_malformed_input_names_its_field(
+    case: str, overrides: dict[str, Any], loc: tuple[Any, ...], message: str
+) -> None:
     body = _body(overrides)
     reward = OpenRLHFReward(settings=AdapterSettings())
     with pytest.raises(RewardInputError) as raised:
@@ -150,8 +212,9 @@ def test_every_malformed_input_names_its_field(case: str, overrides: dict[str, A
 
 
 @pytest.mark.parametrize(("case", "overrides", "loc", "message"), MALFORMED, ids=MALFORMED_IDS)
-def test_reward_file_raises_through_openrlhfs_catch_all(case: str, overrides: dict[str, Any], loc: tuple[Any, ...],
-                                                        message: str) -> None:
+def test_reward_file_raises_through_openrlhfs_catch_all(
+    case: str, overrides: dict[str, Any], loc: tuple[Any, ...], message: str
+) -> None:
     """OpenRLHF wraps the reward call in ``except Exception`` (INFO log, reward None): FatalRewardError passes."""
     pytest.importorskip("torch", reason="the reward file returns torch tensors")
     body = _body(overrides)
@@ -179,8 +242,11 @@ def test_a_reward_that_is_not_finite_is_an_error() -> None:
     """OpenRLHF trains on every reward it gets: a NaN would poison the batch, so it is an error, not a value."""
     reward = OpenRLHFReward(NanForEmpty(), settings=AdapterSettings())
     assert reward.score(["pa"], ["p"], [None])["rewards"] == [1.0]
-    with pytest.raises(RewardInputError, match=r"labels\[1\]: the reward 'nan_for_empty' returned nan for this "
-                                               "sample; OpenRLHF needs a finite reward"):
+    with pytest.raises(
+        RewardInputError,
+        match=r"labels\[1\]: the reward 'nan_for_empty' returned nan for this "
+        "sample; OpenRLHF needs a finite reward",
+    ):
         reward.score(["pa", "p"], ["p", "p"], [None, None])
 
 
@@ -236,9 +302,11 @@ def test_label_numbers_of_any_real_type_and_nan_as_missing() -> None:
 def test_labels_give_ground_truth_difficulty_and_uncertainty() -> None:
     prompt = _chat_prompt()
     reward = OpenRLHFReward(settings=AdapterSettings())
-    labels = [{"ground_truth": GROUND_TRUTH, "difficulty": 2.0},
-              json.dumps({"ground_truth": GROUND_TRUTH, "difficulty": 7.0, "uncertainty": 0.4}),
-              {"ground_truth": GROUND_TRUTH, "difficulty": 4.0}]
+    labels = [
+        {"ground_truth": GROUND_TRUTH, "difficulty": 2.0},
+        json.dumps({"ground_truth": GROUND_TRUTH, "difficulty": 7.0, "uncertainty": 0.4}),
+        {"ground_truth": GROUND_TRUTH, "difficulty": 4.0},
+    ]
     queries = [prompt + _answer(400) + "<|im_end|>"] * 3
     out = reward.score(queries, [prompt] * 3, labels)
     budgets = [96.0, 256 + 25 * 0.4, math.inf]
@@ -258,11 +326,18 @@ def test_labels_give_ground_truth_difficulty_and_uncertainty() -> None:
 
 
 def test_finite_metrics_is_the_shared_rule() -> None:
-    logs = {"budget": np.array([96.0, np.inf, 266.0]), "tier": np.array([0.0, 1.0, np.nan]),
-            "x": np.array([np.nan, -np.inf, 1.5])}
+    logs = {
+        "budget": np.array([96.0, np.inf, 266.0]),
+        "tier": np.array([0.0, 1.0, np.nan]),
+        "x": np.array([np.nan, -np.inf, 1.5]),
+    }
     metrics = finite_metrics(logs)
     assert {k: v.tolist() for k, v in metrics.items()} == {
-        "budget": [96.0, 0.0, 266.0], "tier": [0.0, 1.0, 0.0], "x": [0.0, 0.0, 1.5], "budgeted": [1.0, 0.0, 1.0]}
+        "budget": [96.0, 0.0, 266.0],
+        "tier": [0.0, 1.0, 0.0],
+        "x": [0.0, 0.0, 1.5],
+        "budgeted": [1.0, 0.0, 1.0],
+    }
     assert np.isinf(logs["budget"][1])  # the input is not changed
 
 
@@ -271,7 +346,7 @@ def test_malformed_completions_score_zero_with_the_same_keys() -> None:
     reward = OpenRLHFReward(settings=AdapterSettings())
     label = {"ground_truth": GROUND_TRUTH, "difficulty": 2.0}
     keys = set()
-    for response in ["", "<think>never closed", "{\"bbox\": 3}", "\x00\ufffd garbage"]:
+    for response in ["", "<think>never closed", '{"bbox": 3}', "\x00\ufffd garbage"]:
         out = reward.score([prompt + response + "<|im_end|>"], [prompt], [label])
         assert out["rewards"] == [0.0] and out["scores"] == [0.0]
         keys.add(tuple(out["extra_logs"]))
@@ -293,8 +368,9 @@ def test_configuration_errors_are_clear() -> None:
 
 def test_settings_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "settings.yaml"
-    path.write_text("difficulty_key: level\nscore_range: [0, 10]\nreward: {kind: column, column: x}\n"
-                    "response_marker: 'A:\\n'\n")
+    path.write_text(
+        "difficulty_key: level\nscore_range: [0, 10]\nreward: {kind: column, column: x}\nresponse_marker: 'A:\\n'\n"
+    )
     settings = load_settings(path, ground_truth_key="answer")
     assert (settings.difficulty_key, settings.ground_truth_key, settings.score_range) == ("level", "answer", (0, 10))
     assert settings.response_marker == "A:\n"  # single-quoted YAML keeps the backslash: decoded
@@ -314,8 +390,11 @@ def test_yaml_settings_without_pyyaml_name_the_package(monkeypatch: pytest.Monke
     assert f"(or write {str(path)!r} as JSON)" in message and "[dev]" not in message
     config = tmp_path / "reward.yaml"
     config.write_text("kind: column\ncolumn: x\n")
-    with pytest.raises(MissingExtraError, match="Reading reward_config from YAML needs the optional package 'yaml', "
-                                                "which is not installed: pip install pyyaml$"):
+    with pytest.raises(
+        MissingExtraError,
+        match="Reading reward_config from YAML needs the optional package 'yaml', "
+        "which is not installed: pip install pyyaml$",
+    ):
         OpenRLHFReward(settings=settings_from_env({"ALR_REWARD_CONFIG": str(config)}))
 
 
@@ -325,9 +404,9 @@ def test_yaml_settings_without_pyyaml_name_the_package(monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize(("rule", "budget"), [("medium", math.inf), ("3.0", 96.0), ("easy", 96.0), ("7", 256.0)])
-def test_plain_string_labels_with_a_missing_difficulty_setting(monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture, rule: str,
-                                                               budget: float) -> None:
+def test_plain_string_labels_with_a_missing_difficulty_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, rule: str, budget: float
+) -> None:
     torch = pytest.importorskip("torch", reason="the reward file returns torch tensors")
     monkeypatch.setenv("ALR_MISSING_DIFFICULTY", rule)
     monkeypatch.setenv("ALR_MISSING_UNCERTAINTY", "0")
@@ -352,16 +431,28 @@ def test_missing_uncertainty_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bad_missing_context_settings_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="the reward file returns torch tensors")
-    with pytest.raises(ConfigError, match=r"missing_difficulty: expected 'error', a tier name \['easy', 'medium', "
-                                          r"'hard'\] or a number, got 'huge'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"missing_difficulty: expected 'error', a tier name \['easy', 'medium', "
+        r"'hard'\] or a number, got 'huge'",
+    ):
         OpenRLHFReward(settings=settings_from_env({"ALR_MISSING_DIFFICULTY": "huge"}))
-    with pytest.raises(ConfigError, match=r"AdapterSettings: missing_uncertainty.literal\['error'\]: expected 'error', "
-                                          "got 'low'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"AdapterSettings: missing_uncertainty.literal\['error'\]: expected 'error', "
+        "got 'low'",
+    ):
         settings_from_env({"ALR_MISSING_UNCERTAINTY": "low"})
-    with pytest.raises(ConfigError, match="missing_difficulty: expected a reward with a budget policy that reads "
-                                          "difficulty, got 'medium' for the reward 'x', which has none"):
-        OpenRLHFReward(settings=AdapterSettings(reward={"kind": "column", "column": "x"}, score_range=(0, 1),
-                                                missing_difficulty="medium"))
+    with pytest.raises(
+        ConfigError,
+        match="missing_difficulty: expected a reward with a budget policy that reads "
+        "difficulty, got 'medium' for the reward 'x', which has none",
+    ):
+        OpenRLHFReward(
+            settings=AdapterSettings(
+                reward={"kind": "column", "column": "x"}, score_range=(0, 1), missing_difficulty="medium"
+            )
+        )
     monkeypatch.setenv("ALR_MISSING_DIFFICULTY", "huge")  # the reward file: one error, through OpenRLHF's catch-all
     with pytest.raises(FatalRewardError, match="OpenRLHF reward file: the ALR_\\* settings: .*missing_difficulty"):
         reward_func([QUERY], [PROMPT], [GROUND_TRUTH])
@@ -370,15 +461,21 @@ def test_bad_missing_context_settings_are_clear(monkeypatch: pytest.MonkeyPatch,
 def test_reward_func_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the reward file returns torch tensors")
     config = tmp_path / "reward.json"
-    config.write_text(json.dumps(SoftLengthPenalty(length=WhitespaceWords()).to_config().model_dump(
-        mode="json")))
+    config.write_text(json.dumps(SoftLengthPenalty(length=WhitespaceWords()).to_config().model_dump(mode="json")))
     monkeypatch.setenv("ALR_REWARD_CONFIG", str(config))
     monkeypatch.setenv("ALR_DIFFICULTY_KEY", "level")
     out = reward_func(["P: a b c"], ["P: "], [{"level": 2.0}])
     assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].dtype == torch.float32
     assert out["rewards"].tolist() == [1.0] and out["scores"].tolist() == [1.0]
-    assert set(out["extra_logs"]) == {"length", "budget", "budgeted", "tier", "difficulty", "uncertainty",
-                                      "over_budget"}
+    assert set(out["extra_logs"]) == {
+        "length",
+        "budget",
+        "budgeted",
+        "tier",
+        "difficulty",
+        "uncertainty",
+        "over_budget",
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -401,21 +498,27 @@ class ChosenTokensEngine:
 
 def _execute(executor: Any, tokenizer: Any, completion: str, label: Any) -> dict[str, Any]:
     params = SimpleNamespace(max_tokens=512, logprobs=None)  # the fields OpenRLHF reads of vLLM's SamplingParams
-    return asyncio.run(executor.execute(_chat_prompt(), label, params, 2048, tokenizer,
-                                        ChosenTokensEngine(tokenizer, completion)))
+    return asyncio.run(
+        executor.execute(_chat_prompt(), label, params, 2048, tokenizer, ChosenTokensEngine(tokenizer, completion))
+    )
 
 
 def _openrlhf_agent() -> Any:
     return pytest.importorskip(
         "openrlhf.utils.agent",
-        reason="needs openrlhf: pip install --no-deps openrlhf==0.11.2 aiohttp pylatexenc (docs/openrlhf.md)")
+        reason="needs openrlhf: pip install --no-deps openrlhf==0.11.2 aiohttp pylatexenc (docs/openrlhf.md)",
+    )
 
 
 def test_reward_file_through_openrlhf_single_turn_executor(monkeypatch: pytest.MonkeyPatch) -> None:
     agent = _openrlhf_agent()
     tokenizer = build_tokenizer()
-    assert tokenizer.apply_chat_template([{"role": "user", "content": "Find the red square."}],
-                                         add_generation_prompt=True, tokenize=False) == _chat_prompt()
+    assert (
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Find the red square."}], add_generation_prompt=True, tokenize=False
+        )
+        == _chat_prompt()
+    )
     executor = agent.SingleTurnAgentExecutor(REWARD_FILE)  # OpenRLHF loads the file by path, as --reward.remote_url
     assert executor.reward_func is not None
     for words, difficulty, budget in [(60, 2.0, 96.0), (300, 2.0, 96.0), (300, 4.5, math.inf)]:
@@ -426,19 +529,26 @@ def test_reward_file_through_openrlhf_single_turn_executor(monkeypatch: pytest.M
         assert float(out["extra_logs"]["length"].reshape(-1)[0]) == words
         assert float(out["extra_logs"]["difficulty"].reshape(-1)[0]) == difficulty
     # PixelThink's diagnostics reach OpenRLHF's logs (uncertainty too, though TieredBudget does not require it)
-    out = _execute(executor, tokenizer, _answer(300), {"ground_truth": GROUND_TRUTH, "difficulty": 7.0,
-                                                       "uncertainty": 0.4})
+    out = _execute(
+        executor, tokenizer, _answer(300), {"ground_truth": GROUND_TRUTH, "difficulty": 7.0, "uncertainty": 0.4}
+    )
     logs = {key: float(value.reshape(-1)[0]) for key, value in out["extra_logs"].items()}
     assert (logs["length"], logs["tier"]) == (300.0, 2.0)
     assert (logs["budget"], logs["uncertainty"]) == (pytest.approx(266.0), pytest.approx(0.4))
 
 
-@pytest.mark.parametrize(("case", "label", "field"), [
-    ("no difficulty", {"ground_truth": GROUND_TRUTH}, "labels[0].difficulty: missing"),
-    ("plain-string label", GROUND_TRUTH, "labels[0]: missing"),
-    ("hard tier without uncertainty", {"ground_truth": GROUND_TRUTH, "difficulty": 7.0},
-     "labels[0].uncertainty: missing"),
-])
+@pytest.mark.parametrize(
+    ("case", "label", "field"),
+    [
+        ("no difficulty", {"ground_truth": GROUND_TRUTH}, "labels[0].difficulty: missing"),
+        ("plain-string label", GROUND_TRUTH, "labels[0]: missing"),
+        (
+            "hard tier without uncertainty",
+            {"ground_truth": GROUND_TRUTH, "difficulty": 7.0},
+            "labels[0].uncertainty: missing",
+        ),
+    ],
+)
 def test_openrlhf_loop_stops_with_the_error_instead_of_a_none_reward(case: str, label: Any, field: str) -> None:
     """OpenRLHF 0.11.2 wraps the reward file in ``except Exception`` (INFO log; ``reward`` None, then
     ``Experience.rewards`` None): the adapter's FatalRewardError leaves ``execute`` with the field and message."""
@@ -474,16 +584,34 @@ def test_fatal_reward_error_reaches_the_ray_driver() -> None:
         def __init__(self) -> None:
             self.executor = agent.SingleTurnAgentExecutor(reward_file)
 
-        async def generate(self, prompt_token_ids: list[int], sampling_params: Any,
-                           multi_modal_data: Any = None) -> Any:
+        async def generate(
+            self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None
+        ) -> Any:
             output = SimpleNamespace(token_ids=list(ids), text="", finish_reason="stop", logprobs=None)
             return SimpleNamespace(outputs=[output])
 
-        async def generate_responses(self, prompt: str, label: Any, sampling_params: Any, max_length: int,
-                                     hf_tokenizer: Any, num_samples: int = 1) -> Any:  # OpenRLHF 0.11.2's body
-            return await asyncio.gather(*[self.executor.execute(
-                prompt=prompt, label=label, sampling_params=sampling_params, max_length=max_length,
-                hf_tokenizer=hf_tokenizer, llm_engine=self) for _ in range(num_samples)])
+        async def generate_responses(
+            self,
+            prompt: str,
+            label: Any,
+            sampling_params: Any,
+            max_length: int,
+            hf_tokenizer: Any,
+            num_samples: int = 1,
+        ) -> Any:  # OpenRLHF 0.11.2's body
+            return await asyncio.gather(
+                *[
+                    self.executor.execute(
+                        prompt=prompt,
+                        label=label,
+                        sampling_params=sampling_params,
+                        max_length=max_length,
+                        hf_tokenizer=hf_tokenizer,
+                        llm_engine=self,
+                    )
+                    for _ in range(num_samples)
+                ]
+            )
 
     ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
@@ -492,7 +620,8 @@ def test_fatal_reward_error_reaches_the_ray_driver() -> None:
         with pytest.raises(FatalRewardError) as raised:
             ray.get(actor.generate_responses.remote(PROMPT, {"ground_truth": GROUND_TRUTH}, params, 2048, tokenizer, 2))
         assert "labels[0].difficulty: missing: the reward 'pixelthink' needs a difficulty per label" in str(
-            raised.value)
+            raised.value
+        )
         done = ray.get(actor.generate_responses.remote(PROMPT, LABEL, params, 2048, tokenizer, 2))
         assert [float(out["reward"].reshape(-1)[0]) for out in done] == [5.0, 5.0]
     finally:
@@ -526,15 +655,31 @@ def test_every_logged_value_reaches_openrlhfs_metrics_finite() -> None:
     generator = _samples_generator()
     tokenizer = build_tokenizer()
     executor = agent.SingleTurnAgentExecutor(REWARD_FILE)
-    labels = [{"ground_truth": GROUND_TRUTH, "difficulty": 2.0},
-              {"ground_truth": GROUND_TRUTH, "difficulty": 4.0},  # medium: no budget (inf before logging)
-              {"ground_truth": GROUND_TRUTH, "difficulty": 7.0, "uncertainty": 0.4}]
-    experiences = [generator.SamplesGenerator._process_response_into_experience(
-        None, _execute(executor, tokenizer, _answer(300), label), max_len=2048) for label in labels]
+    labels = [
+        {"ground_truth": GROUND_TRUTH, "difficulty": 2.0},
+        {"ground_truth": GROUND_TRUTH, "difficulty": 4.0},  # medium: no budget (inf before logging)
+        {"ground_truth": GROUND_TRUTH, "difficulty": 7.0, "uncertainty": 0.4},
+    ]
+    experiences = [
+        generator.SamplesGenerator._process_response_into_experience(
+            None, _execute(executor, tokenizer, _answer(300), label), max_len=2048
+        )
+        for label in labels
+    ]
     merged = experiences[0].concat_experiences(experiences, tokenizer.pad_token_id)
     info = {key: value.tolist() for key, value in merged.info.items()}
-    for key in ("length", "budget", "budgeted", "tier", "difficulty", "uncertainty", "over_budget",
-                "segmentation_accuracy", "segmentation_accuracy/box_iou", "soft_length_penalty"):
+    for key in (
+        "length",
+        "budget",
+        "budgeted",
+        "tier",
+        "difficulty",
+        "uncertainty",
+        "over_budget",
+        "segmentation_accuracy",
+        "segmentation_accuracy/box_iou",
+        "soft_length_penalty",
+    ):
         assert len(info[key]) == 3 and all(math.isfinite(v) for v in info[key]), (key, info.get(key))
     assert info["budget"] == pytest.approx([96.0, 0.0, 266.0]) and info["budgeted"] == [1.0, 0.0, 1.0]
     assert info["tier"] == [0.0, 1.0, 2.0] and info["uncertainty"] == pytest.approx([0.0, 0.0, 0.4])
@@ -608,23 +753,32 @@ def test_http_server_answers_openrlhfs_client(server_url: str) -> None:
 
 
 @pytest.mark.parametrize(("case", "overrides", "loc", "message"), MALFORMED, ids=MALFORMED_IDS)
-def test_http_server_answers_each_malformed_request_with_422(server_url: str, case: str, overrides: dict[str, Any],
-                                                             loc: tuple[Any, ...], message: str) -> None:
+def test_http_server_answers_each_malformed_request_with_422(
+    server_url: str, case: str, overrides: dict[str, Any], loc: tuple[Any, ...], message: str
+) -> None:
     status, out = _post(server_url + "/get_reward", _body(overrides))
     assert status == 422, out
     [detail] = out["detail"]
     assert detail["loc"] == ["body", *loc] and message in detail["msg"]
 
 
-@pytest.mark.parametrize(("body", "loc", "message"), [
-    ({"prompts": [PROMPT], "labels": [LABEL]}, ["body", "query"], "Field required"),
-    ({"query": QUERY, "prompts": [PROMPT], "labels": [LABEL]}, ["body", "query"], "Input should be a valid list"),
-    ({"query": [QUERY], "prompts": [7], "labels": [LABEL]}, ["body", "prompts", 0], "Input should be a valid string"),
-    ({"query": [QUERY], "prompts": [PROMPT], "labels": "x"}, ["body", "labels"], "Input should be a valid list"),
-    (b"{not json", ["body", 1], "JSON decode error"),
-])
-def test_http_server_rejects_bodies_of_the_wrong_shape(server_url: str, body: Any, loc: list[Any],
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        ({"prompts": [PROMPT], "labels": [LABEL]}, ["body", "query"], "Field required"),
+        ({"query": QUERY, "prompts": [PROMPT], "labels": [LABEL]}, ["body", "query"], "Input should be a valid list"),
+        (
+            {"query": [QUERY], "prompts": [7], "labels": [LABEL]},
+            ["body", "prompts", 0],
+            "Input should be a valid string",
+        ),
+        ({"query": [QUERY], "prompts": [PROMPT], "labels": "x"}, ["body", "labels"], "Input should be a valid list"),
+        (b"{not json", ["body", 1], "JSON decode error"),
+    ],
+)
+def test_http_server_rejects_bodies_of_the_wrong_shape(
+    server_url: str, body: Any, loc: list[Any], message: str
+) -> None:
     status, out = _post(server_url + "/get_reward", body)
     assert status == 422 and out["detail"][0]["loc"] == loc and message in out["detail"][0]["msg"]
 
@@ -661,15 +815,18 @@ def test_openrlhfs_client_on_a_422_and_the_servers_log(server_url: str, caplog: 
     assert len(logged) == 5 and all("422 labels[0].difficulty: missing" in m for m in logged)
 
 
-def test_server_command_line_bad_settings_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_command_line_bad_settings_give_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("uvicorn", reason="the reward server needs the 'server' extra (fastapi, uvicorn)")
     from adaptive_length_reward.adapters.openrlhf_server import main
 
-    cases = {"reward: {kind: nope}\n": "AdapterSettings: reward: config: kind: expected one of",
-             "reward: {kind: soft_length_penalty, beta: -1}\n": "beta",
-             "difficulty_key: 3\nscore_range: [2, 1]\n": "AdapterSettings: difficulty_key",
-             "- a list\n": "ConfigError: ALR_SETTINGS: expected a mapping"}
+    cases = {
+        "reward: {kind: nope}\n": "AdapterSettings: reward: config: kind: expected one of",
+        "reward: {kind: soft_length_penalty, beta: -1}\n": "beta",
+        "difficulty_key: 3\nscore_range: [2, 1]\n": "AdapterSettings: difficulty_key",
+        "- a list\n": "ConfigError: ALR_SETTINGS: expected a mapping",
+    }
     for i, (text, fragment) in enumerate(cases.items()):
         settings = tmp_path / f"bad{i}.yaml"
         settings.write_text(text)
@@ -693,10 +850,26 @@ def test_server_command_line_starts_with_a_settings_file_and_flags(tmp_path: Pat
     settings.write_text("difficulty_key: level\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALR_")} | {"OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "adaptive_length_reward.adapters.openrlhf_server", "--host",
-                                "127.0.0.1", "--port", str(port), "--settings", str(settings),
-                                "--missing-difficulty", "medium", "--response-marker", r"A:\n"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptive_length_reward.adapters.openrlhf_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--settings",
+            str(settings),
+            "--missing-difficulty",
+            "medium",
+            "--response-marker",
+            r"A:\n",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -708,11 +881,18 @@ def test_server_command_line_starts_with_a_settings_file_and_flags(tmp_path: Pat
                 assert time.monotonic() < deadline, "server did not start within 60 s"
                 time.sleep(0.2)
         url = f"http://127.0.0.1:{port}/get_reward"
-        status, out = _post(url, {"query": ["...A:\n" + _answer(60)], "prompts": ["Q: x\nA:\n"],
-                                  "labels": [{"ground_truth": GROUND_TRUTH, "level": 2.0}]})
+        status, out = _post(
+            url,
+            {
+                "query": ["...A:\n" + _answer(60)],
+                "prompts": ["Q: x\nA:\n"],
+                "labels": [{"ground_truth": GROUND_TRUTH, "level": 2.0}],
+            },
+        )
         assert status == 200 and out["rewards"] == [5.0]
-        status, out = _post(url, {"query": ["Q: x\nA:\n" + _answer(300)], "prompts": ["Q: x\nA:\n"],
-                                  "labels": [GROUND_TRUTH]})  # a plain label: --missing-difficulty medium applies
+        status, out = _post(
+            url, {"query": ["Q: x\nA:\n" + _answer(300)], "prompts": ["Q: x\nA:\n"], "labels": [GROUND_TRUTH]}
+        )  # a plain label: --missing-difficulty medium applies
         assert status == 200 and out["rewards"] == [5.0] and out["extra_logs"]["budgeted"] == [0.0]
         status, out = _post(url, {"query": ["nothing"], "prompts": ["Q"], "labels": [GROUND_TRUTH]})
         assert status == 422 and out["detail"][0]["loc"] == ["body", "query", 0]
@@ -725,9 +905,11 @@ def test_server_command_line_starts_with_a_settings_file_and_flags(tmp_path: Pat
 
 def test_adapters_package_imports_no_framework() -> None:
     heavy = ("torch", "transformers", "trl", "verl", "openrlhf", "ray", "fastapi", "uvicorn")
-    code = ("import sys, adaptive_length_reward.adapters as a, adaptive_length_reward.adapters.openrlhf, "
-            "adaptive_length_reward.adapters.openrlhf_reward_file; a.AdapterSettings; "
-            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    code = (
+        "import sys, adaptive_length_reward.adapters as a, adaptive_length_reward.adapters.openrlhf, "
+        "adaptive_length_reward.adapters.openrlhf_reward_file; a.AdapterSettings; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "", f"heavy modules imported: {loaded}"
     import adaptive_length_reward.adapters as adapters
@@ -756,7 +938,7 @@ def test_group_reward_groups_the_samples_of_each_prompt() -> None:
     # ShorterBetter (arXiv 2504.21370, Eq. 3): alpha*c - beta*|L - L_SOL|, L_SOL the group's shortest correct length
     expected = [2 * c - 0.001 * abs(n - sol) for n, c, sol in zip(words, (1, 1, 0, 1, 0, 1), (40,) * 3 + (30,) * 3)]
     np.testing.assert_allclose(rewards, expected, rtol=1e-9)
-    alone = [scorer.score(queries[i:i + 3], prompts[i:i + 3], labels[i:i + 3])["rewards"] for i in (0, 3)]
+    alone = [scorer.score(queries[i : i + 3], prompts[i : i + 3], labels[i : i + 3])["rewards"] for i in (0, 3)]
     np.testing.assert_allclose(rewards, alone[0] + alone[1], rtol=1e-9)
     # one batch with one group: every row scored against the shortest correct length of all six
     pooled = scorer.score([first + _answer(n) + "<|im_end|>" for n in words], [first] * 6, labels)["rewards"]

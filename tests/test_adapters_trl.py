@@ -100,8 +100,14 @@ def test_standard_completions_with_difficulty_ground_truth_and_uncertainty_colum
     completions = [_answer(90), _answer(200), _answer(200), _answer(400)]
     difficulty = [2.0, 2.0, 4.0, 8.0]
     uncertainty = [0.0, 0.0, 0.0, 0.4]
-    out = reward(prompts=["p"] * 4, completions=completions, completion_ids=[[1]] * 4,
-                 ground_truth=[GROUND_TRUTH] * 4, difficulty=difficulty, uncertainty=uncertainty)
+    out = reward(
+        prompts=["p"] * 4,
+        completions=completions,
+        completion_ids=[[1]] * 4,
+        ground_truth=[GROUND_TRUTH] * 4,
+        difficulty=difficulty,
+        uncertainty=uncertainty,
+    )
     lengths = [len(c.split()) for c in completions]
     budgets = [96.0, 96.0, math.inf, 256 + 25 * 0.4]  # easy, easy, medium (no penalty), hard (PixelThink tiers)
     expected = [5 * min(1.0, max(0.0, 1 - max(0.0, L - B) / 500)) for L, B in zip(lengths, budgets)]
@@ -110,8 +116,9 @@ def test_standard_completions_with_difficulty_ground_truth_and_uncertainty_colum
 
 
 def test_conversational_completions_read_reasoning_content_and_thinking() -> None:
-    reward = TRLReward(SoftLengthPenalty(budget=FixedBudget(2), length=WhitespaceWords(span="reasoning")),
-                       group_by=None)
+    reward = TRLReward(
+        SoftLengthPenalty(budget=FixedBudget(2), length=WhitespaceWords(span="reasoning")), group_by=None
+    )
     completions = [
         [{"role": "assistant", "content": "<answer>x</answer>", "reasoning_content": "a b c d"}],
         [{"role": "assistant", "content": "<answer>x</answer>", "thinking": "a b"}],
@@ -132,8 +139,13 @@ def test_configurable_dataset_columns() -> None:
 
 def test_nan_reward_becomes_none_and_unknown_kwargs_are_ignored() -> None:
     reward = TRLReward(NanForEmpty())
-    out = reward(prompts=["p", "p"], completions=["", "x"], environments=object(), wrong_length=[1, 2, 3],
-                 trainer_state=SimpleNamespace(global_step=3))
+    out = reward(
+        prompts=["p", "p"],
+        completions=["", "x"],
+        environments=object(),
+        wrong_length=[1, 2, 3],
+        trainer_state=SimpleNamespace(global_step=3),
+    )
     assert out == [None, 1.0]
 
 
@@ -142,8 +154,14 @@ def test_logs_components_and_per_sample_columns() -> None:
     metrics: dict[str, float] = {}
     reward = TRLReward(pixelthink())
     completions = [_answer(90), _answer(300)]
-    reward(prompts=["p", "p"], completions=completions, ground_truth=[GROUND_TRUTH] * 2, difficulty=[2.0, 4.0],
-           log_extra=lambda c, v: extra.__setitem__(c, v), log_metric=lambda n, v: metrics.__setitem__(n, v))
+    reward(
+        prompts=["p", "p"],
+        completions=completions,
+        ground_truth=[GROUND_TRUTH] * 2,
+        difficulty=[2.0, 4.0],
+        log_extra=lambda c, v: extra.__setitem__(c, v),
+        log_metric=lambda n, v: metrics.__setitem__(n, v),
+    )
     lengths = [float(len(c.split())) for c in completions]
     assert extra["pixelthink/length"] == lengths
     assert extra["pixelthink/budget"] == [96.0, None]  # medium tier: no budget
@@ -157,8 +175,14 @@ def test_logs_components_and_per_sample_columns() -> None:
     assert extra["pixelthink/segmentation_accuracy"] == [5.0, 5.0]
     quiet = TRLReward(pixelthink(), log_components=False, log_columns=False)
     calls: list[str] = []
-    quiet(prompts=["p"], completions=completions[:1], ground_truth=[GROUND_TRUTH], difficulty=[2.0],
-          log_extra=lambda c, v: calls.append(c), log_metric=lambda n, v: calls.append(n))
+    quiet(
+        prompts=["p"],
+        completions=completions[:1],
+        ground_truth=[GROUND_TRUTH],
+        difficulty=[2.0],
+        log_extra=lambda c, v: calls.append(c),
+        log_metric=lambda n, v: calls.append(n),
+    )
     assert calls == []
 
 
@@ -166,9 +190,15 @@ def test_pixelthink_logs_uncertainty_budget_tier_and_length() -> None:
     extra: dict[str, list[Any]] = {}
     metrics: dict[str, float] = {}
     completions = [_answer(90), _answer(300), _answer(300)]
-    TRLReward(pixelthink())(prompts=["p"] * 3, completions=completions, ground_truth=[GROUND_TRUTH] * 3,
-                            difficulty=[2.0, 4.0, 8.0], uncertainty=[0.2, 0.0, 0.4],
-                            log_extra=extra.__setitem__, log_metric=metrics.__setitem__)
+    TRLReward(pixelthink())(
+        prompts=["p"] * 3,
+        completions=completions,
+        ground_truth=[GROUND_TRUTH] * 3,
+        difficulty=[2.0, 4.0, 8.0],
+        uncertainty=[0.2, 0.0, 0.4],
+        log_extra=extra.__setitem__,
+        log_metric=metrics.__setitem__,
+    )
     assert extra["pixelthink/uncertainty"] == [0.2, 0.0, 0.4] and extra["pixelthink/tier"] == [0.0, 1.0, 2.0]
     assert extra["pixelthink/budget"] == [96.0, None, pytest.approx(266.0)]
     assert extra["pixelthink/length"] == [90.0, 300.0, 300.0]
@@ -204,8 +234,9 @@ def test_group_ids_follow_consecutive_prompts() -> None:
     out = reward(prompts=prompts, completions=completions, correct=correct)
     direct = kimi(completions=completions, correct=correct, group_ids=[0, 0, 1, 1, 1])
     assert out == pytest.approx(direct.tolist())
-    by_column = TRLReward(kimi, group_by="prompt_id")(prompts=prompts, completions=completions, correct=correct,
-                                                      prompt_id=["a", "a", "b", "b", "b"])
+    by_column = TRLReward(kimi, group_by="prompt_id")(
+        prompts=prompts, completions=completions, correct=correct, prompt_id=["a", "a", "b", "b", "b"]
+    )
     assert by_column == pytest.approx(direct.tolist())
     with pytest.raises(MissingContextError, match="group_ids"):
         TRLReward(kimi, group_by=None)(prompts=prompts, completions=completions, correct=correct)
@@ -228,16 +259,19 @@ def test_prompt_groups_split_where_the_image_changes() -> None:
     assert out == pytest.approx(kimi(completions=completions, correct=correct, group_ids=[0, 0, 0, 1, 1, 1]).tolist())
     text_only = TRLReward(kimi)(prompts=prompts, completions=completions, correct=correct)
     assert text_only != pytest.approx(out)  # without the image column all six are one group
-    as_lists = TRLReward(kimi)(prompts=prompts, completions=completions, correct=correct,
-                               images=[[np.asarray(i)] for i in images])
+    as_lists = TRLReward(kimi)(
+        prompts=prompts, completions=completions, correct=correct, images=[[np.asarray(i)] for i in images]
+    )
     assert as_lists == pytest.approx(out)
 
 
 def test_step_comes_from_trainer_state() -> None:
     schedule = LinearSchedule(start=0.0, end=1.0, end_step=10)
     reward = TRLReward(WeightedSum([SoftLengthPenalty(budget=FixedBudget(0))], [schedule]), group_by=None)
-    out = [reward(prompts=["p"], completions=["a b c"], trainer_state=SimpleNamespace(global_step=s))[0]
-           for s in (0, 5, 10)]
+    out = [
+        reward(prompts=["p"], completions=["a b c"], trainer_state=SimpleNamespace(global_step=s))[0]
+        for s in (0, 5, 10)
+    ]
     assert out == pytest.approx([0.0, 0.5 * (1 - 3 / 500), 1 - 3 / 500])
 
 
@@ -258,8 +292,13 @@ def test_async_variant_matches_sync_and_is_seen_as_async_by_trl() -> None:
     from trl.trainer.utils import is_async_callable
 
     sync, async_ = TRLReward(pixelthink()), AsyncTRLReward(pixelthink())
-    kwargs = dict(prompts=["p", "p"], completions=[_answer(150), _answer(11)], ground_truth=[GROUND_TRUTH] * 2,
-                  difficulty=[2.0, 9.0], uncertainty=[0.0, 0.5])
+    kwargs = dict(
+        prompts=["p", "p"],
+        completions=[_answer(150), _answer(11)],
+        ground_truth=[GROUND_TRUTH] * 2,
+        difficulty=[2.0, 9.0],
+        uncertainty=[0.0, 0.5],
+    )
     assert is_async_callable(async_)
     assert asyncio.run(async_(**kwargs)) == sync(**kwargs)
     assert pickle.loads(pickle.dumps(async_)).__name__ == "pixelthink"
@@ -282,10 +321,16 @@ def test_wrapper_equals_the_reward_on_the_same_batch(rows: list[tuple[int, float
     completions = [_answer(n + 11) for n, _, _ in rows]
     difficulty = [d for _, d, _ in rows]
     uncertainty = [u for _, _, u in rows]
-    out = TRLReward(reward)(prompts=["p"] * len(rows), completions=completions, ground_truth=[GROUND_TRUTH] * len(rows),
-                            difficulty=difficulty, uncertainty=uncertainty)
-    direct = reward(completions=completions, ground_truth=[GROUND_TRUTH] * len(rows), difficulty=difficulty,
-                    uncertainty=uncertainty)
+    out = TRLReward(reward)(
+        prompts=["p"] * len(rows),
+        completions=completions,
+        ground_truth=[GROUND_TRUTH] * len(rows),
+        difficulty=difficulty,
+        uncertainty=uncertainty,
+    )
+    direct = reward(
+        completions=completions, ground_truth=[GROUND_TRUTH] * len(rows), difficulty=difficulty, uncertainty=uncertainty
+    )
     assert out == direct.tolist()
 
 
@@ -306,9 +351,20 @@ def test_version_guard_refuses_untested_versions() -> None:
 def _grpo_args(tmp_path: Any, **overrides: Any) -> Any:
     from trl import GRPOConfig
 
-    values = dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=4,
-                  num_generations=4, max_completion_length=24, max_steps=2, learning_rate=1e-4, logging_steps=1,
-                  save_strategy="no", report_to="none", seed=0)
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=24,
+        max_steps=2,
+        learning_rate=1e-4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+    )
     values.update(overrides)
     return GRPOConfig(**values)
 
@@ -316,13 +372,19 @@ def _grpo_args(tmp_path: Any, **overrides: Any) -> Any:
 def _vlm_rows() -> list[dict[str, Any]]:
     rows = []
     for i, colour in enumerate(["red", "green", "blue", "yellow"]):
-        rows.append({
-            "image": square_image(colour, i),
-            "prompt": [{"role": "user", "content": [{"type": "image"},
-                                                    {"type": "text", "text": f"Find the {colour} square."}]}],
-            "ground_truth": GROUND_TRUTH,
-            "difficulty": 8.0,  # hard tier: the budget is 256 + 25 U, so it shows the uncertainty arrived
-        })
+        rows.append(
+            {
+                "image": square_image(colour, i),
+                "prompt": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image"}, {"type": "text", "text": f"Find the {colour} square."}],
+                    }
+                ],
+                "ground_truth": GROUND_TRUTH,
+                "difficulty": 8.0,  # hard tier: the budget is 256 + 25 U, so it shows the uncertainty arrived
+            }
+        )
     return rows
 
 
@@ -333,9 +395,14 @@ def test_grpo_vlm_pixelthink_two_steps_hands_uncertainty_to_the_reward(tmp_path:
     tokenizer = build_tokenizer()
     processor, model = build_processor(tokenizer), build_vlm(tokenizer, logit_scale=20.0)
     reward = RecordingTRLReward(pixelthink())
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=reward, args=_grpo_args(tmp_path),
-                                     train_dataset=Dataset.from_list(_vlm_rows()), processing_class=processor,
-                                     uncertainty_batch_size=3)
+    trainer = UncertaintyGRPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=_grpo_args(tmp_path),
+        train_dataset=Dataset.from_list(_vlm_rows()),
+        processing_class=processor,
+        uncertainty_batch_size=3,
+    )
     trainer.train()
 
     assert len(reward.batches) == 2  # one generation batch per step
@@ -348,10 +415,16 @@ def test_grpo_vlm_pixelthink_two_steps_hands_uncertainty_to_the_reward(tmp_path:
     step_logs = [entry for entry in logged if "pixelthink/soft_length_penalty" in entry]
     assert len(step_logs) == 2
     for entry in step_logs:
-        for key in ("pixelthink/segmentation_accuracy", "pixelthink/segmentation_accuracy/thinking_format",
-                    "pixelthink/uncertainty", "pixelthink/length", "pixelthink/budget", "pixelthink/tier",
-                    "uncertainty/mean",
-                    "rewards/pixelthink/mean"):
+        for key in (
+            "pixelthink/segmentation_accuracy",
+            "pixelthink/segmentation_accuracy/thinking_format",
+            "pixelthink/uncertainty",
+            "pixelthink/length",
+            "pixelthink/budget",
+            "pixelthink/tier",
+            "uncertainty/mean",
+            "rewards/pixelthink/mean",
+        ):
             assert key in entry, key
     last = reward.batches[-1]
     extra = trainer._logs["extra"]
@@ -365,7 +438,7 @@ def _reference_uncertainty(model: Any, input_ids: Any, prompt_length: int, measu
     """Per-sample, unpadded: softmax over the completion positions, then PixelThink's mean (naive maths)."""
     with torch.no_grad():
         logits = model(input_ids=input_ids[None], attention_mask=torch.ones_like(input_ids)[None], **vision).logits[0]
-    predicting = logits[prompt_length - 1:-1].double()
+    predicting = logits[prompt_length - 1 : -1].double()
     p = torch.softmax(predicting, dim=-1)
     if measure == "margin":
         top = p.topk(2, dim=-1).values
@@ -385,17 +458,24 @@ def test_forward_pass_matches_a_per_sample_reference_with_images(tmp_path: Any, 
 
     tokenizer = build_tokenizer()
     processor, model = build_processor(tokenizer), build_vlm(tokenizer, logit_scale=20.0)
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=TRLReward(pixelthink()),
-                                     args=_grpo_args(tmp_path), train_dataset=Dataset.from_list(_vlm_rows()),
-                                     processing_class=processor, uncertainty_batch_size=2,
-                                     uncertainty_measure=measure, uncertainty_temperature=1.0)
+    trainer = UncertaintyGRPOTrainer(
+        model=model,
+        reward_funcs=TRLReward(pixelthink()),
+        args=_grpo_args(tmp_path),
+        train_dataset=Dataset.from_list(_vlm_rows()),
+        processing_class=processor,
+        uncertainty_batch_size=2,
+        uncertainty_measure=measure,
+        uncertainty_temperature=1.0,
+    )
     texts = ["Find it.", "Find the red square and output its bounding box.", "What colour is the square?"]
     images = [[square_image("red")], [square_image("blue", 5)], [square_image("green", 9)]]
     messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": t}]}] for t in texts]
     prompts = [prepare_multimodal_messages(m, images=im) for m, im in zip(messages, images)]
     prompt_ids, _, _ = trainer._tokenize_prompts(prompts)
-    completions = [tokenizer.encode(t, add_special_tokens=False) for t in
-                   ("<think> left </think>", PERFECT_ANSWER, "box")]
+    completions = [
+        tokenizer.encode(t, add_special_tokens=False) for t in ("<think> left </think>", PERFECT_ANSWER, "box")
+    ]
     ours = trainer._uncertainty_from_forward(prompt_ids, completions, None, images)
 
     for i, image in enumerate(images):
@@ -405,8 +485,15 @@ def test_forward_pass_matches_a_per_sample_reference_with_images(tmp_path: Any, 
         ids = torch.cat([single["input_ids"][0], torch.tensor(completions[i])])
         # Qwen2.5-VL places image tokens in its 3-D rope by mm_token_type_ids: 1 on image tokens, 0 elsewhere.
         types = torch.cat([single["mm_token_type_ids"][0], torch.zeros(len(completions[i]), dtype=torch.long)])
-        expected = _reference_uncertainty(model, ids, len(prompt_ids[i]), measure, pixel_values=single["pixel_values"],
-                                          image_grid_thw=single["image_grid_thw"], mm_token_type_ids=types[None])
+        expected = _reference_uncertainty(
+            model,
+            ids,
+            len(prompt_ids[i]),
+            measure,
+            pixel_values=single["pixel_values"],
+            image_grid_thw=single["image_grid_thw"],
+            mm_token_type_ids=types[None],
+        )
         assert ours[i] == pytest.approx(expected, abs=2e-5), (i, ours, expected)
     assert len(set(np.round(ours, 6))) == 3
 
@@ -417,12 +504,19 @@ def test_grpo_text_policy_two_steps_with_entropy(tmp_path: Any) -> None:
 
     tokenizer = build_tokenizer()
     model = build_text_lm(tokenizer, logit_scale=20.0)
-    rows = [{"prompt": f"Question {i}: what colour is the square?", "difficulty": d}
-            for i, d in enumerate([2.0, 4.0, 6.0, 9.0])]
+    rows = [
+        {"prompt": f"Question {i}: what colour is the square?", "difficulty": d}
+        for i, d in enumerate([2.0, 4.0, 6.0, 9.0])
+    ]
     reward = RecordingTRLReward(SoftLengthPenalty(budget=TieredBudget()))
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=reward, args=_grpo_args(tmp_path),
-                                     train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                                     uncertainty_measure="entropy")
+    trainer = UncertaintyGRPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=_grpo_args(tmp_path),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        uncertainty_measure="entropy",
+    )
     trainer.train()
     assert len(reward.batches) == 2
     for batch in reward.batches:
@@ -439,14 +533,20 @@ def test_grpo_text_policy_two_steps_with_entropy(tmp_path: Any) -> None:
 
 def _rollout_func(tokenizer: Any, produced: list[list[float]]) -> Any:
     """A ``rollout_func`` sampling with ``generate`` and returning the sampled tokens' log-probs."""
+
     def rollout(prompts: list[str], trainer: Any) -> dict[str, Any]:
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
         for prompt in prompts:
             ids = tokenizer(prompt)["input_ids"]
             with torch.no_grad():
-                gen = trainer.model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=True,
-                                             output_scores=True, return_dict_in_generate=True)
-            new = gen.sequences[0, len(ids):].tolist()
+                gen = trainer.model.generate(
+                    torch.tensor([ids]),
+                    max_new_tokens=8,
+                    do_sample=True,
+                    output_scores=True,
+                    return_dict_in_generate=True,
+                )
+            new = gen.sequences[0, len(ids) :].tolist()
             logps = [float(torch.log_softmax(score[0].double(), -1)[t]) for score, t in zip(gen.scores, new)]
             out["prompt_ids"].append(ids)
             out["completion_ids"].append(new)
@@ -467,18 +567,31 @@ def test_rollout_logprobs_give_the_nll_measure_and_never_silently_the_margin(tmp
     produced: list[list[float]] = []
     rows = [{"prompt": f"Question {i}?", "difficulty": 8.0} for i in range(4)]
     reward = RecordingTRLReward(SoftLengthPenalty(budget=TieredBudget()))
-    trainer = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer, logit_scale=20.0), reward_funcs=reward,
-                                     args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
-                                     processing_class=tokenizer, rollout_func=_rollout_func(tokenizer, produced),
-                                     uncertainty_measure="nll")
+    trainer = UncertaintyGRPOTrainer(
+        model=build_text_lm(tokenizer, logit_scale=20.0),
+        reward_funcs=reward,
+        args=_grpo_args(tmp_path, max_steps=1),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        rollout_func=_rollout_func(tokenizer, produced),
+        uncertainty_measure="nll",
+    )
     trainer.train()
     expected = [float(np.mean(1 - np.exp(lp))) for lp in produced]
     assert np.asarray(reward.batches[0].uncertainty) == pytest.approx(expected, abs=1e-9)
-    margin = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
-                                    args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
-                                    processing_class=tokenizer, rollout_func=_rollout_func(tokenizer, []))
-    with pytest.raises(ValueError, match=r"with a rollout_func, expected it to return the 'uncertainty' field .*"
-                                         r"uncertainty_source='forward', or uncertainty_measure='nll'"):
+    margin = UncertaintyGRPOTrainer(
+        model=build_text_lm(tokenizer),
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=_grpo_args(tmp_path, max_steps=1),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        rollout_func=_rollout_func(tokenizer, []),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"with a rollout_func, expected it to return the 'uncertainty' field .*"
+        r"uncertainty_source='forward', or uncertainty_measure='nll'",
+    ):
         margin.train()
 
 
@@ -486,17 +599,26 @@ def test_logprobs_source_without_logprobs_is_a_clear_error(tmp_path: Any) -> Non
     from datasets import Dataset
 
     tokenizer = build_tokenizer()
-    trainer = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
-                                     args=_grpo_args(tmp_path, max_steps=1),
-                                     train_dataset=Dataset.from_list([{"prompt": "q", "difficulty": 2.0}] * 4),
-                                     processing_class=tokenizer, uncertainty_source="logprobs",
-                                     uncertainty_measure="nll")
+    trainer = UncertaintyGRPOTrainer(
+        model=build_text_lm(tokenizer),
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=_grpo_args(tmp_path, max_steps=1),
+        train_dataset=Dataset.from_list([{"prompt": "q", "difficulty": 2.0}] * 4),
+        processing_class=tokenizer,
+        uncertainty_source="logprobs",
+        uncertainty_measure="nll",
+    )
     with pytest.raises(ValueError, match="uncertainty_source: expected 'forward' or 'sampling'"):
         trainer.train()
     with pytest.raises(ConfigError, match="UncertaintyTrainerConfig: uncertainty_measure: expected 'margin'"):
-        UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
-                               args=_grpo_args(tmp_path), processing_class=tokenizer,
-                               train_dataset=Dataset.from_list([{"prompt": "q"}] * 4), uncertainty_measure="gap")
+        UncertaintyGRPOTrainer(
+            model=build_text_lm(tokenizer),
+            reward_funcs=TRLReward(SoftLengthPenalty()),
+            args=_grpo_args(tmp_path),
+            processing_class=tokenizer,
+            train_dataset=Dataset.from_list([{"prompt": "q"}] * 4),
+            uncertainty_measure="gap",
+        )
 
 
 @pytest.mark.slow
@@ -512,9 +634,15 @@ def test_empty_reasoning_span_gives_nan_for_the_budget_rule_or_an_error(tmp_path
     def trainer(budget: TieredBudget, **kwargs: Any) -> Any:
         reward = RecordingTRLReward(SoftLengthPenalty(budget=budget))
         return reward, UncertaintyGRPOTrainer(
-            model=build_text_lm(tokenizer, logit_scale=20.0), reward_funcs=reward,
-            args=_grpo_args(tmp_path, max_steps=1), train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer, uncertainty_span="reasoning", uncertainty_source=source, **kwargs)
+            model=build_text_lm(tokenizer, logit_scale=20.0),
+            reward_funcs=reward,
+            args=_grpo_args(tmp_path, max_steps=1),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            uncertainty_span="reasoning",
+            uncertainty_source=source,
+            **kwargs,
+        )
 
     reward, fallback = trainer(TieredBudget(missing_uncertainty=0.5))
     fallback.train()  # the random policy writes no <think> tags
@@ -537,7 +665,7 @@ def test_reasoning_mask_finds_tags_that_bpe_merges_with_their_neighbours() -> No
     ids = tokenizer.encode("<think> a b </think><answer>x</answer>", add_special_tokens=False)
     pieces = token_pieces(ids, tokenizer)
     standalone = tokenizer.encode("</think>", add_special_tokens=False)
-    assert not any(ids[i:i + len(standalone)] == standalone for i in range(len(ids)))  # id matching would miss it
+    assert not any(ids[i : i + len(standalone)] == standalone for i in range(len(ids)))  # id matching would miss it
     mask = reasoning_token_mask(ids, tokenizer)
     covered = "".join(p for p, m in zip(pieces, mask) if m)
     # the span " a b " plus the "</" that BPE fused with its last space: a token counts when it overlaps the span
@@ -568,17 +696,22 @@ def test_reasoning_span_uncertainty_uses_only_the_reasoning_tokens(tmp_path: Any
 
     tokenizer = build_tokenizer()
     model = build_text_lm(tokenizer, logit_scale=20.0)
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=TRLReward(SoftLengthPenalty()),
-                                     args=_grpo_args(tmp_path), processing_class=tokenizer,
-                                     train_dataset=Dataset.from_list([{"prompt": "q"}] * 4),
-                                     uncertainty_span="reasoning", uncertainty_temperature=1.0)
+    trainer = UncertaintyGRPOTrainer(
+        model=model,
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=_grpo_args(tmp_path),
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list([{"prompt": "q"}] * 4),
+        uncertainty_span="reasoning",
+        uncertainty_temperature=1.0,
+    )
     prompt = tokenizer("Find the red square.")["input_ids"]
     texts = ["<think> the red square is left </think>" + PERFECT_ANSWER, "no tags here"]
     completions = [tokenizer.encode(t, add_special_tokens=False) for t in texts]
     ours = trainer._uncertainty_from_forward([prompt, prompt], completions, None, None)
     ids = torch.tensor(prompt + completions[0])
     with torch.no_grad():
-        logits = model(input_ids=ids[None]).logits[0, len(prompt) - 1:-1].double()
+        logits = model(input_ids=ids[None]).logits[0, len(prompt) - 1 : -1].double()
     p = torch.softmax(logits, -1).topk(2, -1).values
     per_token = (1 - (p[:, 0] - p[:, 1])).numpy()
     span = reasoning_token_mask(completions[0], tokenizer)

@@ -26,8 +26,11 @@ COLUMNS = ("uncertainty", "budget", "tier", "length")
 def _rows(with_uncertainty: bool) -> list[dict[str, Any]]:
     rows = []
     for i, difficulty in enumerate([2.0, 4.0, 8.0, 9.0]):  # easy, medium (no budget), hard, hard
-        row: dict[str, Any] = {"prompt": f"Question {i}: where is the red square?", "ground_truth": GROUND_TRUTH,
-                               "difficulty": difficulty}
+        row: dict[str, Any] = {
+            "prompt": f"Question {i}: where is the red square?",
+            "ground_truth": GROUND_TRUTH,
+            "difficulty": difficulty,
+        }
         if with_uncertainty:
             row["uncertainty"] = [0.2, 0.4, float("nan"), 0.8][i]  # NaN: no uncertainty for this sample
         rows.append(row)
@@ -43,12 +46,27 @@ def test_train_logs_every_column_and_only_finite_metrics(tmp_path: Any, trainer_
     tokenizer = build_tokenizer()
     plain = trainer_class == "GRPOTrainer"
     cls = trl.GRPOTrainer if plain else UncertaintyGRPOTrainer
-    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=8,
-                      num_generations=2, max_completion_length=16, max_steps=2, learning_rate=1e-4, logging_steps=1,
-                      save_strategy="no", report_to="none", seed=0)
-    trainer = cls(model=build_text_lm(tokenizer, logit_scale=20.0), args=args, processing_class=tokenizer,
-                  reward_funcs=TRLReward(pixelthink(missing_uncertainty=0.5)),
-                  train_dataset=Dataset.from_list(_rows(with_uncertainty=plain)))
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=8,
+        num_generations=2,
+        max_completion_length=16,
+        max_steps=2,
+        learning_rate=1e-4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+    )
+    trainer = cls(
+        model=build_text_lm(tokenizer, logit_scale=20.0),
+        args=args,
+        processing_class=tokenizer,
+        reward_funcs=TRLReward(pixelthink(missing_uncertainty=0.5)),
+        train_dataset=Dataset.from_list(_rows(with_uncertainty=plain)),
+    )
     trainer.train()
 
     steps = [entry for entry in trainer.state.log_history if "loss" in entry]

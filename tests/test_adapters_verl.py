@@ -109,7 +109,7 @@ def test_sampled_token_logprobs_give_u_only_with_measure_nll() -> None:
 
 
 def test_every_sample_returns_the_same_keys_and_malformed_responses_score_zero() -> None:
-    responses = [_answer(50), "", "<think>unclosed", "no tags {not json}", "<answer>{\"bbox\": [1]}</answer>"]
+    responses = [_answer(50), "", "<think>unclosed", "no tags {not json}", '<answer>{"bbox": [1]}</answer>']
     results = [compute_score("refcocog", r, GROUND_TRUTH, {"difficulty": 2.0}) for r in responses]
     keys = [tuple(r) for r in results]
     assert len(set(keys)) == 1
@@ -123,8 +123,15 @@ def test_every_sample_returns_the_same_keys_and_malformed_responses_score_zero()
 def test_configured_by_reward_kwargs_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "reward.yaml"
     config.write_text("kind: soft_length_penalty\nbeta: 0.01\nbudget: {kind: tiered_budget}\n")
-    out = compute_score("d", "a b c " * 40, None, {"level": 2.0}, reward_config=str(config), difficulty_key="level",
-                        reward_router_address=None)
+    out = compute_score(
+        "d",
+        "a b c " * 40,
+        None,
+        {"level": 2.0},
+        reward_config=str(config),
+        difficulty_key="level",
+        reward_router_address=None,
+    )
     assert out["score"] == pytest.approx(1 - 0.01 * (120 - 96))
     # no components (a single reward): the fixed diagnostics only
     assert set(out) == {"score", "length", "budget", "tier", "difficulty", "uncertainty", "over_budget", "budgeted"}
@@ -132,8 +139,9 @@ def test_configured_by_reward_kwargs_and_environment(tmp_path: Path, monkeypatch
     monkeypatch.setenv("ALR_DIFFICULTY_KEY", "level")
     np.testing.assert_equal(compute_score("d", "a b c " * 40, None, {"level": 2.0}), out)  # NaN == NaN here
     settings_file = tmp_path / "settings.json"
-    settings_file.write_text(json.dumps(
-        {"reward": {"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": 1}}}))
+    settings_file.write_text(
+        json.dumps({"reward": {"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": 1}}})
+    )
     monkeypatch.delenv("ALR_REWARD_CONFIG")
     monkeypatch.setenv("ALR_SETTINGS", str(settings_file))
     assert compute_score("d", "a b c", None, {})["score"] == pytest.approx(1 - 2 / 500)
@@ -181,8 +189,9 @@ def test_compute_score_object_is_picklable_and_named() -> None:
     scorer = VerlComputeScore(settings=AdapterSettings(difficulty_key="level"))
     clone = pickle.loads(pickle.dumps(scorer))
     assert clone.__name__ == "pixelthink"
-    np.testing.assert_equal(clone("d", _answer(200), GROUND_TRUTH, {"level": 2.0}),
-                            scorer("d", _answer(200), GROUND_TRUTH, {"level": 2.0}))
+    np.testing.assert_equal(
+        clone("d", _answer(200), GROUND_TRUTH, {"level": 2.0}), scorer("d", _answer(200), GROUND_TRUTH, {"level": 2.0})
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -190,8 +199,14 @@ def test_compute_score_object_is_picklable_and_named() -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _data_proto(tokenizer: Any, responses: list[str], extra_infos: list[dict[str, Any]],
-                logprobs: bool = True, prompt_width: int = 64, response_width: int | None = None) -> Any:
+def _data_proto(
+    tokenizer: Any,
+    responses: list[str],
+    extra_infos: list[dict[str, Any]],
+    logprobs: bool = True,
+    prompt_width: int = 64,
+    response_width: int | None = None,
+) -> Any:
     """A batch shaped like verl's rollout output: left-padded prompts, right-padded responses (with EOS)."""
     pad = tokenizer.pad_token_id
     if response_width is None:
@@ -205,12 +220,16 @@ def _data_proto(tokenizer: Any, responses: list[str], extra_infos: list[dict[str
         p = tokenizer.apply_chat_template([{"role": "user", "content": "Find it."}], add_generation_prompt=True)
         p = p["input_ids"] if isinstance(p, dict) or hasattr(p, "keys") else p
         r = [*tokenizer.encode(text, add_special_tokens=False), tokenizer.eos_token_id]
-        prompts[i, prompt_width - len(p):] = torch.tensor(p)
-        out[i, :len(r)] = torch.tensor(r)
-        attention[i, prompt_width - len(p):prompt_width + len(r)] = 1
-        logps[i, :len(r)] = -0.25 * (1 + torch.arange(len(r)) % 3)
-    tensors = {"prompts": prompts, "responses": out, "attention_mask": attention,
-               "response_mask": attention[:, prompt_width:].clone()}
+        prompts[i, prompt_width - len(p) :] = torch.tensor(p)
+        out[i, : len(r)] = torch.tensor(r)
+        attention[i, prompt_width - len(p) : prompt_width + len(r)] = 1
+        logps[i, : len(r)] = -0.25 * (1 + torch.arange(len(r)) % 3)
+    tensors = {
+        "prompts": prompts,
+        "responses": out,
+        "attention_mask": attention,
+        "response_mask": attention[:, prompt_width:].clone(),
+    }
     if logprobs:
         tensors["rollout_log_probs"] = logps
     non_tensors = {
@@ -221,20 +240,29 @@ def _data_proto(tokenizer: Any, responses: list[str], extra_infos: list[dict[str
     return DataProto.from_dict(tensors=tensors, non_tensors=non_tensors)
 
 
-def _manager_config(manager: str = "adaptive_length", reward: dict[str, Any] | None = None,
-                    **reward_kwargs: Any) -> Any:
-    return OmegaConf.create({"reward": {
-        "custom_reward_function": {"path": "pkg://adaptive_length_reward.adapters.verl", "name": "compute_score",
-                                   "reward_kwargs": reward_kwargs},
-        "reward_manager": {"source": "register", "name": manager, "module": {"path": None, "name": None}},
-        **(reward or {}),
-    }})
+def _manager_config(
+    manager: str = "adaptive_length", reward: dict[str, Any] | None = None, **reward_kwargs: Any
+) -> Any:
+    return OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://adaptive_length_reward.adapters.verl",
+                    "name": "compute_score",
+                    "reward_kwargs": reward_kwargs,
+                },
+                "reward_manager": {"source": "register", "name": manager, "module": {"path": None, "name": None}},
+                **(reward or {}),
+            }
+        }
+    )
 
 
 def _run(manager: Any, data: Any) -> list[dict[str, Any]]:
     """``run_single`` on each sample, concurrently, on the manager's loop (verl's managers run executors there)."""
+
     async def score_all() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(manager.run_single(data[i:i + 1]) for i in range(len(data)))))
+        return list(await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(len(data)))))
 
     return manager.loop.run_until_complete(score_all())  # type: ignore[no-any-return]
 
@@ -250,12 +278,12 @@ def test_reward_manager_counts_tokens_from_response_ids_without_retokenising() -
     assert isinstance(manager, AdaptiveLengthRewardManager)
     results = _run(manager, data)
 
-    valid = data.batch["attention_mask"][:, data.batch["prompts"].shape[1]:].sum(-1).tolist()
+    valid = data.batch["attention_mask"][:, data.batch["prompts"].shape[1] :].sum(-1).tolist()
     logps = data.batch["rollout_log_probs"]
     for i, result in enumerate(results):
         info = result["reward_extra_info"]
         assert info["length"] == valid[i]  # response tokens including EOS, straight from the mask
-        u = float(np.mean(1 - np.exp(logps[i, :valid[i]].numpy())))
+        u = float(np.mean(1 - np.exp(logps[i, : valid[i]].numpy())))
         assert info["uncertainty"] == pytest.approx(u, abs=1e-6)
         budget = 96.0 if i == 0 else 256 + 25 * u
         assert info["budget"] == pytest.approx(budget) and info["tier"] == [0.0, 2.0][i]  # PixelThink's logs
@@ -264,7 +292,8 @@ def test_reward_manager_counts_tokens_from_response_ids_without_retokenising() -
     # the scores written where verl puts them: on the last valid token
     scores = AdaptiveLengthRewardManager.assemble_rm_scores(data, [r["reward_score"] for r in results])
     assert scores[0, valid[0] - 1] == results[0]["reward_score"] and scores.sum() == pytest.approx(
-        sum(r["reward_score"] for r in results))
+        sum(r["reward_score"] for r in results)
+    )
 
 
 def test_reward_manager_reasoning_span_and_settings_from_reward_kwargs() -> None:
@@ -288,8 +317,9 @@ def test_reward_manager_with_a_users_compute_score() -> None:
     tokenizer = build_tokenizer()
     seen: list[dict[str, Any]] = []
 
-    def my_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any],
-                 **kwargs: Any) -> float:
+    def my_score(
+        data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any], **kwargs: Any
+    ) -> float:
         seen.append(dict(kwargs, solution_str=solution_str))
         return 0.5
 
@@ -297,8 +327,11 @@ def test_reward_manager_with_a_users_compute_score() -> None:
     result = _run(AdaptiveLengthRewardManager(_manager_config(), tokenizer, my_score), data)[0]
     assert result == {"reward_score": 0.5, "reward_extra_info": {"acc": 0.5}}
     assert seen[0]["solution_str"] == "plain text answer"
-    assert seen[0]["response_length"] == len(seen[0]["response_ids"]) == len(
-        tokenizer.encode("plain text answer", add_special_tokens=False)) + 1
+    assert (
+        seen[0]["response_length"]
+        == len(seen[0]["response_ids"])
+        == len(tokenizer.encode("plain text answer", add_special_tokens=False)) + 1
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -313,14 +346,20 @@ class GenerateServer:
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    async def generate(self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any],
-                       **kwargs: Any) -> Any:
+    async def generate(
+        self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any], **kwargs: Any
+    ) -> Any:
         from verl.workers.rollout.replica import TokenOutput
 
         with torch.no_grad():
-            out = self.model.generate(torch.tensor([prompt_ids]), max_new_tokens=16, do_sample=True,
-                                      output_scores=True, return_dict_in_generate=True)
-        new = out.sequences[0, len(prompt_ids):].tolist()
+            out = self.model.generate(
+                torch.tensor([prompt_ids]),
+                max_new_tokens=16,
+                do_sample=True,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        new = out.sequences[0, len(prompt_ids) :].tolist()
         logps = [float(torch.log_softmax(s[0], -1)[t]) for s, t in zip(out.scores, new)]
         return TokenOutput(token_ids=new, log_probs=logps if sampling_params.get("logprobs", True) else None)
 
@@ -341,21 +380,38 @@ def test_agent_loop_puts_rollout_logprobs_where_the_streaming_reward_reads_them(
     assert _agent_loop_registry["adaptive_length_single_turn"]["_target_"].endswith("UncertaintySingleTurnAgentLoop")
     tokenizer = build_tokenizer()
     model = build_text_lm(tokenizer, logit_scale=20.0)
-    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 64, "response_length": 32}},
-                               "data": {}})
-    row = {"data_source": "refcocog", "reward_model": {"ground_truth": GROUND_TRUTH},
-           "extra_info": {"difficulty": 8.0}, "raw_prompt": [{"role": "user", "content": "Find the red square."}]}
+    config = OmegaConf.create(
+        {"actor_rollout_ref": {"rollout": {"prompt_length": 64, "response_length": 32}}, "data": {}}
+    )
+    row = {
+        "data_source": "refcocog",
+        "reward_model": {"ground_truth": GROUND_TRUTH},
+        "extra_info": {"difficulty": 8.0},
+        "raw_prompt": [{"role": "user", "content": "Find the red square."}],
+    }
 
     async def rollout_and_score() -> Any:
         loop = UncertaintySingleTurnAgentLoop(
-            trainer_config=DictConfigWrap(config), server_manager=GenerateServer(model), tokenizer=tokenizer,
-            processor=None, dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data))
+            trainer_config=DictConfigWrap(config),
+            server_manager=GenerateServer(model),
+            tokenizer=tokenizer,
+            processor=None,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(config.data),
+        )
         output = await loop.run({}, **row)
         # verl's own streaming-reward path (AgentLoopWorker._compute_score) builds the DataProto from the output
         worker = object.__new__(AgentLoopWorker)
         worker.processor, worker.tokenizer = None, tokenizer
-        worker.reward_loop_worker_handles = [RewardWorkerHandle(AdaptiveLengthRewardManager(
-            _manager_config(), tokenizer, functools.partial(verl_adapter.compute_score, uncertainty_measure="nll")))]
+        worker.reward_loop_worker_handles = [
+            RewardWorkerHandle(
+                AdaptiveLengthRewardManager(
+                    _manager_config(),
+                    tokenizer,
+                    functools.partial(verl_adapter.compute_score, uncertainty_measure="nll"),
+                )
+            )
+        ]
         await worker._compute_score([output], kwargs=row)
         return output
 
@@ -372,16 +428,20 @@ def test_agent_loop_puts_rollout_logprobs_where_the_streaming_reward_reads_them(
 def test_attach_rollout_logprobs_keeps_model_tokens_and_needs_logprobs() -> None:
     from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
 
-    output = AgentLoopOutput(prompt_ids=[1], response_ids=[5, 6, 7, 8], response_mask=[1, 0, 0, 1],
-                             response_logprobs=[-0.1, 0.0, 0.0, -0.3], metrics=AgentLoopMetrics(), extra_fields={})
+    output = AgentLoopOutput(
+        prompt_ids=[1],
+        response_ids=[5, 6, 7, 8],
+        response_mask=[1, 0, 0, 1],
+        response_logprobs=[-0.1, 0.0, 0.0, -0.3],
+        metrics=AgentLoopMetrics(),
+        extra_fields={},
+    )
     assert attach_rollout_logprobs(output).extra_fields["rollout_logprobs"] == [-0.1, -0.3]
     output.response_logprobs = None
     with pytest.raises(ValueError, match="calculate_log_probs=True"):
         attach_rollout_logprobs(output)
     with pytest.raises(TypeError, match="expected an AgentLoopOutput"):
         attach_rollout_logprobs({"response_logprobs": []})
-
-
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -417,8 +477,9 @@ def test_verls_rate_limited_manager_swallows_errors_ours_raises() -> None:
     from verl.trainer.ppo.reward import load_reward_manager
 
     tokenizer = build_tokenizer()
-    data = _data_proto(tokenizer, [_answer(30), _answer(300)], [{"difficulty": 2.0}, {"difficulty": 8.0, "index": 5}],
-                       logprobs=False)
+    data = _data_proto(
+        tokenizer, [_answer(30), _answer(300)], [{"difficulty": 2.0}, {"difficulty": 8.0, "index": 5}], logprobs=False
+    )
     # verl's own: score 0 and extra info without "score" (why this adapter has its own rate-limited manager)
     swallowed = _run(load_reward_manager(_manager_config("rate_limited"), tokenizer), data)
     assert swallowed[1]["reward_score"] == 0.0 and "score" not in swallowed[1]["reward_extra_info"]
@@ -444,8 +505,9 @@ def test_rate_limited_timeout_raises_naming_the_sample() -> None:
 
 
 @pytest.mark.parametrize("manager_name", ["adaptive_length", "adaptive_length_rate_limited", "rate_limited", "naive"])
-def test_opt_in_fallback_keeps_every_key_and_logs_a_warning(manager_name: str,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_opt_in_fallback_keeps_every_key_and_logs_a_warning(
+    manager_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     from verl.trainer.ppo.reward import load_reward_manager
 
     tokenizer = build_tokenizer()
@@ -489,14 +551,16 @@ def test_legacy_registry_has_adaptive_length_with_the_legacy_interface() -> None
     assert cls is AdaptiveLengthLegacyRewardManager
     tokenizer = build_tokenizer()
     data = _data_proto(tokenizer, [_answer(60), _answer(20)], [{"difficulty": 2.0}, {"difficulty": 9.0}])
-    legacy = cls(tokenizer=tokenizer, num_examine=0, compute_score=None, reward_fn_key="data_source",
-                 uncertainty_measure="nll")
+    legacy = cls(
+        tokenizer=tokenizer, num_examine=0, compute_score=None, reward_fn_key="data_source", uncertainty_measure="nll"
+    )
     out = legacy(data, return_dict=True)
     current = _run(AdaptiveLengthRewardManager(_manager_config(uncertainty_measure="nll"), tokenizer), data)
     expected = AdaptiveLengthRewardManager.assemble_rm_scores(data, [r["reward_score"] for r in current])
     assert torch.equal(out["reward_tensor"], expected) and out["reward_tensor"].sum() > 0
-    assert out["reward_extra_info"] == {key: [r["reward_extra_info"][key] for r in current]
-                                        for key in current[0]["reward_extra_info"]}
+    assert out["reward_extra_info"] == {
+        key: [r["reward_extra_info"][key] for r in current] for key in current[0]["reward_extra_info"]
+    }
     assert torch.equal(legacy(data), expected)
 
 
@@ -504,9 +568,15 @@ def test_validation_metrics_are_finite_through_verls_process_validation_metrics(
     from verl.trainer.ppo.metric_utils import process_validation_metrics
 
     rows = [(2.0, None), (4.0, None), (4.0, None), (8.0, 0.3), (8.0, 0.6), (2.0, None)]  # medium: budget inf
-    results = [compute_score("refcocog", _answer(150 + 40 * i), GROUND_TRUTH,
-                             {"difficulty": d, **({} if u is None else {"uncertainty": u})})
-               for i, (d, u) in enumerate(rows)]
+    results = [
+        compute_score(
+            "refcocog",
+            _answer(150 + 40 * i),
+            GROUND_TRUTH,
+            {"difficulty": d, **({} if u is None else {"uncertainty": u})},
+        )
+        for i, (d, u) in enumerate(rows)
+    ]
     infos = {key: [r[key] for r in results] for key in results[0]}
     metrics = process_validation_metrics(["refcocog"] * len(rows), [f"p{i // 2}" for i in range(len(rows))], infos)
     values = [(var, name, v) for var, stats in metrics["refcocog"].items() for name, v in stats.items()]
@@ -548,8 +618,9 @@ class TopKServer(GenerateServer):
         self.prompt_logprobs = prompt_logprobs
         self.requests: list[dict[str, Any]] = []
 
-    async def generate(self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any],
-                       **kwargs: Any) -> Any:
+    async def generate(
+        self, request_id: str, prompt_ids: list[int], sampling_params: dict[str, Any], **kwargs: Any
+    ) -> Any:
         self.requests.append(dict(sampling_params))
         k = sampling_params.get("prompt_logprobs")
         if k is None:
@@ -577,10 +648,17 @@ def _agent_loop(cls: type, server: Any, tokenizer: Any) -> Any:
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 64, "response_length": 32}},
-                               "data": {}})
-    return cls(trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=tokenizer, processor=None,
-               dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data))
+    config = OmegaConf.create(
+        {"actor_rollout_ref": {"rollout": {"prompt_length": 64, "response_length": 32}}, "data": {}}
+    )
+    return cls(
+        trainer_config=DictConfigWrap(config),
+        server_manager=server,
+        tokenizer=tokenizer,
+        processor=None,
+        dataset_cls=RLHFDataset,
+        data_config=DictConfigWrap(config.data),
+    )
 
 
 def _on_verl_loop(coroutine: Any) -> Any:
@@ -590,8 +668,12 @@ def _on_verl_loop(coroutine: Any) -> Any:
     return get_event_loop().run_until_complete(coroutine)
 
 
-_ROW = {"data_source": "refcocog", "reward_model": {"ground_truth": GROUND_TRUTH},
-        "extra_info": {"difficulty": 8.0}, "raw_prompt": [{"role": "user", "content": "Find the red square."}]}
+_ROW = {
+    "data_source": "refcocog",
+    "reward_model": {"ground_truth": GROUND_TRUTH},
+    "extra_info": {"difficulty": 8.0},
+    "raw_prompt": [{"role": "user", "content": "Find the red square."}],
+}
 
 
 @pytest.mark.slow
@@ -608,8 +690,9 @@ def test_margin_agent_loop_gives_pixelthinks_u_from_the_servers_topk() -> None:
         output = await _agent_loop(MarginSingleTurnAgentLoop, server, tokenizer).run({}, **_ROW)
         worker = object.__new__(AgentLoopWorker)  # verl's own streaming-reward path builds the DataProto
         worker.processor, worker.tokenizer = None, tokenizer
-        worker.reward_loop_worker_handles = [RewardWorkerHandle(AdaptiveLengthRewardManager(
-            _manager_config(), tokenizer, verl_adapter.compute_score))]
+        worker.reward_loop_worker_handles = [
+            RewardWorkerHandle(AdaptiveLengthRewardManager(_manager_config(), tokenizer, verl_adapter.compute_score))
+        ]
         await worker._compute_score([output], kwargs=_ROW)
         return output
 
@@ -620,7 +703,7 @@ def test_margin_agent_loop_gives_pixelthinks_u_from_the_servers_topk() -> None:
     with torch.no_grad():
         probs = torch.softmax(model(torch.tensor([ids])).logits[0].double(), -1)
     p = len(output.prompt_ids)
-    top2 = probs[p - 1:p - 1 + len(output.response_ids)].topk(2, dim=-1).values
+    top2 = probs[p - 1 : p - 1 + len(output.response_ids)].topk(2, dim=-1).values
     u = float((1 - (top2[:, 0] - top2[:, 1])).clamp(0, 1).mean())
     assert 0 < u < 1 and output.extra_fields["uncertainty"] == pytest.approx(u, abs=1e-9)
     info = output.extra_fields["reward_extra_info"]
@@ -683,8 +766,10 @@ def test_group_reward_scored_on_the_whole_data_proto_by_verls_batch_manager_api(
     rows = torch.arange(len(data))
     assert torch.count_nonzero(tensor[rows, valid - 1] - tensor.sum(-1)) == 0  # all on the last valid token
     lengths = data.batch["response_mask"].sum(-1).double().numpy()
-    texts = [tokenizer.decode(data.batch["responses"][i, :valid[i]].tolist(), skip_special_tokens=True)
-             for i in range(len(data))]
+    texts = [
+        tokenizer.decode(data.batch["responses"][i, : valid[i]].tolist(), skip_special_tokens=True)
+        for i in range(len(data))
+    ]
     batch = RewardBatch.from_completions(texts, group_ids=uids, lengths=lengths, correct=correct, step=7)
     expected = reward.evaluate(batch).rewards
     np.testing.assert_allclose(tensor.sum(-1).numpy(), expected, rtol=1e-6)

@@ -63,8 +63,11 @@ def test_difficulty_cycles_through_every_step_count() -> None:
     assert all(1 <= v <= settings.max_operand for p in problems(0, "sft", 90) for _, v in p.operations)
 
 
-@given(start=st.integers(0, 9), ops=st.lists(st.tuples(st.sampled_from("+-"), st.integers(0, 9)), min_size=1,
-                                             max_size=len(LABELS)), rechecks=st.integers(0, 8))
+@given(
+    start=st.integers(0, 9),
+    ops=st.lists(st.tuples(st.sampled_from("+-"), st.integers(0, 9)), min_size=1, max_size=len(LABELS)),
+    rechecks=st.integers(0, 8),
+)
 def test_answer_trace_and_token_count(start: int, ops: list[tuple[str, int]], rechecks: int) -> None:
     problem = ChainProblem(start=start, operations=tuple(ops))
     signed = sum(v if op == "+" else -v for op, v in ops)
@@ -119,7 +122,15 @@ def test_direct_completion_has_an_empty_reasoning_span() -> None:
 
 def test_tiers_follow_the_thresholds() -> None:
     assert tier_names([1, 3, 3.5, 4, 6, 6.5, 7, 9], (3.5, 6.5)).tolist() == [
-        "easy", "easy", "medium", "medium", "medium", "hard", "hard", "hard"]
+        "easy",
+        "easy",
+        "medium",
+        "medium",
+        "medium",
+        "hard",
+        "hard",
+        "hard",
+    ]
 
 
 def test_bad_settings_and_problems_are_rejected_with_the_field_named() -> None:
@@ -140,15 +151,18 @@ def test_bad_settings_and_problems_are_rejected_with_the_field_named() -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("<think> 3 </think> <answer> 7 </answer>", 7),
-    ("<answer>7</answer>", 7),
-    ("<think> 3 </think> <answer> 17 </answer>", None),
-    ("<think> 3 </think> <answer> x </answer>", None),
-    ("<think> 3 </think> <answer> </answer>", None),
-    ("<think> 3 a + 4 = 7", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think> 3 </think> <answer> 7 </answer>", 7),
+        ("<answer>7</answer>", 7),
+        ("<think> 3 </think> <answer> 17 </answer>", None),
+        ("<think> 3 </think> <answer> x </answer>", None),
+        ("<think> 3 </think> <answer> </answer>", None),
+        ("<think> 3 a + 4 = 7", None),
+        ("", None),
+    ],
+)
 def test_parse_answer(text: str, expected: int | None) -> None:
     assert parse_answer(text) == expected
 
@@ -161,8 +175,13 @@ def test_parse_answer_never_raises(text: str) -> None:
 
 def test_answer_accuracy_scores_malformed_completions_zero_and_rejects_bad_truth() -> None:
     reward = ChainAnswerAccuracy()
-    completions = ["<think> 1 </think> <answer> 4 </answer>", "<think> 1 </think> <answer> 5 </answer>",
-                   "<think> 1 a + 3 = 4", "garbage", "<answer> 4 </answer> trailing"]
+    completions = [
+        "<think> 1 </think> <answer> 4 </answer>",
+        "<think> 1 </think> <answer> 5 </answer>",
+        "<think> 1 a + 3 = 4",
+        "garbage",
+        "<answer> 4 </answer> trailing",
+    ]
     assert reward(completions=completions, ground_truth=[4, 4, 4, 4, "4"]).tolist() == [1, 0, 0, 0, 1]
     with pytest.raises(TypeError, match=r"ground_truth\[1\]: expected the answer digit"):
         reward(completions=completions[:2], ground_truth=[4, "four"])
@@ -187,18 +206,30 @@ def test_tokenizer_round_trips_and_counts_one_token_per_word() -> None:
 
 def test_evaluate_completions_and_summary() -> None:
     probs = [ChainProblem(1, (("+", 1),)), ChainProblem(1, (("+", 1),) * 5), ChainProblem(1, (("+", 1),) * 8)]
-    completions = [probs[0].completion(0), probs[0].completion(2).replace("<answer> 2", "<answer> 3"),
-                   probs[1].completion(1), "<think> 1 a + 1", probs[2].completion(direct=True)]
+    completions = [
+        probs[0].completion(0),
+        probs[0].completion(2).replace("<answer> 2", "<answer> 3"),
+        probs[1].completion(1),
+        "<think> 1 a + 1",
+        probs[2].completion(direct=True),
+    ]
     index = [0, 0, 1, 1, 2]
     scored = evaluation.evaluate_completions(completions, probs, index, (3.5, 6.5))
     assert scored.tier.tolist() == ["easy", "easy", "medium", "medium", "hard"]
     assert scored.reasoning_tokens.tolist() == [6, 18, 32, 4, 0]
     assert scored.rechecks.tolist() == [0, 2, 1, 0, 0]
     assert scored.correct.tolist() == [1, 0, 1, 0, 1] and scored.format_ok.tolist() == [1, 1, 1, 0, 1]
-    result = evaluation.DecodeResult(problem=np.array(index), tier=scored.tier,
-                                     reasoning_tokens=scored.reasoning_tokens, rechecks=scored.rechecks,
-                                     correct=scored.correct, format_ok=scored.format_ok,
-                                     generated_tokens=scored.reasoning_tokens + 6, wall_s=0.0, completions=completions)
+    result = evaluation.DecodeResult(
+        problem=np.array(index),
+        tier=scored.tier,
+        reasoning_tokens=scored.reasoning_tokens,
+        rechecks=scored.rechecks,
+        correct=scored.correct,
+        format_ok=scored.format_ok,
+        generated_tokens=scored.reasoning_tokens + 6,
+        wall_s=0.0,
+        completions=completions,
+    )
     summary = evaluation.summarize(result)
     assert summary["easy"].mean_reasoning_tokens == 12.0 and summary["easy"].accuracy == 0.5
     assert summary["easy"].mean_rechecks == 1.0 and summary["hard"].direct_rate == 1.0
@@ -213,9 +244,13 @@ def test_evaluate_completions_and_summary() -> None:
 def _reference_batch(cases: list[tuple[ChainProblem, int]], uncertainty: float = 0.5) -> RewardBatch:
     completions = [p.completion(r) for p, r in cases]
     return RewardBatch.from_completions(
-        completions, difficulty=[p.difficulty for p, _ in cases], ground_truth=[p.answer for p, _ in cases],
-        uncertainty=[uncertainty] * len(cases), group_ids=[0] * len(cases),
-        token_ids=[[0] * (len(c.split()) + 1) for c in completions])
+        completions,
+        difficulty=[p.difficulty for p, _ in cases],
+        ground_truth=[p.answer for p, _ in cases],
+        uncertainty=[uncertainty] * len(cases),
+        group_ids=[0] * len(cases),
+        token_ids=[[0] * (len(c.split()) + 1) for c in completions],
+    )
 
 
 def test_pixelthink_reward_matches_the_hand_computed_soft_penalty() -> None:
@@ -227,8 +262,9 @@ def test_pixelthink_reward_matches_the_hand_computed_soft_penalty() -> None:
     # easy, L = 16 <= 16: 2 * 1;  easy, L = 28: 2 * (1 - (28 - 16) / 80) = 1.7;  medium: no penalty;
     # hard, L = 82, B = 64 + 6 * 0.5 = 67: 2 * (1 - 15 / 80) = 1.625
     np.testing.assert_allclose(rewards, [2.0, 1.7, 2.0, 1.625])
-    wrong = RewardBatch.from_completions([easy.completion(0)], difficulty=[3.0], ground_truth=[(easy.answer + 1) % 10],
-                                         uncertainty=[0.0])
+    wrong = RewardBatch.from_completions(
+        [easy.completion(0)], difficulty=[3.0], ground_truth=[(easy.answer + 1) % 10], uncertainty=[0.0]
+    )
     assert variants.pixelthink_reward(budgets)(wrong).tolist() == [1.0]  # format only
 
 
@@ -288,18 +324,25 @@ def test_paired_bootstrap_intervals_contain_the_point_estimate() -> None:
 
 
 def _variant(easy: float, hard: float, accuracy_points: float) -> dict[str, Any]:
-    tiers = {t: {"token_reduction_vs_none": r, "accuracy_change_vs_none_points": accuracy_points}
-             for t, r in (("easy", easy), ("medium", (easy + hard) / 2), ("hard", hard))}
-    return {**tiers, "all": {"token_reduction_vs_none": (easy + hard) / 2,
-                             "accuracy_change_vs_none_points": accuracy_points}}
+    tiers = {
+        t: {"token_reduction_vs_none": r, "accuracy_change_vs_none_points": accuracy_points}
+        for t, r in (("easy", easy), ("medium", (easy + hard) / 2), ("hard", hard))
+    }
+    return {
+        **tiers,
+        "all": {"token_reduction_vs_none": (easy + hard) / 2, "accuracy_change_vs_none_points": accuracy_points},
+    }
 
 
-@pytest.mark.parametrize(("easy", "hard", "points", "met"), [
-    (0.35, 0.10, -1.5, True),
-    (0.25, 0.10, 0.0, False),   # easy reduction short of 30%
-    (0.40, 0.10, -2.5, False),  # accuracy outside 2 points
-    (0.40, 0.45, 0.0, False),   # hard reduced more than easy
-])
+@pytest.mark.parametrize(
+    ("easy", "hard", "points", "met"),
+    [
+        (0.35, 0.10, -1.5, True),
+        (0.25, 0.10, 0.0, False),  # easy reduction short of 30%
+        (0.40, 0.10, -2.5, False),  # accuracy outside 2 points
+        (0.40, 0.45, 0.0, False),  # hard reduced more than easy
+    ],
+)
 def test_target_verdict(easy: float, hard: float, points: float, met: bool) -> None:
     verdict = report.target_verdict({"none": _variant(0, 0, 0), "pixelthink": _variant(easy, hard, points)})
     assert verdict["met"] is met
@@ -359,24 +402,28 @@ def test_quick_mode_runs_end_to_end_and_is_deterministic(tmp_path: Path) -> None
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"adaptive_length_{png}.png" in markdown
 
     second = tmp_path / "second"
-    assert run.main(["--quick", "--seed", "1", "--out", str(second), "--variants", "none,pixelthink",
-                     "--no-sweeps"]) == 0
+    assert (
+        run.main(["--quick", "--seed", "1", "--out", str(second), "--variants", "none,pixelthink", "--no-sweeps"]) == 0
+    )
     again = json.loads((second / "adaptive_length.json").read_text())
     assert set(again["variants"]) == {"none", "pixelthink"} and again["sweeps"] == {}
     for name in ("none", "pixelthink"):
         for tier in ("easy", "medium", "hard"):
             for key in ("mean_reasoning_tokens", "accuracy"):
                 assert again["variants"][name][tier][key] == data["variants"][name][tier][key], (name, tier, key)
-        assert again["variants"][name]["training_curve"][0]["reward"] == data["variants"][name]["training_curve"][0][
-            "reward"]
+        assert (
+            again["variants"][name]["training_curve"][0]["reward"]
+            == data["variants"][name]["training_curve"][0]["reward"]
+        )
 
 
 def test_bad_variant_names_are_rejected(tmp_path: Path) -> None:
     pytest.importorskip("trl")
     from benchmarks.adaptive_length import run
 
-    config = run.ExperimentConfig.smoke().model_copy(update={"variants": ("none", "pixelthnk"), "sft": run.SFTSettings(
-        steps=1, batch_size=2, warmup_steps=0)})
+    config = run.ExperimentConfig.smoke().model_copy(
+        update={"variants": ("none", "pixelthnk"), "sft": run.SFTSettings(steps=1, batch_size=2, warmup_steps=0)}
+    )
     with pytest.raises(ValueError, match="unknown \\['pixelthnk'\\]"):
         run.run_experiment(config, seed=0, command="test")
 

@@ -88,8 +88,13 @@ def test_replace_merges_extra_and_validates() -> None:
 
 def test_take_keeps_every_column_of_the_rows_and_the_step() -> None:
     batch = RewardBatch.from_completions(
-        ["a", "b", "c"], difficulty=[1.0, None, 3.0], group_ids=["g", "g", "h"], token_ids=[[1], [2, 2], [3]],
-        reasoning=("r", None, "t"), step=7, score=[0.1, 0.2, 0.3],
+        ["a", "b", "c"],
+        difficulty=[1.0, None, 3.0],
+        group_ids=["g", "g", "h"],
+        token_ids=[[1], [2, 2], [3]],
+        reasoning=("r", None, "t"),
+        step=7,
+        score=[0.1, 0.2, 0.3],
     )
     rows = batch.take(np.array([2, 0]))
     assert rows.completions == ("c", "a") and rows.reasoning == ("t", "r") and rows.step == 7
@@ -144,8 +149,11 @@ def test_group_rewards_see_the_same_groups_from_every_layout() -> None:
 
     completions = ["a b c", "a", "a b", "a b c d"]
     correct = [1, 1, 0, 1]
-    layouts = [consecutive_group_ids(["p", "p", "q", "q"]), group_ids_from_uids(["u", "u", "v", "v"]),
-               group_ids_from_blocks(4, samples_per_prompt=2)]
+    layouts = [
+        consecutive_group_ids(["p", "p", "q", "q"]),
+        group_ids_from_uids(["u", "u", "v", "v"]),
+        group_ids_from_blocks(4, samples_per_prompt=2),
+    ]
     scores = [ShorterBetterReward()(completions=completions, correct=correct, group_ids=ids) for ids in layouts]
     for other in scores[1:]:
         np.testing.assert_array_equal(other, scores[0])

@@ -163,13 +163,17 @@ def test_a_numeric_missing_difficulty_places_the_sample_in_that_values_tier() ->
 
 
 def test_the_tiered_budget_uses_the_one_tier_layout() -> None:
-    policy = TieredBudget(thresholds=(2.0, 6.0, 8.0), names=("a", "b", "c", "d"), budgets=(1, 2, 3, 4),
-                          uncertainty_scales=(0, 0, 0, 0))
+    policy = TieredBudget(
+        thresholds=(2.0, 6.0, 8.0), names=("a", "b", "c", "d"), budgets=(1, 2, 3, 4), uncertainty_scales=(0, 0, 0, 0)
+    )
     assert policy.layout == TierLayout((2.0, 6.0, 8.0), ("a", "b", "c", "d"))
     values = [1.0, 2.0, 5.9, 6.0, 8.0, 10.0]
-    assert policy.tiers(batch(values)).tolist() == policy.layout.labels(values).tolist() == tier_names(
-        values, (2.0, 6.0, 8.0), ("a", "b", "c", "d")
-    ).tolist() == ["a", "b", "b", "c", "d", "d"]
+    assert (
+        policy.tiers(batch(values)).tolist()
+        == policy.layout.labels(values).tolist()
+        == tier_names(values, (2.0, 6.0, 8.0), ("a", "b", "c", "d")).tolist()
+        == ["a", "b", "b", "c", "d", "d"]
+    )
 
 
 @given(st.lists(st.one_of(st.none(), st.floats(1.0, 10.0)), min_size=1, max_size=20))

@@ -62,8 +62,9 @@ def test_seg_zero_matches_keys_by_substring_lisa_needs_the_exact_keys() -> None:
 
 
 def test_seg_zero_takes_the_first_bbox_key_and_the_first_two_points_keys_in_order_case_insensitive() -> None:
-    text = _answer('{"Points_z": [1, 2], "bbox_a": [0, 0, 9, 9], "BBox": [5, 5, 5, 5], "x_POINTS": [3, 4], '
-                   '"points_1": [5, 6]}')
+    text = _answer(
+        '{"Points_z": [1, 2], "bbox_a": [0, 0, 9, 9], "BBox": [5, 5, 5, 5], "x_POINTS": [3, 4], "points_1": [5, 6]}'
+    )
     # bbox: "bbox_a" comes before "BBox"; points: "Points_z" then "x_POINTS" ("points_1" is the third)
     assert parse_prompt(text, "seg_zero") == SegmentationPrompt((0, 0, 9, 9), ((1, 2), (3, 4)))
 
@@ -102,18 +103,37 @@ def test_seg_zero_needs_a_think_block_without_angle_brackets() -> None:
 
 
 def test_a_single_quoted_or_missing_object_is_a_failed_parse_in_both() -> None:
-    for text in (_answer("{'bbox': [0, 0, 9, 9], 'points_1': [1, 2], 'points_2': [3, 4]}"), _answer("none"),
-                 _answer('{"bbox": [0, 0, 9, 9], "points_1": [1, 2], "points_2": [3, 4]'), "", "{", "{}"):
+    for text in (
+        _answer("{'bbox': [0, 0, 9, 9], 'points_1': [1, 2], 'points_2': [3, 4]}"),
+        _answer("none"),
+        _answer('{"bbox": [0, 0, 9, 9], "points_1": [1, 2], "points_2": [3, 4]'),
+        "",
+        "{",
+        "{}",
+    ):
         for convention in CONVENTIONS:
             assert parse_prompt(text, convention) is None
 
 
 HOSTILE = [
-    "", "{", "}", "{}", "{ }", "{]", '{"bbox": }', "{" + "[" * 5000 + "}", '{"bbox": [1e999, 0, 1, 1]}',
-    '{"bbox": ' + "9" * 5000 + "}", '{"bbox": 1234, "points_1": 1, "points_2": 2}', '{"bbox": null}',
-    '{"\\ud800bbox": [1, 2, 3, 4]}', "<think>x</think>{\"bbox\": [1,2,3,4], \"points\": [1], \"points2\": []}",
+    "",
+    "{",
+    "}",
+    "{}",
+    "{ }",
+    "{]",
+    '{"bbox": }',
+    "{" + "[" * 5000 + "}",
+    '{"bbox": [1e999, 0, 1, 1]}',
+    '{"bbox": ' + "9" * 5000 + "}",
+    '{"bbox": 1234, "points_1": 1, "points_2": 2}',
+    '{"bbox": null}',
+    '{"\\ud800bbox": [1, 2, 3, 4]}',
+    '<think>x</think>{"bbox": [1,2,3,4], "points": [1], "points2": []}',
     '<think>x</think>{"bbox": [true, false, 3, 4], "points_1": [true, 2], "points_2": [3, false]}',
-    "\x00{\x00}", "<think>" * 100, "{" * 1000 + "}" * 1000,
+    "\x00{\x00}",
+    "<think>" * 100,
+    "{" * 1000 + "}" * 1000,
 ]
 
 
@@ -178,8 +198,9 @@ def test_rescale_of_an_uneven_factor() -> None:
     for convention in CONVENTIONS:
         assert rescale_prompt(prompt, (1000, 500), convention=convention) == expected
     # another frame: the tiny example's 100-pixel frame, W = 200: x doubles
-    assert rescale_prompt(SegmentationPrompt((10, 10, 39, 29), ((20, 20), (30, 20))), (200, 100), frame=100) == \
-        SegmentationPrompt((20, 10, 78, 29), ((40, 20), (60, 20)))
+    assert rescale_prompt(
+        SegmentationPrompt((10, 10, 39, 29), ((20, 20), (30, 20))), (200, 100), frame=100
+    ) == SegmentationPrompt((20, 10, 78, 29), ((40, 20), (60, 20)))
 
 
 def test_a_coordinate_that_cannot_be_rounded_is_a_failed_parse() -> None:
@@ -252,8 +273,10 @@ def test_counts_with_ignore_pixels() -> None:
     # lisa: target {0, 1}, pixel 2 ignored: prediction {0, 1, 3} -> I = 2, U = 3
     assert sample_counts(prediction, prepare_ground_truth(labels, convention="lisa")) == (2, 3)
     # seg_zero: target {0, 1, 2}, prediction {0, 1, 2, 3} -> I = 3, U = 4
-    assert sample_counts(prediction, prepare_ground_truth(labels, convention="seg_zero"), convention="seg_zero") == \
-        (3, 4)
+    assert sample_counts(prediction, prepare_ground_truth(labels, convention="seg_zero"), convention="seg_zero") == (
+        3,
+        4,
+    )
 
 
 def test_a_failed_parse_counts_no_intersection_and_the_truth_as_union() -> None:
@@ -270,8 +293,8 @@ def test_an_empty_union_counts_one_in_lisa_and_is_skipped_in_seg_zero() -> None:
     hit, miss = np.array([[True, True], [False, False]]), np.array([[True, False], [False, False]])
     for convention, giou, ciou, skipped in (("lisa", (0.5 + 1.0) / 2, 1 / 2, 0), ("seg_zero", 0.5, 1 / 2, 1)):
         metric = ConventionIoU(convention)  # type: ignore[arg-type]
-        metric.update(miss, hit)       # I = 1, U = 2
-        metric.update(empty, empty)    # empty union
+        metric.update(miss, hit)  # I = 1, U = 2
+        metric.update(empty, empty)  # empty union
         assert (metric.giou, metric.ciou, metric.skipped, len(metric)) == (pytest.approx(giou), ciou, skipped, 2)
         assert metric.counted.tolist() == [True, convention == "lisa"]
 
@@ -287,8 +310,8 @@ def test_a_failed_parse_on_an_empty_truth_counts_zero_in_seg_zero_and_one_in_lis
 def test_gIoU_and_cIoU_of_a_mixed_set_by_hand() -> None:
     samples = [
         (np.ones((1, 4), dtype=bool), np.array([[1, 1, 255, 0]], dtype=np.uint8)),  # ignore pixel predicted
-        (np.zeros((1, 4), dtype=bool), np.zeros((1, 4), dtype=np.uint8)),          # empty union
-        (None, np.array([[1, 255, 255, 0]], dtype=np.uint8)),                      # failed parse
+        (np.zeros((1, 4), dtype=bool), np.zeros((1, 4), dtype=np.uint8)),  # empty union
+        (None, np.array([[1, 255, 255, 0]], dtype=np.uint8)),  # failed parse
     ]
     results = {}
     for convention in CONVENTIONS:
@@ -315,11 +338,13 @@ def test_the_parse_and_the_counts_together_as_seg_zero_scores_an_answer() -> Non
     x1, y1, x2, y2 = prompt.bbox
     prediction[y1 : y2 + 1, x1 : x2 + 1] = True  # a box segmenter: columns 4..7, rows 0..2 = 12 pixels
     labels = np.zeros((4, 8), dtype=np.uint8)
-    labels[0:2, 4:8] = 1    # 8 target pixels inside the box
-    labels[3, 4:8] = 255    # 4 ignore pixels below it
+    labels[0:2, 4:8] = 1  # 8 target pixels inside the box
+    labels[3, 4:8] = 255  # 4 ignore pixels below it
     # seg_zero: target 12 pixels (8 + 4 ignore); I = 8, U = 12 + 4 = 16
-    assert sample_counts(prediction, prepare_ground_truth(labels, convention="seg_zero"), convention="seg_zero") \
-        == (8, 16)
+    assert sample_counts(prediction, prepare_ground_truth(labels, convention="seg_zero"), convention="seg_zero") == (
+        8,
+        16,
+    )
     # lisa: ignore pixels out of both; I = 8, U = 12
     assert sample_counts(prediction, prepare_ground_truth(labels)) == (8, 12)
 

@@ -41,8 +41,6 @@ from adaptive_length_reward.difficulty import (
 MESSAGES = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "rate sample-3"}]}]
 
 
-
-
 def test_request_carries_the_image_and_the_generation_settings() -> None:
     with ScriptedJudgeServer() as server:
         client = scripted_backend(server, max_tokens=77, temperature=0.3, seed=5, json_mode=True)
@@ -229,13 +227,15 @@ def test_judge_difficulty_scorer_config_and_pickling(tmp_path) -> None:
 
     with ScriptedJudgeServer() as server:
         scorer = JudgedDifficulty(scripted_backend(server), cache=str(tmp_path / "c.sqlite"), aggregate="max")
-        batch = RewardBatch.from_completions(["x"] * 2, id=["s1", "s4"], image=[square_image(1), square_image(4)],
-                                             problem=["sample-1", "sample-4"])
+        batch = RewardBatch.from_completions(
+            ["x"] * 2, id=["s1", "s4"], image=[square_image(1), square_image(4)], problem=["sample-1", "sample-4"]
+        )
         assert scorer(batch).tolist() == [max(expected_aspects(1).values()), max(expected_aspects(4).values())]
         with pytest.raises(FileNotFoundError, match="existing cache file"):
             JudgedDifficulty(scripted_backend(server), cache=str(tmp_path / "typo.sqlite"), ask_missing=False)
-        reader = JudgedDifficulty(scripted_backend(server), cache=str(tmp_path / "c.sqlite"), ask_missing=False,
-                                  aggregate="max")
+        reader = JudgedDifficulty(
+            scripted_backend(server), cache=str(tmp_path / "c.sqlite"), ask_missing=False, aggregate="max"
+        )
         assert reader(batch).tolist() == scorer(batch).tolist() and reader.judge.cache.readonly
         rebuilt = build(json.loads(json.dumps(scorer.to_config().model_dump())))
         copy = pickle.loads(pickle.dumps(rebuilt))
@@ -250,8 +250,13 @@ def test_with_context_asks_the_judge_only_about_rows_without_a_difficulty() -> N
         reward = WithContext(SoftLengthPenalty(budget=TieredBudget()), [scorer])
         ids = [1, 2, 3, 4, 5]
         batch = RewardBatch.from_completions(
-            ["x " * 150] * 5, id=[f"s{n}" for n in ids], image=[square_image(n) for n in ids],
-            problem=[f"sample-{n}" for n in ids], difficulty=[2.0, None, 7.0, None, 9.0], uncertainty=[0.0] * 5)
+            ["x " * 150] * 5,
+            id=[f"s{n}" for n in ids],
+            image=[square_image(n) for n in ids],
+            problem=[f"sample-{n}" for n in ids],
+            difficulty=[2.0, None, 7.0, None, 9.0],
+            uncertainty=[0.0] * 5,
+        )
         output = reward.evaluate(batch)
         assert len(server.requests) == 2 and dict(server.per_sample) == {2: 1, 4: 1}  # only rows 1 and 3 miss one
         assert scorer.stats == {"scored": 2, "fell_back": 0}
@@ -298,12 +303,15 @@ def test_backend_config_round_trip_and_pickling() -> None:
         assert "scene" in copy.complete(MESSAGES, square_image(3))
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("base_url", "127.0.0.1:8000", "OpenAICompatibleBackend: base_url: expected an http:// or https:// URL"),
-    ("timeout", 0, "OpenAICompatibleBackend: timeout: expected > 0, got 0"),
-    ("concurrency", 0, "OpenAICompatibleBackend: concurrency: expected >= 1, got 0"),
-    ("max_retries", -1, "OpenAICompatibleBackend: max_retries: expected >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("base_url", "127.0.0.1:8000", "OpenAICompatibleBackend: base_url: expected an http:// or https:// URL"),
+        ("timeout", 0, "OpenAICompatibleBackend: timeout: expected > 0, got 0"),
+        ("concurrency", 0, "OpenAICompatibleBackend: concurrency: expected >= 1, got 0"),
+        ("max_retries", -1, "OpenAICompatibleBackend: max_retries: expected >= 0, got -1"),
+    ],
+)
 def test_backend_validation_names_the_field(field: str, value: object, message: str) -> None:
     settings: dict[str, object] = {"base_url": "http://127.0.0.1:1/v1", "model": "m", field: value}
     with pytest.raises(ConfigError, match=message):

@@ -38,38 +38,43 @@ from adaptive_length_reward.geometry import mask_geometry
 GOOD = {"scene": 7.0, "seg": 4.0, "language": 2.0}
 
 
-@pytest.mark.parametrize("reply", [
-    '{"scene": 7, "seg": 4, "language": 2}',
-    'Sure!\n```json\n{"scene": 7, "seg": 4, "language": 2}\n```\nHope this helps.',
-    "<think>the example was {\"scene\": 1, \"seg\": 1, \"language\": 1}</think>{\"scene\": 7, \"seg\": 4, "
-    "\"language\": 2}",
-    "reasoning without an opening tag</think>\n{\"scene\": 7, \"seg\": 4, \"language\": 2}",
-    "{'scene': 7, 'seg': 4, 'language': 2}",
-    '{"Scene Complexity": "7/10", "Segmentation Challenge": "4", "Linguistic Ambiguity": 2.0}',
-    '{"scene": {"score": 7, "reason": "busy"}, "seg": {"rating": 4}, "language": {"value": 2}}',
-    '{"difficulty": {"scene": 7, "seg": 4, "language": 2}, "comment": "ok"}',
-    'First guess {"scene": 3, "seg": 3, "language": 3}, corrected: {"scene": 7, "seg": 4, "language": 2}',
-    "scene: 7\nsegmentation: 4/10\nlanguage = 2",
-    '{"scene": 7, "seg": 4, "language": 2',  # cut off after the last score: every score is there
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"scene": 7, "seg": 4, "language": 2}',
+        'Sure!\n```json\n{"scene": 7, "seg": 4, "language": 2}\n```\nHope this helps.',
+        '<think>the example was {"scene": 1, "seg": 1, "language": 1}</think>{"scene": 7, "seg": 4, "language": 2}',
+        'reasoning without an opening tag</think>\n{"scene": 7, "seg": 4, "language": 2}',
+        "{'scene': 7, 'seg': 4, 'language': 2}",
+        '{"Scene Complexity": "7/10", "Segmentation Challenge": "4", "Linguistic Ambiguity": 2.0}',
+        '{"scene": {"score": 7, "reason": "busy"}, "seg": {"rating": 4}, "language": {"value": 2}}',
+        '{"difficulty": {"scene": 7, "seg": 4, "language": 2}, "comment": "ok"}',
+        'First guess {"scene": 3, "seg": 3, "language": 3}, corrected: {"scene": 7, "seg": 4, "language": 2}',
+        "scene: 7\nsegmentation: 4/10\nlanguage = 2",
+        '{"scene": 7, "seg": 4, "language": 2',  # cut off after the last score: every score is there
+    ],
+)
 def test_parser_reads_what_judges_write(reply: str) -> None:
     assert parse_judge_reply(reply) == GOOD
 
 
-@pytest.mark.parametrize(("reply", "reason"), [
-    ("", "empty reply"),
-    ("   <think>only thoughts</think>  ", "empty reply"),
-    ("This one is hard.", "no JSON object"),
-    ('{"scene": 7, "seg": 4}', r"missing aspect\(s\) \['language'\]"),
-    ('{"scene": 11, "seg": 4, "language": 2}', "score from 1 to 10, got 11"),
-    ('{"scene": 0, "seg": 4, "language": 2}', "score from 1 to 10, got 0"),
-    ('{"scene": "high", "seg": 4, "language": 2}', "number from 1 to 10, got 'high'"),
-    ('{"scene": true, "seg": 4, "language": 2}', "number from 1 to 10, got True"),
-    ('{"scene": NaN, "seg": 4, "language": 2}', "score from 1 to 10"),
-    ('{"scene": 7, "scene_complexity": 6, "seg": 4, "language": 2}', "given twice"),
-    ("scene: 7, scene: 8, seg: 4, language: 2", "no JSON object"),
-    ('{"scene": 7, "seg": 4, "langu', "no JSON object"),  # cut off by max_tokens before the last score
-])
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("", "empty reply"),
+        ("   <think>only thoughts</think>  ", "empty reply"),
+        ("This one is hard.", "no JSON object"),
+        ('{"scene": 7, "seg": 4}', r"missing aspect\(s\) \['language'\]"),
+        ('{"scene": 11, "seg": 4, "language": 2}', "score from 1 to 10, got 11"),
+        ('{"scene": 0, "seg": 4, "language": 2}', "score from 1 to 10, got 0"),
+        ('{"scene": "high", "seg": 4, "language": 2}', "number from 1 to 10, got 'high'"),
+        ('{"scene": true, "seg": 4, "language": 2}', "number from 1 to 10, got True"),
+        ('{"scene": NaN, "seg": 4, "language": 2}', "score from 1 to 10"),
+        ('{"scene": 7, "scene_complexity": 6, "seg": 4, "language": 2}', "given twice"),
+        ("scene: 7, scene: 8, seg: 4, language: 2", "no JSON object"),
+        ('{"scene": 7, "seg": 4, "langu', "no JSON object"),  # cut off by max_tokens before the last score
+    ],
+)
 def test_parser_refuses_unreadable_replies_with_a_reason(reply: str, reason: str) -> None:
     with pytest.raises(JudgeReplyError, match=reason):
         parse_judge_reply(reply)
@@ -155,9 +160,14 @@ def test_one_mask_geometry_for_the_heuristic_and_the_judge() -> None:
         mask_area_ratio(np.zeros((2, 2, 2, 2)))
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("<box>(1,2),(3)</box>", "4 finite numbers"), ([5, 5, 1, 1], "x1 <= x2"), (object(), "expected 4 numbers"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("<box>(1,2),(3)</box>", "4 finite numbers"),
+        ([5, 5, 1, 1], "x1 <= x2"),
+        (object(), "expected 4 numbers"),
+    ],
+)
 def test_parse_box_errors(value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_box(value)
@@ -174,9 +184,15 @@ def test_load_image_accepts_the_forms_datasets_use(tmp_path) -> None:
     image = square_image(2)
     image.save(tmp_path / "a.png")
     data = png_bytes(image)
-    for value, base in [(image, None), ("a.png", tmp_path), (tmp_path / "a.png", None), (data, None),
-                        ({"bytes": data, "path": None}, None), ({"bytes": None, "path": "a.png"}, tmp_path),
-                        (np.asarray(image), None)]:
+    for value, base in [
+        (image, None),
+        ("a.png", tmp_path),
+        (tmp_path / "a.png", None),
+        (data, None),
+        ({"bytes": data, "path": None}, None),
+        ({"bytes": None, "path": "a.png"}, tmp_path),
+        (np.asarray(image), None),
+    ]:
         loaded = load_image(value, base_dir=base)
         assert loaded.mode == "RGB" and np.array_equal(np.asarray(loaded), np.asarray(image))
     with pytest.raises(TypeError, match="expected a PIL image"):
@@ -255,7 +271,6 @@ def test_cache_survives_concurrent_writers_from_processes(tmp_path) -> None:
     cache = JudgmentCache(path)
     assert cache.count("h") == 30 and cache.integrity_check() == "ok"
     assert all(1.0 <= row.aspects["scene"] <= 9.0 and not math.isnan(row.aspects["seg"]) for row in cache.iter("h"))
-
 
 
 def test_a_cache_opened_while_another_process_holds_the_lock_waits_for_it(tmp_path: Path) -> None:

@@ -66,8 +66,13 @@ def readable(reply: str) -> bool:
 
 
 def sample(n: int) -> JudgeSample:
-    return JudgeSample(sample_id=f"s{n}", image=square_image(n), expression=f"the coloured square of sample-{n}",
-                       area_ratio=0.11, box=[5, 5, 24, 24])
+    return JudgeSample(
+        sample_id=f"s{n}",
+        image=square_image(n),
+        expression=f"the coloured square of sample-{n}",
+        area_ratio=0.11,
+        box=[5, 5, 24, 24],
+    )
 
 
 def test_prompt_with_the_image_reaches_the_model(local: TransformersBackend) -> None:
@@ -98,23 +103,31 @@ def test_local_judge_reads_or_records_failure_and_caches(model_dir, local: Trans
     assert row.status == verdict.status and row.reply == verdict.reply and row.attempts == verdict.attempts
     again = judge.judge(sample(2))
     assert again.cached and local.requests_made - before == used  # the model is not asked again
-    assert judge.settings["judge"] == {"backend": "transformers", "model": str(model_dir), "max_new_tokens": 12,
-                                       "temperature": 0.0, "top_p": 1.0, "seed": 0}
+    assert judge.settings["judge"] == {
+        "backend": "transformers",
+        "model": str(model_dir),
+        "max_new_tokens": 12,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "seed": 0,
+    }
 
 
 def test_greedy_and_seeded_sampling_are_reproducible(model_dir, local: TransformersBackend) -> None:
     messages = PIXELTHINK_V1.messages("the coloured square", None)
     image = square_image(4)
     assert local.complete(messages, image) == local.complete(messages, image)
-    sampled = TransformersBackend(model_dir, processor=load_processor(model_dir), max_new_tokens=12, temperature=1.0,
-                                  seed=3)
+    sampled = TransformersBackend(
+        model_dir, processor=load_processor(model_dir), max_new_tokens=12, temperature=1.0, seed=3
+    )
     assert sampled.complete(messages, image) == sampled.complete(messages, image)
 
 
 def test_judge_difficulty_scorer_with_the_local_model(local: TransformersBackend, tmp_path) -> None:
     scorer = JudgedDifficulty(local, cache=str(tmp_path / "c.sqlite"), parse_retries=0, missing="medium")
-    batch = RewardBatch.from_completions(["x"] * 3, id=["a", "a", "b"], image=[square_image(1)] * 2 + [square_image(2)],
-                                         problem=["the square"] * 3)
+    batch = RewardBatch.from_completions(
+        ["x"] * 3, id=["a", "a", "b"], image=[square_image(1)] * 2 + [square_image(2)], problem=["the square"] * 3
+    )
     values = scorer(batch)
     verdicts = scorer.judge.cached(["a", "b"])
     assert set(verdicts) == {"a", "b"}  # one verdict per distinct id, both stored
@@ -133,7 +146,8 @@ def test_backend_pickles_without_its_weights(local: TransformersBackend) -> None
     copy = pickle.loads(pickle.dumps(local))
     assert copy._model is None and copy.identity() == local.identity()
     assert copy.complete(PIXELTHINK_V1.messages("x", None), square_image(1)) == local.complete(
-        PIXELTHINK_V1.messages("x", None), square_image(1))
+        PIXELTHINK_V1.messages("x", None), square_image(1)
+    )
     with pytest.raises(TypeError, match="processor object cannot be written to a config"):
         local.to_config()
 
@@ -165,8 +179,21 @@ def test_http_server_backed_by_the_tiny_model(local: TransformersBackend) -> Non
 
 def test_cli_with_a_local_checkpoint(model_dir, tmp_path, capsys) -> None:
     data = write_jsonl_dataset(tmp_path, 2)
-    status = main(["judge", str(data), "-o", str(tmp_path / "o.jsonl"), "--model-path", str(model_dir),
-                   "--max-tokens", "4", "--parse-retries", "0", "--no-progress"])
+    status = main(
+        [
+            "judge",
+            str(data),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--model-path",
+            str(model_dir),
+            "--max-tokens",
+            "4",
+            "--parse-retries",
+            "0",
+            "--no-progress",
+        ]
+    )
     if importlib.util.find_spec("torchvision") is None:  # AutoProcessor of a Qwen-VL checkpoint needs it
         assert status == 2 and "pass processor=" in capsys.readouterr().err
     else:  # random weights: every reply unreadable, recorded as failed

@@ -34,8 +34,9 @@ from adaptive_length_reward.difficulty import (
 
 
 def grpo_batch(correct: list[int], groups: list[object], step: int = 0, **extra: object) -> RewardBatch:
-    return RewardBatch.from_completions(["<think>x</think>"] * len(correct), correct=correct, group_ids=groups,
-                                        step=step, **extra)
+    return RewardBatch.from_completions(
+        ["<think>x</think>"] * len(correct), correct=correct, group_ids=groups, step=step, **extra
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -45,8 +46,10 @@ def grpo_batch(correct: list[int], groups: list[object], step: int = 0, **extra:
 
 def test_pass_rate_on_hand_made_groups() -> None:
     # group "a": 4/4 solved -> 1.0; "b": 3/4 -> 3.25; "c": 1/4 -> 7.75; "d": 0/2 -> 10.0 (groups interleaved)
-    batch = grpo_batch([1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0],
-                       ["a", "b", "a", "b", "a", "b", "b", "a", "c", "c", "c", "c", "d", "d"])
+    batch = grpo_batch(
+        [1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0],
+        ["a", "b", "a", "b", "a", "b", "b", "a", "c", "c", "c", "c", "d", "d"],
+    )
     values = PassRateDifficulty()(batch)
     expected = {"a": 1.0, "b": 3.25, "c": 7.75, "d": 10.0}
     assert values.tolist() == [expected[g] for g in batch.group_ids]
@@ -118,11 +121,11 @@ def test_pass_rate_config_round_trip() -> None:
 def test_ema_across_steps_by_hand() -> None:
     scorer = EMAPassRateDifficulty(decay=0.5, prompt_column="prompt_id")
     step0 = grpo_batch([1, 1, 0, 0], [0, 0, 1, 1], step=0, prompt_id=["p", "p", "q", "q"])
-    assert scorer(step0).tolist() == [1.0, 1.0, 10.0, 10.0]            # r_p = 1, r_q = 0
+    assert scorer(step0).tolist() == [1.0, 1.0, 10.0, 10.0]  # r_p = 1, r_q = 0
     step1 = grpo_batch([0, 0, 1, 1], [0, 0, 1, 1], step=1, prompt_id=["p", "p", "q", "q"])
-    assert scorer(step1).tolist() == [5.5, 5.5, 5.5, 5.5]              # 0.5*1 + 0.5*0; 0.5*0 + 0.5*1
+    assert scorer(step1).tolist() == [5.5, 5.5, 5.5, 5.5]  # 0.5*1 + 0.5*0; 0.5*0 + 0.5*1
     step3 = grpo_batch([1, 1, 0, 0], [0, 0, 1, 1], step=3, prompt_id=["p", "p", "r", "r"])
-    assert scorer(step3).tolist() == [3.25, 3.25, 10.0, 10.0]         # r_p = 0.5*0.5 + 0.5*1 = 0.75; r new: 0
+    assert scorer(step3).tolist() == [3.25, 3.25, 10.0, 10.0]  # r_p = 0.5*0.5 + 0.5*1 = 0.75; r new: 0
     assert scorer.rates(["p", "q", "r"]).tolist() == [0.75, 0.5, 0.0]  # q was not in step 3: unchanged
     assert math.isnan(scorer.rates(["never"])[0]) and len(scorer) == 3
 
@@ -180,8 +183,12 @@ def test_ema_state_errors() -> None:
     with pytest.raises(ValueError, match=r"prompts\[0\]: expected id, rate, before, step, count"):
         scorer.load_state_dict({"format": "adaptive-length-reward/ema-pass-rate/1", "prompts": [{"id": 1}]})
     with pytest.raises(ValueError, match=r"prompts\[0\].rate: expected a rate in \[0, 1\], got 1.5"):
-        scorer.load_state_dict({"format": "adaptive-length-reward/ema-pass-rate/1",
-                                "prompts": [{"id": 1, "rate": 1.5, "before": None, "step": 0, "count": 1}]})
+        scorer.load_state_dict(
+            {
+                "format": "adaptive-length-reward/ema-pass-rate/1",
+                "prompts": [{"id": 1, "rate": 1.5, "before": None, "step": 0, "count": 1}],
+            }
+        )
     scorer(grpo_batch([1], [("tuple", "id")]))
     with pytest.raises(TypeError, match="prompt ids must be str, int or float"):
         scorer.state_dict()
@@ -226,9 +233,11 @@ def test_heuristic_is_on_scale_and_monotone(a1: float, a2: float, n1: int, n2: i
 
 def test_heuristic_scorer_from_columns_and_masks() -> None:
     scorer = HeuristicDifficulty()
-    batch = RewardBatch.from_completions(["a", "b"], mask_area_ratio=[0.25, 0.005],
-                                         problem=["the dog", "the small blue cup behind the lamp on the left of "
-                                                             "the shelf"])
+    batch = RewardBatch.from_completions(
+        ["a", "b"],
+        mask_area_ratio=[0.25, 0.005],
+        problem=["the dog", "the small blue cup behind the lamp on the left of the shelf"],
+    )
     values = scorer(batch)
     assert values[0] == 1.0 and values[1] > 8.0
     mask = np.zeros((10, 10))

@@ -39,8 +39,11 @@ from adaptive_length_reward.difficulty.scale import check_on_scale, describe_his
 # The shape of the official refcoco_train_labeled_merged.json (other fields are carried along and ignored).
 OFFICIAL = [
     {"image_id": "COCO_train2014_000000000009_0", "problem": "the bowl of broccoli", "difficulty_score_model": 2.0},
-    {"image_id": "COCO_train2014_000000000025_1", "problem": "giraffe behind the "
-                                                             "other", "difficulty_score_model": 6.333},
+    {
+        "image_id": "COCO_train2014_000000000025_1",
+        "problem": "giraffe behind the other",
+        "difficulty_score_model": 6.333,
+    },
     {"image_id": "COCO_train2014_000000000030_0", "problem": "white vase", "difficulty_score_model": 4},
     {"image_id": "COCO_train2014_000000000034_0", "problem": "zebra", "difficulty_score_model": None},
 ]
@@ -59,8 +62,12 @@ def official_file(tmp_path):
 
 def test_loader_accepts_the_official_json_shape(official_file) -> None:
     table = load_difficulty_table(official_file)
-    assert table == {"COCO_train2014_000000000009_0": 2.0, "COCO_train2014_000000000025_1": 6.333,
-                     "COCO_train2014_000000000030_0": 4.0, "COCO_train2014_000000000034_0": None}
+    assert table == {
+        "COCO_train2014_000000000009_0": 2.0,
+        "COCO_train2014_000000000025_1": 6.333,
+        "COCO_train2014_000000000030_0": 4.0,
+        "COCO_train2014_000000000034_0": None,
+    }
 
 
 def test_loader_accepts_jsonl_plain_objects_and_aspect_scores(tmp_path) -> None:
@@ -72,16 +79,25 @@ def test_loader_accepts_jsonl_plain_objects_and_aspect_scores(tmp_path) -> None:
     assert load_difficulty_table(records, id_field="id", score_field="d") == {"5": 6.0}
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ([{"problem": "no id"}], r"record 0: expected an object with 'image_id'"),
-    ([{"image_id": 1, "difficulty_score_model": 11}], r"image_id=1: difficulty_score_model: expected a number "
-                                                       r"in \[1, 10\]"),
-    ([{"image_id": 1, "difficulty_score_model": "hard"}], "expected a number in"),
-    ([{"image_id": 1, "difficulty_score_model": True}], "expected a number in"),
-    ([{"image_id": 1, "difficulty_score_model": {"scene": 3}}], "aspect scores with keys"),
-    ([{"image_id": 1, "difficulty_score_model": 2}, {"image_id": "1", "difficulty_score_model": 3}], "listed twice"),
-    ("not a list", "expected a list of records"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ([{"problem": "no id"}], r"record 0: expected an object with 'image_id'"),
+        (
+            [{"image_id": 1, "difficulty_score_model": 11}],
+            r"image_id=1: difficulty_score_model: expected a number "
+            r"in \[1, 10\]",
+        ),
+        ([{"image_id": 1, "difficulty_score_model": "hard"}], "expected a number in"),
+        ([{"image_id": 1, "difficulty_score_model": True}], "expected a number in"),
+        ([{"image_id": 1, "difficulty_score_model": {"scene": 3}}], "aspect scores with keys"),
+        (
+            [{"image_id": 1, "difficulty_score_model": 2}, {"image_id": "1", "difficulty_score_model": 3}],
+            "listed twice",
+        ),
+        ("not a list", "expected a list of records"),
+    ],
+)
 def test_loader_rejects_malformed_tables_naming_the_record(source: object, message: str, tmp_path) -> None:
     if isinstance(source, str):
         path = tmp_path / "t.json"
@@ -92,8 +108,11 @@ def test_loader_rejects_malformed_tables_naming_the_record(source: object, messa
 
 
 def test_loader_duplicate_and_invalid_policies(tmp_path) -> None:
-    records = [{"image_id": 1, "difficulty_score_model": 2}, {"image_id": 1, "difficulty_score_model": 3},
-               {"image_id": 2, "difficulty_score_model": 42}]
+    records = [
+        {"image_id": 1, "difficulty_score_model": 2},
+        {"image_id": 1, "difficulty_score_model": 3},
+        {"image_id": 2, "difficulty_score_model": 42},
+    ]
     assert load_difficulty_table(records, on_duplicate="first", on_invalid="missing") == {"1": 2.0, "2": None}
     assert load_difficulty_table(records, on_duplicate="last", on_invalid="missing") == {"1": 3.0, "2": None}
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -103,8 +122,11 @@ def test_loader_duplicate_and_invalid_policies(tmp_path) -> None:
 def test_lookup_error_policy_names_the_missing_ids(official_file) -> None:
     scorer = LookupDifficulty(official_file)
     ids = ["COCO_train2014_000000000009_0", "unknown-1", "COCO_train2014_000000000034_0"]
-    with pytest.raises(MissingContextError, match=r"no difficulty for 2 of 3 samples \(first: \['unknown-1', "
-                                                   r"'COCO_train2014_000000000034_0'\]\); set missing="):
+    with pytest.raises(
+        MissingContextError,
+        match=r"no difficulty for 2 of 3 samples \(first: \['unknown-1', "
+        r"'COCO_train2014_000000000034_0'\]\); set missing=",
+    ):
         scorer(batch_with_ids(ids))
 
 
@@ -139,8 +161,11 @@ def test_lookup_fills_the_difficulty_column_for_pixelthink_reward(official_file)
     scorer = LookupDifficulty(official_file, missing="easy")
     reward = WithContext(Product([ColumnReward("accuracy"), SoftLengthPenalty(budget=TieredBudget())]), [scorer])
     long = "x " * 200  # 200 words: over the easy budget (96) by 104 -> s = 1 - 104/500
-    values = reward(completions=[long, long, long], accuracy=[5.0, 5.0, 5.0],
-                    id=["COCO_train2014_000000000009_0", "COCO_train2014_000000000030_0", "unknown"])
+    values = reward(
+        completions=[long, long, long],
+        accuracy=[5.0, 5.0, 5.0],
+        id=["COCO_train2014_000000000009_0", "COCO_train2014_000000000030_0", "unknown"],
+    )
     assert values.tolist() == pytest.approx([5 * (1 - 104 / 500), 5.0, 5 * (1 - 104 / 500)])
     assert reward.requires == {"accuracy", "id"}
 
@@ -157,14 +182,20 @@ def test_lookup_config_round_trip_and_pickling(official_file) -> None:
     assert pickle.loads(pickle.dumps(scorer))(batch).tolist() == [7.5]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"missing": "impossible"}, r"LookupDifficulty: missing: expected one of \['error', 'nan', 'easy', "
-                                 r"'medium', 'hard'\]"),
-    ({"missing": 11.0}, r"missing: expected a number in \[1, 10\], got 11.0"),
-    ({"thresholds": (5.0, 3.5)}, "thresholds: expected finite, strictly increasing"),
-    ({"tier_names": ("a", "b")}, "tier_names: expected 3 distinct"),
-    ({"on_duplicate": "merge"}, "on_duplicate"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"missing": "impossible"},
+            r"LookupDifficulty: missing: expected one of \['error', 'nan', 'easy', "
+            r"'medium', 'hard'\]",
+        ),
+        ({"missing": 11.0}, r"missing: expected a number in \[1, 10\], got 11.0"),
+        ({"thresholds": (5.0, 3.5)}, "thresholds: expected finite, strictly increasing"),
+        ({"tier_names": ("a", "b")}, "tier_names: expected 3 distinct"),
+        ({"on_duplicate": "merge"}, "on_duplicate"),
+    ],
+)
 def test_lookup_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         LookupDifficulty({"a": 2.0}, **kwargs)  # type: ignore[arg-type]

@@ -28,8 +28,14 @@ ROW = re.compile(r'<tr class="doc-section-item">\s*<td>\s*<code>([^<]+)</code>\s
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{log[-4000:]}"
     assert "WARNING" not in log, log
@@ -40,16 +46,22 @@ def _section(page: str, identifier: str) -> str:
     """The HTML of one documented object: from its heading to its members (or the next object's heading)."""
     start = page.find(f'id="{identifier}"')
     assert start >= 0, f"{identifier} is not rendered"
-    ends = [i for i in (page.find('<div class="doc doc-children">', start),
-                        page.find('class="doc doc-heading"', start + len(identifier) + 10)) if i >= 0]
-    return page[start:min(ends)] if ends else page[start:]
+    ends = [
+        i
+        for i in (
+            page.find('<div class="doc doc-children">', start),
+            page.find('class="doc doc-heading"', start + len(identifier) + 10),
+        )
+        if i >= 0
+    ]
+    return page[start : min(ends)] if ends else page[start:]
 
 
 def _table(section: str, title: str) -> dict[str, str]:
     """``{name: description text}`` of a rendered docstring table ("Parameters:", "Other Parameters:")."""
     start = section.find(f'<span class="doc-section-title">{title}</span>')
     assert start >= 0, f"no {title!r} table"
-    table = section[start:section.find("</table>", start)]
+    table = section[start : section.find("</table>", start)]
     return {name: _text(rest.split("</td>", 2)[1]) for name, rest in ROW.findall(table)}
 
 

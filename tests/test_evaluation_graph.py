@@ -156,8 +156,11 @@ def test_online_difficulty_runs_each_node_once(calls: collections.Counter[str]) 
     reward = alr.WithContext(shaped, [PassRateDifficulty(accuracy=alr.SegmentationAccuracy(), pass_threshold=5.0)])
     data = batch(difficulty=None)
     # The provider's accuracy (on the batch without difficulty) is the reward's: it reads neither column it fills.
-    assert evaluate(reward, calls, data) == {"WithContext._evaluate": 1, "PassRateDifficulty._score": 1,
-                                             **PIXELTHINK_NODES}
+    assert evaluate(reward, calls, data) == {
+        "WithContext._evaluate": 1,
+        "PassRateDifficulty._score": 1,
+        **PIXELTHINK_NODES,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -27,25 +27,47 @@ from pixelthink.training import training_rows  # noqa: E402
 from adaptive_length_reward.rscore import efficiency_scores  # noqa: E402
 
 #: The smallest settings the example runs with (as tests/test_example_pixelthink.py's SMALLEST).
-SMALLEST = ["--steps", "1", "--eval-samples", "3", "--train-samples", "4", "--warmup-steps", "2",
-            "--num-generations", "2", "--prompts-per-step", "1", "--max-completion-length", "24",
-            "--eval-max-new-tokens", "24", "--image-size", "128", "--save-steps", "1"]
+SMALLEST = [
+    "--steps",
+    "1",
+    "--eval-samples",
+    "3",
+    "--train-samples",
+    "4",
+    "--warmup-steps",
+    "2",
+    "--num-generations",
+    "2",
+    "--prompts-per-step",
+    "1",
+    "--max-completion-length",
+    "24",
+    "--eval-max-new-tokens",
+    "24",
+    "--image-size",
+    "128",
+    "--save-steps",
+    "1",
+]
 
 
 def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, SCRIPT, *argv], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tiny", "--variants", "seg_zero,l2"], "--variants: expected names from seg_zero, prompt"),
-    (["--tiny", "--variants", "seg_zero,seg_zero"], "--variants: expected each name once"),
-    (["--tiny", "--", "--length-reward", "none"], "flags after --: --length-reward are set per variant"),
-    ([], "expected --tiny (CPU) or, after --, the example's --policy DIR --segmenter DIR"),
-    (["--tiny", "--rscore", "judge"], "--rscore judge: expected --rscore-url"),
-    (["--tiny", "--", "--steps", "0"], "--steps: expected an int >= 1, got 0"),
-    (["--tiny", "--cap-sweep", "0.5,-1"], "--cap-sweep: expected comma-separated numbers > 0"),
-    (["--tiny", "--", "--thinking-cap-scales", "x"], "--thinking-cap-scales: expected comma-separated numbers > 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tiny", "--variants", "seg_zero,l2"], "--variants: expected names from seg_zero, prompt"),
+        (["--tiny", "--variants", "seg_zero,seg_zero"], "--variants: expected each name once"),
+        (["--tiny", "--", "--length-reward", "none"], "flags after --: --length-reward are set per variant"),
+        ([], "expected --tiny (CPU) or, after --, the example's --policy DIR --segmenter DIR"),
+        (["--tiny", "--rscore", "judge"], "--rscore judge: expected --rscore-url"),
+        (["--tiny", "--", "--steps", "0"], "--steps: expected an int >= 1, got 0"),
+        (["--tiny", "--cap-sweep", "0.5,-1"], "--cap-sweep: expected comma-separated numbers > 0"),
+        (["--tiny", "--", "--thinking-cap-scales", "x"], "--thinking-cap-scales: expected comma-separated numbers > 0"),
+    ],
+)
 def test_argument_errors_exit_2_before_anything_runs(tmp_path: Path, argv: list[str], message: str) -> None:
     result = _run("--output-dir", str(tmp_path / "out"), *argv, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -71,9 +93,14 @@ def test_efficiency_scores_use_giou_as_a_fraction_and_the_fitted_forms() -> None
 
 
 def test_reductions_are_against_seg_zero() -> None:
-    rows = {name: {"latency_s_per_sample": lat, "end_to_end_s_per_sample": 2 * lat,
-                   "mean_reasoning_tokens": {"all": tokens}}
-            for name, lat, tokens in (("seg_zero", 0.2, 90.0), ("pixelthink", 0.1, 45.0))}
+    rows = {
+        name: {
+            "latency_s_per_sample": lat,
+            "end_to_end_s_per_sample": 2 * lat,
+            "mean_reasoning_tokens": {"all": tokens},
+        }
+        for name, lat, tokens in (("seg_zero", 0.2, 90.0), ("pixelthink", 0.1, 45.0))
+    }
     pixelthink_baselines._reductions(rows)
     assert rows["pixelthink"]["token_reduction"] == pytest.approx(0.5)
     assert rows["pixelthink"]["latency_reduction"] == pytest.approx(0.5)
@@ -89,8 +116,20 @@ def test_the_prompt_variant_asks_for_concise_reasoning() -> None:
 
 def test_two_variants_share_the_start_and_write_the_table(tmp_path: Path) -> None:
     out = tmp_path / "baselines"
-    result = pixelthink_baselines.main(["--tiny", "--output-dir", str(out), "--variants", "seg_zero,pixelthink",
-                                        "--cap-sweep", "0.5", "--no-progress", "--", *SMALLEST])
+    result = pixelthink_baselines.main(
+        [
+            "--tiny",
+            "--output-dir",
+            str(out),
+            "--variants",
+            "seg_zero,pixelthink",
+            "--cap-sweep",
+            "0.5",
+            "--no-progress",
+            "--",
+            *SMALLEST,
+        ]
+    )
     stored = json.loads((out / "baselines.json").read_text())
     assert set(stored["variants"]) == {"seg_zero", "pixelthink"} == set(result["variants"])
     for row in stored["variants"].values():
@@ -107,8 +146,10 @@ def test_two_variants_share_the_start_and_write_the_table(tmp_path: Path) -> Non
     assert second["args"]["warmup_steps"] == 0
     assert (first["reward"]["length_reward"], second["reward"]["length_reward"]) == ("none", "pixelthink")
     # the same evaluation samples, in the same order
-    ids = [[json.loads(line)["id"] for line in (out / v / "eval_after.jsonl").read_text().splitlines()]
-           for v in ("seg_zero", "pixelthink")]
+    ids = [
+        [json.loads(line)["id"] for line in (out / v / "eval_after.jsonl").read_text().splitlines()]
+        for v in ("seg_zero", "pixelthink")
+    ]
     assert ids[0] == ids[1] and len(ids[0]) == 3
     # the capped evaluation: every variant, each sample's budget from its difficulty, never exceeded
     assert set(stored["thinking_cap"]) == {"seg_zero", "pixelthink"}

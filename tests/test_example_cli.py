@@ -26,17 +26,17 @@ from pixelthink.training import TrainSettings, grpo_config_kwargs  # noqa: E402
 
 #: PixelThink's official training yaml, as the issue lists it, and the TRL knob each value lands on.
 OFFICIAL_GRPO_CONFIG = {
-    "per_device_train_batch_size": 8,   # micro-batch (memory only) ...
+    "per_device_train_batch_size": 8,  # micro-batch (memory only) ...
     "gradient_accumulation_steps": 16,  # ... x 16 = 128 completions = 16 prompts x n = 8 per optimizer step
     "num_generations": 8,
     "temperature": 1.0,
     "learning_rate": 1e-6,
     "weight_decay": 1e-2,
     "max_grad_norm": 1.0,
-    "beta": 5e-3,                       # KL as a loss term, TRL's k3 estimator (verl's low_var_kl)
+    "beta": 5e-3,  # KL as a loss term, TRL's k3 estimator (verl's low_var_kl)
     "epsilon": 0.2,
     "max_completion_length": 1300,
-    "loss_type": "grpo",                # per-sequence token mean, averaged over sequences
+    "loss_type": "grpo",  # per-sequence token mean, averaged over sequences
 }
 
 
@@ -47,11 +47,20 @@ def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _settings(args: Any) -> TrainSettings:
     """The TrainSettings ``main`` builds from the parsed arguments (bf16 as on a CUDA machine)."""
     return TrainSettings(
-        steps=args.steps, num_generations=args.num_generations, prompts_per_step=args.prompts_per_step,
-        micro_batch_size=args.micro_batch_size, max_completion_length=args.max_completion_length,
-        learning_rate=args.lr, kl=args.kl, temperature=args.temperature, weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm, clip_epsilon=args.clip_epsilon, loss_type=args.loss_type,
-        bf16=True, report_to=args.report_to,
+        steps=args.steps,
+        num_generations=args.num_generations,
+        prompts_per_step=args.prompts_per_step,
+        micro_batch_size=args.micro_batch_size,
+        max_completion_length=args.max_completion_length,
+        learning_rate=args.lr,
+        kl=args.kl,
+        temperature=args.temperature,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        clip_epsilon=args.clip_epsilon,
+        loss_type=args.loss_type,
+        bf16=True,
+        report_to=args.report_to,
     )
 
 
@@ -87,11 +96,33 @@ def test_recipe_pixelthink_resolves_to_the_official_values(checkpoints: tuple[st
 
 def test_recipe_values_are_overridden_by_explicit_flags(checkpoints: tuple[str, str]) -> None:
     policy, segmenter = checkpoints
-    args = pixelthink_grpo.parse_args(["--recipe", "pixelthink", "--policy", policy, "--segmenter", segmenter,
-                                       "--lr", "2e-6", "--prompts-per-step", "4", "--loss-type", "dapo",
-                                       "--steps", "10", "--micro-batch-size", "4"])
+    args = pixelthink_grpo.parse_args(
+        [
+            "--recipe",
+            "pixelthink",
+            "--policy",
+            policy,
+            "--segmenter",
+            segmenter,
+            "--lr",
+            "2e-6",
+            "--prompts-per-step",
+            "4",
+            "--loss-type",
+            "dapo",
+            "--steps",
+            "10",
+            "--micro-batch-size",
+            "4",
+        ]
+    )
     assert (args.lr, args.prompts_per_step, args.loss_type, args.steps, args.micro_batch_size) == (
-        2e-6, 4, "dapo", 10, 4)
+        2e-6,
+        4,
+        "dapo",
+        10,
+        4,
+    )
     assert args.num_generations == 8 and args.kl == 5e-3  # the rest stays the recipe's
 
 
@@ -126,8 +157,16 @@ def test_report_to_reaches_trl(checkpoints: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_config_file_values_are_used_and_flags_override_them(tmp_path: Path, suffix: str) -> None:
-    values = {"tiny": True, "lr": 3e-4, "prompts-per-step": 3, "loss_type": "grpo", "bf16": False,
-              "report-to": "tensorboard", "no-progress": True, "output-dir": str(tmp_path / "run")}
+    values = {
+        "tiny": True,
+        "lr": 3e-4,
+        "prompts-per-step": 3,
+        "loss_type": "grpo",
+        "bf16": False,
+        "report-to": "tensorboard",
+        "no-progress": True,
+        "output-dir": str(tmp_path / "run"),
+    }
     config = tmp_path / f"run{suffix}"
     if suffix == ".json":
         config.write_text(json.dumps(values))
@@ -135,9 +174,16 @@ def test_config_file_values_are_used_and_flags_override_them(tmp_path: Path, suf
         yaml = pytest.importorskip("yaml")
         config.write_text(yaml.safe_dump(values))
     args = pixelthink_grpo.parse_args(["--config", str(config)])
-    assert (args.tiny, args.lr, args.prompts_per_step, args.loss_type, args.bf16, args.report_to,
-            args.no_progress, args.output_dir) == (True, 3e-4, 3, "grpo", False, "tensorboard", True,
-                                                   str(tmp_path / "run"))
+    assert (
+        args.tiny,
+        args.lr,
+        args.prompts_per_step,
+        args.loss_type,
+        args.bf16,
+        args.report_to,
+        args.no_progress,
+        args.output_dir,
+    ) == (True, 3e-4, 3, "grpo", False, "tensorboard", True, str(tmp_path / "run"))
     assert args.steps == 50  # not in the file: the tiny default
     args = pixelthink_grpo.parse_args(["--config", str(config), "--lr", "1e-3", "--bf16", "--report-to", "none"])
     assert (args.lr, args.bf16, args.report_to, args.prompts_per_step) == (1e-3, True, "none", 3)
@@ -152,7 +198,8 @@ def test_config_file_errors(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"pixelthink_grpo.py: error: --config: expected a YAML or JSON file, got "
-        f"'{tmp_path / 'missing.yaml'}' (no such file)"]
+        f"'{tmp_path / 'missing.yaml'}' (no such file)"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -160,15 +207,18 @@ def test_config_file_errors(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tiny", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["--tiny", "--steps", "many"], "--steps: invalid int value: 'many'"),
-    (["--tiny", "--steps", "0"], "--steps: expected an int >= 1, got 0"),
-    (["--tiny", "--lr", "-1"], "--lr: expected a number > 0, got -1.0"),
-    (["--tiny", "--param-dtype", "float16"], "--param-dtype: invalid choice: 'float16'"),
-    (["--tiny", "--loss-type", "ppo"], "loss_type: expected one of grpo"),
-    (["--tiny", "--micro-batch-size", "3"], "micro_batch_size: expected a divisor of"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tiny", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--tiny", "--steps", "many"], "--steps: invalid int value: 'many'"),
+        (["--tiny", "--steps", "0"], "--steps: expected an int >= 1, got 0"),
+        (["--tiny", "--lr", "-1"], "--lr: expected a number > 0, got -1.0"),
+        (["--tiny", "--param-dtype", "float16"], "--param-dtype: invalid choice: 'float16'"),
+        (["--tiny", "--loss-type", "ppo"], "loss_type: expected one of grpo"),
+        (["--tiny", "--micro-batch-size", "3"], "micro_batch_size: expected a divisor of"),
+    ],
+)
 def test_argument_errors_exit_2_with_usage(tmp_path: Path, argv: list[str], message: str) -> None:
     result = _run(*argv, "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -182,7 +232,8 @@ def test_a_missing_input_path_is_one_clean_line(tmp_path: Path, flag: str) -> No
     result = _run("--tiny", flag, str(missing), "--output-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"pixelthink_grpo.py: error: {flag}: expected an existing file or folder, got '{missing}'"]
+        f"pixelthink_grpo.py: error: {flag}: expected an existing file or folder, got '{missing}'"
+    ]
     assert not (tmp_path / "run").exists()  # nothing was built or written
 
 
@@ -200,11 +251,13 @@ def test_a_missing_checkpoint_directory_is_one_clean_line(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"pixelthink_grpo.py: error: --policy: expected a local checkpoint directory, got "
-        f"'{tmp_path / 'qwen'}' (no such folder)"]
+        f"'{tmp_path / 'qwen'}' (no such folder)"
+    ]
 
 
-def test_bfloat16_parameters_need_the_flag_and_warn(checkpoints: tuple[str, str],
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_bfloat16_parameters_need_the_flag_and_warn(
+    checkpoints: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     policy, segmenter = checkpoints
     args = pixelthink_grpo.parse_args(["--policy", policy, "--segmenter", segmenter])
     assert args.param_dtype == "float32" and pixelthink_grpo.warn_precision(args) is None

@@ -41,8 +41,16 @@ BROKEN = '<think>a b c</think><answer>{"bbox": [10, 10]}</answer>'
 def _sample(name: str) -> SegSample:
     mask = np.zeros((100, 100), dtype=bool)
     mask[10:30, 10:30] = True
-    return SegSample(id=name, image=Image.new("RGB", (100, 100), (200, 200, 200)), query="the box",
-                     bbox=(10, 10, 29, 29), points=((12, 12), (14, 14)), frame=100, mask=mask, difficulty=2.0)
+    return SegSample(
+        id=name,
+        image=Image.new("RGB", (100, 100), (200, 200, 200)),
+        query="the box",
+        bbox=(10, 10, 29, 29),
+        points=((12, 12), (14, 14)),
+        frame=100,
+        mask=mask,
+        difficulty=2.0,
+    )
 
 
 def test_segmenter_calls_equal_parsed_answers_and_the_summary_says_so() -> None:
@@ -50,8 +58,15 @@ def test_segmenter_calls_equal_parsed_answers_and_the_summary_says_so() -> None:
     completions = [GOOD, BROKEN, GOOD, "no answer at all", GOOD]
     segmenter = BoxSegmenter()
     settings = RewardSettings(uncertainty="none")
-    result = score_completions(samples, completions, [0.0] * 5, segmenter, tokenizer=WordTokenizer(),
-                               train_reward=build_reward(settings, None), reward_settings=settings)
+    result = score_completions(
+        samples,
+        completions,
+        [0.0] * 5,
+        segmenter,
+        tokenizer=WordTokenizer(),
+        train_reward=build_reward(settings, None),
+        reward_settings=settings,
+    )
     summary = result.summary()
     assert summary["parsed_answers"] == 3 and summary["segmenter_calls"] == 3
     assert summary["parse_rate"] == pytest.approx(0.6)
@@ -78,38 +93,66 @@ def test_bootstrap_intervals() -> None:
 
 
 def _metrics() -> dict[str, Any]:
-    run = {"samples": 24, "giou": 0.40, "parse_rate": 0.9, "segmenter_calls": 21, "parsed_answers": 21,
-           "mean_reasoning_tokens": {"all": 40.0, "easy": 30.0, "medium": 40.0, "hard": 50.0},
-           "tier_counts": {"easy": 8, "medium": 8, "hard": 8}, "giou_by_tier": {}, "ciou_by_tier": {},
-           "budget_adherence_by_tier": {}, "ciou": 0.4, "budget_adherence": 0.5,
-           "timings": {"prefill_s": 1.0, "decode_s": 1.0, "prefill_ms_per_sample": 1.0, "decode_ms_per_sample": 1.0,
-                       "decode_tokens_per_s": 1.0, "sam_s": 1.0, "sam_ms_per_call": 1.0, "sam_oracle_s": 1.0}}
+    run = {
+        "samples": 24,
+        "giou": 0.40,
+        "parse_rate": 0.9,
+        "segmenter_calls": 21,
+        "parsed_answers": 21,
+        "mean_reasoning_tokens": {"all": 40.0, "easy": 30.0, "medium": 40.0, "hard": 50.0},
+        "tier_counts": {"easy": 8, "medium": 8, "hard": 8},
+        "giou_by_tier": {},
+        "ciou_by_tier": {},
+        "budget_adherence_by_tier": {},
+        "ciou": 0.4,
+        "budget_adherence": 0.5,
+        "timings": {
+            "prefill_s": 1.0,
+            "decode_s": 1.0,
+            "prefill_ms_per_sample": 1.0,
+            "decode_ms_per_sample": 1.0,
+            "decode_tokens_per_s": 1.0,
+            "sam_s": 1.0,
+            "sam_ms_per_call": 1.0,
+            "sam_oracle_s": 1.0,
+        },
+    }
     before = copy.deepcopy(run)
     before["mean_reasoning_tokens"] = {"all": 80.0, "easy": 60.0, "medium": 80.0, "hard": 60.0}
-    return {"before": before, "after": run, "giou_change": -0.01, "giou_change_ci95": [-0.05, 0.03],
-            "timings": {"total_s": 200.0}, "train_steps": 1,
-            "run": {"name": "t", "policy": "p", "segmenter": "s", "data": "d", "device": "cpu"},
-            "config": {"reward": {"length_reward": "pixelthink", "difficulty": "dataset", "uncertainty": "margin"}}}
+    return {
+        "before": before,
+        "after": run,
+        "giou_change": -0.01,
+        "giou_change_ci95": [-0.05, 0.03],
+        "timings": {"total_s": 200.0},
+        "train_steps": 1,
+        "run": {"name": "t", "policy": "p", "segmenter": "s", "data": "d", "device": "cpu"},
+        "config": {"reward": {"length_reward": "pixelthink", "difficulty": "dataset", "uncertainty": "margin"}},
+    }
 
 
 def _met(metrics: dict[str, Any]) -> dict[str, bool | None]:
-    return {row["target"].split(" ")[0] + " " + row["target"].split(" ")[1]: row["met"]
-            for row in demo_targets(metrics)}
+    return {
+        row["target"].split(" ")[0] + " " + row["target"].split(" ")[1]: row["met"] for row in demo_targets(metrics)
+    }
 
 
 def test_demo_targets_all_met() -> None:
     assert all(row["met"] is True for row in demo_targets(_metrics()))
 
 
-@pytest.mark.parametrize("change, missed", [
-    (lambda m: m["after"].update(parse_rate=0.79), "parse rate"),
-    (lambda m: m["after"].update(giou=0.29), "gIoU after >= 30%"),
-    (lambda m: m.update(giou_change=-0.03), "GRPO start - 2 points"),
-    (lambda m: m["after"].update(segmenter_calls=20), "segmenter calls"),
-    (lambda m: m["after"]["mean_reasoning_tokens"].update(easy=37.0), "easy-tier tokens"),
-    (lambda m: m["after"]["mean_reasoning_tokens"].update(hard=10.0), "hard tier reduced less"),
-    (lambda m: m["timings"].update(total_s=301.0), "under 5 minutes"),
-])
+@pytest.mark.parametrize(
+    "change, missed",
+    [
+        (lambda m: m["after"].update(parse_rate=0.79), "parse rate"),
+        (lambda m: m["after"].update(giou=0.29), "gIoU after >= 30%"),
+        (lambda m: m.update(giou_change=-0.03), "GRPO start - 2 points"),
+        (lambda m: m["after"].update(segmenter_calls=20), "segmenter calls"),
+        (lambda m: m["after"]["mean_reasoning_tokens"].update(easy=37.0), "easy-tier tokens"),
+        (lambda m: m["after"]["mean_reasoning_tokens"].update(hard=10.0), "hard tier reduced less"),
+        (lambda m: m["timings"].update(total_s=301.0), "under 5 minutes"),
+    ],
+)
 def test_each_missed_target_is_reported(tmp_path: Path, change: Any, missed: str) -> None:
     metrics = _metrics()
     change(metrics)
@@ -156,11 +199,16 @@ def test_vllm_settings_errors() -> None:
         TrainSettings(steps=1, vllm_gpu_memory_utilization=1.5)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tiny", "--use-vllm"], "--use-vllm: expected --policy DIR (a local checkpoint vLLM can load), got --tiny"),
-    (["--policy", "random:qwen2.5-vl-3b", "--segmenter", "grabcut", "--use-vllm"],
-     "got --policy random:qwen2.5-vl-3b"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tiny", "--use-vllm"], "--use-vllm: expected --policy DIR (a local checkpoint vLLM can load), got --tiny"),
+        (
+            ["--policy", "random:qwen2.5-vl-3b", "--segmenter", "grabcut", "--use-vllm"],
+            "got --policy random:qwen2.5-vl-3b",
+        ),
+    ],
+)
 def test_use_vllm_needs_a_checkpoint(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         pixelthink_grpo.parse_args(argv)
@@ -170,9 +218,25 @@ def test_use_vllm_needs_a_checkpoint(argv: list[str], message: str, capsys: pyte
 def test_use_vllm_without_cuda_is_an_argument_error(tmp_path: Path) -> None:
     policy = tmp_path / "qwen"
     policy.mkdir()
-    result = subprocess.run([sys.executable, str(EXAMPLES / "pixelthink_grpo.py"), "--policy", str(policy),
-                             "--segmenter", "grabcut", "--use-vllm", "--device", "cpu", "--output-dir",
-                             str(tmp_path / "run")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "pixelthink_grpo.py"),
+            "--policy",
+            str(policy),
+            "--segmenter",
+            "grabcut",
+            "--use-vllm",
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--use-vllm: expected a CUDA device, got 'cpu'" in result.stderr
 
@@ -187,16 +251,34 @@ def test_gpu_check_refuses_without_cuda(tmp_path: Path) -> None:
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], capture_output=True,
-                            text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "expected a CUDA device, found none" in result.stderr
 
 
 def test_gpu_check_smoke_pipeline_writes_the_figures(tmp_path: Path) -> None:
     out = tmp_path / "gpu_check.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke",
-                             "--skip-estimators", "--out", str(out), "--run-dir", str(tmp_path / "run")],
-                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--smoke",
+            "--skip-estimators",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     grpo = data["grpo"]

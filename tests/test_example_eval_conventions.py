@@ -36,10 +36,20 @@ BOX = _answer('{"bbox": [10, 10, 39, 29], "points_1": [20, 20], "points_2": [30,
 INVERTED = _answer('{"bbox": [30, 30, 10, 10], "points_1": [20, 20], "points_2": [30, 20]}')  # an empty mask
 
 
-def _sample(name: str, mask: np.ndarray, ignore: np.ndarray | None = None, size: tuple[int, int] = (100, 100)
-            ) -> SegSample:
-    return SegSample(id=name, image=Image.new("RGB", size, (200, 200, 200)), query="the box", bbox=(10, 10, 39, 29),
-                     points=((20, 20), (30, 20)), frame=100, mask=mask, ignore=ignore, difficulty=2.0)
+def _sample(
+    name: str, mask: np.ndarray, ignore: np.ndarray | None = None, size: tuple[int, int] = (100, 100)
+) -> SegSample:
+    return SegSample(
+        id=name,
+        image=Image.new("RGB", size, (200, 200, 200)),
+        query="the box",
+        bbox=(10, 10, 39, 29),
+        points=((20, 20), (30, 20)),
+        frame=100,
+        mask=mask,
+        ignore=ignore,
+        difficulty=2.0,
+    )
 
 
 def _samples() -> list[SegSample]:
@@ -47,15 +57,25 @@ def _samples() -> list[SegSample]:
     target[10:30, 10:40] = True  # rows 10..29, columns 10..39: 600 pixels, the box (10, 10, 39, 29)
     ignore = np.zeros((100, 100), dtype=bool)
     ignore[30:40, 10:40] = True  # 300 ignore pixels below the target
-    return [_sample("qwen", target), _sample("ignore", target.copy(), ignore),
-            _sample("empty", np.zeros((100, 100), dtype=bool))]
+    return [
+        _sample("qwen", target),
+        _sample("ignore", target.copy(), ignore),
+        _sample("empty", np.zeros((100, 100), dtype=bool)),
+    ]
 
 
 def _score(samples: list[SegSample], completions: list[str], convention: str, segmenter: Any = None) -> Any:
     settings = RewardSettings(uncertainty="none")
-    return score_completions(samples, completions, [0.1] * len(samples), segmenter or BoxSegmenter(),
-                             tokenizer=WordTokenizer(), train_reward=build_reward(settings, None),
-                             reward_settings=settings, convention=convention)
+    return score_completions(
+        samples,
+        completions,
+        [0.1] * len(samples),
+        segmenter or BoxSegmenter(),
+        tokenizer=WordTokenizer(),
+        train_reward=build_reward(settings, None),
+        reward_settings=settings,
+        convention=convention,
+    )
 
 
 def test_lisa_and_seg_zero_score_the_same_answers_differently() -> None:
@@ -63,8 +83,11 @@ def test_lisa_and_seg_zero_score_the_same_answers_differently() -> None:
     lisa = _score(_samples(), completions, "lisa")
     # qwen: bbox_2d does not parse -> I = 0, U = 600; ignore: the box is the target, the ignore pixels are out ->
     # 600 / 600; empty: an empty box on an empty truth -> union 0, IoU 1
-    assert [(r["intersection"], r["union"], r["counted"]) for r in lisa.records] == \
-        [(0, 600, True), (600, 600, True), (0, 0, True)]
+    assert [(r["intersection"], r["union"], r["counted"]) for r in lisa.records] == [
+        (0, 600, True),
+        (600, 600, True),
+        (0, 0, True),
+    ]
     assert lisa.report.overall.giou == pytest.approx((0 + 1 + 1) / 3)
     assert lisa.report.overall.ciou == pytest.approx(600 / 1200)
     assert lisa.ious.tolist() == [0.0, 1.0, 1.0] and lisa.skipped_samples == 0
@@ -73,8 +96,11 @@ def test_lisa_and_seg_zero_score_the_same_answers_differently() -> None:
 
     seg_zero = _score(_samples(), completions, "seg_zero")
     # qwen: parses -> 600 / 600; ignore: the 300 ignore pixels are target -> I = 600, U = 900; empty: skipped
-    assert [(r["intersection"], r["union"], r["counted"]) for r in seg_zero.records] == \
-        [(600, 600, True), (600, 900, True), (0, 0, False)]
+    assert [(r["intersection"], r["union"], r["counted"]) for r in seg_zero.records] == [
+        (600, 600, True),
+        (600, 900, True),
+        (0, 0, False),
+    ]
     assert seg_zero.report.overall.giou == pytest.approx((1 + 600 / 900) / 2)
     assert seg_zero.report.overall.ciou == pytest.approx((600 + 600) / (600 + 900))
     assert seg_zero.ious.tolist() == pytest.approx([1.0, 600 / 900]) and seg_zero.records[2]["iou"] is None
@@ -116,7 +142,7 @@ def test_an_unknown_convention_is_refused() -> None:
 
 
 def test_paired_ious_keep_the_samples_counted_in_both_passes() -> None:
-    before = _score(_samples(), [BOX, BOX, BOX], "seg_zero")       # 600/600, 600/900, empty truth: 0/600
+    before = _score(_samples(), [BOX, BOX, BOX], "seg_zero")  # 600/600, 600/900, empty truth: 0/600
     after = _score(_samples(), [QWEN, "no", INVERTED], "seg_zero")  # 600/600, failed 0/900, skipped
     assert record_ious(before.records) == pytest.approx([1.0, 600 / 900, 0.0])
     assert record_ious(after.records)[:2] == [1.0, 0.0] and record_ious(after.records)[2] is None

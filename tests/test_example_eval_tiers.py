@@ -40,23 +40,42 @@ ANSWER = '<think>a b c</think><answer>{"bbox": [10, 10, 39, 29], "points_1": [20
 def _sample(name: str, difficulty: float, *, side: int = 20, query: str = "the box") -> SegSample:
     mask = np.zeros((100, 100), dtype=bool)
     mask[10 : 10 + side, 10 : 10 + side] = True
-    return SegSample(id=name, image=Image.new("RGB", (100, 100), (200, 200, 200)), query=query,
-                     bbox=(10, 10, 9 + side, 9 + side), points=((12, 12), (14, 14)), frame=100, mask=mask,
-                     difficulty=difficulty)
+    return SegSample(
+        id=name,
+        image=Image.new("RGB", (100, 100), (200, 200, 200)),
+        query=query,
+        bbox=(10, 10, 9 + side, 9 + side),
+        points=((12, 12), (14, 14)),
+        frame=100,
+        mask=mask,
+        difficulty=difficulty,
+    )
 
 
 def _score(samples: list[SegSample], settings: RewardSettings) -> Any:
-    return score_completions(samples, [ANSWER] * len(samples), [0.1] * len(samples), BoxSegmenter(),
-                             tokenizer=WordTokenizer(), train_reward=build_reward(settings, None),
-                             reward_settings=settings)
+    return score_completions(
+        samples,
+        [ANSWER] * len(samples),
+        [0.1] * len(samples),
+        BoxSegmenter(),
+        tokenizer=WordTokenizer(),
+        train_reward=build_reward(settings, None),
+        reward_settings=settings,
+    )
 
 
 def _metrics(summary: dict[str, Any], settings: RewardSettings) -> dict[str, Any]:
     """The parts of metrics.json that the report reads, as the example writes them."""
-    return {"difficulty_source": summary["difficulty_source"], "tiers_valid": summary["tiers_valid"],
-            "after": summary, "before": summary, "train_steps": 0, "timings": {},
-            "run": {"name": "t", "policy": "p", "segmenter": "s", "data": "d", "device": "cpu"},
-            "config": {"reward": settings.to_dict()}}
+    return {
+        "difficulty_source": summary["difficulty_source"],
+        "tiers_valid": summary["tiers_valid"],
+        "after": summary,
+        "before": summary,
+        "train_steps": 0,
+        "timings": {},
+        "run": {"name": "t", "policy": "p", "segmenter": "s", "data": "d", "device": "cpu"},
+        "config": {"reward": settings.to_dict()},
+    }
 
 
 def test_dataset_source_uses_the_samples_values() -> None:

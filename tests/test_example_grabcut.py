@@ -84,20 +84,24 @@ def _noise(size: tuple[int, int] = (90, 70)) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("box, expected", [
-    ((10, 10, 10, 40), "box"),          # zero width: the clipped box (one column)
-    ((30, 20, 30, 20), "box"),          # a point
-    ((200, 200, 300, 300), "empty"),    # outside the image
-    ((-50, -50, -10, -10), "empty"),
-    ((float("nan"), 0, 10, 10), "empty"),
-    ((-20, -20, 200, 200), "any"),      # covers the whole image: no background to model
-    ((50, 40, 10, 10), "any"),          # corners swapped
-    ((5, 5, 60, 50), "any"),            # a box with both points outside it
-])
+@pytest.mark.parametrize(
+    "box, expected",
+    [
+        ((10, 10, 10, 40), "box"),  # zero width: the clipped box (one column)
+        ((30, 20, 30, 20), "box"),  # a point
+        ((200, 200, 300, 300), "empty"),  # outside the image
+        ((-50, -50, -10, -10), "empty"),
+        ((float("nan"), 0, 10, 10), "empty"),
+        ((-20, -20, 200, 200), "any"),  # covers the whole image: no background to model
+        ((50, 40, 10, 10), "any"),  # corners swapped
+        ((5, 5, 60, 50), "any"),  # a box with both points outside it
+    ],
+)
 def test_degenerate_boxes_give_a_defined_mask(box: tuple[float, float, float, float], expected: str) -> None:
     image = _noise()
-    mask = GrabCutSegmenter().predict(image, box, ((80.0, 65.0), (85.0, 66.0)) if box == (5, 5, 60, 50)
-                                      else ((30.0, 20.0), (20.0, 25.0)))
+    mask = GrabCutSegmenter().predict(
+        image, box, ((80.0, 65.0), (85.0, 66.0)) if box == (5, 5, 60, 50) else ((30.0, 20.0), (20.0, 25.0))
+    )
     assert mask.shape == (70, 90) and mask.dtype == np.bool_
     if expected == "empty":
         assert not mask.any()

@@ -71,7 +71,8 @@ def test_mask_box_and_points_are_consistent(scene_samples: list[SegSample]) -> N
             assert s.mask[y, x], (s.id, s.points)
         assert s.points[0] != s.points[1]
         assert parse_ground_truth(s.solution) == parse_ground_truth(
-            {"bbox": list(s.bbox), "points": [list(p) for p in s.points]})
+            {"bbox": list(s.bbox), "points": [list(p) for p in s.points]}
+        )
         # the target's pixels in the image have the target's colour
         colour = scenes.COLOURS[s.meta["objects"][s.meta["target"]]["colour"]]
         assert (np.asarray(s.image)[s.mask] == colour).all()
@@ -85,8 +86,9 @@ def _matching(objects: list[dict[str, Any]], expression: str) -> list[int]:
     def select(match: re.Match[str], p: str) -> list[int]:
         keep = []
         for i, o in enumerate(objects):
-            if all(match.group(p + a) in (None, "shape") or o[a] == match.group(p + a) for a in ("size", "colour")) \
-                    and match.group(p + "kind") in ("shape", o["kind"]):
+            if all(
+                match.group(p + a) in (None, "shape") or o[a] == match.group(p + a) for a in ("size", "colour")
+            ) and match.group(p + "kind") in ("shape", o["kind"]):
                 keep.append(i)
         return keep
 
@@ -97,18 +99,28 @@ def _matching(objects: list[dict[str, Any]], expression: str) -> list[int]:
     if superlative:
         word, colour, kind = superlative.groups()
         group = [i for i, o in enumerate(objects) if o["colour"] == colour and o["kind"] == kind]
-        key = {"leftmost": lambda i: objects[i]["cx"], "rightmost": lambda i: -objects[i]["cx"],
-               "topmost": lambda i: objects[i]["cy"], "bottommost": lambda i: -objects[i]["cy"]}[word]
+        key = {
+            "leftmost": lambda i: objects[i]["cx"],
+            "rightmost": lambda i: -objects[i]["cx"],
+            "topmost": lambda i: objects[i]["cy"],
+            "bottommost": lambda i: -objects[i]["cy"],
+        }[word]
         best = min(key(i) for i in group)
         return [i for i in group if key(i) == best]
-    relation = re.fullmatch(noun.format(p="t") + r" (?P<relation>to the left of|to the right of|above|below) "
-                            + noun.format(p="a"), expression)
+    relation = re.fullmatch(
+        noun.format(p="t") + r" (?P<relation>to the left of|to the right of|above|below) " + noun.format(p="a"),
+        expression,
+    )
     if relation:
         anchors = select(relation, "a")
         assert len(anchors) == 1, expression  # the anchor is named uniquely
         a = extent(objects[anchors[0]])
-        test = {"to the left of": lambda e: e[2] < a[0], "to the right of": lambda e: e[0] > a[2],
-                "above": lambda e: e[3] < a[1], "below": lambda e: e[1] > a[3]}[relation.group("relation")]
+        test = {
+            "to the left of": lambda e: e[2] < a[0],
+            "to the right of": lambda e: e[0] > a[2],
+            "above": lambda e: e[3] < a[1],
+            "below": lambda e: e[1] > a[3],
+        }[relation.group("relation")]
         return [i for i in select(relation, "t") if test(extent(objects[i]))]
     plain = re.fullmatch(noun.format(p="t"), expression)
     assert plain, expression
@@ -209,10 +221,13 @@ def test_refcocog_saved_dataset_with_the_official_difficulty_table(tmp_path: Pat
     rows = {
         "id": ["a", "b"],
         "problem": ["the man on the left.", "a red cup"],
-        "solution": ["<box>(10,20),(300,400)</box><points>(100,200),(150,250)</points>",
-                     "<box>(0,0),(9,9)</box><points>(1,1),(5,5)</points>"],
+        "solution": [
+            "<box>(10,20),(300,400)</box><points>(100,200),(150,250)</points>",
+            "<box>(0,0),(9,9)</box><points>(1,1),(5,5)</points>",
+        ],
         "image": [_rgb((840, 840)), _rgb((840, 840))],
-        "img_height": [840, 840], "img_width": [840, 840],
+        "img_height": [840, 840],
+        "img_width": [840, 840],
     }
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "refcocog"))
     table = tmp_path / "refcoco_train_labeled_merged.json"
@@ -231,8 +246,15 @@ def test_reasonseg_saved_dataset_gets_its_target_from_the_mask(tmp_path: Path) -
     datasets = pytest.importorskip("datasets")
     mask = np.zeros((60, 80), dtype=bool)
     mask[10:30, 20:60] = True
-    rows = {"image": [_rgb((80, 60))], "text": ["the thing"], "mask": [mask.tolist()], "image_id": ["img1"],
-            "ann_id": ["7"], "img_height": [60], "img_width": [80]}
+    rows = {
+        "image": [_rgb((80, 60))],
+        "text": ["the thing"],
+        "mask": [mask.tolist()],
+        "image_id": ["img1"],
+        "ann_id": ["7"],
+        "img_height": [60],
+        "img_width": [80],
+    }
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "reasonseg"))
     (sample,) = sources.load_saved_dataset(tmp_path / "reasonseg", frame=840)
     assert sample.id == "img1-7" and np.array_equal(sample.mask, mask)
@@ -273,8 +295,15 @@ def test_reasonseg_diff_manifest(tmp_path: Path) -> None:
     ImageDraw.Draw(mask).rectangle([4, 6, 20, 16], fill=255)
     mask.save(tmp_path / "img_mask.png")
     records = [
-        {"id": "s1", "image": "img.png", "query": "the left part", "mask": "img_mask.png", "difficulty": 7.0,
-         "reasoning_short": "short", "reasoning_long": "a long chain"},
+        {
+            "id": "s1",
+            "image": "img.png",
+            "query": "the left part",
+            "mask": "img_mask.png",
+            "difficulty": 7.0,
+            "reasoning_short": "short",
+            "reasoning_long": "a long chain",
+        },
         {"image": "img.png", "text": "the top", "polygon": [[0, 0], [10, 0], [10, 5], [0, 5]]},
     ]
     (tmp_path / "val.json").write_text(json.dumps({"samples": records}))
@@ -304,9 +333,16 @@ def _answer_batch(words: int, difficulty: list[float]) -> RewardBatch:
     gt = "<box>(0,0),(99,99)</box><points>(20,20),(70,70)</points>"
     n = len(difficulty)
     return RewardBatch.from_completions(
-        [text] * n, ground_truth=[gt] * n, difficulty=difficulty, uncertainty=[0.5] * n,
-        group_ids=[i // 2 for i in range(n)], token_ids=[list(range(words + 12))] * n,
-        mask_area_ratio=[0.1] * n, query=["the red cup"] * n, id=[str(i // 2) for i in range(n)])
+        [text] * n,
+        ground_truth=[gt] * n,
+        difficulty=difficulty,
+        uncertainty=[0.5] * n,
+        group_ids=[i // 2 for i in range(n)],
+        token_ids=[list(range(words + 12))] * n,
+        mask_area_ratio=[0.1] * n,
+        query=["the red cup"] * n,
+        id=[str(i // 2) for i in range(n)],
+    )
 
 
 def test_official_settings_use_the_preset_itself() -> None:
@@ -329,8 +365,9 @@ def test_demo_budgets_follow_the_flags() -> None:
 @pytest.mark.parametrize("length_reward", LENGTH_REWARDS)
 @pytest.mark.parametrize("difficulty", ["dataset", "heuristic", "online"])
 def test_every_ablation_builds_and_scores(length_reward: str, difficulty: str) -> None:
-    settings = RewardSettings(length_reward=length_reward, difficulty=difficulty, uncertainty="none",
-                              max_completion_length=300)
+    settings = RewardSettings(
+        length_reward=length_reward, difficulty=difficulty, uncertainty="none", max_completion_length=300
+    )
     reward = build_reward(settings, tokenizer=None)
     out = reward.evaluate(_answer_batch(30, [2.0, 2.0, 7.0, 7.0]))
     assert out.rewards.shape == (4,) and np.isfinite(out.rewards).all()
@@ -371,10 +408,12 @@ def test_local_checkpoints_load_and_run(tmp_path: Path) -> None:
     tiny.processor.save_pretrained(tmp_path / "policy")
     policy = load_policy(tmp_path / "policy")
     assert policy.tokenizer.encode("</think>") == tiny.tokenizer.encode("</think>")
-    text = policy.processor.apply_chat_template(prompts.conversation("the circle"), add_generation_prompt=True,
-                                                tokenize=False)
-    assert text == tiny.processor.apply_chat_template(prompts.conversation("the circle"), add_generation_prompt=True,
-                                                      tokenize=False)
+    text = policy.processor.apply_chat_template(
+        prompts.conversation("the circle"), add_generation_prompt=True, tokenize=False
+    )
+    assert text == tiny.processor.apply_chat_template(
+        prompts.conversation("the circle"), add_generation_prompt=True, tokenize=False
+    )
     inputs = policy.processor(text=[text], images=[_rgb((84, 84))], return_tensors="pt")
     reference = tiny.processor(text=[text], images=[_rgb((84, 84))], return_tensors="pt")
     with torch.no_grad():
@@ -417,14 +456,32 @@ def padded_architecture(monkeypatch: pytest.MonkeyPatch) -> str:
     """A small architecture whose vocabulary is larger than the tiny tokenizer's, as the real ones are."""
     from pixelthink import models
 
-    monkeypatch.setitem(models.ARCHITECTURES, "test-padded", {
-        "text": {"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                 "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-                 "rms_norm_eps": 1e-6, "mrope_section": [2, 3, 3]},
-        "vision": {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
-                   "fullatt_block_indexes": [0]},
-        "tie_word_embeddings": True,
-    })
+    monkeypatch.setitem(
+        models.ARCHITECTURES,
+        "test-padded",
+        {
+            "text": {
+                "vocab_size": 4096,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 4096,
+                "rms_norm_eps": 1e-6,
+                "mrope_section": [2, 3, 3],
+            },
+            "vision": {
+                "depth": 1,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_heads": 2,
+                "out_hidden_size": 64,
+                "fullatt_block_indexes": [0],
+            },
+            "tie_word_embeddings": True,
+        },
+    )
     return "test-padded"
 
 
@@ -434,17 +491,19 @@ def test_random_policy_never_samples_ids_its_tokenizer_lacks(padded_architecture
     policy = build_random_policy(prompts.QUESTION_TEMPLATE, padded_architecture, seed=3)
     known = len(policy.tokenizer)
     assert known < 4096 and policy.model.get_output_embeddings().weight.shape[0] == 4096
-    text = policy.processor.apply_chat_template(prompts.conversation("the circle"), add_generation_prompt=True,
-                                                tokenize=False)
+    text = policy.processor.apply_chat_template(
+        prompts.conversation("the circle"), add_generation_prompt=True, tokenize=False
+    )
     inputs = policy.processor(text=[text, text], images=[_rgb((84, 84))] * 2, return_tensors="pt", padding=True)
     torch.manual_seed(0)
     with torch.no_grad():
         free = policy.model.generate(**inputs, do_sample=True, max_new_tokens=48)
-        out = policy.model.generate(**inputs, do_sample=True, max_new_tokens=48, min_new_tokens=48,
-                                    **policy.generation_kwargs())
-    new = out[:, inputs["input_ids"].shape[1]:]
+        out = policy.model.generate(
+            **inputs, do_sample=True, max_new_tokens=48, min_new_tokens=48, **policy.generation_kwargs()
+        )
+    new = out[:, inputs["input_ids"].shape[1] :]
     assert new.shape[1] == 48 and int(new.max()) < known  # only ids the tokenizer can decode
-    assert int(free[:, inputs["input_ids"].shape[1]:].max()) >= known  # without suppression it would sample them
+    assert int(free[:, inputs["input_ids"].shape[1] :].max()) >= known  # without suppression it would sample them
 
 
 @pytest.mark.slow
@@ -453,9 +512,22 @@ def test_main_path_with_a_size_true_random_policy(tmp_path: Path, padded_archite
     import pixelthink_grpo
 
     smallest = [a for a in SMALLEST if a != "--tiny"]
-    metrics = pixelthink_grpo.main([*smallest, "--policy", f"random:{padded_architecture}", "--segmenter",
-                                    "random:sam", "--min-completion-length", "24", "--lr", "1e-4", "--no-eval-before",
-                                    "--output-dir", str(tmp_path / "run")])
+    metrics = pixelthink_grpo.main(
+        [
+            *smallest,
+            "--policy",
+            f"random:{padded_architecture}",
+            "--segmenter",
+            "random:sam",
+            "--min-completion-length",
+            "24",
+            "--lr",
+            "1e-4",
+            "--no-eval-before",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ]
+    )
     assert metrics["train_steps"] == 1 and metrics["notes"][0].startswith("size-true timing run: test-padded")
     logged = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     lengths = [row["completions/mean_length"] for row in logged if "completions/mean_length" in row]
@@ -473,14 +545,30 @@ def test_scoring_rescales_answers_and_counts_failed_parses() -> None:
     tokenizer = build_tiny_policy(prompts.QUESTION_TEMPLATE).tokenizer
     mask = np.zeros((100, 200), dtype=bool)
     mask[10:30, 20:80] = True  # an image twice as wide as high; the policy answers in a 100 x 100 frame
-    sample = SegSample(id="s", image=_rgb((200, 100)), query="the box", bbox=(10, 10, 39, 29),
-                       points=((20, 20), (30, 20)), frame=100, mask=mask, difficulty=2.0)
-    exact = ('<think>a b c</think><answer>{"bbox": [10, 10, 39, 29], "points_1": [20, 20], '
-             '"points_2": [30, 20]}</answer>')
+    sample = SegSample(
+        id="s",
+        image=_rgb((200, 100)),
+        query="the box",
+        bbox=(10, 10, 39, 29),
+        points=((20, 20), (30, 20)),
+        frame=100,
+        mask=mask,
+        difficulty=2.0,
+    )
+    exact = (
+        '<think>a b c</think><answer>{"bbox": [10, 10, 39, 29], "points_1": [20, 20], "points_2": [30, 20]}</answer>'
+    )
     segmenter = BoxSegmenter()
     settings = RewardSettings(easy_budget=10, uncertainty="none")
-    result = score_completions([sample, sample], [exact, "<think>no answer"], [0.1, 0.2], segmenter,
-                               tokenizer=tokenizer, train_reward=build_reward(settings, None), reward_settings=settings)
+    result = score_completions(
+        [sample, sample],
+        [exact, "<think>no answer"],
+        [0.1, 0.2],
+        segmenter,
+        tokenizer=tokenizer,
+        train_reward=build_reward(settings, None),
+        reward_settings=settings,
+    )
     assert segmenter.calls[0][1] == (20, 10, 78, 29)  # x scaled by 2, y by 1
     assert result.records[0]["parsed"] and not result.records[1]["parsed"]
     assert result.records[1]["intersection"] == 0 and result.records[1]["union"] == int(mask.sum())
@@ -498,8 +586,15 @@ def test_scoring_refuses_box_only_samples() -> None:
 
     sample = SegSample(id="r", image=_rgb((10, 10)), query="q", bbox=(0, 0, 5, 5), points=((1, 1), (2, 2)), frame=10)
     with pytest.raises(ValueError, match="expected ground-truth masks, got none for \\['r'\\]"):
-        score_completions([sample], ["x"], [0.0], BoxSegmenter(), tokenizer=None,
-                          train_reward=build_reward(RewardSettings(), None), reward_settings=RewardSettings())
+        score_completions(
+            [sample],
+            ["x"],
+            [0.0],
+            BoxSegmenter(),
+            tokenizer=None,
+            train_reward=build_reward(RewardSettings(), None),
+            reward_settings=RewardSettings(),
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -515,8 +610,16 @@ class _JudgeHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         text = json.dumps(body["messages"])
         score = 8 if "above" in text else 2  # relational expressions are judged hard
-        reply = {"choices": [{"message": {"role": "assistant",
-                                          "content": json.dumps({"scene": score, "seg": score, "language": score})}}]}
+        reply = {
+            "choices": [
+                {
+                    "message": {
+                        "role": "assistant",
+                        "content": json.dumps({"scene": score, "seg": score, "language": score}),
+                    }
+                }
+            ]
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -534,7 +637,8 @@ def test_judge_difficulty_scores_samples_through_an_openai_compatible_server(tmp
     try:
         samples = SceneGenerator(seed=1, image_size=128).samples(4)
         args = pixelthink_grpo.build_parser().parse_args(
-            ["--tiny", "--judge-url", f"http://127.0.0.1:{server.server_port}/v1", "--judge-model", "judge"])
+            ["--tiny", "--judge-url", f"http://127.0.0.1:{server.server_port}/v1", "--judge-model", "judge"]
+        )
         counts = pixelthink_grpo.judge_difficulty(samples, args, tmp_path)
     finally:
         server.shutdown()
@@ -546,9 +650,30 @@ def test_judge_difficulty_scores_samples_through_an_openai_compatible_server(tmp
 # The main path, end to end
 # ------------------------------------------------------------------------------------------------------------
 
-SMALLEST = ["--tiny", "--steps", "1", "--eval-samples", "2", "--train-samples", "4", "--warmup-steps", "1",
-            "--num-generations", "2", "--prompts-per-step", "1", "--max-completion-length", "24",
-            "--eval-max-new-tokens", "24", "--image-size", "128", "--save-steps", "1", "--no-progress"]
+SMALLEST = [
+    "--tiny",
+    "--steps",
+    "1",
+    "--eval-samples",
+    "2",
+    "--train-samples",
+    "4",
+    "--warmup-steps",
+    "1",
+    "--num-generations",
+    "2",
+    "--prompts-per-step",
+    "1",
+    "--max-completion-length",
+    "24",
+    "--eval-max-new-tokens",
+    "24",
+    "--image-size",
+    "128",
+    "--save-steps",
+    "1",
+    "--no-progress",
+]
 
 
 def _png(path: Path) -> bool:
@@ -567,8 +692,17 @@ def test_main_path_trains_evaluates_reports_and_resumes(tmp_path: Path) -> None:
         assert 0.0 <= stored[key] <= 1.0
     assert set(stored["mean_reasoning_tokens"]) == {"all", "easy", "medium", "hard"}
     timings = stored["timings"]
-    for key in ("eval_prefill_s", "eval_decode_s", "eval_sam_s", "eval_sam_ms_per_call", "train_s", "reward_s",
-                "uncertainty_s", "warmup_s", "total_s"):
+    for key in (
+        "eval_prefill_s",
+        "eval_decode_s",
+        "eval_sam_s",
+        "eval_sam_ms_per_call",
+        "train_s",
+        "reward_s",
+        "uncertainty_s",
+        "warmup_s",
+        "total_s",
+    ):
         assert timings[key] is not None and timings[key] >= 0, key
     assert timings["eval_sam_ms_per_call"] > 0 and timings["uncertainty_s"] > 0
     assert stored["before"]["samples"] == stored["after"]["samples"] == 2
@@ -579,8 +713,9 @@ def test_main_path_trains_evaluates_reports_and_resumes(tmp_path: Path) -> None:
     assert (run / "checkpoints" / "checkpoint-1").is_dir()
     assert len((run / "eval_after.jsonl").read_text().splitlines()) == 2
 
-    resumed = pixelthink_grpo.main([*SMALLEST, "--steps", "2", "--output-dir", str(run), "--resume",
-                                    "--no-eval-before"])
+    resumed = pixelthink_grpo.main(
+        [*SMALLEST, "--steps", "2", "--output-dir", str(run), "--resume", "--no-eval-before"]
+    )
     assert resumed["train_steps"] == 2 and resumed["resumed_from"].endswith("checkpoint-1")
     assert resumed["before"] == stored["before"]  # kept from the first run
     assert resumed["warmup"]["steps"] == 0
@@ -593,9 +728,22 @@ def test_main_path_ablation_without_uncertainty(tmp_path: Path) -> None:
     import pixelthink_grpo
 
     run = tmp_path / "kimi"
-    metrics = pixelthink_grpo.main([*SMALLEST, "--output-dir", str(run), "--length-reward", "kimi", "--difficulty",
-                                    "online", "--uncertainty", "none", "--segmenter-kind", "sam2",
-                                    "--no-eval-before"])
+    metrics = pixelthink_grpo.main(
+        [
+            *SMALLEST,
+            "--output-dir",
+            str(run),
+            "--length-reward",
+            "kimi",
+            "--difficulty",
+            "online",
+            "--uncertainty",
+            "none",
+            "--segmenter-kind",
+            "sam2",
+            "--no-eval-before",
+        ]
+    )
     assert metrics["train_steps"] == 1 and metrics["before"] is None
     assert metrics["timings"]["uncertainty_s"] == 0.0 and metrics["run"]["segmenter"].startswith("tiny-sam2")
     logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
@@ -606,21 +754,51 @@ def test_main_path_ablation_without_uncertainty(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_explains_bad_flag_combinations(tmp_path: Path) -> None:
     script = str(EXAMPLES / "pixelthink_grpo.py")
-    result = subprocess.run([sys.executable, script, "--output-dir", str(tmp_path)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script, "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "--policy: expected a local Qwen2.5-VL checkpoint directory" in result.stderr
-    result = subprocess.run([sys.executable, script, "--tiny", "--difficulty", "judge", "--output-dir",
-                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script, "--tiny", "--difficulty", "judge", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "--difficulty judge: expected --judge-url" in result.stderr
-    result = subprocess.run([sys.executable, script, "--tiny", "--resume", "--output-dir", str(tmp_path / "empty")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script, "--tiny", "--resume", "--output-dir", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "--resume: expected a checkpoint-N folder" in result.stderr
-    result = subprocess.run([sys.executable, script, "--tiny", "--micro-batch-size", "3", "--output-dir",
-                             str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script, "--tiny", "--micro-batch-size", "3", "--output-dir", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "micro_batch_size: expected a divisor of" in result.stderr
-    result = subprocess.run([sys.executable, script, "--policy", "random:qwen9", "--segmenter", "random:sam",
-                             "--output-dir", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--policy",
+            "random:qwen9",
+            "--segmenter",
+            "random:sam",
+            "--output-dir",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "--policy: expected random:ARCH with ARCH one of qwen2.5-vl-3b" in result.stderr
-    result = subprocess.run([sys.executable, script, "--tiny", "--random-layers", "2", "--output-dir",
-                             str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script, "--tiny", "--random-layers", "2", "--output-dir", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "--random-layers: expected only with --policy random:ARCH" in result.stderr

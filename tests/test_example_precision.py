@@ -43,8 +43,7 @@ def policy_and_batch() -> tuple[Any, dict[str, Any]]:
     policy = build_tiny_policy(prompts.QUESTION_TEMPLATE, seed=0)
     sample = SceneGenerator(seed=0, image_size=128).samples(1)[0]
     processor = policy.processor
-    text = processor.apply_chat_template(prompts.conversation(sample.query), add_generation_prompt=True,
-                                         tokenize=False)
+    text = processor.apply_chat_template(prompts.conversation(sample.query), add_generation_prompt=True, tokenize=False)
     text += prompts.reference_completion(prompts.warmup_reasoning(sample.query), sample.bbox, sample.points)
     batch = processor(text=[text], images=[policy_image(sample.image, sample.frame)], return_tensors="pt")
     config = policy.model.config
@@ -70,10 +69,16 @@ def _one_step(policy: Any, batch: dict[str, Any], *, param_dtype: Any) -> float:
         optimizer_cls, optimizer_kwargs = transformers.Trainer.get_optimizer_cls_and_kwargs(args, model)
         decay = set(transformers.Trainer.get_decay_parameter_names(None, model))  # as Trainer groups them
         params = [p for p in model.parameters() if p.requires_grad]
-        groups = [{"params": [p for n, p in model.named_parameters() if p.requires_grad and n in decay],
-                   "weight_decay": args.weight_decay},
-                  {"params": [p for n, p in model.named_parameters() if p.requires_grad and n not in decay],
-                   "weight_decay": 0.0}]
+        groups = [
+            {
+                "params": [p for n, p in model.named_parameters() if p.requires_grad and n in decay],
+                "weight_decay": args.weight_decay,
+            },
+            {
+                "params": [p for n, p in model.named_parameters() if p.requires_grad and n not in decay],
+                "weight_decay": 0.0,
+            },
+        ]
         optimizer = optimizer_cls(groups, **optimizer_kwargs)
         before = [p.detach().clone() for p in params]
         labels = batch["input_ids"].clone()

@@ -65,8 +65,9 @@ RLE_CASES = [
 
 
 @pytest.mark.parametrize(("size", "string", "counts", "expected"), RLE_CASES, ids=["block", "negative-delta", "seam"])
-def test_coco_rle_decodes_to_the_hand_written_pixels(size: tuple[int, int], string: str, counts: list[int],
-                                                     expected: np.ndarray) -> None:
+def test_coco_rle_decodes_to_the_hand_written_pixels(
+    size: tuple[int, int], string: str, counts: list[int], expected: np.ndarray
+) -> None:
     height, width = size
     for encoded in (string, string.encode("ascii"), counts):
         mask = sources.coco_mask({"size": [height, width], "counts": encoded}, height=height, width=width)
@@ -83,20 +84,29 @@ def test_coco_polygons_decode_to_the_hand_written_pixels() -> None:
     assert np.array_equal(sources.coco_mask([[0, 0, 4, 0, 0, 4]], height=4, width=4), triangle)
 
 
-@pytest.mark.parametrize(("segmentation", "message"), [
-    ({"size": [4, 6], "counts": "53107"}, r"segmentation.size: expected \[4, 5\] \(the image's \[height, width\]\), "
-                                          r"got \[4, 6\]"),
-    ({"size": "4x5", "counts": "53107"}, r"segmentation.size: expected \[4, 5\] .*, got '4x5'"),
-    ({"size": [4, 5], "counts": "5310"}, r"segmentation.counts: expected non-negative run lengths summing to 20 "
-                                         r"\(4 x 5 pixels\), got 4 runs summing to 12"),
-    ({"size": [4, 5], "counts": [5, 3, 1, 3, 9]}, "summing to 20 .* got 5 runs summing to 21"),
-    ({"size": [4, 5], "counts": "5\x7f"}, r"expected a COCO RLE string, got .* \(malformed at character 1\)"),
-    ({"size": [4, 5], "counts": [5.5, 14.5]}, "expected a COCO RLE string or a list of run lengths, got"),
-    ([[1, 1, 4, 1, 4]], r"expected COCO polygons \[\[x1, y1, x2, y2, x3, y3, ...\], ...\]"),
-    ([[1, 1, 4, 1]], "each an even number >= 6"),
-    ([1, 1, 4, 1, 4, 3], "expected COCO polygons"),
-    ("53107", r"expected a COCO RLE \{'size': \[h, w\], 'counts': ...\} or polygons"),
-])
+@pytest.mark.parametrize(
+    ("segmentation", "message"),
+    [
+        (
+            {"size": [4, 6], "counts": "53107"},
+            r"segmentation.size: expected \[4, 5\] \(the image's \[height, width\]\), "
+            r"got \[4, 6\]",
+        ),
+        ({"size": "4x5", "counts": "53107"}, r"segmentation.size: expected \[4, 5\] .*, got '4x5'"),
+        (
+            {"size": [4, 5], "counts": "5310"},
+            r"segmentation.counts: expected non-negative run lengths summing to 20 "
+            r"\(4 x 5 pixels\), got 4 runs summing to 12",
+        ),
+        ({"size": [4, 5], "counts": [5, 3, 1, 3, 9]}, "summing to 20 .* got 5 runs summing to 21"),
+        ({"size": [4, 5], "counts": "5\x7f"}, r"expected a COCO RLE string, got .* \(malformed at character 1\)"),
+        ({"size": [4, 5], "counts": [5.5, 14.5]}, "expected a COCO RLE string or a list of run lengths, got"),
+        ([[1, 1, 4, 1, 4]], r"expected COCO polygons \[\[x1, y1, x2, y2, x3, y3, ...\], ...\]"),
+        ([[1, 1, 4, 1]], "each an even number >= 6"),
+        ([1, 1, 4, 1, 4, 3], "expected COCO polygons"),
+        ("53107", r"expected a COCO RLE \{'size': \[h, w\], 'counts': ...\} or polygons"),
+    ],
+)
 def test_malformed_coco_masks_are_one_clear_line(segmentation: Any, message: str) -> None:
     with pytest.raises(sources.DatasetFormatError, match=message) as caught:
         sources.coco_mask(segmentation, height=4, width=5)
@@ -106,8 +116,10 @@ def test_malformed_coco_masks_are_one_clear_line(segmentation: Any, message: str
 def test_lisa_polygons_and_coco_polygons_keep_their_own_boundary_convention(tmp_path: Path) -> None:
     Image.new("RGB", (6, 5)).save(tmp_path / "img.png")
     corners = [[1, 1], [4, 1], [4, 3], [1, 3]]
-    records = [{"id": "lisa", "image": "img.png", "query": "q", "polygon": corners},
-               {"id": "coco", "image": "img.png", "query": "q", "segmentation": [[v for xy in corners for v in xy]]}]
+    records = [
+        {"id": "lisa", "image": "img.png", "query": "q", "polygon": corners},
+        {"id": "coco", "image": "img.png", "query": "q", "segmentation": [[v for xy in corners for v in xy]]},
+    ]
     (tmp_path / "m.json").write_text(json.dumps(records))
     lisa, coco = sources.load_source(tmp_path / "m.json", frame=60)
     assert np.array_equal(lisa.mask, _expected((5, 6), (slice(1, 4), slice(1, 5))))  # cv2/PIL: boundary included
@@ -116,8 +128,11 @@ def test_lisa_polygons_and_coco_polygons_keep_their_own_boundary_convention(tmp_
 
 def test_missing_pycocotools_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pycocotools.mask", None)  # `import pycocotools.mask` now raises ImportError
-    with pytest.raises(MissingExtraError, match=r"COCO RLE / polygon masks needs the optional package 'pycocotools'.*"
-                                                r"pip install 'adaptive-length-reward\[example\]'"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"COCO RLE / polygon masks needs the optional package 'pycocotools'.*"
+        r"pip install 'adaptive-length-reward\[example\]'",
+    ):
         sources.coco_mask({"size": [4, 5], "counts": "53107"}, height=4, width=5)
 
 
@@ -145,18 +160,37 @@ def test_jsonl_manifest_with_every_field(tmp_path: Path) -> None:
     _png(tmp_path / "img" / "b.png", (8, 6))
     _png(tmp_path / "img" / "b_mask.png", (8, 6), box=(2, 1, 5, 3))
     records = [
-        {"id": "a", "image": "img/a.png", "question": "the block", "mask": {"size": [4, 5], "counts": "53107"},
-         "ignore": {"size": [4, 5], "counts": [9, 1, 10]}, "difficulty": 2.5, "tier": "Easy", "split": "val",
-         "reasoning_short": "It is small.", "reasoning_long": "Looking at the image, the block is small."},
-        {"id": "b", "image": "img/b.png", "query": ["first", "second"], "mask": "img/b_mask.png",
-         "difficulty_score_model": 7, "split": "test"},
+        {
+            "id": "a",
+            "image": "img/a.png",
+            "question": "the block",
+            "mask": {"size": [4, 5], "counts": "53107"},
+            "ignore": {"size": [4, 5], "counts": [9, 1, 10]},
+            "difficulty": 2.5,
+            "tier": "Easy",
+            "split": "val",
+            "reasoning_short": "It is small.",
+            "reasoning_long": "Looking at the image, the block is small.",
+        },
+        {
+            "id": "b",
+            "image": "img/b.png",
+            "query": ["first", "second"],
+            "mask": "img/b_mask.png",
+            "difficulty_score_model": 7,
+            "split": "test",
+        },
         {"image": "img/a.png", "text": "no id", "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]], "split": "val"},
     ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
     a, b, c = sources.load_source(manifest, frame=100)
-    assert (a.id, a.query, a.difficulty, a.meta) == ("a", "the block", 2.5, {"source": "reasonseg_diff",
-                                                                              "split": "val", "tier": "easy"})
+    assert (a.id, a.query, a.difficulty, a.meta) == (
+        "a",
+        "the block",
+        2.5,
+        {"source": "reasonseg_diff", "split": "val", "tier": "easy"},
+    )
     assert a.reasoning == "It is small." and a.reasoning_long.startswith("Looking")
     # the ignore RLE marks row 1 of column 2 (9 zeros: columns 0 and 1, then row 0 of column 2; then a one)
     assert a.ignore is not None and np.argwhere(a.ignore).tolist() == [[1, 2]]
@@ -166,21 +200,30 @@ def test_jsonl_manifest_with_every_field(tmp_path: Path) -> None:
     assert c.id == "a" and c.query == "no id" and int(c.mask.sum()) == 4  # id defaults to the image's stem
     assert [s.id for s in sources.load_source(manifest, split="test")] == ["b"]
     assert len(sources.load_reasonseg(manifest, split="val", limit=1)) == 1
-    with pytest.raises(sources.DatasetFormatError, match=r"m.jsonl: split: expected one of the records' splits "
-                                                         r"\['test', 'val'\], got 'train'"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"m.jsonl: split: expected one of the records' splits "
+        r"\['test', 'val'\], got 'train'",
+    ):
         sources.load_source(manifest, split="train")
 
 
-@pytest.mark.parametrize(("record", "message"), [
-    ({"tier": "extreme"}, r"m.jsonl\[0\]: tier: expected one of \['easy', 'medium', 'hard'\], got 'extreme'"),
-    ({"mask": {"size": [5, 5], "counts": "53107"}}, r"m.jsonl\[0\]: mask.size: expected \[4, 5\]"),
-    ({"mask": [[1, 0], [0, 1]]}, r"m.jsonl\[0\]: mask: expected shape \(4, 5\) \(the image's\), got \(2, 2\)"),
-    ({"mask": [[0, 0, 2, 0, 2, 2, 0]]}, r"mask: expected shape \(4, 5\) \(the image's\), got \(1, 7\)"),
-    ({"mask": [[0, 0, 2], [0, 2]]}, r"mask: expected a mask image, a COCO RLE or a 2-D array \(COCO polygons go "
-                                    r"under 'segmentation'\)"),
-    ({"mask": {"size": [4, 5], "counts": [20]}}, r"m.jsonl\[0\]: expected a non-empty target mask"),
-    ({"mask": "missing.png"}, r"m.jsonl\[0\]: mask: expected a file, got .*missing.png' \(not found\)"),
-])
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"tier": "extreme"}, r"m.jsonl\[0\]: tier: expected one of \['easy', 'medium', 'hard'\], got 'extreme'"),
+        ({"mask": {"size": [5, 5], "counts": "53107"}}, r"m.jsonl\[0\]: mask.size: expected \[4, 5\]"),
+        ({"mask": [[1, 0], [0, 1]]}, r"m.jsonl\[0\]: mask: expected shape \(4, 5\) \(the image's\), got \(2, 2\)"),
+        ({"mask": [[0, 0, 2, 0, 2, 2, 0]]}, r"mask: expected shape \(4, 5\) \(the image's\), got \(1, 7\)"),
+        (
+            {"mask": [[0, 0, 2], [0, 2]]},
+            r"mask: expected a mask image, a COCO RLE or a 2-D array \(COCO polygons go "
+            r"under 'segmentation'\)",
+        ),
+        ({"mask": {"size": [4, 5], "counts": [20]}}, r"m.jsonl\[0\]: expected a non-empty target mask"),
+        ({"mask": "missing.png"}, r"m.jsonl\[0\]: mask: expected a file, got .*missing.png' \(not found\)"),
+    ],
+)
 def test_bad_manifest_records_are_one_clear_line(tmp_path: Path, record: dict[str, Any], message: str) -> None:
     _png(tmp_path / "a.png", (5, 4))
     base = {"image": "a.png", "query": "q", "mask": {"size": [4, 5], "counts": "53107"}}
@@ -198,15 +241,27 @@ def test_bad_manifest_records_are_one_clear_line(tmp_path: Path, record: dict[st
 # ------------------------------------------------------------------------------------------------------------
 
 RLE = {"size": datasets.Sequence(datasets.Value("int32")), "counts": datasets.Value("string")}
-FEATURES = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string"), "mask": RLE,
-                              "image_id": datasets.Value("string"), "ann_id": datasets.Value("string"),
-                              "difficulty": datasets.Value("float32")})
+FEATURES = datasets.Features(
+    {
+        "image": datasets.Image(),
+        "text": datasets.Value("string"),
+        "mask": RLE,
+        "image_id": datasets.Value("string"),
+        "ann_id": datasets.Value("string"),
+        "difficulty": datasets.Value("float32"),
+    }
+)
 
 
 def _rows(names: list[str], difficulty: float = 3.0) -> dict[str, list[Any]]:
-    return {"image": [Image.new("RGB", (5, 4), (9, 9, 9)) for _ in names], "text": [f"find {n}" for n in names],
-            "mask": [{"size": [4, 5], "counts": "53107"} for _ in names], "image_id": names,
-            "ann_id": ["0" for _ in names], "difficulty": [difficulty for _ in names]}
+    return {
+        "image": [Image.new("RGB", (5, 4), (9, 9, 9)) for _ in names],
+        "text": [f"find {n}" for n in names],
+        "mask": [{"size": [4, 5], "counts": "53107"} for _ in names],
+        "image_id": names,
+        "ann_id": ["0" for _ in names],
+        "difficulty": [difficulty for _ in names],
+    }
 
 
 def _parquet(path: Path, names: list[str], difficulty: float = 3.0) -> Path:
@@ -219,6 +274,7 @@ def _parquet(path: Path, names: list[str], difficulty: float = 3.0) -> Path:
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every socket connection fails while the test runs, with datasets' and huggingface_hub's offline switches
     off (conftest turns them on for the suite): the loaders must not need them to stay local."""
+
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError("network access attempted in an offline test")
 
@@ -244,8 +300,15 @@ def test_a_parquet_file_written_without_datasets(tmp_path: Path, no_network: Non
     """pyarrow alone: the image as datasets' undecoded {bytes, path} struct, COCO polygons, no feature metadata."""
     png = io.BytesIO()
     Image.new("RGB", (6, 5)).save(png, format="PNG")
-    table = pa.table({"id": ["p"], "image": [{"bytes": png.getvalue(), "path": None}], "query": ["the rectangle"],
-                      "segmentation": [[[1.0, 1.0, 4.0, 1.0, 4.0, 3.0, 1.0, 3.0]]], "reasoning_long": ["long"]})
+    table = pa.table(
+        {
+            "id": ["p"],
+            "image": [{"bytes": png.getvalue(), "path": None}],
+            "query": ["the rectangle"],
+            "segmentation": [[[1.0, 1.0, 4.0, 1.0, 4.0, 3.0, 1.0, 3.0]]],
+            "reasoning_long": ["long"],
+        }
+    )
     pq.write_table(table, tmp_path / "plain.parquet")
     (sample,) = sources.load_source(tmp_path / "plain.parquet", cache_dir=tmp_path / "cache")
     assert sample.id == "p" and sample.reasoning_long == "long" and sample.image.size == (6, 5)
@@ -264,8 +327,11 @@ def test_a_folder_of_parquet_files_loads_with_split_names_from_file_names(tmp_pa
     assert [s.id for s in sources.load_source(folder, split="test", cache_dir=tmp_path / "cache")] == ["t-0"]
     with pytest.raises(sources.DatasetFormatError, match=r"config: expected None for parquet files"):
         sources.load_source(folder, config="default")
-    with pytest.raises(sources.DatasetFormatError, match=r"load_hf_dataset: split: expected one of \[.*'test'.*\], "
-                                                         r"got 'val'"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"load_hf_dataset: split: expected one of \[.*'test'.*\], "
+        r"got 'val'",
+    ):
         sources.load_source(folder, split="val", cache_dir=tmp_path / "cache")
 
 
@@ -273,8 +339,10 @@ def test_arrow_files_load(tmp_path: Path, no_network: None) -> None:
     dataset = datasets.Dataset.from_dict(_rows(["s", "t"]), features=FEATURES)
     with ipc.new_file(tmp_path / "file_format.arrow", dataset.data.table.schema) as writer:  # IPC file format
         writer.write_table(dataset.data.table)
-    assert [s.id for s in sources.load_source(tmp_path / "file_format.arrow", cache_dir=tmp_path / "c")] == ["s-0",
-                                                                                                           "t-0"]
+    assert [s.id for s in sources.load_source(tmp_path / "file_format.arrow", cache_dir=tmp_path / "c")] == [
+        "s-0",
+        "t-0",
+    ]
     dataset.save_to_disk(str(tmp_path / "saved"))  # datasets' own stream-format files, without state.json: arrow
     folder = tmp_path / "arrows"
     folder.mkdir()
@@ -288,8 +356,10 @@ def test_arrow_files_load(tmp_path: Path, no_network: None) -> None:
 def _hub_cache(hub: Path, repo: str, commits: dict[str, list[str]], main: str) -> Path:
     """``huggingface_hub``'s cache layout: blobs by hash, snapshots/<commit>/ linking to them, refs/main."""
     folder = hub / f"datasets--{repo.replace('/', '--')}"
-    readme = ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: validation\n"
-              "    path: rows/reasonseg_rows.parquet\n---\n# a cached dataset\n")
+    readme = (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: validation\n"
+        "    path: rows/reasonseg_rows.parquet\n---\n# a cached dataset\n"
+    )
     for commit, names in commits.items():
         blob = _parquet(folder / "blobs" / f"{commit}-rows", names)
         snapshot = folder / "snapshots" / commit
@@ -314,15 +384,24 @@ def test_a_hub_cache_folder_loads_offline(tmp_path: Path, no_network: None, monk
     assert len(sources.load_source(folder / "snapshots" / "0ld", **cache)) == 2
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
     assert [s.id for s in sources.load_source("Owner/ReasonSeg_tiny", **cache)] == ["new-0"]  # a cached id
-    with pytest.raises(FileNotFoundError, match=r"load_source: path: expected .* or a dataset id in the local hub "
-                                                r"cache .*, got 'Owner/Absent' \(neither; nothing is downloaded\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"load_source: path: expected .* or a dataset id in the local hub "
+        r"cache .*, got 'Owner/Absent' \(neither; nothing is downloaded\)",
+    ):
         sources.load_source("Owner/Absent")
-    with pytest.raises(sources.DatasetFormatError, match=r"revision: expected a ref under refs/ or a cached "
-                                                         r"snapshot \['0ld', 'c0ffee'\], got 'v2'"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"revision: expected a ref under refs/ or a cached "
+        r"snapshot \['0ld', 'c0ffee'\], got 'v2'",
+    ):
         sources.load_source(folder, revision="v2")
     (folder / "refs" / "main").write_text("deadbeef")
-    with pytest.raises(sources.DatasetFormatError, match=r"refs/main names 'deadbeef', expected one of the cached "
-                                                         r"snapshots"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"refs/main names 'deadbeef', expected one of the cached "
+        r"snapshots",
+    ):
         sources.load_source(folder)
 
 
@@ -330,12 +409,17 @@ def test_a_hub_repository_with_several_configurations(tmp_path: Path, no_network
     snapshot = tmp_path / "datasets--Owner--Two" / "snapshots" / "abc"
     _parquet(snapshot / "one" / "rows.parquet", ["a"])
     _parquet(snapshot / "two" / "rows.parquet", ["b", "c"])
-    (snapshot / "README.md").write_text("---\nconfigs:\n- config_name: one\n  data_files: one/*.parquet\n"
-                                        "- config_name: two\n  data_files: two/*.parquet\n---\n")
+    (snapshot / "README.md").write_text(
+        "---\nconfigs:\n- config_name: one\n  data_files: one/*.parquet\n"
+        "- config_name: two\n  data_files: two/*.parquet\n---\n"
+    )
     folder, cache = snapshot.parents[1], tmp_path / "cache"
     assert [s.id for s in sources.load_source(folder, config="two", cache_dir=cache)] == ["b-0", "c-0"]
-    with pytest.raises(sources.DatasetFormatError, match=r"^load_hf_dataset: config: expected one of the "
-                                                         r"repository's configurations \['one', 'two'\], got None$"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"^load_hf_dataset: config: expected one of the "
+        r"repository's configurations \['one', 'two'\], got None$",
+    ):
         sources.load_source(folder, cache_dir=cache)
 
 
@@ -355,20 +439,35 @@ def test_every_kind_is_detected_and_unknown_paths_are_one_line(tmp_path: Path) -
     assert sources.detect_source(tmp_path / "m.json") == "manifest"
     assert set(sources.SOURCE_KINDS) == {"saved", "hub_cache", "parquet", "arrow", "lisa", "manifest"}
     cases: list[tuple[Path, type[Exception], str]] = [
-        (tmp_path / "rows.csv", sources.DatasetFormatError, r"load_source: path: expected a save_to_disk folder, .*"
-                                                            r"a \.json/\.jsonl manifest, got the file '.*rows.csv'"),
+        (
+            tmp_path / "rows.csv",
+            sources.DatasetFormatError,
+            r"load_source: path: expected a save_to_disk folder, .*"
+            r"a \.json/\.jsonl manifest, got the file '.*rows.csv'",
+        ),
         (tmp_path / "empty", sources.DatasetFormatError, r"got the folder '.*empty' \(none of these\)"),
-        (tmp_path / "nowhere" / "x", FileNotFoundError, r"load_source: path: expected .*, got '.*nowhere/x' "
-                                                        r"\(not found\)"),
-        (tmp_path / "broken.parquet", sources.DatasetFormatError, r"load_hf_dataset: path: expected a dataset "
-                                                                  r"datasets can read, got '.*broken.parquet' \("),
+        (
+            tmp_path / "nowhere" / "x",
+            FileNotFoundError,
+            r"load_source: path: expected .*, got '.*nowhere/x' "
+            r"\(not found\)",
+        ),
+        (
+            tmp_path / "broken.parquet",
+            sources.DatasetFormatError,
+            r"load_hf_dataset: path: expected a dataset "
+            r"datasets can read, got '.*broken.parquet' \(",
+        ),
     ]
     for path, kind, message in cases:
         with pytest.raises(kind, match=message) as caught:
             sources.load_source(path, cache_dir=tmp_path / "cache")
         assert "\n" not in str(caught.value), path
-    with pytest.raises(sources.DatasetFormatError, match=r"load_hf_dataset: path: .*got '.*m.json' \(a manifest "
-                                                         r"source: use load_source\)"):
+    with pytest.raises(
+        sources.DatasetFormatError,
+        match=r"load_hf_dataset: path: .*got '.*m.json' \(a manifest "
+        r"source: use load_source\)",
+    ):
         sources.load_hf_dataset(tmp_path / "m.json")
     with pytest.raises(sources.DatasetFormatError, match=r"load_reasonseg: split: expected None for a LISA folder"):
         sources.load_source(tmp_path / "lisa", split="val")

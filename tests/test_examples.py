@@ -25,8 +25,10 @@ def test_make_demo_prints_the_quickstart_table_then_runs_the_worked_example() ->
     makefile = (ROOT / "Makefile").read_text()
     recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)  # type: ignore[union-attr]
     commands = [line.strip() for line in recipe.splitlines()]
-    assert commands == ["$(PY) examples/quickstart.py",
-                        "$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo"]
+    assert commands == [
+        "$(PY) examples/quickstart.py",
+        "$(PY) examples/pixelthink_grpo.py --tiny --output-dir runs/demo",
+    ]
 
 
 def test_readme_quickstart_block_runs_and_its_comment_is_true() -> None:

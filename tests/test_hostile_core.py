@@ -148,8 +148,9 @@ def test_the_batch_path_refuses_a_negative_uncertainty_naming_the_column() -> No
 
 
 def test_a_missing_uncertainty_is_still_nan_and_follows_the_budgets_missing_rule() -> None:
-    batch = RewardBatch.from_completions([ANSWER, ANSWER], ground_truth=[GT, GT], difficulty=[7.0, 7.0],
-                                         uncertainty=[None, float("nan")])
+    batch = RewardBatch.from_completions(
+        [ANSWER, ANSWER], ground_truth=[GT, GT], difficulty=[7.0, 7.0], uncertainty=[None, float("nan")]
+    )
     assert np.isnan(batch.uncertainty).all()  # type: ignore[arg-type]
     reward = pixelthink(missing_uncertainty=0.0)
     assert np.isfinite(reward(batch)).all()  # type: ignore[operator]
@@ -173,8 +174,11 @@ def test_a_tiered_budget_grown_beyond_float64_saturates_instead_of_becoming_no_p
 
 
 @settings(max_examples=200, deadline=None)
-@given(d=st.floats(-FLOAT_MAX, FLOAT_MAX), u=st.floats(0.0, FLOAT_MAX),
-       slopes=st.tuples(st.floats(-1e10, 1e10), st.floats(-1e10, 1e10)))
+@given(
+    d=st.floats(-FLOAT_MAX, FLOAT_MAX),
+    u=st.floats(0.0, FLOAT_MAX),
+    slopes=st.tuples(st.floats(-1e10, 1e10), st.floats(-1e10, 1e10)),
+)
 def test_a_linear_budget_is_within_its_bounds_for_any_finite_context(
     d: float, u: float, slopes: tuple[float, float]
 ) -> None:

@@ -130,9 +130,26 @@ def test_hostile_replies_are_recorded_as_unparseable_and_the_cli_run_completes(t
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
     with ScriptedJudgeServer(hostile) as server:
         started = time.monotonic()
-        status = main(["judge", str(data), "-o", str(out), "--base-url", server.base_url, "--model", "m",
-                       "--max-retries", "0", "--parse-retries", "1", "--no-progress", "--cache", str(cache),
-                       "--details"])
+        status = main(
+            [
+                "judge",
+                str(data),
+                "-o",
+                str(out),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--max-retries",
+                "0",
+                "--parse-retries",
+                "1",
+                "--no-progress",
+                "--cache",
+                str(cache),
+                "--details",
+            ]
+        )
         elapsed = time.monotonic() - started
     assert status == 1  # some rows without a score: a normal outcome, not an error
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -210,12 +227,22 @@ print(len(verdicts), sum(v.ok for v in verdicts), backend.requests_made)
 def test_two_annotators_on_one_cache_ask_each_item_once(tmp_path: Path, orders: tuple[str, str]) -> None:
     n = 40
     cache = tmp_path / "shared.sqlite"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "src"),
-                                                                                str(REPO / "tests")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
+    }
     with ScriptedJudgeServer(first_answer_then_garbage(delay=0.03)) as server:
-        processes = [subprocess.Popen([sys.executable, "-c", ANNOTATOR, server.base_url, str(cache), str(n), order],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for order in orders]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", ANNOTATOR, server.base_url, str(cache), str(n), order],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for order in orders
+        ]
         results = [p.communicate(timeout=120) for p in processes]
         requests = len(server.requests)
     for process, (stdout, stderr) in zip(processes, results):
@@ -226,12 +253,15 @@ def test_two_annotators_on_one_cache_ask_each_item_once(tmp_path: Path, orders: 
         assert store.count(status="ok") == n and store.count() == n
 
 
-@pytest.mark.parametrize("body", [
-    b'{"choices": ' + b"[" * 100_000,  # RecursionError inside json.loads
-    b'{"choices": [{"message": {"content": "x"}}], "n": ' + b"9" * 5000 + b"}",  # int-digits limit
-    b'{"choices": [{"message": ["not", "an", "object"]}]}',
-    b"\xff\xfe not utf-8",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"choices": ' + b"[" * 100_000,  # RecursionError inside json.loads
+        b'{"choices": [{"message": {"content": "x"}}], "n": ' + b"9" * 5000 + b"}",  # int-digits limit
+        b'{"choices": [{"message": ["not", "an", "object"]}]}',
+        b"\xff\xfe not utf-8",
+    ],
+)
 def test_a_response_body_that_is_no_chat_completion_is_a_transport_failure(body: bytes) -> None:
     with ScriptedJudgeServer(lambda request, i: Raw(body)) as server:
         verdict = DifficultyJudge(backend(server), parse_retries=0).ask(sample(1))

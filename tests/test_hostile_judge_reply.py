@@ -29,11 +29,55 @@ from adaptive_length_reward.difficulty.judge.reply import MAX_REPLY_CHARS
 CALL_LIMIT_S = 0.050
 
 MOTIFS = [
-    '{"a":', "{", "}", "[", "]", "{[", '"', "'", "\\", '\\"', " ", "\n", "a ", "<think>", "</think>", "<think",
-    "scene", "scene: ", "seg=", "language:", '"scene": 7, ', '{"scene": 7}', '{"scene":', '{"seg": 1, "scene": 2}',
-    "9" * 50, "1e999", "-0.", "NaN", "/10", '{"scene": {"score": ', "[[[[", "((((", "{'", "it's ", "```json\n",
-    '{"scene": 7, "seg": 4, "language": 2}', '{"scene": 7, "seg": 4, "language": 2', '"text": 5', "\x00", "\ud800",
-    "ｓｃｅｎｅ", "Scene Complexity: 3/10 ", "{1: 2}", "{[1]: 2}", "{{}}", "True", "None,", "\\u0000", "𝟕",
+    '{"a":',
+    "{",
+    "}",
+    "[",
+    "]",
+    "{[",
+    '"',
+    "'",
+    "\\",
+    '\\"',
+    " ",
+    "\n",
+    "a ",
+    "<think>",
+    "</think>",
+    "<think",
+    "scene",
+    "scene: ",
+    "seg=",
+    "language:",
+    '"scene": 7, ',
+    '{"scene": 7}',
+    '{"scene":',
+    '{"seg": 1, "scene": 2}',
+    "9" * 50,
+    "1e999",
+    "-0.",
+    "NaN",
+    "/10",
+    '{"scene": {"score": ',
+    "[[[[",
+    "((((",
+    "{'",
+    "it's ",
+    "```json\n",
+    '{"scene": 7, "seg": 4, "language": 2}',
+    '{"scene": 7, "seg": 4, "language": 2',
+    '"text": 5',
+    "\x00",
+    "\ud800",
+    "ｓｃｅｎｅ",
+    "Scene Complexity: 3/10 ",
+    "{1: 2}",
+    "{[1]: 2}",
+    "{{}}",
+    "True",
+    "None,",
+    "\\u0000",
+    "𝟕",
 ]
 
 
@@ -42,7 +86,7 @@ SIZES = st.floats(0, 5)
 #: Motif numbers: below len(MOTIFS) one of MOTIFS, above a random text seeded by the number (cheaper to draw
 #: than hypothesis text, which would make the 10,000 examples take a minute).
 MOTIF_LISTS = st.lists(st.integers(0, 4 * len(MOTIFS)), min_size=1, max_size=4)
-ALPHABET = '{}[]"\':= \n\t,./-0123456789eE+aAsScCnNgGlLtT<>_\x00\u00e9\u2028\U0001d7d5'
+ALPHABET = "{}[]\"':= \n\t,./-0123456789eE+aAsScCnNgGlLtT<>_\x00\u00e9\u2028\U0001d7d5"
 
 
 def motif(number: int) -> str:
@@ -50,6 +94,8 @@ def motif(number: int) -> str:
         return MOTIFS[number]
     rng = random.Random(number)
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 12)))
+
+
 SCORES = st.fixed_dictionaries({a: st.integers(-2, 12) for a in ASPECTS})
 FRACTIONS = st.floats(0, 1)
 CUTS = st.one_of(st.none(), FRACTIONS)
@@ -107,8 +153,12 @@ def check(reply: str) -> None:
         assert set(aspects) == set(ASPECTS) and all(1.0 <= v <= 10.0 for v in aspects.values())
 
 
-SETTINGS = dict(derandomize=True, deadline=None, database=None, suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+SETTINGS = dict(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 
 
 @settings(max_examples=10_000, **SETTINGS)  # type: ignore[arg-type]
@@ -126,24 +176,27 @@ def test_structured_hostile_replies_parse_or_raise_judge_reply_error(reply: str)
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 
-@pytest.mark.parametrize("reply", [
-    '{"a":' * 3000,  # RecursionError before
-    '{"scene": ' + "9" * 5000 + ', "seg": 4, "language": 2}',  # int-digits ValueError before
-    '{"scene": ' + "9" * 400 + ', "seg": 4, "language": 2}',  # an int beyond float range
-    "{'scene': " + "9" * 400 + ", 'seg': 4, 'language': 2}",
-    "a" + " " * 99_000,  # cubic before
-    "{" * 99_000,
-    "<think>" * 14_000,
-    '{"scene":1}' * 9_000,
-    "scene: 1 " * 11_000,
-    "{" + "[" * 99_000 + "}",
-    deep_json(900, 7),
-    deep_json(20, {"score": {"score": {"score": 7}}}),
-    '{"scene": {"score": ' * 2000,
-    "{'scene': 7, 'seg': 4, 'language': " + "(" * 500 + "2" + ")" * 500 + "}",
-    "{" + "1+" * 5000 + "1}",
-    "x" * (MAX_REPLY_CHARS + 1),
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"a":' * 3000,  # RecursionError before
+        '{"scene": ' + "9" * 5000 + ', "seg": 4, "language": 2}',  # int-digits ValueError before
+        '{"scene": ' + "9" * 400 + ', "seg": 4, "language": 2}',  # an int beyond float range
+        "{'scene': " + "9" * 400 + ", 'seg': 4, 'language': 2}",
+        "a" + " " * 99_000,  # cubic before
+        "{" * 99_000,
+        "<think>" * 14_000,
+        '{"scene":1}' * 9_000,
+        "scene: 1 " * 11_000,
+        "{" + "[" * 99_000 + "}",
+        deep_json(900, 7),
+        deep_json(20, {"score": {"score": {"score": 7}}}),
+        '{"scene": {"score": ' * 2000,
+        "{'scene': 7, 'seg': 4, 'language': " + "(" * 500 + "2" + ")" * 500 + "}",
+        "{" + "1+" * 5000 + "1}",
+        "x" * (MAX_REPLY_CHARS + 1),
+    ],
+)
 def test_reported_hostile_replies(reply: str) -> None:
     with pytest.raises(JudgeReplyError):
         check(reply)

@@ -17,8 +17,11 @@ ANSWER = '<think>x</think><answer>{"bbox": [1, 2, 30, 40], "points_1": [5, 6], "
 
 @pytest.mark.parametrize("value", [True, False, np.bool_(True), "0.5", "1", b"1"])
 def test_a_bool_or_a_string_is_not_a_number_in_a_config(value: object) -> None:
-    with pytest.raises(ConfigError, match=rf"SoftLengthPenalty: beta: expected a number, got {type(value).__name__}|"
-                                          r"SoftLengthPenalty: beta: expected a number, got .* \(a (bool|str|bytes)"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"SoftLengthPenalty: beta: expected a number, got {type(value).__name__}|"
+        r"SoftLengthPenalty: beta: expected a number, got .* \(a (bool|str|bytes)",
+    ):
         build({"kind": "soft_length_penalty", "beta": value})
     with pytest.raises(ConfigError, match=r"SoftLengthPenalty: beta: expected a number"):
         SoftLengthPenalty(beta=value)  # type: ignore[arg-type]
@@ -41,16 +44,26 @@ def test_json_and_numpy_numbers_still_load(value: object) -> None:
     ("config", "message"),
     [
         ({"kind": []}, r"^config: kind: expected one of \[.*\], got \[\]$"),
-        ({"kind": "product", "terms": [{"kind": ["x"]}]},
-         r"^Product: terms\.0: config: kind: expected one of .*got \['x'\]$"),
-        ({"kind": "product", "terms": [{"kind": "soft_length_penalty", "budget": {"kind": {}}}]},
-         r"^Product: terms\.0: SoftLengthPenalty: budget: config: kind: expected one of .*, got \{\}$"),
-        ({"kind": "product", "terms": [{"kind": "soft_length_penalty", "beta": "0.5"}]},
-         r"^Product: terms\.0: SoftLengthPenalty: beta: expected a number, got '0\.5' \(a str\)$"),
-        ({"kind": "product",
-          "terms": [{"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": True}}]},
-         r"^Product: terms\.0: SoftLengthPenalty: budget: FixedBudget: budget: expected a number, "
-         r"got True \(a bool\)$"),
+        (
+            {"kind": "product", "terms": [{"kind": ["x"]}]},
+            r"^Product: terms\.0: config: kind: expected one of .*got \['x'\]$",
+        ),
+        (
+            {"kind": "product", "terms": [{"kind": "soft_length_penalty", "budget": {"kind": {}}}]},
+            r"^Product: terms\.0: SoftLengthPenalty: budget: config: kind: expected one of .*, got \{\}$",
+        ),
+        (
+            {"kind": "product", "terms": [{"kind": "soft_length_penalty", "beta": "0.5"}]},
+            r"^Product: terms\.0: SoftLengthPenalty: beta: expected a number, got '0\.5' \(a str\)$",
+        ),
+        (
+            {
+                "kind": "product",
+                "terms": [{"kind": "soft_length_penalty", "budget": {"kind": "fixed_budget", "budget": True}}],
+            },
+            r"^Product: terms\.0: SoftLengthPenalty: budget: FixedBudget: budget: expected a number, "
+            r"got True \(a bool\)$",
+        ),
     ],
 )
 def test_a_nested_bad_config_is_a_config_error_naming_the_field_path(config: dict[str, object], message: str) -> None:
@@ -64,8 +77,11 @@ def test_a_nested_bad_config_is_a_config_error_naming_the_field_path(config: dic
 
 def test_a_negative_ground_truth_coordinate_names_the_box_expected_and_got() -> None:
     truth = "<box>(-1,2),(30,40)</box><points>(5,6),(7,8)</points>"
-    with pytest.raises(ValueError, match=r"^ground_truth\[0\]: bbox: expected '<box>\(x1,y1\),\(x2,y2\)</box>' with "
-                                         r"non-negative integer coordinates, got '<box>\(-1,2\),\(30,40\)</box>'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^ground_truth\[0\]: bbox: expected '<box>\(x1,y1\),\(x2,y2\)</box>' with "
+        r"non-negative integer coordinates, got '<box>\(-1,2\),\(30,40\)</box>'$",
+    ):
         BoxIoUReward()(RewardBatch.from_completions([ANSWER], ground_truth=[truth]))
     with pytest.raises(ValueError, match=r"ground_truth: points: expected '<points>.*got '<points>\(5,-6\),"):
         parse_ground_truth("<box>(1,2),(30,40)</box><points>(5,-6),(7,8)</points>")

@@ -93,13 +93,20 @@ def _batch(**columns: Any) -> alr.RewardBatch:
 
 def test_reward_classes_match_the_functions() -> None:
     length = alr.PrecomputedLength()
-    batch = _batch(lengths=[100, 200, 300, 10, 50, 5], correct=[1, 1, 1, 0, 1, 0], group_ids=[0, 0, 0, 0, 1, 1],
-                   problem_id=["a", "a", "a", "a", "b", "b"], reference_accuracy=[0.5] * 6)
+    batch = _batch(
+        lengths=[100, 200, 300, 10, 50, 5],
+        correct=[1, 1, 1, 0, 1, 0],
+        group_ids=[0, 0, 0, 0, 1, 1],
+        problem_id=["a", "a", "a", "a", "b", "b"],
+        reference_accuracy=[0.5] * 6,
+    )
     lengths, correct, groups = [100, 200, 300, 10, 50, 5], [1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 1, 1]
-    np.testing.assert_array_equal(alr.GRPOLeadReward(length=length)(batch),
-                                  F.grpo_lead_reward(correct, lengths, groups))
-    np.testing.assert_array_equal(alr.LASERReward(length=length, budget=alr.FixedBudget(150))(batch),
-                                  F.laser_reward(correct, lengths, [150] * 6))
+    np.testing.assert_array_equal(
+        alr.GRPOLeadReward(length=length)(batch), F.grpo_lead_reward(correct, lengths, groups)
+    )
+    np.testing.assert_array_equal(
+        alr.LASERReward(length=length, budget=alr.FixedBudget(150))(batch), F.laser_reward(correct, lengths, [150] * 6)
+    )
     out = alr.LASERDReward(length=length).evaluate(batch)
     np.testing.assert_array_equal(out.rewards, F.laser_d_reward(correct, lengths, groups))
     assert out.columns["tier"].tolist() == ["easy"] * 4 + ["medium"] * 2  # solve rates 3/4 and 1/2
@@ -159,8 +166,9 @@ def test_laser_properties(batch: tuple[np.ndarray, np.ndarray, np.ndarray], alph
             fits = (correct == 1) & inside & (lengths <= targets[inside][0])
             assert fits.sum() >= np.unique(groups[inside]).size
     order = np.random.default_rng(1).permutation(len(r))
-    np.testing.assert_array_equal(F.laser_d_reward(correct[order], lengths[order], groups[order], alpha=alpha),
-                                  rd[order])
+    np.testing.assert_array_equal(
+        F.laser_d_reward(correct[order], lengths[order], groups[order], alpha=alpha), rd[order]
+    )
 
 
 @given(group_batches(), st.floats(0.0, 3.0), st.floats(-1.0, 0.0))
@@ -204,8 +212,14 @@ def _hapo_steps(seed: int, steps: int) -> list[alr.RewardBatch]:
     out = []
     for step in range(steps):
         problems = rng.choice(["p0", "p1", "p2", 3, 4.5], size=8).tolist()
-        out.append(_batch(lengths=rng.integers(0, 200, 8).tolist(), correct=rng.integers(0, 2, 8).tolist(),
-                          problem_id=[p if p in ("p0", "p1", "p2") else float(p) for p in problems], step=step))
+        out.append(
+            _batch(
+                lengths=rng.integers(0, 200, 8).tolist(),
+                correct=rng.integers(0, 2, 8).tolist(),
+                problem_id=[p if p in ("p0", "p1", "p2") else float(p) for p in problems],
+                step=step,
+            )
+        )
     return out
 
 
@@ -237,11 +251,14 @@ def test_hapo_same_step_again_scores_alike_and_steps_do_not_go_back() -> None:
         reward(_batch(lengths=[1], correct=[1], problem_id=["a"], step=0))
 
 
-@pytest.mark.parametrize(("state", "message"), [
-    ({"format": "nope"}, "expected format"),
-    ({"format": H.STATE_FORMAT, "problems": [{"id": "a", "best": -3, "before": None, "step": 0}]}, "length >= 0"),
-    ({"format": H.STATE_FORMAT, "problems": [{"id": "a"}]}, r"problems\[0\]: expected id, best, before, step"),
-])
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"format": "nope"}, "expected format"),
+        ({"format": H.STATE_FORMAT, "problems": [{"id": "a", "best": -3, "before": None, "step": 0}]}, "length >= 0"),
+        ({"format": H.STATE_FORMAT, "problems": [{"id": "a"}]}, r"problems\[0\]: expected id, best, before, step"),
+    ],
+)
 def test_hapo_bad_state_is_named(state: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         alr.HAPOReward().load_state_dict(state)
@@ -258,9 +275,14 @@ def test_hapo_state_refuses_ids_json_cannot_hold() -> None:
 # The new rewards through the library's contract (what tests/test_conformance.py checks for registered kinds)
 # ---------------------------------------------------------------------------------------------------------------
 
-CONTEXT = {"lengths": [12, 600, 3, 0, 100, 2], "correct": [1, 0, 1, 1, 0, 0], "group_ids": ["a"] * 3 + ["b"] * 3,
-           "problem_id": ["a"] * 3 + ["b"] * 3, "reference_accuracy": [0.5, 0.5, 0.5, 1.0, 1.0, 1.0],
-           "accuracy": [5.0, 2.0, 0.0, 3.0, 1.0, 4.0]}
+CONTEXT = {
+    "lengths": [12, 600, 3, 0, 100, 2],
+    "correct": [1, 0, 1, 1, 0, 0],
+    "group_ids": ["a"] * 3 + ["b"] * 3,
+    "problem_id": ["a"] * 3 + ["b"] * 3,
+    "reference_accuracy": [0.5, 0.5, 0.5, 1.0, 1.0, 1.0],
+    "accuracy": [5.0, 2.0, 0.0, 3.0, 1.0, 4.0],
+}
 ACC = alr.ColumnReward("accuracy", low=0.0, high=5.0)
 NEW: dict[str, Callable[[], alr.Reward]] = {
     "grpo_lead": lambda: alr.GRPOLeadReward(),
@@ -373,20 +395,35 @@ def _base() -> alr.ColumnReward:
 #: two-sided target), and Cosine / ShorterBetter without only_correct (they reward longer *wrong* answers by design,
 #: to keep the policy thinking when wrong) are left out; with only_correct those two are in.
 SIGN_SAFE: dict[str, Callable[[], alr.Reward]] = {
-    "soft_length_penalty": lambda: alr.Product([_base(), alr.SoftLengthPenalty(budget=alr.FixedBudget(40),
-                                                                               length=LENGTH, beta=0.01)]),
-    "soft_length_penalty_bonus": lambda: alr.Product([_base(), alr.SoftLengthPenalty(
-        budget=alr.FixedBudget(40), length=LENGTH, beta=0.01, bonus_cap=0.5)]),
-    "soft_length_penalty_only_correct": lambda: alr.Product([_base(), alr.SoftLengthPenalty(
-        budget=alr.FixedBudget(40), length=LENGTH, beta=0.01, only_correct=True)]),
-    "gated_soft_length_penalty": lambda: alr.Product([_base(), alr.Gate(
-        alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH), condition=alr.ColumnReward("correct"),
-        otherwise=1.0)]),
+    "soft_length_penalty": lambda: alr.Product(
+        [_base(), alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH, beta=0.01)]
+    ),
+    "soft_length_penalty_bonus": lambda: alr.Product(
+        [_base(), alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH, beta=0.01, bonus_cap=0.5)]
+    ),
+    "soft_length_penalty_only_correct": lambda: alr.Product(
+        [_base(), alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH, beta=0.01, only_correct=True)]
+    ),
+    "gated_soft_length_penalty": lambda: alr.Product(
+        [
+            _base(),
+            alr.Gate(
+                alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH),
+                condition=alr.ColumnReward("correct"),
+                otherwise=1.0,
+            ),
+        ]
+    ),
     "penalty_first": lambda: alr.Product([alr.SoftLengthPenalty(budget=alr.FixedBudget(40), length=LENGTH), _base()]),
-    **{name: (lambda name=name: alr.WeightedSum([_base(), ONLY_CORRECT[name]()]))
-       for name in ("l1_max", "dapo_overlong", "kimi_length", "alp", "grpo_lead", "laser", "laser_d", "hapo")},
-    **{f"{name}_only_correct": (lambda name=name: alr.WeightedSum([_base(), ONLY_CORRECT[name](only_correct=True)]))
-       for name in sorted(ONLY_CORRECT) if name not in ("soft_length_penalty", "l1_exact")},
+    **{
+        name: (lambda name=name: alr.WeightedSum([_base(), ONLY_CORRECT[name]()]))
+        for name in ("l1_max", "dapo_overlong", "kimi_length", "alp", "grpo_lead", "laser", "laser_d", "hapo")
+    },
+    **{
+        f"{name}_only_correct": (lambda name=name: alr.WeightedSum([_base(), ONLY_CORRECT[name](only_correct=True)]))
+        for name in sorted(ONLY_CORRECT)
+        if name not in ("soft_length_penalty", "l1_exact")
+    },
 }
 
 
@@ -394,13 +431,19 @@ SIGN_SAFE: dict[str, Callable[[], alr.Reward]] = {
 @pytest.mark.parametrize("sign", [-1.0, 0.0, 1.0])
 @settings(max_examples=40)  # x 3 signs x 25 compositions
 @given(lengths=hnp.arrays(np.int64, st.integers(2, 10), elements=st.integers(0, 300), unique=True), data=st.data())
-def test_longer_never_scores_higher_whatever_the_base_sign(name: str, sign: float, lengths: np.ndarray,
-                                                           data: st.DataObject) -> None:
+def test_longer_never_scores_higher_whatever_the_base_sign(
+    name: str, sign: float, lengths: np.ndarray, data: st.DataObject
+) -> None:
     n = lengths.size
     correct = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
     magnitude = data.draw(st.floats(0.01, 10))
-    columns = {"lengths": lengths.tolist(), "correct": correct.tolist(), "base": [sign * magnitude] * n,
-               "group_ids": [0] * n, "problem_id": ["p"] * n}
+    columns = {
+        "lengths": lengths.tolist(),
+        "correct": correct.tolist(),
+        "base": [sign * magnitude] * n,
+        "group_ids": [0] * n,
+        "problem_id": ["p"] * n,
+    }
     reward = SIGN_SAFE[name]()
     earlier = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 300)))
     reward(_batch(**{**columns, "lengths": earlier.tolist(), "correct": [1] * n}, step=0))  # HAPO's history
@@ -418,17 +461,20 @@ def test_a_plain_product_is_not_sign_safe_and_product_is() -> None:
     assert got[0] > got[1]
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: F.grpo_lead_reward([1], [1], [0], alpha=0), "alpha: expected a finite number > 0, got 0"),
-    (lambda: F.grpo_lead_reward([1], [1], [0], wrong_reward=math.inf), "wrong_reward: expected a finite number"),
-    (lambda: F.laser_reward([1], [-1], [5]), "lengths: expected finite non-negative"),
-    (lambda: F.laser_d_targets([1], [1], [0], pass_rate_cuts=(0.8, 0.2)), "pass_rate_cuts: expected"),
-    (lambda: F.hapo_length_reward([1], [1], [1], correct_floor=0.5), "correct_floor: expected a number in"),
-    (lambda: F.hapo_reward([1], [1], [1], weight=-1), "weight: expected a finite number >= 0"),
-    (lambda: F.hapo_history_update([1.0], [1, 1], [1, 2], [0, 1]), "history: expected 2 values"),
-    (lambda: F.adaptthink_reward([1], [0], [np.nan]), "reference_accuracy: expected finite numbers"),
-    (lambda: F.only_correct([1.0], [2], neutral=0.0), "correct: expected 0/1"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: F.grpo_lead_reward([1], [1], [0], alpha=0), "alpha: expected a finite number > 0, got 0"),
+        (lambda: F.grpo_lead_reward([1], [1], [0], wrong_reward=math.inf), "wrong_reward: expected a finite number"),
+        (lambda: F.laser_reward([1], [-1], [5]), "lengths: expected finite non-negative"),
+        (lambda: F.laser_d_targets([1], [1], [0], pass_rate_cuts=(0.8, 0.2)), "pass_rate_cuts: expected"),
+        (lambda: F.hapo_length_reward([1], [1], [1], correct_floor=0.5), "correct_floor: expected a number in"),
+        (lambda: F.hapo_reward([1], [1], [1], weight=-1), "weight: expected a finite number >= 0"),
+        (lambda: F.hapo_history_update([1.0], [1, 1], [1, 2], [0, 1]), "history: expected 2 values"),
+        (lambda: F.adaptthink_reward([1], [0], [np.nan]), "reference_accuracy: expected finite numbers"),
+        (lambda: F.only_correct([1.0], [2], neutral=0.0), "correct: expected 0/1"),
+    ],
+)
 def test_bad_arguments_name_the_argument(call: Callable[[], Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()

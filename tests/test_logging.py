@@ -32,8 +32,6 @@ def _backend(server: ScriptedJudgeServer, **overrides: object) -> OpenAICompatib
     return scripted_backend(server, **{"concurrency": 1, **overrides})  # type: ignore[no-any-return]
 
 
-
-
 def _messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[tuple[int, str]]:
     return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == logger]
 
@@ -50,9 +48,13 @@ def test_the_library_configures_no_handler() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 3)
     assert out[:3] == ["0", "0", "True"], out
-    for name in ("adaptive_length_reward.adapters.openrlhf", "adaptive_length_reward.adapters.scoring",
-                 "adaptive_length_reward.difficulty.judge.backends", "adaptive_length_reward.difficulty.judge.runner",
-                 "adaptive_length_reward.difficulty.scorer"):
+    for name in (
+        "adaptive_length_reward.adapters.openrlhf",
+        "adaptive_length_reward.adapters.scoring",
+        "adaptive_length_reward.difficulty.judge.backends",
+        "adaptive_length_reward.difficulty.judge.runner",
+        "adaptive_length_reward.difficulty.scorer",
+    ):
         assert repr(name) in out[3]
 
 
@@ -104,7 +106,8 @@ def test_difficulty_fallbacks_are_logged(caplog: pytest.LogCaptureFixture) -> No
         values = scorer(RewardBatch(["x", "y", "z"], extra={"id": ["a", "b", "c"]}))
     assert values.tolist() == [2.0, 4.25, 4.25] and scorer.fallback_count == 2
     assert _messages(caplog, "adaptive_length_reward.difficulty.scorer") == [
-        (logging.INFO, "LookupDifficulty: 2 of 3 samples without a difficulty of their own: missing='medium' applies")]
+        (logging.INFO, "LookupDifficulty: 2 of 3 samples without a difficulty of their own: missing='medium' applies")
+    ]
 
 
 def test_adapter_fallbacks_are_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -115,5 +118,9 @@ def test_adapter_fallbacks_are_logged(caplog: pytest.LogCaptureFixture) -> None:
         scorer.score(RewardBatch(["a", "b"], ground_truth=[gt, gt], difficulty=np.array([np.nan, 7.0])))
     assert _messages(caplog, "adaptive_length_reward.adapters.scoring") == [
         (logging.INFO, "reward 'pixelthink': 1 of 2 samples without difficulty: missing_difficulty=3.0 applies"),
-        (logging.INFO, "reward 'pixelthink': 2 of 2 samples without uncertainty: missing_uncertainty=0.0 applies "
-                       "where its budget scales with it")]
+        (
+            logging.INFO,
+            "reward 'pixelthink': 2 of 2 samples without uncertainty: missing_uncertainty=0.0 applies "
+            "where its budget scales with it",
+        ),
+    ]

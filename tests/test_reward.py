@@ -182,8 +182,9 @@ def test_product_is_sign_safe_with_a_length_multiplier() -> None:
     np.testing.assert_allclose(mixed, [2.0, 0.0, -3.0 * (2 - 0.99)])
     # Where no term is a length multiplier, Product is the plain product (negative times negative included).
     plain = Product([ColumnReward("accuracy"), ColumnReward("other")])
-    np.testing.assert_allclose(plain(batch().replace(accuracy=[-1.0, -2.0, 3.0], other=[-2.0, 0.5, -1.0])),
-                               [2.0, -1.0, -3.0])
+    np.testing.assert_allclose(
+        plain(batch().replace(accuracy=[-1.0, -2.0, 3.0], other=[-2.0, 0.5, -1.0])), [2.0, -1.0, -3.0]
+    )
 
 
 def test_product_bounds_cover_the_sign_safe_branch() -> None:

@@ -53,8 +53,18 @@ def test_http_500_is_retried_then_scored() -> None:
     assert backend.requests_made == 3 and judgment.attempts == 1
 
 
-@pytest.mark.parametrize("bad", ['{"score": }', '{"sc0re": 7}', "I would say it is pretty good.", '{"score": 11}',
-                                 '{"score": -1}', '{"score": "high"}', '{"score": 3, "rating": 4}'])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"score": }',
+        '{"sc0re": 7}',
+        "I would say it is pretty good.",
+        '{"score": 11}',
+        '{"score": -1}',
+        '{"score": "high"}',
+        '{"score": 3, "rating": 4}',
+    ],
+)
 def test_an_unreadable_reply_is_asked_again_with_a_reminder(bad: str) -> None:
     script = sequence(Reply(bad), then=rscore_by_sample())
     with ScriptedJudgeServer(script) as server:
@@ -123,8 +133,12 @@ def test_the_cache_key_holds_the_texts_so_another_variant_of_a_sample_is_asked(t
 
 
 def test_the_prompt_version_and_text_are_in_the_cache_key() -> None:
-    edited = RScorePrompt(version=RSCORE_V1.version, system=RSCORE_V1.system + " Be brief.",
-                          template=RSCORE_V1.template, repair=RSCORE_V1.repair)
+    edited = RScorePrompt(
+        version=RSCORE_V1.version,
+        system=RSCORE_V1.system + " Be brief.",
+        template=RSCORE_V1.template,
+        repair=RSCORE_V1.repair,
+    )
     with ScriptedJudgeServer() as server:
         backend = scripted_backend(server)
         assert RScoreJudge(backend).settings_hash != RScoreJudge(backend, prompt=edited).settings_hash
@@ -140,18 +154,36 @@ def test_samples_refuse_missing_references_and_non_text() -> None:
     assert RScoreSample("a", None, float("nan"), LONG).reference_short is None  # a pandas null
 
 
-@pytest.mark.parametrize(("reply", "score"), [
-    ('{"score": 7}', 7.0), ('Sure.\n```json\n{"rscore": "6/10"}\n```', 6.0), ("<think>{\"score\": 2}</think> "
-    '{"Score": 9.5}', 9.5), ("Reasoning score: 4", 4.0), ('{"result": {"score": 3}} then {"score": 8}', 8.0),
-    ('{"score": 0}', 0.0), ('{"score": 10}', 10.0), ('{"score": 7', 7.0),  # truncated JSON: its score line
-])
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ('{"score": 7}', 7.0),
+        ('Sure.\n```json\n{"rscore": "6/10"}\n```', 6.0),
+        ('<think>{"score": 2}</think> {"Score": 9.5}', 9.5),
+        ("Reasoning score: 4", 4.0),
+        ('{"result": {"score": 3}} then {"score": 8}', 8.0),
+        ('{"score": 0}', 0.0),
+        ('{"score": 10}', 10.0),
+        ('{"score": 7', 7.0),  # truncated JSON: its score line
+    ],
+)
 def test_replies_are_read(reply: str, score: float) -> None:
     assert parse_rscore_reply(reply) == score
 
 
-@pytest.mark.parametrize("reply", ["", "<think>{\"score\": 5}</think>", '{"score": 10.5}', '{"score": true}',
-                                   "score: 3 and later score: 4", '{"score": NaN}', "[" * 200_000,
-                                   '{"score": ' + "9" * 5000 + "}"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "",
+        '<think>{"score": 5}</think>',
+        '{"score": 10.5}',
+        '{"score": true}',
+        "score: 3 and later score: 4",
+        '{"score": NaN}',
+        "[" * 200_000,
+        '{"score": ' + "9" * 5000 + "}",
+    ],
+)
 def test_unreadable_replies_raise_only_judge_reply_error(reply: str) -> None:
     with pytest.raises(JudgeReplyError):
         parse_rscore_reply(reply)

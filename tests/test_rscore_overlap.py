@@ -65,16 +65,21 @@ def test_the_stand_in_is_a_declared_component() -> None:
 
 
 def test_efficiency_scores_are_the_fitted_forms_per_variant() -> None:
-    variants = {"seg_zero": {"rscore": 6.5, "giou": 0.6163, "mean_reasoning_tokens": 90.79},
-                "pixelthink": {"rscore": 7.0, "giou": 0.6381, "mean_reasoning_tokens": 46.98, "ciou": 0.63}}
+    variants = {
+        "seg_zero": {"rscore": 6.5, "giou": 0.6163, "mean_reasoning_tokens": 90.79},
+        "pixelthink": {"rscore": 7.0, "giou": 0.6381, "mean_reasoning_tokens": 46.98, "ciou": 0.63},
+    }
     out = efficiency_by_variant(variants)
     for name, v in variants.items():
         t = v["mean_reasoning_tokens"]
         assert out[name]["sat"] == pytest.approx(v["giou"] * math.sqrt(200 / t))
         assert out[name]["rst"] == pytest.approx(v["rscore"] / 10 * math.sqrt(200 / t))
         assert out[name]["urss"] == pytest.approx(0.7 * out[name]["sat"] + 0.3 * out[name]["rst"])
-        assert out[name] == {"sat": sat(v["giou"], t), "rst": rst(v["rscore"], t),
-                             "urss": urss(v["giou"], v["rscore"], t)}
+        assert out[name] == {
+            "sat": sat(v["giou"], t),
+            "rst": rst(v["rscore"], t),
+            "urss": urss(v["giou"], v["rscore"], t),
+        }
     assert out["pixelthink"]["urss"] > out["seg_zero"]["urss"]  # fewer tokens at similar quality
     assert efficiency_scores(rscore=7.0, giou=0.6381, mean_tokens=46.98) == out["pixelthink"]
 

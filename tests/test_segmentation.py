@@ -197,14 +197,23 @@ def test_ground_truth_box_only() -> None:
     ("value", "error", "message"),
     [
         ("no tags here", ValueError, r"ground_truth\[1\]: expected '<box>\(x1,y1\),\(x2,y2\)</box>'"),
-        ("<box>(1,2),(3)</box>", ValueError,
-         r"ground_truth\[1\]: bbox: expected '<box>.*, got '<box>\(1,2\),\(3\)</box>'"),
-        ("<box>(-1,2),(30,40)</box><points>(5,6),(7,8)</points>", ValueError,
-         r"ground_truth\[1\]: bbox: expected '<box>\(x1,y1\),\(x2,y2\)</box>' with non-negative integer coordinates, "
-         r"got '<box>\(-1,2\),\(30,40\)</box>'"),
-        ("<box>(1,2),(30,40)</box><points>(5,6),(7.5,8)</points>", ValueError,
-         r"ground_truth\[1\]: points: expected '<points>.*non-negative integer coordinates, "
-         r"got '<points>\(5,6\),\(7.5,8\)</points>'"),
+        (
+            "<box>(1,2),(3)</box>",
+            ValueError,
+            r"ground_truth\[1\]: bbox: expected '<box>.*, got '<box>\(1,2\),\(3\)</box>'",
+        ),
+        (
+            "<box>(-1,2),(30,40)</box><points>(5,6),(7,8)</points>",
+            ValueError,
+            r"ground_truth\[1\]: bbox: expected '<box>\(x1,y1\),\(x2,y2\)</box>' with non-negative integer "
+            r"coordinates, got '<box>\(-1,2\),\(30,40\)</box>'",
+        ),
+        (
+            "<box>(1,2),(30,40)</box><points>(5,6),(7.5,8)</points>",
+            ValueError,
+            r"ground_truth\[1\]: points: expected '<points>.*non-negative integer coordinates, "
+            r"got '<points>\(5,6\),\(7.5,8\)</points>'",
+        ),
         ({"bbox": [1, 2, 3]}, ValueError, r"ground_truth\[1\]: bbox: expected 4 numbers, got \[1, 2, 3\]"),
         ({"bbox": [1, 2, 3, math.nan]}, ValueError, r"ground_truth\[1\]: bbox: expected finite numbers"),
         ({"bbox": [1, 2, 3, True]}, ValueError, r"ground_truth\[1\]: bbox: expected 4 numbers"),

@@ -54,7 +54,13 @@ def test_thinking_budgets_are_the_training_policy_s_budgets() -> None:
     difficulty, uncertainty = [1.0, 3.4, 3.5, 4.9, 5.0, 9.0], [0.0, 0.9, 0.5, 0.5, 0.2, 0.4]
     # TieredBudget's defaults (PixelThink): 96 below 3.5, none in [3.5, 5), 256 + 25 U from 5.
     assert thinking_budgets(TieredBudget(), difficulty=difficulty, uncertainty=uncertainty) == [
-        96, 96, None, None, 261, 266]
+        96,
+        96,
+        None,
+        None,
+        261,
+        266,
+    ]
     linear = LinearBudget()
     expected = token_caps(np.clip(32 + 32 * np.array(difficulty) + 25 * np.array(uncertainty), 32, 512))
     assert thinking_budgets(linear, difficulty=difficulty, uncertainty=uncertainty) == expected
@@ -102,8 +108,9 @@ def test_vllm_kwargs_build_one_sampling_params_per_request_with_the_policy_s_cap
 # --- the processor's rules, on scripted logits ---------------------------------------------------------------------
 
 
-def run_scripted(processor: ThinkingBudgetProcessor, prompts: list[list[int]], scripts: list[list[int]],
-                 vocab: int, pad: int) -> list[list[int]]:
+def run_scripted(
+    processor: ThinkingBudgetProcessor, prompts: list[list[int]], scripts: list[list[int]], vocab: int, pad: int
+) -> list[list[int]]:
     """Greedy decoding of a scripted "model" whose logits at step t point at ``script[t]`` (independent of the
     ids so far), through ``processor``; prompts are left-padded. Returns the generated ids per row."""
     width = max(map(len, prompts))
@@ -146,10 +153,10 @@ def test_generated_opening_tag_starts_the_count_and_a_multi_token_closing_tag_is
     prompt = tok.encode("Find it.", add_special_tokens=False)
     out = run_scripted(processor, [prompt] * 3, [script] * 3, len(tok), tok.pad_token_id)
     begin = 2 + len(open_ids)
-    assert out[0][:begin + 4] == script[:begin + 4]
-    assert out[0][begin + 4:begin + 4 + len(close_ids)] == close_ids
-    assert out[0][begin + 4 + len(close_ids):] == script[begin + 4 + len(close_ids):]  # then left alone
-    assert out[1][begin:begin + len(close_ids)] == close_ids  # a budget of 0 closes at once
+    assert out[0][: begin + 4] == script[: begin + 4]
+    assert out[0][begin + 4 : begin + 4 + len(close_ids)] == close_ids
+    assert out[0][begin + 4 + len(close_ids) :] == script[begin + 4 + len(close_ids) :]  # then left alone
+    assert out[1][begin : begin + len(close_ids)] == close_ids  # a budget of 0 closes at once
     assert out[2] == script  # no cap: untouched
     assert processor.capped.tolist() == [True, True, False]
     lengths = processor.reasoning_lengths(torch.tensor([prompt + row for row in out]))
@@ -167,7 +174,7 @@ def test_a_closing_tag_the_model_began_at_the_cap_is_completed_not_restarted(tok
     processor = ThinkingBudgetProcessor(tok, [4], open_tag="<think>", close_tag="</reason>")
     prompt = tok.encode("Find it.<think>", add_special_tokens=False)
     out = run_scripted(processor, [prompt], [script], len(tok), tok.pad_token_id)[0]
-    assert out[:3 + len(close_ids)] == [word] * 3 + close_ids  # the tag's start kept and completed
+    assert out[: 3 + len(close_ids)] == [word] * 3 + close_ids  # the tag's start kept and completed
     assert processor.capped.tolist() == [True]
     assert processor.reasoning_lengths(torch.tensor([prompt + out])).tolist() == [3]
 
@@ -180,7 +187,7 @@ def test_rows_that_stop_or_close_before_the_cap_are_untouched(tok: Any) -> None:
     prompt = tok.encode("Find it.<think>", add_special_tokens=False)
     out = run_scripted(processor, [prompt] * 3, scripts, len(tok), tok.pad_token_id)
     assert out[:2] == scripts[:2]
-    assert out[2][:5 + len(close)] == [word] * 5 + close
+    assert out[2][: 5 + len(close)] == [word] * 5 + close
     assert processor.capped.tolist() == [False, False, True]
 
 
@@ -234,9 +241,17 @@ def _sample_completion(rng: random.Random) -> str:
 
 def _llama(tok: Any, hidden: int) -> Any:
     config = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=192, bos_token_id=None,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=192,
+        bos_token_id=None,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     return transformers.LlamaForCausalLM(config)
 
 
@@ -259,32 +274,52 @@ def trained(tok: Any) -> Any:
     return model.eval()
 
 
-def generate(model: Any, tok: Any, budgets: list[Any] | None, *, sample: bool, seed: int = 1,
-             max_new_tokens: int = 90, min_new_tokens: int = 0,
-             **options: Any) -> tuple[Any, ThinkingBudgetProcessor | None, int]:
+def generate(
+    model: Any,
+    tok: Any,
+    budgets: list[Any] | None,
+    *,
+    sample: bool,
+    seed: int = 1,
+    max_new_tokens: int = 90,
+    min_new_tokens: int = 0,
+    **options: Any,
+) -> tuple[Any, ThinkingBudgetProcessor | None, int]:
     batch = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     processor = None if budgets is None else ThinkingBudgetProcessor(tok, budgets, **options)
     processors = transformers.LogitsProcessorList([] if processor is None else [processor])
     torch.manual_seed(seed)
     # Greedy decoding of the tiny model loops on one word; a repetition penalty lets it close its reasoning itself.
     decoding = {"temperature": 0.7} if sample else {"repetition_penalty": 1.5}
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, do_sample=sample,
-                         logits_processor=processors, pad_token_id=tok.pad_token_id, **decoding)
+    out = model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        do_sample=sample,
+        logits_processor=processors,
+        pad_token_id=tok.pad_token_id,
+        **decoding,
+    )
     return out, processor, batch.input_ids.shape[1]
 
 
 def _reasoning_lengths(tok: Any, out: Any, width: int) -> list[int]:
     """The reasoning tokens of each row as the library counts them on the model's turn: from the prompt's last
     token (the opening tag every prompt ends with) on, padding and EOS not counted."""
-    counter = TokenIdCount(span="reasoning", open_ids=tag_ids(tok, "<think>"), close_ids=tag_ids(tok, "</think>"),
-                           ignore_ids=(tok.pad_token_id, tok.eos_token_id))
-    return counter(RewardBatch([""] * len(out), token_ids=out[:, width - 1:].tolist())).tolist()
+    counter = TokenIdCount(
+        span="reasoning",
+        open_ids=tag_ids(tok, "<think>"),
+        close_ids=tag_ids(tok, "</think>"),
+        ignore_ids=(tok.pad_token_id, tok.eos_token_id),
+    )
+    return counter(RewardBatch([""] * len(out), token_ids=out[:, width - 1 :].tolist())).tolist()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sample", [False, True], ids=["greedy", "sampled"])
-def test_cap_bounds_each_left_padded_row_and_leaves_rows_within_budget_as_they_were(trained: Any, tok: Any,
-                                                                                     sample: bool) -> None:
+def test_cap_bounds_each_left_padded_row_and_leaves_rows_within_budget_as_they_were(
+    trained: Any, tok: Any, sample: bool
+) -> None:
     free, _, width = generate(trained, tok, None, sample=sample)
     free_lengths = _reasoning_lengths(tok, free, width)
     assert min(free_lengths) > 3, free_lengths  # the model reasons longer than the caps below unaided
@@ -295,7 +330,7 @@ def test_cap_bounds_each_left_padded_row_and_leaves_rows_within_budget_as_they_w
     assert lengths[:2] == budgets[:2], lengths  # capped at exactly the budget...
     close = tag_ids(tok, "</think>")
     for row in range(2):  # ...and the closing tag right after the reasoning
-        assert out[row, width + lengths[row]:width + lengths[row] + len(close)].tolist() == close
+        assert out[row, width + lengths[row] : width + lengths[row] + len(close)].tolist() == close
     assert processor.capped.tolist() == [True, True, False]
     assert processor.reasoning_lengths(out).tolist() == lengths
     assert torch.equal(out[2], free[2])  # untouched: same ids as the uncapped run under the same seed
@@ -312,13 +347,13 @@ def test_capped_reasoning_still_yields_a_parseable_answer(trained: Any, tok: Any
     out, processor, _ = generate(trained, tok, budgets, sample=sample, seed=3)
     assert processor is not None and processor.capped.all()
     assert _reasoning_lengths(tok, out, width) == budgets
-    for row, text in enumerate(tok.batch_decode(out[:, width - 1:], skip_special_tokens=True)):
+    for row, text in enumerate(tok.batch_decode(out[:, width - 1 :], skip_special_tokens=True)):
         answer = parse_answer(text)  # the prompt's last token is the opening tag: the model's turn starts there
         assert answer.thinking_format and answer.segmentation_format, (row, text)
         assert answer.bbox == (1, 2, 3, 4) and answer.points == ((5, 6), (7, 8)), (row, text)
     # The control: stopping generation at the budget (max_new_tokens) instead of closing leaves no answer.
     cut, _, _ = generate(trained, tok, None, sample=sample, seed=3, max_new_tokens=max(budgets))
-    cut_texts = tok.batch_decode(cut[:, width - 1:], skip_special_tokens=True)
+    cut_texts = tok.batch_decode(cut[:, width - 1 :], skip_special_tokens=True)
     assert not any(parse_answer(t).segmentation_format for t in cut_texts), cut_texts
 
 
@@ -330,11 +365,20 @@ def test_untrained_model_multi_token_tags_implicit_opening(tok: Any) -> None:
     model = _llama(tok, 32).eval()
     close = tag_ids(tok, "</reason>")
     budgets = [0, 4, 9]
-    out, processor, width = generate(model, tok, budgets, sample=True, max_new_tokens=16, min_new_tokens=16,
-                                     opened_in_prompt=True, open_tag="<reason>", close_tag="</reason>")
+    out, processor, width = generate(
+        model,
+        tok,
+        budgets,
+        sample=True,
+        max_new_tokens=16,
+        min_new_tokens=16,
+        opened_in_prompt=True,
+        open_tag="<reason>",
+        close_tag="</reason>",
+    )
     assert processor is not None and processor.capped.all()
     for row, cap in enumerate(budgets):
-        assert out[row, width + cap:width + cap + len(close)].tolist() == close
+        assert out[row, width + cap : width + cap + len(close)].tolist() == close
     assert processor.reasoning_lengths(out).tolist() == budgets
 
 
@@ -347,11 +391,17 @@ def test_beam_search_and_several_sequences_per_prompt_are_bounded_per_returned_s
     caps = [2, 5, 0]
     for options in ({"num_beams": 3, "num_return_sequences": 2}, {"do_sample": True, "num_return_sequences": 2}):
         processor = ThinkingBudgetProcessor(tok, caps)  # one budget per prompt, for each of its rows
-        out = model.generate(**batch, max_new_tokens=12, min_new_tokens=12, pad_token_id=tok.pad_token_id,
-                             logits_processor=transformers.LogitsProcessorList([processor]), **options)
+        out = model.generate(
+            **batch,
+            max_new_tokens=12,
+            min_new_tokens=12,
+            pad_token_id=tok.pad_token_id,
+            logits_processor=transformers.LogitsProcessorList([processor]),
+            **options,
+        )
         lengths = processor.reasoning_lengths(out).tolist()
         assert len(lengths) == 6 and processor.capped.any(), options
         for row, length in enumerate(lengths):
             cap = caps[row // 2]
             assert length <= cap, (options, lengths)
-            assert out[row, width + length:width + length + len(close)].tolist() == close, (options, row)
+            assert out[row, width + length : width + length + len(close)].tolist() == close, (options, row)

@@ -35,12 +35,17 @@ class Logprob:
 
 def vllm_tokens(pairs: list[tuple[float, float]]) -> list[dict[int, Logprob]]:
     """One dict per token with top-2 probabilities (p1, p2) and a third entry."""
-    return [{7: Logprob(math.log(p1), 1), 3: Logprob(math.log(p2), 2), 9: Logprob(math.log(1e-4), 3)}
-            for p1, p2 in pairs]
+    return [
+        {7: Logprob(math.log(p1), 1), 3: Logprob(math.log(p2), 2), 9: Logprob(math.log(1e-4), 3)} for p1, p2 in pairs
+    ]
 
 
-COMPLETIONS = ["<think>" + "w " * 400 + "</think><answer>a</answer>", "<think>short</think><answer>b</answer>",
-               "<think>" + "w " * 300 + "</think>", ""]
+COMPLETIONS = [
+    "<think>" + "w " * 400 + "</think><answer>a</answer>",
+    "<think>short</think><answer>b</answer>",
+    "<think>" + "w " * 300 + "</think>",
+    "",
+]
 LOGPROBS = [vllm_tokens([(0.9, 0.05), (0.5, 0.4)]), vllm_tokens([(0.6, 0.3)]), vllm_tokens([(0.99, 0.001)] * 3), []]
 EXPECTED_U = [((1 - 0.85) + (1 - 0.1)) / 2, 1 - 0.3, 1 - 0.989, 0.0]  # official: mean of 1 - (p1 - p2); empty -> 0
 
@@ -53,8 +58,9 @@ def test_default_is_pixelthink_rollout_uncertainty() -> None:
 def test_budgets_use_the_column_without_knowing_where_it_came_from() -> None:
     penalty = SoftLengthPenalty(budget=TieredBudget())
     reward = WithContext(Product([ColumnReward("accuracy"), penalty]), [UncertaintyEstimator()])
-    batch = RewardBatch.from_completions(COMPLETIONS, logprobs=LOGPROBS, accuracy=[5.0, 5.0, 5.0, 5.0],
-                                         difficulty=[8.0, 8.0, 6.0, 9.0])
+    batch = RewardBatch.from_completions(
+        COMPLETIONS, logprobs=LOGPROBS, accuracy=[5.0, 5.0, 5.0, 5.0], difficulty=[8.0, 8.0, 6.0, 9.0]
+    )
     out = reward.evaluate(batch)
     np.testing.assert_allclose(out.columns["budget"], 256 + 25 * np.array(EXPECTED_U), rtol=0, atol=1e-9)
     np.testing.assert_allclose(out.columns["uncertainty"], EXPECTED_U, atol=1e-12)
@@ -71,9 +77,18 @@ def test_budgets_use_the_column_without_knowing_where_it_came_from() -> None:
 
 
 def test_config_round_trip_pickle_and_repr() -> None:
-    estimator = UncertaintyEstimator(column="top", source="sglang", measure="entropy_upper", vocab_size=151936,
-                                     reduction="quantile", quantile=0.75, span="reasoning", open_ids=[1, 2],
-                                     close_ids=[3], empty_value=float("nan"))
+    estimator = UncertaintyEstimator(
+        column="top",
+        source="sglang",
+        measure="entropy_upper",
+        vocab_size=151936,
+        reduction="quantile",
+        quantile=0.75,
+        span="reasoning",
+        open_ids=[1, 2],
+        close_ids=[3],
+        empty_value=float("nan"),
+    )
     config = estimator.to_config()
     assert isinstance(config, UncertaintyEstimatorConfig) and config.kind == "uncertainty_estimator"
     rebuilt = build(json.loads(config.model_dump_json()))
@@ -82,24 +97,37 @@ def test_config_round_trip_pickle_and_repr() -> None:
     clone = pickle.loads(pickle.dumps(estimator))
     assert clone.to_config().model_dump_json() == config.model_dump_json()
     assert "UncertaintyEstimator(column='top'" in repr(estimator)
-    nested = build({"kind": "with_context", "reward": {"kind": "soft_length_penalty"},
-                    "providers": [{"kind": "uncertainty_estimator", "column": "lp"}]})
+    nested = build(
+        {
+            "kind": "with_context",
+            "reward": {"kind": "soft_length_penalty"},
+            "providers": [{"kind": "uncertainty_estimator", "column": "lp"}],
+        }
+    )
     assert nested.providers[0].to_config().column == "lp"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"measure": "nll"}, r"source: expected one of \['sampled_logprobs'\] for measure='nll', got 'vllm'"),
-    ({"source": "token_values"}, r"source: expected one of \['vllm', 'sglang', 'topk_array'\] for measure='margin'"),
-    ({"span": "reasoning"}, "open_ids and close_ids: expected the tags' token ids"),
-    ({"measure": "entropy_lower"}, "vocab_size: expected the vocabulary size"),
-    ({"measure": "entropy_upper", "entropy_cap": 2.0},
-     "vocab_size: expected the vocabulary size for measure='entropy_upper'"),
-    ({"measure": "deepconf"}, "k: expected the engine's top-k"),
-    ({"quantile": 1.5}, r"UncertaintyEstimator: quantile: expected <= 1"),
-    ({"reduction": "median"}, "UncertaintyEstimator: reduction: expected"),
-    ({"empty_value": float("inf")}, "empty_value: expected a finite number or nan"),
-    ({"vocab_size": 1}, "UncertaintyEstimator: vocab_size: expected >= 2, got 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"measure": "nll"}, r"source: expected one of \['sampled_logprobs'\] for measure='nll', got 'vllm'"),
+        (
+            {"source": "token_values"},
+            r"source: expected one of \['vllm', 'sglang', 'topk_array'\] for measure='margin'",
+        ),
+        ({"span": "reasoning"}, "open_ids and close_ids: expected the tags' token ids"),
+        ({"measure": "entropy_lower"}, "vocab_size: expected the vocabulary size"),
+        (
+            {"measure": "entropy_upper", "entropy_cap": 2.0},
+            "vocab_size: expected the vocabulary size for measure='entropy_upper'",
+        ),
+        ({"measure": "deepconf"}, "k: expected the engine's top-k"),
+        ({"quantile": 1.5}, r"UncertaintyEstimator: quantile: expected <= 1"),
+        ({"reduction": "median"}, "UncertaintyEstimator: reduction: expected"),
+        ({"empty_value": float("inf")}, "empty_value: expected a finite number or nan"),
+        ({"vocab_size": 1}, "UncertaintyEstimator: vocab_size: expected >= 2, got 1"),
+    ],
+)
 def test_bad_configuration_is_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         UncertaintyEstimator(**kwargs)
@@ -112,7 +140,8 @@ def test_missing_column_is_named() -> None:
         reward(completions=["x"], difficulty=[8.0])
     with pytest.raises(MissingContextError, match="'token_ids'"):
         UncertaintyEstimator(span="reasoning", open_ids=[1], close_ids=[2])(
-            RewardBatch.from_completions(["x"], logprobs=[[]]))
+            RewardBatch.from_completions(["x"], logprobs=[[]])
+        )
 
 
 def test_reasoning_span_only() -> None:
@@ -120,8 +149,9 @@ def test_reasoning_span_only() -> None:
     ids = [[1, 5, 5, 2, 8, 9], [5, 5, 5], [1, 4, 4]]
     values = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.7, 0.7, 0.7], [0.9, 0.2, 0.4]]
     batch = RewardBatch.from_completions(["a", "b", "c"], token_ids=ids, u=values)
-    estimator = UncertaintyEstimator(column="u", source="token_values", measure="value", span="reasoning",
-                                     open_ids=[1], close_ids=[2])
+    estimator = UncertaintyEstimator(
+        column="u", source="token_values", measure="value", span="reasoning", open_ids=[1], close_ids=[2]
+    )
     np.testing.assert_allclose(estimator(batch), [0.25, 0.0, 0.3])
     whole = UncertaintyEstimator(column="u", source="token_values", measure="value", reduction="max")
     np.testing.assert_allclose(whole(batch), [0.6, 0.7, 0.9])
@@ -152,10 +182,17 @@ def test_every_measure_is_in_the_unit_interval_and_the_engines_agree() -> None:
         vllm.append([{j: Logprob(float(v), j + 1) for j, v in enumerate(row)} for row in top])
         sglang.append([[(float(v), j, None) for j, v in enumerate(row)] for row in top])
     batch = RewardBatch.from_completions(["a"] * 4, dense=dense, vllm=vllm, sglang=sglang)
-    for measure, extra in (("margin", {}), ("entropy_lower", {"vocab_size": 50}), ("entropy_upper", {"vocab_size": 50}),
-                           ("entropy_lower", {"entropy_cap": 1.0}), ("deepconf", {"k": 5})):
-        results = [UncertaintyEstimator(column=name, source=source, measure=measure, **extra)(batch)  # type: ignore[arg-type]
-                   for name, source in (("dense", "topk_array"), ("vllm", "vllm"), ("sglang", "sglang"))]
+    for measure, extra in (
+        ("margin", {}),
+        ("entropy_lower", {"vocab_size": 50}),
+        ("entropy_upper", {"vocab_size": 50}),
+        ("entropy_lower", {"entropy_cap": 1.0}),
+        ("deepconf", {"k": 5}),
+    ):
+        results = [
+            UncertaintyEstimator(column=name, source=source, measure=measure, **extra)(batch)  # type: ignore[arg-type]
+            for name, source in (("dense", "topk_array"), ("vllm", "vllm"), ("sglang", "sglang"))
+        ]
         for r in results:
             assert ((r >= 0) & (r <= 1)).all(), (measure, r)
             np.testing.assert_array_equal(r, results[0])
@@ -167,8 +204,9 @@ def test_every_measure_is_in_the_unit_interval_and_the_engines_agree() -> None:
 
 def test_token_values_with_a_cap_and_bad_values() -> None:
     batch = RewardBatch.from_completions(["a", "b"], h=[np.array([0.5, 3.0]), None])
-    estimator = UncertaintyEstimator(column="h", source="token_values", measure="value", value_cap=2.0,
-                                     empty_value=float("nan"))
+    estimator = UncertaintyEstimator(
+        column="h", source="token_values", measure="value", value_cap=2.0, empty_value=float("nan")
+    )
     got = estimator(batch)
     assert got[0] == pytest.approx((0.25 + 1.0) / 2) and math.isnan(got[1])
     with pytest.raises(ValueError, match="expected finite numbers"):

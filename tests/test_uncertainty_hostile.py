@@ -67,8 +67,9 @@ def test_the_compiled_path_recovers_the_same_rows() -> None:
 
 @pytest.mark.parametrize("scale", [1e39, 1e100, 1e300])
 def test_float64_logits_beyond_float32_are_computed_in_float64(scale: float) -> None:
-    logits = torch.tensor([[scale, 0.0, -scale, 5.0], [scale, scale, 0.0, 1.0], [0.5, 0.25, 0.0, -1.0]],
-                          dtype=torch.float64)
+    logits = torch.tensor(
+        [[scale, 0.0, -scale, 5.0], [scale, scale, 0.0, 1.0], [0.5, 0.25, 0.0, -1.0]], dtype=torch.float64
+    )
     ids = torch.tensor([2, 1, 0])
     check(logits, ids, reference(logits, ids))
 
@@ -95,8 +96,11 @@ def test_non_finite_logits_still_raise_naming_the_position() -> None:
     logits = torch.tensor([[3e38, -3e38, 0.0], [1.0, math.inf, 0.0]])
     with pytest.raises(ValueError, match=r"logits: expected finite values, got \+inf at position \(1,\)"):
         token_statistics(logits)
-    with pytest.raises(ValueError, match=r"logits: expected finite values, got values whose quotient by the "
-                                         r"temperature overflows float64 at position \(0,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"logits: expected finite values, got values whose quotient by the "
+        r"temperature overflows float64 at position \(0,\)",
+    ):
         token_statistics(torch.tensor([[1e307, 0.0]], dtype=torch.float64), temperature=1e-3)
 
 
@@ -113,11 +117,14 @@ def test_sequence_uncertainty_of_hostile_logits_is_in_the_unit_interval() -> Non
 # -- per-token columns in dtypes numpy lacks ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "measure", "row"), [
-    ("sampled_logprobs", "nll", [-0.5, -1.0, -0.125]),
-    ("token_values", "value", [0.5, 0.25, 0.75]),
-    ("topk_array", "margin", [[-0.5, -1.0], [-0.125, -3.0], [-0.75, -0.75]]),
-])
+@pytest.mark.parametrize(
+    ("source", "measure", "row"),
+    [
+        ("sampled_logprobs", "nll", [-0.5, -1.0, -0.125]),
+        ("token_values", "value", [0.5, 0.25, 0.75]),
+        ("topk_array", "margin", [[-0.5, -1.0], [-0.125, -3.0], [-0.75, -0.75]]),
+    ],
+)
 def test_a_bfloat16_column_reads_like_float32(source: str, measure: str, row: list[object]) -> None:
     estimator = UncertaintyEstimator(column="lp", source=source, measure=measure)  # type: ignore[arg-type]
     exact = torch.tensor(row).bfloat16()  # these values are exact in bfloat16

@@ -236,7 +236,10 @@ def test_importing_the_subpackage_does_not_import_torch() -> None:
 grid_logits = st.integers(1, 5).flatmap(
     lambda n: st.integers(2, 80).flatmap(
         lambda v: st.lists(st.integers(-160, 160), min_size=n * v, max_size=n * v).map(
-            lambda xs, n=n, v=v: torch.tensor(xs, dtype=torch.float32).reshape(n, v) / 8)))
+            lambda xs, n=n, v=v: torch.tensor(xs, dtype=torch.float32).reshape(n, v) / 8
+        )
+    )
+)
 
 
 @given(grid_logits, st.integers(-1000, 1000))
@@ -280,7 +283,8 @@ def test_any_non_finite_logit_raises_naming_its_position(b: int, t: int, vocab: 
     x = torch.randn(b, t, vocab, generator=torch.Generator().manual_seed(b * 100 + t))
     position = (data.draw(st.integers(0, b - 1)), data.draw(st.integers(0, t - 1)))
     x[(*position, data.draw(st.integers(0, vocab - 1)))] = data.draw(
-        st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+        st.sampled_from([float("nan"), float("inf"), -float("inf")])
+    )
     stats = data.draw(st.sampled_from([("entropy",), ("margin",), ("self_certainty",), ALL[:3]]))
     with pytest.raises(ValueError, match=re.escape(f"at position {position}")):
         token_statistics(x, stats=stats)
@@ -340,4 +344,3 @@ def test_cuda_matches_cpu() -> None:
     gpu = token_statistics(x.cuda(), token_ids=ids.cuda())
     for name in cpu:
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=0, atol=2e-6)
-

@@ -49,8 +49,12 @@ def reference(values: np.ndarray, mask: np.ndarray, how: str, q: float, empty: f
     return out
 
 
-@given(padded_batches(), st.sampled_from(["mean", "max", "min", "quantile"]), st.floats(0, 1),
-       st.sampled_from([0.0, -1.0, np.nan]))
+@given(
+    padded_batches(),
+    st.sampled_from(["mean", "max", "min", "quantile"]),
+    st.floats(0, 1),
+    st.sampled_from([0.0, -1.0, np.nan]),
+)
 def test_reductions_match_numpy(batch: tuple[np.ndarray, np.ndarray], how: str, q: float, empty: float) -> None:
     values, mask = batch
     got = reduce_tokens(values, mask, how=how, q=q, empty_value=empty)  # type: ignore[arg-type]
@@ -106,8 +110,9 @@ tag_st = st.lists(st.integers(0, 5), min_size=1, max_size=2)
 
 
 @given(st.lists(ids_st, min_size=1, max_size=6), tag_st, tag_st)
-def test_span_mask_follows_the_core_span_policy(rows: list[list[int]], open_ids: list[int],
-                                                close_ids: list[int]) -> None:
+def test_span_mask_follows_the_core_span_policy(
+    rows: list[list[int]], open_ids: list[int], close_ids: list[int]
+) -> None:
     mask = reasoning_span_mask(rows, open_ids, close_ids)
     for row, got in zip(rows, mask):
         begin, end = reasoning_span(row, open_ids, close_ids)
@@ -117,8 +122,9 @@ def test_span_mask_follows_the_core_span_policy(rows: list[list[int]], open_ids:
 
 
 @given(st.lists(ids_st, min_size=1, max_size=6), tag_st, tag_st)
-def test_span_mask_on_padded_arrays_matches_ragged(rows: list[list[int]], open_ids: list[int],
-                                                   close_ids: list[int]) -> None:
+def test_span_mask_on_padded_arrays_matches_ragged(
+    rows: list[list[int]], open_ids: list[int], close_ids: list[int]
+) -> None:
     width = max(len(r) for r in rows) + 2
     ids = np.full((len(rows), width), 3, dtype=np.int64)  # padding with a real-looking id
     valid = np.zeros_like(ids, dtype=bool)
@@ -128,7 +134,7 @@ def test_span_mask_on_padded_arrays_matches_ragged(rows: list[list[int]], open_i
     padded = reasoning_span_mask(ids, open_ids, close_ids, mask=valid)
     ragged = reasoning_span_mask(rows, open_ids, close_ids)
     np.testing.assert_array_equal(padded[:, : ragged.shape[1]], ragged)
-    assert not padded[:, ragged.shape[1]:].any()
+    assert not padded[:, ragged.shape[1] :].any()
 
 
 def test_span_mask_cases_by_hand() -> None:
@@ -163,6 +169,11 @@ def test_normalisations() -> None:
 
 @given(hnp.arrays(np.float64, st.integers(0, 20), elements=st.floats(0, 1e6)))
 def test_normalised_values_are_in_the_unit_interval(values: np.ndarray) -> None:
-    for out in (normalized_entropy(values, vocab_size=151936), normalized_entropy(values, cap=3.0),
-                normalized_nll(values), normalized_nll(values, cap=5.0), margin_uncertainty(np.minimum(values, 1))):
+    for out in (
+        normalized_entropy(values, vocab_size=151936),
+        normalized_entropy(values, cap=3.0),
+        normalized_nll(values),
+        normalized_nll(values, cap=5.0),
+        margin_uncertainty(np.minimum(values, 1)),
+    ):
         assert ((out >= 0) & (out <= 1)).all()

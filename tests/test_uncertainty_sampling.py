@@ -38,9 +38,21 @@ TEXTS = ["Find it.", "Find the red square and output its bounding box. What colo
 def _args(tmp_path: Any, **overrides: Any) -> Any:
     from trl import GRPOConfig
 
-    values = dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=6,
-                  num_generations=2, max_completion_length=20, max_steps=1, learning_rate=1e-4, logging_steps=1,
-                  save_strategy="no", report_to="none", seed=0, temperature=TEMPERATURE)
+    values = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=6,
+        num_generations=2,
+        max_completion_length=20,
+        max_steps=1,
+        learning_rate=1e-4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        temperature=TEMPERATURE,
+    )
     values.update(overrides)
     return GRPOConfig(**values)
 
@@ -63,13 +75,20 @@ def _trainer(tmp_path: Any, vlm: bool, **kwargs: Any) -> tuple[Any, Any, list[An
         rows = [{"prompt": p} for p in prompts]
     # Every 12th token id also ends a completion (TRL reads the model's EOS ids): lengths differ within the batch.
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, *range(7, len(tokenizer), 12)]
-    trainer = UncertaintyGRPOTrainer(model=model, reward_funcs=TRLReward(SoftLengthPenalty()), args=_args(tmp_path),
-                                     train_dataset=Dataset.from_list(rows), processing_class=processing, **kwargs)
+    trainer = UncertaintyGRPOTrainer(
+        model=model,
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=_args(tmp_path),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=processing,
+        **kwargs,
+    )
     return trainer, processing, [p for p in prompts for _ in range(2)]
 
 
-def _reference(trainer: Any, prompt_ids: list[list[int]], completion_ids: list[list[int]],
-               images: list[Any] | None) -> dict[str, list[np.ndarray]]:
+def _reference(
+    trainer: Any, prompt_ids: list[list[int]], completion_ids: list[list[int]], images: list[Any] | None
+) -> dict[str, list[np.ndarray]]:
     """Per completion, unpadded, one forward pass over prompt + completion; statistics at the sampling temperature."""
     model = trainer.model
     out: dict[str, list[np.ndarray]] = {name: [] for name in SAMPLING_STATISTICS}
@@ -79,12 +98,17 @@ def _reference(trainer: Any, prompt_ids: list[list[int]], completion_ids: list[l
         if images is not None:
             fields = trainer.processing_class.image_processor(images=images[i], return_tensors="pt")
             types = (ids == model.config.image_token_id).long()
-            extra = dict(pixel_values=fields["pixel_values"], image_grid_thw=fields["image_grid_thw"],
-                         mm_token_type_ids=types)
+            extra = dict(
+                pixel_values=fields["pixel_values"], image_grid_thw=fields["image_grid_thw"], mm_token_type_ids=types
+            )
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra).logits[0]
-        stats = token_statistics(logits[len(prompt) - 1:-1], token_ids=torch.tensor(completion),
-                                 temperature=TEMPERATURE, stats=SAMPLING_STATISTICS)
+        stats = token_statistics(
+            logits[len(prompt) - 1 : -1],
+            token_ids=torch.tensor(completion),
+            temperature=TEMPERATURE,
+            stats=SAMPLING_STATISTICS,
+        )
         for name in SAMPLING_STATISTICS:
             out[name].append(stats[name].double().numpy())
     return out
@@ -148,7 +172,7 @@ def test_sampler_distribution_equals_the_scores_generate_samples_from() -> None:
         logp = torch.log_softmax(scores[i, :n].double(), -1)
         p = logp.exp()
         top = p.topk(2, -1).values
-        ids = sequences[i, width:width + n]
+        ids = sequences[i, width : width + n]
         np.testing.assert_allclose(stats["margin"][i], (top[:, 0] - top[:, 1]).numpy(), atol=1e-5, rtol=0)
         entropy = -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
         np.testing.assert_allclose(stats["entropy"][i], entropy.numpy(), atol=1e-5, rtol=0)
@@ -178,10 +202,14 @@ def _trainer_with(tmp_path: Any, repetition_penalty: float = 1.0, **kwargs: Any)
     from datasets import Dataset
 
     tokenizer = build_tokenizer()
-    return UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
-                                  args=_args(tmp_path, repetition_penalty=repetition_penalty),
-                                  train_dataset=Dataset.from_list([{"prompt": "q"}] * 6), processing_class=tokenizer,
-                                  **kwargs)
+    return UncertaintyGRPOTrainer(
+        model=build_text_lm(tokenizer),
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=_args(tmp_path, repetition_penalty=repetition_penalty),
+        train_dataset=Dataset.from_list([{"prompt": "q"}] * 6),
+        processing_class=tokenizer,
+        **kwargs,
+    )
 
 
 def test_device_check_helper_agrees_with_the_forward_pass_on_a_tiny_model() -> None:

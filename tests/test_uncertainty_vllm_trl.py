@@ -63,12 +63,13 @@ class StandInVLLMGeneration:
     def generate(self, prompts: list[list[int]], images: Any, num_generations: int, profiler: Any = None) -> Any:
         from trl.generation.vllm_generation import extract_logprobs
 
-        outputs = [RequestOutput(request_id=str(i), prompt=None, prompt_token_ids=list(p),
-                                 outputs=[self._completion(0)]) for i, p in enumerate(prompts)]
+        outputs = [
+            RequestOutput(request_id=str(i), prompt=None, prompt_token_ids=list(p), outputs=[self._completion(0)])
+            for i, p in enumerate(prompts)
+        ]
         self.requests = outputs
         logprobs, token_ids = extract_logprobs(outputs)  # TRL's own conversion (sorted by rank)
-        return ([o.prompt_token_ids for o in outputs], [o.outputs[0].token_ids for o in outputs], logprobs,
-                token_ids)
+        return ([o.prompt_token_ids for o in outputs], [o.outputs[0].token_ids for o in outputs], logprobs, token_ids)
 
 
 def official_completion(tokens: list[dict[int, Logprob]]) -> float:
@@ -92,12 +93,26 @@ def _trainer(tmp_path: Any, logprobs: int = 0, **kwargs: Any) -> Any:
 
     tokenizer = build_tokenizer()
     temperature = kwargs.pop("temperature", 1.0)
-    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, per_device_train_batch_size=6,
-                      num_generations=3, max_completion_length=16, max_steps=1, report_to="none",
-                      save_strategy="no", temperature=temperature)
-    trainer = UncertaintyGRPOTrainer(model=build_text_lm(tokenizer), reward_funcs=TRLReward(SoftLengthPenalty()),
-                                     args=args, train_dataset=Dataset.from_list([{"prompt": "q"}] * 6),
-                                     processing_class=tokenizer, **kwargs)
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        per_device_train_batch_size=6,
+        num_generations=3,
+        max_completion_length=16,
+        max_steps=1,
+        report_to="none",
+        save_strategy="no",
+        temperature=temperature,
+    )
+    trainer = UncertaintyGRPOTrainer(
+        model=build_text_lm(tokenizer),
+        reward_funcs=TRLReward(SoftLengthPenalty()),
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": "q"}] * 6),
+        processing_class=tokenizer,
+        **kwargs,
+    )
     trainer.use_vllm = True
     trainer.vllm_generation = StandInVLLMGeneration(len(tokenizer) - 8, logprobs=logprobs)  # no special tokens
     trainer._alr_check_route()  # what __init__ does when use_vllm is set
@@ -116,8 +131,10 @@ def test_margin_from_vllm_top_k_equals_the_official_per_token_loop(tmp_path: Any
     np.testing.assert_allclose(extra["uncertainty"], official, rtol=0, atol=1e-6)
     assert np.unique(np.round(official, 4)).size > 1
     # TRL's importance sampling gets the sampled token's log-prob (TRL itself would keep the top-1 entry)
-    sampled = [[r.outputs[0].logprobs[t][token].logprob for t, token in enumerate(r.outputs[0].token_ids)]
-               for r in generation.requests]
+    sampled = [
+        [r.outputs[0].logprobs[t][token].logprob for t, token in enumerate(r.outputs[0].token_ids)]
+        for r in generation.requests
+    ]
     assert logprobs == sampled
     assert generation.synced == 1
 
@@ -125,8 +142,11 @@ def test_margin_from_vllm_top_k_equals_the_official_per_token_loop(tmp_path: Any
 def test_margin_with_only_the_sampled_token_raises_naming_the_fix(tmp_path: Any) -> None:
     trainer = _trainer(tmp_path)
     trainer.vllm_generation.logprobs = 0  # e.g. a backend that can only give the sampled token's log-prob
-    with pytest.raises(ValueError, match=r"uncertainty_measure='margin' needs the top-2 log-probs per token, got "
-                                         r"only the sampled token's .*uncertainty_top_logprobs"):
+    with pytest.raises(
+        ValueError,
+        match=r"uncertainty_measure='margin' needs the top-2 log-probs per token, got "
+        r"only the sampled token's .*uncertainty_top_logprobs",
+    ):
         trainer._generate(PROMPTS)
 
 
@@ -134,8 +154,10 @@ def test_nll_uses_the_sampled_token_and_entropy_is_refused(tmp_path: Any) -> Non
     trainer = _trainer(tmp_path, uncertainty_measure="nll")
     assert trainer.vllm_generation.logprobs == 0  # nothing more is asked for
     _, _, _, _, _, extra, _, _ = trainer._generate(PROMPTS)
-    expected = [np.mean([1 - np.exp(d[t].logprob) for d, t in zip(r.outputs[0].logprobs, r.outputs[0].token_ids)])
-                for r in trainer.vllm_generation.requests]
+    expected = [
+        np.mean([1 - np.exp(d[t].logprob) for d, t in zip(r.outputs[0].logprobs, r.outputs[0].token_ids)])
+        for r in trainer.vllm_generation.requests
+    ]
     np.testing.assert_allclose(extra["uncertainty"], expected, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="uncertainty_measure='entropy' needs the full distribution"):
         _trainer(tmp_path, uncertainty_measure="entropy")

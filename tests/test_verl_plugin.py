@@ -26,8 +26,9 @@ PLUGIN = "adaptive_length_reward_verl_plugin"
 def _python(code: str, **env: str) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter; it prints one JSON object last, returned with ``stderr``."""
     environ = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environ,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environ, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return {**json.loads(run.stdout.strip().splitlines()[-1]), "stderr": run.stderr}
 
@@ -60,18 +61,29 @@ def test_import_verl_registers_lazily_in_both_registries_and_the_agent_loops() -
             "legacy": legacy("adaptive_length").__name__,
             "agent_loops": {k: v["_target_"] for k, v in _agent_loop_registry.items() if k.startswith("adaptive")}}))
     """)
-    assert out["lazy"] == {"adaptive_length_reward": False, "adaptive_length_reward.adapters.verl": False,
-                           "pydantic": False}
+    assert out["lazy"] == {
+        "adaptive_length_reward": False,
+        "adaptive_length_reward.adapters.verl": False,
+        "pydantic": False,
+    }
     assert out["reward_loop"] == ["AdaptiveLengthRewardManager", "AdaptiveLengthRateLimitedRewardManager"]
     assert out["legacy"] == "AdaptiveLengthLegacyRewardManager"
     assert out["agent_loops"] == {
         "adaptive_length_single_turn": "adaptive_length_reward.adapters.verl_agent_loop.UncertaintySingleTurnAgentLoop",
-        "adaptive_length_margin": "adaptive_length_reward.adapters.verl_agent_loop.MarginSingleTurnAgentLoop"}
+        "adaptive_length_margin": "adaptive_length_reward.adapters.verl_agent_loop.MarginSingleTurnAgentLoop",
+    }
     assert "adaptive-length-reward" not in str(out["stderr"])  # no warning of ours (verl's own may appear)
 
 
-@pytest.mark.parametrize("first", ["verl.workers.reward_manager", "verl.experimental.reward_loop.reward_manager",
-                                   "verl.trainer.ppo.reward", "adaptive_length_reward.adapters.verl"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        "verl.workers.reward_manager",
+        "verl.experimental.reward_loop.reward_manager",
+        "verl.trainer.ppo.reward",
+        "adaptive_length_reward.adapters.verl",
+    ],
+)
 def test_registration_holds_whichever_module_is_imported_first(first: str) -> None:
     """verl's two registries import each other; the hook must register once both are complete, whichever verl (or
     the user) imports first."""
@@ -110,10 +122,14 @@ def test_a_failing_adapter_import_is_a_warning_and_a_stand_in_that_raises_it() -
 
 def test_verl_use_external_modules_without_the_entry_point() -> None:
     """``VERL_USE_EXTERNAL_MODULES=adaptive_length_reward_verl_plugin`` with entry points off (docs/verl.md)."""
-    out = _python("""
+    out = _python(
+        """
         import json, sys
         import verl
         from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
         print(json.dumps({"cls": get_reward_manager_cls("adaptive_length").__name__}))
-    """, VERL_USE_EXTERNAL_PLUGINS="none", VERL_USE_EXTERNAL_MODULES=PLUGIN)
+    """,
+        VERL_USE_EXTERNAL_PLUGINS="none",
+        VERL_USE_EXTERNAL_MODULES=PLUGIN,
+    )
     assert out["cls"] == "AdaptiveLengthRewardManager"

@@ -25,10 +25,13 @@ pytestmark = pytest.mark.slow
 
 def _config(tokenizer_dir: Path, **reward_kwargs: Any) -> Any:
     config = _manager_config(**reward_kwargs)
-    return OmegaConf.merge(config, {
-        "actor_rollout_ref": {"model": {"path": str(tokenizer_dir), "tokenizer_path": None}},
-        "reward": {"num_workers": 2, "reward_model": {"enable": False, "enable_resource_pool": False}},
-    })
+    return OmegaConf.merge(
+        config,
+        {
+            "actor_rollout_ref": {"model": {"path": str(tokenizer_dir), "tokenizer_path": None}},
+            "reward": {"num_workers": 2, "reward_model": {"enable": False, "enable_resource_pool": False}},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +42,20 @@ def local_ray() -> Any:
     import ray._private.ray_constants as ray_constants
 
     saved, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
-    env = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", object_store_memory=200 * 2**20,
-             runtime_env={"env_vars": env}, log_to_driver=False)
+    env = {
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=200 * 2**20,
+        runtime_env={"env_vars": env},
+        log_to_driver=False,
+    )
     try:
         yield ray
     finally:
@@ -59,8 +72,12 @@ def test_reward_loop_manager_scores_on_ray_workers(local_ray: Any, tmp_path: Pat
     tokenizer.save_pretrained(tmp_path / "tokenizer")
     config = _config(tmp_path / "tokenizer", uncertainty_measure="nll")
     responses = [_answer(60), _answer(120), _answer(30), _answer(200)]
-    infos = [{"difficulty": 2.0, "index": 0}, {"difficulty": 4.0, "index": 1}, {"difficulty": 9.0, "index": 2},
-             {"difficulty": 7.0, "index": 3}]
+    infos = [
+        {"difficulty": 2.0, "index": 0},
+        {"difficulty": 4.0, "index": 1},
+        {"difficulty": 9.0, "index": 2},
+        {"difficulty": 7.0, "index": 3},
+    ]
     data = _data_proto(tokenizer, responses, infos)
     manager = RewardLoopManager(config)
     assert manager.reward_manager_cls.__name__ == "AdaptiveLengthRewardManager"  # resolved by name in the driver
@@ -77,8 +94,9 @@ def test_reward_loop_manager_scores_on_ray_workers(local_ray: Any, tmp_path: Pat
     assert keys == list(local[0]["reward_extra_info"])
     assert {"score", "length", "budget", "tier", "budgeted"} <= set(keys)
     for key in keys:
-        np.testing.assert_allclose(out.non_tensor_batch[key].astype(float),
-                                   [r["reward_extra_info"][key] for r in local], rtol=1e-6)
+        np.testing.assert_allclose(
+            out.non_tensor_batch[key].astype(float), [r["reward_extra_info"][key] for r in local], rtol=1e-6
+        )
     assert np.isfinite(out.non_tensor_batch["budget"].astype(float)).all()  # the medium tier's budget too
     lengths = out.non_tensor_batch["length"].astype(float)
     assert out.non_tensor_batch["score"][0] == pytest.approx(_expected(lengths[0], 96.0))

@@ -29,8 +29,15 @@ from adaptive_length_reward.segmentation import ThinkingFormatReward
 
 from .task import TIERS, ChainProblem, parse_answer, reasoning_lengths, recheck_counts, tier_names
 
-__all__ = ["DecodeResult", "ScoredCompletions", "TierSummary", "decode", "evaluate_completions", "rollout_uncertainty",
-           "summarize"]
+__all__ = [
+    "DecodeResult",
+    "ScoredCompletions",
+    "TierSummary",
+    "decode",
+    "evaluate_completions",
+    "rollout_uncertainty",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,14 @@ class TierSummary:
     count: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mean_reasoning_tokens": self.mean_reasoning_tokens, "accuracy": self.accuracy,
-                "format_rate": self.format_rate, "mean_rechecks": self.mean_rechecks,
-                "direct_rate": self.direct_rate, "count": self.count}
+        return {
+            "mean_reasoning_tokens": self.mean_reasoning_tokens,
+            "accuracy": self.accuracy,
+            "format_rate": self.format_rate,
+            "mean_rechecks": self.mean_rechecks,
+            "direct_rate": self.direct_rate,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,8 +99,13 @@ def evaluate_completions(
     lengths = reasoning_lengths(completions)
     correct = np.array([float(parse_answer(c) == p.answer) for c, p in zip(completions, chosen)])
     fmt = ThinkingFormatReward()(completions=list(completions)) if completions else np.zeros(0)
-    return ScoredCompletions(tier=tiers, reasoning_tokens=lengths, rechecks=recheck_counts(completions),
-                             correct=correct, format_ok=np.asarray(fmt, dtype=np.float64))
+    return ScoredCompletions(
+        tier=tiers,
+        reasoning_tokens=lengths,
+        rechecks=recheck_counts(completions),
+        correct=correct,
+        format_ok=np.asarray(fmt, dtype=np.float64),
+    )
 
 
 def decode(
@@ -120,8 +137,13 @@ def decode(
         torch.manual_seed(seed * 100_003 + b)
         with torch.no_grad():
             sampling = {"do_sample": False} if greedy else {"do_sample": True, "temperature": 1.0, "top_p": 1.0}
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=eos, **sampling)
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=eos,
+                **sampling,
+            )
         new = out[:, inputs["input_ids"].shape[1] :]
         for row in new.tolist():
             stop = row.index(eos) + 1 if eos in row else len(row)
@@ -129,10 +151,17 @@ def decode(
             texts.append(tokenizer.decode(row[:stop], skip_special_tokens=True))
     wall = time.perf_counter() - began
     scored = evaluate_completions(texts, problems, index, thresholds)
-    return DecodeResult(problem=np.asarray(index, dtype=np.int64), tier=scored.tier,
-                        reasoning_tokens=scored.reasoning_tokens, rechecks=scored.rechecks, correct=scored.correct,
-                        format_ok=scored.format_ok, generated_tokens=np.asarray(generated, dtype=np.int64),
-                        wall_s=wall, completions=texts)
+    return DecodeResult(
+        problem=np.asarray(index, dtype=np.int64),
+        tier=scored.tier,
+        reasoning_tokens=scored.reasoning_tokens,
+        rechecks=scored.rechecks,
+        correct=scored.correct,
+        format_ok=scored.format_ok,
+        generated_tokens=np.asarray(generated, dtype=np.int64),
+        wall_s=wall,
+        completions=texts,
+    )
 
 
 def summarize(result: DecodeResult) -> dict[str, TierSummary]:
@@ -178,8 +207,15 @@ def rollout_uncertainty(
         width = inputs["input_ids"].shape[1]
         torch.manual_seed(seed * 100_003 + b)
         with torch.no_grad():
-            ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0,
-                                 pad_token_id=pad, eos_token_id=eos)
+            ids = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                pad_token_id=pad,
+                eos_token_id=eos,
+            )
             completion = ids[:, width:]
             valid = torch.zeros_like(completion, dtype=torch.bool)
             for i, row in enumerate(completion.tolist()):

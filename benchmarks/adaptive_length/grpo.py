@@ -65,16 +65,25 @@ class TrainLog:
         return float(np.median(self.step_seconds)) if self.step_seconds else math.nan
 
 
-def grpo_rows(problems: Sequence[ChainProblem],
-              columns: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+def grpo_rows(
+    problems: Sequence[ChainProblem], columns: Mapping[str, Sequence[Any]] | None = None
+) -> list[dict[str, Any]]:
     """TRL dataset rows: a standard-format ``prompt`` and the columns the rewards read (plus ``columns``, one value
     per problem, for the variants that read more: a stable problem id, a reference accuracy)."""
     extra = dict(columns or {})
     for name, values in extra.items():
         if len(values) < len(problems):
             raise ValueError(f"columns[{name!r}]: expected {len(problems)} values (one per problem), got {len(values)}")
-    return [{"prompt": p.prompt(), "ground_truth": p.answer, "difficulty": p.difficulty, "steps": p.steps,
-             **{name: values[i] for name, values in extra.items()}} for i, p in enumerate(problems)]
+    return [
+        {
+            "prompt": p.prompt(),
+            "ground_truth": p.answer,
+            "difficulty": p.difficulty,
+            "steps": p.steps,
+            **{name: values[i] for name, values in extra.items()},
+        }
+        for i, p in enumerate(problems)
+    ]
 
 
 def _timer_callback(log: TrainLog, total: int, progress: Callable[[str], None] | None, label: str) -> Any:
@@ -97,9 +106,11 @@ def _timer_callback(log: TrainLog, total: int, progress: Callable[[str], None] |
             if progress is None or not logs or "reward" not in logs:
                 return
             if step % max(1, total // 5) == 0 or step == total:
-                progress(f"  {label}: step {step}/{total}  reward {logs['reward']:.3f}  completion tokens "
-                         f"{logs.get('completions/mean_length', math.nan):.1f}  "
-                         f"{np.median(log.step_seconds):.2f}s/step")
+                progress(
+                    f"  {label}: step {step}/{total}  reward {logs['reward']:.3f}  completion tokens "
+                    f"{logs.get('completions/mean_length', math.nan):.1f}  "
+                    f"{np.median(log.step_seconds):.2f}s/step"
+                )
 
     return StepTimer()
 
@@ -147,24 +158,44 @@ def train_variant(
     log = TrainLog()
     with tempfile.TemporaryDirectory(prefix="alr-grpo-") as out_dir:
         args = GRPOConfig(
-            output_dir=out_dir, use_cpu=s.use_cpu, bf16=False, seed=seed, data_seed=seed,
-            per_device_train_batch_size=s.prompts_per_step * s.generations, num_generations=s.generations,
-            max_completion_length=s.max_completion_length, temperature=s.temperature, max_steps=s.steps,
-            learning_rate=s.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=s.warmup_steps,
-            beta=s.kl_beta, max_grad_norm=s.max_grad_norm, logging_steps=1, save_strategy="no", report_to="none",
-            disable_tqdm=True, dataloader_num_workers=0,
+            output_dir=out_dir,
+            use_cpu=s.use_cpu,
+            bf16=False,
+            seed=seed,
+            data_seed=seed,
+            per_device_train_batch_size=s.prompts_per_step * s.generations,
+            num_generations=s.generations,
+            max_completion_length=s.max_completion_length,
+            temperature=s.temperature,
+            max_steps=s.steps,
+            learning_rate=s.learning_rate,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=s.warmup_steps,
+            beta=s.kl_beta,
+            max_grad_norm=s.max_grad_norm,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
         )
         trainer_cls = UncertaintyGRPOTrainer if uncertainty else GRPOTrainer
         trainer = trainer_cls(
-            model=model, reward_funcs=TRLReward(reward), args=args,
-            train_dataset=datasets.Dataset.from_list(grpo_rows(problems[:needed], columns)), processing_class=tokenizer,
+            model=model,
+            reward_funcs=TRLReward(reward),
+            args=args,
+            train_dataset=datasets.Dataset.from_list(grpo_rows(problems[:needed], columns)),
+            processing_class=tokenizer,
             callbacks=[_timer_callback(log, s.steps, progress, label)],
         )
         trainer.remove_callback(transformers.PrinterCallback)  # progress comes from the step timer instead
         began = time.perf_counter()
         trainer.train()
         log.wall_s = time.perf_counter() - began
-        log.history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))}
-                       for h in trainer.state.log_history if "reward" in h]
+        log.history = [
+            {k: float(v) for k, v in h.items() if isinstance(v, (int, float))}
+            for h in trainer.state.log_history
+            if "reward" in h
+        ]
     model.eval()
     return model, log

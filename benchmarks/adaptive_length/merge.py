@@ -62,17 +62,26 @@ def merge_results(base: dict[str, Any], new: dict[str, Any], *, command: str | N
     merged["main_variants"] = [v for v in MAIN_VARIANTS if v in merged["variants"]]
     merged["target"] = target_verdict(merged["variants"])
     runs = [r for r in merged.get("added_runs", []) if set(r["variants"]) != set(added)]
-    runs.append({"command": command or new["command"], "variants": added, "total_wall_s": new["total_wall_s"],
-                 "environment": new["environment"],
-                 "checked_identical": "settings, SFT evaluation and uncertainty calibration, and none's evaluation"})
+    runs.append(
+        {
+            "command": command or new["command"],
+            "variants": added,
+            "total_wall_s": new["total_wall_s"],
+            "environment": new["environment"],
+            "checked_identical": "settings, SFT evaluation and uncertainty calibration, and none's evaluation",
+        }
+    )
     merged["added_runs"] = runs
     return merged
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks.adaptive_length.merge``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive_length.merge", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.adaptive_length.merge",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("new", type=Path, help="adaptive_length.json of the later run")
     parser.add_argument("--into", type=Path, default=DOCS / f"{STEM}.json", help="the committed results")
     parser.add_argument("--command", default=None, help="the later run's command as it should be recorded")

@@ -24,8 +24,20 @@ PAD = "<pad>"
 EOS = "<eos>"
 #: Every token of the task language, in a fixed order (the ids are stable across runs and machines).
 VOCABULARY = (
-    PAD, EOS, "<think>", "</think>", "<answer>", "</answer>", "solve", "check", "?", "+", "-", "=",
-    *(str(d) for d in range(MODULUS)), *LABELS,
+    PAD,
+    EOS,
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "solve",
+    "check",
+    "?",
+    "+",
+    "-",
+    "=",
+    *(str(d) for d in range(MODULUS)),
+    *LABELS,
 )
 
 
@@ -49,7 +61,10 @@ def build_tokenizer() -> Any:
     model = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token=PAD))
     model.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
     fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=model, eos_token=EOS, pad_token=PAD, padding_side="left",
+        tokenizer_object=model,
+        eos_token=EOS,
+        pad_token=PAD,
+        padding_side="left",
         clean_up_tokenization_spaces=False,
     )
     return fast
@@ -67,10 +82,18 @@ def build_model(tokenizer: Any, settings: ModelSettings | None = None, *, seed: 
         )
     pad, eos = tokenizer.convert_tokens_to_ids(PAD), tokenizer.convert_tokens_to_ids(EOS)
     config = transformers.Qwen2Config(
-        vocab_size=len(VOCABULARY), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
-        num_hidden_layers=s.num_layers, num_attention_heads=s.num_heads, num_key_value_heads=s.num_kv_heads,
-        max_position_embeddings=s.max_positions, tie_word_embeddings=True, bos_token_id=eos, eos_token_id=eos,
-        pad_token_id=pad, attention_dropout=0.0,
+        vocab_size=len(VOCABULARY),
+        hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size,
+        num_hidden_layers=s.num_layers,
+        num_attention_heads=s.num_heads,
+        num_key_value_heads=s.num_kv_heads,
+        max_position_embeddings=s.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        attention_dropout=0.0,
     )
     torch.manual_seed(seed)
     model = transformers.Qwen2ForCausalLM(config)

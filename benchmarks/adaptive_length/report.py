@@ -31,8 +31,16 @@ from .sft import SFTResult
 from .task import TIERS, ChainProblem
 from .variants import MAIN_VARIANTS, Budgets, VariantSpec
 
-__all__ = ["TARGET", "VariantRun", "assemble_results", "main", "paired_bootstrap", "reduction", "target_verdict",
-           "write_report"]
+__all__ = [
+    "TARGET",
+    "VariantRun",
+    "assemble_results",
+    "main",
+    "paired_bootstrap",
+    "reduction",
+    "target_verdict",
+    "write_report",
+]
 
 #: The issue's target for PixelThink against no length term.
 TARGET = {"easy_reduction": 0.30, "accuracy_points": 2.0}
@@ -97,8 +105,10 @@ def paired_bootstrap(
     reduction = 1.0 - lengths[index].mean(axis=1) / np.maximum(reference_lengths[index].mean(axis=1), 1e-12)
     change = 100.0 * (correct[index].mean(axis=1) - reference_correct[index].mean(axis=1))
     low, high = 2.5, 97.5
-    return {"token_reduction_ci95": [float(np.percentile(reduction, low)), float(np.percentile(reduction, high))],
-            "accuracy_change_points_ci95": [float(np.percentile(change, low)), float(np.percentile(change, high))]}
+    return {
+        "token_reduction_ci95": [float(np.percentile(reduction, low)), float(np.percentile(reduction, high))],
+        "accuracy_change_points_ci95": [float(np.percentile(change, low)), float(np.percentile(change, high))],
+    }
 
 
 def _tier_masks(eval_set: Sequence[ChainProblem], tiers: npt.NDArray[np.str_]) -> dict[str, npt.NDArray[np.bool_]]:
@@ -113,8 +123,14 @@ def _problem_tiers(result: DecodeResult, n_problems: int) -> npt.NDArray[np.str_
     return tiers.astype(str)
 
 
-def _evaluation_block(result: DecodeResult, reference: DecodeResult | None, eval_set: Sequence[ChainProblem],
-                      *, intervals: bool, seed: int) -> dict[str, Any]:
+def _evaluation_block(
+    result: DecodeResult,
+    reference: DecodeResult | None,
+    eval_set: Sequence[ChainProblem],
+    *,
+    intervals: bool,
+    seed: int,
+) -> dict[str, Any]:
     summary = summarize(result)
     n = len(eval_set)
     masks = _tier_masks(eval_set, _problem_tiers(result, n))
@@ -144,8 +160,10 @@ def _by_steps(result: DecodeResult, eval_set: Sequence[ChainProblem]) -> dict[st
     out = {}
     for k in sorted(set(steps.tolist())):
         keep = steps == k
-        out[str(k)] = {"mean_reasoning_tokens": float(result.reasoning_tokens[keep].mean()),
-                       "accuracy": float(result.correct[keep].mean())}
+        out[str(k)] = {
+            "mean_reasoning_tokens": float(result.reasoning_tokens[keep].mean()),
+            "accuracy": float(result.correct[keep].mean()),
+        }
     return out
 
 
@@ -153,16 +171,24 @@ def _curve(log: TrainLog) -> list[dict[str, float]]:
     curve = []
     for step, entry in enumerate(log.history, start=1):
         correct = [v for k, v in entry.items() if k.endswith("/correct")]
-        curve.append({"step": step, "reward": entry.get("reward", math.nan),
-                      "completion_tokens": entry.get("completions/mean_length", math.nan),
-                      "correct": correct[0] if correct else math.nan,
-                      "uncertainty": entry.get("uncertainty/mean", math.nan)})
+        curve.append(
+            {
+                "step": step,
+                "reward": entry.get("reward", math.nan),
+                "completion_tokens": entry.get("completions/mean_length", math.nan),
+                "correct": correct[0] if correct else math.nan,
+                "uncertainty": entry.get("uncertainty/mean", math.nan),
+            }
+        )
     return curve
 
 
 #: The number that orders each sweep's points, and its value at PixelThink's defaults.
-_SWEEP_KEYS = {"thresholds": ("tau2", lambda b: b.thresholds[0]), "beta": ("beta", lambda b: b.beta),
-               "budgets": ("scale", lambda b: 1.0)}
+_SWEEP_KEYS = {
+    "thresholds": ("tau2", lambda b: b.thresholds[0]),
+    "beta": ("beta", lambda b: b.beta),
+    "budgets": ("scale", lambda b: 1.0),
+}
 
 
 def _sweeps(runs: Sequence[VariantRun], budgets: Budgets, has_default: bool) -> dict[str, list[str]]:
@@ -179,8 +205,12 @@ def _sweeps(runs: Sequence[VariantRun], budgets: Budgets, has_default: bool) -> 
     return {group: [name for _, name in sorted(members)] for group, members in points.items()}
 
 
-def _replicates(by_name: dict[str, VariantRun], replicates: dict[int, dict[str, DecodeResult]], seed: int,
-                eval_set: Sequence[ChainProblem]) -> dict[str, Any]:
+def _replicates(
+    by_name: dict[str, VariantRun],
+    replicates: dict[int, dict[str, DecodeResult]],
+    seed: int,
+    eval_set: Sequence[ChainProblem],
+) -> dict[str, Any]:
     """Seed-to-seed spread: the same variants trained with other GRPO seeds (same SFT policy, same evaluation).
 
     Per variant and tier: mean, sample standard deviation and per-seed values of reasoning tokens and accuracy;
@@ -206,8 +236,10 @@ def _replicates(by_name: dict[str, VariantRun], replicates: dict[int, dict[str, 
     by_seed = {}
     if "none" in names:
         for s in seeds:
-            blocks = {n: _evaluation_block(results[s][n], results[s]["none"], eval_set, intervals=False, seed=s)
-                      for n in names}
+            blocks = {
+                n: _evaluation_block(results[s][n], results[s]["none"], eval_set, intervals=False, seed=s)
+                for n in names
+            }
             by_seed[str(s)] = target_verdict(blocks)
         base = variants["none"]
         for entry in variants.values():
@@ -215,8 +247,12 @@ def _replicates(by_name: dict[str, VariantRun], replicates: dict[int, dict[str, 
                 e, b = entry[tier], base[tier]
                 e["token_reduction_vs_none"] = reduction(e["mean_reasoning_tokens"], b["mean_reasoning_tokens"])
                 e["accuracy_change_vs_none_points"] = 100.0 * (e["accuracy"] - b["accuracy"])
-    return {"grpo_seeds": seeds, "variants": variants, "target_by_seed": by_seed,
-            "target_on_seed_means": target_verdict(variants) if "none" in names else {}}
+    return {
+        "grpo_seeds": seeds,
+        "variants": variants,
+        "target_by_seed": by_seed,
+        "target_on_seed_means": target_verdict(variants) if "none" in names else {},
+    }
 
 
 def target_verdict(variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -233,21 +269,29 @@ def target_verdict(variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     change = overall["accuracy_change_vs_none_points"]
     criteria = {
         "easy_tokens_reduced_by_at_least_30_percent": {
-            "value": easy["token_reduction_vs_none"], "ci95": easy.get("token_reduction_vs_none_ci95"),
-            "met": bool(easy["token_reduction_vs_none"] >= TARGET["easy_reduction"])},
+            "value": easy["token_reduction_vs_none"],
+            "ci95": easy.get("token_reduction_vs_none_ci95"),
+            "met": bool(easy["token_reduction_vs_none"] >= TARGET["easy_reduction"]),
+        },
         "accuracy_within_2_points": {
-            "value": change, "ci95": overall.get("accuracy_change_vs_none_points_ci95"),
+            "value": change,
+            "ci95": overall.get("accuracy_change_vs_none_points_ci95"),
             "per_tier": {t: px[t]["accuracy_change_vs_none_points"] for t in TIERS},
             "abs_within_2_points": bool(abs(change) <= TARGET["accuracy_points"]),
-            "met": bool(change >= -TARGET["accuracy_points"])},
+            "met": bool(change >= -TARGET["accuracy_points"]),
+        },
         "hard_tier_reduced_less_than_easy_tier": {
-            "easy": easy["token_reduction_vs_none"], "hard": hard["token_reduction_vs_none"],
-            "met": bool(hard["token_reduction_vs_none"] < easy["token_reduction_vs_none"])},
+            "easy": easy["token_reduction_vs_none"],
+            "hard": hard["token_reduction_vs_none"],
+            "met": bool(hard["token_reduction_vs_none"] < easy["token_reduction_vs_none"]),
+        },
     }
     met = all(c["met"] for c in criteria.values())
-    summary = (f"easy tokens {100 * easy['token_reduction_vs_none']:.1f}% shorter (target >= 30%), accuracy "
-               f"{change:+.2f} points (target: not below -2), hard tier {100 * hard['token_reduction_vs_none']:.1f}% "
-               f"shorter vs easy {100 * easy['token_reduction_vs_none']:.1f}%")
+    summary = (
+        f"easy tokens {100 * easy['token_reduction_vs_none']:.1f}% shorter (target >= 30%), accuracy "
+        f"{change:+.2f} points (target: not below -2), hard tier {100 * hard['token_reduction_vs_none']:.1f}% "
+        f"shorter vs easy {100 * easy['token_reduction_vs_none']:.1f}%"
+    )
     return {"met": met, "summary": summary, "criteria": criteria}
 
 
@@ -288,8 +332,10 @@ def assemble_results(
             "wall_clock_per_step_vs_none": run.log.median_step_s / none_step if none is not None else math.nan,
             "train_wall_s": run.log.wall_s,
             "eval_generation_s": {"sampled": run.sampled.wall_s, "greedy": run.greedy.wall_s},
-            "eval_generated_tokens": {"sampled": int(run.sampled.generated_tokens.sum()),
-                                      "greedy": int(run.greedy.generated_tokens.sum())},
+            "eval_generated_tokens": {
+                "sampled": int(run.sampled.generated_tokens.sum()),
+                "greedy": int(run.greedy.generated_tokens.sum()),
+            },
             "training_curve": _curve(run.log),
             "reward": run.spec.config(),
         }
@@ -308,19 +354,27 @@ def assemble_results(
         "budgets": budgets.model_dump(mode="json"),
         "length_unit": "reasoning tokens: whitespace tokens of the <think> span (one word = one token here)",
         "accuracy_unit": "fraction of correct answers; changes vs none are in percentage points",
-        "decoding": {"headline": "sampled, temperature 1.0, no top-k/top-p",
-                     "samples_per_problem": int(config["eval_samples"]), "also": "greedy (in 'greedy')"},
+        "decoding": {
+            "headline": "sampled, temperature 1.0, no top-k/top-p",
+            "samples_per_problem": int(config["eval_samples"]),
+            "also": "greedy (in 'greedy')",
+        },
         "eval_problems": len(eval_set),
         "sft": {
-            "steps": sft.steps, "final_loss": sft.final_loss, "wall_s": sft.wall_s,
+            "steps": sft.steps,
+            "final_loss": sft.final_loss,
+            "wall_s": sft.wall_s,
             "loss_curve": [[s, v] for s, v in sft.loss_curve],
             **_evaluation_block(sft_eval["sampled"], None, eval_set, intervals=False, seed=seed),
             "greedy": _evaluation_block(sft_eval["greedy"], None, eval_set, intervals=False, seed=seed),
             "by_steps": _by_steps(sft_eval["sampled"], eval_set),
-            "uncertainty": {"mean": float(uncertainty.mean()), "by_tier": u_by_tier,
-                            "quantile": calibration_quantile,
-                            "reference": float(np.quantile(uncertainty, calibration_quantile)),
-                            "samples": int(uncertainty.size)},
+            "uncertainty": {
+                "mean": float(uncertainty.mean()),
+                "by_tier": u_by_tier,
+                "quantile": calibration_quantile,
+                "reference": float(np.quantile(uncertainty, calibration_quantile)),
+                "samples": int(uncertainty.size),
+            },
         },
         "variants": variants,
         "main_variants": [v for v in MAIN_VARIANTS if v in variants],
@@ -371,9 +425,11 @@ def _ci(values: Sequence[float] | None, scale: float = 100.0, unit: str = "") ->
 
 def _main_table(results: dict[str, Any], names: Sequence[str], greedy: bool = False) -> list[str]:
     variants = results["variants"]
-    head = ("| variant | easy tok | easy acc | medium tok | medium acc | hard tok | hard acc | all tok | all acc "
-            "| easy reduction vs none [95% CI] | medium red. | hard red. | accuracy change, points [95% CI] "
-            "| s/step | vs none |")
+    head = (
+        "| variant | easy tok | easy acc | medium tok | medium acc | hard tok | hard acc | all tok | all acc "
+        "| easy reduction vs none [95% CI] | medium red. | hard red. | accuracy change, points [95% CI] "
+        "| s/step | vs none |"
+    )
     lines = [head, "|" + "---|" * 15]
     rows = [("SFT (start)", results["sft"]["greedy"] if greedy else results["sft"], None)]
     rows += [(name, variants[name]["greedy"] if greedy else variants[name], variants[name]) for name in names]
@@ -382,11 +438,14 @@ def _main_table(results: dict[str, Any], names: Sequence[str], greedy: bool = Fa
         for tier in (*TIERS, "all"):
             cells += [f"{block[tier]['mean_reasoning_tokens']:.1f}", f"{100 * block[tier]['accuracy']:.1f}%"]
         if entry is not None and "token_reduction_vs_none" in block["easy"]:
-            cells.append(_pct(block["easy"]["token_reduction_vs_none"]) + _ci(block["easy"].get(
-                "token_reduction_vs_none_ci95")))
+            cells.append(
+                _pct(block["easy"]["token_reduction_vs_none"]) + _ci(block["easy"].get("token_reduction_vs_none_ci95"))
+            )
             cells += [_pct(block["medium"]["token_reduction_vs_none"]), _pct(block["hard"]["token_reduction_vs_none"])]
-            cells.append(f"{block['all']['accuracy_change_vs_none_points']:+.2f}" + _ci(
-                block["all"].get("accuracy_change_vs_none_points_ci95"), scale=1.0))
+            cells.append(
+                f"{block['all']['accuracy_change_vs_none_points']:+.2f}"
+                + _ci(block["all"].get("accuracy_change_vs_none_points_ci95"), scale=1.0)
+            )
             cells += [f"{entry['wall_clock_per_step_s']:.3f}", f"{entry['wall_clock_per_step_vs_none']:.2f}x"]
         else:
             cells += ["", "", "", "", "", ""]
@@ -396,8 +455,11 @@ def _main_table(results: dict[str, Any], names: Sequence[str], greedy: bool = Fa
 
 def _latency_table(results: dict[str, Any], names: Sequence[str]) -> list[str]:
     variants = results["variants"]
-    lines = ["| variant | GRPO s/step | vs none | sampled: tokens generated | wall s | vs none | greedy: tokens "
-             "generated | wall s | vs none |", "|" + "---|" * 9]
+    lines = [
+        "| variant | GRPO s/step | vs none | sampled: tokens generated | wall s | vs none | greedy: tokens "
+        "generated | wall s | vs none |",
+        "|" + "---|" * 9,
+    ]
     base = variants.get("none")
     for name in names:
         v = variants[name]
@@ -424,26 +486,38 @@ def _behaviour_table(results: dict[str, Any], names: Sequence[str]) -> list[str]
 
 def _replicate_section(rep: dict[str, Any]) -> list[str]:
     seeds = ", ".join(str(s) for s in rep["grpo_seeds"])
-    lines = ["## Seed-to-seed spread", "",
-             f"`none`, `uniform` and `pixelthink` trained again with other GRPO seeds (data order and sampling; same "
-             f"SFT policy, same evaluation): GRPO seeds {seeds}. Mean +- standard deviation over the seeds; the "
-             "reduction and accuracy change are computed on the seed means.", "",
-             "| variant | easy tok | easy acc | medium tok | medium acc | hard tok | hard acc | all acc "
-             "| easy reduction vs none | hard reduction | accuracy change (all), points |", "|" + "---|" * 11]
+    lines = [
+        "## Seed-to-seed spread",
+        "",
+        f"`none`, `uniform` and `pixelthink` trained again with other GRPO seeds (data order and sampling; same "
+        f"SFT policy, same evaluation): GRPO seeds {seeds}. Mean +- standard deviation over the seeds; the "
+        "reduction and accuracy change are computed on the seed means.",
+        "",
+        "| variant | easy tok | easy acc | medium tok | medium acc | hard tok | hard acc | all acc "
+        "| easy reduction vs none | hard reduction | accuracy change (all), points |",
+        "|" + "---|" * 11,
+    ]
     for name, v in rep["variants"].items():
         cells = [f"`{name}`"]
         for tier in TIERS:
             t = v[tier]
-            cells += [f"{t['mean_reasoning_tokens']:.1f} +- {t['mean_reasoning_tokens_std']:.1f}",
-                      f"{100 * t['accuracy']:.1f} +- {100 * t['accuracy_std']:.1f}%"]
+            cells += [
+                f"{t['mean_reasoning_tokens']:.1f} +- {t['mean_reasoning_tokens_std']:.1f}",
+                f"{100 * t['accuracy']:.1f} +- {100 * t['accuracy_std']:.1f}%",
+            ]
         cells.append(f"{100 * v['all']['accuracy']:.1f} +- {100 * v['all']['accuracy_std']:.1f}%")
-        cells += [_pct(v["easy"].get("token_reduction_vs_none")), _pct(v["hard"].get("token_reduction_vs_none")),
-                  f"{v['all'].get('accuracy_change_vs_none_points', math.nan):+.2f}"]
+        cells += [
+            _pct(v["easy"].get("token_reduction_vs_none")),
+            _pct(v["hard"].get("token_reduction_vs_none")),
+            f"{v['all'].get('accuracy_change_vs_none_points', math.nan):+.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if rep.get("target_by_seed"):
-        lines += ["Target verdict for each GRPO seed (PixelThink vs `none` of the same seed) and on the seed means:",
-                  ""]
+        lines += [
+            "Target verdict for each GRPO seed (PixelThink vs `none` of the same seed) and on the seed means:",
+            "",
+        ]
         for s, verdict in rep["target_by_seed"].items():
             lines.append(f"- seed {s}: {'met' if verdict['met'] else 'NOT met'} ({verdict['summary']})")
         means = rep["target_on_seed_means"]
@@ -453,32 +527,59 @@ def _replicate_section(rep: dict[str, Any]) -> list[str]:
 
 def _sweep_table(results: dict[str, Any], group: str, names: Sequence[str]) -> list[str]:
     variants = results["variants"]
-    lines = ["| variant | setting | easy tok | medium tok | hard tok | easy red. | hard red. | easy acc | medium acc "
-             "| hard acc | accuracy change (all), points [95% CI] |", "|" + "---|" * 11]
+    lines = [
+        "| variant | setting | easy tok | medium tok | hard tok | easy red. | hard red. | easy acc | medium acc "
+        "| hard acc | accuracy change (all), points [95% CI] |",
+        "|" + "---|" * 11,
+    ]
     for name in names:
         v = variants[name]
-        setting = "default" if name == "pixelthink" else ", ".join(f"{k}={val:g}" if isinstance(val, float) else
-                                                                     f"{k}={val}" for k, val in v["varies"].items())
-        lines.append("| " + " | ".join([
-            f"`{name}`", setting, *(f"{v[t]['mean_reasoning_tokens']:.1f}" for t in TIERS),
-            _pct(v["easy"].get("token_reduction_vs_none")), _pct(v["hard"].get("token_reduction_vs_none")),
-            *(f"{100 * v[t]['accuracy']:.1f}%" for t in TIERS),
-            f"{v['all'].get('accuracy_change_vs_none_points', math.nan):+.2f}"
-            + _ci(v["all"].get("accuracy_change_vs_none_points_ci95"), scale=1.0),
-        ]) + " |")
+        setting = (
+            "default"
+            if name == "pixelthink"
+            else ", ".join(f"{k}={val:g}" if isinstance(val, float) else f"{k}={val}" for k, val in v["varies"].items())
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{name}`",
+                    setting,
+                    *(f"{v[t]['mean_reasoning_tokens']:.1f}" for t in TIERS),
+                    _pct(v["easy"].get("token_reduction_vs_none")),
+                    _pct(v["hard"].get("token_reduction_vs_none")),
+                    *(f"{100 * v[t]['accuracy']:.1f}%" for t in TIERS),
+                    f"{v['all'].get('accuracy_change_vs_none_points', math.nan):+.2f}"
+                    + _ci(v["all"].get("accuracy_change_vs_none_points_ci95"), scale=1.0),
+                ]
+            )
+            + " |"
+        )
     return lines
 
 
 #: Reward rows of the issue-16 methods (variants.method_variants), shown when the results have them.
 _METHOD_ROWS = (
-    ("grpo_lead", "| `grpo_lead` | `thinking_format + (exp(-0.5 z) if c else -1)`, z = the length's z-score among the "
-                  "group's correct answers (GRPO-LEAD) |"),
-    ("laser_d", "| `laser_d` | `thinking_format + c + 0.5 c 1[L <= L_T]`, L_T per solve-rate bucket: the shortest "
-                "length with >= 1 expected correct answer per prompt, from each batch (LASER-D) |"),
-    ("hapo", "| `hapo` | `thinking_format + c + f(L, h)`, h = the problem's shortest correct length in earlier steps, "
-             "f = cos(min(pi/2 L/h, pi)), correct >= -0.7, wrong <= 0 (HAPO) |"),
-    ("adaptthink", "| `adaptthink` | `thinking_format + c - acc_ref(x) + 0.05 [L = 0]`, acc_ref = the SFT policy's "
-                   "mean accuracy over 8 samples of the prompt (AdaptThink) |"),
+    (
+        "grpo_lead",
+        "| `grpo_lead` | `thinking_format + (exp(-0.5 z) if c else -1)`, z = the length's z-score among the "
+        "group's correct answers (GRPO-LEAD) |",
+    ),
+    (
+        "laser_d",
+        "| `laser_d` | `thinking_format + c + 0.5 c 1[L <= L_T]`, L_T per solve-rate bucket: the shortest "
+        "length with >= 1 expected correct answer per prompt, from each batch (LASER-D) |",
+    ),
+    (
+        "hapo",
+        "| `hapo` | `thinking_format + c + f(L, h)`, h = the problem's shortest correct length in earlier steps, "
+        "f = cos(min(pi/2 L/h, pi)), correct >= -0.7, wrong <= 0 (HAPO) |",
+    ),
+    (
+        "adaptthink",
+        "| `adaptthink` | `thinking_format + c - acc_ref(x) + 0.05 [L = 0]`, acc_ref = the SFT policy's "
+        "mean accuracy over 8 samples of the prompt (AdaptThink) |",
+    ),
 )
 
 
@@ -500,9 +601,12 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         f"- Total wall-clock: {r['total_wall_s'] / 60:.1f} min on {r['environment']['machine']}, one thread "
         f"(torch {r['environment']['torch']}, transformers {r['environment']['transformers']}, "
         f"trl {r['environment']['trl']})",
-        *[f"- Added later: `{run['command']}` ({', '.join(f'`{v}`' for v in run['variants'])}; "
-          f"{run['total_wall_s'] / 60:.1f} min on a shared machine), merged by `benchmarks/adaptive_length/merge.py` "
-          f"after checking {run['checked_identical']} identical to this run's" for run in r.get("added_runs", [])],
+        *[
+            f"- Added later: `{run['command']}` ({', '.join(f'`{v}`' for v in run['variants'])}; "
+            f"{run['total_wall_s'] / 60:.1f} min on a shared machine), merged by `benchmarks/adaptive_length/merge.py` "
+            f"after checking {run['checked_identical']} identical to this run's"
+            for run in r.get("added_runs", [])
+        ],
         "",
         "## Verdict against the issue's target",
         "",
@@ -511,8 +615,11 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
         lines.append(target["summary"])
     else:
         c = target["criteria"]
-        e, a, h = (c["easy_tokens_reduced_by_at_least_30_percent"], c["accuracy_within_2_points"],
-                   c["hard_tier_reduced_less_than_easy_tier"])
+        e, a, h = (
+            c["easy_tokens_reduced_by_at_least_30_percent"],
+            c["accuracy_within_2_points"],
+            c["hard_tier_reduced_less_than_easy_tier"],
+        )
         lines += [
             "| criterion (PixelThink vs `none`, sampled decoding) | measured | met |",
             "|---|---|---|",
@@ -520,15 +627,16 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
             f"{'yes' if e['met'] else 'NO'} |",
             f"| accuracy (all tiers) not more than 2 points below `none` | {a['value']:+.2f} points"
             f"{_ci(a['ci95'], scale=1.0)}; per tier "
-            + ", ".join(f"{t} {v:+.2f}" for t, v in a["per_tier"].items()) + f" | {'yes' if a['met'] else 'NO'} |",
+            + ", ".join(f"{t} {v:+.2f}" for t, v in a["per_tier"].items())
+            + f" | {'yes' if a['met'] else 'NO'} |",
             f"| hard tier reduced less than easy tier | hard {_pct(h['hard'])} vs easy {_pct(h['easy'])} | "
             f"{'yes' if h['met'] else 'NO'} |",
             "",
-            f"**Target {'met' if target['met'] else 'NOT met'}.** \"Within 2 points\" is read as \"no more than 2 "
-            f"points lower\"; the two-sided reading (|change| <= 2) is "
+            f'**Target {"met" if target["met"] else "NOT met"}.** "Within 2 points" is read as "no more than 2 '
+            f'points lower"; the two-sided reading (|change| <= 2) is '
             f"{'also met' if a.get('abs_within_2_points') else 'NOT met'}. Intervals are 95% paired bootstrap "
             "intervals over evaluation problems: they cover evaluation sampling only; the spread between GRPO seeds "
-            "is measured under \"Seed-to-seed spread\".",
+            'is measured under "Seed-to-seed spread".',
         ]
     lines += [
         "",
@@ -591,29 +699,52 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
     ]
     if "adaptive_length_tiers.png" in plots:
         lines += ["![reasoning tokens and accuracy per tier](adaptive_length_tiers.png)", ""]
-    lines += ["Where the tokens went: mean re-checks per completion (6 redundant tokens each) and the share of direct "
-              "answers (empty reasoning: short, but accurate only on short chains).", "",
-              *_behaviour_table(r, r["main_variants"]), ""]
-    lines += ["## Wall-clock", "",
-              "Training: median seconds per GRPO step (all variants generate the same number of completions; shorter "
-              "completions generate faster, the uncertainty-aware trainers add one forward pass). Inference: the "
-              "evaluation's generation time for all held-out problems, batched, one CPU thread (a shared machine: "
-              "single measurements, expect a few percent of noise).", "",
-              *_latency_table(r, r["main_variants"]), ""]
-    lines += ["## Greedy decoding", "", "The same policies decoded greedily (the paper's evaluation protocol).", "",
-              *_main_table(r, r["main_variants"], greedy=True), ""]
+    lines += [
+        "Where the tokens went: mean re-checks per completion (6 redundant tokens each) and the share of direct "
+        "answers (empty reasoning: short, but accurate only on short chains).",
+        "",
+        *_behaviour_table(r, r["main_variants"]),
+        "",
+    ]
+    lines += [
+        "## Wall-clock",
+        "",
+        "Training: median seconds per GRPO step (all variants generate the same number of completions; shorter "
+        "completions generate faster, the uncertainty-aware trainers add one forward pass). Inference: the "
+        "evaluation's generation time for all held-out problems, batched, one CPU thread (a shared machine: "
+        "single measurements, expect a few percent of noise).",
+        "",
+        *_latency_table(r, r["main_variants"]),
+        "",
+    ]
+    lines += [
+        "## Greedy decoding",
+        "",
+        "The same policies decoded greedily (the paper's evaluation protocol).",
+        "",
+        *_main_table(r, r["main_variants"], greedy=True),
+        "",
+    ]
     if r.get("replicates"):
         lines += _replicate_section(r["replicates"])
     if r["sweeps"]:
-        lines += ["## Sweeps of PixelThink's settings", "",
-                  "One setting changed at a time from the `pixelthink` row; tiers and reductions as above.", ""]
+        lines += [
+            "## Sweeps of PixelThink's settings",
+            "",
+            "One setting changed at a time from the `pixelthink` row; tiers and reductions as above.",
+            "",
+        ]
         for group, names in r["sweeps"].items():
             lines += [f"### {group}", "", *_sweep_table(r, group, names), ""]
         if "adaptive_length_sweeps.png" in plots:
             lines += ["![sweeps](adaptive_length_sweeps.png)", ""]
     if "adaptive_length_tradeoff.png" in plots:
-        lines += ["## Length against accuracy", "",
-                  "![token reduction vs accuracy change](adaptive_length_tradeoff.png)", ""]
+        lines += [
+            "## Length against accuracy",
+            "",
+            "![token reduction vs accuracy change](adaptive_length_tradeoff.png)",
+            "",
+        ]
     if "adaptive_length_training.png" in plots:
         lines += ["## Training curves", "", "![training curves](adaptive_length_training.png)", ""]
     u = r["sft"]["uncertainty"]
@@ -628,9 +759,16 @@ def _markdown(results: dict[str, Any], plots: Sequence[str]) -> str:
     ]
     if READING.exists() and not r["quick"] and r["seed"] == READING_SEED:
         lines += [READING.read_text(encoding="utf-8").rstrip(), ""]
-    lines += ["## Reproduce", "", "```bash", f"{r['command']}", "```", "",
-              "Deterministic for a seed on the same software and CPU; `--quick` runs the same code path in seconds.",
-              ""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```bash",
+        f"{r['command']}",
+        "```",
+        "",
+        "Deterministic for a seed on the same software and CPU; `--quick` runs the same code path in seconds.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -649,13 +787,20 @@ def _plots(results: dict[str, Any], out: Path) -> list[Path]:
         x = np.arange(len(names) + 1)
         labels = ["SFT", *names]
         blocks = [results["sft"], *(variants[n] for n in names)]
-        panels = (("mean_reasoning_tokens", 1.0, "mean reasoning tokens", "Reasoning length per tier"),
-                  ("accuracy", 100.0, "accuracy (%)", "Accuracy per tier"),
-                  ("direct_rate", 100.0, "direct answers (%)", "Answers without reasoning per tier"))
+        panels = (
+            ("mean_reasoning_tokens", 1.0, "mean reasoning tokens", "Reasoning length per tier"),
+            ("accuracy", 100.0, "accuracy (%)", "Accuracy per tier"),
+            ("direct_rate", 100.0, "direct answers (%)", "Answers without reasoning per tier"),
+        )
         for ax, (key, scale, ylabel, title) in zip(axes, panels):
             for j, tier in enumerate(TIERS):
-                ax.bar(x + (j - 1) * width, [scale * bl[tier][key] for bl in blocks], width, label=tier,
-                       color=TIER_COLOURS[tier])
+                ax.bar(
+                    x + (j - 1) * width,
+                    [scale * bl[tier][key] for bl in blocks],
+                    width,
+                    label=tier,
+                    color=TIER_COLOURS[tier],
+                )
             ax.set_ylabel(ylabel)
             ax.set_title(f"{title} (sampled)")
             ax.set_xticks(x, labels, rotation=30, ha="right")
@@ -674,12 +819,18 @@ def _plots(results: dict[str, Any], out: Path) -> list[Path]:
         for col, (group, members) in enumerate(groups):
             xs = list(range(len(members)))
             ticks = ["default" if m == "pixelthink" else m.replace("pixelthink_", "") for m in members]
-            for row, (key, scale, ylabel) in enumerate((("mean_reasoning_tokens", 1.0, "mean reasoning tokens"),
-                                                        ("accuracy", 100.0, "accuracy (%)"))):
+            for row, (key, scale, ylabel) in enumerate(
+                (("mean_reasoning_tokens", 1.0, "mean reasoning tokens"), ("accuracy", 100.0, "accuracy (%)"))
+            ):
                 ax = axes[row][col]
                 for tier in TIERS:
-                    ax.plot(xs, [scale * variants[m][tier][key] for m in members], "o-", color=TIER_COLOURS[tier],
-                            label=tier)
+                    ax.plot(
+                        xs,
+                        [scale * variants[m][tier][key] for m in members],
+                        "o-",
+                        color=TIER_COLOURS[tier],
+                        label=tier,
+                    )
                     if "none" in variants:
                         ax.axhline(scale * variants["none"][tier][key], color=TIER_COLOURS[tier], ls=":", lw=1)
                 ax.set_ylabel(ylabel)
@@ -695,21 +846,34 @@ def _plots(results: dict[str, Any], out: Path) -> list[Path]:
 
     if "none" in variants and len(variants) > 1:
         fig, ax = plt.subplots(figsize=(7.5, 5))
-        points = {name: (100 * v["easy"]["token_reduction_vs_none"], v["all"]["accuracy_change_vs_none_points"])
-                  for name, v in variants.items() if name != "none"}
+        points = {
+            name: (100 * v["easy"]["token_reduction_vs_none"], v["all"]["accuracy_change_vs_none_points"])
+            for name, v in variants.items()
+            if name != "none"
+        }
         for name, (x, y) in points.items():
             main = variants[name]["group"] == "main"
             ax.scatter(x, y, marker="o" if main else "x", s=45, color="#1f77b4" if main else "#7f7f7f")
             # a label goes below its point when a close neighbour sits just above it, else above
-            crowded = any(abs(x - x2) < 1.5 and (0 < y2 - y < 0.25 or (y2 == y and other < name))
-                          for other, (x2, y2) in points.items() if other != name)
-            ax.annotate(name.replace("pixelthink_", "pt_"), (x, y), fontsize=7, xytext=(4, -9 if crowded else 3),
-                        textcoords="offset points")
+            crowded = any(
+                abs(x - x2) < 1.5 and (0 < y2 - y < 0.25 or (y2 == y and other < name))
+                for other, (x2, y2) in points.items()
+                if other != name
+            )
+            ax.annotate(
+                name.replace("pixelthink_", "pt_"),
+                (x, y),
+                fontsize=7,
+                xytext=(4, -9 if crowded else 3),
+                textcoords="offset points",
+            )
         ax.axvline(100 * TARGET["easy_reduction"], color="#4c9f70", ls="--", lw=1, label="target: easy -30%")
-        top = max(TARGET["accuracy_points"], *(v["all"]["accuracy_change_vs_none_points"] + 0.5
-                                               for v in variants.values()))
-        ax.axhspan(-TARGET["accuracy_points"], top, color="#4c9f70", alpha=0.08,
-                   label="target: accuracy not below -2 points")
+        top = max(
+            TARGET["accuracy_points"], *(v["all"]["accuracy_change_vs_none_points"] + 0.5 for v in variants.values())
+        )
+        ax.axhspan(
+            -TARGET["accuracy_points"], top, color="#4c9f70", alpha=0.08, label="target: accuracy not below -2 points"
+        )
         ax.set_xlabel("easy-tier reasoning token reduction vs none (%)")
         ax.set_ylabel("accuracy change vs none, all tiers (points)")
         ax.grid(alpha=0.3)
@@ -753,8 +917,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.adaptive_length.report", description=main.__doc__)
-    parser.add_argument("json", type=Path, nargs="?",
-                        default=Path(__file__).resolve().parents[2] / "docs" / "experiments" / f"{STEM}.json")
+    parser.add_argument(
+        "json",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).resolve().parents[2] / "docs" / "experiments" / f"{STEM}.json",
+    )
     args = parser.parse_args(argv)
     results = json.loads(args.json.read_text(encoding="utf-8"))
     out = args.json.parent

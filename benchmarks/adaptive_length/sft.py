@@ -108,8 +108,9 @@ def supervised_fine_tune(
     running = math.nan
     report_every = max(1, s.steps // 10)
     for step in range(s.steps):
-        ids, attention, labels = (t.to(model.device) for t in _batch(tokenizer, seed, step * s.batch_size,
-                                                                      s.batch_size, task))
+        ids, attention, labels = (
+            t.to(model.device) for t in _batch(tokenizer, seed, step * s.batch_size, s.batch_size, task)
+        )
         loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

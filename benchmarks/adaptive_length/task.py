@@ -214,8 +214,9 @@ def make_problem(seed: int, split: Split, index: int, settings: TaskSettings | N
     rng = _rng(seed, split, index)
     steps = settings.min_steps + index % settings.levels
     start = int(rng.integers(0, MODULUS))
-    ops = tuple(("+" if rng.random() < 0.5 else "-", int(rng.integers(1, settings.max_operand + 1)))
-                for _ in range(steps))
+    ops = tuple(
+        ("+" if rng.random() < 0.5 else "-", int(rng.integers(1, settings.max_operand + 1))) for _ in range(steps)
+    )
     return ChainProblem(start=start, operations=ops)
 
 
@@ -256,21 +257,22 @@ def parse_answer(text: str) -> int | None:
 
 def recheck_counts(completions: Sequence[str]) -> npt.NDArray[np.int64]:
     """Re-checks per completion: ``check`` tokens in the reasoning span."""
-    return np.fromiter((extract_reasoning(c).split().count("check") for c in completions), dtype=np.int64,
-                       count=len(completions))
+    return np.fromiter(
+        (extract_reasoning(c).split().count("check") for c in completions), dtype=np.int64, count=len(completions)
+    )
 
 
 def reasoning_lengths(completions: Sequence[str]) -> npt.NDArray[np.int64]:
     """Reasoning tokens per completion: whitespace tokens of the reasoning span (the library's span policy,
     :func:`adaptive_length_reward.extract_reasoning`)."""
-    return np.fromiter((len(extract_reasoning(c).split()) for c in completions), dtype=np.int64,
-                       count=len(completions))
+    return np.fromiter((len(extract_reasoning(c).split()) for c in completions), dtype=np.int64, count=len(completions))
 
 
 def tier_names(difficulty: Sequence[float] | FloatArray, thresholds: tuple[float, float]) -> npt.NDArray[np.str_]:
     """Tier per difficulty with :class:`adaptive_length_reward.TieredBudget`'s rule (``D < tau2`` easy, ...)."""
-    budget = TieredBudget(thresholds=thresholds, names=TIERS, budgets=(None, None, None),
-                          uncertainty_scales=(0.0, 0.0, 0.0))
+    budget = TieredBudget(
+        thresholds=thresholds, names=TIERS, budgets=(None, None, None), uncertainty_scales=(0.0, 0.0, 0.0)
+    )
     return budget.tiers(RewardBatch(completions=("",) * len(difficulty), difficulty=np.asarray(difficulty, float)))
 
 

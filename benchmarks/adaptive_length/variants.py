@@ -100,8 +100,20 @@ __all__ = [
 ]
 
 #: The variants of the main comparison, in report order.
-MAIN_VARIANTS = ("none", "uniform", "pixelthink", "difficulty_only", "uncertainty_only", "l1_max", "dapo", "kimi",
-                 "grpo_lead", "laser_d", "hapo", "adaptthink")
+MAIN_VARIANTS = (
+    "none",
+    "uniform",
+    "pixelthink",
+    "difficulty_only",
+    "uncertainty_only",
+    "l1_max",
+    "dapo",
+    "kimi",
+    "grpo_lead",
+    "laser_d",
+    "hapo",
+    "adaptthink",
+)
 
 #: Dataset columns a variant's reward reads beyond the task's (the runner adds them to that variant's rows only).
 PROBLEM_ID, REFERENCE_ACCURACY = "problem_id", "reference_accuracy"
@@ -156,7 +168,9 @@ def task_reward() -> WeightedSum:
 def pixelthink_reward(budgets: Budgets, *, uncertainty: bool = True, name: str = "pixelthink") -> Product:
     """``R_acc * s(L, B)`` with PixelThink's tiered budget (easy ``B_e``; medium none; hard ``B_h + k U``)."""
     tiered = TieredBudget(
-        thresholds=budgets.thresholds, names=TIERS, budgets=(budgets.easy, None, budgets.hard),
+        thresholds=budgets.thresholds,
+        names=TIERS,
+        budgets=(budgets.easy, None, budgets.hard),
         uncertainty_scales=(0.0, 0.0, budgets.uncertainty_scale if uncertainty else 0.0),
     )
     penalty = SoftLengthPenalty(budget=tiered, length=reasoning_tokens(), beta=budgets.beta)
@@ -167,30 +181,56 @@ def main_variants(budgets: Budgets) -> list[VariantSpec]:
     """The variants of the main comparison (the eight of the first run, then :func:`method_variants`)."""
     b = budgets
     soft = SoftLengthPenalty
-    uniform = Product([task_reward(), soft(budget=FixedBudget(b.uniform), length=reasoning_tokens(), beta=b.beta)],
-                      name="uniform")
+    uniform = Product(
+        [task_reward(), soft(budget=FixedBudget(b.uniform), length=reasoning_tokens(), beta=b.beta)], name="uniform"
+    )
     span = b.hard - b.easy
-    linear = LinearBudget(intercept=b.easy, difficulty_slope=0.0, uncertainty_slope=span / b.uncertainty_reference,
-                          min_budget=b.easy, max_budget=b.hard)
-    uncertainty_only = Product([task_reward(), soft(budget=linear, length=reasoning_tokens(), beta=b.beta)],
-                               name="uncertainty_only")
-    l1_max = WeightedSum([ThinkingFormatReward(), L1MaxReward(budget=FixedBudget(b.uniform), length=reasoning_tokens(),
-                                                              correctness=ChainAnswerAccuracy(), alpha=b.beta)],
-                         name="l1_max")
-    dapo = WeightedSum([task_reward(), DAPOOverlongPenalty(length=TokenIdCount(), max_length=b.generation_cap,
-                                                           cache_length=0.2 * b.generation_cap)], name="dapo")
-    kimi = WeightedSum([task_reward(), KimiLengthReward(length=reasoning_tokens(), correctness=ChainAnswerAccuracy())],
-                       name="kimi")
+    linear = LinearBudget(
+        intercept=b.easy,
+        difficulty_slope=0.0,
+        uncertainty_slope=span / b.uncertainty_reference,
+        min_budget=b.easy,
+        max_budget=b.hard,
+    )
+    uncertainty_only = Product(
+        [task_reward(), soft(budget=linear, length=reasoning_tokens(), beta=b.beta)], name="uncertainty_only"
+    )
+    l1_max = WeightedSum(
+        [
+            ThinkingFormatReward(),
+            L1MaxReward(
+                budget=FixedBudget(b.uniform),
+                length=reasoning_tokens(),
+                correctness=ChainAnswerAccuracy(),
+                alpha=b.beta,
+            ),
+        ],
+        name="l1_max",
+    )
+    dapo = WeightedSum(
+        [
+            task_reward(),
+            DAPOOverlongPenalty(
+                length=TokenIdCount(), max_length=b.generation_cap, cache_length=0.2 * b.generation_cap
+            ),
+        ],
+        name="dapo",
+    )
+    kimi = WeightedSum(
+        [task_reward(), KimiLengthReward(length=reasoning_tokens(), correctness=ChainAnswerAccuracy())], name="kimi"
+    )
     return [
         VariantSpec("none", WeightedSum([task_reward()], name="none"), False, "main"),
         VariantSpec("uniform", uniform, False, "main", {"budget": b.uniform}),
         VariantSpec("pixelthink", pixelthink_reward(b), True, "main"),
         VariantSpec("difficulty_only", pixelthink_reward(b, uncertainty=False, name="difficulty_only"), False, "main"),
-        VariantSpec("uncertainty_only", uncertainty_only, True, "main",
-                    {"uncertainty_reference": b.uncertainty_reference}),
+        VariantSpec(
+            "uncertainty_only", uncertainty_only, True, "main", {"uncertainty_reference": b.uncertainty_reference}
+        ),
         VariantSpec("l1_max", l1_max, False, "main", {"budget": b.uniform, "alpha": b.beta}),
-        VariantSpec("dapo", dapo, False, "main",
-                    {"max_length": b.generation_cap, "cache_length": 0.2 * b.generation_cap}),
+        VariantSpec(
+            "dapo", dapo, False, "main", {"max_length": b.generation_cap, "cache_length": 0.2 * b.generation_cap}
+        ),
         VariantSpec("kimi", kimi, False, "main"),
         *method_variants(),
     ]
@@ -199,15 +239,23 @@ def main_variants(budgets: Budgets) -> list[VariantSpec]:
 def method_variants() -> list[VariantSpec]:
     """GRPO-LEAD, LASER-D, HAPO and AdaptThink (issue 16), each next to ``thinking_format``."""
     length, correct = reasoning_tokens, ChainAnswerAccuracy
-    grpo_lead = WeightedSum([ThinkingFormatReward(), GRPOLeadReward(length=length(), correctness=correct())],
-                            name="grpo_lead")
-    laser_d = WeightedSum([ThinkingFormatReward(), LASERDReward(length=length(), correctness=correct())],
-                          name="laser_d")
-    hapo = WeightedSum([ThinkingFormatReward(), HAPOReward(length=length(), correctness=correct(),
-                                                           problem_column=PROBLEM_ID)], name="hapo")
-    adaptthink = WeightedSum([ThinkingFormatReward(), AdaptThinkReward(length=length(), correctness=correct(),
-                                                                       reference_column=REFERENCE_ACCURACY)],
-                             name="adaptthink")
+    grpo_lead = WeightedSum(
+        [ThinkingFormatReward(), GRPOLeadReward(length=length(), correctness=correct())], name="grpo_lead"
+    )
+    laser_d = WeightedSum(
+        [ThinkingFormatReward(), LASERDReward(length=length(), correctness=correct())], name="laser_d"
+    )
+    hapo = WeightedSum(
+        [ThinkingFormatReward(), HAPOReward(length=length(), correctness=correct(), problem_column=PROBLEM_ID)],
+        name="hapo",
+    )
+    adaptthink = WeightedSum(
+        [
+            ThinkingFormatReward(),
+            AdaptThinkReward(length=length(), correctness=correct(), reference_column=REFERENCE_ACCURACY),
+        ],
+        name="adaptthink",
+    )
     return [
         VariantSpec("grpo_lead", grpo_lead, False, "main", {"alpha": 0.5, "wrong_reward": -1.0}),
         VariantSpec("laser_d", laser_d, False, "main", {"alpha": 0.5, "pass_rate_cuts": [1 / 3, 2 / 3]}),
@@ -228,16 +276,38 @@ def sweep_variants(
     for tau in thresholds:
         name = f"pixelthink_tau_{tau[0]:g}_{tau[1]:g}"
         changed = budgets.model_copy(update={"thresholds": tau})
-        out.append(VariantSpec(name, pixelthink_reward(changed, name=name), True, "thresholds",
-                               {"tau2": tau[0], "tau1": tau[1]}))
+        out.append(
+            VariantSpec(
+                name, pixelthink_reward(changed, name=name), True, "thresholds", {"tau2": tau[0], "tau1": tau[1]}
+            )
+        )
     for beta in betas:
         name = f"pixelthink_beta_1_{1 / beta:g}"
-        out.append(VariantSpec(name, pixelthink_reward(budgets.model_copy(update={"beta": beta}), name=name), True,
-                               "beta", {"beta": beta}))
+        out.append(
+            VariantSpec(
+                name,
+                pixelthink_reward(budgets.model_copy(update={"beta": beta}), name=name),
+                True,
+                "beta",
+                {"beta": beta},
+            )
+        )
     for scale in budget_scales:
         name = f"pixelthink_budgets_x{scale:g}"
-        changed = budgets.model_copy(update={"easy": budgets.easy * scale, "hard": budgets.hard * scale,
-                                             "uncertainty_scale": budgets.uncertainty_scale * scale})
-        out.append(VariantSpec(name, pixelthink_reward(changed, name=name), True, "budgets",
-                               {"scale": scale, "easy": changed.easy, "hard": changed.hard}))
+        changed = budgets.model_copy(
+            update={
+                "easy": budgets.easy * scale,
+                "hard": budgets.hard * scale,
+                "uncertainty_scale": budgets.uncertainty_scale * scale,
+            }
+        )
+        out.append(
+            VariantSpec(
+                name,
+                pixelthink_reward(changed, name=name),
+                True,
+                "budgets",
+                {"scale": scale, "easy": changed.easy, "hard": changed.hard},
+            )
+        )
     return out

@@ -19,8 +19,13 @@ __all__ = ["LABELS", "TIERS", "pareto_front", "plot_pareto", "report_markdown", 
 
 log = logging.getLogger("pixelthink.baselines")
 
-LABELS = {"seg_zero": "Seg-Zero", "prompt": "+Prompt", "l1_exact": "+L1-Exact", "l1_max": "+L1-Max",
-          "pixelthink": "PixelThink"}
+LABELS = {
+    "seg_zero": "Seg-Zero",
+    "prompt": "+Prompt",
+    "l1_exact": "+L1-Exact",
+    "l1_max": "+L1-Max",
+    "pixelthink": "PixelThink",
+}
 TIERS = ("easy", "medium", "hard")
 
 
@@ -44,8 +49,10 @@ def rscores(runs: Mapping[str, Mapping[str, Any]], out: Path, args: Any) -> dict
     if args.rscore == "judge":
         from adaptive_length_reward.difficulty import OpenAICompatibleBackend
 
-        scorer: Any = RScoreJudge(OpenAICompatibleBackend(base_url=args.rscore_url, model=args.rscore_model or ""),
-                                  cache=out / "rscore_cache.sqlite")
+        scorer: Any = RScoreJudge(
+            OpenAICompatibleBackend(base_url=args.rscore_url, model=args.rscore_model or ""),
+            cache=out / "rscore_cache.sqlite",
+        )
     else:
         scorer = ReferenceOverlapRScore()
     result: dict[str, dict[str, Any]] = {}
@@ -69,13 +76,16 @@ def _references(args: Any) -> dict[str, tuple[str, str]]:
     import pixelthink_grpo
 
     resolved = pixelthink_grpo.parse_args([*args.example_flags, "--output-dir", str(Path(args.output_dir) / "check")])
-    samples, _ = pixelthink_grpo.load_samples(resolved.eval_data, count=resolved.eval_samples, seed=resolved.seed + 1,
-                                              start=0, args=resolved)
+    samples, _ = pixelthink_grpo.load_samples(
+        resolved.eval_data, count=resolved.eval_samples, seed=resolved.seed + 1, start=0, args=resolved
+    )
     missing = [s.id for s in samples if not (s.reasoning or s.reasoning_long)]
     if missing:
-        raise ValueError(f"RScore: the evaluation data has no reference reasoning for {len(missing)} of "
-                         f"{len(samples)} samples (first: {missing[0]!r}); use --rscore none or data with "
-                         "reasoning / reasoning_long")
+        raise ValueError(
+            f"RScore: the evaluation data has no reference reasoning for {len(missing)} of "
+            f"{len(samples)} samples (first: {missing[0]!r}); use --rscore none or data with "
+            "reasoning / reasoning_long"
+        )
     return {s.id: (s.reasoning or s.reasoning_long, s.reasoning_long or s.reasoning) for s in samples}
 
 
@@ -105,22 +115,36 @@ def plot_pareto(result: Mapping[str, Any], path: Path) -> Path:
             points.append((tokens, 100 * giou))
             labels.append(LABELS[name] + suffix)
             ax.scatter([tokens], [100 * giou], marker=marker, s=60, zorder=3, color=colours[name])
-            ax.annotate(LABELS[name] + suffix, (tokens, 100 * giou), textcoords="offset points", xytext=offset,
-                        fontsize=8, color=colours[name])
+            ax.annotate(
+                LABELS[name] + suffix,
+                (tokens, 100 * giou),
+                textcoords="offset points",
+                xytext=offset,
+                fontsize=8,
+                color=colours[name],
+            )
     sweep = sorted(result.get("thinking_cap_sweep", []), key=lambda r: r["scale"])
     if sweep:
         xs = [r["mean_reasoning_tokens"]["all"] for r in sweep]
         ys = [100 * r["giou"] for r in sweep]
         name = sweep[0]["variant"]
-        ax.plot(xs, ys, ":", marker="x", color=colours[name], zorder=2,
-                label=f"{LABELS[name]}, cap x " + ", ".join(f"{r['scale']:g}" for r in sweep))
+        ax.plot(
+            xs,
+            ys,
+            ":",
+            marker="x",
+            color=colours[name],
+            zorder=2,
+            label=f"{LABELS[name]}, cap x " + ", ".join(f"{r['scale']:g}" for r in sweep),
+        )
         for r, x, y in zip(sweep, xs, ys):
             points.append((x, y))
             labels.append(f"{LABELS[name]} cap x{r['scale']:g}")
     front = pareto_front(points)
     if len(front) > 1:
-        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, zorder=2,
-                label="Pareto front")
+        ax.plot(
+            [points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, zorder=2, label="Pareto front"
+        )
     if len(front) > 1 or sweep:
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("mean reasoning tokens (evaluation)")
@@ -139,16 +163,19 @@ def _fmt(value: Any, digits: int = 2, scale: float = 1.0, unit: str = "") -> str
 
 
 def _table(rows: Mapping[str, Mapping[str, Any]], suffix: str = "") -> list[str]:
-    lines = ["| variant | #Token | gIoU | cIoU | URSS | RScore | parse | latency s/sample | end-to-end s/sample | "
-             "tokens/s | token red. | latency red. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | #Token | gIoU | cIoU | URSS | RScore | parse | latency s/sample | end-to-end s/sample | "
+        "tokens/s | token red. | latency red. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, row in rows.items():
         lines.append(
             f"| {LABELS[name]}{suffix} | {_fmt(row['mean_reasoning_tokens']['all'])} | {_fmt(row['giou'], 2, 100)} | "
             f"{_fmt(row['ciou'], 2, 100)} | {_fmt(row['urss'])} | {_fmt(row['rscore'])} | "
             f"{_fmt(row['parse_rate'], 1, 100, ' %')} | {_fmt(row['latency_s_per_sample'], 3)} | "
             f"{_fmt(row['end_to_end_s_per_sample'], 3)} | {_fmt(row['tokens_per_s'], 1)} | "
-            f"{_fmt(row.get('token_reduction'), 1, 100, ' %')} | {_fmt(row.get('latency_reduction'), 1, 100, ' %')} |")
+            f"{_fmt(row.get('token_reduction'), 1, 100, ' %')} | {_fmt(row.get('latency_reduction'), 1, 100, ' %')} |"
+        )
     return lines
 
 
@@ -156,8 +183,9 @@ def _tier_table(rows: Mapping[str, Mapping[str, Any]], suffix: str = "") -> list
     head = " | ".join(f"{t} #Token | {t} gIoU" for t in TIERS)
     lines = [f"| variant | {head} |", "|---|" + "---|" * (2 * len(TIERS))]
     for name, row in rows.items():
-        cells = " | ".join(f"{_fmt(row['mean_reasoning_tokens'].get(t))} | {_fmt(row['giou_by_tier'].get(t), 2, 100)}"
-                           for t in TIERS)
+        cells = " | ".join(
+            f"{_fmt(row['mean_reasoning_tokens'].get(t))} | {_fmt(row['giou_by_tier'].get(t), 2, 100)}" for t in TIERS
+        )
         lines.append(f"| {LABELS[name]}{suffix} | {cells} |")
     return lines
 
@@ -165,24 +193,45 @@ def _tier_table(rows: Mapping[str, Mapping[str, Any]], suffix: str = "") -> list
 def report_markdown(result: Mapping[str, Any]) -> str:
     """report.md: PixelThink's Table 1 shape (#Token / gIoU / cIoU / URSS), per tier, latency, the cap."""
     run = result["run"]
-    lines = [f"# Baselines: {run['policy']} on {run['eval_data']}", "",
-             f"{len(result['variants'])} variants, each {run['train_steps']} GRPO steps from the same start, the same "
-             f"data and seed; evaluation on {run['eval_samples']} held-out samples, segmenter {run['segmenter']}, "
-             f"{run['device']}. Total {result['timings']['total_s']:.0f} s.", "",
-             "## Table (PixelThink Table 1 shape)", "", *_table(result["variants"]), "",
-             "## Per difficulty tier", "", *_tier_table(result["variants"]), ""]
+    lines = [
+        f"# Baselines: {run['policy']} on {run['eval_data']}",
+        "",
+        f"{len(result['variants'])} variants, each {run['train_steps']} GRPO steps from the same start, the same "
+        f"data and seed; evaluation on {run['eval_samples']} held-out samples, segmenter {run['segmenter']}, "
+        f"{run['device']}. Total {result['timings']['total_s']:.0f} s.",
+        "",
+        "## Table (PixelThink Table 1 shape)",
+        "",
+        *_table(result["variants"]),
+        "",
+        "## Per difficulty tier",
+        "",
+        *_tier_table(result["variants"]),
+        "",
+    ]
     if result.get("thinking_cap"):
-        lines += ["## Inference-time thinking cap (PixelThink's budget applied at generation)", "",
-                  *_table(result["thinking_cap"], " + cap"), "", *_tier_table(result["thinking_cap"], " + cap"), ""]
+        lines += [
+            "## Inference-time thinking cap (PixelThink's budget applied at generation)",
+            "",
+            *_table(result["thinking_cap"], " + cap"),
+            "",
+            *_tier_table(result["thinking_cap"], " + cap"),
+            "",
+        ]
     if result.get("thinking_cap_sweep"):
-        lines += ["## Thinking-cap sweep (budgets x factor)", "",
-                  "| variant | factor | #Token | gIoU | cIoU | parse | capped | latency s/sample |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Thinking-cap sweep (budgets x factor)",
+            "",
+            "| variant | factor | #Token | gIoU | cIoU | parse | capped | latency s/sample |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in sorted(result["thinking_cap_sweep"], key=lambda r: r["scale"]):
-            lines.append(f"| {LABELS[r['variant']]} | {r['scale']:g} | {_fmt(r['mean_reasoning_tokens']['all'])} | "
-                         f"{_fmt(r['giou'], 2, 100)} | {_fmt(r['ciou'], 2, 100)} | "
-                         f"{_fmt(r['parse_rate'], 1, 100, ' %')} | {_fmt(r['capped_share'], 1, 100, ' %')} | "
-                         f"{_fmt(r['latency_s_per_sample'], 3)} |")
+            lines.append(
+                f"| {LABELS[r['variant']]} | {r['scale']:g} | {_fmt(r['mean_reasoning_tokens']['all'])} | "
+                f"{_fmt(r['giou'], 2, 100)} | {_fmt(r['ciou'], 2, 100)} | "
+                f"{_fmt(r['parse_rate'], 1, 100, ' %')} | {_fmt(r['capped_share'], 1, 100, ' %')} | "
+                f"{_fmt(r['latency_s_per_sample'], 3)} |"
+            )
         lines.append("")
     lines += ["![accuracy vs tokens](pareto.png)", "", "## Notes", ""]
     lines += [f"- {note}" for note in result.get("notes", [])]

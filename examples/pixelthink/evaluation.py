@@ -64,8 +64,18 @@ from .rewards import RewardSettings, budget_policy, difficulty_providers, refere
 from .scenes import SegSample
 from .training import mask_area_ratio, policy_image
 
-__all__ = ["EvalDifficulty", "EvalResult", "bootstrap_interval", "eval_difficulty", "evaluate",
-           "generate_completions", "paired_difference_interval", "paired_ious", "record_ious", "score_completions"]
+__all__ = [
+    "EvalDifficulty",
+    "EvalResult",
+    "bootstrap_interval",
+    "eval_difficulty",
+    "evaluate",
+    "generate_completions",
+    "paired_difference_interval",
+    "paired_ious",
+    "record_ious",
+    "score_completions",
+]
 
 TIERS = ("easy", "medium", "hard")
 
@@ -76,7 +86,7 @@ _MISSING_REASON = {
     "heuristic": "no mask area or expression for the heuristic scorer",
     "judge": "no score from the difficulty judge",
     "online": "the online pass rate needs a group of the policy's own sampled answers per prompt, and evaluation "
-              "decodes one greedy answer per prompt, so held-out samples have no difficulty from this source",
+    "decodes one greedy answer per prompt, so held-out samples have no difficulty from this source",
 }
 
 
@@ -106,9 +116,11 @@ class EvalDifficulty:
         """``None`` when valid; otherwise the line that marks the per-tier numbers."""
         if self.valid:
             return None
-        return (f"per-tier rows use the fallback difficulty {self.fallback:g} for {int(self.fell_back.sum())} of "
-                f"{self.fell_back.size} samples (difficulty source {self.source!r}: {_MISSING_REASON[self.source]}); "
-                "the tiers of those samples are not their difficulty")
+        return (
+            f"per-tier rows use the fallback difficulty {self.fallback:g} for {int(self.fell_back.sum())} of "
+            f"{self.fell_back.size} samples (difficulty source {self.source!r}: {_MISSING_REASON[self.source]}); "
+            "the tiers of those samples are not their difficulty"
+        )
 
 
 def eval_difficulty(samples: Sequence[SegSample], settings: RewardSettings) -> EvalDifficulty:
@@ -121,16 +133,21 @@ def eval_difficulty(samples: Sequence[SegSample], settings: RewardSettings) -> E
     source = settings.difficulty
     if source == "heuristic":
         scorer = difficulty_providers(settings, missing="nan")[0]  # training's scorer; fallbacks stay NaN, counted
-        batch = RewardBatch.from_completions([""] * len(samples), query=[s.query for s in samples],
-                                             mask_area_ratio=[mask_area_ratio(s) for s in samples])
+        batch = RewardBatch.from_completions(
+            [""] * len(samples), query=[s.query for s in samples], mask_area_ratio=[mask_area_ratio(s) for s in samples]
+        )
         raw = np.asarray(scorer(batch), dtype=np.float64) if len(samples) else np.zeros(0)
     elif source == "online":
         raw = np.full(len(samples), np.nan)
     else:  # "dataset", "judge" (judged scores are written into the samples)
         raw = np.array([s.difficulty for s in samples], dtype=np.float64)
     fell_back = np.isnan(raw)
-    return EvalDifficulty(source=source, values=np.where(fell_back, settings.missing_difficulty, raw),
-                          fell_back=fell_back, fallback=float(settings.missing_difficulty))
+    return EvalDifficulty(
+        source=source,
+        values=np.where(fell_back, settings.missing_difficulty, raw),
+        fell_back=fell_back,
+        fallback=float(settings.missing_difficulty),
+    )
 
 
 @dataclass
@@ -222,8 +239,9 @@ def paired_ious(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]
     return np.asarray([a for a, _ in pairs], dtype=np.float64), np.asarray([b for _, b in pairs], dtype=np.float64)
 
 
-def bootstrap_interval(values: Sequence[float] | np.ndarray, *, level: float = 0.95, resamples: int = 2000,
-                       seed: int = 0) -> list[float] | None:
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> list[float] | None:
     """Percentile bootstrap interval of the mean of ``values`` (samples resampled with replacement); ``None``
     for fewer than two values. Written here because the example's dependencies have no SciPy (whose
     ``scipy.stats.bootstrap`` does the same); seeded, so a run's interval is reproducible.
@@ -240,8 +258,14 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, *, level: float = 0
     return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
 
 
-def paired_difference_interval(after: Sequence[float] | np.ndarray, before: Sequence[float] | np.ndarray, *,
-                               level: float = 0.95, resamples: int = 2000, seed: int = 0) -> list[float] | None:
+def paired_difference_interval(
+    after: Sequence[float] | np.ndarray,
+    before: Sequence[float] | np.ndarray,
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[float] | None:
     """Bootstrap interval of ``mean(after) - mean(before)`` over the same samples (paired: one resample of the
     sample indices for both); ``None`` for fewer than two samples."""
     a, b = np.asarray(after, dtype=np.float64), np.asarray(before, dtype=np.float64)
@@ -290,22 +314,32 @@ def _uncertainty(logits: Sequence[Any], ends: Sequence[int], measure: Literal["m
     stacked = torch.stack([step.float() for step in logits], dim=1)  # [B, T, V]
     positions = torch.arange(stacked.shape[1], device=stacked.device)
     mask = positions[None, :] < torch.tensor(list(ends), device=stacked.device)[:, None]
-    return np.asarray(sequence_uncertainty(stacked, mask=mask, measure=measure, reduction="mean", temperature=1.0),
-                      dtype=np.float64)
+    return np.asarray(
+        sequence_uncertainty(stacked, mask=mask, measure=measure, reduction="mean", temperature=1.0), dtype=np.float64
+    )
 
 
 def _require_masks(samples: Sequence[SegSample], owner: str) -> None:
     missing = [s.id for s in samples if s.mask is None]
     if missing:
-        raise ValueError(f"{owner}: samples: expected ground-truth masks, got none for {missing[:5]} (box-only data "
-                         "such as RefCOCOg-9k trains but cannot be scored; pass --eval-data with masks)")
+        raise ValueError(
+            f"{owner}: samples: expected ground-truth masks, got none for {missing[:5]} (box-only data "
+            "such as RefCOCOg-9k trains but cannot be scored; pass --eval-data with masks)"
+        )
 
 
-def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
-                         measure: Literal["margin", "entropy"] = "margin",
-                         batch_size: int = 8, max_new_tokens: int = 1024, progress: bool = True,
-                         desc: str = "generate", instruction: str = "", logits_processors: Any = None,
-                         ) -> tuple[list[str], list[float], dict[str, float]]:
+def generate_completions(
+    policy: Policy,
+    samples: Sequence[SegSample],
+    *,
+    measure: Literal["margin", "entropy"] = "margin",
+    batch_size: int = 8,
+    max_new_tokens: int = 1024,
+    progress: bool = True,
+    desc: str = "generate",
+    instruction: str = "",
+    logits_processors: Any = None,
+) -> tuple[list[str], list[float], dict[str, float]]:
     """Greedy completions, their uncertainty (``measure``: ``"margin"`` or ``"entropy"``) and the prefill /
     decode wall-clock seconds and generated token count.
 
@@ -321,26 +355,38 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
     uncertainty: list[float] = []
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     for chunk in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        texts = [processor.apply_chat_template(conversation(s.query, instruction), add_generation_prompt=True,
-                                               tokenize=False) for s in chunk]
-        inputs = processor(text=texts, images=[policy_image(s.image, s.frame) for s in chunk], return_tensors="pt",
-                           padding=True).to(device)
+        texts = [
+            processor.apply_chat_template(
+                conversation(s.query, instruction), add_generation_prompt=True, tokenize=False
+            )
+            for s in chunk
+        ]
+        inputs = processor(
+            text=texts, images=[policy_image(s.image, s.frame) for s in chunk], return_tensors="pt", padding=True
+        ).to(device)
         clock = _FirstTokenClock()
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.inference_mode():
             extra = {"logits_processor": logits_processors(chunk)} if logits_processors is not None else {}
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, stopping_criteria=[clock],
-                                 output_logits=True, return_dict_in_generate=True, **policy.generation_kwargs(),
-                                 **extra)
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                stopping_criteria=[clock],
+                output_logits=True,
+                return_dict_in_generate=True,
+                **policy.generation_kwargs(),
+                **extra,
+            )
         if device.type == "cuda":
             torch.cuda.synchronize()
         end = time.perf_counter()
         first = clock.first if clock.first is not None else end
         timings["prefill_s"] += first - start
         timings["decode_s"] += end - first
-        new = out.sequences[:, inputs["input_ids"].shape[1]:]
+        new = out.sequences[:, inputs["input_ids"].shape[1] :]
         ends = _completion_ends(new, eos_ids)
         timings["generated_tokens"] += float(sum(ends))
         completions += processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -348,9 +394,14 @@ def generate_completions(policy: Policy, samples: Sequence[SegSample], *,
     return completions, uncertainty, timings
 
 
-def _segment(samples: Sequence[SegSample], completions: Sequence[str], segmenter: Any, tiering: EvalDifficulty,
-             timings: dict[str, float], convention: Convention
-             ) -> tuple[ConventionIoU, ConventionIoU, list[dict[str, Any]], int]:
+def _segment(
+    samples: Sequence[SegSample],
+    completions: Sequence[str],
+    segmenter: Any,
+    tiering: EvalDifficulty,
+    timings: dict[str, float],
+    convention: Convention,
+) -> tuple[ConventionIoU, ConventionIoU, list[dict[str, Any]], int]:
     """Parse and rescale each answer under ``convention``, segment it and the ground-truth prompts (the oracle),
     and count intersection and union: (policy metric, oracle metric, records, segmenter calls on answers)."""
     metric, oracle_metric = ConventionIoU(convention), ConventionIoU(convention)
@@ -358,8 +409,11 @@ def _segment(samples: Sequence[SegSample], completions: Sequence[str], segmenter
     segmenter_calls = 0
     for k, (sample, text) in enumerate(zip(samples, completions)):
         found = parse_prompt(text, convention)
-        prompt = None if found is None else rescale_prompt(found, sample.image.size, frame=sample.frame,
-                                                           convention=convention)
+        prompt = (
+            None
+            if found is None
+            else rescale_prompt(found, sample.image.size, frame=sample.frame, convention=convention)
+        )
         truth = prepare_ground_truth(np.asarray(sample.mask, dtype=bool), sample.ignore, convention=convention)
         prediction = None
         if prompt is not None:
@@ -367,31 +421,53 @@ def _segment(samples: Sequence[SegSample], completions: Sequence[str], segmenter
             prediction = segmenter.predict(sample.image, prompt.bbox, prompt.points)
             timings["sam_s"] += time.perf_counter() - start
             segmenter_calls += 1
-        oracle_prompt = rescale_prompt(SegmentationPrompt(sample.bbox, sample.points), sample.image.size,
-                                       frame=sample.frame, convention=convention)
+        oracle_prompt = rescale_prompt(
+            SegmentationPrompt(sample.bbox, sample.points), sample.image.size, frame=sample.frame, convention=convention
+        )
         if oracle_prompt is None:
-            raise ValueError(f"score_completions: sample {sample.id!r}: expected a finite ground-truth box and points, "
-                             f"got {sample.bbox!r}, {sample.points!r}")
+            raise ValueError(
+                f"score_completions: sample {sample.id!r}: expected a finite ground-truth box and points, "
+                f"got {sample.bbox!r}, {sample.points!r}"
+            )
         start = time.perf_counter()  # the same SAM call with the ground-truth prompts: latency and ceiling
         oracle = segmenter.predict(sample.image, oracle_prompt.bbox, oracle_prompt.points)
         timings["sam_oracle_s"] += time.perf_counter() - start
         counted = metric.update(prediction, truth)
         oracle_metric.update(oracle, truth)
-        intersection, union = (int(metric.metric.intersections[-1]), int(metric.metric.unions[-1])) if counted \
-            else (0, 0)  # skipped: an empty union
-        records.append({"id": sample.id, "difficulty_source": tiering.source,
-                        "difficulty": None if tiering.fell_back[k] else float(tiering.values[k]),
-                        "difficulty_fallback": bool(tiering.fell_back[k]), "query": sample.query,
-                        "completion": text, "parsed": prediction is not None,
-                        "intersection": intersection, "union": union, "counted": counted,
-                        "iou": float(metric.metric.ious[-1]) if counted else None})
+        intersection, union = (
+            (int(metric.metric.intersections[-1]), int(metric.metric.unions[-1])) if counted else (0, 0)
+        )  # skipped: an empty union
+        records.append(
+            {
+                "id": sample.id,
+                "difficulty_source": tiering.source,
+                "difficulty": None if tiering.fell_back[k] else float(tiering.values[k]),
+                "difficulty_fallback": bool(tiering.fell_back[k]),
+                "query": sample.query,
+                "completion": text,
+                "parsed": prediction is not None,
+                "intersection": intersection,
+                "union": union,
+                "counted": counted,
+                "iou": float(metric.metric.ious[-1]) if counted else None,
+            }
+        )
     return metric, oracle_metric, records, segmenter_calls
 
 
-def score_completions(samples: Sequence[SegSample], completions: Sequence[str], uncertainty: Sequence[float],
-                      segmenter: Any, *, tokenizer: Any, train_reward: Reward, reward_settings: RewardSettings,
-                      timings: dict[str, float] | None = None, difficulty: EvalDifficulty | None = None,
-                      convention: str = "lisa") -> EvalResult:
+def score_completions(
+    samples: Sequence[SegSample],
+    completions: Sequence[str],
+    uncertainty: Sequence[float],
+    segmenter: Any,
+    *,
+    tokenizer: Any,
+    train_reward: Reward,
+    reward_settings: RewardSettings,
+    timings: dict[str, float] | None = None,
+    difficulty: EvalDifficulty | None = None,
+    convention: str = "lisa",
+) -> EvalResult:
     """Parse, segment and score given completions (steps 2-4 of the module docstring).
 
     Args:
@@ -413,21 +489,27 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     rule = check_convention(convention, where="score_completions: convention")
     _require_masks(samples, "score_completions")
     if not len(samples) == len(completions) == len(uncertainty):
-        raise ValueError(f"score_completions: expected one completion and one uncertainty per sample, got "
-                         f"{len(samples)} samples, {len(completions)} completions, {len(uncertainty)} values")
+        raise ValueError(
+            f"score_completions: expected one completion and one uncertainty per sample, got "
+            f"{len(samples)} samples, {len(completions)} completions, {len(uncertainty)} values"
+        )
     tiering = difficulty if difficulty is not None else eval_difficulty(samples, reward_settings)
     if tiering.values.shape != (len(samples),):
-        raise ValueError(f"score_completions: difficulty: expected one value per sample ({len(samples)}), got "
-                         f"{tiering.values.shape}")
+        raise ValueError(
+            f"score_completions: difficulty: expected one value per sample ({len(samples)}), got {tiering.values.shape}"
+        )
     timings = {"prefill_s": 0.0, "decode_s": 0.0, "generated_tokens": 0.0, **(timings or {})}
     timings.update({"sam_s": 0.0, "sam_oracle_s": 0.0, "reward_s": 0.0})
-    metric, oracle_metric, records, segmenter_calls = _segment(samples, completions, segmenter, tiering, timings,
-                                                               rule)
+    metric, oracle_metric, records, segmenter_calls = _segment(samples, completions, segmenter, tiering, timings, rule)
     values = tiering.values
     batch = RewardBatch.from_completions(
-        completions, difficulty=values, uncertainty=np.asarray(uncertainty),
+        completions,
+        difficulty=values,
+        uncertainty=np.asarray(uncertainty),
         ground_truth=[s.solution for s in samples],
-        group_ids=[s.id for s in samples], id=[s.id for s in samples], query=[s.query for s in samples],
+        group_ids=[s.id for s in samples],
+        id=[s.id for s in samples],
+        query=[s.query for s in samples],
         mask_area_ratio=[float(np.asarray(s.mask).mean()) for s in samples],
         token_ids=[tokenizer(t, add_special_tokens=False)["input_ids"] for t in completions],
     )
@@ -439,50 +521,95 @@ def score_completions(samples: Sequence[SegSample], completions: Sequence[str], 
     tiers = difficulty_tiers(values, policy=budget_policy(reward_settings))
     lengths, budgets = reference.columns["length"], reference.columns["budget"]
     for i, record in enumerate(records):
-        record.update({"tier": str(tiers[i]), "reasoning_tokens": int(tokens[i]), "length": float(lengths[i]),
-                       "budget": _finite(float(budgets[i])), "uncertainty": float(uncertainty[i]),
-                       "reward": float(trained.rewards[i]),
-                       "components": {k: float(v[i]) for k, v in trained.components.items()}})
+        record.update(
+            {
+                "tier": str(tiers[i]),
+                "reasoning_tokens": int(tokens[i]),
+                "length": float(lengths[i]),
+                "budget": _finite(float(budgets[i])),
+                "uncertainty": float(uncertainty[i]),
+                "reward": float(trained.rewards[i]),
+                "components": {k: float(v[i]) for k, v in trained.components.items()},
+            }
+        )
     counted = metric.counted  # seg_zero skips empty unions: its output has no record of them
-    report = SegmentationReport.build(metric.metric, reasoning_tokens=tokens[counted], difficulty=values[counted],
-                                      budgets=budgets[counted], lengths=lengths[counted],  # the budgets' own unit
-                                      tier_policy=budget_policy(reward_settings))
+    report = SegmentationReport.build(
+        metric.metric,
+        reasoning_tokens=tokens[counted],
+        difficulty=values[counted],
+        budgets=budgets[counted],
+        lengths=lengths[counted],  # the budgets' own unit
+        tier_policy=budget_policy(reward_settings),
+    )
     by_tier: dict[str, float | None] = {}
     for name in TIERS:
         chosen = tiers == name
         by_tier[name] = budget_adherence(lengths[chosen], budgets[chosen]) if chosen.any() else None
     n = max(1, len(samples))
-    timings.update({
-        "samples": float(len(samples)),
-        "prefill_ms_per_sample": 1000 * timings["prefill_s"] / n,
-        "decode_ms_per_sample": 1000 * timings["decode_s"] / n,
-        "sam_ms_per_sample": 1000 * timings["sam_s"] / n,
-        "sam_ms_per_call": 1000 * (timings["sam_s"] + timings["sam_oracle_s"])
-        / (n + sum(r["parsed"] for r in records)),
-        "decode_tokens_per_s": timings["generated_tokens"] / timings["decode_s"] if timings["decode_s"] else 0.0,
-    })
-    components = {"reward": float(np.mean(trained.rewards)) if len(samples) else math.nan,
-                  **{k: float(np.mean(v)) for k, v in trained.components.items()}}
-    notes = [convention_note(rule),
-             "sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the policy's "
-             "prompts can reach; also times SAM on every sample)"]
+    timings.update(
+        {
+            "samples": float(len(samples)),
+            "prefill_ms_per_sample": 1000 * timings["prefill_s"] / n,
+            "decode_ms_per_sample": 1000 * timings["decode_s"] / n,
+            "sam_ms_per_sample": 1000 * timings["sam_s"] / n,
+            "sam_ms_per_call": 1000
+            * (timings["sam_s"] + timings["sam_oracle_s"])
+            / (n + sum(r["parsed"] for r in records)),
+            "decode_tokens_per_s": timings["generated_tokens"] / timings["decode_s"] if timings["decode_s"] else 0.0,
+        }
+    )
+    components = {
+        "reward": float(np.mean(trained.rewards)) if len(samples) else math.nan,
+        **{k: float(np.mean(v)) for k, v in trained.components.items()},
+    }
+    notes = [
+        convention_note(rule),
+        "sam_oracle_giou: SAM prompted with the ground-truth box and points (the ceiling the policy's "
+        "prompts can reach; also times SAM on every sample)",
+    ]
     if metric.skipped:
-        notes.insert(1, f"{metric.skipped} of {len(samples)} samples skipped (empty union, convention {rule!r}): "
-                        "not in gIoU, cIoU, tier counts or reasoning tokens")
+        notes.insert(
+            1,
+            f"{metric.skipped} of {len(samples)} samples skipped (empty union, convention {rule!r}): "
+            "not in gIoU, cIoU, tier counts or reasoning tokens",
+        )
     if tiering.note is not None:
         notes.insert(0, f"tiers not valid: {tiering.note}")
-    return EvalResult(records=records, report=report, timings=timings, reward_components=components,
-                      budget_adherence=budget_adherence(lengths, budgets), budget_adherence_by_tier=by_tier,
-                      sam_oracle_giou=oracle_metric.giou, sam_oracle_ciou=oracle_metric.ciou, notes=notes,
-                      difficulty_source=tiering.source, difficulty_fallbacks=int(tiering.fell_back.sum()),
-                      fallback_difficulty=tiering.fallback, tiers_note=tiering.note,
-                      segmenter_calls=segmenter_calls, convention=rule, skipped_samples=metric.skipped)
+    return EvalResult(
+        records=records,
+        report=report,
+        timings=timings,
+        reward_components=components,
+        budget_adherence=budget_adherence(lengths, budgets),
+        budget_adherence_by_tier=by_tier,
+        sam_oracle_giou=oracle_metric.giou,
+        sam_oracle_ciou=oracle_metric.ciou,
+        notes=notes,
+        difficulty_source=tiering.source,
+        difficulty_fallbacks=int(tiering.fell_back.sum()),
+        fallback_difficulty=tiering.fallback,
+        tiers_note=tiering.note,
+        segmenter_calls=segmenter_calls,
+        convention=rule,
+        skipped_samples=metric.skipped,
+    )
 
 
-def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample], *, train_reward: Reward,
-             reward_settings: RewardSettings, batch_size: int = 8, max_new_tokens: int = 1024,
-             progress: bool = True, desc: str = "evaluate", convention: str = "lisa", instruction: str = "",
-             logits_processors: Any = None) -> EvalResult:
+def evaluate(
+    policy: Policy,
+    segmenter: Segmenter,
+    samples: Sequence[SegSample],
+    *,
+    train_reward: Reward,
+    reward_settings: RewardSettings,
+    batch_size: int = 8,
+    max_new_tokens: int = 1024,
+    progress: bool = True,
+    desc: str = "evaluate",
+    convention: str = "lisa",
+    instruction: str = "",
+    logits_processors: Any = None,
+) -> EvalResult:
     """Greedy-decode, parse, segment and score ``samples`` (which need masks); see the module docstring.
 
     Args:
@@ -507,10 +634,26 @@ def evaluate(policy: Policy, segmenter: Segmenter, samples: Sequence[SegSample],
     _require_masks(samples, "evaluate")
     measure: Literal["margin", "entropy"] = "entropy" if reward_settings.uncertainty == "entropy" else "margin"
     completions, uncertainty, timings = generate_completions(
-        policy, samples, measure=measure, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
-        desc=desc, instruction=instruction, logits_processors=logits_processors)
-    result = score_completions(samples, completions, uncertainty, segmenter, tokenizer=policy.tokenizer,
-                               train_reward=train_reward, reward_settings=reward_settings, timings=timings,
-                               convention=convention)
+        policy,
+        samples,
+        measure=measure,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+        desc=desc,
+        instruction=instruction,
+        logits_processors=logits_processors,
+    )
+    result = score_completions(
+        samples,
+        completions,
+        uncertainty,
+        segmenter,
+        tokenizer=policy.tokenizer,
+        train_reward=train_reward,
+        reward_settings=reward_settings,
+        timings=timings,
+        convention=convention,
+    )
     result.notes.insert(0, f"uncertainty at evaluation: {measure} of the greedy answer's decoding logits")
     return result

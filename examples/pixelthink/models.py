@@ -25,16 +25,40 @@ from adaptive_length_reward.errors import import_optional
 
 from .scenes import BoolArray, SceneGenerator
 
-__all__ = ["ARCHITECTURES", "GrabCutSegmenter", "Policy", "Segmenter", "build_random_policy", "build_tiny_policy",
-           "build_tiny_segmenter", "load_policy", "load_segmenter"]
+__all__ = [
+    "ARCHITECTURES",
+    "GrabCutSegmenter",
+    "Policy",
+    "Segmenter",
+    "build_random_policy",
+    "build_tiny_policy",
+    "build_tiny_segmenter",
+    "load_policy",
+    "load_segmenter",
+]
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 #: The answer format's fixed pieces; with the integers 0..999 they are whole tokens of the tiny tokenizer, so a
 #: small random model learns the answer format in a few dozen steps (Qwen's tokenizer splits them up).
-FORMAT_TOKENS = ("<think>", "</think>", "<answer>", "</answer>", '{"bbox": [', '], "points_1": [',
-                 '], "points_2": [', "]}")
+FORMAT_TOKENS = (
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    '{"bbox": [',
+    '], "points_1": [',
+    '], "points_2": [',
+    "]}",
+)
 
 #: ChatML as Qwen2.5-VL writes it (system prompt "You are a helpful assistant." unless one is given), with
 #: string content or a list of ``{"type": "image"}`` / ``{"type": "text"}`` parts.
@@ -84,8 +108,11 @@ class Policy:
         if not self.suppressed_ids:
             return {}
         config = self.model.config
-        media = [i for i in (getattr(config, "image_token_id", None), getattr(config, "video_token_id", None))
-                 if i is not None]
+        media = [
+            i
+            for i in (getattr(config, "image_token_id", None), getattr(config, "video_token_id", None))
+            if i is not None
+        ]
         return {"suppress_tokens": sorted({*media, *self.suppressed_ids})}
 
 
@@ -104,8 +131,9 @@ def _offline_processor_class() -> Any:
             """Save the tokenizer, the image processor and the chat template (the stock method trips over the
             absent video processor); ``from_pretrained`` of the pieces reloads them."""
             if push_to_hub:
-                raise ValueError("OfflineQwenProcessor.save_pretrained: push_to_hub: expected False (offline), "
-                                 "got True")
+                raise ValueError(
+                    "OfflineQwenProcessor.save_pretrained: push_to_hub: expected False (offline), got True"
+                )
             directory = Path(save_directory)
             directory.mkdir(parents=True, exist_ok=True)
             files = list(self.tokenizer.save_pretrained(str(directory)))
@@ -134,19 +162,47 @@ def tokenizer_corpus(prompt_template: str, samples: int = 48) -> list[str]:
 #: ``Qwen/Qwen2.5-VL-7B-Instruct``), for size-true runs with random weights where no checkpoint is at hand.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "qwen2.5-vl-3b": {
-        "text": {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
-                 "num_attention_heads": 16, "num_key_value_heads": 2, "max_position_embeddings": 128000,
-                 "rms_norm_eps": 1e-6, "mrope_section": [16, 24, 24]},
-        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
-                   "out_hidden_size": 2048, "fullatt_block_indexes": [7, 15, 23, 31]},
+        "text": {
+            "vocab_size": 151936,
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 128000,
+            "rms_norm_eps": 1e-6,
+            "mrope_section": [16, 24, 24],
+        },
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 2048,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
         "tie_word_embeddings": True,
     },
     "qwen2.5-vl-7b": {
-        "text": {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-                 "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
-                 "rms_norm_eps": 1e-6, "mrope_section": [16, 24, 24]},
-        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
-                   "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31]},
+        "text": {
+            "vocab_size": 152064,
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 128000,
+            "rms_norm_eps": 1e-6,
+            "mrope_section": [16, 24, 24],
+        },
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 3584,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
         "tie_word_embeddings": False,
     },
 }
@@ -158,17 +214,27 @@ def _tiny_processor(prompt_template: str, vocab_size: int) -> Any:
     transformers = _transformers()
     tokenizers = import_optional("tokenizers", extra="example", purpose="The tiny policy's tokenizer")
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=None))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([  # one token per digit, as Qwen's tokenizer
-        tokenizers.pre_tokenizers.Digits(individual_digits=True),
-        tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.Sequence(
+        [  # one token per digit, as Qwen's tokenizer
+            tokenizers.pre_tokenizers.Digits(individual_digits=True),
+            tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     bpe.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
-                                             show_progress=False)
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator(tokenizer_corpus(prompt_template), trainer=trainer)
     tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        additional_special_tokens=SPECIAL_TOKENS[1:], padding_side="left")
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+        padding_side="left",
+    )
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     # plain added tokens (decoding keeps them): the format's fixed pieces and every integer below 1000
     tokenizer.add_tokens([*FORMAT_TOKENS, ", ", *(str(i) for i in range(1000))])
@@ -186,13 +252,21 @@ def _qwen_config(tokenizer: Any, text: dict[str, Any], vision: dict[str, Any], *
             **text,
             # mrope_section sums to head_dim / 2 (temporal, height, width)
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope_section},
-            "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
+            "bos_token_id": ids("<|endoftext|>"),
+            "eos_token_id": ids("<|im_end|>"),
             "pad_token_id": ids("<|endoftext|>"),
         },
-        vision_config={"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-                       **vision},
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        vision_config={
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            **vision,
+        },
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=tie_word_embeddings,
     )
 
@@ -202,8 +276,9 @@ def _generation_defaults(model: Any) -> None:
     model.generation_config.eos_token_id = model.config.text_config.eos_token_id
 
 
-def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: int = 128, layers: int = 2,
-                      seed: int = 0) -> Policy:
+def build_tiny_policy(
+    prompt_template: str, *, vocab_size: int = 640, hidden: int = 128, layers: int = 2, seed: int = 0
+) -> Policy:
     """A random-weight Qwen2.5-VL (under 1 M parameters) with a BPE tokenizer trained in-process."""
     torch, transformers = _torch(), _transformers()
     processor = _tiny_processor(prompt_template, vocab_size)
@@ -211,12 +286,24 @@ def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: in
     head_dim = hidden // heads
     config = _qwen_config(
         processor.tokenizer,
-        {"vocab_size": len(processor.tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
-         "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
-         "max_position_embeddings": 4096,
-         "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16]},
-        {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden,
-         "fullatt_block_indexes": [1]},
+        {
+            "vocab_size": len(processor.tokenizer),
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16],
+        },
+        {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden,
+            "fullatt_block_indexes": [1],
+        },
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
@@ -225,8 +312,15 @@ def build_tiny_policy(prompt_template: str, *, vocab_size: int = 640, hidden: in
     return Policy(model=model, processor=processor, name="tiny-qwen2.5-vl (random weights)", tiny=True)
 
 
-def build_random_policy(prompt_template: str, architecture: str, *, layers: int | None = None,
-                        dtype: str = "auto", device: str = "cpu", seed: int = 0) -> Policy:
+def build_random_policy(
+    prompt_template: str,
+    architecture: str,
+    *,
+    layers: int | None = None,
+    dtype: str = "auto",
+    device: str = "cpu",
+    seed: int = 0,
+) -> Policy:
     """A published Qwen2.5-VL architecture (:data:`ARCHITECTURES`) with random weights: real sizes, no checkpoint.
 
     For measuring step time, memory and the cost of the reward and uncertainty passes at a real model size
@@ -244,8 +338,9 @@ def build_random_policy(prompt_template: str, architecture: str, *, layers: int 
     """
     torch, transformers = _torch(), _transformers()
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"build_random_policy: architecture: expected one of {sorted(ARCHITECTURES)}, "
-                         f"got {architecture!r}")
+        raise ValueError(
+            f"build_random_policy: architecture: expected one of {sorted(ARCHITECTURES)}, got {architecture!r}"
+        )
     spec = ARCHITECTURES[architecture]
     text = dict(spec["text"])
     if layers is not None:
@@ -255,8 +350,10 @@ def build_random_policy(prompt_template: str, architecture: str, *, layers: int 
     processor = _tiny_processor(prompt_template, 640)
     known = len(processor.tokenizer)
     if known > text["vocab_size"]:
-        raise ValueError(f"build_random_policy: the tokenizer has {known} ids, more than the architecture's "
-                         f"vocabulary of {text['vocab_size']}")
+        raise ValueError(
+            f"build_random_policy: the tokenizer has {known} ids, more than the architecture's "
+            f"vocabulary of {text['vocab_size']}"
+        )
     config = _qwen_config(processor.tokenizer, text, spec["vision"], tie_word_embeddings=spec["tie_word_embeddings"])
     if dtype == "auto":
         dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
@@ -265,8 +362,13 @@ def build_random_policy(prompt_template: str, architecture: str, *, layers: int 
         model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
     _generation_defaults(model)
     suffix = "" if layers is None else f", {layers} decoder layer{'s' if layers > 1 else ''}"
-    return Policy(model=model, processor=processor, name=f"{architecture} (random weights{suffix})", tiny=False,
-                  suppressed_ids=tuple(range(known, text["vocab_size"])))
+    return Policy(
+        model=model,
+        processor=processor,
+        name=f"{architecture} (random weights{suffix})",
+        tiny=False,
+        suppressed_ids=tuple(range(known, text["vocab_size"])),
+    )
 
 
 def _chat_template(path: Path, tokenizer: Any) -> str | None:
@@ -279,8 +381,9 @@ def _chat_template(path: Path, tokenizer: Any) -> str | None:
     return template if isinstance(template, str) else None
 
 
-def load_policy(path: str | Path, *, dtype: str = "auto", device: str = "cpu",
-                attn_implementation: str | None = None) -> Policy:
+def load_policy(
+    path: str | Path, *, dtype: str = "auto", device: str = "cpu", attn_implementation: str | None = None
+) -> Policy:
     """Qwen2.5-VL from a local checkpoint directory (e.g. a downloaded ``Qwen2.5-VL-7B-Instruct``).
 
     The processor is assembled from the checkpoint's image processor (the PIL one), tokenizer and chat
@@ -298,8 +401,9 @@ def load_policy(path: str | Path, *, dtype: str = "auto", device: str = "cpu",
     torch, transformers = _torch(), _transformers()
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"load_policy: path: expected a checkpoint directory with config.json, "
-                                f"got {str(path)!r}")
+        raise FileNotFoundError(
+            f"load_policy: path: expected a checkpoint directory with config.json, got {str(path)!r}"
+        )
     if dtype == "auto":
         dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
@@ -308,8 +412,9 @@ def load_policy(path: str | Path, *, dtype: str = "auto", device: str = "cpu",
     model = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), **kwargs).to(device)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), padding_side="left")
     images = transformers.Qwen2VLImageProcessorPil.from_pretrained(str(path))
-    processor = _offline_processor_class()(image_processor=images, tokenizer=tokenizer,
-                                           chat_template=_chat_template(path, tokenizer))
+    processor = _offline_processor_class()(
+        image_processor=images, tokenizer=tokenizer, chat_template=_chat_template(path, tokenizer)
+    )
     return Policy(model=model, processor=processor, name=path.name, tiny=False)
 
 
@@ -357,8 +462,12 @@ class Segmenter:
             "input_labels": torch.ones(1, 1, len(points), dtype=torch.long, device=self.device),
         }
 
-    def predict(self, image: Image.Image, box: tuple[float, float, float, float],
-                points: tuple[tuple[float, float], tuple[float, float]]) -> BoolArray:
+    def predict(
+        self,
+        image: Image.Image,
+        box: tuple[float, float, float, float],
+        points: tuple[tuple[float, float], tuple[float, float]],
+    ) -> BoolArray:
         """The mask (``H x W`` of ``image``) for a box ``(x1, y1, x2, y2)`` and two positive points, in pixels."""
         torch = _torch()
         w, h = image.size
@@ -371,15 +480,23 @@ class Segmenter:
                 mask = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
                 return np.asarray(mask.cpu() > 0)
             assert self.processor is not None  # checked in __init__ for SAM
-            inputs = self.processor(images=image, input_boxes=[[list(box)]], input_points=[[list(map(list, points))]],
-                                    input_labels=[[[1] * len(points)]], return_tensors="pt").to(self.device)
+            inputs = self.processor(
+                images=image,
+                input_boxes=[[list(box)]],
+                input_points=[[list(map(list, points))]],
+                input_labels=[[[1] * len(points)]],
+                return_tensors="pt",
+            ).to(self.device)
             dtype = next(self.model.parameters()).dtype
             inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-            out = self.model(**{k: v for k, v in inputs.items() if k not in ("original_sizes", "reshaped_input_sizes")},
-                             multimask_output=True)
+            out = self.model(
+                **{k: v for k, v in inputs.items() if k not in ("original_sizes", "reshaped_input_sizes")},
+                multimask_output=True,
+            )
             best = int(torch.argmax(out.iou_scores[0, 0].float()))
-            masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), inputs["original_sizes"].cpu(),
-                                                      inputs["reshaped_input_sizes"].cpu())[0]
+            masks = self.processor.post_process_masks(
+                out.pred_masks.float().cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
+            )[0]
             return np.asarray(masks[0, best])
 
 
@@ -392,29 +509,56 @@ def build_tiny_segmenter(kind: str = "sam", *, side: int = 128, seed: int = 0) -
     if kind == "sam":
         config = transformers.SamConfig(
             vision_config=transformers.SamVisionConfig(
-                hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2, image_size=side,
-                patch_size=16, window_size=4, global_attn_indexes=[1], num_pos_feats=16, mlp_dim=64),
+                hidden_size=32,
+                output_channels=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=side,
+                patch_size=16,
+                window_size=4,
+                global_attn_indexes=[1],
+                num_pos_feats=16,
+                mlp_dim=64,
+            ),
             prompt_encoder_config=transformers.SamPromptEncoderConfig(hidden_size=32, image_size=side, patch_size=16),
-            mask_decoder_config=transformers.SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
-                                                                  iou_head_hidden_dim=32))
+            mask_decoder_config=transformers.SamMaskDecoderConfig(
+                hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
+            ),
+        )
         images = transformers.SamImageProcessorPil(
-            size={"longest_edge": side}, pad_size={"height": side, "width": side},
-            mask_size={"longest_edge": side // 4}, mask_pad_size={"height": side // 4, "width": side // 4})
-        return Segmenter(transformers.SamModel(config).eval(), transformers.SamProcessor(image_processor=images),
-                         name="tiny-sam (random weights)")
+            size={"longest_edge": side},
+            pad_size={"height": side, "width": side},
+            mask_size={"longest_edge": side // 4},
+            mask_pad_size={"height": side // 4, "width": side // 4},
+        )
+        return Segmenter(
+            transformers.SamModel(config).eval(),
+            transformers.SamProcessor(image_processor=images),
+            name="tiny-sam (random weights)",
+        )
     emb = [8, 16, 32, 64]
     config = transformers.Sam2Config(
         vision_config={
             # a global-attention block must not open a query-pool stage
-            "backbone_config": {"model_type": "sam2_hiera_det_model", "hidden_size": emb[0], "num_attention_heads": 1,
-                                "image_size": [side, side], "blocks_per_stage": [1, 1, 2, 1],
-                                "embed_dim_per_stage": emb, "num_attention_heads_per_stage": [1, 1, 1, 1],
-                                "window_size_per_stage": [4, 4, 4, 2], "global_attention_blocks": [3],
-                                "window_positional_embedding_background_size": [4, 4]},
+            "backbone_config": {
+                "model_type": "sam2_hiera_det_model",
+                "hidden_size": emb[0],
+                "num_attention_heads": 1,
+                "image_size": [side, side],
+                "blocks_per_stage": [1, 1, 2, 1],
+                "embed_dim_per_stage": emb,
+                "num_attention_heads_per_stage": [1, 1, 1, 1],
+                "window_size_per_stage": [4, 4, 4, 2],
+                "global_attention_blocks": [3],
+                "window_positional_embedding_background_size": [4, 4],
+            },
             "backbone_channel_list": emb[::-1],
-            "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2], "fpn_hidden_size": 32},
+            "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2],
+            "fpn_hidden_size": 32,
+        },
         prompt_encoder_config={"hidden_size": 32, "image_size": side, "patch_size": 16},
-        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32})
+        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
+    )
     return Segmenter(transformers.Sam2Model(config).eval(), None, name="tiny-sam2 (random weights)")
 
 
@@ -470,8 +614,16 @@ class GrabCutSegmenter:
         name: for reports.
     """
 
-    def __init__(self, *, iterations: int = 3, seed_radius: int = 3, max_side: int = 160, margin: int = 8,
-                 seed: int = 0, name: str = "grabcut") -> None:
+    def __init__(
+        self,
+        *,
+        iterations: int = 3,
+        seed_radius: int = 3,
+        max_side: int = 160,
+        margin: int = 8,
+        seed: int = 0,
+        name: str = "grabcut",
+    ) -> None:
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"GrabCutSegmenter: iterations: expected an int >= 1, got {iterations!r}")
         if not isinstance(seed_radius, int) or seed_radius < 0:
@@ -484,8 +636,12 @@ class GrabCutSegmenter:
         self.iterations, self.seed_radius, self.max_side, self.margin = iterations, seed_radius, max_side, margin
         self.seed, self.name = seed, name
 
-    def predict(self, image: Image.Image, box: tuple[float, float, float, float],
-                points: tuple[tuple[float, float], tuple[float, float]]) -> BoolArray:
+    def predict(
+        self,
+        image: Image.Image,
+        box: tuple[float, float, float, float],
+        points: tuple[tuple[float, float], tuple[float, float]],
+    ) -> BoolArray:
         """The mask (``H x W`` of ``image``) for a box ``(x1, y1, x2, y2)`` and two positive points, in pixels."""
         cv2 = self.cv2
         w, h = image.size

@@ -51,8 +51,9 @@ def question_text(query: str, instruction: str = "") -> str:
 def conversation(query: str, instruction: str = "") -> list[dict[str, Any]]:
     """TRL's conversational prompt for one sample: a user message with the image first, then the question
     (followed by ``instruction``, e.g. :data:`CONCISE_INSTRUCTION`)."""
-    return [{"role": "user", "content": [{"type": "image"},
-                                         {"type": "text", "text": question_text(query, instruction)}]}]
+    return [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question_text(query, instruction)}]}
+    ]
 
 
 def format_answer(bbox: Sequence[int], points: Sequence[Sequence[int]]) -> str:
@@ -61,8 +62,11 @@ def format_answer(bbox: Sequence[int], points: Sequence[Sequence[int]]) -> str:
     >>> format_answer((1, 2, 3, 4), ((5, 6), (7, 8)))
     '<answer>{"bbox": [1, 2, 3, 4], "points_1": [5, 6], "points_2": [7, 8]}</answer>'
     """
-    body = {"bbox": [int(v) for v in bbox], "points_1": [int(v) for v in points[0]],
-            "points_2": [int(v) for v in points[1]]}
+    body = {
+        "bbox": [int(v) for v in bbox],
+        "points_1": [int(v) for v in points[0]],
+        "points_2": [int(v) for v in points[1]],
+    }
     return f"<answer>{json.dumps(body)}</answer>"
 
 

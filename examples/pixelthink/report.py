@@ -12,8 +12,16 @@ import numpy as np
 from adaptive_length_reward.adapters.scoring import LOGGED_COLUMNS
 from adaptive_length_reward.errors import import_optional
 
-__all__ = ["DEMO_TARGETS", "demo_targets", "plot_length_by_tier", "plot_training_curves", "record_iou",
-           "summary_table", "tiers_marking", "write_report"]
+__all__ = [
+    "DEMO_TARGETS",
+    "demo_targets",
+    "plot_length_by_tier",
+    "plot_training_curves",
+    "record_iou",
+    "summary_table",
+    "tiers_marking",
+    "write_report",
+]
 
 TIERS = ("easy", "medium", "hard")
 #: Logged per-sample diagnostics (not reward components): the adapters' context columns and the accuracy's columns.
@@ -45,16 +53,25 @@ def _by_tier(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, list[f
     return {tier: [float(r[key]) for r in counted if r["tier"] == tier] for tier in TIERS}
 
 
-def _boxes(ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[float]], rng: np.random.Generator
-           ) -> None:
+def _boxes(
+    ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[float]], rng: np.random.Generator
+) -> None:
     for t, tier in enumerate(TIERS):
         for offset, values, colour in ((-0.18, before[tier], BEFORE), (0.18, after[tier], AFTER)):
             if not values:
                 continue
             x = t + offset
-            ax.boxplot([values], positions=[x], widths=0.3, patch_artist=True, showfliers=False,
-                       boxprops={"facecolor": colour, "alpha": 0.45, "edgecolor": colour},
-                       medianprops={"color": "black"}, whiskerprops={"color": colour}, capprops={"color": colour})
+            ax.boxplot(
+                [values],
+                positions=[x],
+                widths=0.3,
+                patch_artist=True,
+                showfliers=False,
+                boxprops={"facecolor": colour, "alpha": 0.45, "edgecolor": colour},
+                medianprops={"color": "black"},
+                whiskerprops={"color": colour},
+                capprops={"color": colour},
+            )
             ax.scatter(x + rng.uniform(-0.08, 0.08, len(values)), values, s=12, color=colour, alpha=0.9, zorder=3)
     ax.set_xticks(range(len(TIERS)))
     counts = [f"{tier}\n(n={len(after[tier]) or len(before[tier])})" for tier in TIERS]
@@ -63,8 +80,15 @@ def _boxes(ax: Any, before: Mapping[str, list[float]], after: Mapping[str, list[
     ax.grid(axis="y", alpha=0.3)
 
 
-def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], path: Path, *,
-                        length_unit: str, budgets: Mapping[str, tuple[float, float] | None], title: str) -> Path:
+def plot_length_by_tier(
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    path: Path,
+    *,
+    length_unit: str,
+    budgets: Mapping[str, tuple[float, float] | None],
+    title: str,
+) -> Path:
     """Three panels per difficulty tier, before (grey) vs after training (red): the reasoning tokens (the paper's
     ``#Token``), the length the reward penalises with each tier's budget as a dashed line, and the per-sample IoU
     with each tier's gIoU (their mean) as a diamond.
@@ -96,10 +120,18 @@ def plot_length_by_tier(before: Sequence[Mapping[str, Any]], after: Sequence[Map
     for t, tier in enumerate(TIERS):
         for offset, values, colour in ((-0.18, ious_before[tier], BEFORE), (0.18, ious_after[tier], AFTER)):
             if values:
-                axes[2].scatter([t + offset], [float(np.mean(values))], marker="D", s=45, color=colour,
-                                edgecolors="black", zorder=4)
-                axes[2].annotate(f"{np.mean(values):.1f}", (t + offset, float(np.mean(values))), fontsize=7,
-                                 ha="center", va="bottom", xytext=(0, 5), textcoords="offset points")
+                axes[2].scatter(
+                    [t + offset], [float(np.mean(values))], marker="D", s=45, color=colour, edgecolors="black", zorder=4
+                )
+                axes[2].annotate(
+                    f"{np.mean(values):.1f}",
+                    (t + offset, float(np.mean(values))),
+                    fontsize=7,
+                    ha="center",
+                    va="bottom",
+                    xytext=(0, 5),
+                    textcoords="offset points",
+                )
     axes[2].set_ylim(-3, 103)
     axes[2].set_ylabel("IoU % per sample (diamond: the tier's gIoU)")
     axes[2].set_title("Accuracy per tier (segmenter on the policy's prompts)")
@@ -134,13 +166,23 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: Path, *, re
     plt = _pyplot()
     panels: list[tuple[str, list[tuple[str, str]]]] = [
         ("reward (group mean)", [("reward", "total reward")]),
-        ("completion length (tokens)", [("completions/mean_length", "mean"),
-                                        ("completions/max_length", "max")]),
-        ("reward components", [(k, k.split("/", 1)[1]) for k in sorted({key for row in history for key in row})
-                               if k.startswith(f"{reward_name}/") and k.split("/", 1)[1] not in DIAGNOSTICS
-                               and k.count("/") == 1]),
-        ("context", [(f"{reward_name}/length", "reward length"), (f"{reward_name}/budget", "budget"),
-                     ("uncertainty/mean", "uncertainty x 100")]),
+        ("completion length (tokens)", [("completions/mean_length", "mean"), ("completions/max_length", "max")]),
+        (
+            "reward components",
+            [
+                (k, k.split("/", 1)[1])
+                for k in sorted({key for row in history for key in row})
+                if k.startswith(f"{reward_name}/") and k.split("/", 1)[1] not in DIAGNOSTICS and k.count("/") == 1
+            ],
+        ),
+        (
+            "context",
+            [
+                (f"{reward_name}/length", "reward length"),
+                (f"{reward_name}/budget", "budget"),
+                ("uncertainty/mean", "uncertainty x 100"),
+            ],
+        ),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     window = max(1, len(history) // 10)
@@ -154,8 +196,15 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: Path, *, re
                 values = 100 * values
             marker = "o" if steps.size < 15 else None
             line = ax.plot(steps, values, linewidth=0.8, alpha=0.45, marker=marker, markersize=3)[0]
-            ax.plot(steps, _smooth(values, window), color=line.get_color(), linewidth=2.0, label=name, marker=marker,
-                    markersize=4)
+            ax.plot(
+                steps,
+                _smooth(values, window),
+                color=line.get_color(),
+                linewidth=2.0,
+                label=name,
+                marker=marker,
+                markersize=4,
+            )
             drawn = True
         if label.startswith("reward ("):
             steps, std = _series(history, "reward_std")
@@ -205,8 +254,10 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
     rows are starred and followed by a note when the tiers are not valid (:func:`tiers_marking`)."""
     before, after = metrics.get("before") or {}, metrics["after"]
     marking = tiers_marking(metrics)
-    lines = [f"{'tier':<7}{'n':>4}{'gIoU % before':>15}{'gIoU % after':>14}{'#Token before':>15}{'#Token after':>14}"
-             f"{'in budget % before':>20}{'in budget % after':>19}"]
+    lines = [
+        f"{'tier':<7}{'n':>4}{'gIoU % before':>15}{'gIoU % after':>14}{'#Token before':>15}{'#Token after':>14}"
+        f"{'in budget % before':>20}{'in budget % after':>19}"
+    ]
     for tier in ("all", *TIERS):
         n = after["samples"] if tier == "all" else after["tier_counts"].get(tier, 0)
         if not n:
@@ -222,15 +273,21 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
             f"{_fmt((before.get('mean_reasoning_tokens') or {}).get(tier)):>15}"
             f"{_fmt(after['mean_reasoning_tokens'].get(tier)):>14}"
             f"{_fmt(pick(before, 'budget_adherence', 'budget_adherence_by_tier'), True):>20}"
-            f"{_fmt(pick(after, 'budget_adherence', 'budget_adherence_by_tier'), True):>19}")
+            f"{_fmt(pick(after, 'budget_adherence', 'budget_adherence_by_tier'), True):>19}"
+        )
     if marking:
         lines.append(f"* tiers not valid: {marking}")
     return "\n".join(lines)
 
 
 #: What the CPU demo (``make demo``) is meant to show, checked on every run by :func:`demo_targets`.
-DEMO_TARGETS = {"parse_rate_after": 0.8, "giou_after": 0.30, "giou_drop_points": 2.0, "easy_tokens_ratio": 0.6,
-                "total_s": 300.0}
+DEMO_TARGETS = {
+    "parse_rate_after": 0.8,
+    "giou_after": 0.30,
+    "giou_drop_points": 2.0,
+    "easy_tokens_ratio": 0.6,
+    "total_s": 300.0,
+}
 
 
 def _ratio(after: float | None, before: float | None) -> float | None:
@@ -256,22 +313,42 @@ def demo_targets(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
         return {"target": target, "measured": measured, "met": met}
 
     return [
-        row(f"parse rate after >= {t['parse_rate_after']:.0%}", f"{_fmt(after.get('parse_rate'), True)} %",
-            None if after.get("parse_rate") is None else after["parse_rate"] >= t["parse_rate_after"]),
-        row(f"gIoU after >= {t['giou_after']:.0%}", f"{_fmt(after.get('giou'), True)} %",
-            None if after.get("giou") is None else after["giou"] >= t["giou_after"]),
-        row(f"gIoU after >= GRPO start - {t['giou_drop_points']:g} points",
+        row(
+            f"parse rate after >= {t['parse_rate_after']:.0%}",
+            f"{_fmt(after.get('parse_rate'), True)} %",
+            None if after.get("parse_rate") is None else after["parse_rate"] >= t["parse_rate_after"],
+        ),
+        row(
+            f"gIoU after >= {t['giou_after']:.0%}",
+            f"{_fmt(after.get('giou'), True)} %",
+            None if after.get("giou") is None else after["giou"] >= t["giou_after"],
+        ),
+        row(
+            f"gIoU after >= GRPO start - {t['giou_drop_points']:g} points",
             f"{_fmt(change, True)} points (95 % CI {_fmt((interval or [None])[0], True)} .. "
             f"{_fmt((interval or [None, None])[1], True)})",
-            None if change is None else 100 * change >= -t["giou_drop_points"]),
-        row("segmenter calls == parsed answers", "; ".join(f"{c} calls / {p} parsed" for c, p in calls),
-            all(c == p for c, p in calls) if calls else None),
-        row(f"easy-tier tokens after <= {t['easy_tokens_ratio']:.0%} of the GRPO start",
-            f"{_fmt(easy, True)} %", None if easy is None else easy <= t["easy_tokens_ratio"]),
-        row("hard tier reduced less than the easy tier", f"hard kept {_fmt(hard, True)} %, easy {_fmt(easy, True)} %",
-            None if easy is None or hard is None else hard > easy),
-        row(f"whole run under {t['total_s'] / 60:g} minutes", f"{_fmt(total)} s",
-            None if total is None else total < t["total_s"]),
+            None if change is None else 100 * change >= -t["giou_drop_points"],
+        ),
+        row(
+            "segmenter calls == parsed answers",
+            "; ".join(f"{c} calls / {p} parsed" for c, p in calls),
+            all(c == p for c, p in calls) if calls else None,
+        ),
+        row(
+            f"easy-tier tokens after <= {t['easy_tokens_ratio']:.0%} of the GRPO start",
+            f"{_fmt(easy, True)} %",
+            None if easy is None else easy <= t["easy_tokens_ratio"],
+        ),
+        row(
+            "hard tier reduced less than the easy tier",
+            f"hard kept {_fmt(hard, True)} %, easy {_fmt(easy, True)} %",
+            None if easy is None or hard is None else hard > easy,
+        ),
+        row(
+            f"whole run under {t['total_s'] / 60:g} minutes",
+            f"{_fmt(total)} s",
+            None if total is None else total < t["total_s"],
+        ),
     ]
 
 
@@ -280,11 +357,17 @@ def _targets_section(metrics: Mapping[str, Any]) -> list[str]:
     if not targets:
         return []
     missed = [t["target"] for t in targets if t["met"] is False]
-    lines = ["## Targets", "",
-             f"> **Missed:** {'; '.join(missed)}." if missed else "> Every target with a measurement was met.", "",
-             "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {({True: 'yes', False: '**NO**'}).get(t['met'], '-')} |"
-              for t in targets]
+    lines = [
+        "## Targets",
+        "",
+        f"> **Missed:** {'; '.join(missed)}." if missed else "> Every target with a measurement was met.",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {t['target']} | {t['measured']} | {({True: 'yes', False: '**NO**'}).get(t['met'], '-')} |" for t in targets
+    ]
     return [*lines, ""]
 
 
@@ -317,12 +400,17 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         c_a = after["ciou"] if tier == "all" else after["ciou_by_tier"].get(tier)
         t_b = (before.get("mean_reasoning_tokens") or {}).get(tier)
         t_a = after["mean_reasoning_tokens"].get(tier)
-        b_b = (before.get("budget_adherence") if tier == "all"
-               else (before.get("budget_adherence_by_tier") or {}).get(tier))
+        b_b = (
+            before.get("budget_adherence")
+            if tier == "all"
+            else (before.get("budget_adherence_by_tier") or {}).get(tier)
+        )
         b_a = after["budget_adherence"] if tier == "all" else after["budget_adherence_by_tier"].get(tier)
         label = f"{tier}*" if marking and tier != "all" else tier
-        lines.append(f"| {label} | {count} | {_fmt(g_b, True)} | {_fmt(g_a, True)} | {_fmt(c_a, True)} | "
-                     f"{_fmt(t_b)} | {_fmt(t_a)} | {_fmt(b_b, True)} | {_fmt(b_a, True)} |")
+        lines.append(
+            f"| {label} | {count} | {_fmt(g_b, True)} | {_fmt(g_a, True)} | {_fmt(c_a, True)} | "
+            f"{_fmt(t_b)} | {_fmt(t_a)} | {_fmt(b_b, True)} | {_fmt(b_a, True)} |"
+        )
     t = metrics["timings"]
     ev = after["timings"]
     lines += [

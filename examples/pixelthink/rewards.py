@@ -58,9 +58,15 @@ from adaptive_length_reward import (
 )
 from adaptive_length_reward.presets import PixelThinkReasoningTokens, pixelthink, seg_zero
 
-__all__ = ["DIFFICULTY_SOURCES", "LENGTH_REWARDS", "UNCERTAINTY_ESTIMATORS", "RewardSettings", "build_reward",
-           "difficulty_providers",
-           "reference_penalty"]
+__all__ = [
+    "DIFFICULTY_SOURCES",
+    "LENGTH_REWARDS",
+    "UNCERTAINTY_ESTIMATORS",
+    "RewardSettings",
+    "build_reward",
+    "difficulty_providers",
+    "reference_penalty",
+]
 
 LENGTH_REWARDS = ("pixelthink", "none", "l1-max", "l1-exact", "dapo", "cosine", "kimi")
 DIFFICULTY_SOURCES = ("dataset", "heuristic", "judge", "online")
@@ -108,11 +114,16 @@ class RewardSettings:
     max_completion_length: int = 1300
 
     def __post_init__(self) -> None:
-        for name, allowed in (("length_reward", LENGTH_REWARDS), ("difficulty", DIFFICULTY_SOURCES),
-                              ("uncertainty", UNCERTAINTY_ESTIMATORS), ("length_unit", LENGTH_UNITS)):
+        for name, allowed in (
+            ("length_reward", LENGTH_REWARDS),
+            ("difficulty", DIFFICULTY_SOURCES),
+            ("uncertainty", UNCERTAINTY_ESTIMATORS),
+            ("length_unit", LENGTH_UNITS),
+        ):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"RewardSettings: {name}: expected one of {list(allowed)}, "
-                                 f"got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"RewardSettings: {name}: expected one of {list(allowed)}, got {getattr(self, name)!r}"
+                )
         for name in ("easy_budget", "hard_budget", "target_length"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -120,11 +131,13 @@ class RewardSettings:
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"RewardSettings: beta: expected a number > 0, got {self.beta!r}")
         if not 1.0 <= self.missing_difficulty <= 10.0:
-            raise ValueError(f"RewardSettings: missing_difficulty: expected a number in [1, 10], "
-                             f"got {self.missing_difficulty!r}")
+            raise ValueError(
+                f"RewardSettings: missing_difficulty: expected a number in [1, 10], got {self.missing_difficulty!r}"
+            )
         if self.max_completion_length < 1:
-            raise ValueError(f"RewardSettings: max_completion_length: expected an int >= 1, "
-                             f"got {self.max_completion_length!r}")
+            raise ValueError(
+                f"RewardSettings: max_completion_length: expected an int >= 1, got {self.max_completion_length!r}"
+            )
 
     @property
     def official_budgets(self) -> bool:
@@ -156,8 +169,9 @@ def length_counter(settings: RewardSettings, tokenizer: Any) -> LengthCounter:
 def reference_penalty(settings: RewardSettings, tokenizer: Any) -> SoftLengthPenalty:
     """The PixelThink soft length score under these settings; evaluation measures budget adherence with it
     whatever reward trained the policy, so ablations are compared against the same budgets."""
-    return SoftLengthPenalty(budget=budget_policy(settings), length=length_counter(settings, tokenizer),
-                             beta=settings.beta)
+    return SoftLengthPenalty(
+        budget=budget_policy(settings), length=length_counter(settings, tokenizer), beta=settings.beta
+    )
 
 
 def difficulty_providers(settings: RewardSettings, *, missing: float | str | None = None) -> list[Any]:
@@ -173,8 +187,13 @@ def difficulty_providers(settings: RewardSettings, *, missing: float | str | Non
     if settings.difficulty == "heuristic":
         from adaptive_length_reward.difficulty import HeuristicDifficulty
 
-        return [HeuristicDifficulty(area_column="mask_area_ratio", expression_column="query",
-                                    missing=settings.missing_difficulty if missing is None else missing)]
+        return [
+            HeuristicDifficulty(
+                area_column="mask_area_ratio",
+                expression_column="query",
+                missing=settings.missing_difficulty if missing is None else missing,
+            )
+        ]
     return []  # "dataset" and "judge": the dataset's difficulty column
 
 
@@ -199,28 +218,44 @@ def build_reward(settings: RewardSettings, tokenizer: Any) -> Reward:
                 beta=settings.beta,
             )
         else:
-            reward = Product([accuracy, SoftLengthPenalty(budget=budget_policy(settings), length=counter,
-                                                          beta=settings.beta)], name="pixelthink")
+            reward = Product(
+                [accuracy, SoftLengthPenalty(budget=budget_policy(settings), length=counter, beta=settings.beta)],
+                name="pixelthink",
+            )
     elif choice == "none":
         reward = seg_zero(name="seg_zero")
     else:
         tokens = TokenIdCount()
         peers: dict[str, Reward] = {
-            "l1-max": L1MaxReward(budget=FixedBudget(settings.target_length), length=counter, correctness=accuracy,
-                                  correct_threshold=settings.correct_threshold),
-            "l1-exact": L1ExactReward(budget=FixedBudget(settings.target_length), length=counter,
-                                      correctness=accuracy, correct_threshold=settings.correct_threshold),
-            "dapo": DAPOOverlongPenalty(length=tokens, max_length=settings.max_completion_length,
-                                        cache_length=max(1, settings.max_completion_length // 4),
-                                        name="dapo_overlong_penalty"),
-            "cosine": CosineLengthReward(length=tokens, correctness=accuracy,
-                                         correct_threshold=settings.correct_threshold,
-                                         max_length=settings.max_completion_length),
-            "kimi": KimiLengthReward(length=counter, correctness=accuracy,
-                                     correct_threshold=settings.correct_threshold),
+            "l1-max": L1MaxReward(
+                budget=FixedBudget(settings.target_length),
+                length=counter,
+                correctness=accuracy,
+                correct_threshold=settings.correct_threshold,
+            ),
+            "l1-exact": L1ExactReward(
+                budget=FixedBudget(settings.target_length),
+                length=counter,
+                correctness=accuracy,
+                correct_threshold=settings.correct_threshold,
+            ),
+            "dapo": DAPOOverlongPenalty(
+                length=tokens,
+                max_length=settings.max_completion_length,
+                cache_length=max(1, settings.max_completion_length // 4),
+                name="dapo_overlong_penalty",
+            ),
+            "cosine": CosineLengthReward(
+                length=tokens,
+                correctness=accuracy,
+                correct_threshold=settings.correct_threshold,
+                max_length=settings.max_completion_length,
+            ),
+            "kimi": KimiLengthReward(
+                length=counter, correctness=accuracy, correct_threshold=settings.correct_threshold
+            ),
         }
-        reward = WeightedSum([accuracy, peers[choice]], [1.0, settings.length_weight],
-                             name=choice.replace("-", "_"))
+        reward = WeightedSum([accuracy, peers[choice]], [1.0, settings.length_weight], name=choice.replace("-", "_"))
     providers = difficulty_providers(settings)
     if providers and choice == "pixelthink":  # the only reward here whose budget depends on difficulty
         reward = WithContext(reward, providers, mode="overwrite", name=reward.name)

@@ -108,7 +108,7 @@ class SceneObject:
         return None
 
     def phrase(self, *attributes: str) -> str:
-        """"the small red triangle" style noun phrase with the given attributes (of size, colour, kind)."""
+        """ "the small red triangle" style noun phrase with the given attributes (of size, colour, kind)."""
         words = [getattr(self, a) for a in ("size", "colour") if a in attributes]
         words.append(self.kind if "kind" in attributes else "shape")
         return "the " + " ".join(words)
@@ -180,8 +180,9 @@ def mask_box(mask: npt.ArrayLike) -> Box:
     """
     array = np.asarray(mask, dtype=bool)
     if array.ndim != 2 or not array.any():
-        raise ValueError(f"mask_box: mask: expected a non-empty 2-D mask, got shape {array.shape} "
-                         f"with {int(array.sum())} pixels set")
+        raise ValueError(
+            f"mask_box: mask: expected a non-empty 2-D mask, got shape {array.shape} with {int(array.sum())} pixels set"
+        )
     rows, cols = np.flatnonzero(array.any(axis=1)), np.flatnonzero(array.any(axis=0))
     return (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))
 
@@ -314,8 +315,9 @@ def _matches(obj: SceneObject, target: SceneObject, attributes: Sequence[str]) -
     return all(getattr(obj, a) == getattr(target, a) for a in attributes)
 
 
-def describe(objects: Sequence[SceneObject], t: int, *, prefer_relation: bool = False
-             ) -> tuple[str, int, list[str]] | None:
+def describe(
+    objects: Sequence[SceneObject], t: int, *, prefer_relation: bool = False
+) -> tuple[str, int, list[str]] | None:
     """The shortest unique expression for ``objects[t]``: ``(expression, level, reasoning steps)``, or ``None``.
 
     Where attributes cannot single the target out, a superlative and a relation are both tried, the relation
@@ -344,8 +346,9 @@ def describe(objects: Sequence[SceneObject], t: int, *, prefer_relation: bool = 
     return _relational(objects, target, group, n, prefer_relation)
 
 
-def _relational(objects: Sequence[SceneObject], target: SceneObject, group: list[SceneObject], n: int,
-                prefer_relation: bool) -> tuple[str, int, list[str]] | None:
+def _relational(
+    objects: Sequence[SceneObject], target: SceneObject, group: list[SceneObject], n: int, prefer_relation: bool
+) -> tuple[str, int, list[str]] | None:
     """A superlative (level 4) or a relation to a uniquely named anchor (level 5), whichever is preferred first."""
     found = [_relation(objects, target, group, n), _superlative(target, group, n)]
     if not prefer_relation:
@@ -368,15 +371,20 @@ def _superlative(target: SceneObject, group: list[SceneObject], n: int) -> tuple
     return None
 
 
-def _relation(objects: Sequence[SceneObject], target: SceneObject, group: list[SceneObject],
-              n: int) -> tuple[str, int, list[str]] | None:
+def _relation(
+    objects: Sequence[SceneObject], target: SceneObject, group: list[SceneObject], n: int
+) -> tuple[str, int, list[str]] | None:
     full = ("colour", "kind")
     for anchor in objects:
         if anchor is target:
             continue
         anchor_name = next(
-            (anchor.phrase(*a) for sets in _ATTRIBUTE_SETS[:2] for a in sets
-             if not [o for o in objects if o is not anchor and _matches(o, anchor, a)]),
+            (
+                anchor.phrase(*a)
+                for sets in _ATTRIBUTE_SETS[:2]
+                for a in sets
+                if not [o for o in objects if o is not anchor and _matches(o, anchor, a)]
+            ),
             None,
         )
         if anchor_name is None or _matches(anchor, target, full):
@@ -415,8 +423,15 @@ class SceneGenerator:
     True
     """
 
-    def __init__(self, *, seed: int = 0, image_size: int = 840, max_objects: int = 6,
-                 duplicate_rate: float = 0.5, expression_mix: Sequence[float] = (0.45, 0.3, 0.25)) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        image_size: int = 840,
+        max_objects: int = 6,
+        duplicate_rate: float = 0.5,
+        expression_mix: Sequence[float] = (0.45, 0.3, 0.25),
+    ) -> None:
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"SceneGenerator: seed: expected a non-negative int, got {seed!r}")
         if not isinstance(image_size, int) or image_size < 64:
@@ -427,8 +442,10 @@ class SceneGenerator:
             raise ValueError(f"SceneGenerator: duplicate_rate: expected a number in [0, 1], got {duplicate_rate!r}")
         mix = np.asarray(expression_mix, dtype=np.float64)
         if mix.shape != (3,) or (mix < 0).any() or not math.isclose(float(mix.sum()), 1.0):
-            raise ValueError("SceneGenerator: expression_mix: expected 3 non-negative probabilities summing to 1, "
-                             f"got {tuple(expression_mix)!r}")
+            raise ValueError(
+                "SceneGenerator: expression_mix: expected 3 non-negative probabilities summing to 1, "
+                f"got {tuple(expression_mix)!r}"
+            )
         self.seed, self.image_size, self.max_objects = seed, image_size, max_objects
         self.duplicate_rate, self.expression_mix = duplicate_rate, mix
 
@@ -485,7 +502,10 @@ class SceneGenerator:
             if len(objects) < 2:
                 continue
             options: dict[str, list[tuple[int, tuple[str, int, list[str]]]]] = {
-                "attributes": [], "superlative": [], "relation": []}
+                "attributes": [],
+                "superlative": [],
+                "relation": [],
+            }
             for t in range(len(objects)):
                 for prefer_relation in (False, True):
                     described = describe(objects, t, prefer_relation=prefer_relation)
@@ -493,13 +513,15 @@ class SceneGenerator:
                         kind = {4: "superlative", 5: "relation"}.get(described[1], "attributes")
                         options[kind].append((t, described))
             pool = options[want] or (
-                [o for k in ("attributes", "superlative", "relation") for o in options[k]] if attempt >= 20 else [])
+                [o for k in ("attributes", "superlative", "relation") for o in options[k]] if attempt >= 20 else []
+            )
             if pool:
                 found = pool[int(rng.integers(len(pool)))]
                 break
         if found is None:  # pragma: no cover - 50 scenes without a describable shape do not occur in practice
-            raise RuntimeError(f"SceneGenerator: no describable target after 50 scenes (seed {self.seed}, "
-                               f"index {index})")
+            raise RuntimeError(
+                f"SceneGenerator: no describable target after 50 scenes (seed {self.seed}, index {index})"
+            )
         t, (query, level, steps) = found
         target = objects[t]
         image, masks = self._draw(objects)
@@ -507,10 +529,13 @@ class SceneGenerator:
         bbox = mask_box(mask)
         points = inscribed_circle_points(mask)
         x1, y1, x2, y2 = bbox
-        where = (f"It lies at about x {round((x1 + x2) / 2)}, y {round((y1 + y2) / 2)}, "
-                 f"spanning {x2 - x1 + 1} by {y2 - y1 + 1} pixels.")
-        listing = [f"I see {o.phrase('size', 'colour', 'kind')[4:]} at x {round(o.cx)}, y {round(o.cy)}."
-                   for o in objects]
+        where = (
+            f"It lies at about x {round((x1 + x2) / 2)}, y {round((y1 + y2) / 2)}, "
+            f"spanning {x2 - x1 + 1} by {y2 - y1 + 1} pixels."
+        )
+        listing = [
+            f"I see {o.phrase('size', 'colour', 'kind')[4:]} at x {round(o.cx)}, y {round(o.cy)}." for o in objects
+        ]
         short = " ".join([*steps[-2:], where])
         long = " ".join([steps[0], *listing, *steps[1:], where])
         return SegSample(
@@ -524,8 +549,13 @@ class SceneGenerator:
             difficulty=scene_difficulty(level, len(objects), target.size == "small"),
             reasoning=short,
             reasoning_long=long,
-            meta={"level": level, "n_objects": len(objects), "source": "scenes", "target": t,
-                  "objects": [dataclasses.asdict(o) for o in objects]},
+            meta={
+                "level": level,
+                "n_objects": len(objects),
+                "source": "scenes",
+                "target": t,
+                "objects": [dataclasses.asdict(o) for o in objects],
+            },
         )
 
     def samples(self, count: int, *, start: int = 0) -> list[SegSample]:

@@ -58,8 +58,17 @@ from adaptive_length_reward.segmentation import parse_ground_truth
 from .scenes import BoolArray, SegSample, inscribed_circle_points, mask_box
 
 __all__ = [
-    "SOURCE_KINDS", "DatasetFormatError", "coco_mask", "detect_source", "frame_target", "load_hf_dataset",
-    "load_reasonseg", "load_saved_dataset", "load_source", "polygon_mask", "resolve_hub_cache",
+    "SOURCE_KINDS",
+    "DatasetFormatError",
+    "coco_mask",
+    "detect_source",
+    "frame_target",
+    "load_hf_dataset",
+    "load_reasonseg",
+    "load_saved_dataset",
+    "load_source",
+    "polygon_mask",
+    "resolve_hub_cache",
 ]
 
 REFCOCOG_COLUMNS = ("id", "problem", "solution", "image")
@@ -74,16 +83,19 @@ SOURCE_KINDS = ("saved", "hub_cache", "parquet", "arrow", "lisa", "manifest")
 _TABLE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow"}
 _MANIFEST_SUFFIXES = (".json", ".jsonl")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_EXPECTED_PATH = ("a save_to_disk folder, a hub cache folder (datasets--Owner--Name or one of its snapshots), "
-                  "a .parquet/.arrow file or a folder of them, a LISA ReasonSeg folder, or a .json/.jsonl manifest")
+_EXPECTED_PATH = (
+    "a save_to_disk folder, a hub cache folder (datasets--Owner--Name or one of its snapshots), "
+    "a .parquet/.arrow file or a folder of them, a LISA ReasonSeg folder, or a .json/.jsonl manifest"
+)
 
 
 class DatasetFormatError(ValueError):
     """A dataset on disk does not have the layout the loader expects; the message names what is missing."""
 
 
-def polygon_mask(shapes: Sequence[Mapping[str, Any]], size: tuple[int, int], *, where: str = "shapes"
-                 ) -> tuple[BoolArray, BoolArray]:
+def polygon_mask(
+    shapes: Sequence[Mapping[str, Any]], size: tuple[int, int], *, where: str = "shapes"
+) -> tuple[BoolArray, BoolArray]:
     """``(target, ignore)`` masks of ``size = (width, height)`` from LISA-style labelled polygons.
 
     >>> target, ignore = polygon_mask([{"label": "target", "points": [[1, 1], [6, 1], [6, 4], [1, 4]]}], (8, 6))
@@ -104,8 +116,9 @@ def polygon_mask(shapes: Sequence[Mapping[str, Any]], size: tuple[int, int], *, 
         try:
             points = [(float(x), float(y)) for x, y in shape["points"]]
         except (TypeError, ValueError):
-            raise DatasetFormatError(f"{where}[{i}].points: expected [[x, y], ...], "
-                                     f"got {shape['points']!r:.100}") from None
+            raise DatasetFormatError(
+                f"{where}[{i}].points: expected [[x, y], ...], got {shape['points']!r:.100}"
+            ) from None
         if len(points) < 3:
             raise DatasetFormatError(f"{where}[{i}].points: expected at least 3 points, got {len(points)}")
         layer = Image.new("1", (width, height), 0)
@@ -145,8 +158,9 @@ def _rle_string_counts(text: str, where: str) -> list[int]:
         while more:
             code = ord(text[position]) - 48 if position < len(text) else -1
             if not 0 <= code < 64:
-                raise DatasetFormatError(f"{where}.counts: expected a COCO RLE string, got {text!r:.60} "
-                                         f"(malformed at character {position})")
+                raise DatasetFormatError(
+                    f"{where}.counts: expected a COCO RLE string, got {text!r:.60} (malformed at character {position})"
+                )
             value |= (code & 0x1F) << shift
             more, position, shift = bool(code & 0x20), position + 1, shift + 5
             if not more and code & 0x10:
@@ -160,22 +174,25 @@ def _rle_counts(rle: Mapping[str, Any], height: int, width: int, where: str) -> 
     into uninitialised memory: measured, counts ``'5310'`` for 4 x 5 pixels gave values summing to 38)."""
     size = rle.get("size")
     if not isinstance(size, Sequence) or isinstance(size, str) or list(size) != [height, width]:
-        raise DatasetFormatError(f"{where}.size: expected [{height}, {width}] (the image's [height, width]), "
-                                 f"got {size!r:.40}")
+        raise DatasetFormatError(
+            f"{where}.size: expected [{height}, {width}] (the image's [height, width]), got {size!r:.40}"
+        )
     raw = rle["counts"]
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", errors="replace")
     if isinstance(raw, str):
         counts = _rle_string_counts(raw, where)
-    elif isinstance(raw, Sequence) and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool)
-                                           for c in raw):
+    elif isinstance(raw, Sequence) and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in raw):
         counts = [int(c) for c in raw]
     else:
-        raise DatasetFormatError(f"{where}.counts: expected a COCO RLE string or a list of run lengths, "
-                                 f"got {raw!r:.60}")
+        raise DatasetFormatError(
+            f"{where}.counts: expected a COCO RLE string or a list of run lengths, got {raw!r:.60}"
+        )
     if any(c < 0 for c in counts) or sum(counts) != height * width:
-        raise DatasetFormatError(f"{where}.counts: expected non-negative run lengths summing to {height * width} "
-                                 f"({height} x {width} pixels), got {len(counts)} runs summing to {sum(counts)}")
+        raise DatasetFormatError(
+            f"{where}.counts: expected non-negative run lengths summing to {height * width} "
+            f"({height} x {width} pixels), got {len(counts)} runs summing to {sum(counts)}"
+        )
 
 
 def _polygons(value: Any, where: str) -> list[list[float]]:
@@ -184,8 +201,10 @@ def _polygons(value: Any, where: str) -> list[list[float]]:
     except (TypeError, ValueError):
         polygons = []
     if not polygons or any(len(p) < 6 or len(p) % 2 or not all(map(math.isfinite, p)) for p in polygons):
-        raise DatasetFormatError(f"{where}: expected COCO polygons [[x1, y1, x2, y2, x3, y3, ...], ...] (each an "
-                                 f"even number >= 6 of finite coordinates), got {value!r:.100}")
+        raise DatasetFormatError(
+            f"{where}: expected COCO polygons [[x1, y1, x2, y2, x3, y3, ...], ...] (each an "
+            f"even number >= 6 of finite coordinates), got {value!r:.100}"
+        )
     return polygons
 
 
@@ -207,15 +226,18 @@ def coco_mask(segmentation: Any, *, height: int, width: int, where: str = "segme
     if isinstance(segmentation, Mapping) and "counts" in segmentation:
         _rle_counts(segmentation, height, width, where)
         counts = segmentation["counts"]
-        rle = ({"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-               if isinstance(counts, (str, bytes)) else masks.frPyObjects({"size": [height, width],
-                                                                          "counts": [int(c) for c in counts]},
-                                                                         height, width))
+        rle = (
+            {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+            if isinstance(counts, (str, bytes))
+            else masks.frPyObjects({"size": [height, width], "counts": [int(c) for c in counts]}, height, width)
+        )
     elif isinstance(segmentation, Sequence) and not isinstance(segmentation, (str, bytes)):
         rle = masks.merge(masks.frPyObjects(_polygons(segmentation, where), height, width))
     else:
-        raise DatasetFormatError(f"{where}: expected a COCO RLE {{'size': [h, w], 'counts': ...}} or polygons "
-                                 f"[[x1, y1, x2, y2, ...], ...], got {segmentation!r:.100}")
+        raise DatasetFormatError(
+            f"{where}: expected a COCO RLE {{'size': [h, w], 'counts': ...}} or polygons "
+            f"[[x1, y1, x2, y2, ...], ...], got {segmentation!r:.100}"
+        )
     with warnings.catch_warnings():  # pycocotools 2.0.11's Cython under numpy 2: harmless, not ours to fix
         warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy", DeprecationWarning)
         return np.asarray(masks.decode(rle), dtype=bool)
@@ -252,29 +274,35 @@ def _mask_value(value: Any, key: str, image: Image.Image, base: Path, where: str
         except (TypeError, ValueError):
             mask = np.zeros(0, dtype=bool)
         if mask.ndim != 2:
-            raise DatasetFormatError(f"{where}: expected a mask image, a COCO RLE or a 2-D array (COCO polygons go "
-                                     f"under 'segmentation'), got {value!r:.80}")
+            raise DatasetFormatError(
+                f"{where}: expected a mask image, a COCO RLE or a 2-D array (COCO polygons go "
+                f"under 'segmentation'), got {value!r:.80}"
+            )
     if mask.shape != (image.height, image.width):
-        raise DatasetFormatError(f"{where}: expected shape {(image.height, image.width)} (the image's), "
-                                 f"got {mask.shape}")
+        raise DatasetFormatError(
+            f"{where}: expected shape {(image.height, image.width)} (the image's), got {mask.shape}"
+        )
     return mask
 
 
-def _record_masks(record: Mapping[str, Any], image: Image.Image, base: Path, where: str
-                  ) -> tuple[BoolArray, BoolArray | None]:
+def _record_masks(
+    record: Mapping[str, Any], image: Image.Image, base: Path, where: str
+) -> tuple[BoolArray, BoolArray | None]:
     """``(target, ignore)`` from the first target field present: ``shapes`` (LISA's labelled polygons),
     ``segmentation`` (COCO), ``polygon`` (one target polygon ``[[x, y], ...]``, LISA's rasterisation) or ``mask``;
     an ``ignore`` field (any ``mask`` form) adds pixels left out of IoU."""
     key = next((k for k in _TARGET_KEYS if record.get(k) is not None), None)
     if key is None:
-        raise DatasetFormatError(f"{where}: expected the target as 'shapes', 'segmentation', 'polygon' or 'mask', "
-                                 f"got keys {sorted(record)}")
+        raise DatasetFormatError(
+            f"{where}: expected the target as 'shapes', 'segmentation', 'polygon' or 'mask', got keys {sorted(record)}"
+        )
     ignore = None
     if key == "shapes":
         target, ignore = polygon_mask(record["shapes"], image.size, where=f"{where}: shapes")
     elif key == "polygon":
-        target, _ = polygon_mask([{"label": "target", "points": record["polygon"]}], image.size,
-                                 where=f"{where}: polygon")
+        target, _ = polygon_mask(
+            [{"label": "target", "points": record["polygon"]}], image.size, where=f"{where}: polygon"
+        )
     else:
         target = _mask_value(record[key], key, image, base, where)
     if record.get("ignore") is not None:
@@ -320,8 +348,9 @@ def _pick_split(loaded: Any, split: str | None, caller: str) -> Any:
     return loaded
 
 
-def _table_samples(loaded: Any, *, where: str, base: Path, limit: int | None, frame: int,
-                   table: Mapping[str, float | None]) -> list[SegSample]:
+def _table_samples(
+    loaded: Any, *, where: str, base: Path, limit: int | None, frame: int, table: Mapping[str, float | None]
+) -> list[SegSample]:
     """Rows of a ``datasets.Dataset`` in the RefCOCOg-9k layout, or with ``image``, a query and a mask column."""
     columns = set(loaded.column_names)
     if limit is not None:
@@ -329,17 +358,33 @@ def _table_samples(loaded: Any, *, where: str, base: Path, limit: int | None, fr
     if set(REFCOCOG_COLUMNS) <= columns:
         return [_refcocog_row(row, i, frame, table) for i, row in enumerate(loaded)]
     if "image" in columns and columns & set(_QUERY_KEYS) and columns & set(_TARGET_KEYS):
-        return [_record_sample(row, _open_image(row["image"], base, f"row {i}: image"), base, frame, table,
-                               where=f"row {i}", default_id=f"row{i}", source="reasonseg_hf")
-                for i, row in enumerate(loaded)]
+        return [
+            _record_sample(
+                row,
+                _open_image(row["image"], base, f"row {i}: image"),
+                base,
+                frame,
+                table,
+                where=f"row {i}",
+                default_id=f"row{i}",
+                source="reasonseg_hf",
+            )
+            for i, row in enumerate(loaded)
+        ]
     raise DatasetFormatError(
         f"{where}: expected RefCOCOg-9k columns {list(REFCOCOG_COLUMNS)} or ReasonSeg columns ['image', a query "
         f"({'|'.join(_QUERY_KEYS)}), a mask ({'|'.join(_TARGET_KEYS)})], got {sorted(columns)}"
     )
 
 
-def load_saved_dataset(path: str | Path, *, split: str | None = None, limit: int | None = None, frame: int = 840,
-                       difficulty_table: str | Path | Mapping[str, Any] | None = None) -> list[SegSample]:
+def load_saved_dataset(
+    path: str | Path,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    frame: int = 840,
+    difficulty_table: str | Path | Mapping[str, Any] | None = None,
+) -> list[SegSample]:
     """Samples from a ``save_to_disk`` copy of RefCOCOg-9k or Seg-Zero's ReasonSeg (layout detected by columns).
 
     Args:
@@ -356,11 +401,18 @@ def load_saved_dataset(path: str | Path, *, split: str | None = None, limit: int
     datasets = import_optional("datasets", extra="data", purpose="Loading a saved Hugging Face dataset")
     path = Path(path)
     if not path.is_dir():
-        raise DatasetFormatError(f"load_saved_dataset: path: expected a directory written by save_to_disk, "
-                                 f"got {str(path)!r}")
+        raise DatasetFormatError(
+            f"load_saved_dataset: path: expected a directory written by save_to_disk, got {str(path)!r}"
+        )
     loaded = _pick_split(datasets.load_from_disk(str(path)), split, "load_saved_dataset")
-    return _table_samples(loaded, where=f"load_saved_dataset: {str(path)!r}", base=path, limit=limit, frame=frame,
-                          table=_difficulty_lookup(difficulty_table))
+    return _table_samples(
+        loaded,
+        where=f"load_saved_dataset: {str(path)!r}",
+        base=path,
+        limit=limit,
+        frame=frame,
+        table=_difficulty_lookup(difficulty_table),
+    )
 
 
 def _refcocog_row(row: Mapping[str, Any], index: int, frame: int, table: Mapping[str, float | None]) -> SegSample:
@@ -394,8 +446,17 @@ def _record_meta(record: Mapping[str, Any], source: str, where: str) -> dict[str
     return meta
 
 
-def _record_sample(record: Mapping[str, Any], image: Image.Image, base: Path, frame: int,
-                   table: Mapping[str, float | None], *, where: str, default_id: str, source: str) -> SegSample:
+def _record_sample(
+    record: Mapping[str, Any],
+    image: Image.Image,
+    base: Path,
+    frame: int,
+    table: Mapping[str, float | None],
+    *,
+    where: str,
+    default_id: str,
+    source: str,
+) -> SegSample:
     """One sample from a manifest record or a table row (the fields of docs/data.md)."""
     query = _queries(_first(record, _QUERY_KEYS), f"{where}: query")[0]
     target, ignore = _record_masks(record, image, base, where)
@@ -408,8 +469,18 @@ def _record_sample(record: Mapping[str, Any], image: Image.Image, base: Path, fr
         sample_id = default_id
     key = next((k for k in (sample_id, None if image_id is None else str(image_id)) if k in table), None)
     score = table[key] if key is not None else _first(record, _DIFFICULTY_KEYS)
-    return _sample_from_mask(sample_id, image, query, target, ignore, frame, _as_float(score, f"{where}: difficulty"),
-                             record, _record_meta(record, source, where), where)
+    return _sample_from_mask(
+        sample_id,
+        image,
+        query,
+        target,
+        ignore,
+        frame,
+        _as_float(score, f"{where}: difficulty"),
+        record,
+        _record_meta(record, source, where),
+        where,
+    )
 
 
 def resolve_hub_cache(path: str | Path, revision: str | None = None) -> Path:
@@ -425,29 +496,38 @@ def resolve_hub_cache(path: str | Path, revision: str | None = None) -> Path:
     path = Path(path)
     if path.parent.name == "snapshots" and path.parent.parent.name.startswith("datasets--") and path.is_dir():
         if revision not in (None, path.name):
-            raise DatasetFormatError(f"resolve_hub_cache: revision: expected {path.name!r} (the snapshot given as "
-                                     f"path) or None, got {revision!r}")
+            raise DatasetFormatError(
+                f"resolve_hub_cache: revision: expected {path.name!r} (the snapshot given as "
+                f"path) or None, got {revision!r}"
+            )
         return path
     if not (path.name.startswith("datasets--") and (path / "snapshots").is_dir()):
-        raise DatasetFormatError(f"resolve_hub_cache: path: expected a hub cache folder datasets--Owner--Name with "
-                                 f"snapshots/, got {str(path)!r}")
+        raise DatasetFormatError(
+            f"resolve_hub_cache: path: expected a hub cache folder datasets--Owner--Name with "
+            f"snapshots/, got {str(path)!r}"
+        )
     snapshots = sorted(p.name for p in (path / "snapshots").iterdir() if p.is_dir())
     ref = path / "refs" / (revision or "main")
     if ref.is_file():
         commit = ref.read_text(encoding="utf-8").strip()
         if commit in snapshots:
             return path / "snapshots" / commit
-        raise DatasetFormatError(f"resolve_hub_cache: revision: refs/{revision or 'main'} names {commit!r}, "
-                                 f"expected one of the cached snapshots {snapshots}")
+        raise DatasetFormatError(
+            f"resolve_hub_cache: revision: refs/{revision or 'main'} names {commit!r}, "
+            f"expected one of the cached snapshots {snapshots}"
+        )
     if revision in snapshots or (revision is None and len(snapshots) == 1):
         return path / "snapshots" / (revision or snapshots[0])
-    raise DatasetFormatError(f"resolve_hub_cache: revision: expected a ref under refs/ or a cached snapshot "
-                             f"{snapshots}, got {revision or 'main'!r}")
+    raise DatasetFormatError(
+        f"resolve_hub_cache: revision: expected a ref under refs/ or a cached snapshot "
+        f"{snapshots}, got {revision or 'main'!r}"
+    )
 
 
 def _is_hub_folder(path: Path) -> bool:
     return (path.name.startswith("datasets--") and (path / "snapshots").is_dir()) or (
-        path.parent.name == "snapshots" and path.parent.parent.name.startswith("datasets--"))
+        path.parent.name == "snapshots" and path.parent.parent.name.startswith("datasets--")
+    )
 
 
 def _kind(path: Path, caller: str) -> str:
@@ -469,8 +549,7 @@ def _kind(path: Path, caller: str) -> str:
             return kind
     if next(path.glob("*.json"), None) is not None:
         return "lisa"
-    raise DatasetFormatError(f"{caller}: path: expected {_EXPECTED_PATH}, got the folder {str(path)!r} "
-                             f"(none of these)")
+    raise DatasetFormatError(f"{caller}: path: expected {_EXPECTED_PATH}, got the folder {str(path)!r} (none of these)")
 
 
 def detect_source(path: str | Path) -> str:
@@ -505,9 +584,17 @@ def _data_files(folder: Path, suffix: str) -> dict[str, list[str]]:
     return files
 
 
-def load_hf_dataset(path: str | Path, *, split: str | None = None, limit: int | None = None, frame: int = 840,
-                    difficulty_table: str | Path | Mapping[str, Any] | None = None, revision: str | None = None,
-                    config: str | None = None, cache_dir: str | Path | None = None) -> list[SegSample]:
+def load_hf_dataset(
+    path: str | Path,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    frame: int = 840,
+    difficulty_table: str | Path | Mapping[str, Any] | None = None,
+    revision: str | None = None,
+    config: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[SegSample]:
     """Samples read with ``datasets.load_dataset`` from local files only (nothing is downloaded).
 
     Args:
@@ -533,26 +620,39 @@ def load_hf_dataset(path: str | Path, *, split: str | None = None, limit: int | 
         options["name"] = config
     elif kind in ("parquet", "arrow"):
         if config is not None:
-            raise DatasetFormatError(f"load_hf_dataset: config: expected None for {kind} files (configurations "
-                                     f"come from a hub repository's README), got {config!r}")
+            raise DatasetFormatError(
+                f"load_hf_dataset: config: expected None for {kind} files (configurations "
+                f"come from a hub repository's README), got {config!r}"
+            )
         base = path.parent if path.is_file() else path
         arguments = (kind,)
         options["data_files"] = [str(path)] if path.is_file() else _data_files(path, f".{kind}")
     else:
-        raise DatasetFormatError(f"load_hf_dataset: path: expected a hub cache folder or .parquet/.arrow files, "
-                                 f"got {str(path)!r} (a {kind} source: use load_source)")
+        raise DatasetFormatError(
+            f"load_hf_dataset: path: expected a hub cache folder or .parquet/.arrow files, "
+            f"got {str(path)!r} (a {kind} source: use load_source)"
+        )
     try:
         loaded = datasets.load_dataset(*arguments, **options)
     except (ValueError, OSError, datasets.exceptions.DatasetsError) as error:
         reason = " ".join(str(error).split())[:300]
         names = re.search(r"available configs: (\[[^\]]*\])", reason)
         if names is not None and config is None:
-            raise DatasetFormatError(f"load_hf_dataset: config: expected one of the repository's configurations "
-                                     f"{names.group(1)}, got None") from None
-        raise DatasetFormatError(f"load_hf_dataset: path: expected a dataset datasets can read, got {str(path)!r} "
-                                 f"({type(error).__name__}: {reason})") from None
-    return _table_samples(_pick_split(loaded, split, "load_hf_dataset"), where=f"load_hf_dataset: {str(path)!r}",
-                          base=base, limit=limit, frame=frame, table=_difficulty_lookup(difficulty_table))
+            raise DatasetFormatError(
+                f"load_hf_dataset: config: expected one of the repository's configurations {names.group(1)}, got None"
+            ) from None
+        raise DatasetFormatError(
+            f"load_hf_dataset: path: expected a dataset datasets can read, got {str(path)!r} "
+            f"({type(error).__name__}: {reason})"
+        ) from None
+    return _table_samples(
+        _pick_split(loaded, split, "load_hf_dataset"),
+        where=f"load_hf_dataset: {str(path)!r}",
+        base=base,
+        limit=limit,
+        frame=frame,
+        table=_difficulty_lookup(difficulty_table),
+    )
 
 
 def _locate(path: str | Path, caller: str) -> Path:
@@ -564,14 +664,24 @@ def _locate(path: str | Path, caller: str) -> Path:
     cached = Path(constants.HF_HUB_CACHE) / f"datasets--{str(path).replace('/', '--')}"
     if cached.is_dir():
         return cached
-    raise FileNotFoundError(f"{caller}: path: expected {_EXPECTED_PATH}, or a dataset id in the local hub cache "
-                            f"{constants.HF_HUB_CACHE}, got {str(path)!r} (neither; nothing is downloaded)")
+    raise FileNotFoundError(
+        f"{caller}: path: expected {_EXPECTED_PATH}, or a dataset id in the local hub cache "
+        f"{constants.HF_HUB_CACHE}, got {str(path)!r} (neither; nothing is downloaded)"
+    )
 
 
-def load_source(path: str | Path, *, split: str | None = None, limit: int | None = None, frame: int = 840,
-                difficulty_table: str | Path | Mapping[str, Any] | None = None, all_queries: bool = False,
-                revision: str | None = None, config: str | None = None, cache_dir: str | Path | None = None
-                ) -> list[SegSample]:
+def load_source(
+    path: str | Path,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    frame: int = 840,
+    difficulty_table: str | Path | Mapping[str, Any] | None = None,
+    all_queries: bool = False,
+    revision: str | None = None,
+    config: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[SegSample]:
     """Samples from any supported local source, its kind detected from the path (:func:`detect_source`).
 
     ``path`` may also be a dataset id ``Owner/Name`` already in the local hub cache (``HF_HUB_CACHE``, default
@@ -593,9 +703,15 @@ def load_source(path: str | Path, *, split: str | None = None, limit: int | None
     return load_hf_dataset(location, revision=revision, config=config, cache_dir=cache_dir, **common)
 
 
-def load_reasonseg(path: str | Path, *, limit: int | None = None, frame: int = 840,
-                   difficulty_table: str | Path | Mapping[str, Any] | None = None,
-                   all_queries: bool = False, split: str | None = None) -> list[SegSample]:
+def load_reasonseg(
+    path: str | Path,
+    *,
+    limit: int | None = None,
+    frame: int = 840,
+    difficulty_table: str | Path | Mapping[str, Any] | None = None,
+    all_queries: bool = False,
+    split: str | None = None,
+) -> list[SegSample]:
     """Samples from ReasonSeg in LISA's folder layout, or from a ReasonSeg-Diff manifest (JSON or JSONL).
 
     Folder (``path`` is a directory): every ``NAME.json`` next to an image ``NAME.jpg``/``.png``/``.jpeg``;
@@ -622,14 +738,16 @@ def load_reasonseg(path: str | Path, *, limit: int | None = None, frame: int = 8
     table = _difficulty_lookup(difficulty_table)
     if path.is_dir():
         if split is not None:
-            raise DatasetFormatError(f"load_reasonseg: split: expected None for a LISA folder (one folder per "
-                                     f"split), got {split!r}")
+            raise DatasetFormatError(
+                f"load_reasonseg: split: expected None for a LISA folder (one folder per split), got {split!r}"
+            )
         samples = _reasonseg_folder(path, frame, table, all_queries, limit)
     elif path.is_file():
         samples = _reasonseg_manifest(path, frame, table, limit, split)
     else:
-        raise FileNotFoundError(f"load_reasonseg: path: expected a ReasonSeg folder or a JSON/JSONL manifest, "
-                                f"got {str(path)!r}")
+        raise FileNotFoundError(
+            f"load_reasonseg: path: expected a ReasonSeg folder or a JSON/JSONL manifest, got {str(path)!r}"
+        )
     return samples
 
 
@@ -657,8 +775,9 @@ def _read_jsonl(path: Path) -> list[Any]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as error:
-                raise DatasetFormatError(f"{path.name}:{number}: expected one JSON record a line, got a parse "
-                                         f"error: {error}") from None
+                raise DatasetFormatError(
+                    f"{path.name}:{number}: expected one JSON record a line, got a parse error: {error}"
+                ) from None
     return records
 
 
@@ -670,22 +789,40 @@ def _queries(value: Any, where: str) -> list[str]:
     raise DatasetFormatError(f"{where}: expected a non-empty query string or list of strings, got {value!r:.80}")
 
 
-def _sample_from_mask(sample_id: str, image: Image.Image, query: str, mask: BoolArray, ignore: BoolArray | None,
-                      frame: int, difficulty: float, record: Mapping[str, Any], meta: dict[str, Any],
-                      where: str) -> SegSample:
+def _sample_from_mask(
+    sample_id: str,
+    image: Image.Image,
+    query: str,
+    mask: BoolArray,
+    ignore: BoolArray | None,
+    frame: int,
+    difficulty: float,
+    record: Mapping[str, Any],
+    meta: dict[str, Any],
+    where: str,
+) -> SegSample:
     if not mask.any():
         raise DatasetFormatError(f"{where}: expected a non-empty target mask, got no target pixels")
     bbox, points = frame_target(mask, frame)
     return SegSample(
-        id=sample_id, image=image, query=query, bbox=bbox, points=points, frame=frame,  # type: ignore[arg-type]
-        mask=mask, ignore=ignore if ignore is not None and ignore.any() else None, difficulty=difficulty,
-        reasoning=str(_first(record, _SHORT_KEYS, "")), reasoning_long=str(_first(record, _LONG_KEYS, "")),
+        id=sample_id,
+        image=image,
+        query=query,
+        bbox=bbox,
+        points=points,
+        frame=frame,  # type: ignore[arg-type]
+        mask=mask,
+        ignore=ignore if ignore is not None and ignore.any() else None,
+        difficulty=difficulty,
+        reasoning=str(_first(record, _SHORT_KEYS, "")),
+        reasoning_long=str(_first(record, _LONG_KEYS, "")),
         meta=meta,
     )
 
 
-def _reasonseg_folder(folder: Path, frame: int, table: Mapping[str, float | None], all_queries: bool,
-                      limit: int | None) -> list[SegSample]:
+def _reasonseg_folder(
+    folder: Path, frame: int, table: Mapping[str, float | None], all_queries: bool, limit: int | None
+) -> list[SegSample]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise DatasetFormatError(f"load_reasonseg: {str(folder)!r}: expected NAME.json + NAME.jpg pairs, found no JSON")
@@ -702,8 +839,20 @@ def _reasonseg_folder(folder: Path, frame: int, table: Mapping[str, float | None
         difficulty = _as_float(score, f"{where}: difficulty")
         queries = _queries(record["text"], f"{where}: text")
         for q, query in enumerate(queries if all_queries else queries[:1]):
-            samples.append(_sample_from_mask(f"{name}-{q}" if all_queries else name, image, query, target, ignore,
-                                             frame, difficulty, record, {"source": "reasonseg"}, where))
+            samples.append(
+                _sample_from_mask(
+                    f"{name}-{q}" if all_queries else name,
+                    image,
+                    query,
+                    target,
+                    ignore,
+                    frame,
+                    difficulty,
+                    record,
+                    {"source": "reasonseg"},
+                    where,
+                )
+            )
             if limit is not None and len(samples) >= limit:
                 return samples
     return samples
@@ -727,8 +876,9 @@ def _manifest_records(manifest: Path, split: str | None) -> list[Any]:
     return kept
 
 
-def _reasonseg_manifest(manifest: Path, frame: int, table: Mapping[str, float | None], limit: int | None,
-                        split: str | None) -> list[SegSample]:
+def _reasonseg_manifest(
+    manifest: Path, frame: int, table: Mapping[str, float | None], limit: int | None, split: str | None
+) -> list[SegSample]:
     records = _manifest_records(manifest, split)
     samples: list[SegSample] = []
     for i, record in enumerate(records[:limit] if limit is not None else records):
@@ -736,6 +886,16 @@ def _reasonseg_manifest(manifest: Path, frame: int, table: Mapping[str, float | 
         if not isinstance(record, Mapping) or "image" not in record:
             raise DatasetFormatError(f"{where}: expected an object with 'image', got {record!r:.100}")
         image = _open_image(record["image"], manifest.parent, f"{where}: image")
-        samples.append(_record_sample(record, image, manifest.parent, frame, table, where=where,
-                                      default_id=Path(str(record["image"])).stem, source="reasonseg_diff"))
+        samples.append(
+            _record_sample(
+                record,
+                image,
+                manifest.parent,
+                frame,
+                table,
+                where=where,
+                default_id=Path(str(record["image"])).stem,
+                source="reasonseg_diff",
+            )
+        )
     return samples

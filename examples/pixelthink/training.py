@@ -36,8 +36,18 @@ from .models import Policy
 from .prompts import WARMUP_CHECKS, conversation, reference_completion, warmup_reasoning
 from .scenes import SegSample
 
-__all__ = ["VLLM_MODES", "TimedRewardFunction", "TrainResult", "TrainSettings", "grpo_config_kwargs",
-           "policy_image", "train", "training_rows", "vllm_sampling_kwargs", "warm_up"]
+__all__ = [
+    "VLLM_MODES",
+    "TimedRewardFunction",
+    "TrainResult",
+    "TrainSettings",
+    "grpo_config_kwargs",
+    "policy_image",
+    "train",
+    "training_rows",
+    "vllm_sampling_kwargs",
+    "warm_up",
+]
 
 
 def policy_image(image: Image.Image, frame: int) -> Image.Image:
@@ -75,9 +85,18 @@ def training_rows(samples: Sequence[SegSample], instruction: str = "") -> list[d
 # ------------------------------------------------------------------------------------------------------------
 
 
-def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learning_rate: float = 3e-3,
-            batch_size: int = 8, answer_weight: float = 1.0, keep_probability: float = 0.5, seed: int = 0,
-            progress: bool = True) -> dict[str, Any]:
+def warm_up(
+    policy: Policy,
+    samples: Sequence[SegSample],
+    *,
+    steps: int,
+    learning_rate: float = 3e-3,
+    batch_size: int = 8,
+    answer_weight: float = 1.0,
+    keep_probability: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Supervised steps on ``<think> reasoning </think><answer>{...}</answer>`` with the sample's true box and
     points (loss on the completion only).
 
@@ -107,15 +126,20 @@ def warm_up(policy: Policy, samples: Sequence[SegSample], *, steps: int, learnin
     try:
         for step in tqdm(range(steps), desc="warm start", disable=not progress, leave=False):
             batch = [samples[(step * batch_size + i) % len(samples)] for i in range(batch_size)]
-            prompts = [processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
-                       for s in batch]
+            prompts = [
+                processor.apply_chat_template(conversation(s.query), add_generation_prompt=True, tokenize=False)
+                for s in batch
+            ]
             keeps = rng.random((len(batch), len(WARMUP_CHECKS))) < keep_probability
-            answers = [reference_completion(warmup_reasoning(s.query, keep), s.bbox, s.points) + tokenizer.eos_token
-                       for s, keep in zip(batch, keeps)]
+            answers = [
+                reference_completion(warmup_reasoning(s.query, keep), s.bbox, s.points) + tokenizer.eos_token
+                for s, keep in zip(batch, keeps)
+            ]
             images = [policy_image(s.image, s.frame) for s in batch]
             tokenizer.padding_side = "right"
-            full = processor(text=[p + a for p, a in zip(prompts, answers)], images=images, return_tensors="pt",
-                             padding=True).to(device)
+            full = processor(
+                text=[p + a for p, a in zip(prompts, answers)], images=images, return_tensors="pt", padding=True
+            ).to(device)
             prompt_only = processor(text=prompts, images=images, return_tensors="pt", padding=True)
             completion = full["attention_mask"].bool().clone()
             for i, length in enumerate(prompt_only["attention_mask"].sum(dim=1).tolist()):
@@ -185,30 +209,40 @@ class TrainSettings:
         for name in ("steps", "num_generations", "prompts_per_step", "max_completion_length", "save_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_generations" else 1):
-                raise ValueError(f"TrainSettings: {name}: expected an int >= {2 if name == 'num_generations' else 1},"
-                                 f" got {value!r}")
+                raise ValueError(
+                    f"TrainSettings: {name}: expected an int >= {2 if name == 'num_generations' else 1}, got {value!r}"
+                )
         if self.min_completion_length is not None and not (
-                isinstance(self.min_completion_length, int)
-                and 1 <= self.min_completion_length <= self.max_completion_length):
-            raise ValueError(f"TrainSettings: min_completion_length: expected an int in [1, max_completion_length = "
-                             f"{self.max_completion_length}], got {self.min_completion_length!r}")
+            isinstance(self.min_completion_length, int)
+            and 1 <= self.min_completion_length <= self.max_completion_length
+        ):
+            raise ValueError(
+                f"TrainSettings: min_completion_length: expected an int in [1, max_completion_length = "
+                f"{self.max_completion_length}], got {self.min_completion_length!r}"
+            )
         batch = self.prompts_per_step * self.num_generations
         if self.micro_batch_size is not None and (self.micro_batch_size < 1 or batch % self.micro_batch_size):
-            raise ValueError(f"TrainSettings: micro_batch_size: expected a divisor of prompts_per_step x "
-                             f"num_generations = {batch}, got {self.micro_batch_size!r}")
+            raise ValueError(
+                f"TrainSettings: micro_batch_size: expected a divisor of prompts_per_step x "
+                f"num_generations = {batch}, got {self.micro_batch_size!r}"
+            )
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"TrainSettings: learning_rate: expected a number > 0, got {self.learning_rate!r}")
         if not (self.kl >= 0 and math.isfinite(self.kl)):
             raise ValueError(f"TrainSettings: kl: expected a number >= 0, got {self.kl!r}")
         if self.vllm_mode not in VLLM_MODES:
-            raise ValueError(f"TrainSettings: vllm_mode: expected one of {', '.join(map(repr, VLLM_MODES))}, "
-                             f"got {self.vllm_mode!r}")
+            raise ValueError(
+                f"TrainSettings: vllm_mode: expected one of {', '.join(map(repr, VLLM_MODES))}, got {self.vllm_mode!r}"
+            )
         if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
-            raise ValueError(f"TrainSettings: vllm_gpu_memory_utilization: expected a number in (0, 1], got "
-                             f"{self.vllm_gpu_memory_utilization!r}")
+            raise ValueError(
+                f"TrainSettings: vllm_gpu_memory_utilization: expected a number in (0, 1], got "
+                f"{self.vllm_gpu_memory_utilization!r}"
+            )
         if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"TrainSettings: loss_type: expected one of {', '.join(LOSS_TYPES)} (TRL's), "
-                             f"got {self.loss_type!r}")
+            raise ValueError(
+                f"TrainSettings: loss_type: expected one of {', '.join(LOSS_TYPES)} (TRL's), got {self.loss_type!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,6 +309,7 @@ def _trainer_class(uncertainty: str) -> Any:
                 self.alr_generation_seconds += time.perf_counter() - start
 
         if uncertainty != "none":
+
             def _alr_measure(self, *args: Any, **kwargs: Any) -> Any:
                 # every route goes through here; on the default "sampling" route the per-token statistics are
                 # recorded inside generation (their cost is part of the generation time) and this is the rest
@@ -288,8 +323,9 @@ def _trainer_class(uncertainty: str) -> Any:
     return TimedTrainer
 
 
-def _callback(log_path: Path, step_seconds: list[float], history: list[dict[str, Any]], reward_name: str,
-              progress: bool) -> Any:
+def _callback(
+    log_path: Path, step_seconds: list[float], history: list[dict[str, Any]], reward_name: str, progress: bool
+) -> Any:
     transformers = import_optional("transformers", extra="example", purpose="GRPO training")
     tqdm = import_optional("tqdm", extra="example", purpose="Progress bars").tqdm
 
@@ -321,8 +357,9 @@ def _callback(log_path: Path, step_seconds: list[float], history: list[dict[str,
             with log_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
             if self._bar is not None and "reward" in row:
-                self._bar.set_postfix(reward=f"{row['reward']:.3f}",
-                                      length=f"{row.get(f'{reward_name}/length', math.nan):.1f}")
+                self._bar.set_postfix(
+                    reward=f"{row['reward']:.3f}", length=f"{row.get(f'{reward_name}/length', math.nan):.1f}"
+                )
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self._bar is not None:
@@ -337,8 +374,9 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
-def grpo_config_kwargs(settings: TrainSettings, checkpoint_dir: Path | str, *, cuda: bool,
-                       generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def grpo_config_kwargs(
+    settings: TrainSettings, checkpoint_dir: Path | str, *, cuda: bool, generation_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The keyword arguments of TRL's ``GRPOConfig`` for ``settings``.
 
     One optimizer step sees ``prompts_per_step x num_generations`` completions, ``micro_batch_size`` at a time
@@ -359,16 +397,31 @@ def grpo_config_kwargs(settings: TrainSettings, checkpoint_dir: Path | str, *, c
             vllm["vllm_gpu_memory_utilization"] = settings.vllm_gpu_memory_utilization
         if generation_kwargs:
             generation_kwargs = vllm_sampling_kwargs(generation_kwargs)
-    return {**vllm,
-        "output_dir": str(checkpoint_dir), "per_device_train_batch_size": micro,
-        "gradient_accumulation_steps": batch // micro, "num_generations": settings.num_generations,
-        "max_completion_length": settings.max_completion_length, "learning_rate": settings.learning_rate,
-        "beta": settings.kl, "temperature": settings.temperature, "weight_decay": settings.weight_decay,
-        "max_grad_norm": settings.max_grad_norm, "epsilon": settings.clip_epsilon, "loss_type": settings.loss_type,
-        "max_steps": settings.steps, "logging_steps": 1, "save_strategy": "steps",
-        "save_steps": min(settings.save_steps, settings.steps), "save_total_limit": 2,
-        "report_to": settings.report_to, "seed": settings.seed, "use_cpu": not cuda,
-        "bf16": bool(cuda and settings.bf16), "remove_unused_columns": False, "disable_tqdm": True,
+    return {
+        **vllm,
+        "output_dir": str(checkpoint_dir),
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": batch // micro,
+        "num_generations": settings.num_generations,
+        "max_completion_length": settings.max_completion_length,
+        "learning_rate": settings.learning_rate,
+        "beta": settings.kl,
+        "temperature": settings.temperature,
+        "weight_decay": settings.weight_decay,
+        "max_grad_norm": settings.max_grad_norm,
+        "epsilon": settings.clip_epsilon,
+        "loss_type": settings.loss_type,
+        "max_steps": settings.steps,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": min(settings.save_steps, settings.steps),
+        "save_total_limit": 2,
+        "report_to": settings.report_to,
+        "seed": settings.seed,
+        "use_cpu": not cuda,
+        "bf16": bool(cuda and settings.bf16),
+        "remove_unused_columns": False,
+        "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "activation_checkpointing": settings.gradient_checkpointing,  # TRL's GRPOConfig turns it on by default
         "generation_kwargs": generation_kwargs,
@@ -389,14 +442,24 @@ def vllm_sampling_kwargs(generation_kwargs: dict[str, Any]) -> dict[str, Any]:
     renamed = {"min_new_tokens": "min_tokens"}
     unsupported = sorted(set(generation_kwargs) - set(renamed))
     if unsupported:
-        raise ValueError(f"vLLM generation: expected generation settings vLLM's SamplingParams has, got "
-                         f"{', '.join(unsupported)} (a random:ARCH policy suppresses token ids; use a local "
-                         "checkpoint with --use-vllm)")
+        raise ValueError(
+            f"vLLM generation: expected generation settings vLLM's SamplingParams has, got "
+            f"{', '.join(unsupported)} (a random:ARCH policy suppresses token ids; use a local "
+            "checkpoint with --use-vllm)"
+        )
     return {renamed[key]: value for key, value in generation_kwargs.items()}
 
 
-def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings: TrainSettings, run_dir: Path, *,
-          resume: bool = False, progress: bool = True) -> tuple[TrainResult, Any]:
+def train(
+    policy: Policy,
+    samples: Sequence[SegSample],
+    reward: Reward,
+    settings: TrainSettings,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[TrainResult, Any]:
     """Run GRPO for ``settings.steps`` steps (or what remains after the latest checkpoint with ``resume``).
 
     Returns:
@@ -415,8 +478,9 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
     generation_kwargs = policy.generation_kwargs()
     if settings.min_completion_length is not None:
         generation_kwargs["min_new_tokens"] = settings.min_completion_length
-    args = trl.GRPOConfig(**grpo_config_kwargs(settings, checkpoint_dir, cuda=cuda,
-                                               generation_kwargs=generation_kwargs or None))
+    args = trl.GRPOConfig(
+        **grpo_config_kwargs(settings, checkpoint_dir, cuda=cuda, generation_kwargs=generation_kwargs or None)
+    )
     reward_function = TimedRewardFunction(TRLReward(reward, group_by="id"))
     log_path = run_dir / "train_log.jsonl"
     if not resume and log_path.exists():
@@ -427,10 +491,13 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
     if settings.uncertainty != "none":
         extra["uncertainty_measure"] = settings.uncertainty
     trainer = _trainer_class(settings.uncertainty)(
-        model=policy.model, reward_funcs=[reward_function], args=args,
+        model=policy.model,
+        reward_funcs=[reward_function],
+        args=args,
         train_dataset=datasets.Dataset.from_list(training_rows(samples, settings.instruction)),
         processing_class=policy.processor,
-        callbacks=[_callback(log_path, step_seconds, history, reward_function.__name__, progress)], **extra,
+        callbacks=[_callback(log_path, step_seconds, history, reward_function.__name__, progress)],
+        **extra,
     )
     transformers = import_optional("transformers", extra="example", purpose="GRPO training")
     for printer in (transformers.PrinterCallback, transformers.ProgressCallback):  # our bar replaces both
@@ -444,10 +511,15 @@ def train(policy: Policy, samples: Sequence[SegSample], reward: Reward, settings
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.eval()
     result = TrainResult(
-        steps=int(trainer.state.global_step), resumed_from=str(checkpoint) if checkpoint else None, seconds=seconds,
-        step_seconds=step_seconds, log_history=history, reward_seconds=reward_function.seconds,
+        steps=int(trainer.state.global_step),
+        resumed_from=str(checkpoint) if checkpoint else None,
+        seconds=seconds,
+        step_seconds=step_seconds,
+        log_history=history,
+        reward_seconds=reward_function.seconds,
         uncertainty_seconds=float(getattr(trainer, "alr_uncertainty_seconds", 0.0)),
-        generation_seconds=float(getattr(trainer, "alr_generation_seconds", 0.0)), peak_memory_mb=peak,
+        generation_seconds=float(getattr(trainer, "alr_generation_seconds", 0.0)),
+        peak_memory_mb=peak,
         checkpoint_dir=str(checkpoint_dir),
         notes=[] if cuda else ["peak memory is the process's peak resident set size (CPU run)"],
     )

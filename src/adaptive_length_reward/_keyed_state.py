@@ -18,8 +18,10 @@ def check_json_ids(ids: Iterable[Hashable], *, owner: str, noun: str) -> None:
     """Raise ``TypeError`` for an id JSON cannot represent as itself (ids must be str, int or float)."""
     for pid in ids:
         if isinstance(pid, bool) or not isinstance(pid, (str, int, float)):
-            raise TypeError(f"{owner}: state_dict: {noun} ids must be str, int or float to round-trip through JSON, "
-                            f"got {type(pid).__name__} {pid!r:.60}")
+            raise TypeError(
+                f"{owner}: state_dict: {noun} ids must be str, int or float to round-trip through JSON, "
+                f"got {type(pid).__name__} {pid!r:.60}"
+            )
 
 
 def check_state_format(state: Any, expected: str, *, owner: str) -> None:

@@ -324,6 +324,8 @@ def group_ids_from_blocks(n: int, *, samples_per_prompt: int) -> list[int]:
     if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
         raise ValueError(f"group_ids_from_blocks: samples_per_prompt: expected an int >= 1, got {samples_per_prompt!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % samples_per_prompt:
-        raise ValueError(f"group_ids_from_blocks: n: expected a multiple of samples_per_prompt ({samples_per_prompt}) "
-                         f"rows, got {n!r}: a group must not be split across calls")
+        raise ValueError(
+            f"group_ids_from_blocks: n: expected a multiple of samples_per_prompt ({samples_per_prompt}) "
+            f"rows, got {n!r}: a group must not be split across calls"
+        )
     return [i // samples_per_prompt for i in range(n)]

@@ -254,8 +254,9 @@ class LinearBudget(BudgetPolicy, kind="linear_budget"):
             if slope == 0:
                 continue
             with np.errstate(over="ignore"):  # each term kept finite: a sum of finite terms is never NaN
-                term = np.clip(slope * _filled(self, _column_or_nan(batch, column), column, fallback),
-                               -_FLOAT_MAX, _FLOAT_MAX)
+                term = np.clip(
+                    slope * _filled(self, _column_or_nan(batch, column), column, fallback), -_FLOAT_MAX, _FLOAT_MAX
+                )
                 total = total + term
         clipped: FloatArray = np.clip(total, self.min_budget, self.max_budget)
         return clipped

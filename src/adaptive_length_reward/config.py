@@ -203,8 +203,9 @@ def format_validation_error(owner: str, error: ValidationError) -> str:
     items = error.errors(include_url=False)
     for item in items:
         loc = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "too_short" and any(len(other["loc"]) > len(item["loc"])
-                                               and other["loc"][: len(item["loc"])] == item["loc"] for other in items):
+        if item["type"] == "too_short" and any(
+            len(other["loc"]) > len(item["loc"]) and other["loc"][: len(item["loc"])] == item["loc"] for other in items
+        ):
             continue  # pydantic also counts the entries that failed as missing: their own errors say it all
         message = item["msg"]
         if message.startswith("Value error, "):  # our own validators already say field, expected and got
@@ -299,6 +300,7 @@ class Configurable(Generic[C]):
 
 
 # -- Declared components: each parameter written once -----------------------------------------------------------------
+
 
 class _Missing:
     """The "no default" marker of [`param`][] (a required parameter)."""

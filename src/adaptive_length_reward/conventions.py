@@ -81,11 +81,15 @@ def check_convention(value: object, *, where: str = "convention") -> Convention:
 def convention_note(convention: Convention) -> str:
     """One line stating the rules of ``convention`` (for reports)."""
     if check_convention(convention) == "lisa":
-        return ("evaluation convention 'lisa': exact keys bbox/points_1/points_2, ignore pixels (255) excluded, "
-                "an empty union counts IoU 1, a failed parse counts I = 0, U = |GT|")
-    return ("evaluation convention 'seg_zero' (Seg-Zero evaluation_scripts/evaluation.py): keys matched by "
-            "substring, int() on coordinates, rescale round(int(v) * W / 840), ignore pixels (255) counted as "
-            "target, samples with an empty union skipped, a failed parse counts I = 0, U = |GT|")
+        return (
+            "evaluation convention 'lisa': exact keys bbox/points_1/points_2, ignore pixels (255) excluded, "
+            "an empty union counts IoU 1, a failed parse counts I = 0, U = |GT|"
+        )
+    return (
+        "evaluation convention 'seg_zero' (Seg-Zero evaluation_scripts/evaluation.py): keys matched by "
+        "substring, int() on coordinates, rescale round(int(v) * W / 840), ignore pixels (255) counted as "
+        "target, samples with an empty union skipped, a failed parse counts I = 0, U = |GT|"
+    )
 
 
 class SegmentationPrompt(NamedTuple):
@@ -236,8 +240,9 @@ def prepare_ground_truth(
     if ignore is not None:
         extra = _mask(ignore, "prepare_ground_truth: ignore")
         if extra.shape != target.shape:
-            raise ValueError(f"prepare_ground_truth: ignore: expected the mask's shape {target.shape}, got "
-                             f"{extra.shape}")
+            raise ValueError(
+                f"prepare_ground_truth: ignore: expected the mask's shape {target.shape}, got {extra.shape}"
+            )
         ignored = extra if ignored is None else ignored | extra
     if ignored is None or not ignored.any():
         return GroundTruthMask(target.copy(), None)
@@ -268,8 +273,9 @@ def sample_counts(
         return 0, int(np.count_nonzero(truth.target))
     predicted = _mask(prediction, "prediction")
     if predicted.shape != truth.target.shape:
-        raise ValueError(f"sample_counts: prediction: expected the target's shape {truth.target.shape}, got "
-                         f"{predicted.shape}")
+        raise ValueError(
+            f"sample_counts: prediction: expected the target's shape {truth.target.shape}, got {predicted.shape}"
+        )
     if truth.valid is not None:
         predicted = predicted & truth.valid
     intersection, union = intersection_and_union(predicted, truth.target)

@@ -45,9 +45,7 @@ def scope() -> Iterator[None]:
         _MEMO.reset(token)
 
 
-def once(
-    node: Hashable, batch: Any, compute: Callable[..., T], *args: Any, reads: frozenset[str] | None = None
-) -> T:
+def once(node: Hashable, batch: Any, compute: Callable[..., T], *args: Any, reads: frozenset[str] | None = None) -> T:
     """``compute(*args)`` the first time ``node`` is asked for on ``batch`` in the open scope, the stored result after.
 
     Outside a scope it simply computes. ``batch`` is matched by identity (batches are immutable; a changed

@@ -58,16 +58,19 @@ class LengthHistory:
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
-    def observe(self, problem_ids: Sequence[Any], correct: npt.ArrayLike, lengths: npt.ArrayLike, *,
-                step: int) -> FloatArray:
+    def observe(
+        self, problem_ids: Sequence[Any], correct: npt.ArrayLike, lengths: npt.ArrayLike, *, step: int
+    ) -> FloatArray:
         """Record one step's outcomes; return each row's history from *before* this step (NaN: none yet)."""
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"LengthHistory: step: expected a non-negative int, got {step!r}")
         c = np.asarray(correct, dtype=np.float64).reshape(-1)
         L = checked_lengths(lengths)
         if not (c.shape[0] == L.shape[0] == len(problem_ids)):
-            raise ValueError(f"LengthHistory: expected {len(problem_ids)} correct flags and lengths, got "
-                             f"{c.shape[0]} and {L.shape[0]}")
+            raise ValueError(
+                f"LengthHistory: expected {len(problem_ids)} correct flags and lengths, got "
+                f"{c.shape[0]} and {L.shape[0]}"
+            )
         shortest: dict[Hashable, float | None] = {}
         try:
             for pid, ok, length in zip(map(json_id, problem_ids), c.tolist(), L.tolist()):
@@ -75,8 +78,9 @@ class LengthHistory:
         except TypeError as error:
             raise TypeError(f"LengthHistory: problem ids: expected hashable ids, got {error}") from None
         prior = {pid: self._observe_one(pid, value, int(step)) for pid, value in shortest.items()}
-        return np.array([math.nan if prior[json_id(p)] is None else prior[json_id(p)] for p in problem_ids],
-                        dtype=np.float64)
+        return np.array(
+            [math.nan if prior[json_id(p)] is None else prior[json_id(p)] for p in problem_ids], dtype=np.float64
+        )
 
     def _observe_one(self, pid: Hashable, shortest: float | None, step: int) -> float | None:
         entry = self._state.get(pid)
@@ -90,8 +94,10 @@ class LengthHistory:
             before = entry["best"]
             entry.update(before=before, best=_fmin(before, shortest), step=step)
             return before  # type: ignore[no-any-return]
-        raise ValueError(f"LengthHistory: step: problem {pid!r} was last observed at step {entry['step']}, got step "
-                         f"{step}; steps must not go back (load the state saved with the matching checkpoint)")
+        raise ValueError(
+            f"LengthHistory: step: problem {pid!r} was last observed at step {entry['step']}, got step "
+            f"{step}; steps must not go back (load the state saved with the matching checkpoint)"
+        )
 
     def shortest(self, problem_ids: Sequence[Any]) -> FloatArray:
         """The current shortest correct length per problem id (NaN where none was seen)."""
@@ -125,13 +131,17 @@ class LengthHistory:
                 entry["step"] = int(item["step"])
                 restored[item["id"]] = entry
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"LengthHistory: load_state_dict: problems[{i}]: expected id, best, before, step, "
-                                 f"got {item!r:.120} ({error})") from None
+                raise ValueError(
+                    f"LengthHistory: load_state_dict: problems[{i}]: expected id, best, before, step, "
+                    f"got {item!r:.120} ({error})"
+                ) from None
             for name in ("best", "before"):
                 value = entry[name]
                 if value is not None and not (math.isfinite(value) and value >= 0):
-                    raise ValueError(f"LengthHistory: load_state_dict: problems[{i}].{name}: expected a length >= 0 "
-                                     f"or null, got {value!r}")
+                    raise ValueError(
+                        f"LengthHistory: load_state_dict: problems[{i}].{name}: expected a length >= 0 "
+                        f"or null, got {value!r}"
+                    )
         self._state = restored
 
     def reset(self) -> None:

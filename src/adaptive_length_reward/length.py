@@ -151,8 +151,10 @@ class Tokenized(LengthCounter):
         def __init__(self, tokenizer, **options):
             expected = f"{type(self).__name__}: tokenizer: expected a tokenizer or a local path"
             if isinstance(tokenizer, str) and tokenizer == IN_MEMORY_TOKENIZER:
-                raise ConfigError(f"{expected}, got {tokenizer!r} (the config of an in-memory tokenizer cannot be "
-                                  "rebuilt: save the tokenizer with save_pretrained and pass that path)")
+                raise ConfigError(
+                    f"{expected}, got {tokenizer!r} (the config of an in-memory tokenizer cannot be "
+                    "rebuilt: save the tokenizer with save_pretrained and pass that path)"
+                )
             if isinstance(tokenizer, str):
                 path, given = tokenizer, None
             elif callable(tokenizer):

@@ -404,8 +404,13 @@ class LASERDReward(_Graded, kind="laser_d"):
 
     def _columns(self, batch: RewardBatch, lengths: FloatArray, correct: FloatArray | None) -> dict[str, Any]:
         assert correct is not None  # graded
-        targets, buckets = F.laser_d_targets(correct, lengths, batch.group_index(by="LASERDReward"),
-                                             pass_rate_cuts=self.pass_rate_cuts, max_target=self.max_target)
+        targets, buckets = F.laser_d_targets(
+            correct,
+            lengths,
+            batch.group_index(by="LASERDReward"),
+            pass_rate_cuts=self.pass_rate_cuts,
+            max_target=self.max_target,
+        )
         return {"budget": targets, "tier": _BUCKETS[buckets]}
 
 
@@ -477,14 +482,19 @@ class AdaptThinkReward(Reward, kind="adaptthink"):
     See [`adaptthink_reward`][adaptive_length_reward.functional.adaptthink_reward].
     """
 
-    length: LengthCounter = param(default_factory=lambda: WhitespaceWords(span="reasoning"),
-                                  doc="the reasoning length; 0 means the completion does not think")
+    length: LengthCounter = param(
+        default_factory=lambda: WhitespaceWords(span="reasoning"),
+        doc="the reasoning length; 0 means the completion does not think",
+    )
     correctness: Reward | None = param(
         default=None, doc="a reward whose value >= correct_threshold marks a correct sample; None: the column 'correct'"
     )
     correct_threshold: float = param(default=1.0, doc="the correctness reward's value that counts as correct")
-    reference_column: str = param(default="reference_accuracy", min_length=1,
-                                  doc="the column of the reference model's mean accuracy on the prompt")
+    reference_column: str = param(
+        default="reference_accuracy",
+        min_length=1,
+        doc="the column of the reference model's mean accuracy on the prompt",
+    )
     delta: float = param(default=0.05, ge=0, doc="the bonus for not thinking")
     only_correct: bool = param(default=False, doc="give the no-thinking bonus to correct answers only")
 
@@ -503,8 +513,10 @@ class AdaptThinkReward(Reward, kind="adaptthink"):
         correct = correctness(batch, self.correctness, self.correct_threshold, by="AdaptThinkReward")
         reference = np.asarray(batch.column(self.reference_column, by="AdaptThinkReward"), dtype=np.float64)
         if not (np.isfinite(reference).all() and ((reference >= 0) & (reference <= 1)).all()):
-            raise ValueError(f"AdaptThinkReward: column {self.reference_column!r}: expected mean accuracies in "
-                             f"[0, 1], got {reference.tolist()[:8]}")
+            raise ValueError(
+                f"AdaptThinkReward: column {self.reference_column!r}: expected mean accuracies in "
+                f"[0, 1], got {reference.tolist()[:8]}"
+            )
         lengths = np.asarray(self.length(batch), dtype=np.float64)
         rewards = F.adaptthink_reward(correct, lengths, reference, delta=self.delta)
         if self.only_correct:

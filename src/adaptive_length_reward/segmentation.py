@@ -228,9 +228,11 @@ def _target_from_text(value: str, where: str) -> SegmentationTarget:
         start = value.find(f"<{tag}>") if match is None else -1
         if start >= 0:  # the part is there but not in the official form (a negative or fractional coordinate...)
             stop = value.find(f"</{tag}>", start)
-            got = value[start: stop + len(tag) + 3] if 0 <= stop - start <= 200 else value[start: start + 80] + "..."
-            raise ValueError(f"{where}: {form}: expected '<{tag}>(x1,y1),(x2,y2)</{tag}>' with non-negative integer "
-                             f"coordinates, got {got!r}")
+            got = value[start : stop + len(tag) + 3] if 0 <= stop - start <= 200 else value[start : start + 80] + "..."
+            raise ValueError(
+                f"{where}: {form}: expected '<{tag}>(x1,y1),(x2,y2)</{tag}>' with non-negative integer "
+                f"coordinates, got {got!r}"
+            )
     if box_match is None and points_match is None:
         raise ValueError(
             f"{where}: expected '<box>(x1,y1),(x2,y2)</box>' and/or '<points>(x1,y1),(x2,y2)</points>' "

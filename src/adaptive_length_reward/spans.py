@@ -116,8 +116,9 @@ def reasoning_span(ids: Sequence[Any], open_ids: Sequence[int], close_ids: Seque
     An entry that is no id (``None``, e.g. a masked-out position) matches no tag.
     """
     haystack = list(ids)
-    return _bounds(lambda needle, start: _find(haystack, needle, start), len(haystack), open_ids, close_ids,
-                   len(open_ids))
+    return _bounds(
+        lambda needle, start: _find(haystack, needle, start), len(haystack), open_ids, close_ids, len(open_ids)
+    )
 
 
 def reasoning_span_mask(

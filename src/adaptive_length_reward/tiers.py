@@ -68,14 +68,14 @@ def _entries(field: str, value: object, what: str, ok: Callable[[object], bool])
         ConfigError: naming ``field``, what was expected and what was got.
     """
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise ConfigError(f"TierLayout: {field}: expected a sequence, each entry {what}, got {value!r:.80} "
-                          f"(a {type(value).__name__})")
+        raise ConfigError(
+            f"TierLayout: {field}: expected a sequence, each entry {what}, got {value!r:.80} (a {type(value).__name__})"
+        )
     entries = tuple(value)
     bad = [i for i, entry in enumerate(entries) if not ok(entry)]
     if bad:
         got = entries[bad[0]]
-        raise ConfigError(f"TierLayout: {field}[{bad[0]}]: expected {what}, got {got!r:.80} "
-                          f"(a {type(got).__name__})")
+        raise ConfigError(f"TierLayout: {field}[{bad[0]}]: expected {what}, got {got!r:.80} (a {type(got).__name__})")
     return entries
 
 
@@ -181,22 +181,29 @@ def tier_index(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_
     return _layout(thresholds, ()).index(difficulty)
 
 
-def tier_names(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-               names: Sequence[str] = DEFAULT_TIER_NAMES) -> npt.NDArray[np.str_]:
+def tier_names(
+    difficulty: npt.ArrayLike,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    names: Sequence[str] = DEFAULT_TIER_NAMES,
+) -> npt.NDArray[np.str_]:
     """[`TierLayout.labels`][adaptive_length_reward.tiers.TierLayout.labels]: the tier name per sample (``"missing"``
     for NaN)."""
     return _layout(thresholds, names).check(owner="tier_names").labels(difficulty)
 
 
-def tier_histogram(difficulty: npt.ArrayLike, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-                   names: Sequence[str] = DEFAULT_TIER_NAMES) -> dict[str, int]:
+def tier_histogram(
+    difficulty: npt.ArrayLike,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    names: Sequence[str] = DEFAULT_TIER_NAMES,
+) -> dict[str, int]:
     """[`TierLayout.histogram`][adaptive_length_reward.tiers.TierLayout.histogram]: samples per tier, plus ``"missing"``
     (NaN) last."""
     return _layout(thresholds, names).check(owner="tier_names").histogram(difficulty)
 
 
-def tier_value(tier: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-               names: Sequence[str] = DEFAULT_TIER_NAMES) -> float:
+def tier_value(
+    tier: str, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, names: Sequence[str] = DEFAULT_TIER_NAMES
+) -> float:
     """[`TierLayout.value`][adaptive_length_reward.tiers.TierLayout.value]: the midpoint of the tier's interval clipped
     to ``[1, 10]``."""
     return _layout(thresholds, names).value(tier)

@@ -37,10 +37,14 @@ REWARD_LOOP_PACKAGE = "verl.experimental.reward_loop.reward_manager"
 LEGACY_PACKAGE = "verl.workers.reward_manager"
 AGENT_LOOP_MODULE = "verl.experimental.agent_loop.agent_loop"
 #: verl registry names -> the adapter's classes (``adaptive_length_reward.adapters.verl``).
-REWARD_MANAGERS = {"adaptive_length": "AdaptiveLengthRewardManager",
-                   "adaptive_length_rate_limited": "AdaptiveLengthRateLimitedRewardManager"}
-LEGACY_REWARD_MANAGERS = {"adaptive_length": "AdaptiveLengthLegacyRewardManager",
-                          "adaptive_length_batch": "AdaptiveLengthBatchRewardManager"}
+REWARD_MANAGERS = {
+    "adaptive_length": "AdaptiveLengthRewardManager",
+    "adaptive_length_rate_limited": "AdaptiveLengthRateLimitedRewardManager",
+}
+LEGACY_REWARD_MANAGERS = {
+    "adaptive_length": "AdaptiveLengthLegacyRewardManager",
+    "adaptive_length_batch": "AdaptiveLengthBatchRewardManager",
+}
 #: verl agent-loop names -> import paths (verl's registry stores ``{"_target_": path}`` and imports on use).
 AGENT_LOOPS = {
     "adaptive_length_single_turn": "adaptive_length_reward.adapters.verl_agent_loop.UncertaintySingleTurnAgentLoop",
@@ -50,8 +54,10 @@ AGENT_LOOPS = {
 
 def _unavailable(name: str, error: BaseException) -> type:
     """A registry stand-in that raises ``error``'s story when verl instantiates the manager ``name``."""
-    message = (f"verl reward manager {name!r} (adaptive-length-reward) is registered but its module {ADAPTER!r} "
-               f"failed to import: {type(error).__name__}: {error}")
+    message = (
+        f"verl reward manager {name!r} (adaptive-length-reward) is registered but its module {ADAPTER!r} "
+        f"failed to import: {type(error).__name__}: {error}"
+    )
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         raise ImportError(message) from error
@@ -80,8 +86,13 @@ def register_reward_managers(module: ModuleType | None = None) -> None:
 
         importlib.import_module(ADAPTER).register_reward_managers()
     except Exception as error:
-        logger.warning("adaptive-length-reward: could not register verl reward managers %s: %s: %s",
-                       sorted(REWARD_MANAGERS), type(error).__name__, error, exc_info=True)
+        logger.warning(
+            "adaptive-length-reward: could not register verl reward managers %s: %s: %s",
+            sorted(REWARD_MANAGERS),
+            type(error).__name__,
+            error,
+            exc_info=True,
+        )
         try:
             from verl.experimental.reward_loop.reward_manager import registry
             from verl.workers.reward_manager import registry as legacy
@@ -105,8 +116,13 @@ def register_agent_loops(module: ModuleType | None = None) -> None:
         for name, target in AGENT_LOOPS.items():
             registry.setdefault(name, {"_target_": target})
     except Exception as error:
-        logger.warning("adaptive-length-reward: could not register verl agent loops %s: %s: %s",
-                       sorted(AGENT_LOOPS), type(error).__name__, error, exc_info=True)
+        logger.warning(
+            "adaptive-length-reward: could not register verl agent loops %s: %s: %s",
+            sorted(AGENT_LOOPS),
+            type(error).__name__,
+            error,
+            exc_info=True,
+        )
 
 
 #: module verl imports -> what to do once it has finished importing.
@@ -140,8 +156,9 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
         self.hooks = dict(hooks)
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         after = self.hooks.get(fullname)
         if after is None:
             return None
@@ -174,5 +191,6 @@ def install() -> None:
 try:
     install()
 except Exception as _error:  # never let verl swallow a failure at debug level
-    logger.warning("adaptive-length-reward: the verl plugin could not install its import hook: %s", _error,
-                   exc_info=True)
+    logger.warning(
+        "adaptive-length-reward: the verl plugin could not install its import hook: %s", _error, exc_info=True
+    )

@@ -43,7 +43,7 @@ def localised(args: list[str], torch: str) -> list[str]:
     out = []
     for arg in args:
         if arg.startswith("adaptive-length-reward"):
-            out += ["-e", f"{ROOT}{arg[len('adaptive-length-reward'):]}"]
+            out += ["-e", f"{ROOT}{arg[len('adaptive-length-reward') :]}"]
         elif arg == "torch":
             out.append(torch)
         else:

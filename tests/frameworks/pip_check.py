@@ -25,8 +25,11 @@ def unexpected(report: str, allowed: set[str]) -> list[str]:
     bad = []
     for line in report.splitlines():
         match = MISSING.match(line.strip())
-        if line.strip() and line.strip() != "No broken requirements found." and not (
-                match and _normal(match["package"]) in allowed):
+        if (
+            line.strip()
+            and line.strip() != "No broken requirements found."
+            and not (match and _normal(match["package"]) in allowed)
+        ):
             bad.append(line)
     return bad
 
@@ -46,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
     if bad:
-        print(f"pip check: {len(bad)} problem(s) besides the GPU-only packages {sorted(allowed)}:", *bad,
-              sep="\n  ", file=sys.stderr)
+        print(
+            f"pip check: {len(bad)} problem(s) besides the GPU-only packages {sorted(allowed)}:",
+            *bad,
+            sep="\n  ",
+            file=sys.stderr,
+        )
         return 1
     print(f"pip check: clean apart from the GPU-only packages {sorted(allowed)}")
     return 0

@@ -296,8 +296,11 @@ def _cases() -> list[Case]:
             ),
             columns=SEG,
         ),
-        Case("seg_format_terms_no_context", lambda: alr.ThinkingFormatReward() + alr.SegmentationFormatReward(),
-             columns=()),
+        Case(
+            "seg_format_terms_no_context",
+            lambda: alr.ThinkingFormatReward() + alr.SegmentationFormatReward(),
+            columns=(),
+        ),
         # -- length counters ------------------------------------------------------------------------------------
         Case(
             "length_words_reasoning",
@@ -426,8 +429,11 @@ def _cases() -> list[Case]:
             lambda: alr.SoftLengthPenalty(budget=alr.FixedBudget(80), beta=0.05, bonus_cap=0.3, name="soft_bonus"),
             columns=(),
         ),
-        Case("l1_exact_column_budget", lambda: alr.L1ExactReward(budget=alr.ColumnBudget()),
-             columns=("target_length", "correct")),
+        Case(
+            "l1_exact_column_budget",
+            lambda: alr.L1ExactReward(budget=alr.ColumnBudget()),
+            columns=("target_length", "correct"),
+        ),
         Case(
             "l1_exact_accuracy",
             lambda: alr.L1ExactReward(budget=_fallback_tiers(), correctness=ACC, correct_threshold=2.5, alpha=0.001),
@@ -535,8 +541,11 @@ def _cases() -> list[Case]:
             ),
             columns=("lengths",),
         ),
-        Case("operator_sum", lambda: alr.SegmentationAccuracy() + alr.KimiLengthReward(),
-             columns=(*SEG, "group_ids", "correct")),
+        Case(
+            "operator_sum",
+            lambda: alr.SegmentationAccuracy() + alr.KimiLengthReward(),
+            columns=(*SEG, "group_ids", "correct"),
+        ),
         Case(
             "operator_product",
             lambda: alr.seg_zero() * alr.SoftLengthPenalty(budget=_fallback_tiers()),

@@ -91,8 +91,7 @@ class Gen:
             return f"<box>({box[0]},{box[1]}),({box[2]},{box[3]})</box><points>({a},{b}),({c},{d})</points>"
         if x < 0.74:  # the official regex searches: surrounding text is allowed
             return (
-                f"Target: <box>({box[0]},{box[1]}),({box[2]},{box[3]})</box> and "
-                f"<points>({a},{b}),({c},{d})</points>."
+                f"Target: <box>({box[0]},{box[1]}),({box[2]},{box[3]})</box> and <points>({a},{b}),({c},{d})</points>."
             )
         if x < 0.88:
             return {"bbox": list(box), "points_1": [a, b], "points_2": [c, d]}
@@ -185,43 +184,77 @@ class Gen:
             lambda: f"<think>{think}</think><answer>{{ }} {good}</answer>",
             lambda: f"<think>{think} {{curly}} </think><answer>{good}</answer>",
             lambda: f"<think>{think}</think><answer>{{}}{{}}</answer>",
-            lambda: f'<think>{think}</think><answer>{{"bbox": [NaN, {b[1]}, {b[2]}, {b[3]}], '
-            f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [-Infinity, 0, Infinity, {b[3]}], '
-            f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": [NaN, {c}], '
-            f'"points_2": [Infinity, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [{b[0]}, {b[1]}, 1e309, {b[3]}], '
-            f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [{b[0]}, {b[1]}, {r.choice(HUGE)}, {b[3]}], '
-            f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [{r.choice(HUGE)}, {r.choice(HUGE)}, '
-            f'{r.choice(HUGE)}, {r.choice(HUGE)}], "points_1": [{r.choice(HUGE)}, 1], '
-            f'"points_2": [{r.choice(HUGE)}, 2]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": [{"9" * 5000}, 1], '
-            f'"points_2": [{d}, {e}]}}</answer>',  # more digits than int() takes
-            lambda: f'<think>{think}</think><answer>{{"bbox": {json.dumps([str(v) for v in b])}, '
-            f'"points_1": ["{a}", "{c}"], "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": "{a % 10}{c % 10}", '
-            f'"points_2": "{d % 10}{e % 10}"}}</answer>',  # strings are indexed
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": ["12", "x"], '
-            f'"points_2": [[1], [2]]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b[:3]}, "points_1": [{a}, {c}], '
-            f'"points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {[*b, 7]}, "points_1": [{a}, {c}, 1], '
-            f'"points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [true, false, {b[2]}, {b[3]}], '
-            f'"points_1": [true, {c}], "points_2": [{d}, false]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": [0, 0, 1, 1], "bbox": {b}, '
-            f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>',  # duplicate key
-            lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": {"[" * 3000}1{"]" * 3000}, '
-            f'"points_2": [{d}, {e}]}}</answer>',  # nested too deep
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [NaN, {b[1]}, {b[2]}, {b[3]}], '
+                f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [-Infinity, 0, Infinity, {b[3]}], '
+                f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": [NaN, {c}], '
+                f'"points_2": [Infinity, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [{b[0]}, {b[1]}, 1e309, {b[3]}], '
+                f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [{b[0]}, {b[1]}, {r.choice(HUGE)}, {b[3]}], '
+                f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [{r.choice(HUGE)}, {r.choice(HUGE)}, '
+                f'{r.choice(HUGE)}, {r.choice(HUGE)}], "points_1": [{r.choice(HUGE)}, 1], '
+                f'"points_2": [{r.choice(HUGE)}, 2]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": [{"9" * 5000}, 1], '
+                f'"points_2": [{d}, {e}]}}</answer>'
+            ),  # more digits than int() takes
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {json.dumps([str(v) for v in b])}, '
+                f'"points_1": ["{a}", "{c}"], "points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": "{a % 10}{c % 10}", '
+                f'"points_2": "{d % 10}{e % 10}"}}</answer>'
+            ),  # strings are indexed
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": ["12", "x"], '
+                f'"points_2": [[1], [2]]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b[:3]}, "points_1": [{a}, {c}], '
+                f'"points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {[*b, 7]}, "points_1": [{a}, {c}, 1], '
+                f'"points_2": [{d}, {e}]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [true, false, {b[2]}, {b[3]}], '
+                f'"points_1": [true, {c}], "points_2": [{d}, false]}}</answer>'
+            ),
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [0, 0, 1, 1], "bbox": {b}, '
+                f'"points_1": [{a}, {c}], "points_2": [{d}, {e}]}}</answer>'
+            ),  # duplicate key
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": {"[" * 3000}1{"]" * 3000}, '
+                f'"points_2": [{d}, {e}]}}</answer>'
+            ),  # nested too deep
             lambda: f"<think>{think}</think><answer>{b}</answer>",  # a list, no object
-            lambda: f'<think>{think}</think><answer>{{"bbox": [-0, 0.0, 1e-320, {b[3]}], '
-            f'"points_1": [0, 0], "points_2": [0, 0]}}</answer>',
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": [-0, 0.0, 1e-320, {b[3]}], '
+                f'"points_1": [0, 0], "points_2": [0, 0]}}</answer>'
+            ),
             lambda: f'<think>{think}</think><answer>{{"bbox": {b}, "points_1": null, "points_2": [{d}, {e}]}}</answer>',
-            lambda: f'<think>{think}</think><answer>{{"bbox": {{"x1": {b[0]}}}, "points_1": [{a}, {c}], '
-            f'"points_2": [{d}, {e}]}}</answer>',
+            lambda: (
+                f'<think>{think}</think><answer>{{"bbox": {{"x1": {b[0]}}}, "points_1": [{a}, {c}], '
+                f'"points_2": [{d}, {e}]}}</answer>'
+            ),
             lambda: f"<think>{'x' * r.randint(500, 3000)}</think><answer>{good}</answer>",  # one long word
             lambda: f"<think>{think}\x00\x07\x1b[0m</think><answer>{good}</answer>",
             lambda: f"<think></think><answer>{good}</answer>",

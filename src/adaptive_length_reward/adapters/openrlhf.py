@@ -46,9 +46,9 @@ logger = logging.getLogger(__name__)
 
 _MISSING_ADVICE = {
     "difficulty": "add it to the label, or set missing_difficulty (ALR_MISSING_DIFFICULTY, the server's "
-                  "--missing-difficulty): a tier name such as 'medium' or a value such as 3.0, the official loader's",
+    "--missing-difficulty): a tier name such as 'medium' or a value such as 3.0, the official loader's",
     "uncertainty": "add it to the label (OpenRLHF passes the reward no log-probs), or set missing_uncertainty "
-                   "(ALR_MISSING_UNCERTAINTY, the server's --missing-uncertainty), e.g. 0.0, the official default",
+    "(ALR_MISSING_UNCERTAINTY, the server's --missing-uncertainty), e.g. 0.0, the official default",
 }
 
 
@@ -66,16 +66,19 @@ def split_response(query: str, prompt: str | None, settings: AdapterSettings) ->
     """
     marker = settings.response_marker
     if prompt and query.startswith(prompt):
-        response = query[len(prompt):]
+        response = query[len(prompt) :]
     elif marker and marker in query:
         response = query.rsplit(marker, 1)[1]
         tail = prompt.rsplit(marker, 1)[1] if prompt and marker in prompt else ""
         if tail and response.startswith(tail):  # the prompt's text after the marker precedes the response
-            response = response[len(tail):]
+            response = response[len(tail) :]
     else:
-        raise RewardInputError(("queries",), "expected each query to start with its prompt or to contain the "
-                               f"response marker (ALR_RESPONSE_MARKER, now {marker!r}), got a query starting "
-                               f"{query[:60]!r} for a prompt starting {(prompt or '')[:60]!r}")
+        raise RewardInputError(
+            ("queries",),
+            "expected each query to start with its prompt or to contain the "
+            f"response marker (ALR_RESPONSE_MARKER, now {marker!r}), got a query starting "
+            f"{query[:60]!r} for a prompt starting {(prompt or '')[:60]!r}",
+        )
     while end := next((m for m in settings.end_markers if m and response.endswith(m)), None):
         response = response[: -len(end)]
     return response
@@ -142,16 +145,22 @@ class OpenRLHFReward:
         marker = self.settings.response_marker
         if marker and prompt and marker not in prompt and not self._marker_warned:
             self._marker_warned = True
-            logger.warning("OpenRLHF reward: response_marker %r does not occur in the prompt (ending %r): a query "
-                           "whose prompt was truncated cannot be split (check the marker's escapes: '\\n' is "
-                           "decoded)", marker, prompt[-40:])
+            logger.warning(
+                "OpenRLHF reward: response_marker %r does not occur in the prompt (ending %r): a query "
+                "whose prompt was truncated cannot be split (check the marker's escapes: '\\n' is "
+                "decoded)",
+                marker,
+                prompt[-40:],
+            )
 
-    def build_batch(self, queries: Sequence[str], prompts: Sequence[str] | None,
-                    labels: Sequence[Any] | None) -> RewardBatch:
+    def build_batch(
+        self, queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
+    ) -> RewardBatch:
         """The batch scored for one call (responses split from the queries, labels unpacked and checked)."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
-            raise RewardInputError(("queries",), f"expected a list of strings, got {type(queries).__name__}",
-                                   kind="type_error")
+            raise RewardInputError(
+                ("queries",), f"expected a list of strings, got {type(queries).__name__}", kind="type_error"
+            )
         n = len(queries)
         self._check_lists(n, prompts, labels)
         prompt_list: list[str | None] = [None] * n if prompts is None else list(prompts)
@@ -181,14 +190,18 @@ class OpenRLHFReward:
     def _check_lists(self, n: int, prompts: Sequence[str] | None, labels: Sequence[Any] | None) -> None:
         for name, values in (("prompts", prompts), ("labels", labels)):
             if values is not None and (isinstance(values, (str, Mapping)) or not isinstance(values, Sequence)):
-                raise RewardInputError((name,), f"expected a list with one entry per query, got "
-                                       f"{type(values).__name__}", kind="type_error")
+                raise RewardInputError(
+                    (name,), f"expected a list with one entry per query, got {type(values).__name__}", kind="type_error"
+                )
             if values is not None and len(values) != n:
                 raise RewardInputError((name,), f"expected {n} entries (one per query), got {len(values)}")
         needs = self.reward.requires & {"ground_truth", "difficulty", "uncertainty"}
         if labels is None and needs:
-            raise RewardInputError(("labels",), f"missing: the reward {self.reward.name!r} reads "
-                                   f"{sorted(needs)} from the labels (--data.label_key)", kind="missing")
+            raise RewardInputError(
+                ("labels",),
+                f"missing: the reward {self.reward.name!r} reads {sorted(needs)} from the labels (--data.label_key)",
+                kind="missing",
+            )
 
     def _context(self, labels: list[Any], parts: list[tuple[Any, Any, Any, dict[str, Any]]]) -> dict[str, Any]:
         """The batch columns from the labels, each checked: numbers where numbers go, present where required."""
@@ -202,14 +215,22 @@ class OpenRLHFReward:
                 context[name] = values
         for i, (truth, *_) in enumerate(parts):
             if "ground_truth" in self.reward.requires and truth is None:
-                raise RewardInputError(self._label_loc(labels, i, "ground_truth"), f"missing: the reward "
-                                       f"{self.reward.name!r} needs a ground truth per label", kind="missing")
+                raise RewardInputError(
+                    self._label_loc(labels, i, "ground_truth"),
+                    f"missing: the reward {self.reward.name!r} needs a ground truth per label",
+                    kind="missing",
+                )
             if "difficulty" in self.reward.requires and context.get("difficulty", [None] * len(parts))[i] is None:
-                plain = "" if isinstance(_as_mapping(labels[i]), Mapping) else "a plain label gives only the " \
-                    "ground truth; "
-                raise RewardInputError(self._label_loc(labels, i, "difficulty"), f"missing: the reward "
-                                       f"{self.reward.name!r} needs a difficulty per label; {plain}"
-                                       f"{_MISSING_ADVICE['difficulty']}", kind="missing")
+                plain = (
+                    "" if isinstance(_as_mapping(labels[i]), Mapping) else "a plain label gives only the ground truth; "
+                )
+                raise RewardInputError(
+                    self._label_loc(labels, i, "difficulty"),
+                    f"missing: the reward "
+                    f"{self.reward.name!r} needs a difficulty per label; {plain}"
+                    f"{_MISSING_ADVICE['difficulty']}",
+                    kind="missing",
+                )
         return context
 
     def _input_error(self, error: Exception, labels: Sequence[Any] | None) -> RewardInputError:
@@ -225,7 +246,7 @@ class OpenRLHFReward:
         indexed = _INDEXED.match(message)
         if indexed and indexed.group(1) in CONTEXT_FIELDS and int(indexed.group(2)) < len(label_list):
             loc = self._label_loc(label_list, int(indexed.group(2)), indexed.group(1))
-            return RewardInputError(loc, message[indexed.end():])
+            return RewardInputError(loc, message[indexed.end() :])
         return RewardInputError(("labels",), message)
 
     def extra_logs(self, scored: ScoredBatch) -> dict[str, FloatArray]:
@@ -234,8 +255,14 @@ class OpenRLHFReward:
         ``budgeted``)."""
         return scored.metrics()
 
-    def score(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
-              labels: Sequence[Any] | None = None, *, convert: Callable[[FloatArray], Any] = _floats) -> dict[str, Any]:
+    def score(
+        self,
+        queries: Sequence[str],
+        prompts: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+        *,
+        convert: Callable[[FloatArray], Any] = _floats,
+    ) -> dict[str, Any]:
         """``{"rewards": [...], "scores": [...], "extra_logs": {name: [...]}}``, each array through ``convert``
         (default: a list of floats, the HTTP form). Every value is finite; what cannot be scored raises
         [`RewardInputError`][]."""
@@ -248,10 +275,16 @@ class OpenRLHFReward:
         assert scored.scores is not None  # require_scores=True at construction
         bad = np.flatnonzero(~np.isfinite(scored.rewards))
         if bad.size:
-            raise RewardInputError(("labels", int(bad[0])), f"the reward {self.reward.name!r} returned "
-                                   f"{scored.rewards[bad[0]]} for this sample; OpenRLHF needs a finite reward")
-        return {"rewards": convert(scored.rewards), "scores": convert(scored.scores),
-                "extra_logs": {key: convert(values) for key, values in self.extra_logs(scored).items()}}
+            raise RewardInputError(
+                ("labels", int(bad[0])),
+                f"the reward {self.reward.name!r} returned "
+                f"{scored.rewards[bad[0]]} for this sample; OpenRLHF needs a finite reward",
+            )
+        return {
+            "rewards": convert(scored.rewards),
+            "scores": convert(scored.scores),
+            "extra_logs": {key: convert(values) for key, values in self.extra_logs(scored).items()},
+        }
 
     def _check_groups(self, batch: RewardBatch) -> None:
         """A group-relative reward needs each prompt's samples in one call: groups of one sample each (OpenRLHF
@@ -260,21 +293,26 @@ class OpenRLHFReward:
         if "group_ids" not in self.reward.requires or batch.group_ids is None:
             return
         if len(set(batch.group_ids)) == len(batch):
-            raise RewardInputError(("prompts",), f"the reward {self.reward.name!r} is group-relative and every one "
-                                   f"of the {len(batch)} samples is alone in its group (prompt); expected the "
-                                   "n_samples_per_prompt samples of each prompt in one call (consecutive rows with "
-                                   "the same prompt), but OpenRLHF 0.11.2 scores one sample per call: call "
-                                   "OpenRLHFReward.score on whole groups (docs/openrlhf.md, 'Group rewards')")
+            raise RewardInputError(
+                ("prompts",),
+                f"the reward {self.reward.name!r} is group-relative and every one "
+                f"of the {len(batch)} samples is alone in its group (prompt); expected the "
+                "n_samples_per_prompt samples of each prompt in one call (consecutive rows with "
+                "the same prompt), but OpenRLHF 0.11.2 scores one sample per call: call "
+                "OpenRLHFReward.score on whole groups (docs/openrlhf.md, 'Group rewards')",
+            )
 
-    def __call__(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
-                 labels: Sequence[Any] | None = None) -> dict[str, Any]:
+    def __call__(
+        self, queries: Sequence[str], prompts: Sequence[str] | None = None, labels: Sequence[Any] | None = None
+    ) -> dict[str, Any]:
         """OpenRLHF's reward-file contract: the [`score`][] dict with float32 tensors. What cannot be scored
         raises [`FatalRewardError`][] (its cause the original error), which
         OpenRLHF's catch-all ``except Exception`` does not swallow into a missing reward."""
         torch = import_optional("torch", extra="torch", purpose="The OpenRLHF reward function")
         try:
-            return self.score(queries, prompts, labels,
-                              convert=lambda values: torch.tensor(values, dtype=torch.float32))
+            return self.score(
+                queries, prompts, labels, convert=lambda values: torch.tensor(values, dtype=torch.float32)
+            )
         except Exception as error:
             raise FatalRewardError(f"OpenRLHF reward {self.__name__!r}: {error}") from error
 

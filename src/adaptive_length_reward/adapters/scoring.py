@@ -70,15 +70,29 @@ LOGGED_COLUMNS: tuple[str, ...] = ("length", "budget", "tier", "difficulty", "un
 
 #: End-of-turn markers stripped from the end of an OpenRLHF response (its query is decoded with
 #: ``skip_special_tokens=False``): ChatML/Qwen, Llama 3, Gemma, Mistral/Llama 2.
-DEFAULT_END_MARKERS: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>",
-                                        "<end_of_turn>", "<eos>", "</s>")
+DEFAULT_END_MARKERS: tuple[str, ...] = (
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<end_of_turn>",
+    "<eos>",
+    "</s>",
+)
 
 ENV_SETTINGS = "ALR_SETTINGS"
 #: The single ``ALR_*`` environment variables and the settings they set (``ALR_`` + the field, upper case).
 ENV_FIELDS = {
     f"ALR_{field.upper()}": field
-    for field in ("reward_config", "ground_truth_key", "difficulty_key", "uncertainty_key", "response_marker",
-                  "missing_difficulty", "missing_uncertainty")
+    for field in (
+        "reward_config",
+        "ground_truth_key",
+        "difficulty_key",
+        "uncertainty_key",
+        "response_marker",
+        "missing_difficulty",
+        "missing_uncertainty",
+    )
 }
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
@@ -94,8 +108,9 @@ def decode_escapes(text: str) -> str:
     return re.sub(r"\\([ntr\\])", lambda match: _ESCAPES[match.group(1)], text)
 
 
-def check_tested_version(package: str, found: str, tested: tuple[str, ...], *, owner: str, relies: str,
-                         advice: str) -> str:
+def check_tested_version(
+    package: str, found: str, tested: tuple[str, ...], *, owner: str, relies: str, advice: str
+) -> str:
     """``found``, or ``RuntimeError`` unless its release (``1.17.0.dev0`` counts as ``1.17.0``) satisfies the
     ``tested`` specifiers; the message says what ``owner`` relies on and the ``advice``."""
     from packaging.specifiers import SpecifierSet
@@ -125,22 +140,34 @@ class AdapterSettings(ComponentConfig):
     ground_truth_key: str = Field(default="ground_truth", min_length=1, description="key of the ground truth")
     difficulty_key: str = Field(default="difficulty", min_length=1, description="key of the difficulty")
     uncertainty_key: str = Field(default="uncertainty", min_length=1, description="key of a given uncertainty")
-    logprobs_key: str = Field(default="rollout_logprobs", min_length=1,
-                              description="verl: key of the rollout's sampled-token log-probs in extra_info")
+    logprobs_key: str = Field(
+        default="rollout_logprobs",
+        min_length=1,
+        description="verl: key of the rollout's sampled-token log-probs in extra_info",
+    )
     score_range: tuple[float, float] | None = Field(
-        default=None, description="(low, high) mapped to OpenRLHF's scores in [0, 1]; default the reward's bounds")
+        default=None, description="(low, high) mapped to OpenRLHF's scores in [0, 1]; default the reward's bounds"
+    )
     response_marker: str | None = Field(
-        default=None, min_length=1, description="OpenRLHF: the text before the response, for a query that does not "
-        "start with its prompt (e.g. '<|im_start|>assistant\\n')")
-    end_markers: tuple[str, ...] = Field(default=DEFAULT_END_MARKERS,
-                                         description="OpenRLHF: special tokens stripped from the response's end")
+        default=None,
+        min_length=1,
+        description="OpenRLHF: the text before the response, for a query that does not "
+        "start with its prompt (e.g. '<|im_start|>assistant\\n')",
+    )
+    end_markers: tuple[str, ...] = Field(
+        default=DEFAULT_END_MARKERS, description="OpenRLHF: special tokens stripped from the response's end"
+    )
     missing_difficulty: float | str | None = Field(
-        default=None, description="a sample without difficulty: None keeps the reward's rule (PixelThink: an error); "
+        default=None,
+        description="a sample without difficulty: None keeps the reward's rule (PixelThink: an error); "
         "'error', a tier name (e.g. 'medium') or a difficulty value (e.g. 3.0, the official loader's) sets every "
-        "budget policy's missing_difficulty")
+        "budget policy's missing_difficulty",
+    )
     missing_uncertainty: float | Literal["error"] | None = Field(
-        default=None, description="a sample without uncertainty where its budget scales with one: None keeps the "
-        "reward's rule (PixelThink: an error); 'error' or a value (e.g. 0.0, the official default)")
+        default=None,
+        description="a sample without uncertainty where its budget scales with one: None keeps the "
+        "reward's rule (PixelThink: an error); 'error' or a value (e.g. 0.0, the official default)",
+    )
     length_span: Span = Field(default="response", description="verl reward manager: count the response or reasoning")
     open_tag: str = Field(default="<think>", min_length=1, description="opening reasoning tag (verl reward manager)")
     close_tag: str = Field(default="</think>", min_length=1, description="closing reasoning tag (verl reward manager)")
@@ -234,7 +261,8 @@ def reward_from_settings(settings: AdapterSettings) -> Reward:
     elif settings.reward_config is not None:
         if not Path(settings.reward_config).is_file():
             raise ConfigError(
-                f"AdapterSettings: reward_config: expected an existing file, got {settings.reward_config!r}")
+                f"AdapterSettings: reward_config: expected an existing file, got {settings.reward_config!r}"
+            )
         if Path(settings.reward_config).suffix in {".yaml", ".yml"}:  # name the package, not the [dev] extra
             import_optional("yaml", extra=None, package="pyyaml", purpose="Reading reward_config from YAML")
         reward = load_config(settings.reward_config)
@@ -244,8 +272,9 @@ def reward_from_settings(settings: AdapterSettings) -> Reward:
         reward = pixelthink()
     if not isinstance(reward, Reward):
         raise ConfigError(f"AdapterSettings: reward: expected the config of a reward, got a {type(reward).__name__}")
-    return with_missing_context(reward, difficulty=settings.missing_difficulty,
-                                uncertainty=settings.missing_uncertainty)
+    return with_missing_context(
+        reward, difficulty=settings.missing_difficulty, uncertainty=settings.missing_uncertainty
+    )
 
 
 def _set_everywhere(data: Any, overrides: Mapping[str, Any], found: set[str]) -> None:
@@ -262,8 +291,9 @@ def _set_everywhere(data: Any, overrides: Mapping[str, Any], found: set[str]) ->
             _set_everywhere(item, overrides, found)
 
 
-def with_missing_context(reward: Reward, *, difficulty: float | str | None = None,
-                         uncertainty: float | str | None = None) -> Reward:
+def with_missing_context(
+    reward: Reward, *, difficulty: float | str | None = None, uncertainty: float | str | None = None
+) -> Reward:
     """``reward`` rebuilt with ``missing_difficulty=difficulty`` and ``missing_uncertainty=uncertainty`` on every
     component that declares them (the budget policies: [`TieredBudget`][],
     [`LinearBudget`][]); ``None`` changes nothing. ``ConfigError`` when the
@@ -273,20 +303,28 @@ def with_missing_context(reward: Reward, *, difficulty: float | str | None = Non
     >>> with_missing_context(pixelthink(), difficulty="medium") == pixelthink(missing_difficulty="medium")
     True
     """
-    overrides = {name: value for name, value in (("missing_difficulty", difficulty),
-                                                 ("missing_uncertainty", uncertainty)) if value is not None}
+    overrides = {
+        name: value
+        for name, value in (("missing_difficulty", difficulty), ("missing_uncertainty", uncertainty))
+        if value is not None
+    }
     if not overrides:
         return reward
     data = config_of(reward).model_dump()
     found: set[str] = set()
     _set_everywhere(data, overrides, found)
     for name in sorted(set(overrides) - found):
-        raise ConfigError(f"AdapterSettings: {name}: expected a reward with a budget policy that reads "
-                          f"{name.removeprefix('missing_')}, got {overrides[name]!r} for the reward {reward.name!r}, "
-                          "which has none (unset it)")
+        raise ConfigError(
+            f"AdapterSettings: {name}: expected a reward with a budget policy that reads "
+            f"{name.removeprefix('missing_')}, got {overrides[name]!r} for the reward {reward.name!r}, "
+            "which has none (unset it)"
+        )
     rebuilt = build(data)
-    logger.info("reward %r: %s set on its budget policies (adapter settings)", reward.name,
-                ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+    logger.info(
+        "reward %r: %s set on its budget policies (adapter settings)",
+        reward.name,
+        ", ".join(f"{k}={v!r}" for k, v in overrides.items()),
+    )
     return rebuilt  # type: ignore[no-any-return]
 
 
@@ -361,8 +399,11 @@ def _tier_names(config: Any) -> tuple[str, ...]:
     """The tier names of the first tiered budget in a reward's configuration (empty without one)."""
     if getattr(config, "kind", None) == "tiered_budget":
         return tuple(config.names)
-    children = [getattr(config, key) for key in type(config).model_fields] if isinstance(config, BaseModel) else (
-        list(config) if isinstance(config, tuple) else [])
+    children = (
+        [getattr(config, key) for key in type(config).model_fields]
+        if isinstance(config, BaseModel)
+        else (list(config) if isinstance(config, tuple) else [])
+    )
     return next((names for names in map(_tier_names, children) if names), ())
 
 
@@ -392,8 +433,9 @@ class SampleScorer:
     needs scores; TRL and verl do not).
     """
 
-    def __init__(self, reward: Reward, *, score_range: tuple[float, float] | None = None,
-                 require_scores: bool = False) -> None:
+    def __init__(
+        self, reward: Reward, *, score_range: tuple[float, float] | None = None, require_scores: bool = False
+    ) -> None:
         if not isinstance(reward, Reward):
             raise TypeError(f"SampleScorer: reward: expected a Reward, got {type(reward).__name__}")
         self.reward = reward
@@ -405,8 +447,10 @@ class SampleScorer:
             low, high = reward.bounds
             score_range = (low, high) if math.isfinite(low) and math.isfinite(high) and low < high else None
         if score_range is None and require_scores:
-            raise ConfigError(f"SampleScorer: score_range: expected (low, high) because the reward {reward.name!r} has "
-                              f"bounds {reward.bounds} (scores in [0, 1] need a finite range), got None")
+            raise ConfigError(
+                f"SampleScorer: score_range: expected (low, high) because the reward {reward.name!r} has "
+                f"bounds {reward.bounds} (scores in [0, 1] need a finite range), got None"
+            )
         self.score_range = None if score_range is None else (float(score_range[0]), float(score_range[1]))
         self._tiers = {name: float(i) for i, name in enumerate(_tier_names(config_of(reward)))}
         self._fallbacks = _fallbacks(config_of(reward).model_dump())
@@ -426,12 +470,23 @@ class SampleScorer:
     def _log_fallbacks(self, batch: RewardBatch) -> None:
         """Log (INFO) how many samples a configured missing-context fallback applied to."""
         for column, fallback in self._fallbacks.items():
-            absent = np.isnan(np.asarray(batch.column(column), dtype=np.float64)) if batch.has(column) else (
-                np.ones(len(batch), dtype=bool))
+            absent = (
+                np.isnan(np.asarray(batch.column(column), dtype=np.float64))
+                if batch.has(column)
+                else (np.ones(len(batch), dtype=bool))
+            )
             if absent.any():
                 where = " where its budget scales with it" if column == "uncertainty" else ""
-                logger.info("reward %r: %d of %d samples without %s: missing_%s=%r applies%s", self.reward.name,
-                            int(absent.sum()), absent.size, column, column, fallback, where)
+                logger.info(
+                    "reward %r: %d of %d samples without %s: missing_%s=%r applies%s",
+                    self.reward.name,
+                    int(absent.sum()),
+                    absent.size,
+                    column,
+                    column,
+                    fallback,
+                    where,
+                )
 
     def _columns(self, reported: Mapping[str, Any], batch: RewardBatch) -> dict[str, FloatArray]:
         n = len(batch)

@@ -63,8 +63,13 @@ def token_caps(budgets: Sequence[Any] | npt.ArrayLike) -> list[Cap]:
     return caps
 
 
-def thinking_budgets(policy: BudgetPolicy, *, difficulty: Sequence[float] | npt.ArrayLike | None = None,
-                     uncertainty: Sequence[float] | npt.ArrayLike | None = None, **context: Any) -> list[Cap]:
+def thinking_budgets(
+    policy: BudgetPolicy,
+    *,
+    difficulty: Sequence[float] | npt.ArrayLike | None = None,
+    uncertainty: Sequence[float] | npt.ArrayLike | None = None,
+    **context: Any,
+) -> list[Cap]:
     """Per-row token caps from a training budget policy: the policy's budget for each sample's context.
 
     The same [`BudgetPolicy`][] object that shaped the training reward
@@ -143,8 +148,9 @@ def _rfind(haystack: list[int], needle: Sequence[int]) -> int:
     return -1
 
 
-def _forced_token(generated: list[int], opened: bool, cap: int, open_ids: list[int], close_ids: list[int],
-                  stop_ids: frozenset[int]) -> tuple[int | None, int]:
+def _forced_token(
+    generated: list[int], opened: bool, cap: int, open_ids: list[int], close_ids: list[int], stop_ids: frozenset[int]
+) -> tuple[int | None, int]:
     """``(token to force or None, reasoning tokens so far)`` for one row, from its generated ids alone.
 
     The reasoning span is the library's ([`spans`][], rules 2-4): after the first opening
@@ -219,9 +225,16 @@ class ThinkingBudgetProcessor:
         stop_ids: ids that end a row (default: the tokenizer's EOS id); a row that generated one is left alone.
     """
 
-    def __init__(self, tokenizer: Any, budgets: Sequence[Any] | npt.ArrayLike, *, open_tag: str = "<think>",
-                 close_tag: str = "</think>", opened_in_prompt: bool | None = None,
-                 stop_ids: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        budgets: Sequence[Any] | npt.ArrayLike,
+        *,
+        open_tag: str = "<think>",
+        close_tag: str = "</think>",
+        opened_in_prompt: bool | None = None,
+        stop_ids: Sequence[int] | None = None,
+    ) -> None:
         self.caps = token_caps(budgets)
         if not self.caps:
             raise ValueError("budgets: expected one budget per row, got none")
@@ -248,8 +261,9 @@ class ThinkingBudgetProcessor:
     def _start(self, prompts: list[list[int]]) -> None:
         rows, n = len(prompts), len(self.caps)
         if rows % n:
-            raise ValueError(f"budgets: expected one per row ({rows} rows) or per prompt (a divisor of {rows}), "
-                             f"got {n}")
+            raise ValueError(
+                f"budgets: expected one per row ({rows} rows) or per prompt (a divisor of {rows}), got {n}"
+            )
         self._row_caps = [cap for cap in self.caps for _ in range(rows // n)]
         if self.opened_in_prompt is None:
             self._opened = [_rfind(p, self.open_ids) > _rfind(p, self.close_ids) for p in prompts]
@@ -266,7 +280,8 @@ class ThinkingBudgetProcessor:
             raise ValueError(
                 f"input_ids: expected the generation this processor started ({len(self._row_caps)} rows, longer "
                 f"than {self._length} ids, the same prompts), got {rows} rows of {length} ids; make a new processor "
-                "for each generate call, or call reset()")
+                "for each generate call, or call reset()"
+            )
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """Force the closing tag's next token in the rows past their cap; return the scores.
@@ -287,8 +302,9 @@ class ThinkingBudgetProcessor:
         for row, sequence in zip(rows, ids):
             cap = self._row_caps[row]
             assert cap is not None
-            token, _ = _forced_token(sequence[prompt:], self._opened[row], cap, self.open_ids, self.close_ids,
-                                     self.stop_ids)
+            token, _ = _forced_token(
+                sequence[prompt:], self._opened[row], cap, self.open_ids, self.close_ids, self.stop_ids
+            )
             if token is not None:
                 if scores is original:
                     scores = scores.clone()
@@ -315,12 +331,15 @@ class ThinkingBudgetProcessor:
         elif len(rows) % n == 0:  # each budget's flag (its rows share one prompt), repeated for its returned rows
             opened = [self._opened[(i // (len(rows) // n)) * (seen // n)] for i in range(len(rows))]
         else:
-            raise ValueError(f"sequences: expected {seen} rows (the generation's) or a multiple of {n} (the "
-                             f"budgets'), got {len(rows)}")
+            raise ValueError(
+                f"sequences: expected {seen} rows (the generation's) or a multiple of {n} (the "
+                f"budgets'), got {len(rows)}"
+            )
         counts = []
         for row, row_opened in zip(rows, opened):
             generated = row[self._prompt_length :]
             stop = next((i for i, t in enumerate(generated) if t in self.stop_ids), len(generated))
-            counts.append(_forced_token(generated[:stop], row_opened, stop + 1, self.open_ids, self.close_ids,
-                                        frozenset())[1])
+            counts.append(
+                _forced_token(generated[:stop], row_opened, stop + 1, self.open_ids, self.close_ids, frozenset())[1]
+            )
         return np.asarray(counts, dtype=np.int64)

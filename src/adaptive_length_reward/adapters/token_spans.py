@@ -25,12 +25,16 @@ def token_pieces(token_ids: Sequence[int], tokenizer: Any) -> list[str]:
     """Each token decoded on its own, special tokens kept as text (one ``batch_decode`` call)."""
     if len(token_ids) == 0:
         return []
-    return list(tokenizer.batch_decode([[int(t)] for t in token_ids], skip_special_tokens=False,
-                                       clean_up_tokenization_spaces=False))
+    return list(
+        tokenizer.batch_decode(
+            [[int(t)] for t in token_ids], skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+    )
 
 
-def reasoning_token_mask(token_ids: Sequence[int], tokenizer: Any, *, open_tag: str = "<think>",
-                         close_tag: str = "</think>") -> npt.NDArray[np.bool_]:
+def reasoning_token_mask(
+    token_ids: Sequence[int], tokenizer: Any, *, open_tag: str = "<think>", close_tag: str = "</think>"
+) -> npt.NDArray[np.bool_]:
     """Booleans, one per token of ``token_ids`` (no padding): whether the token overlaps the reasoning span of
     the decoded completion. ``tokenizer``: a Hugging Face tokenizer (``batch_decode`` is all that is used)."""
     return reasoning_piece_mask(token_pieces(token_ids, tokenizer), open_tag, close_tag)

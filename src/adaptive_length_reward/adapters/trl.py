@@ -100,35 +100,62 @@ class TRLReward(Component):
     def __name__(self) -> str:
         return self.name or self.reward.name
 
-    def build_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any],
-                    completion_ids: Sequence[Sequence[int]] | None = None, trainer_state: Any = None,
-                    **columns: Any) -> RewardBatch:
+    def build_batch(
+        self,
+        prompts: Sequence[Any] | None,
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        trainer_state: Any = None,
+        **columns: Any,
+    ) -> RewardBatch:
         """The [`RewardBatch`][] this function scores for one TRL call (see the class docstring)."""
         n = len(completions)
-        mapped = {self.difficulty_column: "difficulty", self.ground_truth_column: "ground_truth",
-                  self.uncertainty_column: "uncertainty"}
-        context = {field: columns[column] for column, field in mapped.items()
-                   if column is not None and columns.get(column) is not None}
+        mapped = {
+            self.difficulty_column: "difficulty",
+            self.ground_truth_column: "ground_truth",
+            self.uncertainty_column: "uncertainty",
+        }
+        context = {
+            field: columns[column]
+            for column, field in mapped.items()
+            if column is not None and columns.get(column) is not None
+        }
         if completion_ids is not None:
             context["token_ids"] = [list(ids) for ids in completion_ids]
         if self.group_by == "prompt" and prompts is not None:
-            images = next((columns[c] for c in _IMAGE_COLUMNS
-                           if isinstance(columns.get(c), (list, tuple)) and len(columns[c]) == len(prompts)), None)
+            images = next(
+                (
+                    columns[c]
+                    for c in _IMAGE_COLUMNS
+                    if isinstance(columns.get(c), (list, tuple)) and len(columns[c]) == len(prompts)
+                ),
+                None,
+            )
             context["group_ids"] = _consecutive_groups(prompts, images)
         elif self.group_by not in (None, "prompt") and columns.get(self.group_by) is not None:
             context["group_ids"] = list(columns[self.group_by])
         step = getattr(trainer_state, "global_step", 0) if trainer_state is not None else 0
         extra = {
-            key: values for key, values in columns.items()
-            if key not in mapped and key not in CONTEXT_FIELDS and key != "step"
-            and isinstance(values, (list, tuple)) and len(values) == n
+            key: values
+            for key, values in columns.items()
+            if key not in mapped
+            and key not in CONTEXT_FIELDS
+            and key != "step"
+            and isinstance(values, (list, tuple))
+            and len(values) == n
         }
         return RewardBatch.from_completions(completions, step=int(step or 0), extra=extra, **context)
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
-                 completion_ids: Sequence[Sequence[int]] | None = None, trainer_state: Any = None,
-                 log_extra: Callable[[str, list[Any]], None] | None = None,
-                 log_metric: Callable[[str, float], None] | None = None, **dataset_columns: Any) -> list[float | None]:
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        trainer_state: Any = None,
+        log_extra: Callable[[str, list[Any]], None] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **dataset_columns: Any,
+    ) -> list[float | None]:
         """Score one TRL generation batch; see the class docstring for the mapping and logging."""
         if completions is None:
             raise TypeError(f"{type(self).__name__}: completions: expected the completions TRL passes, got None")
@@ -137,8 +164,12 @@ class TRLReward(Component):
         self._log(scored, log_extra, log_metric)
         return [float(r) if not math.isnan(r) else None for r in scored.rewards.tolist()]
 
-    def _log(self, scored: ScoredBatch, log_extra: Callable[[str, list[Any]], None] | None,
-             log_metric: Callable[[str, float], None] | None) -> None:
+    def _log(
+        self,
+        scored: ScoredBatch,
+        log_extra: Callable[[str, list[Any]], None] | None,
+        log_metric: Callable[[str, float], None] | None,
+    ) -> None:
         for key, values in scored.logs.items():
             if not (self.log_components if key in scored.components else self.log_columns):
                 continue

@@ -37,10 +37,14 @@ def check_trl_version(version: str | None = None) -> str:
     older 1.x lacks the hooks used here, so it is refused too.
     """
     return check_tested_version(
-        "trl", version or trl.__version__, TESTED_TRL_VERSIONS, owner="UncertaintyGRPOTrainer",
+        "trl",
+        version or trl.__version__,
+        TESTED_TRL_VERSIONS,
+        owner="UncertaintyGRPOTrainer",
         relies="relies on private GRPOTrainer methods (_generate, _generate_single_turn, _tokenize_prompts) of that "
-               "line",
-        advice="Pin 'trl>=1.16,<2', or compute uncertainty yourself and pass it as a dataset column to TRLReward.")
+        "line",
+        advice="Pin 'trl>=1.16,<2', or compute uncertainty yourself and pass it as a dataset column to TRLReward.",
+    )
 
 
 class UncertaintyTrainerConfig(Component):
@@ -50,32 +54,52 @@ class UncertaintyTrainerConfig(Component):
     kind = "uncertainty_grpo_trainer"
 
     measure: SequenceMeasure = param(
-        default="margin", alias="uncertainty_measure", doc="per token: 1 - (p1 - p2) (PixelThink), H / ln V or 1 - p_y")
-    reduction: Reduction = param(default="mean", alias="uncertainty_reduction", doc="mean (PixelThink), max, min, "
-                                 "quantile")
+        default="margin", alias="uncertainty_measure", doc="per token: 1 - (p1 - p2) (PixelThink), H / ln V or 1 - p_y"
+    )
+    reduction: Reduction = param(
+        default="mean", alias="uncertainty_reduction", doc="mean (PixelThink), max, min, quantile"
+    )
     quantile: float = param(default=0.9, ge=0.0, le=1.0, alias="uncertainty_quantile", doc="for reduction='quantile'")
     span: Literal["completion", "reasoning"] = param(
-        default="completion", alias="uncertainty_span", doc="every generated token (PixelThink) or the reasoning")
+        default="completion", alias="uncertainty_span", doc="every generated token (PixelThink) or the reasoning"
+    )
     open_tag: str = param(default="<think>", min_length=1, doc="opening reasoning tag (span='reasoning')")
     close_tag: str = param(default="</think>", min_length=1, doc="closing reasoning tag")
     source: Literal["auto", "sampling", "forward", "logprobs"] = param(
-        default="auto", alias="uncertainty_source",
+        default="auto",
+        alias="uncertainty_source",
         doc="'sampling' (= 'auto'): measured where the tokens are sampled; 'forward': an extra forward pass; "
-            "'logprobs': the backend's sampled-token log-probs (measure='nll' only)")
+        "'logprobs': the backend's sampled-token log-probs (measure='nll' only)",
+    )
     distribution: Literal["model", "sampler"] = param(
-        default="model", alias="uncertainty_distribution",
-        doc="'model': softmax(logits / T) before top-k/top-p; 'sampler': after them (what is sampled from)")
+        default="model",
+        alias="uncertainty_distribution",
+        doc="'model': softmax(logits / T) before top-k/top-p; 'sampler': after them (what is sampled from)",
+    )
     temperature: float | None = param(
-        default=None, gt=0.0, alias="uncertainty_temperature",
-        doc="the logits are divided by it (default the sampling temperature args.temperature)")
+        default=None,
+        gt=0.0,
+        alias="uncertainty_temperature",
+        doc="the logits are divided by it (default the sampling temperature args.temperature)",
+    )
     entropy_cap: float | None = param(default=None, gt=0.0, doc="normalise entropy by this instead of ln V")
-    batch_size: int | None = param(default=None, ge=1, alias="uncertainty_batch_size",
-                                   doc="completions per forward pass (default per_device_train_batch_size)")
-    top_logprobs: int = param(default=5, ge=2, alias="uncertainty_top_logprobs",
-                              doc="vLLM logprobs=N asked for under measure='margin' (PixelThink: 5)")
+    batch_size: int | None = param(
+        default=None,
+        ge=1,
+        alias="uncertainty_batch_size",
+        doc="completions per forward pass (default per_device_train_batch_size)",
+    )
+    top_logprobs: int = param(
+        default=5,
+        ge=2,
+        alias="uncertainty_top_logprobs",
+        doc="vLLM logprobs=N asked for under measure='margin' (PixelThink: 5)",
+    )
     empty_span: Literal["nan", "error"] = param(
-        default="nan", alias="uncertainty_empty_span",
-        doc="a completion without a token to measure: NaN (the budget's missing_uncertainty rule) or an error")
+        default="nan",
+        alias="uncertainty_empty_span",
+        doc="a completion without a token to measure: NaN (the budget's missing_uncertainty rule) or an error",
+    )
     column: str = param(default="uncertainty", min_length=1, alias="uncertainty_column", doc="the reward kwarg")
 
 
@@ -83,9 +107,17 @@ class UncertaintyTrainerConfig(Component):
 _PER_TOKEN_FIELDS = ("token_type_ids", "mm_token_type_ids")
 #: Generation settings the ``"sampler"`` distribution cannot replay (they need the whole sequence), with their
 #: neutral values.
-_UNREPLAYABLE = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,),
-                 "typical_p": (None, 1.0), "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0),
-                 "min_new_tokens": (None, 0), "sequence_bias": (None,), "top_h": (None,)}
+_UNREPLAYABLE = {
+    "repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "typical_p": (None, 1.0),
+    "epsilon_cutoff": (None, 0.0),
+    "eta_cutoff": (None, 0.0),
+    "min_new_tokens": (None, 0),
+    "sequence_bias": (None,),
+    "top_h": (None,),
+}
 
 
 class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-defined]
@@ -145,45 +177,63 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         """Raise now, naming the fix, for a route this configuration cannot take; ask vLLM for top-k log-probs."""
         s, route, where = self.uncertainty_settings, self._alr_route(), "UncertaintyGRPOTrainer"
         if route == "logprobs" and s.measure != "nll":
-            raise ValueError(f"{where}: uncertainty_source='logprobs' gives the sampled token's 1 - p_y only: expected "
-                             f"uncertainty_measure='nll', got {s.measure!r} (for the margin use uncertainty_source="
-                             "'sampling', which asks vLLM for top-k log-probs, or 'forward')")
+            raise ValueError(
+                f"{where}: uncertainty_source='logprobs' gives the sampled token's 1 - p_y only: expected "
+                f"uncertainty_measure='nll', got {s.measure!r} (for the margin use uncertainty_source="
+                "'sampling', which asks vLLM for top-k log-probs, or 'forward')"
+            )
         if route != "sampling":
             return
         if self.tools or self.use_transformers_continuous_batching:
             what = "tool calls" if self.tools else "use_transformers_continuous_batching"
-            raise ValueError(f"{where}: uncertainty_source='sampling' does not support {what}; set "
-                             "uncertainty_source='forward'")
+            raise ValueError(
+                f"{where}: uncertainty_source='sampling' does not support {what}; set uncertainty_source='forward'"
+            )
         if self.use_vllm:
             self._alr_check_vllm()
             return
         if s.distribution == "sampler":
             if s.temperature is not None and s.temperature != self.temperature:
-                raise ValueError(f"{where}: uncertainty_temperature: expected None or the sampling temperature "
-                                 f"{self.temperature} with uncertainty_distribution='sampler', got {s.temperature}")
+                raise ValueError(
+                    f"{where}: uncertainty_temperature: expected None or the sampling temperature "
+                    f"{self.temperature} with uncertainty_distribution='sampler', got {s.temperature}"
+                )
             for name, neutral in _UNREPLAYABLE.items():
                 value = getattr(self.generation_config, name, None)
                 if value not in neutral:
-                    raise ValueError(f"{where}: uncertainty_distribution='sampler' cannot replay generation setting "
-                                     f"{name}={value!r}; expected it off, or uncertainty_distribution='model'")
+                    raise ValueError(
+                        f"{where}: uncertainty_distribution='sampler' cannot replay generation setting "
+                        f"{name}={value!r}; expected it off, or uncertainty_distribution='model'"
+                    )
 
     def _alr_check_vllm(self) -> None:
         """The vLLM route: refuse what top-k log-probs cannot give; ask for the top ``top_logprobs`` entries."""
         s, where = self.uncertainty_settings, "UncertaintyGRPOTrainer"
         if s.measure == "entropy":
-            raise ValueError(f"{where}: uncertainty_measure='entropy' needs the full distribution, which vLLM does not "
-                             "return (only top-k log-probs); set uncertainty_source='forward' or "
-                             "uncertainty_measure='margin'")
-        neutral = (self.temperature == 1.0 and self.top_p in (None, 1.0) and self.top_k in (None, 0, -1)
-                   and not self.min_p and self.repetition_penalty in (None, 1.0))
+            raise ValueError(
+                f"{where}: uncertainty_measure='entropy' needs the full distribution, which vLLM does not "
+                "return (only top-k log-probs); set uncertainty_source='forward' or "
+                "uncertainty_measure='margin'"
+            )
+        neutral = (
+            self.temperature == 1.0
+            and self.top_p in (None, 1.0)
+            and self.top_k in (None, 0, -1)
+            and not self.min_p
+            and self.repetition_penalty in (None, 1.0)
+        )
         if s.distribution == "model" and not neutral:
-            raise ValueError(f"{where}: TRL runs vLLM with logprobs_mode='processed_logprobs' (after temperature, "
-                             "top-k, top-p, min-p), which differs from uncertainty_distribution='model' at temperature "
-                             f"{self.temperature}, top_p {self.top_p}, top_k {self.top_k}, min_p {self.min_p}; set "
-                             "uncertainty_distribution='sampler', or uncertainty_source='forward'")
+            raise ValueError(
+                f"{where}: TRL runs vLLM with logprobs_mode='processed_logprobs' (after temperature, "
+                "top-k, top-p, min-p), which differs from uncertainty_distribution='model' at temperature "
+                f"{self.temperature}, top_p {self.top_p}, top_k {self.top_k}, min_p {self.min_p}; set "
+                "uncertainty_distribution='sampler', or uncertainty_source='forward'"
+            )
         if s.temperature is not None and s.temperature != self.temperature:
-            raise ValueError(f"{where}: uncertainty_temperature: vLLM measures at the sampling temperature "
-                             f"{self.temperature}, got {s.temperature}; set uncertainty_source='forward' for another")
+            raise ValueError(
+                f"{where}: uncertainty_temperature: vLLM measures at the sampling temperature "
+                f"{self.temperature}, got {s.temperature}; set uncertainty_source='forward' for another"
+            )
         if s.measure == "margin":
             generation = self.vllm_generation
             generation.logprobs = max(int(generation.logprobs or 0), s.top_logprobs)
@@ -195,12 +245,14 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         self._alr_prompt_fields = dict(result[2]) if len(result) == 3 and isinstance(result[2], Mapping) else None
         return result
 
-    def _generate_single_turn(self, prompt_ids: Any, images: Any, multimodal_fields: Any, num_generations: int,
-                              has_tool_images: bool = False) -> Any:
+    def _generate_single_turn(
+        self, prompt_ids: Any, images: Any, multimodal_fields: Any, num_generations: int, has_tool_images: bool = False
+    ) -> Any:
         """``GRPOTrainer._generate_single_turn``, measuring at sampling on the ``"sampling"`` route."""
         if self._alr_route() != "sampling":
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         if self.use_vllm:
             return self._alr_vllm_turn(prompt_ids, images, num_generations)
         from ..uncertainty.sampling import SamplingRecorder
@@ -208,13 +260,18 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         s, config = self.uncertainty_settings, self.generation_config
         sampler = s.distribution == "sampler"
         recorder = SamplingRecorder(
-            temperature=s.temperature or config.temperature or 1.0, distribution=s.distribution,
-            top_k=config.top_k if sampler else None, top_p=config.top_p if sampler else None,
-            min_p=config.min_p if sampler else None, suppress_tokens=config.suppress_tokens if sampler else None,
-            stats=(s.measure,))
+            temperature=s.temperature or config.temperature or 1.0,
+            distribution=s.distribution,
+            top_k=config.top_k if sampler else None,
+            top_p=config.top_p if sampler else None,
+            min_p=config.min_p if sampler else None,
+            suppress_tokens=config.suppress_tokens if sampler else None,
+            stats=(s.measure,),
+        )
         with recorder.attached(self.accelerator.unwrap_model(self.model_wrapped)):
-            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
-                                                                     num_generations, has_tool_images)
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         stats = recorder.per_completion(completion_ids)[s.measure]
         unit = self._alr_unit(np.concatenate(stats)) if stats else np.zeros(0)
         self._alr_per_token = np.split(unit, np.cumsum([len(v) for v in stats])[:-1]) if stats else []
@@ -233,21 +290,32 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
                 self.vllm_generation.sync_weights()
             self._last_loaded_step = self.state.global_step
         _, completion_ids, ranked, ranked_ids = self.vllm_generation.generate(
-            prompts=prompt_ids, images=images, num_generations=num_generations,
-            profiler=profiling_context(self, "vLLM.generate"))
+            prompts=prompt_ids,
+            images=images,
+            num_generations=num_generations,
+            profiler=profiling_context(self, "vLLM.generate"),
+        )
         if ranked is None:
-            raise ValueError("UncertaintyGRPOTrainer: the vLLM backend returned no log-probs; expected them for "
-                             "uncertainty_source='sampling' (set uncertainty_source='forward')")
+            raise ValueError(
+                "UncertaintyGRPOTrainer: the vLLM backend returned no log-probs; expected them for "
+                "uncertainty_source='sampling' (set uncertainty_source='forward')"
+            )
         sampled = sampled_token_logprobs(completion_ids, ranked, ranked_ids)
         if self.uncertainty_settings.measure == "nll":
-            self._alr_per_token = [logprob_uncertainty(np.array([np.nan if v is None else v for v in row], dtype=float),
-                                                       where="vLLM logprobs") for row in sampled]
+            self._alr_per_token = [
+                logprob_uncertainty(
+                    np.array([np.nan if v is None else v for v in row], dtype=float), where="vLLM logprobs"
+                )
+                for row in sampled
+            ]
         else:
             topk = topk_from_ranked(ranked)
             if topk.counts.size and int(topk.counts.max()) < 2:
-                raise ValueError("UncertaintyGRPOTrainer: uncertainty_measure='margin' needs the top-2 log-probs per "
-                                 "token, got only the sampled token's (vLLM logprobs=0); ask for more with "
-                                 "uncertainty_top_logprobs (>= 2, vLLM logprobs=N), or set uncertainty_measure='nll'")
+                raise ValueError(
+                    "UncertaintyGRPOTrainer: uncertainty_measure='margin' needs the top-2 log-probs per "
+                    "token, got only the sampled token's (vLLM logprobs=0); ask for more with "
+                    "uncertainty_top_logprobs (>= 2, vLLM logprobs=N), or set uncertainty_measure='nll'"
+                )
             self._alr_per_token = topk.split(topk_margin_uncertainty(topk))
         return completion_ids, sampled
 
@@ -268,9 +336,11 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         self._alr_prompt_fields, self._alr_per_token = None, None
         result = super()._generate(prompts)
         if not isinstance(result, tuple) or len(result) != 8:
-            raise RuntimeError(f"UncertaintyGRPOTrainer: GRPOTrainer._generate returned {type(result).__name__} of "
-                               f"length {len(result) if isinstance(result, tuple) else '?'}, expected the 8-tuple of "
-                               f"trl {','.join(TESTED_TRL_VERSIONS)} (found trl {trl.__version__})")
+            raise RuntimeError(
+                f"UncertaintyGRPOTrainer: GRPOTrainer._generate returned {type(result).__name__} of "
+                f"length {len(result) if isinstance(result, tuple) else '?'}, expected the 8-tuple of "
+                f"trl {','.join(TESTED_TRL_VERSIONS)} (found trl {trl.__version__})"
+            )
         prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images = result
         s = self.uncertainty_settings
         if s.column in extra_fields:  # a rollout_func returned it: nothing is recomputed
@@ -283,38 +353,48 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         extra_fields = {**extra_fields, s.column: [float(v) for v in values]}
         return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images
 
-    def _alr_measure(self, prompt_ids: Any, completion_ids: Any, tool_mask: Any, logprobs: Any, images: Any,
-                     tool_images: Any) -> FloatArray:
+    def _alr_measure(
+        self, prompt_ids: Any, completion_ids: Any, tool_mask: Any, logprobs: Any, images: Any, tool_images: Any
+    ) -> FloatArray:
         """One uncertainty per completion by the configured route (NaN where no token is measured)."""
         s, route = self.uncertainty_settings, self._alr_route()
         if route == "rollout":
             if s.measure != "nll" or logprobs is None:
-                raise ValueError(f"UncertaintyGRPOTrainer: with a rollout_func, expected it to return the "
-                                 f"{s.column!r} field (e.g. from top-k log-probs, topk_margin_uncertainty) for "
-                                 f"uncertainty_measure={s.measure!r}; or set uncertainty_source='forward'"
-                                 + ("" if logprobs is None else ", or uncertainty_measure='nll'"))
+                raise ValueError(
+                    f"UncertaintyGRPOTrainer: with a rollout_func, expected it to return the "
+                    f"{s.column!r} field (e.g. from top-k log-probs, topk_margin_uncertainty) for "
+                    f"uncertainty_measure={s.measure!r}; or set uncertainty_source='forward'"
+                    + ("" if logprobs is None else ", or uncertainty_measure='nll'")
+                )
             route = "logprobs"
         if route == "logprobs":
             if logprobs is None:
-                raise ValueError("UncertaintyGRPOTrainer: uncertainty_source: expected 'forward' or 'sampling' when "
-                                 "the generation backend returns no log-probs (transformers generate), got 'logprobs'")
+                raise ValueError(
+                    "UncertaintyGRPOTrainer: uncertainty_source: expected 'forward' or 'sampling' when "
+                    "the generation backend returns no log-probs (transformers generate), got 'logprobs'"
+                )
             return self._uncertainty_from_logprobs(completion_ids, logprobs, tool_mask)
         if route == "sampling":
             if self._alr_per_token is None:
-                raise RuntimeError("UncertaintyGRPOTrainer: nothing was recorded at sampling (was "
-                                   "_generate_single_turn bypassed?); set uncertainty_source='forward'")
+                raise RuntimeError(
+                    "UncertaintyGRPOTrainer: nothing was recorded at sampling (was "
+                    "_generate_single_turn bypassed?); set uncertainty_source='forward'"
+                )
             return self._uncertainty_from_tokens(self._alr_per_token, completion_ids, tool_mask)
         if tool_images and any(tool_images):
-            raise NotImplementedError("UncertaintyGRPOTrainer: completions that contain tool images are not supported "
-                                      "by the forward pass")
+            raise NotImplementedError(
+                "UncertaintyGRPOTrainer: completions that contain tool images are not supported by the forward pass"
+            )
         return self._uncertainty_from_forward(prompt_ids, completion_ids, tool_mask, images)
 
     def _alr_check_empty(self, values: FloatArray) -> None:
         empty = np.flatnonzero(np.isnan(values))
         if empty.size and self.uncertainty_settings.empty_span == "error":
-            raise ValueError(f"UncertaintyGRPOTrainer: completions {empty[:10].tolist()} have no token to measure "
-                             f"(uncertainty_span={self.uncertainty_settings.span!r}); set "
-                             "uncertainty_empty_span='nan' to hand them to the budget's missing_uncertainty rule")
+            raise ValueError(
+                f"UncertaintyGRPOTrainer: completions {empty[:10].tolist()} have no token to measure "
+                f"(uncertainty_span={self.uncertainty_settings.span!r}); set "
+                "uncertainty_empty_span='nan' to hand them to the budget's missing_uncertainty rule"
+            )
 
     # -- the routes -----------------------------------------------------------------------------------------
     def _span_masks(self, ids: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
@@ -331,26 +411,34 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
             positions = np.flatnonzero(valid[i])
             if positions.size:
                 last = int(positions[-1]) + 1
-                keep[i, :last] = reasoning_token_mask(ids[i, :last].tolist(), self._tokenizer, open_tag=s.open_tag,
-                                                      close_tag=s.close_tag)
+                keep[i, :last] = reasoning_token_mask(
+                    ids[i, :last].tolist(), self._tokenizer, open_tag=s.open_tag, close_tag=s.close_tag
+                )
         return keep & valid
 
-    def _token_masks(self, completion_ids: Sequence[Sequence[int]], tool_mask: Sequence[Sequence[int]] | None,
-                     shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    def _token_masks(
+        self, completion_ids: Sequence[Sequence[int]], tool_mask: Sequence[Sequence[int]] | None, shape: tuple[int, ...]
+    ) -> npt.NDArray[np.bool_]:
         """Which padded positions are measured: the model's tokens (``tool_mask``) within the span."""
         from ..uncertainty import pad_ragged
 
         ids, valid = pad_ragged([[float(t) for t in row] for row in completion_ids], fill=0.0)
         if ids.shape != shape:
-            raise ValueError(f"UncertaintyGRPOTrainer: expected one value per completion token, got shape {shape} for "
-                             f"completion ids of shape {ids.shape}")
+            raise ValueError(
+                f"UncertaintyGRPOTrainer: expected one value per completion token, got shape {shape} for "
+                f"completion ids of shape {ids.shape}"
+            )
         if tool_mask is not None:
             model_tokens, _ = pad_ragged([[float(m) for m in row] for row in tool_mask], fill=0.0)
             valid &= model_tokens.astype(bool)
         return self._span_masks(ids.astype(np.int64), valid)
 
-    def _uncertainty_from_tokens(self, per_token: Sequence[FloatArray], completion_ids: Sequence[Sequence[int]],
-                                 tool_mask: Sequence[Sequence[int]] | None) -> FloatArray:
+    def _uncertainty_from_tokens(
+        self,
+        per_token: Sequence[FloatArray],
+        completion_ids: Sequence[Sequence[int]],
+        tool_mask: Sequence[Sequence[int]] | None,
+    ) -> FloatArray:
         """``reduction`` of per-token uncertainties (NaN entries skipped) over the measured positions."""
         from ..uncertainty import pad_ragged, reduce_tokens
 
@@ -359,8 +447,12 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         keep = self._token_masks(completion_ids, tool_mask, values.shape)
         return reduce_tokens(values, keep, how=s.reduction, q=s.quantile, empty_value=np.nan)
 
-    def _uncertainty_from_logprobs(self, completion_ids: Sequence[Sequence[int]], logprobs: Sequence[Sequence[Any]],
-                                   tool_mask: Sequence[Sequence[int]] | None) -> FloatArray:
+    def _uncertainty_from_logprobs(
+        self,
+        completion_ids: Sequence[Sequence[int]],
+        logprobs: Sequence[Sequence[Any]],
+        tool_mask: Sequence[Sequence[int]] | None,
+    ) -> FloatArray:
         """``reduction`` of ``1 - p_y`` over the sampled tokens' log-probs (``None`` entries are skipped)."""
         from ..uncertainty import logprob_uncertainty
 
@@ -368,9 +460,13 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
         per_token = [logprob_uncertainty(row[None], where="UncertaintyGRPOTrainer: logprobs")[0] for row in rows]
         return self._uncertainty_from_tokens(per_token, completion_ids, tool_mask)
 
-    def _uncertainty_from_forward(self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
-                                  tool_mask: Sequence[Sequence[int]] | None,
-                                  images: Sequence[Any] | None) -> FloatArray:
+    def _uncertainty_from_forward(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        tool_mask: Sequence[Sequence[int]] | None,
+        images: Sequence[Any] | None,
+    ) -> FloatArray:
         """One no-grad forward pass over prompt + completion per micro-batch, then the fused estimator."""
         from ..uncertainty import sequence_uncertainty
 
@@ -397,28 +493,39 @@ class UncertaintyGRPOTrainer(trl.GRPOTrainer):  # type: ignore[misc, name-define
             attention = torch.zeros_like(ids)
             valid = np.zeros((stop - start, width_c), dtype=bool)
             for i, (p, c) in enumerate(zip(prompts, completions)):  # prompts left-padded, completions right-padded
-                ids[i, width_p - len(p):width_p + len(c)] = torch.tensor(p + c, dtype=torch.long)
-                attention[i, width_p - len(p):width_p + len(c)] = 1
+                ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c, dtype=torch.long)
+                attention[i, width_p - len(p) : width_p + len(c)] = 1
                 if c:
-                    valid[i, :len(c)] = True if tool_mask is None else np.asarray(tool_mask[start + i], dtype=bool)
-            inputs = {"input_ids": ids, "attention_mask": attention,
-                      **_slice_fields(fields, start, stop, n, num_images, width_p, width_c)}
+                    valid[i, : len(c)] = True if tool_mask is None else np.asarray(tool_mask[start + i], dtype=bool)
+            inputs = {
+                "input_ids": ids,
+                "attention_mask": attention,
+                **_slice_fields(fields, start, stop, n, num_images, width_p, width_c),
+            }
             inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
             keep = self._span_masks(ids[:, width_p:].numpy(), valid)
             with torch.no_grad(), self.accelerator.autocast():
                 logits = self.model(**inputs, logits_to_keep=width_c + 1).logits[:, :-1, :]
-            out.append(sequence_uncertainty(
-                logits, mask=torch.as_tensor(keep, device=logits.device), measure=s.measure,
-                token_ids=inputs["input_ids"][:, width_p:] if s.measure == "nll" else None,
-                reduction=s.reduction, quantile=s.quantile, entropy_cap=s.entropy_cap, temperature=temperature,
-                empty_value=np.nan,
-            ))
+            out.append(
+                sequence_uncertainty(
+                    logits,
+                    mask=torch.as_tensor(keep, device=logits.device),
+                    measure=s.measure,
+                    token_ids=inputs["input_ids"][:, width_p:] if s.measure == "nll" else None,
+                    reduction=s.reduction,
+                    quantile=s.quantile,
+                    entropy_cap=s.entropy_cap,
+                    temperature=temperature,
+                    empty_value=np.nan,
+                )
+            )
             del logits
         return np.concatenate(out)
 
 
 def _splittable(fields: Mapping[str, Any], n: int) -> bool:
     """Whether every multimodal field can be cut per sample (so micro-batches are possible)."""
+
     def per_sample(key: str, value: Any) -> bool:
         if key in _PER_TOKEN_FIELDS or (key in ("pixel_values", "image_grid_thw") and "image_grid_thw" in fields):
             return True
@@ -431,8 +538,9 @@ def _tensor(value: Any) -> Any:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
 
 
-def _slice_fields(fields: Mapping[str, Any], start: int, stop: int, n: int, num_images: Sequence[int],
-                  width_p: int, width_c: int) -> dict[str, Any]:
+def _slice_fields(
+    fields: Mapping[str, Any], start: int, stop: int, n: int, num_images: Sequence[int], width_p: int, width_c: int
+) -> dict[str, Any]:
     """The multimodal inputs of samples ``start:stop``, laid out like TRL's own forward pass
     (``grpo_trainer.py::_get_per_token_logps_and_entropies``): Qwen-VL ``pixel_values`` rows follow
     ``image_grid_thw``; per-token type ids are left-padded like the prompt and zero over the completion."""
@@ -444,7 +552,7 @@ def _slice_fields(fields: Mapping[str, Any], start: int, stop: int, n: int, num_
             tensor = torch.zeros((stop - start, width_p + width_c), dtype=torch.long)
             for i, row in enumerate(rows):
                 row = torch.as_tensor(row, dtype=torch.long).reshape(-1)
-                tensor[i, width_p - len(row):width_p] = row
+                tensor[i, width_p - len(row) : width_p] = row
             sliced[key] = tensor
         elif key == "pixel_values" and "image_grid_thw" in fields:
             grid = torch.as_tensor(np.asarray(fields["image_grid_thw"]))

@@ -44,9 +44,14 @@ from .scoring import (
 from .token_spans import reasoning_token_mask
 
 verl = import_optional("verl", extra="verl", purpose="adaptive_length_reward.adapters.verl")
-check_tested_version("verl", verl.__version__, (">=0.9.1", "<0.10"), owner="adaptive_length_reward.adapters.verl",
-                     relies="subclasses verl's RewardManagerBase, RateLimitedRewardManager and SingleTurnAgentLoop",
-                     advice="Pin 'verl==0.9.1', or call compute_score from your own reward manager.")
+check_tested_version(
+    "verl",
+    verl.__version__,
+    (">=0.9.1", "<0.10"),
+    owner="adaptive_length_reward.adapters.verl",
+    relies="subclasses verl's RewardManagerBase, RateLimitedRewardManager and SingleTurnAgentLoop",
+    advice="Pin 'verl==0.9.1', or call compute_score from your own reward manager.",
+)
 # Submodules, not the packages' __init__: verl's two registry packages import each other, and the plugin's import
 # hook may import this module while one of them is still running (adaptive_length_reward_verl_plugin).
 from verl.experimental.reward_loop.reward_manager import registry as _registry  # noqa: E402
@@ -84,8 +89,9 @@ RATE_LIMITED_REWARD_MANAGER_NAME = "adaptive_length_rate_limited"
 BATCH_REWARD_MANAGER_NAME = "adaptive_length_batch"
 AGENT_LOOP_NAME = "adaptive_length_single_turn"
 MARGIN_AGENT_LOOP_NAME = "adaptive_length_margin"
-_AGENT_LOOP_NAMES = frozenset({"UncertaintySingleTurnAgentLoop", "MarginSingleTurnAgentLoop",
-                               "attach_rollout_logprobs"})
+_AGENT_LOOP_NAMES = frozenset(
+    {"UncertaintySingleTurnAgentLoop", "MarginSingleTurnAgentLoop", "attach_rollout_logprobs"}
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -104,19 +110,24 @@ class VerlOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     uncertainty_measure: Literal["margin", "nll"] = Field(
-        default="margin", description="what U is: 'margin' (PixelThink's top-2 margin, from the "
+        default="margin",
+        description="what U is: 'margin' (PixelThink's top-2 margin, from the "
         "'adaptive_length_margin' agent loop or a precomputed value) or 'nll' (mean 1 - p_sampled from sampled-token "
-        "log-probs: rollout_log_probs or the 'adaptive_length_single_turn' agent loop)")
+        "log-probs: rollout_log_probs or the 'adaptive_length_single_turn' agent loop)",
+    )
     on_error: Literal["raise", "fallback"] = Field(
-        default="raise", description="a sample whose context is missing or malformed: 'raise' (default), or "
-        "'fallback': score fallback_score, log a warning, every key present (reward_error 1.0)")
+        default="raise",
+        description="a sample whose context is missing or malformed: 'raise' (default), or "
+        "'fallback': score fallback_score, log a warning, every key present (reward_error 1.0)",
+    )
     fallback_score: float | None = Field(default=None, description="the score on_error='fallback' gives")
 
     @model_validator(mode="after")
     def _consistent(self) -> VerlOptions:
         if self.on_error == "fallback" and (self.fallback_score is None or not math.isfinite(self.fallback_score)):
-            raise ValueError(f"fallback_score: expected a finite number with on_error='fallback', got "
-                             f"{self.fallback_score!r}")
+            raise ValueError(
+                f"fallback_score: expected a finite number with on_error='fallback', got {self.fallback_score!r}"
+            )
         if self.on_error == "raise" and self.fallback_score is not None:
             raise ValueError(f"fallback_score: expected None unless on_error='fallback', got {self.fallback_score!r}")
         return self
@@ -183,8 +194,9 @@ class VerlComputeScore:
         TypeError: ``reward`` is not a library Reward, or ``settings`` not AdapterSettings.
     """
 
-    def __init__(self, reward: Reward | None = None, settings: AdapterSettings | None = None,
-                 options: VerlOptions | None = None) -> None:
+    def __init__(
+        self, reward: Reward | None = None, settings: AdapterSettings | None = None, options: VerlOptions | None = None
+    ) -> None:
         check_sources("VerlComputeScore", reward, settings)
         self.settings = settings if settings is not None else AdapterSettings()
         self.options = options if options is not None else VerlOptions()
@@ -205,8 +217,14 @@ class VerlComputeScore:
     def __name__(self) -> str:
         return self.reward().name
 
-    def build_batch(self, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None,
-                    response_ids: Sequence[int] | None = None, response_length: float | None = None) -> RewardBatch:
+    def build_batch(
+        self,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None,
+        response_ids: Sequence[int] | None = None,
+        response_length: float | None = None,
+    ) -> RewardBatch:
         """The one-sample batch scored for one verl call. Sampled-token log-probs become U only with
         ``uncertainty_measure="nll"``; a precomputed ``extra_info[uncertainty_key]`` always wins."""
         s = self.settings
@@ -218,7 +236,8 @@ class VerlComputeScore:
             uncertainty = uncertainty_from_logprobs(logprobs)
         extra = {k: (v,) for k, v in info.items() if k not in CONTEXT_FIELDS and k != "step"}
         return RewardBatch(
-            completions=(solution_str,), ground_truth=(ground_truth,),
+            completions=(solution_str,),
+            ground_truth=(ground_truth,),
             difficulty=np.array([np.nan if difficulty is None else difficulty]),
             uncertainty=None if uncertainty is None else np.array([uncertainty]),
             token_ids=None if response_ids is None else ([int(t) for t in response_ids],),
@@ -226,9 +245,17 @@ class VerlComputeScore:
             extra=extra,
         )
 
-    def __call__(self, data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
-                 extra_info: Mapping[str, Any] | None = None, *, response_ids: Sequence[int] | None = None,
-                 response_length: float | None = None, **kwargs: Any) -> dict[str, float]:
+    def __call__(
+        self,
+        data_source: Any = None,
+        solution_str: str = "",
+        ground_truth: Any = None,
+        extra_info: Mapping[str, Any] | None = None,
+        *,
+        response_ids: Sequence[int] | None = None,
+        response_length: float | None = None,
+        **kwargs: Any,
+    ) -> dict[str, float]:
         """Score one response: ``{"score": reward, **metrics}``, the adapters' logged values made finite
         ([`metrics`][adaptive_length_reward.adapters.scoring.ScoredBatch.metrics]), the same keys for every sample of a
         given reward (plus ``reward_error`` with ``on_error="fallback"``). Unknown keywords are ignored.
@@ -297,22 +324,31 @@ class VerlComputeScore:
             out["reward_error"] = 1.0 if error else 0.0
         return out
 
-    def _missing_message(self, error: MissingContextError, data_source: Any,
-                         extra_info: Mapping[str, Any] | None) -> str:
+    def _missing_message(
+        self, error: MissingContextError, data_source: Any, extra_info: Mapping[str, Any] | None
+    ) -> str:
         s, info = self.settings, dict(extra_info or {})
         if info.get(s.difficulty_key) is None:
-            fix = (f"put the difficulty in extra_info[{s.difficulty_key!r}] (docs/verl.md, 'Data'), or set "
-                   "reward_kwargs missing_difficulty (a tier name or value; the official loader's is 3.0)")
+            fix = (
+                f"put the difficulty in extra_info[{s.difficulty_key!r}] (docs/verl.md, 'Data'), or set "
+                "reward_kwargs missing_difficulty (a tier name or value; the official loader's is 3.0)"
+            )
         elif info.get(s.logprobs_key) is not None and self.options.uncertainty_measure == "margin":
-            fix = (f"extra_info[{s.logprobs_key!r}] holds sampled-token log-probs only, and uncertainty_measure="
-                   "'margin' (PixelThink's top-2 margin) needs the top-2: run the 'adaptive_length_margin' agent loop, "
-                   "or set reward_kwargs uncertainty_measure='nll' to use mean(1 - p_sampled) instead")
+            fix = (
+                f"extra_info[{s.logprobs_key!r}] holds sampled-token log-probs only, and uncertainty_measure="
+                "'margin' (PixelThink's top-2 margin) needs the top-2: run the 'adaptive_length_margin' agent loop, "
+                "or set reward_kwargs uncertainty_measure='nll' to use mean(1 - p_sampled) instead"
+            )
         else:
-            fix = (f"give extra_info[{s.uncertainty_key!r}], or the rollout's: the 'adaptive_length_margin' agent "
-                   "loop (top-2 margin) or, with uncertainty_measure='nll', the 'adaptive_length' reward manager with "
-                   "calculate_log_probs=True; or set reward_kwargs missing_uncertainty (official: 0.0)")
-        return (f"{_sample_name(data_source, extra_info)}: {error} (verl scores one sample per call: 'samples [0]' "
-                f"is this sample). Fix: {fix}. See docs/verl.md, 'Missing context'.")
+            fix = (
+                f"give extra_info[{s.uncertainty_key!r}], or the rollout's: the 'adaptive_length_margin' agent "
+                "loop (top-2 margin) or, with uncertainty_measure='nll', the 'adaptive_length' reward manager with "
+                "calculate_log_probs=True; or set reward_kwargs missing_uncertainty (official: 0.0)"
+            )
+        return (
+            f"{_sample_name(data_source, extra_info)}: {error} (verl scores one sample per call: 'samples [0]' "
+            f"is this sample). Fix: {fix}. See docs/verl.md, 'Missing context'."
+        )
 
     def _fallback(self, problem: Exception, counted: bool, ground_truth: Any) -> dict[str, float]:
         keys = self._keys.get(counted) or self._probe_keys(counted, ground_truth, problem)
@@ -323,8 +359,13 @@ class VerlComputeScore:
 
     def _probe_keys(self, counted: bool, ground_truth: Any, problem: Exception) -> tuple[str, ...]:
         """The keys of this reward's results, from a sample with every context column (values discarded)."""
-        probe = RewardBatch(completions=("",), ground_truth=(ground_truth,), difficulty=np.array([9.0]),
-                            uncertainty=np.array([0.0]), lengths=np.array([0.0]) if counted else None)
+        probe = RewardBatch(
+            completions=("",),
+            ground_truth=(ground_truth,),
+            difficulty=np.array([9.0]),
+            uncertainty=np.array([0.0]),
+            lengths=np.array([0.0]) if counted else None,
+        )
         try:
             keys = tuple(self._scorer(counted).score(probe).metrics())
         except Exception as error:
@@ -340,23 +381,25 @@ def _check_not_grouped(reward: Reward) -> None:
             "reward loop scores one sample per call (verl/experimental/reward_loop/reward_loop.py::RewardLoopWorker"
             f".compute_score_batch); expected a per-sample reward here. Score group rewards with the batch manager "
             f"{BATCH_REWARD_MANAGER_NAME!r} (AdaptiveLengthBatchRewardManager: the whole DataProto, groups from its "
-            "'uid'); docs/verl.md, 'Group rewards'")
+            "'uid'); docs/verl.md, 'Group rewards'"
+        )
 
 
 @lru_cache(maxsize=8)
 def _preset_with_precomputed_length(settings: AdapterSettings) -> Reward:
     from ..presets import pixelthink
 
-    return pixelthink(length=PrecomputedLength(),
-                      missing_difficulty=settings.missing_difficulty if settings.missing_difficulty is not None
-                      else "error",
-                      missing_uncertainty=settings.missing_uncertainty if settings.missing_uncertainty is not None
-                      else "error")
+    return pixelthink(
+        length=PrecomputedLength(),
+        missing_difficulty=settings.missing_difficulty if settings.missing_difficulty is not None else "error",
+        missing_uncertainty=settings.missing_uncertainty if settings.missing_uncertainty is not None else "error",
+    )
 
 
 @lru_cache(maxsize=64)
-def _compute_score_for(environ_key: tuple[tuple[str, str], ...], settings_json: str,
-                       options_json: str) -> VerlComputeScore:
+def _compute_score_for(
+    environ_key: tuple[tuple[str, str], ...], settings_json: str, options_json: str
+) -> VerlComputeScore:
     settings = settings_from_env(dict(environ_key), **json.loads(settings_json))
     return VerlComputeScore(settings=settings, options=_options(**json.loads(options_json)))
 
@@ -369,8 +412,13 @@ def _split_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return settings, options, rest
 
 
-def compute_score(data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
-                  extra_info: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, float]:
+def compute_score(
+    data_source: Any = None,
+    solution_str: str = "",
+    ground_truth: Any = None,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
     """verl's custom reward entry point (``reward.custom_reward_function.path`` =
     ``pkg://adaptive_length_reward.adapters.verl``, ``name`` = ``compute_score``).
 
@@ -399,8 +447,11 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     (5.0, 11.0, 96.0, 1.0)
     """
     settings, options, rest = _split_kwargs(kwargs)
-    scorer = _compute_score_for(environ_key(), json.dumps(settings, sort_keys=True, default=str),
-                                json.dumps(options, sort_keys=True, default=str))
+    scorer = _compute_score_for(
+        environ_key(),
+        json.dumps(settings, sort_keys=True, default=str),
+        json.dumps(options, sort_keys=True, default=str),
+    )
     return scorer(data_source, solution_str, ground_truth, extra_info, **rest)
 
 
@@ -449,8 +500,15 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
 
     data_source_key = "data_source"
 
-    def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None, reward_router_address: Any = None,
-                 reward_model_tokenizer: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: Any = None,
+        reward_model_tokenizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(config, tokenizer, compute_score)
         self.compute_score, self.settings = _manager_compute_score(compute_score, config)
         self.reward_router_address = reward_router_address
@@ -460,8 +518,9 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         """Tokens counted as the response's length (see the class docstring)."""
         if self.settings.length_span == "response":
             return int(sum(bool(m) for m in model_tokens))
-        mask = reasoning_token_mask(valid_ids, self.tokenizer, open_tag=self.settings.open_tag,
-                                    close_tag=self.settings.close_tag)
+        mask = reasoning_token_mask(
+            valid_ids, self.tokenizer, open_tag=self.settings.open_tag, close_tag=self.settings.close_tag
+        )
         return int((mask & np.asarray(model_tokens, dtype=bool)).sum())
 
     def _extra_info(self, item: Any, valid: int, model_tokens: Sequence[bool]) -> dict[str, Any]:
@@ -490,8 +549,11 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         width = int(response_ids.shape[-1])
         valid = int(item.batch["attention_mask"][-width:].sum())
         valid_ids = [int(t) for t in response_ids[:valid].tolist()]
-        model_tokens = (item.batch["response_mask"][:valid].bool().tolist() if "response_mask" in item.batch.keys()
-                        else [True] * valid)
+        model_tokens = (
+            item.batch["response_mask"][:valid].bool().tolist()
+            if "response_mask" in item.batch.keys()
+            else [True] * valid
+        )
         return valid_ids, model_tokens, self._extra_info(item, valid, model_tokens)
 
     async def run_single(self, data: Any) -> dict[str, Any]:
@@ -502,10 +564,16 @@ class AdaptiveLengthRewardManager(RewardManagerBase):
         loop = asyncio.get_running_loop()  # the loop run_single runs on (verl's naive manager uses self.loop)
         solution_str = await loop.run_in_executor(None, lambda: tokenizer.decode(valid_ids, skip_special_tokens=True))
         nt = item.non_tensor_batch
-        result = await self._score(dict(
-            data_source=nt[self.data_source_key], solution_str=solution_str,
-            ground_truth=nt["reward_model"]["ground_truth"], extra_info=extra_info, response_ids=valid_ids,
-            response_length=self.response_length(valid_ids, model_tokens)))
+        result = await self._score(
+            dict(
+                data_source=nt[self.data_source_key],
+                solution_str=solution_str,
+                ground_truth=nt["reward_model"]["ground_truth"],
+                extra_info=extra_info,
+                response_ids=valid_ids,
+                response_length=self.response_length(valid_ids, model_tokens),
+            )
+        )
         if isinstance(result, Mapping):
             return {"reward_score": float(result["score"]), "reward_extra_info": dict(result)}
         return {"reward_score": float(result), "reward_extra_info": {"acc": float(result)}}
@@ -533,8 +601,10 @@ class AdaptiveLengthRateLimitedRewardManager(AdaptiveLengthRewardManager, RateLi
             try:
                 return await asyncio.wait_for(super()._score(call), timeout=self.timeout)
             except asyncio.TimeoutError:
-                raise TimeoutError(f"{_sample_name(call['data_source'], call['extra_info'])}: compute_score took "
-                                   f"longer than reward.timeout={self.timeout} s") from None
+                raise TimeoutError(
+                    f"{_sample_name(call['data_source'], call['extra_info'])}: compute_score took "
+                    f"longer than reward.timeout={self.timeout} s"
+                ) from None
 
 
 class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
@@ -551,8 +621,14 @@ class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
         **reward_kwargs: AdapterSettings and VerlOptions fields.
     """
 
-    def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
-                 reward_fn_key: str = "data_source", **reward_kwargs: Any) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        num_examine: int = 0,
+        compute_score: Any = None,
+        reward_fn_key: str = "data_source",
+        **reward_kwargs: Any,
+    ) -> None:
         from omegaconf import OmegaConf
 
         config = OmegaConf.create({"reward": {"custom_reward_function": {"reward_kwargs": reward_kwargs}}})
@@ -568,15 +644,17 @@ class AdaptiveLengthLegacyRewardManager(AbstractRewardManager):
             return precomputed
 
         async def score_all() -> list[dict[str, Any]]:
-            return list(await asyncio.gather(*(self.manager.run_single(data[i:i + 1]) for i in range(len(data)))))
+            return list(await asyncio.gather(*(self.manager.run_single(data[i : i + 1]) for i in range(len(data)))))
 
         results = self.manager.loop.run_until_complete(score_all())
         tensor = self.manager.assemble_rm_scores(data, [r["reward_score"] for r in results])
         if not return_dict:
             return tensor
         keys = list(results[0]["reward_extra_info"]) if results else []
-        return {"reward_tensor": tensor,
-                "reward_extra_info": {key: [r["reward_extra_info"][key] for r in results] for key in keys}}
+        return {
+            "reward_tensor": tensor,
+            "reward_extra_info": {key: [r["reward_extra_info"][key] for r in results] for key in keys},
+        }
 
 
 def _concat(rows: Sequence[RewardBatch]) -> dict[str, Any]:
@@ -586,11 +664,14 @@ def _concat(rows: Sequence[RewardBatch]) -> dict[str, Any]:
     if any(r.uncertainty is not None for r in rows):
         uncertainty = [np.nan if r.uncertainty is None else float(r.uncertainty[0]) for r in rows]
     keys = list(dict.fromkeys(key for r in rows for key in r.extra))
-    return dict(ground_truth=[r.ground_truth[0] if r.ground_truth else None for r in rows],
-                difficulty=[float(r.difficulty[0]) if r.difficulty is not None else np.nan for r in rows],
-                uncertainty=uncertainty, token_ids=[r.token_ids[0] if r.token_ids else [] for r in rows],
-                lengths=[float(r.lengths[0]) if r.lengths is not None else 0.0 for r in rows],
-                extra={key: [r.extra[key][0] if key in r.extra else None for r in rows] for key in keys})
+    return dict(
+        ground_truth=[r.ground_truth[0] if r.ground_truth else None for r in rows],
+        difficulty=[float(r.difficulty[0]) if r.difficulty is not None else np.nan for r in rows],
+        uncertainty=uncertainty,
+        token_ids=[r.token_ids[0] if r.token_ids else [] for r in rows],
+        lengths=[float(r.lengths[0]) if r.lengths is not None else 0.0 for r in rows],
+        extra={key: [r.extra[key][0] if key in r.extra else None for r in rows] for key in keys},
+    )
 
 
 def _problem_id(data_source: Any, extra_info: Mapping[str, Any]) -> str | None:
@@ -636,15 +717,28 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
         ConfigError: ``compute_score`` is a per-sample function.
     """
 
-    def __init__(self, tokenizer: Any, num_examine: int = 0, compute_score: Any = None,
-                 reward_fn_key: str = "data_source", *, reward: Reward | None = None, **reward_kwargs: Any) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        num_examine: int = 0,
+        compute_score: Any = None,
+        reward_fn_key: str = "data_source",
+        *,
+        reward: Reward | None = None,
+        **reward_kwargs: Any,
+    ) -> None:
         from omegaconf import OmegaConf
 
-        if compute_score is not None and compute_score is not default_compute_score \
-                and not isinstance(compute_score, VerlComputeScore):
-            raise ConfigError(f"{type(self).__name__}: compute_score: expected None (the library reward from "
-                              f"reward_kwargs) or a VerlComputeScore, got {compute_score!r:.80}: a per-sample "
-                              "function cannot score a group")
+        if (
+            compute_score is not None
+            and compute_score is not default_compute_score
+            and not isinstance(compute_score, VerlComputeScore)
+        ):
+            raise ConfigError(
+                f"{type(self).__name__}: compute_score: expected None (the library reward from "
+                f"reward_kwargs) or a VerlComputeScore, got {compute_score!r:.80}: a per-sample "
+                "function cannot score a group"
+            )
         config = OmegaConf.create({"reward": {"custom_reward_function": {"reward_kwargs": reward_kwargs}}})
         self.manager = AdaptiveLengthRewardManager(config, tokenizer, compute_score)
         self.manager.data_source_key = reward_fn_key
@@ -663,18 +757,28 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
             item = data[i]
             ids, model_tokens, extra_info = self.manager.prepare(item)
             text = tokenizer.decode(ids, skip_special_tokens=True)
-            extra_info.setdefault("problem_id", _problem_id(item.non_tensor_batch[self.manager.data_source_key],
-                                                            extra_info))
-            rows.append(self.scorer.build_batch(text, item.non_tensor_batch["reward_model"]["ground_truth"],
-                                                extra_info, ids, self.manager.response_length(ids, model_tokens)))
+            extra_info.setdefault(
+                "problem_id", _problem_id(item.non_tensor_batch[self.manager.data_source_key], extra_info)
+            )
+            rows.append(
+                self.scorer.build_batch(
+                    text,
+                    item.non_tensor_batch["reward_model"]["ground_truth"],
+                    extra_info,
+                    ids,
+                    self.manager.response_length(ids, model_tokens),
+                )
+            )
         columns = _concat(rows)
         if "problem_id" in columns["extra"] and any(p is None for p in columns["extra"]["problem_id"]):
             del columns["extra"]["problem_id"]  # a reward that needs it names the missing column
         if "uid" in nt:
             columns["group_ids"] = group_ids_from_uids(nt["uid"])
         elif "group_ids" in self.reward.requires:
-            raise ValueError(f"{type(self).__name__}: data.non_tensor_batch['uid']: expected the prompts' uids "
-                             f"(the reward {self.reward.name!r} is group-relative), got none (keys: {sorted(nt)})")
+            raise ValueError(
+                f"{type(self).__name__}: data.non_tensor_batch['uid']: expected the prompts' uids "
+                f"(the reward {self.reward.name!r} is group-relative), got none (keys: {sorted(nt)})"
+            )
         step = data.meta_info.get("global_steps")
         texts = [r.completions[0] for r in rows]
         return RewardBatch.from_completions(texts, step=int(self._calls if step is None else step), **columns)
@@ -701,19 +805,33 @@ class AdaptiveLengthBatchRewardManager(AbstractRewardManager):
 def register_reward_managers() -> None:
     """Register the managers in verl's reward-loop registry (``adaptive_length``, ``adaptive_length_rate_limited``)
     and its legacy one (``adaptive_length``); idempotent, replaces the plugin's stand-ins for a failed import."""
-    tables = ((_registry, _registry.REWARD_MANAGER, {REWARD_MANAGER_NAME: AdaptiveLengthRewardManager,
-                                                     RATE_LIMITED_REWARD_MANAGER_NAME:
-                                                         AdaptiveLengthRateLimitedRewardManager}),
-              (_legacy_registry, _legacy_registry.REWARD_MANAGER_REGISTRY,
-               {REWARD_MANAGER_NAME: AdaptiveLengthLegacyRewardManager,
-                BATCH_REWARD_MANAGER_NAME: AdaptiveLengthBatchRewardManager}))
+    tables = (
+        (
+            _registry,
+            _registry.REWARD_MANAGER,
+            {
+                REWARD_MANAGER_NAME: AdaptiveLengthRewardManager,
+                RATE_LIMITED_REWARD_MANAGER_NAME: AdaptiveLengthRateLimitedRewardManager,
+            },
+        ),
+        (
+            _legacy_registry,
+            _legacy_registry.REWARD_MANAGER_REGISTRY,
+            {
+                REWARD_MANAGER_NAME: AdaptiveLengthLegacyRewardManager,
+                BATCH_REWARD_MANAGER_NAME: AdaptiveLengthBatchRewardManager,
+            },
+        ),
+    )
     for registry, table, classes in tables:
         for name, cls in classes.items():
             if getattr(table.get(name), "__name__", "") == "UnavailableAdaptiveLengthRewardManager":
                 del table[name]
             registry.register(name)(cls)
-    logger.debug("registered verl reward managers %s", [REWARD_MANAGER_NAME, RATE_LIMITED_REWARD_MANAGER_NAME,
-                                                        BATCH_REWARD_MANAGER_NAME])
+    logger.debug(
+        "registered verl reward managers %s",
+        [REWARD_MANAGER_NAME, RATE_LIMITED_REWARD_MANAGER_NAME, BATCH_REWARD_MANAGER_NAME],
+    )
 
 
 register_reward_managers()

@@ -29,8 +29,12 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopOutput  # noqa: E40
 from verl.experimental.agent_loop.agent_loop import register as register_agent_loop  # noqa: E402
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop  # noqa: E402
 
-__all__ = ["MarginSingleTurnAgentLoop", "UncertaintySingleTurnAgentLoop", "attach_rollout_logprobs",
-           "response_margin_uncertainty"]
+__all__ = [
+    "MarginSingleTurnAgentLoop",
+    "UncertaintySingleTurnAgentLoop",
+    "attach_rollout_logprobs",
+    "response_margin_uncertainty",
+]
 
 AGENT_LOOP_NAME = "adaptive_length_single_turn"
 MARGIN_AGENT_LOOP_NAME = "adaptive_length_margin"
@@ -47,8 +51,10 @@ def attach_rollout_logprobs(output: Any, key: str = "rollout_logprobs") -> Any:
     if not isinstance(output, AgentLoopOutput):
         raise TypeError(f"attach_rollout_logprobs: output: expected an AgentLoopOutput, got {type(output).__name__}")
     if output.response_logprobs is None:
-        raise ValueError("attach_rollout_logprobs: the rollout returned no response log-probs; expected "
-                         "actor_rollout_ref.rollout.calculate_log_probs=True, got log-probs None")
+        raise ValueError(
+            "attach_rollout_logprobs: the rollout returned no response log-probs; expected "
+            "actor_rollout_ref.rollout.calculate_log_probs=True, got log-probs None"
+        )
     mask = output.response_mask
     output.extra_fields[key] = [float(lp) for lp, m in zip(output.response_logprobs, mask) if m]
     return output
@@ -84,18 +90,24 @@ def response_margin_uncertainty(prompt_logprobs: Any, prompt_length: int, respon
     ``0.0`` for an empty response, like the official code.
     """
     mask = np.asarray(response_mask, dtype=bool)
-    rows = list(prompt_logprobs)[prompt_length - 1:prompt_length - 1 + mask.size]
+    rows = list(prompt_logprobs)[prompt_length - 1 : prompt_length - 1 + mask.size]
     if len(rows) != mask.size:
-        raise ValueError(f"prompt_logprobs: expected a row for each of the {mask.size} response tokens after the "
-                         f"{prompt_length} prompt tokens, got {len(prompt_logprobs)} rows")
+        raise ValueError(
+            f"prompt_logprobs: expected a row for each of the {mask.size} response tokens after the "
+            f"{prompt_length} prompt tokens, got {len(prompt_logprobs)} rows"
+        )
     if not mask.any():
         return 0.0
     width = max(len(row) for row in rows)
-    dense = np.array([[-math.inf if v is None else float(v) for v in row] + [-math.inf] * (width - len(row))
-                      for row in rows], dtype=np.float64)[mask]
+    dense = np.array(
+        [[-math.inf if v is None else float(v) for v in row] + [-math.inf] * (width - len(row)) for row in rows],
+        dtype=np.float64,
+    )[mask]
     if width < 2 or np.isneginf(dense[:, 1]).any():
-        raise ValueError(f"prompt_logprobs: PixelThink's margin needs the top-2 log-probs of every response token, "
-                         f"got {width} per token (ask for prompt_logprobs >= 2)")
+        raise ValueError(
+            f"prompt_logprobs: PixelThink's margin needs the top-2 log-probs of every response token, "
+            f"got {width} per token (ask for prompt_logprobs >= 2)"
+        )
     return float(np.mean(topk_margin_uncertainty(topk_from_dense([dense]))))
 
 
@@ -133,15 +145,20 @@ class MarginSingleTurnAgentLoop(SingleTurnAgentLoop):
             return 0.0
         mm = output.multi_modal_data or {}
         scored = await self.server_manager.generate(
-            request_id=uuid4().hex, prompt_ids=list(output.prompt_ids) + list(output.response_ids),
+            request_id=uuid4().hex,
+            prompt_ids=list(output.prompt_ids) + list(output.response_ids),
             sampling_params={"max_tokens": 1, "temperature": 1.0, "prompt_logprobs": self.top_k},
-            image_data=mm.get("images"), video_data=mm.get("videos"), audio_data=mm.get("audios"),
-            mm_processor_kwargs=output.mm_processor_kwargs)
+            image_data=mm.get("images"),
+            video_data=mm.get("videos"),
+            audio_data=mm.get("audios"),
+            mm_processor_kwargs=output.mm_processor_kwargs,
+        )
         rows = (scored.extra_fields or {}).get("prompt_logprobs")
         if rows is None:
             raise RuntimeError(
                 "MarginSingleTurnAgentLoop: the rollout server returned no prompt_logprobs (extra_fields keys "
                 f"{sorted(scored.extra_fields or {})}); verl's vLLM server returns them "
                 "(actor_rollout_ref.rollout.name=vllm). Other backends cannot give PixelThink's top-2 margin: use "
-                "the 'adaptive_length_single_turn' agent loop with reward_kwargs uncertainty_measure='nll'")
+                "the 'adaptive_length_single_turn' agent loop with reward_kwargs uncertainty_measure='nll'"
+            )
         return response_margin_uncertainty(rows, len(output.prompt_ids), output.response_mask)

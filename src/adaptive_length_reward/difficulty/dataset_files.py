@@ -38,12 +38,15 @@ def detect_format(path: str | Path) -> Format:
     if p.is_dir():
         if any((p / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return "hf"
-        raise DatasetError(f"dataset: expected a directory written by datasets' save_to_disk, got {str(p)!r} "
-                           "(no dataset_info.json / state.json / dataset_dict.json)")
+        raise DatasetError(
+            f"dataset: expected a directory written by datasets' save_to_disk, got {str(p)!r} "
+            "(no dataset_info.json / state.json / dataset_dict.json)"
+        )
     fmt = _SUFFIXES.get(p.suffix.lower())
     if fmt is None:
-        raise DatasetError(f"dataset: expected a .jsonl, .parquet file or a saved Hugging Face dataset "
-                           f"directory, got {str(p)!r}")
+        raise DatasetError(
+            f"dataset: expected a .jsonl, .parquet file or a saved Hugging Face dataset directory, got {str(p)!r}"
+        )
     return fmt
 
 
@@ -75,8 +78,9 @@ class DatasetFile:
         present = set(self.column_names)
         absent = [name for name in columns if name not in present]
         if absent:
-            raise DatasetError(f"dataset {str(self.path)!r}: expected a column {absent[0]!r}, got columns "
-                               f"{sorted(present)}")
+            raise DatasetError(
+                f"dataset {str(self.path)!r}: expected a column {absent[0]!r}, got columns {sorted(present)}"
+            )
 
     def rows(self, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Each row as ``{column: value}`` for the named columns only (a row lacking one gets ``None``)."""
@@ -183,11 +187,13 @@ def open_dataset(path: str | Path) -> DatasetFile:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise DatasetError(f"dataset {str(p)!r}: line {number}: expected a JSON object, got invalid "
-                                       f"JSON ({error})") from None
+                    raise DatasetError(
+                        f"dataset {str(p)!r}: line {number}: expected a JSON object, got invalid JSON ({error})"
+                    ) from None
                 if not isinstance(row, dict):
-                    raise DatasetError(f"dataset {str(p)!r}: line {number}: expected a JSON object, got "
-                                       f"{type(row).__name__}")
+                    raise DatasetError(
+                        f"dataset {str(p)!r}: line {number}: expected a JSON object, got {type(row).__name__}"
+                    )
                 rows.append(row)
         return DatasetFile(p, fmt, rows)
     if fmt == "parquet":
@@ -196,6 +202,8 @@ def open_dataset(path: str | Path) -> DatasetFile:
     datasets = import_optional("datasets", extra="data", purpose="Reading a saved Hugging Face dataset")
     data = datasets.load_from_disk(str(p))
     if isinstance(data, datasets.DatasetDict):
-        raise DatasetError(f"dataset {str(p)!r}: expected one saved Dataset, got a DatasetDict with splits "
-                           f"{sorted(data)}; save the split to annotate on its own (ds['train'].save_to_disk(...))")
+        raise DatasetError(
+            f"dataset {str(p)!r}: expected one saved Dataset, got a DatasetDict with splits "
+            f"{sorted(data)}; save the split to annotate on its own (ds['train'].save_to_disk(...))"
+        )
     return DatasetFile(p, fmt, data)

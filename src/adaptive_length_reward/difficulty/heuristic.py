@@ -76,8 +76,14 @@ def _check_anchors(
 
 
 def heuristic_difficulty(
-    area_ratio: npt.ArrayLike | None, n_words: npt.ArrayLike | None, *, small_area: float = 0.005,
-    large_area: float = 0.25, short_words: float = 3, long_words: float = 20, area_weight: float = 0.6,
+    area_ratio: npt.ArrayLike | None,
+    n_words: npt.ArrayLike | None,
+    *,
+    small_area: float = 0.005,
+    large_area: float = 0.25,
+    short_words: float = 3,
+    long_words: float = 20,
+    area_weight: float = 0.6,
 ) -> FloatArray:
     """The formula of the module docstring. Either input may be ``None`` (then the other carries all weight).
 
@@ -99,8 +105,10 @@ def heuristic_difficulty(
         h_text = np.clip((n - short_words) / (long_words - short_words), 0.0, 1.0)
         parts.append((1.0 - area_weight if area_ratio is not None else 1.0, h_text))
     if len(parts) == 2 and parts[0][1].shape != parts[1][1].shape:
-        raise ValueError(f"heuristic_difficulty: expected as many area ratios as word counts, got "
-                         f"{parts[0][1].size} and {parts[1][1].size}")
+        raise ValueError(
+            f"heuristic_difficulty: expected as many area ratios as word counts, got "
+            f"{parts[0][1].size} and {parts[1][1].size}"
+        )
     hardness = sum(weight * values for weight, values in parts)
     return SCALE_MIN + (SCALE_MAX - SCALE_MIN) * np.asarray(hardness, dtype=np.float64)
 
@@ -112,10 +120,13 @@ class HeuristicDifficulty(TieredScorer, kind="heuristic_difficulty"):
     """
 
     area_column: str | None = param(default=AREA_COLUMN, doc="column of the target's mask area ratio in [0, 1]")
-    mask_column: str | None = param(default=None, doc="column of the target mask (2-D array or PIL image), read "
-                                    "instead of the default area_column")
-    expression_column: str | None = param(default="problem", doc="column of the referring expression (or a "
-                                          "conversational prompt: its last user text); None ignores text")
+    mask_column: str | None = param(
+        default=None, doc="column of the target mask (2-D array or PIL image), read instead of the default area_column"
+    )
+    expression_column: str | None = param(
+        default="problem",
+        doc="column of the referring expression (or a conversational prompt: its last user text); None ignores text",
+    )
     small_area: float = param(default=0.005, gt=0, le=1, doc="area ratio at and below which h_area = 1 (hardest)")
     large_area: float = param(default=0.25, gt=0, le=1, doc="area ratio at and above which h_area = 0 (easiest)")
     short_words: float = param(default=3.0, ge=0, doc="word count at and below which h_text = 0")
@@ -125,11 +136,13 @@ class HeuristicDifficulty(TieredScorer, kind="heuristic_difficulty"):
     @staticmethod
     def _check(config: Any) -> None:
         if config.mask_column is not None and config.area_column not in (None, AREA_COLUMN):
-            raise ValueError(f"mask_column: expected None when area_column is set (one area source), got "
-                             f"{config.mask_column!r}")
+            raise ValueError(
+                f"mask_column: expected None when area_column is set (one area source), got {config.mask_column!r}"
+            )
         if config.area_column is None and config.mask_column is None and config.expression_column is None:
-            raise ValueError("expression_column: expected a column (or an area_column / mask_column), got no "
-                             "source at all")
+            raise ValueError(
+                "expression_column: expected a column (or an area_column / mask_column), got no source at all"
+            )
         _check_anchors(*(getattr(config, name) for name in ANCHORS))
 
     @property
@@ -154,7 +167,12 @@ class HeuristicDifficulty(TieredScorer, kind="heuristic_difficulty"):
             area = np.array([np.nan if m is None else mask_area_ratio(m) for m in masks], dtype=np.float64)
         if expression_column is not None:
             texts = batch.column(expression_column, by=owner)
-            words = np.array([len(expression_text(t, owner=owner, column=expression_column, index=i).split())
-                              for i, t in enumerate(texts)], dtype=np.float64)
+            words = np.array(
+                [
+                    len(expression_text(t, owner=owner, column=expression_column, index=i).split())
+                    for i, t in enumerate(texts)
+                ],
+                dtype=np.float64,
+            )
         anchors = {name: getattr(self, name) for name in ANCHORS}
         return self._resolve(heuristic_difficulty(area, words, **anchors), self.missing)

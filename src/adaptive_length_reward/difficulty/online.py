@@ -15,7 +15,6 @@ See docs/difficulty.md for the tiers this gives, step semantics and checkpointin
     [1.0, 1.0, 5.5, 5.5]
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -66,10 +65,13 @@ class _PassRate(DifficultyScorer):
 
     row_wise: ClassVar[bool] = False
 
-    accuracy: Reward | None = param(default=None, doc="an accuracy reward (e.g. PixelThink's 0..5); None reads the "
-                                    "batch column correct (0/1 or bool)")
-    pass_threshold: float = param(default=1.0, doc="the accuracy that counts as solved (5.0: all five PixelThink "
-                                  "terms)")
+    accuracy: Reward | None = param(
+        default=None,
+        doc="an accuracy reward (e.g. PixelThink's 0..5); None reads the batch column correct (0/1 or bool)",
+    )
+    pass_threshold: float = param(
+        default=1.0, doc="the accuracy that counts as solved (5.0: all five PixelThink terms)"
+    )
 
     def passed(self, batch: RewardBatch) -> FloatArray:
         """1.0 where the completion passed (accuracy ``>= pass_threshold``, or ``correct`` is 1), else 0.0."""
@@ -100,12 +102,22 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
     """
 
     decay: float = param(default=0.5, ge=0.0, lt=1.0, doc="weight of the history, in [0, 1) (0: only this step)")
-    prompt_column: str = param(default="group_ids", min_length=1, doc="the column whose value identifies a prompt "
-                               "across steps (a dataset id, or group_ids when those are stable prompt ids)")
-    include_current: bool = param(default=True, doc="whether the difficulty includes this step's observation (as "
-                                  "ALP uses the current group's rate), or is what was known before it")
-    unseen: MissingPolicy = param(default="nan", doc="with include_current=False, what a prompt without history "
-                                  "gets: 'nan' (the budget decides), 'error', a tier name, or a value")
+    prompt_column: str = param(
+        default="group_ids",
+        min_length=1,
+        doc="the column whose value identifies a prompt "
+        "across steps (a dataset id, or group_ids when those are stable prompt ids)",
+    )
+    include_current: bool = param(
+        default=True,
+        doc="whether the difficulty includes this step's observation (as "
+        "ALP uses the current group's rate), or is what was known before it",
+    )
+    unseen: MissingPolicy = param(
+        default="nan",
+        doc="with include_current=False, what a prompt without history "
+        "gets: 'nan' (the budget decides), 'error', a tier name, or a value",
+    )
 
     @staticmethod
     def _check(config: Any) -> None:
@@ -141,8 +153,9 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
             for pid, value in zip(map(json_id, prompt_ids), ok):
                 outcomes.setdefault(pid, []).append(value)
         except TypeError as error:
-            raise TypeError(f"EMAPassRateDifficulty: {self.prompt_column}: expected hashable ids, "
-                            f"got {error}") from None
+            raise TypeError(
+                f"EMAPassRateDifficulty: {self.prompt_column}: expected hashable ids, got {error}"
+            ) from None
         for pid, values in outcomes.items():
             self._observe_one(pid, sum(values, 0.0) / len(values), int(step))
 
@@ -154,8 +167,12 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
             before = entry["before"]
             entry["rate"] = rate if before is None else ema_update(before, rate, self.decay)
         elif step > entry["step"]:
-            entry.update(before=entry["rate"], rate=ema_update(entry["rate"], rate, self.decay), step=step,
-                         count=entry["count"] + 1)
+            entry.update(
+                before=entry["rate"],
+                rate=ema_update(entry["rate"], rate, self.decay),
+                step=step,
+                count=entry["count"] + 1,
+            )
         else:
             raise ValueError(
                 f"EMAPassRateDifficulty: step: prompt {pid!r} was last observed at step {entry['step']}, got "
@@ -197,16 +214,24 @@ class EMAPassRateDifficulty(_PassRate, kind="ema_pass_rate_difficulty"):
         for i, item in enumerate(state.get("prompts", [])):
             try:
                 before = None if item["before"] is None else float(item["before"])
-                entry: dict[str, Any] = {"rate": float(item["rate"]), "before": before, "step": int(item["step"]),
-                                         "count": int(item["count"])}
+                entry: dict[str, Any] = {
+                    "rate": float(item["rate"]),
+                    "before": before,
+                    "step": int(item["step"]),
+                    "count": int(item["count"]),
+                }
                 restored[item["id"]] = entry
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"EMAPassRateDifficulty: load_state_dict: prompts[{i}]: expected id, rate, before, "
-                                 f"step, count, got {item!r:.120} ({error})") from None
+                raise ValueError(
+                    f"EMAPassRateDifficulty: load_state_dict: prompts[{i}]: expected id, rate, before, "
+                    f"step, count, got {item!r:.120} ({error})"
+                ) from None
             for name in ("rate", "before"):
                 if entry[name] is not None and not 0.0 <= entry[name] <= 1.0:
-                    raise ValueError(f"EMAPassRateDifficulty: load_state_dict: prompts[{i}].{name}: expected a "
-                                     f"rate in [0, 1], got {entry[name]!r}")
+                    raise ValueError(
+                        f"EMAPassRateDifficulty: load_state_dict: prompts[{i}].{name}: expected a "
+                        f"rate in [0, 1], got {entry[name]!r}"
+                    )
         self._state = restored
 
     def reset(self) -> None:

@@ -51,8 +51,9 @@ class ColumnDifficulty(TieredScorer, kind="column_difficulty"):
     """
 
     column: str = param(default="difficulty_score", kw_only=False, min_length=1, doc="the column holding the scores")
-    source_range: tuple[float, float] = param(default=(SCALE_MIN, SCALE_MAX), doc="the range the column's values live "
-                                              "in; a value outside it raises")
+    source_range: tuple[float, float] = param(
+        default=(SCALE_MIN, SCALE_MAX), doc="the range the column's values live in; a value outside it raises"
+    )
     invert: bool = param(default=False, doc="whether larger values mean easier")
 
     @staticmethod
@@ -66,8 +67,9 @@ class ColumnDifficulty(TieredScorer, kind="column_difficulty"):
         return frozenset({self.column})
 
     def _score(self, batch: RewardBatch) -> FloatArray:
-        raw = numeric_column(batch.column(self.column, by="ColumnDifficulty"), owner="ColumnDifficulty",
-                             column=self.column)
+        raw = numeric_column(
+            batch.column(self.column, by="ColumnDifficulty"), owner="ColumnDifficulty", column=self.column
+        )
         low, high = self.source_range
         outside = ~np.isnan(raw) & ((raw < low) | (raw > high))
         if outside.any():
@@ -101,8 +103,9 @@ def _records(source: Any, id_field: str, score_field: str) -> tuple[str, list[tu
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"load_difficulty_table: source: expected a JSON or JSONL file, got "
-                                    f"{str(path)!r} (not found)")
+            raise FileNotFoundError(
+                f"load_difficulty_table: source: expected a JSON or JSONL file, got {str(path)!r} (not found)"
+            )
         where = f"{path.name}: "
         text = path.read_text(encoding="utf-8")
         jsonl = path.suffix == ".jsonl"
@@ -110,20 +113,28 @@ def _records(source: Any, id_field: str, score_field: str) -> tuple[str, list[tu
     if isinstance(source, Mapping):
         return where, list(source.items())
     if not isinstance(source, Iterable) or isinstance(source, (str, bytes)):
-        raise ValueError(f"load_difficulty_table: {where}expected a list of records or an object of id -> score, "
-                         f"got {type(source).__name__}")
+        raise ValueError(
+            f"load_difficulty_table: {where}expected a list of records or an object of id -> score, "
+            f"got {type(source).__name__}"
+        )
     records = []
     for i, record in enumerate(source):
         if not isinstance(record, Mapping) or id_field not in record:
-            raise ValueError(f"load_difficulty_table: {where}record {i}: expected an object with {id_field!r} and "
-                             f"{score_field!r}, got {record!r:.120}")
+            raise ValueError(
+                f"load_difficulty_table: {where}record {i}: expected an object with {id_field!r} and "
+                f"{score_field!r}, got {record!r:.120}"
+            )
         records.append((record[id_field], record.get(score_field)))
     return where, records
 
 
 def load_difficulty_table(
-    source: str | Path | Iterable[Mapping[str, Any]] | Mapping[Any, Any], *, id_field: str = OFFICIAL_ID_FIELD,
-    score_field: str = OFFICIAL_SCORE_FIELD, on_duplicate: OnDuplicate = "error", on_invalid: OnInvalid = "error",
+    source: str | Path | Iterable[Mapping[str, Any]] | Mapping[Any, Any],
+    *,
+    id_field: str = OFFICIAL_ID_FIELD,
+    score_field: str = OFFICIAL_SCORE_FIELD,
+    on_duplicate: OnDuplicate = "error",
+    on_invalid: OnInvalid = "error",
 ) -> dict[str, float | None]:
     """Read a difficulty lookup table into ``{str(id): score or None}`` (keys by their string form).
 
@@ -169,13 +180,19 @@ class LookupDifficulty(TieredScorer, kind="lookup_difficulty"):
     key_column: str = param(default="id", min_length=1, doc="the column holding each sample's id (official: id)")
     id_field: str = param(default=OFFICIAL_ID_FIELD, min_length=1, doc="the table records' id field")
     score_field: str = param(default=OFFICIAL_SCORE_FIELD, min_length=1, doc="the table records' score field")
-    on_duplicate: OnDuplicate = param(default="error", doc="an id listed twice with different scores: error, "
-                                      "or keep the first or the last")
+    on_duplicate: OnDuplicate = param(
+        default="error", doc="an id listed twice with different scores: error, or keep the first or the last"
+    )
     on_invalid: OnInvalid = param(default="error", doc="a score that is not a number in [1, 10]: error, or missing")
 
     def __post_init__(self) -> None:
-        self._table = load_difficulty_table(self.table, id_field=self.id_field, score_field=self.score_field,
-                                            on_duplicate=self.on_duplicate, on_invalid=self.on_invalid)
+        self._table = load_difficulty_table(
+            self.table,
+            id_field=self.id_field,
+            score_field=self.score_field,
+            on_duplicate=self.on_duplicate,
+            on_invalid=self.on_invalid,
+        )
 
     @property
     def requires(self) -> frozenset[str]:

@@ -81,12 +81,23 @@ class DifficultyScorer(ContextProvider):
 
     def _resolve(self, values: FloatArray, missing: MissingPolicy, labels: Sequence[Any] | None = None) -> FloatArray:
         """Apply a missing policy ([`resolve_missing`][]) and count the samples that took it."""
-        values, fell_back = resolve_missing(values, missing, owner=type(self).__name__,
-                                            thresholds=self.layout.thresholds, names=self.layout.names, labels=labels)
+        values, fell_back = resolve_missing(
+            values,
+            missing,
+            owner=type(self).__name__,
+            thresholds=self.layout.thresholds,
+            names=self.layout.names,
+            labels=labels,
+        )
         self._count(len(values), int(fell_back.sum()))
         if fell_back.any():
-            logger.info("%s: %d of %d samples without a difficulty of their own: missing=%r applies",
-                        type(self).__name__, int(fell_back.sum()), fell_back.size, missing)
+            logger.info(
+                "%s: %d of %d samples without a difficulty of their own: missing=%r applies",
+                type(self).__name__,
+                int(fell_back.sum()),
+                fell_back.size,
+                missing,
+            )
         return values
 
 
@@ -127,6 +138,8 @@ def numeric_column(values: Sequence[Any], *, owner: str, column: str) -> FloatAr
         else:
             raise TypeError(f"{owner}: column {column!r}[{i}]: expected a number or None, got {value!r:.80}")
     if np.isinf(out).any():
-        raise ValueError(f"{owner}: column {column!r}: expected finite numbers, got inf at "
-                         f"{np.flatnonzero(np.isinf(out))[:5].tolist()}")
+        raise ValueError(
+            f"{owner}: column {column!r}: expected finite numbers, got inf at "
+            f"{np.flatnonzero(np.isinf(out))[:5].tolist()}"
+        )
     return out

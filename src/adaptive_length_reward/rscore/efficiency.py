@@ -46,11 +46,14 @@ def efficiency_by_variant(variants: Mapping[str, Mapping[str, float]]) -> dict[s
     for name, values in variants.items():
         missing = [k for k in ("rscore", "giou", "mean_reasoning_tokens") if k not in values]
         if missing:
-            raise ValueError(f"efficiency_by_variant: variants[{name!r}]: expected the keys rscore, giou and "
-                             f"mean_reasoning_tokens, got {sorted(values)}")
+            raise ValueError(
+                f"efficiency_by_variant: variants[{name!r}]: expected the keys rscore, giou and "
+                f"mean_reasoning_tokens, got {sorted(values)}"
+            )
         try:
-            out[name] = efficiency_scores(rscore=values["rscore"], giou=values["giou"],
-                                          mean_tokens=values["mean_reasoning_tokens"])
+            out[name] = efficiency_scores(
+                rscore=values["rscore"], giou=values["giou"], mean_tokens=values["mean_reasoning_tokens"]
+            )
         except ValueError as error:
             raise ValueError(f"efficiency_by_variant: variants[{name!r}]: {error}") from None
     return out

@@ -67,8 +67,10 @@ class RScoreSample:
         for name in ("reasoning", "reference_short", "reference_long", "question"):
             object.__setattr__(self, name, _text(getattr(self, name), name, self.sample_id))
         if not any(ref is not None and ref.strip() for ref in (self.reference_short, self.reference_long)):
-            raise ValueError(f"RScoreSample {self.sample_id!r}: reference_short, reference_long: expected at least "
-                             "one non-empty reference reasoning, got none")
+            raise ValueError(
+                f"RScoreSample {self.sample_id!r}: reference_short, reference_long: expected at least "
+                "one non-empty reference reasoning, got none"
+            )
 
     @property
     def key(self) -> str:
@@ -97,8 +99,10 @@ def as_samples(items: Iterable[RScoreItem]) -> list[RScoreSample]:
         elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 3:
             samples.append(RScoreSample(i, *item))
         else:
-            raise ValueError(f"items[{i}]: expected an RScoreSample or (reasoning, reference_short, "
-                             f"reference_long), got {type(item).__name__}")
+            raise ValueError(
+                f"items[{i}]: expected an RScoreSample or (reasoning, reference_short, "
+                f"reference_long), got {type(item).__name__}"
+            )
     return samples
 
 
@@ -123,8 +127,13 @@ class RScoreJudge(JudgeRunner[RScoreSample]):
     method = "llm_judge"
 
     def __init__(
-        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
-        prompt: RScorePrompt = RSCORE_V1, parse_retries: int = 2, claim_lease: float = 600.0,
+        self,
+        backend: JudgeBackend,
+        *,
+        cache: JudgmentCache | str | Path | None = None,
+        prompt: RScorePrompt = RSCORE_V1,
+        parse_retries: int = 2,
+        claim_lease: float = 600.0,
     ) -> None:
         super().__init__(backend, cache=cache, prompt=prompt, parse_retries=parse_retries, claim_lease=claim_lease)
 

@@ -74,11 +74,15 @@ class ReferenceOverlapRScore(Component, kind="reference_overlap_rscore"):
         """
         samples = as_samples(items)
         if not self.__dict__.get("_announced"):
-            logger.warning("ReferenceOverlapRScore: RScore computed as 10 x token-F1 overlap with the best reference "
-                           "reasoning; this is not an LLM judge and its values are not comparable with the paper's "
-                           "RScore")
+            logger.warning(
+                "ReferenceOverlapRScore: RScore computed as 10 x token-F1 overlap with the best reference "
+                "reasoning; this is not an LLM judge and its values are not comparable with the paper's "
+                "RScore"
+            )
             self.__dict__["_announced"] = True
         logger.info("ReferenceOverlapRScore: scoring %d reasoning chains by reference overlap", len(samples))
-        return [10.0 * max(token_f1(s.reasoning, ref, lowercase=self.lowercase)
-                           for ref in (s.reference_short, s.reference_long))
-                for s in samples]
+        return [
+            10.0
+            * max(token_f1(s.reasoning, ref, lowercase=self.lowercase) for ref in (s.reference_short, s.reference_long))
+            for s in samples
+        ]

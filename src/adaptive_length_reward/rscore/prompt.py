@@ -24,8 +24,12 @@ __all__ = ["RSCORE_PROMPTS", "RSCORE_PROMPT_VERSION", "RSCORE_V1", "RScorePrompt
 RSCORE_PROMPT_VERSION = "rscore-v1"
 
 #: What an absent text is shown as.
-_ABSENT = {"reasoning": "(no reasoning was written)", "reference_short": "(not given)",
-           "reference_long": "(not given)", "question": "(not given)"}
+_ABSENT = {
+    "reasoning": "(no reasoning was written)",
+    "reference_short": "(not given)",
+    "reference_long": "(not given)",
+    "question": "(not given)",
+}
 
 
 @dataclass(frozen=True, repr=False)
@@ -43,8 +47,12 @@ class RScorePrompt(JudgePrompt):
 
     def render_sample(self, sample: RScoreSample) -> str:
         """The user message's text for one sample (an empty or absent text is named as such)."""
-        texts = {"reasoning": sample.reasoning, "reference_short": sample.reference_short,
-                 "reference_long": sample.reference_long, "question": sample.question}
+        texts = {
+            "reasoning": sample.reasoning,
+            "reference_short": sample.reference_short,
+            "reference_long": sample.reference_long,
+            "question": sample.question,
+        }
         values = {k: v.strip() if v is not None and v.strip() else _ABSENT[k] for k, v in texts.items()}
         return string.Template(self.template).safe_substitute(values)
 

@@ -43,7 +43,7 @@ _LINE = re.compile(
 
 def _value(value: Any) -> float:
     """A 0..10 score from a number or a numeric string (``"7"``, ``"7/10"``)."""
-    match = (_SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT else None)
+    match = _SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT else None
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
@@ -60,9 +60,11 @@ def _value(value: Any) -> float:
 
 def _score_of(obj: Mapping[Any, Any]) -> float | None:
     """The score in one object (``None`` when it names none); two score keys are ambiguous."""
-    found = [value for key, value in obj.items()
-             if isinstance(key, str) and len(key) <= 64
-             and re.sub(r"[\s\-]+", "_", key.strip().lower()) in RSCORE_KEYS]
+    found = [
+        value
+        for key, value in obj.items()
+        if isinstance(key, str) and len(key) <= 64 and re.sub(r"[\s\-]+", "_", key.strip().lower()) in RSCORE_KEYS
+    ]
     if len(found) > 1:
         raise JudgeReplyError(f"expected one score key, got {len(found)}")
     return _value(found[0]) if found else None
@@ -88,8 +90,9 @@ def parse_rscore_reply(reply: str) -> float:
     if not text.strip():
         raise JudgeReplyError("empty reply")
     if len(text) > MAX_REPLY_CHARS:
-        raise JudgeReplyError(f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, "
-                              f"got {len(text)}")
+        raise JudgeReplyError(
+            f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, got {len(text)}"
+        )
     best: float | None = None
     problem: str | None = None
     for obj in _objects(text, _KEYWORD, _KEYWORD_LOWER):

@@ -88,12 +88,16 @@ class UncertaintyEstimator(ContextProvider, kind="uncertainty_estimator"):
         if c.source not in allowed:
             raise ValueError(f"source: expected one of {list(allowed)} for measure={c.measure!r}, got {c.source!r}")
         if c.span == "reasoning" and not (c.open_ids and c.close_ids):
-            raise ValueError("open_ids and close_ids: expected the tags' token ids when span='reasoning', got "
-                             f"{c.open_ids!r} and {c.close_ids!r}")
+            raise ValueError(
+                "open_ids and close_ids: expected the tags' token ids when span='reasoning', got "
+                f"{c.open_ids!r} and {c.close_ids!r}"
+            )
         needs_v = c.measure == "entropy_upper" or (c.measure == "entropy_lower" and c.entropy_cap is None)
         if needs_v and c.vocab_size is None:
-            raise ValueError(f"vocab_size: expected the vocabulary size for measure={c.measure!r} (H / ln V, and the "
-                             "upper bound needs V; entropy_lower may use entropy_cap instead), got None")
+            raise ValueError(
+                f"vocab_size: expected the vocabulary size for measure={c.measure!r} (H / ln V, and the "
+                "upper bound needs V; entropy_lower may use entropy_cap instead), got None"
+            )
         if c.measure == "deepconf" and c.k is None:
             raise ValueError("k: expected the engine's top-k (an int >= 1) for measure='deepconf', got None")
         if math.isinf(c.empty_value):
@@ -137,9 +141,11 @@ class UncertaintyEstimator(ContextProvider, kind="uncertainty_estimator"):
             ids = list(batch.column("token_ids", by="UncertaintyEstimator (span='reasoning')"))
             for i, (row, count) in enumerate(zip(ids, mask.sum(axis=1).tolist())):
                 if len(row) != count:
-                    raise ValueError(f"UncertaintyEstimator: token_ids[{i}] has {len(row)} ids but column "
-                                     f"{self.column!r}[{i}] has {count} tokens; span='reasoning' needs them "
-                                     "aligned one-to-one")
+                    raise ValueError(
+                        f"UncertaintyEstimator: token_ids[{i}] has {len(row)} ids but column "
+                        f"{self.column!r}[{i}] has {count} tokens; span='reasoning' needs them "
+                        "aligned one-to-one"
+                    )
             mask = mask & reasoning_span_mask(ids, self.open_ids, self.close_ids)
         return reduce_tokens(values, mask, how=self.reduction, q=self.quantile, empty_value=self.empty_value)
 

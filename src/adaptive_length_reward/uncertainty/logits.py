@@ -77,8 +77,9 @@ def default_memory_budget(device: str | Any = "cpu") -> int:
     return _CUDA_BUDGET if str(kind).startswith("cuda") else _CPU_BUDGET
 
 
-def rows_per_chunk(vocab_size: int, itemsize: int, *, memory_budget_bytes: int, device: str = "cpu",
-                   compiled: bool = False) -> int:
+def rows_per_chunk(
+    vocab_size: int, itemsize: int, *, memory_budget_bytes: int, device: str = "cpu", compiled: bool = False
+) -> int:
     """How many rows one chunk holds so the extra memory stays under ``memory_budget_bytes``.
 
     The eager path keeps, per row, two float32 buffers (``8 V`` bytes) plus a copy of the row in its own dtype
@@ -214,8 +215,16 @@ def _compiled_kernel() -> Callable[..., Any] | None:
         return _COMPILED["kernel"]  # type: ignore[no-any-return]
 
 
-def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float, stats: Sequence[str],
-                  chunk_rows: Any, memory_budget_bytes: Any, fill_value: Any) -> tuple[Any, Any]:
+def _check_inputs(
+    logits: Any,
+    mask: Any,
+    token_ids: Any,
+    temperature: float,
+    stats: Sequence[str],
+    chunk_rows: Any,
+    memory_budget_bytes: Any,
+    fill_value: Any,
+) -> tuple[Any, Any]:
     """Raise naming the first bad argument; return ``mask`` (bool) and, for ``"nll"``, ``token_ids`` as tensors."""
     torch = _torch()
     if not isinstance(logits, torch.Tensor):
@@ -226,8 +235,12 @@ def _check_inputs(logits: Any, mask: Any, token_ids: Any, temperature: float, st
         raise ValueError(f"logits: expected shape [N, V] or [B, T, V], got {tuple(logits.shape)}")
     if logits.shape[-1] < 2:
         raise ValueError(f"logits: expected a vocabulary of at least 2 entries, got V = {logits.shape[-1]}")
-    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-            and math.isfinite(temperature) and temperature > 0):
+    if not (
+        isinstance(temperature, (int, float))
+        and not isinstance(temperature, bool)
+        and math.isfinite(temperature)
+        and temperature > 0
+    ):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
     unknown = [s for s in stats if s not in STATISTICS]
     if unknown or not stats:
@@ -282,12 +295,21 @@ def _raise_non_finite(logits: Any, rows: Any, index: int, values: Any, more: int
     """Raise a ValueError naming the position of computed row ``index`` (whose logits ``values`` are NaN or inf)."""
     torch = _torch()
     position = _position(index, rows, tuple(logits.shape[:-1]))
-    kinds = [name for name, hit in (("nan", torch.isnan(values).any()), ("+inf", torch.isposinf(values).any()),
-                                    ("-inf", torch.isneginf(values).any())) if bool(hit)]
+    kinds = [
+        name
+        for name, hit in (
+            ("nan", torch.isnan(values).any()),
+            ("+inf", torch.isposinf(values).any()),
+            ("-inf", torch.isneginf(values).any()),
+        )
+        if bool(hit)
+    ]
     got = " and ".join(kinds) or "values whose quotient by the temperature overflows float64"
     extra = f" (and up to {more} more positions)" if more else ""
-    raise ValueError(f"logits: expected finite values, got {got} at position {position}{extra}; masked-out positions "
-                     "are never read, so pass mask= to exclude padding")
+    raise ValueError(
+        f"logits: expected finite values, got {got} at position {position}{extra}; masked-out positions "
+        "are never read, so pass mask= to exclude padding"
+    )
 
 
 def _reductions(job: _Job, chosen: Sequence[str]) -> tuple[Any, Any]:
@@ -312,31 +334,48 @@ def _reductions(job: _Job, chosen: Sequence[str]) -> tuple[Any, Any]:
         bad |= ~torch.isfinite(job.token_logit)
     flagged = bad.nonzero().squeeze(1)
     for start in range(0, int(flagged.numel()), 64):  # 64 rows at a time bounds the float64 copy
-        index = flagged[start: start + 64]
+        index = flagged[start : start + 64]
         flat = index if job.rows is None else job.rows[index]
         z = _gather_rows(job.logits, flat).to(device="cpu" if device.type == "mps" else device, dtype=torch.float64)
         z = z / job.temperature if job.temperature != 1.0 else z
         broken = ~torch.isfinite(z).all(1)
         if bool(broken.any()):
             first = int(broken.nonzero()[0, 0])
-            _raise_non_finite(job.logits, job.rows, int(index[first]), _gather_rows(job.logits, flat[first: first + 1]),
-                              int(flagged.numel()) - start - first - 1)
+            _raise_non_finite(
+                job.logits,
+                job.rows,
+                int(index[first]),
+                _gather_rows(job.logits, flat[first : first + 1]),
+                int(flagged.numel()) - start - first - 1,
+            )
         m1 = z.amax(1)
         d = z - m1[:, None]
         e = d.exp()
-        exact = [m1, z.topk(2, dim=1).values[:, 1], e.sum(1), torch.where(e > 0, e * d, 0.0).sum(1),
-                 (z / job.vocab).sum(1)]
+        exact = [
+            m1,
+            z.topk(2, dim=1).values[:, 1],
+            e.sum(1),
+            torch.where(e > 0, e * d, 0.0).sum(1),
+            (z / job.vocab).sum(1),
+        ]
         raw[:, index] = torch.stack(exact).to(device=device, dtype=wide)
         if token is not None:
             token[index] = z.gather(1, job.ids[flat][:, None].to(z.device)).squeeze(1).to(device=device, dtype=wide)
     return raw, token
 
 
-def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike | None = None,
-                     token_ids: torch.Tensor | npt.ArrayLike | None = None, temperature: float = 1.0,
-                     stats: Iterable[str] | None = None, memory_budget_bytes: int | None = None,
-                     chunk_rows: int | None = None, compile: bool = False,
-                     fill_value: float = 0.0) -> dict[str, torch.Tensor]:
+def token_statistics(
+    logits: torch.Tensor,
+    *,
+    mask: torch.Tensor | npt.ArrayLike | None = None,
+    token_ids: torch.Tensor | npt.ArrayLike | None = None,
+    temperature: float = 1.0,
+    stats: Iterable[str] | None = None,
+    memory_budget_bytes: int | None = None,
+    chunk_rows: int | None = None,
+    compile: bool = False,
+    fill_value: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """Per-token entropy, margin, self-certainty and sampled-token NLL from full logits, in one pass.
 
     Formulas and sources: the module docstring.
@@ -367,15 +406,20 @@ def token_statistics(logits: torch.Tensor, *, mask: torch.Tensor | npt.ArrayLike
     [0.4076, 1.0986]
     """
     torch = _torch()
-    chosen = tuple(dict.fromkeys(stats)) if stats is not None else (
-        _DEFAULT_STATS + (("nll",) if token_ids is not None else ()))
-    mask_t, ids_t = _check_inputs(logits, mask, token_ids, temperature, chosen, chunk_rows, memory_budget_bytes,
-                                  fill_value)
+    chosen = (
+        tuple(dict.fromkeys(stats))
+        if stats is not None
+        else (_DEFAULT_STATS + (("nll",) if token_ids is not None else ()))
+    )
+    mask_t, ids_t = _check_inputs(
+        logits, mask, token_ids, temperature, chosen, chunk_rows, memory_budget_bytes, fill_value
+    )
     lead = tuple(logits.shape[:-1])
     with torch.no_grad():
         job = _Job(logits.detach(), mask_t, ids_t, temperature)
-        outputs = {name: torch.full(lead, float(fill_value), dtype=torch.float32, device=logits.device)
-                   for name in chosen}
+        outputs = {
+            name: torch.full(lead, float(fill_value), dtype=torch.float32, device=logits.device) for name in chosen
+        }
         if job.n_rows == 0:
             return outputs
         job.run(chosen, memory_budget_bytes, chunk_rows, compile)
@@ -413,11 +457,14 @@ class _Job:
             outside = (picked < 0) | (picked >= self.vocab)
             if bool(outside.any()):
                 bad = int(outside.nonzero()[0, 0])
-                raise ValueError(f"token_ids: expected ids in [0, {self.vocab}), got {int(picked[bad])} at position "
-                                 f"{_position(bad, rows, lead)}")
+                raise ValueError(
+                    f"token_ids: expected ids in [0, {self.vocab}), got {int(picked[bad])} at position "
+                    f"{_position(bad, rows, lead)}"
+                )
 
-    def run(self, chosen: Sequence[str], memory_budget_bytes: int | None, chunk_rows: int | None,
-            compile: bool) -> None:
+    def run(
+        self, chosen: Sequence[str], memory_budget_bytes: int | None, chunk_rows: int | None, compile: bool
+    ) -> None:
         """Fill ``raw`` (and ``token_logit``): through the compiled kernel when asked and it compiles, else eagerly."""
         torch = _torch()
         device = self.logits.device
@@ -427,8 +474,13 @@ class _Job:
         budget = default_memory_budget(device) if memory_budget_bytes is None else memory_budget_bytes
 
         def size(compiled: bool) -> int:  # the compiled kernel keeps one static chunk shape (no recompiles)
-            rows = chunk_rows or rows_per_chunk(self.vocab, self.logits.element_size(), memory_budget_bytes=budget,
-                                                device=device.type, compiled=compiled)
+            rows = chunk_rows or rows_per_chunk(
+                self.vocab,
+                self.logits.element_size(),
+                memory_budget_bytes=budget,
+                device=device.type,
+                compiled=compiled,
+            )
             return rows if compiled else min(rows, self.n_rows)
 
         kernel = _compiled_kernel() if compile else None
@@ -441,8 +493,12 @@ class _Job:
                     raise
                 _COMPILED["kernel"] = None
                 reason = f"{type(error).__name__}: {str(error)[:200]}"
-                warnings.warn(f"token_statistics: torch.compile failed ({reason}); using the eager path for the rest "
-                              "of this process", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"token_statistics: torch.compile failed ({reason}); using the eager path for the rest "
+                    "of this process",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         chunks = size(False)
         eager = _EagerChunks(chunks, self.vocab, device, second="margin" in chosen, entropy="entropy" in chosen)
         for start, stop, chunk in self._chunks(chunks):
@@ -497,12 +553,15 @@ def _is_compile_failure(error: BaseException) -> bool:
     if module.startswith(("torch._dynamo", "torch._inductor", "torch.fx")):
         return True
     text = f"{type(error).__name__}: {error}"
-    return any(word in text for word in ("BackendCompilerFailed", "InductorError", "CppCompileError",
-                                         "compiler", "Dynamo", "inductor"))
+    return any(
+        word in text
+        for word in ("BackendCompilerFailed", "InductorError", "CppCompileError", "compiler", "Dynamo", "inductor")
+    )
 
 
-def _combine(raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int,
-             chosen: Sequence[str]) -> dict[str, torch.Tensor]:
+def _combine(
+    raw: torch.Tensor, token_logit: torch.Tensor | None, vocab: int, chosen: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """The statistics from the widened per-row reductions ``(m1, m2, s, b, t / V)`` (``_reductions``).
 
     Self-certainty and NLL are unbounded: past float32's largest value (logits spread wider than ``3.4e38``) they
@@ -548,34 +607,48 @@ def token_margin(logits: torch.Tensor, *, mask: Any = None, temperature: float =
     return token_statistics(logits, mask=mask, temperature=temperature, stats=("margin",), **options)["margin"]
 
 
-def token_self_certainty(logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0,
-                         **options: Any) -> torch.Tensor:
+def token_self_certainty(
+    logits: torch.Tensor, *, mask: Any = None, temperature: float = 1.0, **options: Any
+) -> torch.Tensor:
     """Self-certainty ``KL(U || p) = -ln V - (1/V) sum_j ln p_j`` per position (arXiv 2502.18581).
 
     >>> import torch
     >>> float(token_self_certainty(torch.zeros(1, 8))[0])
     0.0
     """
-    return token_statistics(logits, mask=mask, temperature=temperature, stats=("self_certainty",),
-                            **options)["self_certainty"]
+    return token_statistics(logits, mask=mask, temperature=temperature, stats=("self_certainty",), **options)[
+        "self_certainty"
+    ]
 
 
-def token_nll(logits: torch.Tensor, token_ids: Any, *, mask: Any = None, temperature: float = 1.0,
-              **options: Any) -> torch.Tensor:
+def token_nll(
+    logits: torch.Tensor, token_ids: Any, *, mask: Any = None, temperature: float = 1.0, **options: Any
+) -> torch.Tensor:
     """Negative log-likelihood ``-ln p_y`` of the sampled token ``y`` per position.
 
     >>> import torch
     >>> round(float(token_nll(torch.zeros(1, 4), torch.tensor([3]))[0]), 6) == round(math.log(4), 6)
     True
     """
-    return token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=("nll",),
-                            **options)["nll"]
+    return token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=("nll",), **options)[
+        "nll"
+    ]
 
 
-def sequence_uncertainty(logits: torch.Tensor, *, mask: Any = None, measure: SequenceMeasure = "margin",
-                         token_ids: Any = None, reduction: Reduction = "mean", quantile: float = 0.9,
-                         entropy_cap: float | None = None, nll_cap: float | None = None, empty_value: float = 0.0,
-                         temperature: float = 1.0, **options: Any) -> npt.NDArray[np.float64]:
+def sequence_uncertainty(
+    logits: torch.Tensor,
+    *,
+    mask: Any = None,
+    measure: SequenceMeasure = "margin",
+    token_ids: Any = None,
+    reduction: Reduction = "mean",
+    quantile: float = 0.9,
+    entropy_cap: float | None = None,
+    nll_cap: float | None = None,
+    empty_value: float = 0.0,
+    temperature: float = 1.0,
+    **options: Any,
+) -> npt.NDArray[np.float64]:
     """One uncertainty in ``[0, 1]`` per sequence from ``[B, T, V]`` logits: per-token values, then a reduction.
 
     Per token (normalisations in [`reduction`][]): ``"margin"``
@@ -594,9 +667,22 @@ def sequence_uncertainty(logits: torch.Tensor, *, mask: Any = None, measure: Seq
         raise ValueError(f"logits: expected a [B, T, V] tensor, got {getattr(logits, 'shape', type(logits).__name__)}")
     if measure not in get_args(SequenceMeasure):
         raise ValueError(f"measure: expected 'margin', 'entropy' or 'nll', got {measure!r}")
-    values = token_statistics(logits, mask=mask, token_ids=token_ids, temperature=temperature, stats=(measure,),
-                              fill_value=float("nan"), **options)[measure].cpu().numpy().astype(np.float64)
-    per_token = unit_uncertainty(measure, values, vocab_size=int(logits.shape[-1]), entropy_cap=entropy_cap,
-                                 nll_cap=nll_cap)
+    values = (
+        token_statistics(
+            logits,
+            mask=mask,
+            token_ids=token_ids,
+            temperature=temperature,
+            stats=(measure,),
+            fill_value=float("nan"),
+            **options,
+        )[measure]
+        .cpu()
+        .numpy()
+        .astype(np.float64)
+    )
+    per_token = unit_uncertainty(
+        measure, values, vocab_size=int(logits.shape[-1]), entropy_cap=entropy_cap, nll_cap=nll_cap
+    )
     keep = None if mask is None else torch.as_tensor(mask).bool().cpu().numpy()
     return reduce_tokens(per_token, keep, how=reduction, q=quantile, empty_value=empty_value)

@@ -61,8 +61,14 @@ def _as_numpy(values: Any, name: str, dtype: Any = np.float64) -> np.ndarray:
         raise TypeError(f"{name}: expected a sequence of numbers, got {error}") from None
 
 
-def reduce_tokens(values: npt.ArrayLike, mask: npt.ArrayLike | None = None, *, how: Reduction = "mean", q: float = 0.9,
-                  empty_value: float = 0.0) -> FloatArray:
+def reduce_tokens(
+    values: npt.ArrayLike,
+    mask: npt.ArrayLike | None = None,
+    *,
+    how: Reduction = "mean",
+    q: float = 0.9,
+    empty_value: float = 0.0,
+) -> FloatArray:
     """Reduce padded per-token values ``[B, T]`` to one float per row over the usable positions.
 
     ``values``: numbers (numpy, lists or a torch tensor), NaN = no value at that token; a position is usable
@@ -140,8 +146,9 @@ def pad_ragged(sequences: Sequence[npt.ArrayLike], *, fill: float = np.nan) -> t
     return values, mask
 
 
-def reduce_ragged(sequences: Sequence[npt.ArrayLike], *, how: Reduction = "mean", q: float = 0.9,
-                  empty_value: float = 0.0) -> FloatArray:
+def reduce_ragged(
+    sequences: Sequence[npt.ArrayLike], *, how: Reduction = "mean", q: float = 0.9, empty_value: float = 0.0
+) -> FloatArray:
     """[`reduce_tokens`][] over per-completion 1-D arrays of different lengths.
 
     >>> reduce_ragged([[0.2, 0.4], [], [1.0, float("nan")]]).tolist()
@@ -167,16 +174,18 @@ def check_vocab_size(vocab_size: Any) -> int:
     return int(vocab_size)
 
 
-def normalized_entropy(entropy: npt.ArrayLike, *, vocab_size: int | None = None,
-                       cap: float | None = None) -> FloatArray:
+def normalized_entropy(
+    entropy: npt.ArrayLike, *, vocab_size: int | None = None, cap: float | None = None
+) -> FloatArray:
     """Entropy in ``[0, 1]``: ``clip(H / ln V, 0, 1)``, or ``clip(H / cap, 0, 1)`` when ``cap`` is given.
 
     >>> normalized_entropy([0.0, 1.0, 5.0], cap=2.0).tolist()
     [0.0, 0.5, 1.0]
     """
     if (vocab_size is None) == (cap is None):
-        raise ValueError(f"normalized_entropy: expected exactly one of vocab_size and cap, got {vocab_size!r} "
-                         f"and {cap!r}")
+        raise ValueError(
+            f"normalized_entropy: expected exactly one of vocab_size and cap, got {vocab_size!r} and {cap!r}"
+        )
     scale = _check_cap(cap) if cap is not None else float(np.log(check_vocab_size(vocab_size)))
     return np.clip(_as_numpy(entropy, "entropy") / scale, 0.0, 1.0)
 
@@ -221,8 +230,14 @@ def logprob_uncertainty(logprobs: npt.ArrayLike, *, cap: float | None = None, wh
     return normalized_nll(np.maximum(-values, 0.0), cap=cap)
 
 
-def unit_uncertainty(measure: str, values: npt.ArrayLike, *, vocab_size: int | None = None,
-                     entropy_cap: float | None = None, nll_cap: float | None = None) -> FloatArray:
+def unit_uncertainty(
+    measure: str,
+    values: npt.ArrayLike,
+    *,
+    vocab_size: int | None = None,
+    entropy_cap: float | None = None,
+    nll_cap: float | None = None,
+) -> FloatArray:
     """Per-token values of a measure as uncertainty in ``[0, 1]``: ``"margin"`` (``p1 - p2``) by
     [`margin_uncertainty`][], ``"entropy"`` (nats) by [`normalized_entropy`][] (``entropy_cap``, else
     ``ln vocab_size``), ``"nll"`` by [`normalized_nll`][] (``nll_cap``, else ``1 - p_y``).

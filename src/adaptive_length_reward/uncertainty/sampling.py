@@ -52,8 +52,10 @@ def _logits_of(output: Any) -> Any:
     if logits is None and isinstance(output, (tuple, list)) and output:
         logits = output[0]
     if logits is None or getattr(logits, "dim", lambda: 0)() != 3:
-        raise TypeError("SamplingRecorder: expected the hooked model to return logits of shape [B, T, V], got "
-                        f"{type(output).__name__}")
+        raise TypeError(
+            "SamplingRecorder: expected the hooked model to return logits of shape [B, T, V], got "
+            f"{type(output).__name__}"
+        )
     return logits
 
 
@@ -74,14 +76,26 @@ class SamplingRecorder:
     recorder records one ``generate`` call; [`attached`][] starts afresh.
     """
 
-    def __init__(self, *, temperature: float = 1.0, distribution: Distribution = "model", top_k: int | None = None,
-                 top_p: float | None = None, min_p: float | None = None,
-                 suppress_tokens: Sequence[int] | None = None, stats: Sequence[str] = SAMPLING_STATISTICS) -> None:
+    def __init__(
+        self,
+        *,
+        temperature: float = 1.0,
+        distribution: Distribution = "model",
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        suppress_tokens: Sequence[int] | None = None,
+        stats: Sequence[str] = SAMPLING_STATISTICS,
+    ) -> None:
         unknown = [name for name in stats if name not in SAMPLING_STATISTICS]
         if unknown or not stats or isinstance(stats, str):
             raise ValueError(f"stats: expected a non-empty selection of {list(SAMPLING_STATISTICS)}, got {stats!r}")
-        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-                and math.isfinite(temperature) and temperature > 0):
+        if not (
+            isinstance(temperature, (int, float))
+            and not isinstance(temperature, bool)
+            and math.isfinite(temperature)
+            and temperature > 0
+        ):
             raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
         if distribution not in get_args(Distribution):
             raise ValueError(f"distribution: expected 'model' or 'sampler', got {distribution!r}")
@@ -93,8 +107,9 @@ class SamplingRecorder:
         self._previous: Any = None  # the last step's (scaled logits, log-normaliser), for the NLL of its token
 
     @staticmethod
-    def _build_warpers(top_k: int | None, top_p: float | None, min_p: float | None,
-                       suppress_tokens: Sequence[int] | None) -> list[Any]:
+    def _build_warpers(
+        top_k: int | None, top_p: float | None, min_p: float | None, suppress_tokens: Sequence[int] | None
+    ) -> list[Any]:
         """transformers' processors for the truncation, in ``GenerationMixin._get_logits_processor``'s order."""
         from transformers.generation.logits_process import (
             MinPLogitsWarper,
@@ -140,8 +155,10 @@ class SamplingRecorder:
                 if self._previous is not None:
                     ids = kwargs.get("input_ids", args[0] if args else None)
                     if ids is None:
-                        raise TypeError("SamplingRecorder: expected the sampled tokens as input_ids of the next "
-                                        "forward call, got none (inputs_embeds only)")
+                        raise TypeError(
+                            "SamplingRecorder: expected the sampled tokens as input_ids of the next "
+                            "forward call, got none (inputs_embeds only)"
+                        )
                     z_prev, lse_prev = self._previous
                     steps["nll"].append(lse_prev - z_prev.gather(1, ids[:, -1:].to(z.device)).squeeze(1))
                 self._previous = (z, lse)
@@ -151,8 +168,11 @@ class SamplingRecorder:
             if "entropy" in steps:  # H = -sum_j p_j ln p_j, 0 ln 0 = 0 (lse - sum p z would cancel for large logits)
                 steps["entropy"].append(torch.special.entr((z - lse[:, None]).exp()).sum(-1))
             if "self_certainty" in steps:  # KL(U || p) = lse - mean(z) - ln V; infinite on a truncated support
-                steps["self_certainty"].append(lse - z.mean(-1) - math.log(z.shape[-1]) if self.distribution == "model"
-                                               else torch.full_like(lse, float("nan")))
+                steps["self_certainty"].append(
+                    lse - z.mean(-1) - math.log(z.shape[-1])
+                    if self.distribution == "model"
+                    else torch.full_like(lse, float("nan"))
+                )
 
     def per_completion(self, completion_ids: Sequence[Sequence[int]]) -> dict[str, list[FloatArray]]:
         """``{statistic: one float64 array per completion}``, each as long as that completion (its tokens from the
@@ -164,26 +184,38 @@ class SamplingRecorder:
             count += 1  # the last step's NLL is resolved below
         if count == 0:
             raise RuntimeError("SamplingRecorder: nothing was recorded (was generate called inside attached()?)")
-        batch = int(self._previous[0].shape[0]) if self._previous is not None else int(
-            self._steps[self.stats[0]][0].shape[0])
+        batch = (
+            int(self._previous[0].shape[0])
+            if self._previous is not None
+            else int(self._steps[self.stats[0]][0].shape[0])
+        )
         lengths = [len(c) for c in completion_ids]
         if len(lengths) != batch or max(lengths, default=0) > count:
-            raise ValueError(f"completion_ids: expected {batch} completions of at most {count} tokens (the recorded "
-                             f"steps), got {len(lengths)} with lengths up to {max(lengths, default=0)}")
+            raise ValueError(
+                f"completion_ids: expected {batch} completions of at most {count} tokens (the recorded "
+                f"steps), got {len(lengths)} with lengths up to {max(lengths, default=0)}"
+            )
         columns = dict(self._steps)
         if "nll" in columns:
             z_last, lse_last = self._previous
-            last = torch.tensor([int(c[count - 1]) if len(c) == count else 0 for c in completion_ids],
-                                device=z_last.device)
+            last = torch.tensor(
+                [int(c[count - 1]) if len(c) == count else 0 for c in completion_ids], device=z_last.device
+            )
             columns["nll"] = [*columns["nll"], lse_last - z_last.gather(1, last[:, None]).squeeze(1)]
         table = torch.stack([torch.stack(columns[name], dim=-1) for name in self.stats])
         values = table.double().cpu().numpy()  # one transfer: [statistics, B, steps]
         return {name: [values[k, i, :n].copy() for i, n in enumerate(lengths)] for k, name in enumerate(self.stats)}
 
 
-def generate_with_statistics(model: Any, inputs: dict[str, Any], *, generation_config: Any = None,
-                             distribution: Distribution = "model", stats: Sequence[str] = SAMPLING_STATISTICS,
-                             **generate_kwargs: Any) -> tuple[Any, dict[str, list[FloatArray]]]:
+def generate_with_statistics(
+    model: Any,
+    inputs: dict[str, Any],
+    *,
+    generation_config: Any = None,
+    distribution: Distribution = "model",
+    stats: Sequence[str] = SAMPLING_STATISTICS,
+    **generate_kwargs: Any,
+) -> tuple[Any, dict[str, list[FloatArray]]]:
     """``model.generate(**inputs, ...)`` with the statistics of every sampled token, measured at sampling.
 
     Returns ``(sequences, {statistic: one array per completion})``; a completion runs from the first generated
@@ -192,11 +224,19 @@ def generate_with_statistics(model: Any, inputs: dict[str, Any], *, generation_c
     GPU check (benchmarks) and for users outside TRL.
     """
     config = generation_config if generation_config is not None else model.generation_config
-    settings = {name: generate_kwargs.get(name, getattr(config, name, None))
-                for name in ("temperature", "top_k", "top_p", "min_p", "suppress_tokens", "eos_token_id")}
-    recorder = SamplingRecorder(temperature=settings["temperature"] or 1.0, distribution=distribution,
-                                top_k=settings["top_k"], top_p=settings["top_p"], min_p=settings["min_p"],
-                                suppress_tokens=settings["suppress_tokens"], stats=stats)
+    settings = {
+        name: generate_kwargs.get(name, getattr(config, name, None))
+        for name in ("temperature", "top_k", "top_p", "min_p", "suppress_tokens", "eos_token_id")
+    }
+    recorder = SamplingRecorder(
+        temperature=settings["temperature"] or 1.0,
+        distribution=distribution,
+        top_k=settings["top_k"],
+        top_p=settings["top_p"],
+        min_p=settings["min_p"],
+        suppress_tokens=settings["suppress_tokens"],
+        stats=stats,
+    )
     with recorder.attached(model):
         sequences = model.generate(**inputs, generation_config=generation_config, **generate_kwargs)
     eos = settings["eos_token_id"]

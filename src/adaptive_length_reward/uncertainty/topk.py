@@ -79,8 +79,10 @@ def _finish(flat: FloatArray, counts: IntArray, lengths: IntArray, where: str) -
         index = int(np.flatnonzero(bad)[0])
         token = int(np.searchsorted(np.cumsum(counts), index, side="right"))
         completion = int(np.searchsorted(np.cumsum(lengths), token, side="right"))
-        raise ValueError(f"{where}: expected log-probabilities (<= 0, or -inf), got {float(flat[index])!r} at "
-                         f"completion {completion}, token {token - int(np.sum(lengths[:completion]))}")
+        raise ValueError(
+            f"{where}: expected log-probabilities (<= 0, or -inf), got {float(flat[index])!r} at "
+            f"completion {completion}, token {token - int(np.sum(lengths[:completion]))}"
+        )
     if (flat > 0).any():
         flat = np.minimum(flat, 0.0)
     n_tokens = counts.size
@@ -115,13 +117,15 @@ def _dict_values(tokens: Sequence[dict[int, Any]], total: int) -> FloatArray:
     return array
 
 
-def _gather(completions: Sequence[Any], what: str,
-            read: Callable[[Any, str], tuple[IntArray, FloatArray]]) -> TopKLogprobs:
+def _gather(
+    completions: Sequence[Any], what: str, read: Callable[[Any, str], tuple[IntArray, FloatArray]]
+) -> TopKLogprobs:
     """One [`TopKLogprobs`][] from per-completion token lists, each read by ``read(tokens, where)`` into
     ``(entries per token, flat log-probs)``."""
     if isinstance(completions, (str, bytes, Mapping)):
-        raise TypeError(f"completions: expected a sequence of per-completion {what} lists, got "
-                        f"{type(completions).__name__}")
+        raise TypeError(
+            f"completions: expected a sequence of per-completion {what} lists, got {type(completions).__name__}"
+        )
     parts = []
     for i, tokens in enumerate(completions):
         where = f"{what} of completion {i}"
@@ -148,14 +152,17 @@ def _read_vllm(tokens: Any, where: str) -> tuple[IntArray, FloatArray]:
     dicts = [{} if entry is None else entry for entry in tokens]  # slow path: None tokens, or a clear error
     for t, entry in enumerate(dicts):
         if not isinstance(entry, dict):
-            raise TypeError(f"{where}, token {t}: expected a dict (token id -> Logprob) or None, got "
-                            f"{type(entry).__name__}")
+            raise TypeError(
+                f"{where}, token {t}: expected a dict (token id -> Logprob) or None, got {type(entry).__name__}"
+            )
     per_token = np.fromiter(map(len, dicts), dtype=np.intp, count=len(dicts))
     try:
         return per_token, _dict_values(dicts, int(per_token.sum()))
     except (TypeError, ValueError, AttributeError, KeyError):
-        raise TypeError(f"{where}: expected every dict value to be a Logprob, a mapping with 'logprob' or a float "
-                        "(all of one kind, logprob a number)") from None
+        raise TypeError(
+            f"{where}: expected every dict value to be a Logprob, a mapping with 'logprob' or a float "
+            "(all of one kind, logprob a number)"
+        ) from None
 
 
 def topk_from_vllm(completions: Sequence[Any]) -> TopKLogprobs:
@@ -187,8 +194,9 @@ def _read_sglang(tokens: Any, where: str) -> tuple[IntArray, FloatArray]:
         if values.shape != (int(per_token.sum()),):
             raise ValueError("one number per entry")
     except (TypeError, IndexError, KeyError, ValueError):
-        raise TypeError(f"{where}: expected per token a list of (logprob, token_id, text) tuples with a float "
-                        "logprob") from None
+        raise TypeError(
+            f"{where}: expected per token a list of (logprob, token_id, text) tuples with a float logprob"
+        ) from None
     return per_token, values
 
 
@@ -211,17 +219,22 @@ def topk_from_ranked(logprobs: Sequence[Sequence[Sequence[float | None]]]) -> To
     >>> topk_from_ranked([[[-0.1, -2.5], [-0.7]]]).values.round(2).tolist()
     [[-0.1, -2.5], [-0.7, -inf]]
     """
+
     def read(tokens: Any, where: str) -> tuple[IntArray, FloatArray]:
         rows = [[float(v) for v in entries if v is not None] for entries in tokens]
-        return (np.fromiter(map(len, rows), dtype=np.intp, count=len(rows)),
-                np.array([v for row in rows for v in row], dtype=np.float64))
+        return (
+            np.fromiter(map(len, rows), dtype=np.intp, count=len(rows)),
+            np.array([v for row in rows for v in row], dtype=np.float64),
+        )
 
     return _gather(logprobs, "ranked logprobs", read)
 
 
-def sampled_token_logprobs(completion_ids: Sequence[Sequence[int]],
-                           logprobs: Sequence[Sequence[Sequence[float | None]]],
-                           logprob_token_ids: Sequence[Sequence[Sequence[int]]] | None) -> list[list[float | None]]:
+def sampled_token_logprobs(
+    completion_ids: Sequence[Sequence[int]],
+    logprobs: Sequence[Sequence[Sequence[float | None]]],
+    logprob_token_ids: Sequence[Sequence[Sequence[int]]] | None,
+) -> list[list[float | None]]:
     """The sampled token's log-prob per generated token, from TRL's rank-sorted lists (``None`` where vLLM gave
     NaN or the sampled token is not listed). With one entry per token (vLLM ``logprobs=0``) it is that entry; with
     more, the entry whose token id is the sampled one (``logprob_token_ids`` then required).
@@ -232,14 +245,17 @@ def sampled_token_logprobs(completion_ids: Sequence[Sequence[int]],
     out: list[list[float | None]] = []
     for i, (ids, rows) in enumerate(zip(completion_ids, logprobs)):
         if len(ids) != len(rows):
-            raise ValueError(f"logprobs of completion {i}: expected one entry list per token ({len(ids)}), got "
-                             f"{len(rows)}")
+            raise ValueError(
+                f"logprobs of completion {i}: expected one entry list per token ({len(ids)}), got {len(rows)}"
+            )
         if all(len(row) <= 1 for row in rows):
             out.append([row[0] if row else None for row in rows])
             continue
         if logprob_token_ids is None:
-            raise ValueError("logprob_token_ids: expected the token ids of the ranked log-probs (several entries per "
-                             "token), got None")
+            raise ValueError(
+                "logprob_token_ids: expected the token ids of the ranked log-probs (several entries per "
+                "token), got None"
+            )
         picked: list[float | None] = []
         for token, row, row_ids in zip(ids, rows, logprob_token_ids[i]):
             j = next((k for k, t in enumerate(row_ids) if int(t) == int(token)), None)
@@ -256,6 +272,7 @@ def topk_from_dense(values: Any, lengths: npt.ArrayLike | None = None) -> TopKLo
     >>> topk_from_dense([[[-2.5, -0.1], [-0.7, -np.inf]]]).values.round(2).tolist()
     [[-0.1, -2.5], [-0.7, -inf]]
     """
+
     def as_array(x: Any, name: str) -> FloatArray:
         array = _as_numpy(x, name)
         if array.ndim == 1 and array.size == 0:
@@ -274,8 +291,10 @@ def topk_from_dense(values: Any, lengths: npt.ArrayLike | None = None) -> TopKLo
         stacked = as_array(values, "values")
         sizes = np.array([stacked.shape[0]] if lengths is None else np.asarray(lengths).reshape(-1), dtype=np.intp)
         if (sizes < 0).any() or int(sizes.sum()) != stacked.shape[0]:
-            raise ValueError(f"lengths: expected non-negative token counts summing to {stacked.shape[0]} (the rows), "
-                             f"got {sizes.tolist()}")
+            raise ValueError(
+                f"lengths: expected non-negative token counts summing to {stacked.shape[0]} (the rows), "
+                f"got {sizes.tolist()}"
+            )
     finite = ~np.isneginf(stacked)
     flat = stacked[finite]
     counts = finite.sum(axis=1).astype(np.intp)
@@ -310,8 +329,9 @@ def topk_margin_uncertainty(topk: TopKLogprobs | npt.ArrayLike) -> FloatArray:
     return margin_uncertainty(topk_margin(topk))
 
 
-def topk_entropy_bounds(topk: TopKLogprobs | npt.ArrayLike, *,
-                        vocab_size: int | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+def topk_entropy_bounds(
+    topk: TopKLogprobs | npt.ArrayLike, *, vocab_size: int | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per-token ``(H_lb, H_ub, tail_mass)`` in nats (formulas: the module docstring); ``H_ub`` needs
     ``vocab_size`` (else it is NaN). Tokens without any entry get NaN.
 
@@ -331,8 +351,9 @@ def topk_entropy_bounds(topk: TopKLogprobs | npt.ArrayLike, *,
         high = np.full_like(low, np.nan)
     else:
         if (n > check_vocab_size(vocab_size)).any():
-            raise ValueError(f"vocab_size: expected >= the number of reported entries ({int(n.max())}), "
-                             f"got {vocab_size}")
+            raise ValueError(
+                f"vocab_size: expected >= the number of reported entries ({int(n.max())}), got {vocab_size}"
+            )
         unreported = np.maximum(vocab_size - n, 1)
         high = low + tail * np.log(unreported)
     missing = n == 0
@@ -369,4 +390,3 @@ def _deepconf(topk: TopKLogprobs | npt.ArrayLike, k: int) -> tuple[IntArray, Flo
     count = used.sum(axis=1)
     total = np.where(used, values, 0.0).sum(axis=1)
     return count, np.where(count > 0, -total / np.maximum(count, 1), np.nan)
-

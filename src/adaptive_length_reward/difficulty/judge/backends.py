@@ -200,14 +200,14 @@ def _read_capped(response: Any, limit: int) -> bytes:
     ``Content-Length`` before reading, else while reading): an oversized reply is never held in memory."""
     length = response.headers.get("Content-Length") if response.headers else None
     if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise JudgeReplyError(f"expected a response body of at most {limit} bytes (max_response_bytes), got "
-                              f"Content-Length {int(length)}")
+        raise JudgeReplyError(
+            f"expected a response body of at most {limit} bytes (max_response_bytes), got Content-Length {int(length)}"
+        )
     chunks, size = [], 0
     while chunk := response.read(min(65536, limit + 1 - size)):
         size += len(chunk)
         if size > limit:
-            raise JudgeReplyError(f"expected a response body of at most {limit} bytes (max_response_bytes), got "
-                                  "more")
+            raise JudgeReplyError(f"expected a response body of at most {limit} bytes (max_response_bytes), got more")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -217,10 +217,17 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
 
     base_url: str = param(min_length=1, doc="the API root, e.g. http://127.0.0.1:8000/v1 (/chat/completions is added)")
     model: str = param(min_length=1, doc="the served model name (vLLM's --served-model-name)")
-    timeout: float = param(default=60.0, gt=0, doc="seconds per request, a deadline for the whole request (connect, "
-                           "send, headers and body), not per socket read")
-    max_response_bytes: int = param(default=4 * 1024 * 1024, ge=1024, doc="largest response body read; a larger "
-                                    "reply is recorded as unreadable without being read whole")
+    timeout: float = param(
+        default=60.0,
+        gt=0,
+        doc="seconds per request, a deadline for the whole request (connect, "
+        "send, headers and body), not per socket read",
+    )
+    max_response_bytes: int = param(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        doc="largest response body read; a larger reply is recorded as unreadable without being read whole",
+    )
     max_retries: int = param(default=3, ge=0, doc="retries of a transient failure after the first attempt")
     backoff: float = param(default=1.0, ge=0, doc="first retry wait in seconds, doubled each time")
     max_backoff: float = param(default=30.0, ge=0, doc="longest retry wait in seconds")
@@ -238,8 +245,10 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
     @staticmethod
     def _check(config: Any) -> None:
         if not config.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url: expected an http:// or https:// URL (e.g. http://127.0.0.1:8000/v1), got "
-                             f"{config.base_url!r}")
+            raise ValueError(
+                f"base_url: expected an http:// or https:// URL (e.g. http://127.0.0.1:8000/v1), got "
+                f"{config.base_url!r}"
+            )
 
     def __post_init__(self) -> None:
         self._slots = threading.BoundedSemaphore(self.concurrency)
@@ -259,19 +268,29 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
 
     def payload(self, messages: Messages, image: Any) -> dict[str, Any]:
         """The JSON body sent for one conversation (the ``{"type": "image"}`` part becomes an ``image_url``)."""
-        url = None if image is None else {
-            "type": "image_url", "image_url": {"url": image_data_url(image, image_format=self.image_format)}}
+        url = (
+            None
+            if image is None
+            else {"type": "image_url", "image_url": {"url": image_data_url(image, image_format=self.image_format)}}
+        )
         converted = []
         for message in messages:
             content = message["content"]
             if not isinstance(content, str):
                 if url is None and any(part.get("type") == "image" for part in content):
-                    raise TypeError("OpenAICompatibleBackend.payload: image: expected an image for the messages' "
-                                    "image part, got None")
+                    raise TypeError(
+                        "OpenAICompatibleBackend.payload: image: expected an image for the messages' "
+                        "image part, got None"
+                    )
                 content = [url if part.get("type") == "image" else dict(part) for part in content]
             converted.append({"role": message["role"], "content": content})
-        body: dict[str, Any] = {"model": self.model, "messages": converted, "max_tokens": self.max_tokens,
-                                "temperature": self.temperature, "top_p": self.top_p}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": converted,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
         if self.seed is not None:
             body["seed"] = self.seed
         if self.json_mode:
@@ -284,8 +303,10 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
         if name is not None:
             key = os.environ.get(name)
             if not key:
-                raise JudgeRequestError(f"OpenAICompatibleBackend: api_key_env: expected the environment variable "
-                                        f"{name!r} to hold an API key, got nothing")
+                raise JudgeRequestError(
+                    f"OpenAICompatibleBackend: api_key_env: expected the environment variable "
+                    f"{name!r} to hold an API key, got nothing"
+                )
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
@@ -300,8 +321,9 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
         try:
             message = json.loads(body)["choices"][0]["message"]
         except (ValueError, KeyError, IndexError, TypeError, RecursionError):
-            raise _MalformedResponse(f"expected a chat-completions JSON body with choices[0].message, got "
-                                     f"{body[:200]!r}") from None
+            raise _MalformedResponse(
+                f"expected a chat-completions JSON body with choices[0].message, got {body[:200]!r}"
+            ) from None
         if not isinstance(message, Mapping):
             raise _MalformedResponse(f"expected choices[0].message to be an object, got {type(message).__name__}")
         content = message.get("content")
@@ -312,8 +334,9 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
             for i, part in enumerate(content):
                 text = part.get("text", "") if isinstance(part, Mapping) else ""
                 if not isinstance(text, str):
-                    raise JudgeReplyError(f"choices[0].message.content[{i}].text: expected a string, got "
-                                          f"{type(text).__name__}")
+                    raise JudgeReplyError(
+                        f"choices[0].message.content[{i}].text: expected a string, got {type(text).__name__}"
+                    )
                 texts.append(text)
             return "".join(texts)
         if not isinstance(content, str):
@@ -336,8 +359,14 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
                 return reply
             if attempt < self.max_retries:
                 delay = self._delay(attempt, retry_after)
-                logger.warning("%s: attempt %d of %d failed (%s); retrying in %.1f s", self.url, attempt + 1,
-                               self.max_retries + 1, last, delay)
+                logger.warning(
+                    "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+                    self.url,
+                    attempt + 1,
+                    self.max_retries + 1,
+                    last,
+                    delay,
+                )
                 time.sleep(delay)
         logger.error("%s: no reply after %d attempts; last error: %s", self.url, self.max_retries + 1, last)
         raise JudgeTransportError(f"{self.url}: no reply after {self.max_retries + 1} attempts; last error: {last}")
@@ -364,8 +393,9 @@ class OpenAICompatibleBackend(JudgeBackend, kind="openai_compatible_backend"):
                 with error:
                     detail = error.read(ERROR_BODY_BYTES).decode("utf-8", "replace")
                 if error.code not in RETRYABLE_STATUSES and error.code < 500:
-                    raise JudgeRequestError(f"{self.url}: HTTP {error.code} (not retried; check base_url, model "
-                                            f"and key): {detail}") from None
+                    raise JudgeRequestError(
+                        f"{self.url}: HTTP {error.code} (not retried; check base_url, model and key): {detail}"
+                    ) from None
                 header = error.headers.get("Retry-After") if error.headers else None
                 wait = float(header) if header is not None and header.strip().replace(".", "", 1).isdigit() else None
                 return None, f"HTTP {error.code}: {detail}", wait
@@ -387,12 +417,18 @@ class TransformersBackend(JudgeBackend, kind="transformers_backend"):
     """
 
     model_path: str | Path = param(kw_only=False, min_length=1, doc="a local checkpoint directory (or a hub id)")
-    processor: Any = param(default=None, doc="a ready processor object (with apply_chat_template and __call__(text=, "
-                           "images=, return_tensors='pt')), for checkpoints whose AutoProcessor cannot load here "
-                           "(Qwen-VL needs torchvision); not representable in a config")
+    processor: Any = param(
+        default=None,
+        doc="a ready processor object (with apply_chat_template and __call__(text=, "
+        "images=, return_tensors='pt')), for checkpoints whose AutoProcessor cannot load here "
+        "(Qwen-VL needs torchvision); not representable in a config",
+    )
     processor_path: str | Path | None = param(default=None, doc="where AutoProcessor loads from (default: model_path)")
-    model_id: str | None = param(default=None, doc="the model's name in the cache key (default: model_path as "
-                                 "given); keeps a cache valid when the checkpoint moves")
+    model_id: str | None = param(
+        default=None,
+        doc="the model's name in the cache key (default: model_path as "
+        "given); keeps a cache valid when the checkpoint moves",
+    )
     max_new_tokens: int = param(default=256, ge=1, doc="reply length limit in tokens")
     temperature: float = param(default=0.0, ge=0, doc="sampling temperature (0: greedy)")
     top_p: float = param(default=1.0, gt=0, le=1, doc="nucleus sampling mass")
@@ -414,14 +450,21 @@ class TransformersBackend(JudgeBackend, kind="transformers_backend"):
 
     def to_config(self) -> Any:
         if self.processor is not None:
-            raise NoConfigError("TransformersBackend: to_config: a processor object cannot be written to a config; "
-                                "pass processor_path=... instead")
+            raise NoConfigError(
+                "TransformersBackend: to_config: a processor object cannot be written to a config; "
+                "pass processor_path=... instead"
+            )
         return super().to_config()
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "transformers", "model": self.model_id or self.model_path,
-                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                "seed": self.seed}
+        return {
+            "backend": "transformers",
+            "model": self.model_id or self.model_path,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is not None:
@@ -468,5 +511,5 @@ class TransformersBackend(JudgeBackend, kind="transformers_backend"):
             self._count_request()
             with torch.no_grad():
                 output = model.generate(**inputs, **generation)
-            new_tokens = output[:, inputs["input_ids"].shape[1]:]
+            new_tokens = output[:, inputs["input_ids"].shape[1] :]
             return str(processor.batch_decode(new_tokens, skip_special_tokens=True)[0])

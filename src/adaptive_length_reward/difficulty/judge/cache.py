@@ -178,8 +178,9 @@ class JudgmentCache:
                 connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
                 (version,) = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if version != SCHEMA_VERSION:
-                    raise ValueError(f"JudgmentCache: {self.path}: expected schema version {SCHEMA_VERSION}, "
-                                     f"got {version}")
+                    raise ValueError(
+                        f"JudgmentCache: {self.path}: expected schema version {SCHEMA_VERSION}, got {version}"
+                    )
         self._connection = connection
         return connection
 
@@ -235,8 +236,16 @@ class JudgmentCache:
         if judgment.status == "ok" and not judgment.aspects:
             raise ValueError("JudgmentCache.put: aspects: expected the aspect scores of an 'ok' verdict, got none")
         aspects = None if judgment.aspects is None else json.dumps(dict(judgment.aspects), sort_keys=True)
-        row = (settings_hash, str(judgment.sample_id), judgment.status, aspects, judgment.reply, judgment.error,
-               int(judgment.attempts), time.time())
+        row = (
+            settings_hash,
+            str(judgment.sample_id),
+            judgment.status,
+            aspects,
+            judgment.reply,
+            judgment.error,
+            int(judgment.attempts),
+            time.time(),
+        )
         with self._lock:
             connection = self._connect()
             with connection:
@@ -244,11 +253,14 @@ class JudgmentCache:
                     "INSERT INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (settings, sample_id) DO UPDATE "
                     "SET status = excluded.status, aspects = excluded.aspects, reply = excluded.reply, error = "
                     "excluded.error, attempts = excluded.attempts, created_at = excluded.created_at "
-                    "WHERE judgments.status != 'ok'", row)
+                    "WHERE judgments.status != 'ok'",
+                    row,
+                )
                 connection.execute("DELETE FROM claims WHERE settings = ? AND sample_id = ?", row[:2])
 
-    def claim(self, settings_hash: str, sample_id: Any, owner: str, *, lease: float,
-              done_after: float | None = None) -> Judgment | bool:
+    def claim(
+        self, settings_hash: str, sample_id: Any, owner: str, *, lease: float, done_after: float | None = None
+    ) -> Judgment | bool:
         """Claim a sample before asking the judge about it, in one write transaction.
 
         Returns the stored verdict when there is one (an ``"ok"`` one, or a failed one stored after
@@ -269,31 +281,51 @@ class JudgmentCache:
             connection.commit()
             return result
 
-    def _claim(self, connection: sqlite3.Connection, settings_hash: str, key: str, owner: str, lease: float,
-               done_after: float | None) -> Judgment | bool:
-        row = connection.execute(f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? AND sample_id = ?",
-                                 (settings_hash, key)).fetchone()
+    def _claim(
+        self,
+        connection: sqlite3.Connection,
+        settings_hash: str,
+        key: str,
+        owner: str,
+        lease: float,
+        done_after: float | None,
+    ) -> Judgment | bool:
+        row = connection.execute(
+            f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? AND sample_id = ?", (settings_hash, key)
+        ).fetchone()
         if row is not None and (row[1] == "ok" or done_after is None or row[6] >= done_after):
             return self._row(row)
-        held = connection.execute("SELECT owner, expires_at FROM claims WHERE settings = ? AND sample_id = ?",
-                                  (settings_hash, key)).fetchone()
+        held = connection.execute(
+            "SELECT owner, expires_at FROM claims WHERE settings = ? AND sample_id = ?", (settings_hash, key)
+        ).fetchone()
         now = time.time()
         if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
             return False
-        connection.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
-                           (settings_hash, key, owner, now + lease))
+        connection.execute(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", (settings_hash, key, owner, now + lease)
+        )
         return True
 
     def release(self, settings_hash: str, sample_id: Any, owner: str) -> None:
         """Drop ``owner``'s claim on a sample (after a failure that stores no verdict)."""
-        self._write("DELETE FROM claims WHERE settings = ? AND sample_id = ? AND owner = ?",
-                    (settings_hash, str(sample_id), owner))
+        self._write(
+            "DELETE FROM claims WHERE settings = ? AND sample_id = ? AND owner = ?",
+            (settings_hash, str(sample_id), owner),
+        )
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Judgment:
         sample_id, status, aspects, reply, error, attempts, created_at = row
-        return Judgment(sample_id=sample_id, status=status, aspects=None if aspects is None else json.loads(aspects),
-                        reply=reply, error=error, attempts=attempts, cached=True, created_at=created_at)
+        return Judgment(
+            sample_id=sample_id,
+            status=status,
+            aspects=None if aspects is None else json.loads(aspects),
+            reply=reply,
+            error=error,
+            attempts=attempts,
+            cached=True,
+            created_at=created_at,
+        )
 
     def get(self, settings_hash: str, sample_id: Any) -> Judgment | None:
         """The stored verdict for one sample, or ``None``."""
@@ -304,7 +336,7 @@ class JudgmentCache:
         ids = list(dict.fromkeys(str(s) for s in sample_ids))
         found: dict[str, Judgment] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             sql = f"SELECT {_COLUMNS} FROM judgments WHERE settings = ? AND sample_id IN ({','.join('?' * len(chunk))})"
             found.update((row[0], self._row(row)) for row in self._query(sql, (settings_hash, *chunk)))
         return found

@@ -74,8 +74,10 @@ class JudgePrompt:
         """The conversation for one sample: system text, then the image and the rendered text."""
         return [
             {"role": "system", "content": self.system},
-            {"role": "user",
-             "content": [{"type": "image"}, {"type": "text", "text": self.render(expression, geometry)}]},
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": self.render(expression, geometry)}],
+            },
         ]
 
     def repair_messages(self, messages: Sequence[Mapping[str, Any]], reply: str, error: str) -> list[dict[str, Any]]:
@@ -171,8 +173,9 @@ class TargetGeometry:
         if self.box is not None:
             x1, y1, x2, y2 = self.box
             if not (0.0 <= x1 <= x2 <= 1.0 and 0.0 <= y1 <= y2 <= 1.0):
-                raise ValueError(f"TargetGeometry: box: expected 0 <= x1 <= x2 <= 1 and 0 <= y1 <= y2 <= 1, got "
-                                 f"{self.box}")
+                raise ValueError(
+                    f"TargetGeometry: box: expected 0 <= x1 <= x2 <= 1 and 0 <= y1 <= y2 <= 1, got {self.box}"
+                )
 
     @classmethod
     def from_mask(cls, mask: Any) -> TargetGeometry:
@@ -203,11 +206,15 @@ class TargetGeometry:
                 return "its mask was not given."
             return f"it covers {_percent(self.area_ratio)} of the image; its position was not given."
         x1, y1, x2, y2 = self.box
-        span = (f"spans {_percent(x1)}-{_percent(x2)} of the width and {_percent(y1)}-{_percent(y2)} of the "
-                f"height ({_region((x1 + x2) / 2, (y1 + y2) / 2)})")
+        span = (
+            f"spans {_percent(x1)}-{_percent(x2)} of the width and {_percent(y1)}-{_percent(y2)} of the "
+            f"height ({_region((x1 + x2) / 2, (y1 + y2) / 2)})"
+        )
         if self.area_ratio is None:
             return f"its bounding box {span}; its mask area was not given."
         if self.area_from_box:
-            return (f"its bounding box covers about {_percent(self.area_ratio)} of the image and {span}; its "
-                    "mask was not given.")
+            return (
+                f"its bounding box covers about {_percent(self.area_ratio)} of the image and {span}; its "
+                "mask was not given."
+            )
         return f"it covers {_percent(self.area_ratio)} of the image; its bounding box {span}."

@@ -23,7 +23,12 @@ from typing import Any, Literal
 from ...tiers import SCALE_MAX, SCALE_MIN
 
 __all__ = [
-    "ASPECTS", "MAX_REPLY_CHARS", "Aggregate", "JudgeReplyError", "check_weights", "combine_aspects",
+    "ASPECTS",
+    "MAX_REPLY_CHARS",
+    "Aggregate",
+    "JudgeReplyError",
+    "check_weights",
+    "combine_aspects",
     "parse_judge_reply",
 ]
 
@@ -101,8 +106,7 @@ def _score(value: Any, depth: int = 0) -> float:
             if key in value:
                 return _score(value[key], depth + 1)
         raise JudgeReplyError(f"expected a number or an object with a 'score', got {_show(value)}")
-    match = (_SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT
-             else None)
+    match = _SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT else None
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
@@ -187,8 +191,9 @@ def _parse_object(span: str, budget: list[int]) -> Any:
         return None
 
 
-def _objects(text: str, keywords: re.Pattern[str] = _ASPECT_WORD,
-             keywords_lower: re.Pattern[str] = _ASPECT_WORD_LOWER) -> Iterator[Any]:
+def _objects(
+    text: str, keywords: re.Pattern[str] = _ASPECT_WORD, keywords_lower: re.Pattern[str] = _ASPECT_WORD_LOWER
+) -> Iterator[Any]:
     """The ``{...}`` spans of ``text`` that parse as JSON or a Python literal, left to right, skipping spans
     inside one already read; only spans holding a key word (``keywords``; ``keywords_lower`` for lower-cased
     text; default the aspect words ``_ASPECT_WORD``), the last
@@ -264,8 +269,9 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     if not text.strip():
         raise JudgeReplyError("empty reply")
     if len(text) > MAX_REPLY_CHARS:
-        raise JudgeReplyError(f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, "
-                              f"got {len(text)}")
+        raise JudgeReplyError(
+            f"expected a reply of at most {MAX_REPLY_CHARS} characters outside <think> blocks, got {len(text)}"
+        )
     lower = text.lower()
     if not any(word in lower for word in _ASPECT_WORDS):
         raise JudgeReplyError(f"no JSON object with the keys {list(ASPECTS)} (reply starts {reply.strip()[:80]!r})")

@@ -116,8 +116,9 @@ class JudgeSample:
         if self.sample_id is None:
             raise ValueError("JudgeSample: sample_id: expected an id, got None")
         if not isinstance(self.expression, str) or not self.expression.strip():
-            raise ValueError(f"JudgeSample {self.sample_id!r}: expression: expected a non-empty string, got "
-                             f"{self.expression!r:.60}")
+            raise ValueError(
+                f"JudgeSample {self.sample_id!r}: expression: expected a non-empty string, got {self.expression!r:.60}"
+            )
 
     @property
     def key(self) -> str:
@@ -161,8 +162,13 @@ class JudgeRunner(Generic[SampleT]):
     prompt_type: ClassVar[type] = JudgePrompt
 
     def __init__(
-        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None, prompt: JudgePrompt,
-        parse_retries: int = 2, claim_lease: float = 600.0,
+        self,
+        backend: JudgeBackend,
+        *,
+        cache: JudgmentCache | str | Path | None = None,
+        prompt: JudgePrompt,
+        parse_retries: int = 2,
+        claim_lease: float = 600.0,
     ) -> None:
         name = type(self).__name__
         if not isinstance(backend, JudgeBackend):
@@ -202,8 +208,11 @@ class JudgeRunner(Generic[SampleT]):
         """Everything that can change a reply: the backend's
         [`identity`][adaptive_length_reward.difficulty.judge.backends.JudgeBackend.identity] (model and generation
         settings), the prompt version and fingerprint."""
-        return {"judge": self.backend.identity(), "prompt_version": self.prompt.version,
-                "prompt_sha256": self.prompt.fingerprint}
+        return {
+            "judge": self.backend.identity(),
+            "prompt_version": self.prompt.version,
+            "prompt_sha256": self.prompt.fingerprint,
+        }
 
     @property
     def settings_hash(self) -> str:
@@ -237,8 +246,14 @@ class JudgeRunner(Generic[SampleT]):
                 # the judge sees its own unreadable reply and a reminder; a reply without text: the question again
                 messages = first if reply is None else self.prompt.repair_messages(first, reply, error_text)
                 again = "asking again" if attempts < self.parse_retries else "recorded as unparseable"
-                logger.info("sample %r: unreadable judge reply (attempt %d of %d): %s; %s", sample.key, attempts + 1,
-                            1 + self.parse_retries, error_text, again)
+                logger.info(
+                    "sample %r: unreadable judge reply (attempt %d of %d): %s; %s",
+                    sample.key,
+                    attempts + 1,
+                    1 + self.parse_retries,
+                    error_text,
+                    again,
+                )
         return Judgment(sample.key, "unparseable", reply=reply, error=error_text, attempts=1 + self.parse_retries)
 
     @property
@@ -258,8 +273,9 @@ class JudgeRunner(Generic[SampleT]):
         [`claim`][adaptive_length_reward.difficulty.judge.cache.JudgmentCache.claim])."""
         if self.cache is None:
             return self.ask(sample)
-        state = self.cache.claim(self.settings_hash, sample.key, self.owner, lease=self.claim_lease,
-                                 done_after=done_after)
+        state = self.cache.claim(
+            self.settings_hash, sample.key, self.owner, lease=self.claim_lease, done_after=done_after
+        )
         if isinstance(state, Judgment):
             return state
         if not state:
@@ -294,8 +310,10 @@ class JudgeRunner(Generic[SampleT]):
         unique: dict[str, SampleT] = {}
         for sample in samples:
             if not isinstance(sample, self.sample_type):
-                raise TypeError(f"{type(self).__name__}.judge_many: samples: expected {self.sample_type.__name__} "
-                                f"items, got {type(sample).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}.judge_many: samples: expected {self.sample_type.__name__} "
+                    f"items, got {type(sample).__name__}"
+                )
             unique.setdefault(sample.key, sample)
         known = self.cached(unique)
         hits, todo = [], []
@@ -306,9 +324,14 @@ class JudgeRunner(Generic[SampleT]):
             else:
                 todo.append(sample)
         if self.cache is not None:
-            logger.info("judge cache %s: %d of %d samples answered from the cache, %d to ask%s", self.cache.path,
-                        len(hits), len(unique), len(todo),
-                        f" ({len(known) - len(hits)} cached as failed, asked again)" if len(known) > len(hits) else "")
+            logger.info(
+                "judge cache %s: %d of %d samples answered from the cache, %d to ask%s",
+                self.cache.path,
+                len(hits),
+                len(unique),
+                len(todo),
+                f" ({len(known) - len(hits)} cached as failed, asked again)" if len(known) > len(hits) else "",
+            )
         yield from hits
         yield from self._ask_all(todo, retry_failed)
 
@@ -331,8 +354,11 @@ class JudgeRunner(Generic[SampleT]):
             refill()
             while pending or deferred:
                 if not pending:  # only samples that other annotators are asking about are left: wait, look again
-                    logger.info("%d samples are being asked about by another annotator; looking again in %.1f s",
-                                len(deferred), poll)
+                    logger.info(
+                        "%d samples are being asked about by another annotator; looking again in %.1f s",
+                        len(deferred),
+                        poll,
+                    )
                     time.sleep(poll)
                     poll = min(2 * poll, CLAIM_POLL[1])
                     pending.update(pool.submit(self._claim_and_ask, s, done_after) for s in deferred)
@@ -390,13 +416,20 @@ class DifficultyJudge(JudgeRunner[JudgeSample]):
     prompt_type = JudgePrompt
 
     def __init__(
-        self, backend: JudgeBackend, *, cache: JudgmentCache | str | Path | None = None,
-        prompt: JudgePrompt = PIXELTHINK_V1, parse_retries: int = 2, aggregate: Aggregate = "mean",
-        weights: Mapping[str, float] | None = None, claim_lease: float = 600.0,
+        self,
+        backend: JudgeBackend,
+        *,
+        cache: JudgmentCache | str | Path | None = None,
+        prompt: JudgePrompt = PIXELTHINK_V1,
+        parse_retries: int = 2,
+        aggregate: Aggregate = "mean",
+        weights: Mapping[str, float] | None = None,
+        claim_lease: float = 600.0,
     ) -> None:
         if aggregate not in typing.get_args(Aggregate):
-            raise ValueError(f"DifficultyJudge: aggregate: expected one of {typing.get_args(Aggregate)}, got "
-                             f"{aggregate!r}")
+            raise ValueError(
+                f"DifficultyJudge: aggregate: expected one of {typing.get_args(Aggregate)}, got {aggregate!r}"
+            )
         try:
             self.weights = check_weights(weights)
         except ValueError as error:
