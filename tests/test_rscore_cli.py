@@ -176,7 +176,16 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
             "adaptive_length_reward.rscore.cli",
             *judge_args(data, out, server, "--cache", str(cache), "--concurrency", "1"),
         ]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # SIGINT back to its default in the child: a shell that starts the suite in the background (nohup ... &)
+        # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + 60
         while len(server.requests) < 4:
             assert process.poll() is None, process.communicate()
