@@ -318,16 +318,9 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
     samples = _judge_samples(scorer, dataset)  # every row checked before the bar is drawn or a request sent
     ids = [sample.key for sample in samples]
     judge = scorer.judge
-    verdicts: dict[str, Judgment] = {}
-    failed = 0  # counted as verdicts arrive: a rerun over a fully cached dataset stays linear in its size
-    bar = _Progress(len(set(ids)), enabled=not args.no_progress, desc="judging")
-    try:
-        for judgment in judge.judge_many(samples, retry_failed=scorer.retry_failed):
-            verdicts[judgment.sample_id] = judgment
-            failed += not judgment.ok
-            bar.update(failed=failed)
-    finally:
-        bar.close()
+    verdicts = judge_all(
+        judge, samples, retry_failed=scorer.retry_failed, progress=not args.no_progress, desc="judging"
+    )
     values = [judge.difficulty(verdicts[i]) for i in ids]
     columns: dict[str, list[Any]] = {args.column: values}
     if args.details:
@@ -335,8 +328,31 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
         for aspect in ASPECTS:
             columns[f"{args.column}_{aspect}"] = [(verdicts[i].aspects or {}).get(aspect) for i in ids]
     dataset.write(args.output, columns)
+    return {"values": values, **judge_report(judge, backend, cache, verdicts)}
+
+
+def judge_all(
+    judge: Any, samples: Sequence[Any], *, retry_failed: bool, progress: bool, desc: str
+) -> dict[str, Judgment]:
+    """Every sample's verdict by sample id, with the progress bar (``judge``: a judge runner of this package or of
+    :mod:`adaptive_length_reward.rscore`). Failures are counted as verdicts arrive: a rerun over a fully cached
+    dataset stays linear in its size."""
+    verdicts: dict[str, Judgment] = {}
+    failed = 0
+    bar = _Progress(len({sample.key for sample in samples}), enabled=progress, desc=desc)
+    try:
+        for judgment in judge.judge_many(samples, retry_failed=retry_failed):
+            verdicts[judgment.sample_id] = judgment
+            failed += not judgment.ok
+            bar.update(failed=failed)
+    finally:
+        bar.close()
+    return verdicts
+
+
+def judge_report(judge: Any, backend: JudgeBackend, cache: Path, verdicts: Mapping[str, Judgment]) -> dict[str, Any]:
+    """The summary's ``judge`` (settings, cache, counts, statuses) and ``failures`` entries of a judge run."""
     return {
-        "values": values,
         "judge": {
             "settings_hash": judge.settings_hash,
             "settings": judge.settings,
@@ -349,6 +365,47 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile) -> dict[str, Any]:
         },
         "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
     }
+
+
+def judge_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The summary's judge lines (settings, cache, counts; none without a judge run)."""
+    judge = summary.get("judge")
+    if judge is None:
+        return []
+    statuses = judge["statuses"]
+    return [
+        f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
+        f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}",
+        f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
+        f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
+        f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}",
+    ]
+
+
+def failure_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The summary's failures, the first ten."""
+    failures = summary.get("failures") or []
+    if not failures:
+        return []
+    lines = [f"  failures ({len(failures)}):"]
+    lines += [f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}" for item in failures[:10]]
+    if len(failures) > 10:
+        lines.append(f"    ... and {len(failures) - 10} more (see --summary-json)")
+    return lines
+
+
+def finish(prog: str, args: argparse.Namespace, summary: dict[str, Any], lines: Sequence[str]) -> int:
+    """Print the summary lines, write ``--summary-json`` if asked; the exit status: 0 every row scored, 1 some
+    rows without a score, 2 the summary file could not be written."""
+    print("\n".join(lines), flush=True)
+    if args.summary_json is not None:
+        try:
+            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+            args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"{prog} {args.command}: error: --summary-json: {user_facing(error, {})}", file=sys.stderr)
+            return 2
+    return 0 if summary["scored_rows"] == summary["rows"] else 1
 
 
 def _judge_samples(scorer: JudgedDifficulty, dataset: DatasetFile) -> list[JudgeSample]:
@@ -401,20 +458,9 @@ COMMANDS = {"judge": _judge, "lookup": _lookup, "heuristic": _heuristic}
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
-        f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column {summary['column']!r})"
+        f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column {summary['column']!r})",
+        *judge_lines(summary),
     ]
-    judge = summary.get("judge")
-    if judge is not None:
-        statuses = judge["statuses"]
-        lines.append(
-            f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
-            f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}"
-        )
-        lines.append(
-            f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
-            f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
-            f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}"
-        )
     for key in ("lookup", "heuristic"):
         if key in summary:
             info = summary[key]
@@ -422,13 +468,7 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"  tiers (thresholds {', '.join(f'{t:g}' for t in summary['thresholds'])}):")
     layout = TierLayout(summary["thresholds"], summary["tier_names"])
     lines += ["    " + line for line in layout.describe(summary["histogram"])]
-    failures = summary.get("failures") or []
-    if failures:
-        lines.append(f"  failures ({len(failures)}):")
-        lines += [f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}" for item in failures[:10]]
-        if len(failures) > 10:
-            lines.append(f"    ... and {len(failures) - 10} more (see --summary-json)")
-    return lines
+    return lines + failure_lines(summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -475,15 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "histogram": layout.histogram(values),
         **result,
     }
-    print("\n".join(_summary_lines(summary)), flush=True)
-    if args.summary_json is not None:
-        try:
-            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-            args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        except OSError as error:
-            print(f"{PROG} {args.command}: error: --summary-json: {user_facing(error, {})}", file=sys.stderr)
-            return 2
-    return 0 if summary["scored_rows"] == summary["rows"] else 1
+    return finish(PROG, args, summary, _summary_lines(summary))
 
 
 if __name__ == "__main__":

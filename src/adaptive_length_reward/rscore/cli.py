@@ -10,10 +10,8 @@ id (names configurable). The backend options are the difficulty judge's (``alr-d
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +21,20 @@ from ..difficulty.cli import (
     HTTP,
     LOCAL,
     _backend,
-    _Progress,
     _text_or_none,
     add_options,
     check_output,
     check_writable,
     command_parser,
+    failure_lines,
+    finish,
+    judge_all,
+    judge_lines,
+    judge_report,
     user_facing,
 )
 from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
-from ..difficulty.judge import JudgeRequestError, Judgment, OpenAICompatibleBackend, TransformersBackend
+from ..difficulty.judge import JudgeRequestError, OpenAICompatibleBackend, TransformersBackend
 from ..errors import MissingContextError, MissingExtraError
 from .efficiency import rscore_summary
 from .judge import RScoreJudge, RScoreSample
@@ -155,36 +157,13 @@ def _judge(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreS
     judge = RScoreJudge(
         backend, cache=cache, prompt=RSCORE_PROMPTS[args.prompt_version], parse_retries=args.parse_retries
     )
-    verdicts: dict[str, Judgment] = {}
-    failed = 0
-    bar = _Progress(len({s.key for s in samples}), enabled=not args.no_progress, desc="scoring")
-    try:
-        for judgment in judge.judge_many(samples, retry_failed=args.retry_failed):
-            verdicts[judgment.sample_id] = judgment
-            failed += not judgment.ok
-            bar.update(failed=failed)
-    finally:
-        bar.close()
+    verdicts = judge_all(judge, samples, retry_failed=args.retry_failed, progress=not args.no_progress, desc="scoring")
     values = [judge.rscore(verdicts[s.key]) for s in samples]
     columns: dict[str, list[Any]] = {args.column: values}
     if args.details:
         columns[f"{args.column}_status"] = [verdicts[s.key].status for s in samples]
     dataset.write(args.output, columns)
-    return {
-        "values": values,
-        "method": judge.method,
-        "judge": {
-            "settings_hash": judge.settings_hash,
-            "settings": judge.settings,
-            "cache": str(cache),
-            "samples": len(verdicts),
-            "from_cache": sum(1 for j in verdicts.values() if j.cached),
-            "judged_now": sum(1 for j in verdicts.values() if not j.cached),
-            "requests": backend.requests_made,
-            "statuses": dict(Counter(j.status for j in verdicts.values())),
-        },
-        "failures": [{"id": j.sample_id, "status": j.status, "error": j.error} for j in verdicts.values() if not j.ok],
-    }
+    return {"values": values, "method": judge.method, **judge_report(judge, backend, cache, verdicts)}
 
 
 def _overlap(args: argparse.Namespace, dataset: DatasetFile, samples: list[RScoreSample]) -> dict[str, Any]:
@@ -202,30 +181,13 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{PROG} {summary['command']}: {summary['rows']} rows -> {summary['output']} (column {summary['column']!r})",
         f"  method: {summary['method']}",
     ]
-    judge = summary.get("judge")
-    if judge is not None:
-        statuses = judge["statuses"]
-        lines.append(
-            f"  judge settings {judge['settings_hash'][:12]} ({judge['settings']['judge'].get('model')}, "
-            f"prompt {judge['settings']['prompt_version']}); cache {judge['cache']}"
-        )
-        lines.append(
-            f"  samples {judge['samples']}: judged now {judge['judged_now']}, from cache "
-            f"{judge['from_cache']}, requests {judge['requests']}; ok {statuses.get('ok', 0)}, unparseable "
-            f"{statuses.get('unparseable', 0)}, transport errors {statuses.get('transport_error', 0)}"
-        )
+    lines += judge_lines(summary)
     mean = summary["mean_rscore"]
     lines.append(
         f"  mean rscore {'n/a' if mean is None else f'{mean:.3f}'} over {summary['scored_rows']} scored "
         f"of {summary['rows']} rows"
     )
-    failures = summary.get("failures") or []
-    if failures:
-        lines.append(f"  failures ({len(failures)}):")
-        lines += [f"    id {item['id']}: {item['status']}: {(item['error'] or '')[:160]}" for item in failures[:10]]
-        if len(failures) > 10:
-            lines.append(f"    ... and {len(failures) - 10} more (see --summary-json)")
-    return lines
+    return lines + failure_lines(summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,15 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mean_rscore": None if stats["scored"] == 0 else stats["mean"],
         **result,
     }
-    print("\n".join(_summary_lines(summary)), flush=True)
-    if args.summary_json is not None:
-        try:
-            args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-            args.summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        except OSError as error:
-            print(f"{PROG} {args.command}: error: --summary-json: {user_facing(error, {})}", file=sys.stderr)
-            return 2
-    return 0 if summary["scored_rows"] == summary["rows"] else 1
+    return finish(PROG, args, summary, _summary_lines(summary))
 
 
 if __name__ == "__main__":
