@@ -8,20 +8,17 @@ again (``parse_retries``) and then the sample is recorded as ``"unparseable"``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..difficulty.judge.reply import (
-    _MAX_SCORE_TEXT,
-    _SCORE_TEXT,
     MAX_REPLY_CHARS,
     NUMBER,
     JudgeReplyError,
     _objects,
-    _show,
     _without_thinking,
+    score_in_range,
 )
 
 __all__ = ["RSCORE_KEYS", "RSCORE_MAX", "RSCORE_MIN", "parse_rscore_reply"]
@@ -43,19 +40,7 @@ _LINE = re.compile(
 
 def _value(value: Any) -> float:
     """A 0..10 score from a number or a numeric string (``"7"``, ``"7/10"``)."""
-    match = _SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT else None
-    try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif match is not None:
-            number = float(match.group(1))
-        else:
-            raise JudgeReplyError(f"expected a score from 0 to 10, got {_show(value)}")
-    except OverflowError:  # an int beyond float range
-        number = math.inf
-    if not RSCORE_MIN <= number <= RSCORE_MAX:  # also rejects NaN; never clipped
-        raise JudgeReplyError(f"expected a score from 0 to 10, got {_show(value)}")
-    return number
+    return score_in_range(value, RSCORE_MIN, RSCORE_MAX, what="a score from 0 to 10")
 
 
 def _score_of(obj: Mapping[Any, Any]) -> float | None:

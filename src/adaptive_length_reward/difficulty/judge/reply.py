@@ -106,6 +106,16 @@ def _score(value: Any, depth: int = 0) -> float:
             if key in value:
                 return _score(value[key], depth + 1)
         raise JudgeReplyError(f"expected a number or an object with a 'score', got {_show(value)}")
+    return score_in_range(value, SCALE_MIN, SCALE_MAX, what="a number from 1 to 10")
+
+
+def score_in_range(value: Any, low: float, high: float, *, what: str) -> float:
+    """A score in ``[low, high]`` from a number or a numeric string (``"7"``, ``"7/10"``); never clipped.
+
+    Raises:
+        JudgeReplyError: ``"expected {what}, got ..."`` for anything else; ``"expected a score from low to high"``
+            for a number outside the range (NaN, an int beyond float range included).
+    """
     match = _SCORE_TEXT.fullmatch(value) if isinstance(value, str) and len(value) <= _MAX_SCORE_TEXT else None
     try:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -113,11 +123,11 @@ def _score(value: Any, depth: int = 0) -> float:
         elif match is not None:
             number = float(match.group(1))
         else:
-            raise JudgeReplyError(f"expected a number from 1 to 10, got {_show(value)}")
+            raise JudgeReplyError(f"expected {what}, got {_show(value)}")
     except OverflowError:  # an int beyond float range
         number = math.inf
-    if not SCALE_MIN <= number <= SCALE_MAX:  # also rejects NaN; never clipped
-        raise JudgeReplyError(f"expected a score from 1 to 10, got {_show(value)}")
+    if not low <= number <= high:  # also rejects NaN
+        raise JudgeReplyError(f"expected a score from {low:g} to {high:g}, got {_show(value)}")
     return number
 
 
