@@ -102,7 +102,15 @@ def _sharpen(model: Any, logit_scale: float) -> None:
         model.get_output_embeddings().weight.mul_(logit_scale)
 
 
-def build_vlm(tokenizer: Any, *, hidden: int = 64, layers: int = 2, seed: int = 0, logit_scale: float = 1.0) -> Any:
+def build_vlm(
+    tokenizer: Any,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    logit_scale: float = 1.0,
+    max_position_embeddings: int = 2048,
+) -> Any:
     """A tiny random Qwen2.5-VL (about 200k parameters), in eval mode, EOS/pad set for generation."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -119,7 +127,7 @@ def build_vlm(tokenizer: Any, *, hidden: int = 64, layers: int = 2, seed: int = 
             num_hidden_layers=layers,
             num_attention_heads=heads,
             num_key_value_heads=2,
-            max_position_embeddings=2048,
+            max_position_embeddings=max_position_embeddings,
             rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 1e6,  # sections sum to head_dim / 2

@@ -376,53 +376,11 @@ def image_only_processor(tokenizer: Any, image_processor: Any) -> Any:
 
 def save_tiny_vlm(directory: Path) -> Path:
     """Build a tiny random Qwen2.5-VL (about 200k parameters) and save model, tokenizer and image processor."""
-    import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+    from adapter_fixtures import build_vlm
+    from transformers import Qwen2VLImageProcessorPil
 
     tokenizer = _tokenizer()
-    ids = tokenizer.convert_tokens_to_ids
-    hidden, heads = 64, 4
-    head_dim = hidden // heads
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=2,
-            num_attention_heads=heads,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-            rope_parameters={
-                "rope_type": "default",
-                "rope_theta": 1e6,
-                "mrope_section": [head_dim // 8, head_dim * 3 // 16, head_dim * 3 // 16],
-            },
-            bos_token_id=ids("<|endoftext|>"),
-            eos_token_id=ids("<|im_end|>"),
-            pad_token_id=ids("<|endoftext|>"),
-        ),
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=hidden,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=112,
-            fullatt_block_indexes=[1],
-        ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
-    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model = build_vlm(tokenizer, max_position_embeddings=4096)  # the judge's prompts are long
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
