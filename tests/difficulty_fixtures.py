@@ -421,6 +421,27 @@ def model_responder(backend: Any) -> Responder:
     return respond
 
 
+def judge_args(data: Path, out: Path, server: ScriptedJudgeServer, *extra: str) -> list[str]:
+    """The `judge` subcommand's arguments (alr-difficulty and alr-rscore alike) against a scripted server, with
+    short backoffs and no progress bar; ``extra`` appended."""
+    return [
+        "judge",
+        str(data),
+        "-o",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "scripted-judge",
+        "--backoff",
+        "0.01",
+        "--max-backoff",
+        "0.02",
+        "--no-progress",
+        *extra,
+    ]
+
+
 def scripted_backend(server: ScriptedJudgeServer, **overrides: Any) -> Any:
     """An ``OpenAICompatibleBackend`` on ``server`` with short timeouts and backoffs (``overrides`` win)."""
     from adaptive_length_reward.difficulty import OpenAICompatibleBackend

@@ -20,6 +20,7 @@ from difficulty_fixtures import (
     ScriptedJudgeServer,
     Status,
     expected_aspects,
+    judge_args,
     sample_number,
     scores_by_sample,
     square_image,
@@ -37,25 +38,6 @@ def expected_difficulty(n: int) -> float:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def judge_args(data: Path, out: Path, server: ScriptedJudgeServer, *extra: str) -> list[str]:
-    return [
-        "judge",
-        str(data),
-        "-o",
-        str(out),
-        "--base-url",
-        server.base_url,
-        "--model",
-        "scripted-judge",
-        "--backoff",
-        "0.01",
-        "--max-backoff",
-        "0.02",
-        "--no-progress",
-        *extra,
-    ]
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from difficulty_fixtures import Action, Reply, ScriptedJudgeServer, Status, sample_number
+from difficulty_fixtures import Action, Reply, ScriptedJudgeServer, Status, judge_args, sample_number
 from rscore_fixtures import LONG, SHORT, expected_rscore, rscore_by_sample
 
 from adaptive_length_reward.rscore import token_f1
@@ -42,25 +42,6 @@ def write_rows(directory: Path, n: int, *, name: str = "chains.jsonl", **overrid
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def judge_args(data: Path, out: Path, server: ScriptedJudgeServer, *extra: str) -> list[str]:
-    return [
-        "judge",
-        str(data),
-        "-o",
-        str(out),
-        "--base-url",
-        server.base_url,
-        "--model",
-        "scripted-judge",
-        "--backoff",
-        "0.01",
-        "--max-backoff",
-        "0.02",
-        "--no-progress",
-        *extra,
-    ]
 
 
 def test_judge_writes_the_column_and_a_rerun_resumes_from_the_cache(tmp_path, capsys) -> None:
