@@ -1,4 +1,4 @@
-"""Stand-ins shared by the worked example's evaluation tests (tests/test_example_*.py)."""
+"""Stand-ins and settings shared by the worked example's tests (tests/test_example_*.py)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,30 @@ class BoxSegmenter:
         x1, y1, x2, y2 = (int(v) for v in box)
         mask[y1 : y2 + 1, x1 : x2 + 1] = True
         return mask
+
+
+#: The smallest settings the worked example runs with (seconds on a CPU).
+SMALLEST = [
+    "--tiny",
+    "--steps",
+    "1",
+    "--eval-samples",
+    "2",
+    "--train-samples",
+    "4",
+    "--warmup-steps",
+    "1",
+    "--num-generations",
+    "2",
+    "--prompts-per-step",
+    "1",
+    "--max-completion-length",
+    "24",
+    "--eval-max-new-tokens",
+    "24",
+    "--image-size",
+    "128",
+    "--save-steps",
+    "1",
+    "--no-progress",
+]

@@ -19,36 +19,13 @@ if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
 import pixelthink_baselines  # noqa: E402
+from example_fixtures import SMALLEST  # noqa: E402
 from pixelthink.baselines import pareto_front, report_markdown  # noqa: E402
 from pixelthink.prompts import CONCISE_INSTRUCTION  # noqa: E402
 from pixelthink.scenes import SceneGenerator  # noqa: E402
 from pixelthink.training import training_rows  # noqa: E402
 
 from adaptive_length_reward.rscore import efficiency_scores  # noqa: E402
-
-#: The smallest settings the example runs with (as tests/test_example_pixelthink.py's SMALLEST).
-SMALLEST = [
-    "--steps",
-    "1",
-    "--eval-samples",
-    "3",
-    "--train-samples",
-    "4",
-    "--warmup-steps",
-    "2",
-    "--num-generations",
-    "2",
-    "--prompts-per-step",
-    "1",
-    "--max-completion-length",
-    "24",
-    "--eval-max-new-tokens",
-    "24",
-    "--image-size",
-    "128",
-    "--save-steps",
-    "1",
-]
 
 
 def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -128,6 +105,10 @@ def test_two_variants_share_the_start_and_write_the_table(tmp_path: Path) -> Non
             "--no-progress",
             "--",
             *SMALLEST,
+            "--eval-samples",
+            "3",
+            "--warmup-steps",
+            "2",
         ]
     )
     stored = json.loads((out / "baselines.json").read_text())

@@ -31,7 +31,7 @@ EXAMPLES = ROOT / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
-from example_fixtures import BoxSegmenter  # noqa: E402
+from example_fixtures import SMALLEST, BoxSegmenter  # noqa: E402
 from pixelthink import prompts, scenes, sources  # noqa: E402
 from pixelthink.rewards import LENGTH_REWARDS, RewardSettings, build_reward, reference_penalty  # noqa: E402
 from pixelthink.scenes import SceneGenerator, SegSample  # noqa: E402
@@ -649,31 +649,6 @@ def test_judge_difficulty_scores_samples_through_an_openai_compatible_server(tmp
 # ------------------------------------------------------------------------------------------------------------
 # The main path, end to end
 # ------------------------------------------------------------------------------------------------------------
-
-SMALLEST = [
-    "--tiny",
-    "--steps",
-    "1",
-    "--eval-samples",
-    "2",
-    "--train-samples",
-    "4",
-    "--warmup-steps",
-    "1",
-    "--num-generations",
-    "2",
-    "--prompts-per-step",
-    "1",
-    "--max-completion-length",
-    "24",
-    "--eval-max-new-tokens",
-    "24",
-    "--image-size",
-    "128",
-    "--save-steps",
-    "1",
-    "--no-progress",
-]
 
 
 def _png(path: Path) -> bool:
