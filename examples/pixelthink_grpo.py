@@ -504,6 +504,41 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
     return args
 
 
+def build_train_settings(args: argparse.Namespace, *, bf16: bool, checkpointing: bool) -> Any:
+    """The GRPO settings of resolved arguments (``bf16``: the autocast; ``checkpointing``: gradient checkpointing).
+
+    Raises:
+        ValueError: a value TrainSettings refuses (``main`` turns it into a usage error).
+    """
+    from pixelthink.prompts import CONCISE_INSTRUCTION
+    from pixelthink.training import TrainSettings
+
+    return TrainSettings(
+        steps=args.steps,
+        num_generations=args.num_generations,
+        prompts_per_step=args.prompts_per_step,
+        micro_batch_size=args.micro_batch_size,
+        max_completion_length=args.max_completion_length,
+        min_completion_length=args.min_completion_length,
+        learning_rate=args.lr,
+        kl=args.kl,
+        temperature=args.temperature,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        clip_epsilon=args.clip_epsilon,
+        loss_type=args.loss_type,
+        uncertainty=args.uncertainty,
+        bf16=bf16,
+        gradient_checkpointing=checkpointing,
+        save_steps=args.save_steps,
+        seed=args.seed,
+        report_to=args.report_to,
+        vllm_mode=args.vllm_mode if args.use_vllm else None,
+        vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+        instruction=CONCISE_INSTRUCTION if args.prompt == "concise" else "",
+    )
+
+
 def warn_precision(args: argparse.Namespace) -> str | None:
     """With ``--param-dtype bfloat16``: log and warn that small AdamW updates round away; returns the message."""
     if args.param_dtype != "bfloat16":
@@ -629,7 +664,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load_policy,
         load_segmenter,
     )
-    from pixelthink.prompts import CONCISE_INSTRUCTION, QUESTION_TEMPLATE
+    from pixelthink.prompts import QUESTION_TEMPLATE
     from pixelthink.report import (
         demo_targets,
         plot_length_by_tier,
@@ -638,7 +673,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_report,
     )
     from pixelthink.rewards import build_reward
-    from pixelthink.training import TrainSettings, latest_checkpoint, train, warm_up
+    from pixelthink.training import latest_checkpoint, train, warm_up
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -676,30 +711,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             length_weight=args.length_weight,
             max_completion_length=args.max_completion_length,
         )
-        train_settings = TrainSettings(
-            steps=args.steps,
-            num_generations=args.num_generations,
-            prompts_per_step=args.prompts_per_step,
-            micro_batch_size=args.micro_batch_size,
-            max_completion_length=args.max_completion_length,
-            min_completion_length=args.min_completion_length,
-            learning_rate=args.lr,
-            kl=args.kl,
-            temperature=args.temperature,
-            weight_decay=args.weight_decay,
-            max_grad_norm=args.max_grad_norm,
-            clip_epsilon=args.clip_epsilon,
-            loss_type=args.loss_type,
-            uncertainty=args.uncertainty,
-            bf16=bf16,
-            gradient_checkpointing=checkpointing,
-            save_steps=args.save_steps,
-            seed=args.seed,
-            report_to=args.report_to,
-            vllm_mode=args.vllm_mode if args.use_vllm else None,
-            vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
-            instruction=CONCISE_INSTRUCTION if args.prompt == "concise" else "",
-        )
+        train_settings = build_train_settings(args, bf16=bf16, checkpointing=checkpointing)
     except ValueError as error:  # a bad flag value: an argument error (usage, exit status 2)
         parser.error(str(error))
     resuming = args.resume and latest_checkpoint(run_dir / "checkpoints") is not None

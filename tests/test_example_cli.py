@@ -46,22 +46,8 @@ def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _settings(args: Any) -> TrainSettings:
     """The TrainSettings ``main`` builds from the parsed arguments (bf16 as on a CUDA machine)."""
-    return TrainSettings(
-        steps=args.steps,
-        num_generations=args.num_generations,
-        prompts_per_step=args.prompts_per_step,
-        micro_batch_size=args.micro_batch_size,
-        max_completion_length=args.max_completion_length,
-        learning_rate=args.lr,
-        kl=args.kl,
-        temperature=args.temperature,
-        weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm,
-        clip_epsilon=args.clip_epsilon,
-        loss_type=args.loss_type,
-        bf16=True,
-        report_to=args.report_to,
-    )
+    settings: TrainSettings = pixelthink_grpo.build_train_settings(args, bf16=True, checkpointing=False)
+    return settings
 
 
 @pytest.fixture()
