@@ -69,24 +69,31 @@ def _text(value: Any) -> str:
     return re.sub(r"(?<![`\w])(__\w+__)(?![`\w])", r"`\1`", text)  # ``__name__`` is no Markdown bold
 
 
+def _annotated_attributes(klass: griffe.Class) -> list[griffe.Attribute]:
+    """The annotated class attributes ``klass`` itself declares, in source order, ``ClassVar`` ones left out."""
+    own = [
+        m
+        for m in klass.members.values()
+        if not m.is_alias
+        and isinstance(m, griffe.Attribute)
+        and m.annotation is not None
+        and "class-attribute" in m.labels
+    ]
+    # griffe drops ``ClassVar[...]`` from the annotation: the source line still says it
+    return [
+        m
+        for m in sorted(own, key=lambda m: m.lineno or 0)
+        if not re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", m.source)
+    ]
+
+
 def _fields(cls: griffe.Class) -> list[tuple[str, griffe.Attribute, dict[str, Any]]]:
     """``(keyword, attribute, param keywords)`` of each declared parameter, in ``Component.fields`` order."""
     found: dict[str, tuple[str, griffe.Attribute, dict[str, Any]]] = {}
     for klass in reversed(_mro(cls)):
         if klass.path != COMPONENT and COMPONENT not in {c.path for c in _mro(klass)}:
             continue  # as at runtime: only Component classes declare parameters
-        own = [
-            m
-            for m in klass.members.values()
-            if not m.is_alias
-            and isinstance(m, griffe.Attribute)
-            and m.annotation is not None
-            and "class-attribute" in m.labels
-        ]
-        for attribute in sorted(own, key=lambda m: m.lineno or 0):
-            # griffe drops ``ClassVar[...]`` from the annotation: the source line still says it
-            if re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", attribute.source):
-                continue
+        for attribute in _annotated_attributes(klass):
             keywords = _keywords(attribute.value)
             if keywords is None:
                 keywords = {} if attribute.value is None else {"default": attribute.value}
@@ -125,18 +132,8 @@ def _model_parameters(cls: griffe.Class) -> tuple[griffe.Parameters, list[tuple[
     for klass in reversed(_mro(cls)):
         if not _is_model(klass):
             continue
-        own = [
-            m
-            for m in klass.members.values()
-            if not m.is_alias
-            and isinstance(m, griffe.Attribute)
-            and m.annotation is not None
-            and "class-attribute" in m.labels
-            and not m.name.startswith("_")
-            and m.name != "model_config"
-        ]
-        for attribute in sorted(own, key=lambda m: m.lineno or 0):
-            if re.search(r"^\s*[\w.]+\s*:\s*(typing\.)?ClassVar\b", attribute.source):
+        for attribute in _annotated_attributes(klass):
+            if attribute.name.startswith("_") or attribute.name == "model_config":
                 continue
             value, doc = attribute.value, ""
             if isinstance(value, griffe.ExprCall) and str(value.function).rsplit(".", 1)[-1] == "Field":
