@@ -141,8 +141,9 @@ def test_an_interrupted_run_exits_130_and_the_rerun_asks_only_the_rest(tmp_path)
     n = 30
     data, out, cache = write_rows(tmp_path, n), tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    # from the fifth request on the server holds its reply until the interrupt has been sent, so a loaded machine
-    # cannot let the run finish first (a clean-clone CI run once saw exit 0 here)
+    # from the fifth request on the server holds its reply until the interrupt has been sent, so the run cannot
+    # finish before it arrives however the test process is scheduled (the exit-0 failures seen on clean clones had
+    # another cause: SIGINT ignored in the child, restored below)
     released, scored = threading.Event(), rscore_by_sample(delay=0.1)
 
     def held(body: dict, index: int) -> Action:
