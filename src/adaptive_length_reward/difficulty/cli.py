@@ -227,14 +227,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
     parser.add_argument("--column", default="difficulty", help="name of the column to write")
     add_options(parser, TieredScorer, ("thresholds", "tier_names"))
+    add_run_options(parser, "judge retries; info adds cache hits, unreadable replies and fallbacks")
+
+
+def add_run_options(parser: argparse.ArgumentParser, logged: str) -> None:
+    """``--no-progress``, ``--summary-json`` and ``--log-level`` (``logged``: what the default level shows, and
+    what ``info`` adds)."""
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
     parser.add_argument(
         "--log-level",
         default="warning",
         choices=("debug", "info", "warning", "error"),
-        help="the library's log records shown on stderr (warning: judge retries; info adds cache "
-        "hits, unreadable replies and fallbacks)",
+        help=f"the library's log records shown on stderr (warning: {logged})",
     )
 
 

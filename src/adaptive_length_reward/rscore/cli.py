@@ -23,6 +23,7 @@ from ..difficulty.cli import (
     _backend,
     _text_or_none,
     add_options,
+    add_run_options,
     check_output,
     check_writable,
     command_parser,
@@ -61,15 +62,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the referring question, shown to the judge (default: none, no question)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
-    parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")
-    parser.add_argument(
-        "--log-level",
-        default="warning",
-        choices=("debug", "info", "warning", "error"),
-        help="the library's log records shown on stderr (warning: judge retries, the stand-in's "
-        "notice; info adds cache hits and unreadable replies)",
-    )
+    add_run_options(parser, "judge retries, the stand-in's notice; info adds cache hits and unreadable replies")
 
 
 def build_parser() -> argparse.ArgumentParser:
