@@ -1,4 +1,4 @@
-"""Why the worked example's tiny Qwen2.5-VL does not learn where the target is: five probes, side by side.
+"""Why the worked example's tiny Qwen2.5-VL does not learn where the target is: seven probes, side by side.
 
 Each probe trains the example's tiny random-weight Qwen2.5-VL (``pixelthink.models.build_tiny_policy``) on one
 question about a single medium square drawn at a random place (112 x 112 pixels = 16 image tokens; the answer is
@@ -12,9 +12,13 @@ one token) and reports held-out accuracy:
    on a background whose tint encodes the position, after a pre-stage that taught every image token its own row and
    column (and the colour under it);
 6. ``prestage_select``: as 5 with 2-4 squares of different colours; the question names one ("the red shape") and
-   the answer is its quarter: the referring step of the real task.
+   the answer is its quarter: the referring step of the real task;
+7. ``prestage_select_cells``: as 6 made as easy as we could: the squares sit at the centres of the 4 x 4 cells of
+   the image-token grid (one per cell), the position tint covers the whole image (the squares too, so every token's
+   own pixels say where it is), and the answer is the target's cell (16 classes), after ``--select-steps``
+   language-model steps.
 
-Writes ``benchmarks/results/tiny_perception.json`` and prints a table. CPU, one thread, about 2 minutes::
+Writes ``benchmarks/results/tiny_perception.json`` and prints a table. CPU, one thread, about 7 minutes::
 
     python benchmarks/tiny_perception.py [--steps 200]
 """
@@ -46,7 +50,10 @@ FRAME, TRAIN, TEST, BATCH = 840, 500, 100, 16
 
 def _scenes(task: str, tinted: bool, seed: int = 0) -> dict[str, Any]:
     """Images, questions, one-token answers and per-token colour labels (6 = background) for ``task``: "colour" or
-    "quarter" (one square), "select" (2-4 squares of different colours, the first is the target)."""
+    "quarter" (one square), "select" (2-4 squares of different colours, the first is the target), "cells" (as
+    "select", the squares at the centres of the token grid's cells, the tint over everything, the answer the cell)."""
+    if task == "cells":
+        return _cell_scenes(seed)
     rng, generator, names = np.random.default_rng(seed), SceneGenerator(seed=seed), list(COLOURS)
     xx, yy = np.meshgrid(np.arange(FRAME), np.arange(FRAME))
     tint = np.stack([235 - 40 * xx / FRAME, 235 - 40 * yy / FRAME, np.full(xx.shape, 230.0)], -1).astype(np.uint8)
@@ -85,6 +92,34 @@ def _scenes(task: str, tinted: bool, seed: int = 0) -> dict[str, Any]:
         "token_colours": np.array(token_colours),
         "questions": questions,
     }
+
+
+def _cell_scenes(seed: int) -> dict[str, Any]:
+    """Probe 7's scenes: 2-4 squares of different colours at the centres of distinct cells of the 4 x 4 token grid,
+    the whole image shifted by a position gradient (red falls 60 levels left to right, green top to bottom)."""
+    rng, generator, names = np.random.default_rng(seed), SceneGenerator(seed=seed), list(COLOURS)
+    xx, yy = np.meshgrid(np.arange(FRAME), np.arange(FRAME))
+    shift = np.stack([-60 * xx / FRAME, -60 * yy / FRAME, np.zeros(xx.shape)], -1)
+    cell, r = FRAME / 4, SIZES["medium"] * FRAME
+    out: dict[str, list[Any]] = {k: [] for k in ("images", "answers", "colours", "token_colours", "questions")}
+    for _ in range(TRAIN + TEST):
+        n = int(rng.integers(2, 5))
+        chosen = rng.choice(len(names), size=n, replace=False)
+        cells = rng.choice(16, size=n, replace=False)
+        objects = [
+            SceneObject("square", names[int(c)], "medium", (k % 4 + 0.5) * cell, (k // 4 + 0.5) * cell, r)
+            for c, k in zip(chosen, cells)
+        ]
+        image, _ = generator._draw(objects)
+        pixels = np.clip(np.asarray(image, dtype=float) + shift, 0, 255).astype(np.uint8)
+        out["images"].append(policy_image(Image.fromarray(pixels), FRAME))
+        out["answers"].append(int(cells[0]))
+        out["colours"].append(int(chosen[0]))
+        out["questions"].append(f"the {names[int(chosen[0])]} shape")
+        per_token = np.full(16, len(names))
+        per_token[cells] = chosen
+        out["token_colours"].append(per_token)
+    return {**out, "token_colours": np.array(out["token_colours"])}
 
 
 class Probe:
@@ -128,28 +163,31 @@ class Probe:
     def draw(self) -> list[int]:
         return [int(i) for i in self.rng.integers(0, TRAIN, size=BATCH)]
 
-    def prestage(self, steps: int, positions: bool) -> float:
+    def prestage(self, steps: int, positions: bool) -> dict[str, float]:
         """Train the vision tower alone with temporary heads: the image's colour from the max-pooled tokens (as
         probe 1) and, with ``positions``, every token's own row and column and the colour under it; returns the last
-        loss."""
+        step's loss and (with ``positions``) its per-token part (colour + row + column: what each token can say of
+        itself; the pooled colour names the target only where the image holds one shape)."""
         width = self.model.config.text_config.hidden_size
         head = torch.nn.Linear(width, 6 + 7 + 8)
         optimizer = torch.optim.AdamW([*self.model.model.visual.parameters(), *head.parameters()], lr=3e-3)
         grid = torch.arange(16).repeat(BATCH)
-        loss = torch.tensor(0.0)
+        loss = per_token = torch.tensor(0.0)
         for _ in range(steps):
             rows = self.draw()
             tokens = self.vision(rows)
             loss = torch.nn.functional.cross_entropy(head(tokens.max(1).values)[:, :6], self.answers_colour[rows])
             if positions:
                 logits = head(tokens).reshape(-1, 21)
-                loss = loss + torch.nn.functional.cross_entropy(logits[:, 6:13], self.token_colours[rows].reshape(-1))
-                loss = loss + torch.nn.functional.cross_entropy(logits[:, 13:17], grid // 4)
-                loss = loss + torch.nn.functional.cross_entropy(logits[:, 17:], grid % 4)
+                per_token = torch.nn.functional.cross_entropy(logits[:, 6:13], self.token_colours[rows].reshape(-1))
+                per_token = per_token + torch.nn.functional.cross_entropy(logits[:, 13:17], grid // 4)
+                per_token = per_token + torch.nn.functional.cross_entropy(logits[:, 17:], grid % 4)
+                loss = loss + per_token
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-        return float(loss.detach())
+        out = {"prestage_loss": float(loss.detach())}
+        return {**out, "prestage_per_token_loss": float(per_token.detach())} if positions else out
 
     def train_language(self, steps: int, *, freeze_vision: bool, lr: float = 3e-3) -> float:
         """Train the whole model (or all but the vision tower) on the one-token answer; held-out accuracy."""
@@ -213,10 +251,12 @@ def language_alone(steps: int) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="training steps of each probe")
-    parser.add_argument("--prestage-steps", type=int, default=400, help="vision pre-stage steps (probes 4, 5)")
+    parser.add_argument("--prestage-steps", type=int, default=400, help="vision pre-stage steps (probes 4-7)")
+    parser.add_argument("--select-steps", type=int, default=1200, help="language-model steps of probe 7")
     parser.add_argument(
         "--probes",
-        default="vision_alone,language_alone,end_to_end,prestage_colour,prestage_position,prestage_select",
+        default="vision_alone,language_alone,end_to_end,prestage_colour,prestage_position,prestage_select,"
+        "prestage_select_cells",
         help="comma-separated probes to run",
     )
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "tiny_perception.json"))
@@ -244,15 +284,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def prestaged(task: str, positions: bool) -> tuple[float, dict[str, Any]]:
         probe = Probe(task, tinted=positions)
-        loss = probe.prestage(args.prestage_steps, positions)
-        return probe.train_language(args.steps, freeze_vision=True), {"prestage_loss": loss}
+        losses = probe.prestage(args.prestage_steps, positions)
+        return probe.train_language(args.steps, freeze_vision=True), losses
 
     record("prestage_colour", 1 / 6, lambda: prestaged("colour", False))
     record("prestage_position", 1 / 4, lambda: prestaged("quarter", True))
     record("prestage_select", 1 / 4, lambda: prestaged("select", True))
+
+    def cells() -> tuple[float, dict[str, Any]]:
+        probe = Probe("cells", tinted=True)
+        losses = probe.prestage(args.prestage_steps, True)
+        return probe.train_language(args.select_steps, freeze_vision=True), {**losses, "steps": args.select_steps}
+
+    record("prestage_select_cells", 1 / 16, cells)
     out = {
         "steps": args.steps,
         "prestage_steps": args.prestage_steps,
+        "select_steps": args.select_steps,
         "batch": BATCH,
         "train_images": TRAIN,
         "test_images": TEST,
