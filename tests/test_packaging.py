@@ -117,6 +117,22 @@ def test_metadata_names_the_project_urls_and_classifiers() -> None:
     assert listed == [10, 11, 12, 13]
 
 
+def test_readme_links_work_on_the_package_index() -> None:
+    """The package index shows README.md without the repository around it: a relative link (``docs/x.md``) would
+    lead nowhere there. Every link is absolute or an anchor, and every link into this repository names a file that
+    exists (the docs site's hook turns them back into page links: tests/test_docs_site.py)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    assert targets, "README.md: expected Markdown links, got none"
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "#"))]
+    assert not relative, f"README.md: relative links break on the package index: {relative}"
+    prefix = f"{REPO_URL}/blob/main/"
+    ours = [t.removeprefix(prefix).split("#")[0] for t in targets if t.startswith(prefix)]
+    assert len(ours) >= 15, ours
+    missing = [path for path in ours if not (ROOT / path).is_file()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
 def test_core_dependencies_are_yaml_included_at_their_tested_floors() -> None:
     # PyYAML is core: reward configs and adapter settings are YAML. A floor changes only with a new test at it
     # (the commands are in this module's docstring).
