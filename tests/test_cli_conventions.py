@@ -313,3 +313,24 @@ def test_server_errors_name_the_flag_or_variable_that_set_the_value(
         err = capsys.readouterr().err
         assert exited.value.code == 2 and err.startswith(f"alr-openrlhf-server: error: {message}"), err
         assert err.count("\n") == 1 and "Product:" not in err and "ServerLimits" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "commands"),
+    [
+        ("adaptive_length_reward.difficulty.cli", "{judge,lookup,heuristic}"),
+        ("adaptive_length_reward.rscore.cli", "{judge,overlap}"),
+    ],
+)
+def test_module_runs_as_a_script_and_imports_no_heavy_packages(module: str, commands: str) -> None:
+    """``python -m`` works, and importing the command (and its package) loads no model or data framework."""
+    package = module.rsplit(".", 1)[0]
+    code = (
+        f"import sys, {package}, {module}; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))"
+    )
+    probe = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "[]", probe.stderr
+    help_text = _run(module, "--help")
+    assert help_text.returncode == 0 and commands in help_text.stdout, help_text.stderr

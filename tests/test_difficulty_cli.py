@@ -348,25 +348,6 @@ def test_killed_annotation_run_resumes_without_losing_or_duplicating(tmp_path) -
 
 
 @pytest.mark.slow
-def test_module_runs_as_a_script_and_imports_no_heavy_packages(tmp_path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    code = (
-        "import sys, adaptive_length_reward.difficulty, adaptive_length_reward.difficulty.cli; "
-        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))"
-    )
-    probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert probe.stdout.strip() == "[]", probe.stderr
-    help_text = subprocess.run(
-        [sys.executable, "-m", "adaptive_length_reward.difficulty.cli", "--help"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert help_text.returncode == 0 and "{judge,lookup,heuristic}" in help_text.stdout
-
-
-@pytest.mark.slow
 def test_log_level_shows_retries_and_cache_hits_on_stderr(tmp_path) -> None:
     """The command (an application) shows the library's log records: retries at the default level, cache hits
     with ``--log-level info``."""
