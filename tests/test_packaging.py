@@ -117,6 +117,24 @@ def test_metadata_names_the_project_urls_and_classifiers() -> None:
     assert listed == [10, 11, 12, 13]
 
 
+def test_changelog_has_a_section_for_this_version_and_a_link_for_every_section() -> None:
+    """Keep a Changelog: ``[Unreleased]`` on top, a dated section for the package's version (unless it is a
+    development version), and a link reference for every section heading."""
+    import adaptive_length_reward
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, flags=re.M)
+    assert headings and headings[0] == ("Unreleased", ""), headings[:2]
+    released = {name: date for name, date in headings[1:]}
+    version = adaptive_length_reward.__version__
+    if not pytest.importorskip("packaging.version").Version(version).is_devrelease:  # a release has its section
+        assert released.get(version), (version, released)
+    links = dict(re.findall(r"^\[([^\]]+)\]: (https://\S+)$", text, flags=re.M))
+    missing = [name for name, _ in headings if not links.get(name, "").startswith(REPO_URL)]
+    assert not missing, f"CHANGELOG.md: sections without a link reference: {missing}"
+    assert len(headings) == len(set(headings)), headings
+
+
 def test_readme_links_work_on_the_package_index() -> None:
     """The package index shows README.md without the repository around it: a relative link (``docs/x.md``) would
     lead nowhere there. Every link is absolute or an anchor, and every link into this repository names a file that

@@ -63,7 +63,7 @@ from .segmentation import (
 from .tiers import TierLayout
 from .uncertainty import UncertaintyEstimator
 
-__version__ = "0.1.0.dev0"  # the one place: pyproject.toml reads it ([tool.setuptools.dynamic])
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it ([tool.setuptools.dynamic])
 
 __all__ = [
     "CONTEXT_FIELDS",
