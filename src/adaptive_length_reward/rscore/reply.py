@@ -32,8 +32,8 @@ RSCORE_KEYS: tuple[str, ...] = ("score", "rscore", "rating", "reasoning_score", 
 _KEYWORD = re.compile("score|rating|overall", re.IGNORECASE)
 _KEYWORD_LOWER = re.compile("score|rating|overall")
 _LINE = re.compile(
-    rf"(?<![A-Za-z_\-])(r?score|rating)(?![A-Za-z_\-])[ \t]*+[\"']?+[ \t]*+[:=][ \t]*+[\"']?+[ \t]*+"
-    rf"({NUMBER}(?:[ \t]*+/[ \t]*+10)?+)",
+    rf"(?<![A-Za-z_\-])(r?score|rating)(?![A-Za-z_\-])[ \t]*(?:[\"'][ \t]*)?[:=][ \t]*(?:[\"'][ \t]*)?"
+    rf"({NUMBER}(?:[ \t]*/[ \t]*10)?)",
     re.IGNORECASE,
 )
 

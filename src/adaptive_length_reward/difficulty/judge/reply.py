@@ -72,14 +72,16 @@ _ASPECT_WORDS = ("scene", "seg", "complexity", "language", "linguistic", "ambigu
 _ASPECT_WORD = re.compile("|".join(_ASPECT_WORDS), re.IGNORECASE)
 _ASPECT_WORD_LOWER = re.compile(r"s(?:cene|eg)|complexity|l(?:anguage|inguistic)|ambiguity")
 #: ``name: number`` lines: an alias (words joined by spaces, dashes or underscores), not inside a longer word.
-#: Possessive quantifiers and a bounded alternation: linear time, no backtracking.
+#: Linear time without possessive quantifiers (Python 3.11+ only): no two neighbouring repeats can take the same
+#: character (a run of spaces belongs to one ``[ \t]*``; the optional quote groups start with the quote), so a
+#: failed match gives back each character at most once, and the alternation is bounded.
 _LINE = re.compile(
     r"(?<![A-Za-z_\-])("
-    + "|".join(sorted((a.replace("_", r"[\s_\-]++") for a in _ALIASES), key=len, reverse=True))
-    + rf")(?![A-Za-z_\-])[ \t]*+[\"']?+[ \t]*+[:=][ \t]*+[\"']?+[ \t]*+({NUMBER}(?:[ \t]*+/[ \t]*+10)?+)",
+    + "|".join(sorted((a.replace("_", r"[\s_\-]+") for a in _ALIASES), key=len, reverse=True))
+    + rf")(?![A-Za-z_\-])[ \t]*(?:[\"'][ \t]*)?[:=][ \t]*(?:[\"'][ \t]*)?({NUMBER}(?:[ \t]*/[ \t]*10)?)",
     re.IGNORECASE,
 )
-_SCORE_TEXT = re.compile(rf"\s*+({NUMBER})\s*+(?:/\s*+10\s*+)?+")
+_SCORE_TEXT = re.compile(rf"\s*({NUMBER})\s*(?:/\s*10\s*)?")
 _STRUCTURE = re.compile(r"[{}\[\]\"'\\]")
 _SHOW = reprlib.Repr()
 _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlevel = 60, 60, 3
