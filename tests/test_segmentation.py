@@ -592,3 +592,34 @@ def test_batches_with_the_same_completions_and_truths_share_the_parse(counted: d
     assert counted == {"_read_answers": 1, "_read_targets": 1, "_measure": 1}
     np.testing.assert_array_equal(first.rewards, second.rewards)
     assert first.rewards.tolist() == [5.0, 0.0]
+
+
+@pytest.mark.parametrize("depth", [1, 499, 500])
+def test_a_span_nested_up_to_the_bound_is_read(depth: int) -> None:
+    from adaptive_length_reward.segmentation import MAX_JSON_DEPTH, load_json_span
+
+    assert depth <= MAX_JSON_DEPTH == 500
+    text = '<think>x</think><answer>{"bbox": [0, 0, 9, 9], "points_1": ' + "[" * depth + "1" + "]" * depth
+    answer = parse_answer(text + ', "points_2": [1, 2]}</answer>')
+    assert answer.json_found and answer.bbox == (0, 0, 9, 9)
+    value = load_json_span('{"a": ' + "[" * depth + "]" * depth + "}")["a"]
+    for _ in range(depth - 1):
+        assert isinstance(value, list) and len(value) == 1
+        value = value[0]
+    assert value == []
+
+
+@pytest.mark.parametrize("depth", [501, 3000, 20000])
+def test_a_span_nested_beyond_the_bound_is_no_json_on_every_python(depth: int) -> None:
+    """json.loads gives up at a depth that depends on the Python version (about 1,000 on 3.10/3.11, far more on
+    3.12+): past MAX_JSON_DEPTH the answer is 'no JSON' everywhere, so rewards are the same on every version."""
+    text = '<think>x</think><answer>{"bbox": [0, 0, 9, 9], "points_1": ' + "[" * depth + "1" + "]" * depth
+    answer = parse_answer(text + ', "points_2": [1, 2]}</answer>')
+    assert (answer.json_found, answer.segmentation_format, answer.bbox) == (False, False, None)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    from adaptive_length_reward.segmentation import load_json_span
+
+    deep_string = '"' + "[" * 2000 + '\\"' + "[" * 10 + '"'
+    assert load_json_span('{"bbox": ' + deep_string + "}") == {"bbox": "[" * 2000 + '"' + "[" * 10}

@@ -24,7 +24,6 @@ Malformed model output never raises: it is a failed parse (``None``). Malformed 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal, NamedTuple, cast, get_args
 
@@ -32,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .metrics import MaskIoU, _mask, intersection_and_union
-from .segmentation import first_json_object, parse_answer
+from .segmentation import first_json_object, load_json_span, parse_answer
 
 __all__ = [
     "CONVENTIONS",
@@ -108,7 +107,7 @@ def _seg_zero_prompt(text: str) -> SegmentationPrompt | None:
     if span is None or _SEG_ZERO_THINK.search(text) is None:
         return None
     try:
-        data = json.loads(span)  # a JSON text starting with '{' is an object
+        data = load_json_span(span)  # json.loads, nested too deep the same on every Python version
         bbox_key = next((key for key in data if "bbox" in key.lower()), None)
         if bbox_key is None or len(data[bbox_key]) != 4:
             return None

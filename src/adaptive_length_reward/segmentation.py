@@ -106,6 +106,36 @@ def first_json_object(text: str) -> str | None:
     return None
 
 
+#: Deepest ``[`` nesting a first-object span may have and still be read as JSON. ``json.loads`` itself gives up at a
+#: depth that depends on the Python version and the caller's stack (about 1,000 minus the stack depth on 3.10 and
+#: 3.11, many thousands on 3.12+, where the C recursion limit is separate); a fixed bound gives the same answer on
+#: every version. 500 is far beyond any answer a policy writes and well inside what 3.10/3.11 parse from any call
+#: site, so on those versions nothing changes.
+MAX_JSON_DEPTH = 500
+_BRACKETS_OR_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]]')
+
+
+def _nesting_depth(span: str) -> int:
+    """The deepest ``[`` nesting of ``span`` outside JSON strings (a span holds no ``}`` but its last character)."""
+    depth = deepest = 0
+    for match in _BRACKETS_OR_STRINGS.finditer(span):
+        token = match.group()
+        if token == "[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token == "]":
+            depth -= 1
+    return deepest
+
+
+def load_json_span(span: str) -> Any:
+    """``json.loads(span)``, with ``RecursionError`` for a span nested deeper than ``MAX_JSON_DEPTH`` on every
+    Python version (the official code's ``json.loads`` raises it at a depth that varies with the version)."""
+    if span.count("[") > MAX_JSON_DEPTH and _nesting_depth(span) > MAX_JSON_DEPTH:  # the count is a cheap pre-check
+        raise RecursionError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(span)
+
+
 def _int_point(value: Any) -> tuple[int, int] | None:
     """``[int(value[0]), int(value[1])]`` as the official code computes it, or ``None`` where it raises."""
     try:
@@ -130,7 +160,7 @@ class SegmentationAnswer(NamedTuple):
 def _read_span(span: str) -> tuple[bool, bool, Box | None, Points | None]:
     """(json_found, segmentation_format, numeric box, int points) of a first-object span, the official way."""
     try:
-        data = json.loads(span)  # a JSON text that starts with '{' is an object
+        data = load_json_span(span)  # a JSON text that starts with '{' is an object
     except (ValueError, RecursionError):  # not JSON (JSONDecodeError, too many digits) or nested too deep
         return _NO_SPAN
     box, first, second = data.get("bbox"), data.get("points_1"), data.get("points_2")
