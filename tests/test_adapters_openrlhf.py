@@ -959,6 +959,7 @@ def test_group_keys_without_prompts_are_absent() -> None:
 def test_group_reward_one_sample_per_call_raises() -> None:
     """OpenRLHF 0.11.2's reward_func gets one sample per call: a group reward would score each sample against
     itself (ShorterBetter: always alpha for a correct one), so it raises FatalRewardError naming the cause."""
+    pytest.importorskip("torch", reason="OpenRLHF's reward_func returns torch tensors (the 'torch' extra)")
     from adaptive_length_reward import ShorterBetterReward
 
     scorer = OpenRLHFReward(ShorterBetterReward(), AdapterSettings(score_range=(-1.0, 2.0)))
