@@ -214,9 +214,9 @@ def _notes(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> list[st
     if args.tiny:
         notes.append(
             "tiny run: a random-weight Qwen2.5-VL after a supervised warm start; it learns the answer format "
-            "and what the length terms do to reasoning length, not where the target is (gIoU stays near 0 "
-            "for every variant: docs/example.md), so compare lengths, parse rates and latency here, and "
-            "accuracy only on a GPU run with real checkpoints"
+            "and what the length terms do to reasoning length, not where the target is (gIoU is that of a few "
+            "lucky boxes for every variant: docs/example.md), so compare lengths, parse rates and latency "
+            "here, and accuracy only on a GPU run with real checkpoints"
         )
         notes.append(
             "+Prompt on the tiny policy: it never learned to follow instructions, so the concise instruction "

@@ -777,3 +777,26 @@ def test_cli_explains_bad_flag_combinations(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode != 0 and "--random-layers: expected only with --policy random:ARCH" in result.stderr
+
+
+def test_warm_start_keeps_a_uniform_number_of_checks_in_their_order() -> None:
+    """``spread="uniform"``: every count of checks from 0 to all equally often, which ones at random, deterministic
+    from the generator; ``"binomial"``: each check with ``keep_probability``; anything else names the argument."""
+    from pixelthink.training import warmup_keeps
+
+    checks = len(prompts.WARMUP_CHECKS)
+    keeps = warmup_keeps(np.random.default_rng(0), 7000)
+    assert keeps.shape == (7000, checks) and keeps.dtype == bool
+    counts = np.bincount(keeps.sum(axis=1), minlength=checks + 1)
+    assert counts.min() > 850 and counts.max() < 1150, counts  # 1,000 each expected
+    assert np.allclose(keeps.mean(axis=0), 0.5, atol=0.03)  # no check favoured
+    assert np.array_equal(keeps, warmup_keeps(np.random.default_rng(0), 7000))
+    binomial = warmup_keeps(np.random.default_rng(0), 7000, spread="binomial", keep_probability=0.25)
+    assert np.allclose(binomial.mean(axis=0), 0.25, atol=0.03)
+    assert np.bincount(binomial.sum(axis=1), minlength=checks + 1)[checks] < 20  # all six kept: 0.25^6
+    with pytest.raises(ValueError, match=r"spread: expected one of uniform, binomial, got 'wide'"):
+        warmup_keeps(np.random.default_rng(0), 1, spread="wide")
+    reasoning = prompts.warmup_reasoning("the red mug", keeps[0])
+    kept = [c.format(q="the red mug") for c, k in zip(prompts.WARMUP_CHECKS, keeps[0]) if k]
+    assert all(c in reasoning for c in kept)
+    assert [reasoning.index(c) for c in kept] == sorted(reasoning.index(c) for c in kept)  # in their order
