@@ -46,9 +46,9 @@ PERFECT_ANSWER = '<answer>{"bbox": [10, 10, 40, 40], "points_1": [20, 20], "poin
 GROUND_TRUTH = "<box>(10,10),(40,40)</box><points>(20,20),(30,30)</points>"
 
 
-@lru_cache(maxsize=1)
-def build_tokenizer(vocab_size: int = 420) -> Any:
-    """A ``PreTrainedTokenizerFast`` with Qwen's special tokens, ChatML template, left padding."""
+def train_tokenizer(corpus: list[str], vocab_size: int, chat_template: str) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``corpus`` in-process, with Qwen's special tokens,
+    ``chat_template`` and left padding (the test fixtures' shared tokenizer builder)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -56,7 +56,7 @@ def build_tokenizer(vocab_size: int = 420) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
-        CORPUS,
+        corpus,
         trainer=trainers.BpeTrainer(
             vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
         ),
@@ -68,8 +68,14 @@ def build_tokenizer(vocab_size: int = 420) -> Any:
         additional_special_tokens=SPECIALS[1:],
         padding_side="left",
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     return fast
+
+
+@lru_cache(maxsize=1)
+def build_tokenizer(vocab_size: int = 420) -> Any:
+    """A ``PreTrainedTokenizerFast`` with Qwen's special tokens, ChatML template, left padding."""
+    return train_tokenizer(CORPUS, vocab_size, CHAT_TEMPLATE)
 
 
 def build_processor(tokenizer: Any) -> Any:

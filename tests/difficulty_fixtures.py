@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from adapter_fixtures import train_tokenizer
+
 # ------------------------------------------------------------------------------------------------------------
 # Scripted chat-completions server
 # ------------------------------------------------------------------------------------------------------------
@@ -295,16 +297,6 @@ def png_bytes(image: Any) -> bytes:
 # Tiny random Qwen2.5-VL (modelled on shared/recipes/tiny_qwen.py; built from a config, never downloaded)
 # ------------------------------------------------------------------------------------------------------------
 
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-
 # ChatML: a message's content is a string or a list of {"type": "image"} / {"type": "text"} parts.
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
@@ -323,27 +315,7 @@ TRAINING_TEXT = [
 
 
 def _tokenizer() -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.BPE(unk_token=None))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(
-        TRAINING_TEXT,
-        trainer=trainers.BpeTrainer(
-            vocab_size=360, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=SPECIAL_TOKENS[1:],
-        padding_side="left",
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return train_tokenizer(TRAINING_TEXT, 360, CHAT_TEMPLATE)
 
 
 def _image_only_processor_class() -> type:
