@@ -222,6 +222,19 @@ def _values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names}
 
 
+def add_backend_options(judge: argparse.ArgumentParser) -> None:
+    """The judge backends' options (the HTTP server's, the local checkpoint's), shared by every judge command."""
+    add_options(
+        judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP, required=False
+    )
+    add_options(
+        judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
+        TransformersBackend,
+        LOCAL,
+        required=False,
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="input: .jsonl, .parquet, or a save_to_disk dataset directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output path (same format; may be the input)")
@@ -261,15 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rate each sample with a VLM judge; verdicts are cached so reruns resume.",
     )
     _common(judge)
-    add_options(
-        judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP, required=False
-    )
-    add_options(
-        judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
-        TransformersBackend,
-        LOCAL,
-        required=False,
-    )
+    add_backend_options(judge)
     add_options(judge.add_argument_group("reading replies"), JudgedDifficulty, READING)
     add_options(judge.add_argument_group("dataset columns"), JudgedDifficulty, COLUMNS)
     run = judge.add_argument_group("run")

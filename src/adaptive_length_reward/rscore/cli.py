@@ -18,10 +18,9 @@ from typing import Any
 
 from .._cli import Parser, add_version, flag_names
 from ..difficulty.cli import (
-    HTTP,
-    LOCAL,
     _backend,
     _text_or_none,
+    add_backend_options,
     add_options,
     add_run_options,
     check_output,
@@ -35,7 +34,7 @@ from ..difficulty.cli import (
     user_facing,
 )
 from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
-from ..difficulty.judge import JudgeRequestError, OpenAICompatibleBackend, TransformersBackend
+from ..difficulty.judge import JudgeRequestError
 from ..errors import MissingContextError, MissingExtraError
 from .efficiency import rscore_summary
 from .judge import RScoreJudge, RScoreSample
@@ -80,15 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score each reasoning chain with an LLM judge; verdicts are cached so reruns resume.",
     )
     _common(judge)
-    add_options(
-        judge.add_argument_group("HTTP judge (OpenAI-compatible server)"), OpenAICompatibleBackend, HTTP, required=False
-    )
-    add_options(
-        judge.add_argument_group("local judge (--max-tokens, --temperature, --seed apply too)"),
-        TransformersBackend,
-        LOCAL,
-        required=False,
-    )
+    add_backend_options(judge)
     reading = judge.add_argument_group("reading replies")
     reading.add_argument(
         "--prompt-version", default=RSCORE_PROMPT_VERSION, choices=sorted(RSCORE_PROMPTS), help="the judge prompt"
