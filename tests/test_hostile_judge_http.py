@@ -29,6 +29,7 @@ from difficulty_fixtures import (
     ScriptedJudgeServer,
     Status,
     expected_aspects,
+    judge_args,
     judge_sample,
     sample_number,
     scores_by_sample,
@@ -131,24 +132,9 @@ def test_hostile_replies_are_recorded_as_unparseable_and_the_cli_run_completes(t
     with ScriptedJudgeServer(hostile) as server:
         started = time.monotonic()
         status = main(
-            [
-                "judge",
-                str(data),
-                "-o",
-                str(out),
-                "--base-url",
-                server.base_url,
-                "--model",
-                "m",
-                "--max-retries",
-                "0",
-                "--parse-retries",
-                "1",
-                "--no-progress",
-                "--cache",
-                str(cache),
-                "--details",
-            ]
+            judge_args(
+                data, out, server, "--max-retries", "0", "--parse-retries", "1", "--cache", str(cache), "--details"
+            )
         )
         elapsed = time.monotonic() - started
     assert status == 1  # some rows without a score: a normal outcome, not an error
