@@ -153,8 +153,9 @@ def run_experiment(
     eval_set = problems(seed, "eval", c.eval_problems, c.task)
     cap = c.grpo.max_completion_length
 
-    def evaluate(policy: Any) -> dict[str, Any]:
-        sampled = decode(
+    def sample(policy: Any) -> Any:
+        """The headline evaluation: ``eval_samples`` sampled completions per problem."""
+        return decode(
             policy,
             tokenizer,
             eval_set,
@@ -164,6 +165,9 @@ def run_experiment(
             samples=c.eval_samples,
             seed=seed,
         )
+
+    def evaluate(policy: Any) -> dict[str, Any]:
+        sampled = sample(policy)
         greedy = decode(policy, tokenizer, eval_set, thresholds=thresholds, max_new_tokens=cap, greedy=True, seed=seed)
         return {"sampled": sampled, "greedy": greedy}
 
@@ -222,16 +226,7 @@ def run_experiment(
             runs.append(VariantRun(spec=spec, log=log, sampled=evaluated["sampled"], greedy=evaluated["greedy"]))
             sampled = evaluated["sampled"]
         else:  # replicates: the headline (sampled) evaluation only
-            sampled = decode(
-                policy,
-                tokenizer,
-                eval_set,
-                thresholds=thresholds,
-                max_new_tokens=cap,
-                greedy=False,
-                samples=c.eval_samples,
-                seed=seed,
-            )
+            sampled = sample(policy)
             replicates.setdefault(grpo_seed, {})[spec.name] = sampled
         say(f"  {tag} (sampled): " + _tier_line(sampled))
         remaining = (time.perf_counter() - grpo_began) / (i + 1) * (len(jobs) - i - 1)
