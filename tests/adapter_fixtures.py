@@ -78,6 +78,16 @@ def build_tokenizer(vocab_size: int = 420) -> Any:
     return train_tokenizer(CORPUS, vocab_size, CHAT_TEMPLATE)
 
 
+def cpu_grpo_config(output_dir: Any, **values: Any) -> Any:
+    """TRL's ``GRPOConfig`` for a test run on the CPU: float32, no checkpoints, no reporting; ``values`` (batch,
+    generations, lengths, steps...) as each test needs them."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(output_dir), use_cpu=True, bf16=False, save_strategy="no", report_to="none", **values
+    )
+
+
 def build_processor(tokenizer: Any) -> Any:
     """A Qwen2.5-VL processor with the PIL image processor and no video processor (no torchvision here)."""
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil

@@ -26,6 +26,7 @@ from adapter_fixtures import (  # noqa: E402
     build_text_lm,
     build_tokenizer,
     build_vlm,
+    cpu_grpo_config,
     square_image,
 )
 from strategies import completions as completions_st  # noqa: E402
@@ -349,24 +350,17 @@ def test_version_guard_refuses_untested_versions() -> None:
 
 
 def _grpo_args(tmp_path: Any, **overrides: Any) -> Any:
-    from trl import GRPOConfig
-
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
+    values: dict[str, Any] = dict(
         per_device_train_batch_size=4,
         num_generations=4,
         max_completion_length=24,
         max_steps=2,
         learning_rate=1e-4,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
         seed=0,
     )
     values.update(overrides)
-    return GRPOConfig(**values)
+    return cpu_grpo_config(tmp_path, **values)
 
 
 def _vlm_rows() -> list[dict[str, Any]]:

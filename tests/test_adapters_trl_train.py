@@ -14,7 +14,7 @@ import pytest
 trl = pytest.importorskip("trl", reason="needs the trl extra")
 torch = pytest.importorskip("torch", reason="needs torch")
 
-from adapter_fixtures import GROUND_TRUTH, build_text_lm, build_tokenizer  # noqa: E402
+from adapter_fixtures import GROUND_TRUTH, build_text_lm, build_tokenizer, cpu_grpo_config  # noqa: E402
 
 from adaptive_length_reward.adapters.trl import TRLReward, UncertaintyGRPOTrainer  # noqa: E402
 from adaptive_length_reward.presets import pixelthink  # noqa: E402
@@ -41,23 +41,18 @@ def _rows(with_uncertainty: bool) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("trainer_class", ["GRPOTrainer", "UncertaintyGRPOTrainer"])
 def test_train_logs_every_column_and_only_finite_metrics(tmp_path: Any, trainer_class: str) -> None:
     from datasets import Dataset
-    from trl import GRPOConfig
 
     tokenizer = build_tokenizer()
     plain = trainer_class == "GRPOTrainer"
     cls = trl.GRPOTrainer if plain else UncertaintyGRPOTrainer
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
+    args = cpu_grpo_config(
+        tmp_path,
         per_device_train_batch_size=8,
         num_generations=2,
         max_completion_length=16,
         max_steps=2,
         learning_rate=1e-4,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
         seed=0,
     )
     trainer = cls(

@@ -18,6 +18,7 @@ from adapter_fixtures import (  # noqa: E402
     build_text_lm,
     build_tokenizer,
     build_vlm,
+    cpu_grpo_config,
     square_image,
 )
 
@@ -36,25 +37,18 @@ TEXTS = ["Find it.", "Find the red square and output its bounding box. What colo
 
 
 def _args(tmp_path: Any, **overrides: Any) -> Any:
-    from trl import GRPOConfig
-
-    values = dict(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
+    values: dict[str, Any] = dict(
         per_device_train_batch_size=6,
         num_generations=2,
         max_completion_length=20,
         max_steps=1,
         learning_rate=1e-4,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
         seed=0,
         temperature=TEMPERATURE,
     )
     values.update(overrides)
-    return GRPOConfig(**values)
+    return cpu_grpo_config(tmp_path, **values)
 
 
 def _trainer(tmp_path: Any, vlm: bool, **kwargs: Any) -> tuple[Any, Any, list[Any]]:

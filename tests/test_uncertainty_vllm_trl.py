@@ -19,7 +19,7 @@ import pytest
 trl = pytest.importorskip("trl", reason="needs the trl extra")
 torch = pytest.importorskip("torch", reason="needs torch")
 
-from adapter_fixtures import build_text_lm, build_tokenizer  # noqa: E402
+from adapter_fixtures import build_text_lm, build_tokenizer, cpu_grpo_config  # noqa: E402
 
 from adaptive_length_reward import SoftLengthPenalty  # noqa: E402
 from adaptive_length_reward.adapters.trl import TRLReward, UncertaintyGRPOTrainer  # noqa: E402
@@ -89,20 +89,15 @@ def official_completion(tokens: list[dict[int, Logprob]]) -> float:
 def _trainer(tmp_path: Any, logprobs: int = 0, **kwargs: Any) -> Any:
     """A real trainer whose generation backend is the vLLM stand-in (set as TRL sets it with ``use_vllm=True``)."""
     from datasets import Dataset
-    from trl import GRPOConfig
 
     tokenizer = build_tokenizer()
     temperature = kwargs.pop("temperature", 1.0)
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
+    args = cpu_grpo_config(
+        tmp_path,
         per_device_train_batch_size=6,
         num_generations=3,
         max_completion_length=16,
         max_steps=1,
-        report_to="none",
-        save_strategy="no",
         temperature=temperature,
     )
     trainer = UncertaintyGRPOTrainer(
