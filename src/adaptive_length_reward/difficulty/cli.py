@@ -481,6 +481,29 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines + failure_lines(summary)
 
 
+def run_command(
+    prog: str,
+    args: argparse.Namespace,
+    flags: Mapping[str, str],
+    work: Callable[[], dict[str, Any]],
+    owners: Mapping[str, str] | None = None,
+) -> dict[str, Any] | int:
+    """``work()``'s result, or the exit status when it was interrupted (130, with how to resume a ``judge`` run)
+    or failed on bad input or configuration (2, one ``PROG COMMAND: error: ...`` line in the command line's words,
+    :func:`user_facing`, no traceback). Both CLIs (``alr-difficulty``, ``alr-rscore``) run their command
+    through it."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        resume = "; verdicts received so far are in the cache, run the same command again to resume"
+        print(f"{prog} {args.command}: interrupted{resume if args.command == 'judge' else ''}", file=sys.stderr)
+        return 130
+    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
+        # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
+        print(f"{prog} {args.command}: error: {user_facing(error, flags, owners)}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all scored, 1 some rows without a score, 2 error, 130 interrupted).
 
@@ -493,25 +516,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
     layout = TierLayout(args.thresholds, args.tier_names)
     flags = flag_names(command_parser(parser, args.command))
-    try:
+    owners = {
+        "LookupDifficulty": f"--table {args.table}" if args.command == "lookup" else "lookup",
+        "HeuristicDifficulty": "heuristic",
+    }
+
+    def work() -> dict[str, Any]:
         layout.check(owner="--thresholds/--tier-names")
         dataset = open_dataset(args.data)
         check_output(dataset, args.output)
         if args.summary_json is not None:
             check_writable(args.summary_json, "--summary-json")
-        result = COMMANDS[args.command](args, dataset)
-    except KeyboardInterrupt:
-        resume = "; verdicts received so far are in the cache, run the same command again to resume"
-        print(f"{PROG} {args.command}: interrupted{resume if args.command == 'judge' else ''}", file=sys.stderr)
-        return 130
-    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
-        # bad input or configuration (ConfigError, DatasetError, JudgeInputError...): say what, no traceback
-        owners = {
-            "LookupDifficulty": f"--table {args.table}" if args.command == "lookup" else "lookup",
-            "HeuristicDifficulty": "heuristic",
-        }
-        print(f"{PROG} {args.command}: error: {user_facing(error, flags, owners)}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](args, dataset)
+
+    result = run_command(PROG, args, flags, work, owners)
+    if isinstance(result, int):
+        return result
     values = np.asarray(result.pop("values"), dtype=np.float64)
     summary: dict[str, Any] = {
         "command": args.command,

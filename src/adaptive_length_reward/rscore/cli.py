@@ -31,11 +31,9 @@ from ..difficulty.cli import (
     judge_all,
     judge_lines,
     judge_report,
-    user_facing,
+    run_command,
 )
 from ..difficulty.dataset_files import DatasetError, DatasetFile, open_dataset
-from ..difficulty.judge import JudgeRequestError
-from ..errors import MissingContextError, MissingExtraError
 from .efficiency import rscore_summary
 from .judge import RScoreJudge, RScoreSample
 from .overlap import ReferenceOverlapRScore
@@ -183,21 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # an application entry point: show the library's log records (the library itself configures no handler)
     logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
     flags = flag_names(command_parser(parser, args.command))
-    try:
+
+    def work() -> dict[str, Any]:
         dataset = open_dataset(args.data)
         check_output(dataset, args.output)
         if args.summary_json is not None:
             check_writable(args.summary_json, "--summary-json")
         samples = _samples(args, dataset)  # every row checked before the bar is drawn or a request sent
-        result = COMMANDS[args.command](args, dataset, samples)
-    except KeyboardInterrupt:
-        resume = "; verdicts received so far are in the cache, run the same command again to resume"
-        print(f"{PROG} {args.command}: interrupted{resume if args.command == 'judge' else ''}", file=sys.stderr)
-        return 130
-    except (ValueError, MissingContextError, MissingExtraError, JudgeRequestError, OSError) as error:
-        # bad input or configuration: one line in the command line's words, no traceback
-        print(f"{PROG} {args.command}: error: {user_facing(error, flags)}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](args, dataset, samples)
+
+    result = run_command(PROG, args, flags, work)
+    if isinstance(result, int):
+        return result
     values = result.pop("values")
     stats = rscore_summary(values)
     summary: dict[str, Any] = {
