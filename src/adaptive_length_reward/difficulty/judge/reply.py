@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import itertools
 import json
 import math
 import re
@@ -211,7 +212,10 @@ def _objects(
     text; default the aspect words ``_ASPECT_WORD``), the last
     ``_MAX_CANDIDATES`` of them, among the last ``_MAX_STRUCTURE`` structural characters. Spans are found
     twice, minding quotes and not (a stray apostrophe in prose must not hide an object)."""
-    positions = [m.start() for m in _STRUCTURE.finditer(text)][-_MAX_STRUCTURE:]
+    # the last _MAX_STRUCTURE structural characters, found from the end (a reply of 100 kB of braces would
+    # otherwise make a match object for every one of them)
+    last = len(text) - 1
+    positions = [last - m.start() for m in itertools.islice(_STRUCTURE.finditer(text[::-1]), _MAX_STRUCTURE)][::-1]
     found = _spans(text, positions, quotes=True)
     if '"' in text or "'" in text:
         found += _spans(text, positions, quotes=False)
@@ -239,6 +243,17 @@ def _objects(
         if obj is not None:
             covered = end
             yield obj
+
+
+def _lines(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_LINE.finditer(text)``, tried only where an aspect word starts: every alias begins with
+    one of ``_ASPECT_WORDS`` (same case rules), and a match cannot start inside a longer word (its lookbehind),
+    so no match is missed; about 3x faster on a long reply that mentions an aspect a few times."""
+    end = 0
+    for word in _ASPECT_WORD.finditer(text):
+        if word.start() >= end and (match := _LINE.match(text, word.start())) is not None:
+            end = match.end()
+            yield match
 
 
 def _without_thinking(reply: str) -> str:
@@ -301,7 +316,7 @@ def parse_judge_reply(reply: str) -> dict[str, float]:
     if problem is not None:
         raise JudgeReplyError(f"a JSON object was found but {problem}")
     found: dict[str, str] = {}
-    for match in _LINE.finditer(text):
+    for match in _lines(text):
         name = _aspect_name(match.group(1))
         if name is None or name in found:  # an aspect twice: ambiguous, nothing is read
             found = {}
