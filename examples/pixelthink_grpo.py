@@ -24,6 +24,7 @@ Real checkpoints on a GPU: see docs/example.md. ``--recipe pixelthink`` gives th
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import math
@@ -508,6 +509,12 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = N
         raise input_error(
             f"--init-policy: expected a folder with config.json (a saved policy), got {args.init_policy!r}"
         )
+    if args.init_policy is not None and args.warmup_steps:
+        logger.warning(
+            "--init-policy with --warmup-steps %d: the saved policy is warm-started again before GRPO; "
+            "pass --warmup-steps 0 to start GRPO from it as saved",
+            args.warmup_steps,
+        )
     return args
 
 
@@ -909,6 +916,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "device": _device_name(args.device_resolved),
             "train_samples": len(train_samples),
             "eval_samples": len(eval_samples),
+            "versions": package_versions(),
         },
         "config": {"reward": reward_settings.to_dict(), "train": train_settings.to_dict()},
         "plots": [str(p.relative_to(run_dir)) for p in plots],
@@ -1025,6 +1033,32 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+#: The packages whose versions decide the tiny run's numbers (recorded in ``metrics.json``: ``run.versions``).
+VERSIONED = (
+    "adaptive-length-reward",
+    "torch",
+    "transformers",
+    "trl",
+    "accelerate",
+    "tokenizers",
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's and each of ``VERSIONED``'s installed version (``None`` when absent): the tiny run is seeded and
+    gives the same numbers on every run in one environment, but another version of these can change them."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def _device_name(device: str) -> str:

@@ -251,3 +251,16 @@ def test_bfloat16_parameters_need_the_flag_and_warn(
     with caplog.at_level("WARNING", logger="pixelthink_grpo"), pytest.warns(UserWarning, match="at lr 1e-06"):
         message = pixelthink_grpo.warn_precision(args)
     assert message is not None and "round away" in message and message in caplog.text
+
+
+def test_init_policy_with_a_warm_start_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    saved = tmp_path / "reference-policy"
+    saved.mkdir()
+    (saved / "config.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="pixelthink_grpo"):
+        args = pixelthink_grpo.parse_args(["--tiny", "--init-policy", str(saved)])
+    assert args.warmup_steps == 400 and "warm-started again" in caplog.text and "--warmup-steps 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pixelthink_grpo"):
+        args = pixelthink_grpo.parse_args(["--tiny", "--init-policy", str(saved), "--warmup-steps", "0"])
+    assert args.warmup_steps == 0 and "warm-started again" not in caplog.text

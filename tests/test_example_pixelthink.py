@@ -12,6 +12,7 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import platform
 import re
 import subprocess
 import sys
@@ -682,7 +683,15 @@ def test_main_path_trains_evaluates_reports_and_resumes(tmp_path: Path) -> None:
     assert timings["eval_sam_ms_per_call"] > 0 and timings["uncertainty_s"] > 0
     assert stored["before"]["samples"] == stored["after"]["samples"] == 2
     assert all(_png(run / p) for p in stored["plots"]) and len(stored["plots"]) == 2
-    assert "## Where the time went" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "## Where the time went" in report
+    import torch
+    import transformers
+
+    versions = stored["run"]["versions"]  # what the seeded numbers hold for
+    assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"] == torch.__version__
+    assert versions["transformers"] == transformers.__version__ and versions["python"] == platform.python_version()
+    assert f"transformers {transformers.__version__}" in report
     config = json.loads((run / "config.json").read_text())
     assert config["reward"]["length_reward"] == "pixelthink" and config["train"]["steps"] == 1
     assert (run / "checkpoints" / "checkpoint-1").is_dir()

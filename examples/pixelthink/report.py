@@ -232,6 +232,14 @@ def _fmt(value: Any, percent: bool = False, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}" if percent else f"{value:.{digits}f}"
 
 
+def _versions_line(versions: Mapping[str, Any] | None) -> list[str]:
+    """``Versions: python 3.11.7, torch 2.13.0, ...`` (the numbers of a seeded run hold for these versions)."""
+    if not versions:
+        return []
+    listed = ", ".join(f"{name} {version}" for name, version in versions.items() if version is not None)
+    return ["", f"Versions: {listed}."]
+
+
 def tiers_marking(metrics: Mapping[str, Any]) -> str | None:
     """``None`` when the evaluation tiers are valid; otherwise the note that marks the per-tier rows.
 
@@ -382,6 +390,7 @@ def write_report(path: Path, metrics: Mapping[str, Any], *, plots: Sequence[Path
         f"`{metrics['run']['data']}`; length reward `{metrics['config']['reward']['length_reward']}`, difficulty "
         f"`{metrics['config']['reward']['difficulty']}`, uncertainty `{metrics['config']['reward']['uncertainty']}`; "
         f"GRPO steps: {metrics['train_steps']}, on {metrics['run']['device']}.",
+        *_versions_line(metrics["run"].get("versions")),
         "",
         *_targets_section(metrics),
         "## Accuracy and efficiency (evaluation set, greedy decoding)",
