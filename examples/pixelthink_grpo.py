@@ -58,13 +58,13 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 #: Settings that ``--tiny`` changes unless given explicitly: a CPU-sized demo of the same loop.
 TINY_DEFAULTS: dict[str, Any] = {
     "train_samples": 64,
-    "eval_samples": 24,
+    "eval_samples": 96,
     "steps": 50,
     "num_generations": 4,
     "prompts_per_step": 4,
     "max_completion_length": 160,
     "eval_max_new_tokens": 160,
-    "lr": 5e-4,
+    "lr": 2.5e-4,
     "kl": 0.2,
     "warmup_steps": 400,
     "length_unit": "reasoning_tokens",
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--eval-data", help="as --train-data, with masks; default: generated scenes (held-out seed)")
     g.add_argument("--train-samples", type=int, help="training samples (tiny 64, full: all)")
-    g.add_argument("--eval-samples", type=int, help="evaluation samples (tiny 24, full 200)")
+    g.add_argument("--eval-samples", type=int, help="evaluation samples (tiny 96, full 200)")
     g.add_argument("--image-size", type=int, default=840, help="side of generated scenes (default 840)")
     g.add_argument("--frame", type=int, default=840, help="square side the policy's coordinates live in (840)")
     g.add_argument("--difficulty-table", help="official refcoco_train_labeled_merged.json (image_id -> score)")
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="rollouts at least this many tokens (end-of-sequence\nsuppressed until then): timing at a fixed length",
     )
-    g.add_argument("--lr", type=float, help="learning rate (tiny 5e-4, full 1e-6)")
+    g.add_argument("--lr", type=float, help="learning rate (tiny 2.5e-4, full 1e-6)")
     g.add_argument("--kl", type=float, help="KL coefficient, TRL's beta (tiny 0.2 against the warm start, full 5e-3)")
     g.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2)")

@@ -118,7 +118,7 @@ def test_without_a_recipe_the_full_defaults_are_unchanged(checkpoints: tuple[str
     assert (args.prompts_per_step, args.steps, args.loss_type, args.micro_batch_size) == (2, 500, "dapo", None)
     tiny = pixelthink_grpo.parse_args(["--tiny"])
     assert args.length_unit == "words"  # PixelThink's: whitespace words of the response
-    assert (tiny.lr, tiny.kl, tiny.temperature, tiny.weight_decay, tiny.report_to) == (5e-4, 0.2, 1.0, 1e-2, "none")
+    assert (tiny.lr, tiny.kl, tiny.temperature, tiny.weight_decay, tiny.report_to) == (2.5e-4, 0.2, 1.0, 1e-2, "none")
     assert (tiny.length_unit, tiny.prompts_per_step, tiny.steps) == ("reasoning_tokens", 4, 50)
 
 
