@@ -20,7 +20,7 @@ if str(EXAMPLES) not in sys.path:
 
 import pixelthink_baselines  # noqa: E402
 from example_fixtures import SMALLEST  # noqa: E402
-from pixelthink.baselines import pareto_front, report_markdown  # noqa: E402
+from pixelthink.baselines import pareto_front, plot_pareto, report_markdown  # noqa: E402
 from pixelthink.prompts import CONCISE_INSTRUCTION  # noqa: E402
 from pixelthink.scenes import SceneGenerator  # noqa: E402
 from pixelthink.training import training_rows  # noqa: E402
@@ -58,6 +58,21 @@ def test_pareto_front_keeps_exactly_the_undominated_points() -> None:
     assert pareto_front(points) == [3, 5]
     assert pareto_front([(10.0, 1.0)]) == [0]
     assert pareto_front([(10.0, 1.0), (10.0, 1.0)]) == [0, 1]  # equal points do not dominate each other
+
+
+def test_variants_on_the_same_point_share_one_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    texts: list[str] = []
+    original = matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "annotate", lambda ax, text, *a, **k: texts.append(text) or original(ax, text, *a, **k)
+    )
+    row = {"mean_reasoning_tokens": {"all": 78.08}, "giou": 0.0383}
+    other = {"mean_reasoning_tokens": {"all": 45.9}, "giou": 0.031}
+    result = {"variants": {"seg_zero": row, "l1_max": dict(row), "pixelthink": other}}
+    plot_pareto(result, tmp_path / "pareto.png")
+    assert sorted(texts) == ["PixelThink", "Seg-Zero = +L1-Max"]
 
 
 def test_efficiency_scores_use_giou_as_a_fraction_and_the_fitted_forms() -> None:

@@ -108,6 +108,8 @@ def plot_pareto(result: Mapping[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     colours = {name: f"C{i}" for i, name in enumerate(LABELS)}  # one colour per variant, capped or not
     for key, marker, suffix, offset in (("variants", "o", "", (6, 4)), ("thinking_cap", "^", " + cap", (6, -11))):
+        # variants that end on the same point (e.g. a length term too weak to move anything) share one label
+        at: dict[tuple[float, float], list[str]] = {}
         for name, row in result.get(key, {}).items():
             tokens, giou = row["mean_reasoning_tokens"]["all"], row["giou"]
             if tokens is None or giou is None:
@@ -115,13 +117,15 @@ def plot_pareto(result: Mapping[str, Any], path: Path) -> Path:
             points.append((tokens, 100 * giou))
             labels.append(LABELS[name] + suffix)
             ax.scatter([tokens], [100 * giou], marker=marker, s=60, zorder=3, color=colours[name])
+            at.setdefault((round(tokens, 2), round(100 * giou, 2)), []).append(name)
+        for (tokens, giou), names in at.items():
             ax.annotate(
-                LABELS[name] + suffix,
-                (tokens, 100 * giou),
+                " = ".join(LABELS[name] for name in names) + suffix,
+                (tokens, giou),
                 textcoords="offset points",
                 xytext=offset,
                 fontsize=8,
-                color=colours[name],
+                color=colours[names[0]] if len(names) == 1 else "black",
             )
     sweep = sorted(result.get("thinking_cap_sweep", []), key=lambda r: r["scale"])
     if sweep:
